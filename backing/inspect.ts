@@ -1,0 +1,101 @@
+// What a --remap path is before numactlx opens it: a file to create, an existing
+// file, a tmpfs/hugetlbfs file or a /dev/dax device; its size, the alignment a node
+// size must respect, and the space the filesystem has left. Nothing is created or
+// opened for writing here.
+import fs from 'node:fs';
+import path from 'node:path';
+import { daxInfo } from './dax.js';
+import { PolicyError } from '../policy/errors.js';
+
+/** The frame size of every backing (DESIGN.md §3.2). */
+export const PAGE_SIZE = 4096n;
+
+const TMPFS_MAGIC = 0x01021994;
+const HUGETLBFS_MAGIC = 0x958458f6;
+
+export type BackingKind = 'file' | 'tmpfs' | 'hugetlbfs' | 'dax';
+
+export interface BackingTarget {
+  path: string;
+  kind: BackingKind;
+  exists: boolean;
+  /** The node's size: size= when given, otherwise the file's or device's size. */
+  size: bigint;
+  /** What sizes must be multiples of: the page size, dax align or huge page size. */
+  align: bigint;
+  /** Bytes the node can still take without running out of space. */
+  free: bigint;
+}
+
+function errnoCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? 'EIO';
+}
+
+function fsKind(dir: string): { kind: BackingKind; align: bigint; avail: bigint } {
+  const st = fs.statfsSync(dir, { bigint: true });
+  const avail = st.bavail * st.bsize;
+  if (Number(st.type) === HUGETLBFS_MAGIC) return { kind: 'hugetlbfs', align: st.bsize, avail };
+  if (Number(st.type) === TMPFS_MAGIC) return { kind: 'tmpfs', align: PAGE_SIZE, avail };
+  return { kind: 'file', align: PAGE_SIZE, avail };
+}
+
+function checkAligned(size: bigint, align: bigint, what: string): void {
+  if (size === 0n) throw new PolicyError(`size must not be zero`);
+  if (size % align !== 0n) {
+    throw new PolicyError(`size ${size} is not a multiple of the ${what} (${align} bytes)`);
+  }
+}
+
+/** Inspects a backing path; throws PolicyError with the reason it cannot be one. */
+export function inspectBacking(backingPath: string, requestedSize?: bigint): BackingTarget {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(backingPath);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw new PolicyError(`cannot stat: ${errnoCode(err)}`, { cause: err });
+  }
+
+  if (stat === undefined) {
+    const dir = path.dirname(path.resolve(backingPath));
+    let dirStat: fs.Stats;
+    try {
+      dirStat = fs.statSync(dir);
+    } catch (err) {
+      throw new PolicyError(`directory ${dir} does not exist: ${errnoCode(err)}`, { cause: err });
+    }
+    if (!dirStat.isDirectory()) throw new PolicyError(`${dir} is not a directory: ENOTDIR`);
+    if (requestedSize === undefined) {
+      throw new PolicyError('the file does not exist and no size was given (add ,size=SIZE)');
+    }
+    const { kind, align, avail } = fsKind(dir);
+    checkAligned(requestedSize, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
+    return { path: backingPath, kind, exists: false, size: requestedSize, align,
+      free: requestedSize < avail ? requestedSize : avail };
+  }
+
+  if (stat.isCharacterDevice()) {
+    const dax = daxInfo(backingPath, stat);
+    if (dax === undefined) {
+      throw new PolicyError('a character device that is not a /dev/dax device (no dax entry in sysfs)');
+    }
+    const size = requestedSize ?? dax.size;
+    checkAligned(size, dax.align > PAGE_SIZE ? dax.align : PAGE_SIZE, 'device alignment');
+    if (size > dax.size) throw new PolicyError(`size ${size} is larger than the device (${dax.size} bytes)`);
+    return { path: backingPath, kind: 'dax', exists: true, size, align: dax.align, free: size };
+  }
+  if (stat.isDirectory()) throw new PolicyError('is a directory: EISDIR');
+  if (!stat.isFile()) throw new PolicyError('not a regular file or a /dev/dax device');
+
+  const { kind, align, avail } = fsKind(path.dirname(path.resolve(backingPath)));
+  const existing = BigInt(stat.size);
+  const size = requestedSize ?? existing;
+  if (size === 0n) throw new PolicyError('the file is empty and no size was given (add ,size=SIZE)');
+  checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
+  if (size < existing) {
+    throw new PolicyError(`size ${size} is smaller than the existing file (${existing} bytes); ` +
+      'numactlx never shrinks a backing');
+  }
+  const allocated = BigInt(stat.blocks) * 512n;
+  const room = avail + allocated;
+  return { path: backingPath, kind, exists: true, size, align, free: size < room ? size : room };
+}

@@ -1,0 +1,73 @@
+// numactlx's entry: run(argv) does the work and returns the exit status; main() is
+// what bin/numactlx calls. Nothing runs at import time.
+import fs from 'node:fs';
+import { describeError, SetupError, UsageError } from './errors.js';
+import { hardwareReport } from './hardware.js';
+import { parseLaunchArgs, type LaunchPlan } from './options.js';
+import { dieBySignal, runProgram, signalsToDefault } from './run-program.js';
+import { showReport } from './show.js';
+import { USAGE } from './usage.js';
+import { PLANNED_VERBS, VERBS } from './verbs/index.js';
+import { kernelPolicy, virtualNodesOf } from '../policy/placement.js';
+import { readTopology } from '../policy/topology.js';
+
+export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+
+/** The environment variable bin/numactlx uses to hand over the inherited SigIgn mask. */
+const SIGIGN_ENV = 'NUMACTLX_SIGIGN';
+
+async function launch(plan: LaunchPlan): Promise<number> {
+  const { placement } = plan;
+  const virtual = virtualNodesOf(placement.memory, placement.virtualNodes);
+  if (virtual.length > 0) {
+    throw new SetupError(`node ${virtual.join(',')}: running a program on a virtual node is not supported by this build yet (only --show and --hardware use --remap)`);
+  }
+  const env = Object.entries(process.env).filter(([k]) => k !== SIGIGN_ENV).map(([k, v]) => `${k}=${v}`);
+  const end = await runProgram({
+    kernelPolicy: plan.policyGiven ? kernelPolicy(placement.memory, placement.virtualNodes) : undefined,
+    cpus: placement.cpus,
+    program: plan.program,
+    env,
+    defaultSignals: signalsToDefault(process.env[SIGIGN_ENV]),
+  });
+  if ('signal' in end) dieBySignal(end.signal);
+  return end.code;
+}
+
+/** Runs numactlx with the arguments after the program name; resolves to the exit status. */
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const verb = VERBS[argv[0]];
+    if (verb) return await verb(argv.slice(1));
+    if (PLANNED_VERBS.has(argv[0])) {
+      throw new SetupError(`${argv[0]}: this verb is not available in this build (to run a program named ${argv[0]}: numactlx -- ${argv[0]})`);
+    }
+    const topo = readTopology();
+    const plan = parseLaunchArgs(argv, topo);
+    switch (plan.action) {
+      case 'help': process.stdout.write(USAGE); return 0;
+      case 'version': process.stdout.write(`${VERSION}\n`); return 0;
+      case 'show': process.stdout.write(showReport(plan.placement, plan.policyGiven, topo)); return 0;
+      case 'hardware': process.stdout.write(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress)); return 0;
+      case 'run': return await launch(plan);
+    }
+  } catch (err) {
+    process.stderr.write(`numactlx: ${describeError(err)}\n`);
+    if (err instanceof UsageError) process.stderr.write(USAGE);
+    if (!(err instanceof UsageError || err instanceof SetupError)) {
+      // A bug, not the user's input: keep the stack for the report.
+      process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    }
+    return 1;
+  }
+}
+
+/** bin/numactlx's entry point. */
+export function main(argv: string[]): void {
+  run(argv).then((code) => {
+    process.exitCode = code;
+  }, (err) => {
+    process.stderr.write(`numactlx: internal error: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,106 @@
+// Running the program: the tracer worker spawns it; this thread forwards signals,
+// mirrors job-control stops, and ends numactlx the way the program ended, so that
+// numactlx is as transparent as numactl's exec.
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { SetupError } from './errors.js';
+import { kill, sigset, signalsInMask, STANDARD_SIGNALS } from '../src/sys/signal.js';
+import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
+import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
+import { errnoText, SysError } from '../src/sys/libc.js';
+
+const S = os.constants.signals;
+
+/**
+ * Signals numactlx passes on to the program. Not SIGCHLD (numactlx's own children),
+ * not the synchronous fault signals (SEGV, BUS, FPE, ILL, TRAP: Node cannot catch them
+ * safely), not SIGKILL/SIGSTOP (uncatchable).
+ */
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM',
+  'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
+  'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPWR', 'SIGURG', 'SIGIO', 'SIGPIPE', 'SIGABRT',
+  'SIGSYS'];
+
+/** How the program ended. */
+export type ProgramEnd = { code: number } | { signal: number; core: boolean };
+
+/**
+ * Signals the program gets with their default action: every standard signal except
+ * those numactlx itself inherited as ignored (nohup, `&` in a script). Node resets
+ * dispositions at start-up, so bin/numactlx records the inherited SigIgn mask in
+ * NUMACTLX_SIGIGN before Node starts.
+ */
+export function signalsToDefault(inheritedIgnored: string | undefined): number[] {
+  const ignored = new Set(inheritedIgnored ? signalsInMask(inheritedIgnored) : []);
+  return STANDARD_SIGNALS.filter((sig) => !ignored.has(sig) && sig !== S.SIGKILL && sig !== S.SIGSTOP);
+}
+
+/** Spawns the program through the tracer worker and resolves when it has ended. */
+export function runProgram(start: TracerStart): Promise<ProgramEnd> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('../src/tracee/tracer-worker.js', import.meta.url), { workerData: start });
+    let pid: number | undefined;
+    const pending: number[] = [];
+    const forward = (sig: number): void => {
+      if (pid === undefined) { pending.push(sig); return; }
+      try {
+        kill(pid, sig);
+      } catch (err) {
+        if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+      }
+    };
+    const handlers = FORWARDED_SIGNALS.map((name) => {
+      const handler = (): void => forward(S[name]);
+      process.on(name, handler);
+      return [name, handler] as const;
+    });
+    const cleanUp = (): void => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+    };
+
+    worker.on('message', (ev: TracerEvent) => {
+      switch (ev.type) {
+        case 'spawned':
+          pid = ev.pid;
+          for (const sig of pending.splice(0)) forward(sig);
+          break;
+        case 'setup-failed':
+          cleanUp();
+          reject(new SetupError(`${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
+          break;
+        case 'stopped':
+          // The program stopped (Ctrl-Z, SIGSTOP): stop numactlx too so the shell sees
+          // the job stopped; the SIGCONT that resumes us is forwarded to the program.
+          process.kill(process.pid, 'SIGSTOP');
+          break;
+        case 'continued':
+          break;
+        case 'exited':
+          cleanUp();
+          resolve({ code: ev.code });
+          break;
+        case 'killed':
+          cleanUp();
+          resolve({ signal: ev.signal, core: ev.core });
+          break;
+      }
+    });
+    worker.on('error', (err) => {
+      cleanUp();
+      reject(new SetupError('tracer thread failed', { cause: err }));
+    });
+  });
+}
+
+/**
+ * Ends numactlx by the signal that ended the program, as if numactl had exec'd it:
+ * restore the default action, no core file of numactlx itself, raise it. If the
+ * signal does not terminate (its default is to ignore), exit with 128 + signal.
+ */
+export function dieBySignal(sig: number): never {
+  process.removeAllListeners(Object.entries(S).find(([, n]) => n === sig)?.[0] as NodeJS.Signals);
+  resetSignalToDefault(sig);
+  disableCoreDumps();
+  raiseSignal(sigset([sig]), sig);
+  process.exit(128 + sig);
+}

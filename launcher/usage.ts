@@ -1,0 +1,28 @@
+// The usage text (numactl's, plus numactlx's options and verbs).
+
+export const USAGE = `usage: numactlx [--all | -a] [--balancing | -b]
+                [--interleave= | -i <nodes>] [--weighted-interleave= | -w <nodes>]
+                [--preferred= | -p <node>] [--preferred-many= | -P <nodes>]
+                [--physcpubind= | -C <cpus>] [--cpunodebind= | -N <nodes>]
+                [--membind= | -m <nodes>] [--localalloc | -l]
+                [--remap=NODE,PATH[,size=SIZE] ...] [--] command args ...
+       numactlx [--show | -s] [--remap=...]
+       numactlx [--hardware | -H] [--cpu-compress] [--remap=...]
+       numactlx [--version | --help]
+       numactlx doctor [--json]
+
+memory policy is --preferred | -p, --membind | -m, --localalloc | -l,
+                 --interleave | -i, --weighted-interleave | -w, --preferred-many | -P
+<nodes> is a comma delimited list of node numbers or A-B ranges or all;
+  virtual nodes declared with --remap count as nodes.
+<cpus> is a comma delimited list of cpu numbers or A-B ranges or all
+all ranges can be inverted with !
+all numbers and ranges can be made cpuset-relative with +
+'same' as a node list repeats the previous node list.
+the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind instead.
+--remap=NODE,PATH[,size=SIZE] makes NODE (not a node of this machine) a virtual node
+  backed by PATH: a file (created with SIZE if missing) or a /dev/dax device.
+<size> can have k, m, g or t suffixes.
+A first argument that is a verb runs the verb; run a program of that name with
+'numactlx -- NAME'.
+`;

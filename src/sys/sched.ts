@@ -1,0 +1,29 @@
+// CPU affinity: sched_setaffinity(2) / sched_getaffinity(2) (glibc wrappers).
+// Affinity is per thread: the launcher sets it on the thread that spawns the program,
+// which inherits it through clone, as numactl's process inherits it through exec.
+import { libc, check } from './libc.js';
+
+const setaffinityRaw = libc.func('int sched_setaffinity(int pid, size_t size, const void *mask)');
+const getaffinityRaw = libc.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)');
+
+/** Bytes used for CPU masks: 8192 CPUs, the kernel's largest NR_CPUS. */
+export const CPUMASK_BYTES = 1024;
+
+/** Sets the affinity of `tid` (0 = the calling thread) to the CPUs listed. */
+export function schedSetaffinity(tid: number, cpus: Iterable<number>): void {
+  const mask = Buffer.alloc(CPUMASK_BYTES);
+  for (const cpu of cpus) mask[cpu >> 3] |= 1 << (cpu & 7);
+  check('sched_setaffinity', setaffinityRaw(tid, CPUMASK_BYTES, mask) as number);
+}
+
+/** The CPUs `tid` (0 = the calling thread) may run on. */
+export function schedGetaffinity(tid: number): number[] {
+  const mask = Buffer.alloc(CPUMASK_BYTES);
+  // glibc's wrapper returns 0, not the kernel's byte count: scan the whole mask.
+  check('sched_getaffinity', getaffinityRaw(tid, CPUMASK_BYTES, mask) as number);
+  const cpus: number[] = [];
+  for (let byte = 0; byte < CPUMASK_BYTES; byte++) {
+    for (let bit = 0; bit < 8; bit++) if (mask[byte] & (1 << bit)) cpus.push(byte * 8 + bit);
+  }
+  return cpus;
+}

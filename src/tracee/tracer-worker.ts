@@ -1,0 +1,81 @@
+// The tracer worker: the one thread that owns the program's process. It takes on the
+// program's memory policy and CPU affinity (both per thread, both inherited by the
+// child through posix_spawn's clone), spawns the program and waits for it.
+//
+// Invariant: no other thread calls waitpid for the program (libuv never sees it: it
+// was not spawned through child_process), so every state change arrives here.
+import { parentPort, workerData } from 'node:worker_threads';
+import { setMempolicy, MPOL_F_NUMA_BALANCING } from '../sys/mempolicy.js';
+import { schedSetaffinity } from '../sys/sched.js';
+import { spawnProgram } from '../sys/spawn.js';
+import {
+  waitpid, WUNTRACED, WCONTINUED, WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG, WCOREDUMP,
+  WIFSTOPPED, WSTOPSIG, WIFCONTINUED,
+} from '../sys/wait.js';
+import { MODE_NUMBER } from '../../policy/placement.js';
+import type { TracerEvent, TracerStart } from './messages.js';
+
+const port = parentPort;
+if (!port) throw new Error('tracer-worker must run as a worker thread');
+const post = (ev: TracerEvent): void => port.postMessage(ev);
+
+function fail(what: string, err: unknown): void {
+  const e = err as { code?: string; errno?: number };
+  post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err) });
+}
+
+function setUp(start: TracerStart): number | undefined {
+  const policy = start.kernelPolicy;
+  if (policy) {
+    const flags = policy.balancing ? MPOL_F_NUMA_BALANCING : 0;
+    try {
+      setMempolicy(MODE_NUMBER[policy.mode] | flags, policy.nodes);
+    } catch (err) {
+      // libnuma's numa_set_membind_balancing: a kernel without NUMA balancing for
+      // MPOL_BIND says EINVAL, and numactl then binds without it.
+      if (!(flags && (err as { code?: string }).code === 'EINVAL')) {
+        fail(`set_mempolicy(${policy.mode}, nodes ${policy.nodes.join(',') || 'none'})`, err);
+        return undefined;
+      }
+      try {
+        setMempolicy(MODE_NUMBER[policy.mode], policy.nodes);
+      } catch (err2) {
+        fail(`set_mempolicy(${policy.mode}, nodes ${policy.nodes.join(',')})`, err2);
+        return undefined;
+      }
+    }
+  }
+  if (start.cpus) {
+    try {
+      schedSetaffinity(0, start.cpus);
+    } catch (err) {
+      fail(`sched_setaffinity(cpus ${start.cpus.join(',')})`, err);
+      return undefined;
+    }
+  }
+  try {
+    return spawnProgram({
+      file: start.program[0], argv: start.program, env: start.env, searchPath: true,
+      defaultSignals: start.defaultSignals,
+    });
+  } catch (err) {
+    fail(`execution of '${start.program[0]}'`, err);
+    return undefined;
+  }
+}
+
+function waitLoop(pid: number): void {
+  for (;;) {
+    const { status } = waitpid(pid, WUNTRACED | WCONTINUED);
+    if (WIFEXITED(status)) return post({ type: 'exited', code: WEXITSTATUS(status) });
+    if (WIFSIGNALED(status)) return post({ type: 'killed', signal: WTERMSIG(status), core: WCOREDUMP(status) });
+    if (WIFSTOPPED(status)) post({ type: 'stopped', signal: WSTOPSIG(status) });
+    else if (WIFCONTINUED(status)) post({ type: 'continued' });
+  }
+}
+
+const pid = setUp(workerData as TracerStart);
+if (pid !== undefined) {
+  post({ type: 'spawned', pid });
+  waitLoop(pid);
+}
