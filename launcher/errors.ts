@@ -21,18 +21,17 @@ export class SetupError extends Error {
 }
 
 /**
- * The one line for an error: its message, then each cause's message that adds
- * something (a SysError contributes its errno name), joined by ': '.
+ * The one line for an error. Each layer writes its context into its own message
+ * (`invalid --remap: PATH: directory … does not exist: ENOENT`), so the top message is
+ * normally the whole story; a system-call failure further down the cause chain that
+ * the message does not mention yet is appended (`…: ioctl(UFFDIO_API) failed: EINVAL`).
  */
 export function describeError(err: unknown): string {
-  const parts: string[] = [];
-  let cur: unknown = err;
-  while (cur !== undefined && cur !== null) {
-    const msg = cur instanceof Error ? cur.message : String(cur);
-    if (!parts.some((p) => p.endsWith(msg))) parts.push(msg);
-    cur = cur instanceof Error ? cur.cause : undefined;
+  let line = err instanceof Error ? err.message : String(err);
+  for (let cur = err instanceof Error ? err.cause : undefined; cur instanceof Error; cur = cur.cause) {
+    if (cur instanceof SysError && !line.includes(cur.code)) line += `: ${cur.message}`;
   }
-  return parts.join(': ');
+  return line;
 }
 
 /** The errno name carried by an error or any of its causes, if one is a SysError. */

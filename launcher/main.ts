@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import { describeError, SetupError, UsageError } from './errors.js';
 import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
-import { dieBySignal, runProgram, signalsToDefault } from './run-program.js';
+import { dieBySignal, inheritedDispositions, runProgram } from './run-program.js';
+import { resolveProgram } from './resolve-program.js';
 import { showReport } from './show.js';
 import { USAGE } from './usage.js';
 import { PLANNED_VERBS, VERBS } from './verbs/index.js';
@@ -22,13 +23,14 @@ async function launch(plan: LaunchPlan): Promise<number> {
   if (virtual.length > 0) {
     throw new SetupError(`node ${virtual.join(',')}: running a program on a virtual node is not supported by this build yet (only --show and --hardware use --remap)`);
   }
+  resolveProgram(plan.program[0]);
   const env = Object.entries(process.env).filter(([k]) => k !== SIGIGN_ENV).map(([k, v]) => `${k}=${v}`);
   const end = await runProgram({
     kernelPolicy: plan.policyGiven ? kernelPolicy(placement.memory, placement.virtualNodes) : undefined,
     cpus: placement.cpus,
     program: plan.program,
     env,
-    defaultSignals: signalsToDefault(process.env[SIGIGN_ENV]),
+    ...inheritedDispositions(process.env[SIGIGN_ENV]),
   });
   if ('signal' in end) dieBySignal(end.signal);
   return end.code;

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SetupError } from './errors.js';
-import { kill, sigset, signalsInMask, STANDARD_SIGNALS } from '../src/sys/signal.js';
+import { kill, sigset, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
 import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
@@ -30,9 +30,13 @@ export type ProgramEnd = { code: number } | { signal: number; core: boolean };
  * dispositions at start-up, so bin/numactlx records the inherited SigIgn mask in
  * NUMACTLX_SIGIGN before Node starts.
  */
-export function signalsToDefault(inheritedIgnored: string | undefined): number[] {
+export function inheritedDispositions(inheritedIgnored: string | undefined): { defaultSignals: number[]; ignoredSignals: number[] } {
   const ignored = new Set(inheritedIgnored ? signalsInMask(inheritedIgnored) : []);
-  return STANDARD_SIGNALS.filter((sig) => !ignored.has(sig) && sig !== S.SIGKILL && sig !== S.SIGSTOP);
+  const catchable = ALL_SIGNALS.filter((sig) => sig !== S.SIGKILL && sig !== S.SIGSTOP);
+  return {
+    defaultSignals: catchable.filter((sig) => !ignored.has(sig)),
+    ignoredSignals: catchable.filter((sig) => ignored.has(sig)),
+  };
 }
 
 /** Spawns the program through the tracer worker and resolves when it has ended. */

@@ -6,19 +6,21 @@ import { libc, check } from './libc.js';
 export const SIGSET_SIZE = 128;
 
 const killRaw = libc.func('int kill(int pid, int sig)');
-const sigemptysetRaw = libc.func('int sigemptyset(void *set)');
-const sigaddsetRaw = libc.func('int sigaddset(void *set, int sig)');
 
 /** kill(2). Throws SysError('kill', errno) on failure (ESRCH when the process is gone). */
 export function kill(pid: number, sig: number): void {
   check('kill', killRaw(pid, sig) as number);
 }
 
-/** A sigset_t holding exactly `signals`, in a buffer the caller keeps alive while in use. */
+/**
+ * A sigset_t holding exactly `signals`, in a buffer the caller keeps alive while in
+ * use. Bits are set directly (bit sig-1, the kernel's layout) because glibc's
+ * sigaddset refuses its internal signals 32 and 33 — and posix_spawn leaves those
+ * *ignored* in the program unless they are in its reset-to-default set.
+ */
 export function sigset(signals: Iterable<number>): Buffer {
   const set = Buffer.alloc(SIGSET_SIZE);
-  check('sigemptyset', sigemptysetRaw(set) as number);
-  for (const sig of signals) check(`sigaddset(${sig})`, sigaddsetRaw(set, sig) as number);
+  for (const sig of signals) set[(sig - 1) >> 3] |= 1 << ((sig - 1) & 7);
   return set;
 }
 
@@ -28,8 +30,8 @@ export function signalName(sig: number): string {
   return `signal ${sig}`;
 }
 
-/** Standard signal numbers 1–31 (real-time signals are numbered from SIGRTMIN = 34 by glibc). */
-export const STANDARD_SIGNALS: readonly number[] = Array.from({ length: 31 }, (_, i) => i + 1);
+/** Every signal number the kernel has on x86_64: 1–64 (32 and 33 are glibc's own). */
+export const ALL_SIGNALS: readonly number[] = Array.from({ length: 64 }, (_, i) => i + 1);
 
 /** Parses a SigIgn/SigBlk hex mask from /proc/PID/status into signal numbers. */
 export function signalsInMask(hex: string): number[] {

@@ -10,6 +10,8 @@ export interface TracerStart {
   env: string[];
   /** Signals reset to SIG_DFL in the program (all but those numactlx inherited ignored). */
   defaultSignals: number[];
+  /** Signals the program must start with ignored (numactlx inherited them ignored). */
+  ignoredSignals: number[];
 }
 
 export type TracerEvent =

@@ -24,6 +24,17 @@ function fail(what: string, err: unknown): void {
   post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err) });
 }
 
+/**
+ * The command that starts the program. posix_spawn can reset a signal to its default
+ * but cannot make it ignored, and Node un-ignored everything numactlx inherited: when
+ * signals must arrive ignored (nohup, `cmd &`), a shell sets them and execs the program.
+ */
+function startCommand(start: TracerStart): { file: string; argv: string[] } {
+  if (start.ignoredSignals.length === 0) return { file: start.program[0], argv: start.program };
+  const script = `trap '' ${start.ignoredSignals.join(' ')}; exec "$@"`;
+  return { file: '/bin/sh', argv: ['sh', '-c', script, 'numactlx', ...start.program] };
+}
+
 function setUp(start: TracerStart): number | undefined {
   const policy = start.kernelPolicy;
   if (policy) {
@@ -54,10 +65,8 @@ function setUp(start: TracerStart): number | undefined {
     }
   }
   try {
-    return spawnProgram({
-      file: start.program[0], argv: start.program, env: start.env, searchPath: true,
-      defaultSignals: start.defaultSignals,
-    });
+    return spawnProgram({ ...startCommand(start), env: start.env, searchPath: true,
+      defaultSignals: start.defaultSignals });
   } catch (err) {
     fail(`execution of '${start.program[0]}'`, err);
     return undefined;

@@ -1,0 +1,106 @@
+// numactlx is a transparent wrapper: stdio, exit status, death by signal, signals
+// sent to numactlx, inherited ignored signals and job-control stops all behave as if
+// numactl had exec'd the program. Every case runs the built binary on real programs.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { NUMACTLX, numactlx, ROOT } from '../helpers/numactlx.js';
+import { childrenOf, procState, waitFor } from '../helpers/proc.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+afterAll(removeTmpDirs);
+
+test('stdin, stdout and stderr reach the program', async () => {
+  const r = await numactlx(['-m', '0', 'sh', '-c', 'read line; echo "out:$line"; echo "err:$line" >&2'], { input: 'hello\n' });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe('out:hello');
+  expect(r.stderr).toBe('err:hello');
+});
+
+test.each([0, 1, 42, 255])('exit status %i is the program\'s', async (code) => {
+  const r = await numactlx(['sh', '-c', `exit ${code}`]);
+  expect(r.exitCode).toBe(code);
+  expect(r.signal).toBeUndefined();
+});
+
+test.each(['SIGTERM', 'SIGKILL', 'SIGSEGV', 'SIGABRT', 'SIGUSR2'])('death by %s is numactlx\'s death, with no core file', async (sig) => {
+  const cwd = tmpDir();
+  const r = await numactlx(['sh', '-c', `kill -${sig.slice(3)} $$`], { cwd });
+  expect(r.signal).toBe(sig);
+  expect(fs.readdirSync(cwd)).toEqual([]);
+});
+
+test('argv, environment and working directory are the program\'s', async () => {
+  const cwd = tmpDir();
+  const r = await numactlx(['sh', '-c', 'printf "%s|" "$0" "$1" "$NUMACTLX_TEST_VAR" "$(pwd)"; env | grep -c ^NUMACTLX_SIGIGN= || true', 'zero', 'a b'], {
+    cwd, env: { NUMACTLX_TEST_VAR: 'v=1' },
+  });
+  expect(r.stdout).toBe(`zero|a b|v=1|${fs.realpathSync(cwd)}|0`);
+});
+
+test('SIGPIPE has its default action: a pipeline ends the writer', async () => {
+  const r = await execa('bash', ['-c', `"${NUMACTLX}" yes | head -1; echo "status:\${PIPESTATUS[0]}"`]);
+  expect(r.stdout).toBe('y\nstatus:141');
+});
+
+test('signals numactlx inherited as ignored stay ignored in the program (nohup, &)', async () => {
+  const ignored = await execa('sh', ['-c', `trap '' INT HUP; exec "${NUMACTLX}" sh -c 'grep SigIgn /proc/self/status'`]);
+  expect(ignored.stdout).toMatch(/^SigIgn:\s+0+3$/); // SIGHUP (1) and SIGINT (2): bits 0 and 1
+  const plain = await numactlx(['sh', '-c', 'grep SigIgn /proc/self/status']);
+  expect(plain.stdout).toMatch(/^SigIgn:\s+0+$/);
+});
+
+const FORWARDED = ['HUP', 'INT', 'QUIT', 'USR1', 'USR2', 'WINCH', 'ALRM', 'CONT', 'TERM'];
+
+test('signals sent to numactlx reach the program', async () => {
+  const traps = FORWARDED.map((s) => `trap 'echo got-${s}${s === 'TERM' ? '; exit 3' : ''}' ${s}`).join('; ');
+  const child = execa(NUMACTLX, ['sh', '-c', `${traps}; echo ready; while :; do sleep 0.02; done`], { reject: false, buffer: false });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('ready', () => out.includes('ready'));
+  for (const sig of FORWARDED) {
+    process.kill(child.pid!, `SIG${sig}`);
+    await waitFor(`got-${sig}`, () => out.includes(`got-${sig}`));
+  }
+  const r = await child;
+  expect(r.exitCode).toBe(3);
+  expect(out.trim().split('\n')).toEqual(['ready', ...FORWARDED.map((s) => `got-${s}`)]);
+});
+
+test('a stopped program stops numactlx; SIGCONT to numactlx resumes both', async () => {
+  const child = execa(NUMACTLX, ['sleep', '30'], { reject: false });
+  const pid = child.pid!;
+  const program = await waitFor('the program', () => childrenOf(pid).find((p) => fs.readlinkSync(`/proc/${p}/exe`).endsWith('sleep')));
+  process.kill(program, 'SIGSTOP');
+  await waitFor('numactlx stopped', () => procState(pid) === 'T');
+  process.kill(pid, 'SIGCONT');
+  await waitFor('program running again', () => procState(program) === 'S' && procState(pid) !== 'T');
+  process.kill(pid, 'SIGTERM');
+  const r = await child;
+  expect(r.signal).toBe('SIGTERM');
+  expect(procState(program)).toBeUndefined();
+});
+
+test('--version prints the package version, --help the usage on stdout', async () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const v = await numactlx(['--version']);
+  expect(v).toMatchObject({ exitCode: 0, stdout: pkg.version, stderr: '' });
+  const h = await numactlx(['--help']);
+  expect(h.exitCode).toBe(0);
+  expect(h.stdout).toMatch(/^usage: numactlx /);
+  expect(h.stdout).toContain('--remap=NODE,PATH[,size=SIZE]');
+});
+
+test('`numactlx -- NAME` runs a program named like a verb', async () => {
+  const bin = tmpDir();
+  fs.writeFileSync(path.join(bin, 'doctor'), '#!/bin/sh\necho "I am a program called doctor"\n', { mode: 0o755 });
+  const r = await numactlx(['--', 'doctor'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+  expect(r).toMatchObject({ exitCode: 0, stdout: 'I am a program called doctor' });
+});
+
+test('a policy naming a virtual node is refused clearly until virtual nodes run programs', async () => {
+  const dir = tmpDir();
+  const r = await numactlx([`--remap=3,${dir}/n3.img,size=1m`, '--membind=3', 'true']);
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr).toBe('numactlx: node 3: running a program on a virtual node is not supported by this build yet (only --show and --hardware use --remap)');
+});
