@@ -56,6 +56,8 @@ export function parseIdList(text: string, ctx: IdListContext): number[] {
     }
     const lo = resolve(item.slice(0, dash));
     const hi = resolve(item.slice(dash + 1));
+    // libnuma sets the first id before walking the range: a reversed range "3-1" is {3}.
+    chosen.add(lo);
     for (let id = lo; id <= hi; id++) if (allowed.has(id)) chosen.add(id);
   }
   if (invert) {

@@ -122,9 +122,9 @@ function probeReport(stdout: string): Record<string, string> {
 const WEIGHTED_INTERLEAVE_SYSFS = '/sys/kernel/mm/mempolicy/weighted_interleave';
 
 test.each([
-  { options: ['-w', '0'] },
-  { options: ['--weighted-interleave=all'] },
-])('numactlx $options sets MPOL_WEIGHTED_INTERLEAVE on node 0 (kernel view)', async ({ options }) => {
+  ['-w', '0'],
+  ['--weighted-interleave=all'],
+].map((options) => ({ label: options.join(' '), options })))('numactlx $label sets MPOL_WEIGHTED_INTERLEAVE on node 0 (kernel view)', async ({ options }) => {
   if (!fs.existsSync(WEIGHTED_INTERLEAVE_SYSFS)) {
     throw new Error(`kernel feature missing: MPOL_WEIGHTED_INTERLEAVE (Linux 6.9+, ${WEIGHTED_INTERLEAVE_SYSFS} absent)`);
   }

@@ -10,6 +10,7 @@ test.each([
   ['0', [0]],
   ['0,3', [0, 3]],
   ['0-3', [0, 1, 3]], // 2 is not allowed: skipped inside a range, as libnuma does
+  ['3-1', [3]], // reversed: libnuma keeps the first id only
   ['all', [0, 1, 3, 8]],
   ['!0', [1, 2, 3, 8]], // inverted over every configured node
   ['+1', [1]],
