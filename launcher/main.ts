@@ -4,36 +4,84 @@ import fs from 'node:fs';
 import { describeError, SetupError, UsageError } from './errors.js';
 import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
-import { dieBySignal, inheritedDispositions, runProgram } from './run-program.js';
+import { dieBySignal, inheritedDispositions, runProgram, type ProgramEnd } from './run-program.js';
+import { EngineHandle } from './engine-handle.js';
+import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
+import type { SessionStats } from '../src/engine/stats.js';
+import type { TracerStart } from '../src/tracee/messages.js';
 import { resolveProgram } from './resolve-program.js';
 import { showReport } from './show.js';
 import { USAGE } from './usage.js';
 import { PLANNED_VERBS, VERBS } from './verbs/index.js';
-import { kernelPolicy, virtualNodesOf } from '../policy/placement.js';
-import { readTopology } from '../policy/topology.js';
+import { kernelPolicy, MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
+import { readTopology, type Topology } from '../policy/topology.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
 /** The environment variable bin/numactlx uses to hand over the inherited SigIgn mask. */
 const SIGIGN_ENV = 'NUMACTLX_SIGIGN';
 
-async function launch(plan: LaunchPlan): Promise<number> {
+async function launch(plan: LaunchPlan, topo: Topology): Promise<number> {
   const { placement } = plan;
-  const virtual = virtualNodesOf(placement.memory, placement.virtualNodes);
-  if (virtual.length > 0) {
-    throw new SetupError(`node ${virtual.join(',')}: running a program on a virtual node is not supported by this build yet (only --show and --hardware use --remap)`);
-  }
   resolveProgram(plan.program[0]);
   const env = Object.entries(process.env).filter(([k]) => k !== SIGIGN_ENV).map(([k, v]) => `${k}=${v}`);
-  const end = await runProgram({
-    kernelPolicy: plan.policyGiven ? kernelPolicy(placement.memory, placement.virtualNodes) : undefined,
+  const real = kernelPolicy(placement.memory, placement.virtualNodes);
+  const start: TracerStart = {
+    // A policy left with no real node (--membind=3) leaves the kernel's policy alone.
+    kernelPolicy: plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined,
     cpus: placement.cpus,
     program: plan.program,
     env,
     ...inheritedDispositions(process.env[SIGIGN_ENV]),
-  });
+  };
+  if (placement.virtualNodes.length === 0) return finish(await runProgram(start));
+  return runOnVirtualNodes(plan, topo, start);
+}
+
+function finish(end: ProgramEnd): number {
   if ('signal' in end) dieBySignal(end.signal);
   return end.code;
+}
+
+/** --remap: the engine opens the backings, the tracer runs the program under ptrace. */
+async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: TracerStart): Promise<number> {
+  const { placement } = plan;
+  const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const engine = new EngineHandle(eventFd);
+  await engine.start(placement.virtualNodes, plan.faultAheadPages);
+  const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
+  let end: ProgramEnd;
+  try {
+    end = await runProgram({
+      ...start,
+      traced: {
+        channel: engine.channel, eventFd,
+        policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
+        virtualNodes: placement.virtualNodes.map((v) => v.node),
+        allowedReal: topo.allowedNodes,
+      },
+    });
+  } finally {
+    const stats = await engine.shutdown();
+    if (plan.statsFile && stats) writeStats(plan.statsFile, stats);
+  }
+  return finish(end);
+}
+
+/** --stats FILE: mode 0600 (it describes the program's memory), never through a symlink. */
+function writeStats(file: string, stats: SessionStats): void {
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new SetupError(`--stats ${file}: ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`, { cause: err });
+  }
+  try {
+    fs.writeSync(fd, `${JSON.stringify(stats, null, 2)}\n`);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Runs numactlx with the arguments after the program name; resolves to the exit status. */
@@ -51,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
       case 'version': process.stdout.write(`${VERSION}\n`); return 0;
       case 'show': process.stdout.write(showReport(plan.placement, plan.policyGiven, topo)); return 0;
       case 'hardware': process.stdout.write(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress)); return 0;
-      case 'run': return await launch(plan);
+      case 'run': return await launch(plan, topo);
     }
   } catch (err) {
     process.stderr.write(`numactlx: ${describeError(err)}\n`);

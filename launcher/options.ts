@@ -4,6 +4,7 @@
 import { splitArgv, type OptionEvent, type OptionSpec } from './argv.js';
 import { UsageError } from './errors.js';
 import { parseIdList } from '../policy/idlist.js';
+import { parseSize } from '../policy/size.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
 import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
@@ -26,6 +27,8 @@ export const LAUNCHER_OPTIONS: readonly OptionSpec[] = [
   { long: 'version', takesValue: false },
   { long: 'help', short: 'h', takesValue: false },
   { long: 'remap', takesValue: true },
+  { long: 'fault-ahead', takesValue: true },
+  { long: 'stats', takesValue: true },
   // numactl's shared-memory options: recognised so that they get a clear refusal.
   { long: 'shm', short: 'S', takesValue: true },
   { long: 'file', short: 'f', takesValue: true },
@@ -58,7 +61,15 @@ export interface LaunchPlan {
   policyGiven: boolean;
   cpuCompress: boolean;
   program: string[];
+  /** Pages served per missing fault on a virtual node (--fault-ahead SIZE). */
+  faultAheadPages: number;
+  /** --stats FILE: JSON statistics written when the program has ended. */
+  statsFile?: string;
 }
+
+/** The fault-ahead window when --fault-ahead is not given (see docs/BENCHMARKS.md). */
+export const DEFAULT_FAULT_AHEAD = 256n * 1024n;
+const MAX_FAULT_AHEAD = 2n * 1024n * 1024n;
 
 function succeeds(fn: () => unknown): boolean {
   try {
@@ -105,6 +116,8 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
   let cpus: number[] | undefined;
   let action: LaunchAction = 'run';
   let cpuCompress = false;
+  let faultAhead = DEFAULT_FAULT_AHEAD;
+  let statsFile: string | undefined;
 
   const nodeList = (ev: OptionEvent, realOnly = false): number[] => {
     let text = ev.value ?? '';
@@ -176,6 +189,17 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
       case 'version': if (action === 'run') action = 'version'; break;
       case 'help': action = 'help'; break;
       case 'remap': break; // handled above
+      case 'fault-ahead':
+        try {
+          faultAhead = parseSize(ev.value ?? '');
+        } catch (err) {
+          throw new UsageError(`invalid ${ev.spelled} '${ev.value}': ${(err as Error).message}`, { cause: err });
+        }
+        if (faultAhead % 4096n !== 0n || faultAhead < 4096n || faultAhead > MAX_FAULT_AHEAD) {
+          throw new UsageError(`invalid ${ev.spelled} '${ev.value}': a multiple of 4k from 4k to 2m`);
+        }
+        break;
+      case 'stats': statsFile = ev.value; break;
       default: throw new UsageError(`unhandled option ${ev.spelled}`);
     }
   }
@@ -186,5 +210,7 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
     policyGiven: memory !== undefined,
     cpuCompress,
     program,
+    faultAheadPages: Number(faultAhead / 4096n),
+    statsFile,
   };
 }

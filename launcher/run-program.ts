@@ -87,6 +87,11 @@ export function runProgram(start: TracerStart): Promise<ProgramEnd> {
           cleanUp();
           resolve({ signal: ev.signal, core: ev.core });
           break;
+        case 'tracer-failed':
+          cleanUp();
+          process.stderr.write(`${ev.message}\n`);
+          reject(new SetupError('the tracer failed and killed the program'));
+          break;
       }
     });
     worker.on('error', (err) => {

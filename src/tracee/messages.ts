@@ -1,6 +1,17 @@
 // Messages between the main thread and the tracer worker. The worker owns the
 // program's process: it spawns it and is the only thread that waits for it.
 import type { MemoryPolicy } from '../../policy/placement.js';
+import type { PagePolicy } from '../engine/ranges.js';
+
+/** What the tracer needs when the program runs with virtual nodes (traced mode). */
+export interface TracedSetup {
+  channel: SharedArrayBuffer;
+  eventFd: number;
+  /** The launch policy when it names a virtual node. */
+  policy: PagePolicy | undefined;
+  virtualNodes: number[];
+  allowedReal: number[];
+}
 
 export interface TracerStart {
   /** Applied to the worker thread before spawning, so the program inherits it. */
@@ -12,6 +23,8 @@ export interface TracerStart {
   defaultSignals: number[];
   /** Signals the program must start with ignored (numactlx inherited them ignored). */
   ignoredSignals: number[];
+  /** Present when the program runs under ptrace with virtual nodes. */
+  traced?: TracedSetup;
 }
 
 export type TracerEvent =
@@ -20,4 +33,5 @@ export type TracerEvent =
   | { type: 'stopped'; signal: number }
   | { type: 'continued' }
   | { type: 'exited'; code: number }
-  | { type: 'killed'; signal: number; core: boolean };
+  | { type: 'killed'; signal: number; core: boolean }
+  | { type: 'tracer-failed'; message: string };

@@ -2,6 +2,10 @@
 // program's memory policy and CPU affinity (both per thread, both inherited by the
 // child through posix_spawn's clone), spawns the program and waits for it.
 //
+// Two modes: a program on real nodes only is spawned and waited for, exactly as
+// numactl would have exec'd it; with --remap the program runs under the Tracer
+// (tracer.ts), which seizes it and follows it.
+//
 // Invariant: no other thread calls waitpid for the program (libuv never sees it: it
 // was not spawned through child_process), so every state change arrives here.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -13,7 +17,10 @@ import {
   WIFSTOPPED, WSTOPSIG, WIFCONTINUED,
 } from '../sys/wait.js';
 import { MODE_NUMBER } from '../../policy/placement.js';
-import type { TracerEvent, TracerStart } from './messages.js';
+import type { TracedSetup, TracerEvent, TracerStart } from './messages.js';
+import { Tracer } from './tracer.js';
+import { EngineClient } from './engine-client.js';
+import { TracerChannel } from '../engine/channel.js';
 
 const port = parentPort;
 if (!port) throw new Error('tracer-worker must run as a worker thread');
@@ -35,7 +42,8 @@ function startCommand(start: TracerStart): { file: string; argv: string[] } {
   return { file: '/bin/sh', argv: ['sh', '-c', script, 'numactlx', ...start.program] };
 }
 
-function setUp(start: TracerStart): number | undefined {
+/** Takes on the program's real-node policy and CPU affinity; false (reported) on failure. */
+function applyPlacement(start: TracerStart): boolean {
   const policy = start.kernelPolicy;
   if (policy) {
     const flags = policy.balancing ? MPOL_F_NUMA_BALANCING : 0;
@@ -46,13 +54,13 @@ function setUp(start: TracerStart): number | undefined {
       // MPOL_BIND says EINVAL, and numactl then binds without it.
       if (!(flags && (err as { code?: string }).code === 'EINVAL')) {
         fail(`set_mempolicy(${policy.mode}, nodes ${policy.nodes.join(',') || 'none'})`, err);
-        return undefined;
+        return false;
       }
       try {
         setMempolicy(MODE_NUMBER[policy.mode], policy.nodes);
       } catch (err2) {
         fail(`set_mempolicy(${policy.mode}, nodes ${policy.nodes.join(',')})`, err2);
-        return undefined;
+        return false;
       }
     }
   }
@@ -61,9 +69,13 @@ function setUp(start: TracerStart): number | undefined {
       schedSetaffinity(0, start.cpus);
     } catch (err) {
       fail(`sched_setaffinity(cpus ${start.cpus.join(',')})`, err);
-      return undefined;
+      return false;
     }
   }
+  return true;
+}
+
+function spawn(start: TracerStart): number | undefined {
   try {
     return spawnProgram({ ...startCommand(start), env: start.env, searchPath: true,
       defaultSignals: start.defaultSignals });
@@ -83,8 +95,36 @@ function waitLoop(pid: number): void {
   }
 }
 
-const pid = setUp(workerData as TracerStart);
-if (pid !== undefined) {
-  post({ type: 'spawned', pid });
-  waitLoop(pid);
+function runTraced(start: TracerStart, traced: TracedSetup): void {
+  const tracer = new Tracer({
+    program: start.program, env: start.env, defaultSignals: start.defaultSignals,
+    ignoredSignals: start.ignoredSignals, policy: traced.policy, virtualNodes: traced.virtualNodes,
+    allowedReal: traced.allowedReal,
+    engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post,
+  });
+  try {
+    tracer.start();
+  } catch (err) {
+    fail(`starting '${start.program[0]}' under ptrace`, err);
+    return;
+  }
+  try {
+    tracer.run();
+  } catch (err) {
+    tracer.killAll();
+    post({ type: 'tracer-failed', message: (err as Error).stack ?? String(err) });
+  }
+}
+
+const start = workerData as TracerStart;
+if (applyPlacement(start)) {
+  if (start.traced) {
+    runTraced(start, start.traced);
+  } else {
+    const pid = spawn(start);
+    if (pid !== undefined) {
+      post({ type: 'spawned', pid });
+      waitLoop(pid);
+    }
+  }
 }

@@ -45,6 +45,8 @@ export const SYS = {
   migrate_pages: 256,
   set_mempolicy_home_node: 450,
   prctl: 157,
+  clone: 56,
+  clone3: 435,
 } as const;
 
 export type SyscallName = keyof typeof SYS;

@@ -1,0 +1,67 @@
+// The main thread's handle on the engine worker: start it (it opens the backings:
+// a foreign, locked or unwritable backing fails here, before the program starts), ask
+// it for statistics, shut it down.
+import { Worker } from 'node:worker_threads';
+import { SetupError } from './errors.js';
+import { CHANNEL_BYTES, MainMailbox, MainRequest } from '../src/engine/channel.js';
+import type { EngineEvent, EngineStart } from '../src/engine/messages.js';
+import type { SessionStats } from '../src/engine/stats.js';
+import type { VirtualNode } from '../policy/remap.js';
+
+export class EngineHandle {
+  readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
+  private readonly mailbox: MainMailbox;
+  private worker!: Worker;
+  private statsWaiters: Array<(s: SessionStats) => void> = [];
+  private lastStats: SessionStats | undefined;
+  private closed!: Promise<void>;
+
+  constructor(readonly eventFd: number) {
+    this.mailbox = new MainMailbox(new SharedArrayBuffer(4), eventFd);
+  }
+
+  /** Starts the engine; resolves when every backing is open, rejects with why not. */
+  start(nodes: readonly VirtualNode[], faultAheadPages: number): Promise<void> {
+    const data: EngineStart = {
+      nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages,
+      channel: this.channel, mailbox: this.mailbox.sab, eventFd: this.eventFd,
+    };
+    this.worker = new Worker(new URL('../src/engine/engine-worker.js', import.meta.url), { workerData: data });
+    this.closed = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    return new Promise((resolve, reject) => {
+      this.worker.on('message', (ev: EngineEvent) => {
+        switch (ev.type) {
+          case 'ready': resolve(); break;
+          case 'init-failed': reject(new SetupError(ev.message)); break;
+          case 'stats':
+            this.lastStats = ev.stats;
+            for (const w of this.statsWaiters.splice(0)) w(ev.stats);
+            break;
+          case 'failed':
+            process.stderr.write(`numactlx: engine thread failed: ${ev.message}\n`);
+            reject(new SetupError('engine thread failed'));
+            break;
+          case 'closed': break;
+        }
+      });
+      this.worker.on('error', (err) => reject(new SetupError('engine thread failed', { cause: err })));
+    });
+  }
+
+  /** The engine's current statistics. */
+  stats(): Promise<SessionStats> {
+    return new Promise((resolve) => {
+      this.statsWaiters.push(resolve);
+      this.mailbox.post(MainRequest.Stats);
+    });
+  }
+
+  /** Final statistics, then the engine closes its backings and ends. */
+  async shutdown(): Promise<SessionStats | undefined> {
+    const final = new Promise<SessionStats>((resolve) => this.statsWaiters.push(resolve));
+    this.mailbox.post(MainRequest.Shutdown);
+    const stats = await Promise.race([final, this.closed.then(() => this.lastStats)]);
+    await this.closed;
+    return stats;
+  }
+}

@@ -1,0 +1,122 @@
+// The engine worker: one poll(2) loop over every userfaultfd and one eventfd that the
+// tracer (synchronous commands) and the main thread (stats, shutdown) signal. The
+// loop never returns to the event loop while the session runs: everything arrives
+// through fds and shared memory (see channel.ts).
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BackingStore } from '../../backing/store.js';
+import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
+import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
+import { SysError } from '../sys/libc.js';
+import { MainMailbox, MainRequest, TracerChannelServer, TracerOp } from './channel.js';
+import { Engine, type Mm } from './engine.js';
+import type { EngineEvent, EngineStart } from './messages.js';
+import type { PagePolicy } from './ranges.js';
+
+const port = parentPort!;
+const post = (ev: EngineEvent): void => port.postMessage(ev);
+const start = workerData as EngineStart;
+
+/** Features asked of every new uffd: the events that keep page tables true. */
+const FEATURES = UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
+  | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID;
+
+function exeOf(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
+function openStores(): BackingStore[] | undefined {
+  const stores: BackingStore[] = [];
+  try {
+    for (const n of start.nodes) stores.push(BackingStore.open(n.target));
+    return stores;
+  } catch (err) {
+    for (const s of stores) s.close();
+    post({ type: 'init-failed', message: (err as Error).message });
+    return undefined;
+  }
+}
+
+function policyAt(args: Float64Array, at: number): PagePolicy {
+  const n = args[at + 1];
+  return { mode: args[at], nodes: Array.from(args.subarray(at + 2, at + 2 + n)) };
+}
+
+function runCommand(engine: Engine, op: number, a: Float64Array): number {
+  switch (op) {
+    case TracerOp.AddMm: {
+      const [pid, uffd] = [a[0], a[1]];
+      try {
+        uffdioApi(uffd, FEATURES);
+      } catch (err) {
+        return -((err as SysError).errno ?? 22);
+      }
+      engine.addMm(pid, uffd, exeOf(pid));
+      return 0;
+    }
+    case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));
+    case TracerOp.Forked: return engine.forked(a[0], a[1]);
+    case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
+    case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
+    case TracerOp.SetRangePolicy: return engine.setRangePolicy(a[0], a[1], a[2], policyAt(a, 3));
+    case TracerOp.SetProcessPolicy: engine.setProcessPolicy(a[0], policyAt(a, 1)); return 0;
+    default: return -22;
+  }
+}
+
+function loop(engine: Engine, stores: BackingStore[]): void {
+  const channel = new TracerChannelServer(start.channel);
+  const mailbox = new MainMailbox(start.mailbox);
+  let fds = Buffer.alloc(POLLFD_SIZE);
+  let order: Mm[] = [];
+  for (;;) {
+    if (engine.pollListChanged) {
+      order = [...engine.mms.values()];
+      fds = Buffer.alloc(POLLFD_SIZE * (order.length + 1));
+      fds.writeInt32LE(start.eventFd, 0);
+      fds.writeInt16LE(POLLIN, 4);
+      order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
+      engine.pollListChanged = false;
+    }
+    poll(fds, order.length + 1, -1);
+    // Userfaultfds first: a faulting thread is waiting on each of these.
+    for (let i = 0; i < order.length; i++) {
+      const revents = fds.readInt16LE((i + 1) * POLLFD_SIZE + 6);
+      if (revents === 0) continue;
+      const mm = order[i];
+      if (!engine.mms.has(mm.uffd)) continue;
+      if (revents & (POLLERR | POLLNVAL)) engine.leaveAll(mm);
+      else if (revents & (POLLIN | POLLHUP)) engine.service(mm);
+    }
+    if (fds.readInt16LE(6) !== 0) {
+      eventfdDrain(start.eventFd);
+      const op = channel.pending();
+      if (op !== 0) channel.reply(runCommand(engine, op, channel.args));
+      const req = mailbox.take();
+      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: engine.stats(exeOf) });
+      if (req & (1 << MainRequest.Shutdown)) {
+        post({ type: 'stats', stats: engine.stats(exeOf) });
+        for (const s of stores) s.close();
+        post({ type: 'closed' });
+        return;
+      }
+    }
+  }
+}
+
+const stores = openStores();
+if (stores) {
+  const engine = new Engine(start.nodes.map((n, i) => ({
+    node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
+  })), start.faultAheadPages);
+  post({ type: 'ready' });
+  try {
+    loop(engine, stores);
+  } catch (err) {
+    post({ type: 'failed', message: (err as Error).stack ?? String(err) });
+  }
+}

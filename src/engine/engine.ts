@@ -1,0 +1,467 @@
+// The engine: the single owner of every userfaultfd, every page table and the virtual
+// nodes' frame stores. It runs in its own worker thread (engine-worker.ts) and is
+// driven by two things only: messages read from the uffds, and commands from the
+// tracer (register a range before a thread resumes, fork/exec/exit bookkeeping).
+//
+// Fault service: every queued message is read per wake-up; a missing fault is answered
+// with one UFFDIO_COPY of zeros covering the run of absent pages around it, up to the
+// fault-ahead window, inside the range (the copy also wakes every thread waiting in
+// it). Never-written pages must read as zeros (ld.so's .bss depends on it); only pages
+// that hold data in a frame would be served from the frame, and no page does before
+// snapshots or eviction exist.
+//
+// Kernel facts the handling follows (userfaultfd(2), Documentation/admin-guide/mm/
+// userfaultfd.rst, and what QEMU, CRIU and Firecracker do):
+// - EEXIST from UFFDIO_COPY: a page of the run is already mapped (another thread's
+//   fault in the same batch, or a fork's copy): serve what is left page by page and
+//   wake the faulting page;
+// - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
+//   done, the rest is retried after the pending events are read;
+// - ENOENT / ESRCH: the range or the process is gone: drop the fault.
+import { koffi } from '../sys/libc.js';
+import { closeFd, readFd } from '../sys/eventfd.js';
+import { ioctlBufferRaw } from '../sys/ioctl.js';
+import { lastErrno } from '../sys/libc.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFDIO } from '../sys/userfaultfd.js';
+import { ABSENT, PAGE, PageTable, PLACED_REAL } from './page-table.js';
+import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './placement.js';
+import { RangeSet, type PagePolicy } from './ranges.js';
+import type { EventStats, NodeStats, SessionStats } from './stats.js';
+
+/** What the engine needs of a virtual node's backing: frames to place pages in. */
+export interface FrameStore {
+  readonly frameCount: number;
+  readonly framesInUse: number;
+  allocFrame(): number;
+  freeFrame(frame: number): void;
+}
+
+export interface VirtualNodeRuntime {
+  node: number;
+  backing: string;
+  kind: string;
+  store: FrameStore;
+}
+
+const EEXIST = 17;
+const EAGAIN = 11;
+const ENOENT = 2;
+const ESRCH = 3;
+const MSGS_PER_READ = 64;
+
+/** One program address space: its uffd, its trapped ranges and its page table. */
+export class Mm {
+  readonly ranges = new RangeSet();
+  readonly table = new PageTable();
+  readonly pids = new Set<number>();
+  faults = 0;
+  resident = 0;
+  /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
+  readonly unclaimedForks: Mm[] = [];
+  /** Policy of implicit growth (mremap in place) when no neighbour range says. */
+  policy: PagePolicy | undefined;
+
+  constructor(readonly uffd: number, public exe: string) {}
+}
+
+interface RetryFault { mm: Mm; addr: number }
+
+export class Engine implements NodeRoom {
+  readonly mms = new Map<number, Mm>(); // by uffd
+  private readonly byPid = new Map<number, Mm>();
+  private readonly slots: VirtualNodeRuntime[];
+  private readonly slotById = new Map<number, number>();
+  private readonly nodeStats: NodeStats[];
+  private readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0 };
+  private readonly msgBuf = new Uint8Array(UFFD_MSG_SIZE * MSGS_PER_READ);
+  private readonly msgView = new DataView(this.msgBuf.buffer);
+  /** struct uffdio_copy / uffdio_range / uffdio_poison scratch (u64 fields). */
+  private readonly ioArg = new Uint8Array(48);
+  private readonly ioView = new DataView(this.ioArg.buffer);
+  /** The zero page run every fault is served from; never written. */
+  private readonly zeros: Buffer;
+  private readonly zerosAddr: number;
+  private retries: RetryFault[] = [];
+  /** Set when the set of uffds changed, so the poll list is rebuilt. */
+  pollListChanged = true;
+
+  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number) {
+    this.slots = nodes;
+    nodes.forEach((n, i) => this.slotById.set(n.node, i));
+    this.nodeStats = nodes.map((n) => ({
+      node: n.node, backing: n.backing, kind: n.kind, size_bytes: n.store.frameCount * PAGE,
+      pages_placed: 0, pages_resident: 0, faults: 0, fault_ahead_pages: 0, pages_fallback: 0,
+      sigbus: 0, frames_in_use: 0,
+    }));
+    this.zeros = Buffer.alloc(Math.max(1, faultAheadPages) * PAGE);
+    this.zerosAddr = Number(koffi.address(this.zeros));
+  }
+
+  // ---- NodeRoom ------------------------------------------------------------------------
+  slotOf(id: number): number {
+    return this.slotById.get(id) ?? -1;
+  }
+
+  hasRoom(slot: number): boolean {
+    const s = this.slots[slot].store;
+    return s.framesInUse < s.frameCount;
+  }
+
+  // ---- commands from the tracer -----------------------------------------------------------
+  addMm(pid: number, uffd: number, exe: string): void {
+    this.leaveMm(pid);
+    const mm = new Mm(uffd, exe);
+    mm.pids.add(pid);
+    this.mms.set(uffd, mm);
+    this.byPid.set(pid, mm);
+    this.pollListChanged = true;
+  }
+
+  mmOf(pid: number): Mm | undefined {
+    return this.byPid.get(pid);
+  }
+
+  /** Registers [start, start+len) of pid's mm for missing faults with `policy`. */
+  register(pid: number, start: number, len: number, policy: PagePolicy): number {
+    const mm = this.byPid.get(pid);
+    if (!mm) return -ESRCH;
+    const v = this.ioView;
+    setU64(v, 0, start); setU64(v, 8, len); setU64(v, 16, 1 /* MODE_MISSING */); setU64(v, 24, 0);
+    if (ioctlBufferRaw(mm.uffd, UFFDIO.REGISTER, this.ioArg) === -1) return -lastErrno();
+    mm.ranges.add(start, start + len, policy);
+    return 0;
+  }
+
+  setRangePolicy(pid: number, start: number, len: number, policy: PagePolicy): number {
+    const mm = this.byPid.get(pid);
+    if (!mm) return -ESRCH;
+    const pieces = mm.ranges.slice(start, start + len);
+    if (pieces.length === 0) return this.register(pid, start, len, policy);
+    for (const p of pieces) mm.ranges.add(p.start, p.end, policy);
+    return 0;
+  }
+
+  setProcessPolicy(pid: number, policy: PagePolicy): void {
+    const mm = this.byPid.get(pid);
+    if (mm) mm.policy = policy;
+  }
+
+  /** The tracer saw pid fork child: the oldest unclaimed FORK uffd of pid's mm is the child's. */
+  forked(parentPid: number, childPid: number): number {
+    const parent = this.byPid.get(parentPid);
+    const child = parent?.unclaimedForks.shift();
+    if (!parent || !child) return -ENOENT;
+    this.leaveMm(childPid);
+    child.pids.add(childPid);
+    this.byPid.set(childPid, child);
+    return 0;
+  }
+
+  sharesMm(parentPid: number, childPid: number): void {
+    const mm = this.byPid.get(parentPid);
+    if (!mm) return;
+    mm.pids.add(childPid);
+    this.byPid.set(childPid, mm);
+  }
+
+  /** pid left its mm (exec, exit): the last process to leave closes it. */
+  leaveMm(pid: number): void {
+    const mm = this.byPid.get(pid);
+    if (!mm) return;
+    this.byPid.delete(pid);
+    mm.pids.delete(pid);
+    if (mm.pids.size === 0) this.closeMm(mm);
+  }
+
+  /** The mm's uffd failed: forget it and every process on it. */
+  leaveAll(mm: Mm): void {
+    for (const pid of mm.pids) this.byPid.delete(pid);
+    mm.pids.clear();
+    this.closeMm(mm);
+  }
+
+  private closeMm(mm: Mm): void {
+    mm.table.forEach((addr, entry, node) => this.release(entry, node));
+    mm.resident = 0;
+    for (const child of mm.unclaimedForks) this.closeMm(child);
+    this.mms.delete(mm.uffd);
+    closeFd(mm.uffd);
+    this.retries = this.retries.filter((r) => r.mm !== mm);
+    this.pollListChanged = true;
+  }
+
+  // ---- messages -----------------------------------------------------------------------
+  /** Reads and handles every queued message of one uffd. */
+  service(mm: Mm): void {
+    for (;;) {
+      const n = readFd(mm.uffd, this.msgBuf, this.msgBuf.byteLength);
+      if (n <= 0) {
+        if (n === -EAGAIN || n === 0) break;
+        // The mm is gone or the fd is broken: nothing more will come from it.
+        this.leaveAll(mm);
+        return;
+      }
+      const count = n / UFFD_MSG_SIZE;
+      for (let i = 0; i < count; i++) this.handleMsg(mm, i * UFFD_MSG_SIZE);
+      if (count < MSGS_PER_READ) break;
+    }
+    if (this.retries.length > 0) {
+      const retries = this.retries;
+      this.retries = [];
+      for (const r of retries) if (this.mms.has(r.mm.uffd)) this.fault(r.mm, r.addr, true);
+    }
+  }
+
+  private handleMsg(mm: Mm, off: number): void {
+    const v = this.msgView;
+    const O = UFFD_MSG_OFFSET;
+    switch (v.getUint8(off + O.event)) {
+      case UFFD_EVENT.PAGEFAULT: {
+        const addr = getU64(v, off + O.pagefaultAddress);
+        mm.faults++;
+        this.fault(mm, addr - (addr % PAGE), false);
+        break;
+      }
+      case UFFD_EVENT.FORK:
+        this.onFork(mm, v.getUint32(off + O.forkUfd, true));
+        break;
+      case UFFD_EVENT.REMAP:
+        this.onRemap(mm, getU64(v, off + O.remapFrom), getU64(v, off + O.remapTo), getU64(v, off + O.remapLen));
+        break;
+      case UFFD_EVENT.REMOVE:
+        this.events.remove++;
+        this.drop(mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd));
+        break;
+      case UFFD_EVENT.UNMAP: {
+        this.events.unmap++;
+        const start = getU64(v, off + O.removeStart);
+        const end = getU64(v, off + O.removeEnd);
+        this.drop(mm, start, end);
+        mm.ranges.remove(start, end);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Serves a missing fault at page `addr`. */
+  private fault(mm: Mm, addr: number, isRetry: boolean): void {
+    if (mm.table.get(addr) !== ABSENT) {
+      // Served already as part of a run (a duplicate message): make sure it is awake.
+      this.wake(mm, addr, PAGE);
+      return;
+    }
+    let range = mm.ranges.find(addr);
+    if (!range) {
+      // Growth of a registered VMA in place (mremap without a move): same policy as the
+      // range it extends, or the process's.
+      const policy = mm.ranges.find(addr - PAGE)?.policy ?? mm.policy;
+      if (!policy) { this.serveZero(mm, addr, [TO_REAL], [-1]); return; }
+      mm.ranges.add(addr, addr + PAGE, policy);
+      range = mm.ranges.find(addr)!;
+    }
+    const window = this.faultAheadPages * PAGE;
+    const winStart = Math.max(range.start, addr - (addr % window));
+    const winEnd = Math.min(range.end, winStart + window);
+    let lo = addr;
+    while (lo - PAGE >= winStart && mm.table.get(lo - PAGE) === ABSENT) lo -= PAGE;
+    let hi = addr + PAGE;
+    while (hi < winEnd && mm.table.get(hi) === ABSENT) hi += PAGE;
+
+    // The faulting page first (it must not lose a frame to fault-ahead), then the run
+    // grows forward and backward while pages can be placed.
+    const policy = range.policy;
+    const indexOf = (a: number): number => (a - range!.start) / PAGE;
+    let faultTarget = placePage(policy, indexOf(addr), this);
+    if (faultTarget === TO_SIGBUS) { this.sigbus(mm, addr); return; }
+    let faultFrame = this.reserve(faultTarget);
+    if (faultTarget >= 0 && faultFrame < 0) {
+      // The store had no frame after all (its filesystem is full: ENOSPC).
+      if (placePage(policy, indexOf(addr), { slotOf: (id) => this.slotOf(id), hasRoom: () => false }) === TO_SIGBUS) {
+        this.sigbus(mm, addr);
+        return;
+      }
+      this.fallbackStat(mm, addr);
+      faultTarget = TO_REAL;
+      faultFrame = -1;
+    }
+    const targets = [faultTarget];
+    const frames = [faultFrame];
+    let end = addr + PAGE;
+    for (; end < hi; end += PAGE) {
+      const t = placePage(policy, indexOf(end), this);
+      const f = this.reserve(t);
+      if (t === TO_SIGBUS || (t >= 0 && f < 0)) break;
+      targets.push(t);
+      frames.push(f);
+    }
+    let start = addr;
+    for (; start > lo; start -= PAGE) {
+      const t = placePage(policy, indexOf(start - PAGE), this);
+      const f = this.reserve(t);
+      if (t === TO_SIGBUS || (t >= 0 && f < 0)) break;
+      targets.unshift(t);
+      frames.unshift(f);
+    }
+    if (!isRetry && faultTarget >= 0) this.nodeStats[faultTarget].faults++;
+    this.serveZero(mm, start, targets, frames, addr);
+  }
+
+  /** A frame for a page going to slot `target`, or -1 for ordinary memory. */
+  private reserve(target: number): number {
+    return target >= 0 ? this.slots[target].store.allocFrame() : -1; // TO_* targets: no frame
+  }
+
+  /** UFFDIO_COPY of zeros over the run at `start`, then records what was placed. */
+  private serveZero(mm: Mm, start: number, targets: number[], frames: number[], faultAddr = start): void {
+    const v = this.ioView;
+    const count = targets.length;
+    let done = 0;
+    while (done < count) {
+      const dst = start + done * PAGE;
+      const len = (count - done) * PAGE;
+      setU64(v, 0, dst); setU64(v, 8, this.zerosAddr); setU64(v, 16, len); setU64(v, 24, 0); setU64(v, 32, 0);
+      const ret = ioctlBufferRaw(mm.uffd, UFFDIO.COPY, this.ioArg);
+      const errno = ret === -1 ? lastErrno() : 0;
+      const copied = ret === -1 ? Math.max(0, getS64(v, 32)) : len;
+      const pages = copied / PAGE;
+      for (let i = done; i < done + pages; i++) this.placed(mm, start + i * PAGE, targets[i], frames[i], faultAddr);
+      done += pages;
+      if (errno === 0) continue;
+      if (errno === EEXIST) {
+        // The page at dst+copied is mapped already (a fork's copy, a racing fault):
+        // count it present, give its frame back, go on after it.
+        const at = start + done * PAGE;
+        this.unreserve(targets, frames, done, done + 1);
+        if (mm.table.get(at) === ABSENT) mm.table.set(at, PLACED_REAL);
+        done++;
+        this.wake(mm, at, PAGE);
+        continue;
+      }
+      this.unreserve(targets, frames, done, count);
+      // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
+      // mapping or the process is gone. Anything else: the thread faults again.
+      if (errno === EAGAIN) this.retries.push({ mm, addr: faultAddr });
+      break;
+    }
+  }
+
+  private unreserve(targets: number[], frames: number[], from: number, to: number): void {
+    for (let i = from; i < to; i++) if (targets[i] >= 0 && frames[i] >= 0) this.slots[targets[i]].store.freeFrame(frames[i]);
+  }
+
+  private placed(mm: Mm, addr: number, target: number, frame: number, faultAddr: number): void {
+    if (target >= 0) {
+      mm.table.set(addr, frame + 1, target);
+      mm.resident++;
+      const s = this.nodeStats[target];
+      s.pages_placed++;
+      s.pages_resident++;
+      if (addr !== faultAddr) s.fault_ahead_pages++;
+    } else {
+      mm.table.set(addr, PLACED_REAL);
+      if (target === TO_FALLBACK) this.fallbackStat(mm, addr);
+    }
+  }
+
+  private fallbackStat(mm: Mm, addr: number): void {
+    const range = mm.ranges.find(addr);
+    const id = range?.policy.nodes.find((n) => this.slotOf(n) >= 0);
+    if (id !== undefined) this.nodeStats[this.slotOf(id)].pages_fallback++;
+  }
+
+  /** A full --membind node: the faulting thread gets SIGBUS (UFFDIO_POISON, Linux 6.6). */
+  private sigbus(mm: Mm, addr: number): void {
+    const v = this.ioView;
+    setU64(v, 0, addr); setU64(v, 8, PAGE); setU64(v, 16, 0); setU64(v, 24, 0);
+    ioctlBufferRaw(mm.uffd, UFFDIO.POISON, this.ioArg);
+    const range = mm.ranges.find(addr);
+    const id = range?.policy.nodes.find((n) => this.slotOf(n) >= 0);
+    if (id !== undefined) this.nodeStats[this.slotOf(id)].sigbus++;
+  }
+
+  private wake(mm: Mm, addr: number, len: number): void {
+    const v = this.ioView;
+    setU64(v, 0, addr); setU64(v, 8, len);
+    ioctlBufferRaw(mm.uffd, UFFDIO.WAKE, this.ioArg);
+  }
+
+  /** Gives back what a page held: its frame and its place on the node. */
+  private release(entry: number, node: number): void {
+    if (entry > 0) {
+      this.slots[node].store.freeFrame(entry - 1);
+      this.nodeStats[node].pages_resident--;
+    }
+  }
+
+  /** munmap / DONTNEED: the pages are gone from the program. */
+  private drop(mm: Mm, start: number, end: number): void {
+    mm.table.takeRange(start, end, (addr, entry, node) => {
+      if (entry > 0) mm.resident--;
+      this.release(entry, node);
+    });
+  }
+
+  private onFork(parent: Mm, ufd: number): void {
+    this.events.fork++;
+    const child = new Mm(ufd, parent.exe);
+    for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
+    child.policy = parent.policy;
+    // The child has a copy of every present page: virtual pages get frames of their own.
+    parent.table.forEach((addr, entry, node) => {
+      if (entry > 0) {
+        const f = this.slots[node].store.allocFrame();
+        if (f >= 0) {
+          child.table.set(addr, f + 1, node);
+          child.resident++;
+          this.nodeStats[node].pages_placed++;
+          this.nodeStats[node].pages_resident++;
+          return;
+        }
+        this.nodeStats[node].pages_fallback++;
+      }
+      child.table.set(addr, PLACED_REAL);
+    });
+    parent.unclaimedForks.push(child);
+    this.mms.set(ufd, child);
+    this.pollListChanged = true;
+  }
+
+  private onRemap(mm: Mm, from: number, to: number, len: number): void {
+    this.events.remap++;
+    const moved: Array<[number, number, number]> = [];
+    mm.table.takeRange(from, from + len, (addr, entry, node) => moved.push([addr - from + to, entry, node]));
+    for (const [addr, entry, node] of moved) mm.table.set(addr, entry, node);
+    const pieces = mm.ranges.slice(from, from + len);
+    mm.ranges.remove(from, from + len);
+    for (const p of pieces) mm.ranges.add(p.start - from + to, p.end - from + to, p.policy);
+  }
+
+  // ---- statistics ---------------------------------------------------------------------
+  stats(exeOf: (pid: number) => string): SessionStats {
+    const processes = [...this.byPid.entries()].map(([pid, mm]) => ({
+      pid, exe: exeOf(pid) || mm.exe, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
+    }));
+    return {
+      nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse })),
+      processes,
+      events: { ...this.events },
+      fault_ahead_pages_window: this.faultAheadPages,
+    };
+  }
+}
+
+// u64 fields as two u32 halves: exact for values below 2^53, no BigInt on the hot path.
+function setU64(v: DataView, off: number, x: number): void {
+  v.setUint32(off, x % 0x1_0000_0000, true);
+  v.setUint32(off + 4, Math.floor(x / 0x1_0000_0000), true);
+}
+
+function getU64(v: DataView, off: number): number {
+  return v.getUint32(off + 4, true) * 0x1_0000_0000 + v.getUint32(off, true);
+}
+
+function getS64(v: DataView, off: number): number {
+  return v.getInt32(off + 4, true) * 0x1_0000_0000 + v.getUint32(off, true);
+}

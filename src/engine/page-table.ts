@@ -1,0 +1,89 @@
+// The engine's page table for one mm: for every page of a trapped range, whether it
+// is present in the program and where it is placed. Sparse: 2 MiB chunks of 512
+// entries, created on first use, so a 1 TiB PROT_NONE reservation costs nothing until
+// it is touched.
+//
+// Numbers, not bigints: user-space addresses are below 2^47, so page numbers and
+// chunk numbers are exact doubles, and the hot path (one lookup per fault) stays cheap.
+//
+// Entry encoding (Int32): 0 = absent (never placed, or dropped by munmap/DONTNEED);
+// PLACED_REAL = present in ordinary memory (a real node, or a --preferred fallback);
+// f + 1 (f ≥ 0) = present on a virtual node, its home frame f in that node's backing.
+// The node of a virtual page is in a parallel Uint8Array (index into the virtual
+// node table).
+
+export const PAGE = 4096;
+export const PAGES_PER_CHUNK = 512;
+const CHUNK = PAGE * PAGES_PER_CHUNK;
+
+export const ABSENT = 0;
+export const PLACED_REAL = -1;
+
+interface Chunk {
+  entry: Int32Array;
+  node: Uint8Array;
+  /** Entries that are not ABSENT, so empty chunks can be dropped. */
+  used: number;
+}
+
+export class PageTable {
+  private readonly chunks = new Map<number, Chunk>();
+
+  /** The entry for the page at `addr` (page aligned). */
+  get(addr: number): number {
+    const c = this.chunks.get(Math.floor(addr / CHUNK));
+    return c === undefined ? ABSENT : c.entry[(addr % CHUNK) / PAGE];
+  }
+
+  nodeOf(addr: number): number {
+    const c = this.chunks.get(Math.floor(addr / CHUNK));
+    return c === undefined ? 0 : c.node[(addr % CHUNK) / PAGE];
+  }
+
+  set(addr: number, entry: number, node = 0): void {
+    const key = Math.floor(addr / CHUNK);
+    let c = this.chunks.get(key);
+    if (c === undefined) {
+      if (entry === ABSENT) return;
+      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), used: 0 };
+      this.chunks.set(key, c);
+    }
+    const i = (addr % CHUNK) / PAGE;
+    if (c.entry[i] === ABSENT && entry !== ABSENT) c.used++;
+    else if (c.entry[i] !== ABSENT && entry === ABSENT) c.used--;
+    c.entry[i] = entry;
+    c.node[i] = node;
+    if (c.used === 0) this.chunks.delete(key);
+  }
+
+  /**
+   * Calls `fn(addr, entry, node)` for every non-absent page in [start, end) and clears
+   * it. Used by munmap, DONTNEED and mremap's source.
+   */
+  takeRange(start: number, end: number, fn: (addr: number, entry: number, node: number) => void): void {
+    for (let key = Math.floor(start / CHUNK); key * CHUNK < end; key++) {
+      const c = this.chunks.get(key);
+      if (c === undefined) continue;
+      const base = key * CHUNK;
+      const lo = Math.max(start, base);
+      const hi = Math.min(end, base + CHUNK);
+      for (let addr = lo; addr < hi; addr += PAGE) {
+        const i = (addr - base) / PAGE;
+        if (c.entry[i] !== ABSENT) {
+          fn(addr, c.entry[i], c.node[i]);
+          c.entry[i] = ABSENT;
+          c.used--;
+        }
+      }
+      if (c.used === 0) this.chunks.delete(key);
+    }
+  }
+
+  /** Every non-absent page, in no particular order (fork copies, exit frees). */
+  forEach(fn: (addr: number, entry: number, node: number) => void): void {
+    for (const [key, c] of this.chunks) {
+      const base = key * CHUNK;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] !== ABSENT) fn(base + i * PAGE, c.entry[i], c.node[i]);
+    }
+  }
+}

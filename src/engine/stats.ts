@@ -1,0 +1,46 @@
+// The numbers a session reports (numactlx status, --stats FILE). Owned and counted by
+// the engine thread; the main thread only receives copies.
+
+export interface NodeStats {
+  node: number;
+  backing: string;
+  kind: string;
+  size_bytes: number;
+  /** Distinct pages ever placed on the node. */
+  pages_placed: number;
+  /** Pages of the node currently mapped in a program. */
+  pages_resident: number;
+  /** Missing faults on the node's pages (one per fault message, not per page served). */
+  faults: number;
+  /** Pages served ahead of a fault, in the same UFFDIO_COPY. */
+  fault_ahead_pages: number;
+  /** Pages a --preferred policy placed in ordinary memory because the node was full. */
+  pages_fallback: number;
+  /** Faults answered with SIGBUS because a --membind node was full. */
+  sigbus: number;
+  frames_in_use: number;
+}
+
+export interface ProcessStats {
+  pid: number;
+  exe: string;
+  faults: number;
+  pages_resident: number;
+  /** Registered trapped ranges. */
+  ranges: number;
+}
+
+export interface EventStats {
+  fork: number;
+  remap: number;
+  unmap: number;
+  remove: number;
+}
+
+export interface SessionStats {
+  nodes: NodeStats[];
+  processes: ProcessStats[];
+  events: EventStats;
+  /** The fault-ahead window in pages. */
+  fault_ahead_pages_window: number;
+}

@@ -1,0 +1,53 @@
+// The tracer's synchronous calls into the engine (see engine/channel.ts). Each returns
+// only when the engine has done it: a range is registered before its thread resumes.
+import { TracerChannel, TracerOp } from '../engine/channel.js';
+import type { PagePolicy } from '../engine/ranges.js';
+
+export class EngineClient {
+  constructor(private readonly channel: TracerChannel) {}
+
+  private put(values: number[], policy?: PagePolicy): void {
+    const a = this.channel.args;
+    values.forEach((v, i) => { a[i] = v; });
+    if (policy) {
+      a[values.length] = policy.mode;
+      a[values.length + 1] = policy.nodes.length;
+      policy.nodes.forEach((n, i) => { a[values.length + 2 + i] = n; });
+    }
+  }
+
+  addMm(pid: number, uffd: number): number {
+    this.put([pid, uffd]);
+    return this.channel.call(TracerOp.AddMm);
+  }
+
+  register(pid: number, start: bigint, len: bigint, policy: PagePolicy): number {
+    this.put([pid, Number(start), Number(len)], policy);
+    return this.channel.call(TracerOp.Register);
+  }
+
+  setRangePolicy(pid: number, start: bigint, len: bigint, policy: PagePolicy): number {
+    this.put([pid, Number(start), Number(len)], policy);
+    return this.channel.call(TracerOp.SetRangePolicy);
+  }
+
+  setProcessPolicy(pid: number, policy: PagePolicy): number {
+    this.put([pid], policy);
+    return this.channel.call(TracerOp.SetProcessPolicy);
+  }
+
+  forked(parentPid: number, childPid: number): number {
+    this.put([parentPid, childPid]);
+    return this.channel.call(TracerOp.Forked);
+  }
+
+  sharesMm(parentPid: number, childPid: number): number {
+    this.put([parentPid, childPid]);
+    return this.channel.call(TracerOp.SharesMm);
+  }
+
+  leaveMm(pid: number): number {
+    this.put([pid]);
+    return this.channel.call(TracerOp.LeaveMm);
+  }
+}

@@ -1,0 +1,64 @@
+// Running a system call inside a stopped tracee: write `syscall` (0f 05) at its rip,
+// load the registers, single-step over it, read the result, restore everything.
+//
+// Kernel facts (measured, DESIGN.md §5): orig_rax = -1 keeps the kernel's syscall
+// restart logic away from our registers; the first single-step from an exec stop
+// traps before the instruction, so we step until rip = addr + 2.
+import { SYSCALL_REGS } from '../sys/arch/x86_64.js';
+import { getRegs, peekData, pokeData, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
+import { waitpid, WIFSTOPPED, WSTOPSIG, __WALL } from '../sys/wait.js';
+import { SysError } from '../sys/libc.js';
+
+const SIGTRAP = 5;
+const MAX_STEPS = 4;
+
+export class InjectionError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InjectionError';
+  }
+}
+
+/**
+ * Runs syscall `nr` with `args` in `tid`, which must be in a ptrace-stop. Returns the
+ * raw result (a negative value is -errno). Signals that arrive while stepping are
+ * returned in `deferred` for the caller to deliver when it resumes the thread.
+ */
+export function injectSyscall(tid: number, nr: number, args: readonly bigint[], deferred: number[] = []): bigint {
+  const saved = getRegs(tid);
+  const rip = readReg(saved, 'rip');
+  const word = peekData(tid, rip);
+  pokeData(tid, rip, (word & ~0xffffn) | 0x050fn); // little-endian: bytes 0f 05
+  try {
+    const regs = Buffer.from(saved);
+    writeReg(regs, 'orig_rax', -1n);
+    writeReg(regs, 'rax', BigInt(nr));
+    SYSCALL_REGS.args.forEach((reg, i) => writeReg(regs, reg, args[i] ?? 0n));
+    writeReg(regs, 'rip', rip);
+    setRegs(tid, regs);
+    for (let step = 0; step < MAX_STEPS; step++) {
+      singleStep(tid);
+      const { status } = waitpid(tid, __WALL);
+      if (!WIFSTOPPED(status)) throw new InjectionError(`thread ${tid} ended during an injected syscall ${nr}`);
+      const sig = WSTOPSIG(status);
+      if (sig !== SIGTRAP) { deferred.push(sig); continue; }
+      const now = getRegs(tid);
+      if (readReg(now, 'rip') === rip + 2n) return BigInt.asIntN(64, readReg(now, 'rax'));
+    }
+    throw new InjectionError(`injected syscall ${nr} in thread ${tid} did not complete in ${MAX_STEPS} steps`);
+  } finally {
+    try {
+      pokeData(tid, rip, word);
+      setRegs(tid, saved);
+    } catch (err) {
+      if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+    }
+  }
+}
+
+/** injectSyscall, throwing SysError(`what`) when the injected call failed. */
+export function injectChecked(tid: number, what: string, nr: number, args: readonly bigint[]): bigint {
+  const ret = injectSyscall(tid, nr, args);
+  if (ret < 0n && ret > -4096n) throw new SysError(what, Number(-ret));
+  return ret;
+}

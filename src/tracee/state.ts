@@ -1,0 +1,39 @@
+// The tracer's view of the program: processes (one per mm lineage) and threads. Owned
+// by the tracer thread only.
+import type { PagePolicy } from '../engine/ranges.js';
+
+export interface EmulatedRange {
+  start: bigint;
+  end: bigint;
+  policy: PagePolicy;
+}
+
+export class Proc {
+  /** The process policy when it names a virtual node (launch policy or set_mempolicy). */
+  policy: PagePolicy | undefined;
+  /** The program break, to register brk growth. */
+  brk = 0n;
+  /** The memory-trap seccomp filter is installed (inherited across fork and exec). */
+  filtered = false;
+  /** Ranges the program mbind()ed to a virtual node (for get_mempolicy(MPOL_F_ADDR)). */
+  emulated: EmulatedRange[] = [];
+  /** Seen exec at least once under numactlx (the first exec is the program's). */
+  execed = false;
+
+  constructor(readonly pid: number) {}
+
+  inheritFrom(parent: Proc): void {
+    this.policy = parent.policy;
+    this.brk = parent.brk;
+    this.filtered = parent.filtered;
+    this.emulated = parent.emulated.map((r) => ({ ...r }));
+    this.execed = parent.execed;
+  }
+}
+
+export type PendingSyscall = { kind: 'mmap'; len: bigint } | { kind: 'brk' } | { kind: 'exec'; formerTid: number };
+
+export class Thread {
+  pending: PendingSyscall | undefined;
+  constructor(readonly tid: number, public proc: Proc) {}
+}

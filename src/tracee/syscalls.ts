@@ -1,0 +1,144 @@
+// The trapped memory-placement calls, at their seccomp stop (entry) and, for mmap and
+// brk, at the syscall-exit stop that follows PTRACE_SYSCALL:
+// - mmap (anonymous, private): runs; at exit the new range is registered when the
+//   process policy names a virtual node — before the thread resumes;
+// - brk: runs; growth of the break is registered the same way;
+// - mbind / set_mempolicy naming a virtual node: emulated (the kernel does not know the
+//   node: it would say EINVAL) — the policy is remembered, the call returns 0;
+// - get_mempolicy: answered from the emulated policy when one applies.
+// To skip a call at its seccomp stop: orig_rax = -1, rax = the result (the kernel then
+// leaves rax alone).
+import { getRegs, readReg, setRegs, writeReg } from '../sys/ptrace.js';
+import { SYS } from '../sys/arch/x86_64.js';
+import { MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE } from '../sys/mempolicy.js';
+import type { PagePolicy } from '../engine/ranges.js';
+import type { EngineClient } from './engine-client.js';
+import { readRemote, writeRemote } from './remote.js';
+import type { Proc, Thread } from './state.js';
+
+const PAGE = 4096n;
+const pageUp = (x: bigint): bigint => (x + PAGE - 1n) & ~(PAGE - 1n);
+const isError = (ret: bigint): boolean => ret < 0n && ret > -4096n;
+/** Node masks the kernel accepts have at most 1024 bits. */
+const MAX_MASK_BITS = 1024n;
+
+export interface SyscallContext {
+  engine: EngineClient;
+  virtualNodes: ReadonlySet<number>;
+  /** Real nodes the program may use, for get_mempolicy(MPOL_F_MEMS_ALLOWED). */
+  allowedReal: readonly number[];
+}
+
+export type Resume = 'cont' | 'syscall';
+
+function readNodemask(pid: number, addr: bigint, maxnode: bigint): number[] {
+  if (addr === 0n || maxnode <= 1n) return [];
+  const bits = (maxnode - 1n < MAX_MASK_BITS ? maxnode - 1n : MAX_MASK_BITS);
+  const bytes = Number(((bits + 63n) / 64n) * 8n);
+  const mask = readRemote(pid, addr, bytes);
+  const nodes: number[] = [];
+  for (let i = 0; i < Number(bits); i++) if (mask[i >> 3] & (1 << (i & 7))) nodes.push(i);
+  return nodes;
+}
+
+function writeNodemask(pid: number, addr: bigint, maxnode: bigint, nodes: readonly number[]): void {
+  if (addr === 0n || maxnode <= 1n) return;
+  const bits = maxnode - 1n < MAX_MASK_BITS ? maxnode - 1n : MAX_MASK_BITS;
+  const mask = Buffer.alloc(Number(((bits + 63n) / 64n) * 8n));
+  for (const n of nodes) if (BigInt(n) < bits) mask[n >> 3] |= 1 << (n & 7);
+  writeRemote(pid, addr, mask);
+}
+
+function skip(tid: number, regs: Buffer, result: bigint): void {
+  writeReg(regs, 'orig_rax', -1n);
+  writeReg(regs, 'rax', result);
+  setRegs(tid, regs);
+}
+
+const namesVirtual = (nodes: readonly number[], ctx: SyscallContext): boolean => nodes.some((n) => ctx.virtualNodes.has(n));
+
+/** At a seccomp stop: decides the call's fate; returns how to resume the thread. */
+export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
+  const { tid, proc } = thread;
+  const regs = getRegs(tid);
+  const nr = Number(readReg(regs, 'orig_rax'));
+  const arg = (i: number): bigint => readReg(regs, (['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const)[i]);
+  switch (nr) {
+    case SYS.mmap:
+      thread.pending = { kind: 'mmap', len: pageUp(arg(1)) };
+      return 'syscall';
+    case SYS.brk:
+      thread.pending = { kind: 'brk' };
+      return 'syscall';
+    case SYS.mbind: {
+      const [start, len, mode] = [arg(0), pageUp(arg(1)), Number(arg(2))];
+      const nodes = readNodemask(proc.pid, arg(3), arg(4));
+      if (!namesVirtual(nodes, ctx)) return 'cont';
+      const policy: PagePolicy = { mode, nodes };
+      const r = ctx.engine.setRangePolicy(proc.pid, start, len, policy);
+      if (r === 0) proc.emulated.push({ start, end: start + len, policy });
+      skip(tid, regs, BigInt(r));
+      return 'cont';
+    }
+    case SYS.set_mempolicy: {
+      const mode = Number(arg(0));
+      const nodes = readNodemask(proc.pid, arg(1), arg(2));
+      if (!namesVirtual(nodes, ctx)) {
+        proc.policy = undefined;
+        return 'cont';
+      }
+      proc.policy = { mode, nodes };
+      ctx.engine.setProcessPolicy(proc.pid, proc.policy);
+      skip(tid, regs, 0n);
+      return 'cont';
+    }
+    case SYS.get_mempolicy:
+      return getMempolicy(tid, proc, regs, arg, ctx);
+    default:
+      return 'cont';
+  }
+}
+
+function getMempolicy(tid: number, proc: Proc, regs: Buffer, arg: (i: number) => bigint, ctx: SyscallContext): Resume {
+  const [modePtr, maskPtr, maxnode, addr, flags] = [arg(0), arg(1), arg(2), arg(3), Number(arg(4))];
+  let policy: PagePolicy | undefined;
+  if (flags & MPOL_F_MEMS_ALLOWED) {
+    writeNodemask(proc.pid, maskPtr, maxnode, [...ctx.allowedReal, ...ctx.virtualNodes]);
+    skip(tid, regs, 0n);
+    return 'cont';
+  }
+  if (flags & MPOL_F_ADDR) {
+    // The most recent mbind covering the address wins.
+    policy = [...proc.emulated].reverse().find((r) => addr >= r.start && addr < r.end)?.policy;
+  } else {
+    policy = proc.policy;
+  }
+  if (!policy) return 'cont';
+  const mode = BigInt((flags & MPOL_F_NODE) ? (policy.nodes.find((n) => ctx.virtualNodes.has(n)) ?? policy.nodes[0]) : policy.mode);
+  if (modePtr !== 0n) {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(Number(mode));
+    writeRemote(proc.pid, modePtr, b);
+  }
+  if (!(flags & MPOL_F_NODE)) writeNodemask(proc.pid, maskPtr, maxnode, policy.nodes);
+  skip(tid, regs, 0n);
+  return 'cont';
+}
+
+/** At the syscall-exit stop of a trapped mmap/brk: registers what it created. */
+export function onSyscallExit(thread: Thread, ctx: SyscallContext): void {
+  const pending = thread.pending;
+  thread.pending = undefined;
+  if (!pending || pending.kind === 'exec') return;
+  const { proc } = thread;
+  const ret = BigInt.asIntN(64, readReg(getRegs(thread.tid), 'rax'));
+  if (isError(ret)) return;
+  if (pending.kind === 'mmap') {
+    if (proc.policy) ctx.engine.register(proc.pid, ret, pending.len, proc.policy);
+    return;
+  }
+  const from = pageUp(proc.brk);
+  const to = pageUp(ret);
+  if (to > from && proc.policy) ctx.engine.register(proc.pid, from, to - from, proc.policy);
+  proc.brk = ret;
+}

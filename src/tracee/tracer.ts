@@ -1,0 +1,222 @@
+// The tracer: starts the program seized before its first instruction and follows every
+// thread, fork, vfork and exec of it with ptrace, owning every ptrace call and every
+// waitpid (DESIGN.md §3.1). It runs in the tracer worker thread and nowhere else.
+//
+// Start: posix_spawn of `sh -c 'kill -STOP $$; exec "$@"'`, waitpid(WUNTRACED),
+// PTRACE_SEIZE with the options below, SIGCONT; the shell then execs the program and
+// the first PTRACE_EVENT_EXEC is the program's. PTRACE_O_EXITKILL: if numactlx dies,
+// the kernel kills the program rather than let it run on with zero pages where the
+// backing held data.
+import { SYS } from '../sys/arch/x86_64.js';
+import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize } from '../sys/ptrace.js';
+import { kill } from '../sys/signal.js';
+import { spawnProgram } from '../sys/spawn.js';
+import { SysError } from '../sys/libc.js';
+import {
+  waitpid, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
+  WPTRACEEVENT, WUNTRACED, __WALL,
+} from '../sys/wait.js';
+import type { PagePolicy } from '../engine/ranges.js';
+import type { EngineClient } from './engine-client.js';
+import { existingAnonRanges, setUpExec } from './exec-setup.js';
+import { readRemote } from './remote.js';
+import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
+import { Proc, Thread } from './state.js';
+import type { TracerEvent } from './messages.js';
+
+const SIGTRAP = 5;
+const SIGSTOP = 19;
+const SIGCONT = 18;
+const SIGKILL = 9;
+const STOP_SIGNALS = new Set([SIGSTOP, 20 /* TSTP */, 21 /* TTIN */, 22 /* TTOU */]);
+const CLONE_VM = 0x100n;
+const CLONE_THREAD = 0x10000n;
+
+const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
+  | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
+
+export interface TracerSetup {
+  program: string[];
+  env: string[];
+  defaultSignals: number[];
+  ignoredSignals: number[];
+  /** The launch policy when it names a virtual node (the whole policy, real nodes too). */
+  policy: PagePolicy | undefined;
+  virtualNodes: number[];
+  allowedReal: number[];
+  engine: EngineClient;
+  post(ev: TracerEvent): void;
+}
+
+export class Tracer {
+  private readonly procs = new Map<number, Proc>();
+  private readonly threads = new Map<number, Thread>();
+  /** Children whose first stop came before their parent's fork event: not resumed yet. */
+  private readonly held = new Set<number>();
+  private readonly ctx: SyscallContext;
+  private mainPid = 0;
+  private mainStatus: number | undefined;
+  private mainStopped = false;
+  private spawned = false;
+
+  constructor(private readonly setup: TracerSetup) {
+    this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
+  }
+
+  /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
+  start(): number {
+    const { program, ignoredSignals } = this.setup;
+    const traps = ignoredSignals.length ? `trap '' ${ignoredSignals.join(' ')}; ` : '';
+    const pid = spawnProgram({
+      file: '/bin/sh', argv: ['sh', '-c', `${traps}kill -STOP $$; exec "$@"`, 'numactlx', ...program],
+      env: this.setup.env, defaultSignals: this.setup.defaultSignals,
+    });
+    const { status } = waitpid(pid, WUNTRACED);
+    if (!WIFSTOPPED(status)) throw new Error(`the start-up shell ended before the program started (status ${status})`);
+    seize(pid, OPTIONS);
+    kill(pid, SIGCONT);
+    this.mainPid = pid;
+    const proc = new Proc(pid);
+    proc.policy = this.setup.policy;
+    this.procs.set(pid, proc);
+    this.threads.set(pid, new Thread(pid, proc));
+    return pid;
+  }
+
+  /** Follows the program until every traced process has ended; posts how the main one ended. */
+  run(): void {
+    while (this.procs.size > 0) {
+      const { pid: tid, status } = waitpid(-1, __WALL);
+      try {
+        this.onStatus(tid, status);
+      } catch (err) {
+        // A tracee that vanished under us (SIGKILL) is reported by its exit status next.
+        if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+      }
+    }
+    const s = this.mainStatus ?? 0;
+    if (WIFSIGNALED(s)) this.setup.post({ type: 'killed', signal: WTERMSIG(s), core: WCOREDUMP(s) });
+    else this.setup.post({ type: 'exited', code: WEXITSTATUS(s) });
+  }
+
+  /** Kills every traced process (fatal setup errors). */
+  killAll(): void {
+    for (const pid of this.procs.keys()) {
+      try { kill(pid, SIGKILL); } catch { /* gone */ }
+    }
+  }
+
+  private onStatus(tid: number, status: number): void {
+    if (WIFEXITED(status) || WIFSIGNALED(status)) return this.onGone(tid, status);
+    if (!WIFSTOPPED(status)) return;
+    const sig = WSTOPSIG(status);
+    const event = WPTRACEEVENT(status);
+    let thread = this.threads.get(tid);
+    if (!thread) {
+      // A new child's first stop, before its parent's fork/clone event: hold it.
+      this.held.add(tid);
+      return;
+    }
+    switch (event) {
+      case PTRACE_EVENT.SECCOMP: {
+        const how = onSeccompStop(thread, this.ctx);
+        return how === 'syscall' ? contSyscall(tid) : cont(tid);
+      }
+      case PTRACE_EVENT.EXEC:
+        // The exec stop comes before execve has stored its return value: anything
+        // injected now would see rax overwritten (the first injected call would run as
+        // read()). Set up at the syscall-exit stop that follows instead.
+        thread.pending = { kind: 'exec', formerTid: Number(getEventMsg(tid)) };
+        return contSyscall(tid);
+      case PTRACE_EVENT.FORK:
+      case PTRACE_EVENT.VFORK:
+      case PTRACE_EVENT.CLONE:
+        this.onNewTask(thread, event, Number(getEventMsg(tid)));
+        return cont(tid);
+      case PTRACE_EVENT.STOP:
+        if (STOP_SIGNALS.has(sig)) return this.onGroupStop(tid, sig);
+        return cont(tid);
+      case PTRACE_EVENT.EXIT:
+      case PTRACE_EVENT.VFORK_DONE:
+        return cont(tid);
+      default:
+        break;
+    }
+    if (sig === (SIGTRAP | 0x80)) {
+      if (thread.pending?.kind === 'exec') this.onExec(thread, thread.pending.formerTid);
+      else onSyscallExit(thread, this.ctx);
+      thread.pending = undefined;
+      return cont(tid);
+    }
+    // A signal-delivery stop: deliver the signal unchanged.
+    if (sig === SIGCONT && tid === this.mainPid && this.mainStopped) {
+      this.mainStopped = false;
+      this.setup.post({ type: 'continued' });
+    }
+    cont(tid, sig);
+  }
+
+  private onGroupStop(tid: number, sig: number): void {
+    // Job control: keep the tracee stopped (PTRACE_LISTEN) and stop numactlx with it.
+    if (tid === this.mainPid && this.procs.get(this.mainPid)?.execed && !this.mainStopped) {
+      this.mainStopped = true;
+      this.setup.post({ type: 'stopped', signal: sig });
+    }
+    listen(tid);
+  }
+
+  private onExec(thread: Thread, formerTid: number): void {
+    // thread is the thread-group leader after exec; a non-leader that exec'd is gone.
+    if (formerTid !== thread.tid) this.threads.delete(formerTid);
+    const proc = thread.proc;
+    proc.execed = true;
+    this.setup.engine.leaveMm(proc.pid);
+    const { uffd } = setUpExec(proc);
+    const r = this.setup.engine.addMm(proc.pid, uffd);
+    if (r !== 0) throw new SysError(`UFFDIO_API for the program's userfaultfd (pid ${proc.pid})`, -r);
+    if (proc.policy) {
+      for (const range of existingAnonRanges(proc.pid)) this.setup.engine.register(proc.pid, range.start, range.len, proc.policy);
+    }
+    if (proc.pid === this.mainPid && !this.spawned) {
+      this.spawned = true;
+      this.setup.post({ type: 'spawned', pid: proc.pid });
+    }
+  }
+
+  private onNewTask(parent: Thread, event: number, child: number): void {
+    const kind = event === PTRACE_EVENT.FORK ? 'fork' : event === PTRACE_EVENT.VFORK ? 'vfork' : this.cloneKind(parent.tid);
+    if (kind === 'thread') {
+      this.threads.set(child, new Thread(child, parent.proc));
+    } else {
+      const proc = new Proc(child);
+      proc.inheritFrom(parent.proc);
+      this.procs.set(child, proc);
+      this.threads.set(child, new Thread(child, proc));
+      if (kind === 'fork') this.setup.engine.forked(parent.proc.pid, child);
+      else this.setup.engine.sharesMm(parent.proc.pid, child);
+    }
+    if (this.held.delete(child)) cont(child);
+  }
+
+  /** What a PTRACE_EVENT_CLONE created, from the clone flags in the parent's registers. */
+  private cloneKind(parentTid: number): 'thread' | 'fork' | 'shares-mm' {
+    const regs = getRegs(parentTid);
+    const nr = Number(readReg(regs, 'orig_rax'));
+    let flags = readReg(regs, 'rdi');
+    if (nr === SYS.clone3) flags = readRemote(parentTid, flags, 8).readBigUInt64LE(0); // struct clone_args.flags
+    else if (nr !== SYS.clone) flags = CLONE_VM | CLONE_THREAD;
+    if (flags & CLONE_THREAD) return 'thread';
+    return flags & CLONE_VM ? 'shares-mm' : 'fork';
+  }
+
+  private onGone(tid: number, status: number): void {
+    const thread = this.threads.get(tid);
+    this.threads.delete(tid);
+    this.held.delete(tid);
+    if (!thread || thread.proc.pid !== tid) return; // a thread, not a process
+    this.procs.delete(tid);
+    this.setup.engine.leaveMm(tid);
+    if (tid === this.mainPid) this.mainStatus = status;
+  }
+}
+
