@@ -82,7 +82,8 @@ function loop(engine: Engine, stores: BackingStore[]): void {
       order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
       engine.pollListChanged = false;
     }
-    poll(fds, order.length + 1, -1);
+    poll(fds, order.length + 1, engine.hasRetries ? 1 : -1);
+    if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     for (let i = 0; i < order.length; i++) {
       const revents = fds.readInt16LE((i + 1) * POLLFD_SIZE + 6);

@@ -18,6 +18,7 @@
 // - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
 //   done, the rest is retried after the pending events are read;
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
+import fs from 'node:fs';
 import { koffi } from '../sys/libc.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
 import { ioctlBufferRaw } from '../sys/ioctl.js';
@@ -48,6 +49,8 @@ const EAGAIN = 11;
 const ENOENT = 2;
 const ESRCH = 3;
 const MSGS_PER_READ = 64;
+/** NUMACTLX_DEBUG=1: the engine reports failed kernel calls on stderr. */
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 /** One program address space: its uffd, its trapped ranges and its page table. */
 export class Mm {
@@ -205,11 +208,22 @@ export class Engine implements NodeRoom {
       for (let i = 0; i < count; i++) this.handleMsg(mm, i * UFFD_MSG_SIZE);
       if (count < MSGS_PER_READ) break;
     }
-    if (this.retries.length > 0) {
-      const retries = this.retries;
-      this.retries = [];
-      for (const r of retries) if (this.mms.has(r.mm.uffd)) this.fault(r.mm, r.addr, true);
-    }
+  }
+
+  /** Faults that got EAGAIN wait for this: the engine loop polls with a short timeout. */
+  get hasRetries(): boolean {
+    return this.retries.length > 0;
+  }
+
+  /**
+   * Serves the faults that got EAGAIN. The kernel lowers mmap_changing only when the
+   * thread whose REMOVE/UNMAP event we read has run again, so a retry in the same
+   * breath can fail again: the loop calls this after its next poll (≤ 1 ms later).
+   */
+  retryPending(): void {
+    const retries = this.retries;
+    this.retries = [];
+    for (const r of retries) if (this.mms.has(r.mm.uffd)) this.fault(r.mm, r.addr, true);
   }
 
   private handleMsg(mm: Mm, off: number): void {
@@ -247,6 +261,7 @@ export class Engine implements NodeRoom {
 
   /** Serves a missing fault at page `addr`. */
   private fault(mm: Mm, addr: number, isRetry: boolean): void {
+    if (DEBUG) process.stderr.write(`numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
     if (mm.table.get(addr) !== ABSENT) {
       // Served already as part of a run (a duplicate message): make sure it is awake.
       this.wake(mm, addr, PAGE);
@@ -340,11 +355,34 @@ export class Engine implements NodeRoom {
         continue;
       }
       this.unreserve(targets, frames, done, count);
+      if (errno === ENOENT && count - done > 1 && this.learnVmaBounds(mm, faultAddr)) {
+        // The run crossed a VMA boundary (mprotect splits registered VMAs, and one
+        // UFFDIO_COPY must stay inside one VMA): the ranges now know the boundary.
+        this.fault(mm, faultAddr, true);
+        return;
+      }
+      if (DEBUG) process.stderr.write(`numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
       // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
       // mapping or the process is gone. Anything else: the thread faults again.
       if (errno === EAGAIN) this.retries.push({ mm, addr: faultAddr });
       break;
     }
+  }
+
+  /**
+   * Splits mm's ranges at the bounds of the VMA holding `addr`, read from
+   * /proc/PID/maps. Returns false when nothing new was learned (then the fault is
+   * served alone).
+   */
+  private learnVmaBounds(mm: Mm, addr: number): boolean {
+    const pid = mm.pids.values().next().value;
+    let bounds: [number, number] | undefined;
+    if (pid !== undefined) bounds = vmaAround(pid, addr);
+    if (!bounds) bounds = [addr, addr + PAGE]; // unknown pid: serve the page alone
+    const before = mm.ranges.size;
+    mm.ranges.splitAt(bounds[0]);
+    mm.ranges.splitAt(bounds[1]);
+    return mm.ranges.size !== before;
   }
 
   private unreserve(targets: number[], frames: number[], from: number, to: number): void {
@@ -450,6 +488,25 @@ export class Engine implements NodeRoom {
       fault_ahead_pages_window: this.faultAheadPages,
     };
   }
+}
+
+/** The [start, end) of the VMA of `pid` holding `addr`, from /proc/PID/maps. */
+function vmaAround(pid: number, addr: number): [number, number] | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const dash = line.indexOf('-');
+    const space = line.indexOf(' ');
+    if (dash < 0 || space < 0) continue;
+    const start = Number.parseInt(line.slice(0, dash), 16);
+    const end = Number.parseInt(line.slice(dash + 1, space), 16);
+    if (addr >= start && addr < end) return [start, end];
+  }
+  return undefined;
 }
 
 // u64 fields as two u32 halves: exact for values below 2^53, no BigInt on the hot path.

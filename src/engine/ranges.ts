@@ -58,6 +58,17 @@ export class RangeSet {
     this.ranges.sort((a, b) => a.start - b.start);
   }
 
+  /**
+   * Splits the range containing `addr` (strictly inside) in two with the same policy:
+   * a VMA boundary the engine learned, which fault-ahead must not cross.
+   */
+  splitAt(addr: number): void {
+    const r = this.find(addr);
+    if (!r || r.start === addr) return;
+    this.ranges.splice(this.ranges.indexOf(r), 1, { start: r.start, end: addr, policy: r.policy },
+      { start: addr, end: r.end, policy: r.policy });
+  }
+
   /** The pieces of ranges inside [start, end), clipped. */
   slice(start: number, end: number): Range[] {
     return this.ranges.filter((r) => r.end > start && r.start < end)
