@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { daxInfo } from './dax.js';
 import { PolicyError } from '../policy/errors.js';
+import { MAGIC, dataOffsetFor } from './format.js';
 
 /** The frame size of every backing (DESIGN.md §3.2). */
 export const PAGE_SIZE = 4096n;
@@ -27,6 +28,15 @@ export interface BackingTarget {
   free: bigint;
 }
 
+/**
+ * The node's capacity: the backing's size less its metadata area (superblocks and,
+ * later, the catalog) — what --hardware reports as the node's size.
+ */
+export function nodeCapacity(target: BackingTarget): bigint {
+  const data = dataOffsetFor(target.align > PAGE_SIZE ? target.align : PAGE_SIZE);
+  return target.size > data ? target.size - data : 0n;
+}
+
 function errnoCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? 'EIO';
 }
@@ -37,6 +47,19 @@ function fsKind(dir: string): { kind: BackingKind; align: bigint; avail: bigint 
   if (Number(st.type) === HUGETLBFS_MAGIC) return { kind: 'hugetlbfs', align: st.bsize, avail };
   if (Number(st.type) === TMPFS_MAGIC) return { kind: 'tmpfs', align: PAGE_SIZE, avail };
   return { kind: 'file', align: PAGE_SIZE, avail };
+}
+
+function hasMagic(file: string): boolean {
+  const head = Buffer.alloc(MAGIC.length);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    return fs.readSync(fd, head, 0, head.length, 0) === head.length && head.equals(MAGIC);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 function checkAligned(size: bigint, align: bigint, what: string): void {
@@ -86,8 +109,11 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
   if (stat.isDirectory()) throw new PolicyError('is a directory: EISDIR');
   if (!stat.isFile()) throw new PolicyError('not a regular file or a /dev/dax device');
 
-  const { kind, align, avail } = fsKind(path.dirname(path.resolve(backingPath)));
   const existing = BigInt(stat.size);
+  if (existing > 0n && !hasMagic(backingPath)) {
+    throw new PolicyError('not a numactlx backing (bad magic); numactlx never overwrites a file it did not create');
+  }
+  const { kind, align, avail } = fsKind(path.dirname(path.resolve(backingPath)));
   const size = requestedSize ?? existing;
   if (size === 0n) throw new PolicyError('the file is empty and no size was given (add ,size=SIZE)');
   checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');

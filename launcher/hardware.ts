@@ -7,6 +7,7 @@ import type { Topology } from '../policy/topology.js';
 import type { VirtualNode } from '../policy/remap.js';
 import { formatIdList } from '../policy/idlist.js';
 import { formatMB } from '../policy/size.js';
+import { nodeCapacity } from '../backing/inspect.js';
 
 interface Row { id: number; cpus: number[]; size: bigint; free: bigint }
 
@@ -23,7 +24,10 @@ const col = (n: number | string): string => String(n).padStart(3, ' ');
 export function hardwareReport(topo: Topology, virtualNodes: readonly VirtualNode[], cpuCompress: boolean): string {
   const rows: Row[] = [
     ...topo.nodes.map((n) => ({ id: n.id, cpus: n.cpus, size: n.memTotal, free: n.memFree })),
-    ...virtualNodes.map((v) => ({ id: v.node, cpus: [], size: v.backing.size, free: v.backing.free })),
+    ...virtualNodes.map((v) => {
+      const size = nodeCapacity(v.backing);
+      return { id: v.node, cpus: [], size, free: v.backing.free < size ? v.backing.free : size };
+    }),
   ].sort((a, b) => a.id - b.id);
   const ids = rows.map((r) => r.id);
   const out = [`available: ${rows.length} nodes (${formatIdList(ids)})`];

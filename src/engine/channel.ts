@@ -30,6 +30,8 @@ export enum TracerOp {
   SetRangePolicy = 6,
   /** pid, mode, nnodes, nodes…: the program changed its own policy (set_mempolicy). */
   SetProcessPolicy = 7,
+  /** pid, addr → args: mode, nnodes, nodes…, then the page's node (-1 ordinary memory). */
+  QueryAddress = 8,
 }
 
 const STATE = 0;

@@ -19,7 +19,9 @@ const start = workerData as EngineStart;
 
 /** Features asked of every new uffd: the events that keep page tables true. */
 const FEATURES = UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
-  | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID;
+  | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
+  // UFFDIO_POISON (Linux 6.6): how a full --membind node answers a fault with SIGBUS.
+  | UFFD_FEATURE.POISON;
 
 function exeOf(pid: number): string {
   try {
@@ -64,6 +66,15 @@ function runCommand(engine: Engine, op: number, a: Float64Array): number {
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
     case TracerOp.SetRangePolicy: return engine.setRangePolicy(a[0], a[1], a[2], policyAt(a, 3));
     case TracerOp.SetProcessPolicy: engine.setProcessPolicy(a[0], policyAt(a, 1)); return 0;
+    case TracerOp.QueryAddress: {
+      const found = engine.queryAddress(a[0], a[1]);
+      if (!found) return -2; // ENOENT
+      a[0] = found.policy.mode;
+      a[1] = found.policy.nodes.length;
+      found.policy.nodes.forEach((n, i) => { a[2 + i] = n; });
+      a[2 + found.policy.nodes.length] = found.node;
+      return 0;
+    }
     default: return -22;
   }
 }

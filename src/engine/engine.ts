@@ -26,7 +26,7 @@ import { lastErrno } from '../sys/libc.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFDIO } from '../sys/userfaultfd.js';
 import { ABSENT, PAGE, PageTable, PLACED_REAL } from './page-table.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './placement.js';
-import { RangeSet, type PagePolicy } from './ranges.js';
+import { RangeSet, type PagePolicy, type Range } from './ranges.js';
 import type { EventStats, NodeStats, SessionStats } from './stats.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
@@ -142,6 +142,20 @@ export class Engine implements NodeRoom {
     if (pieces.length === 0) return this.register(pid, start, len, policy);
     for (const p of pieces) mm.ranges.add(p.start, p.end, policy);
     return 0;
+  }
+
+  /** The policy of the range holding addr and the node its page is on (-1: ordinary memory). */
+  queryAddress(pid: number, addr: number): { policy: PagePolicy; node: number } | undefined {
+    const mm = this.byPid.get(pid);
+    const page = addr - (addr % PAGE);
+    const range = mm?.ranges.find(page);
+    if (!mm || !range) return undefined;
+    const entry = mm.table.get(page);
+    let node: number;
+    if (entry > 0) node = this.slots[mm.table.nodeOf(page)].node;
+    else if (entry === PLACED_REAL) node = -1;
+    else node = range.policy.nodes.find((n) => this.slotOf(n) >= 0) ?? -1;
+    return { policy: range.policy, node };
   }
 
   setProcessPolicy(pid: number, policy: PagePolicy): void {
@@ -269,12 +283,8 @@ export class Engine implements NodeRoom {
     }
     let range = mm.ranges.find(addr);
     if (!range) {
-      // Growth of a registered VMA in place (mremap without a move): same policy as the
-      // range it extends, or the process's.
-      const policy = mm.ranges.find(addr - PAGE)?.policy ?? mm.policy;
-      if (!policy) { this.serveZero(mm, addr, [TO_REAL], [-1]); return; }
-      mm.ranges.add(addr, addr + PAGE, policy);
-      range = mm.ranges.find(addr)!;
+      range = this.adoptGrowth(mm, addr);
+      if (!range) { this.serveZero(mm, addr, [TO_REAL], [-1]); return; }
     }
     const window = this.faultAheadPages * PAGE;
     const winStart = Math.max(range.start, addr - (addr % window));
@@ -321,6 +331,25 @@ export class Engine implements NodeRoom {
     }
     if (!isRetry && faultTarget >= 0) this.nodeStats[faultTarget].faults++;
     this.serveZero(mm, start, targets, frames, addr);
+  }
+
+  /**
+   * A fault outside every known range: a registered VMA grew in place (mremap without
+   * a move, which sends no event). The part of its VMA that no range covers joins with
+   * the policy of the range it extends (or the process's), so fault-ahead works there.
+   */
+  private adoptGrowth(mm: Mm, addr: number): Range | undefined {
+    const pid = mm.pids.values().next().value;
+    const vma = pid === undefined ? undefined : vmaAround(pid, addr);
+    let [lo, hi] = vma ?? [addr, addr + PAGE];
+    for (const r of mm.ranges.slice(lo, hi)) {
+      if (r.end <= addr) lo = Math.max(lo, r.end);
+      else if (r.start > addr) hi = Math.min(hi, r.start);
+    }
+    const policy = mm.ranges.find(lo - PAGE)?.policy ?? mm.ranges.find(hi)?.policy ?? mm.policy;
+    if (!policy) return undefined;
+    mm.ranges.add(lo, hi, policy);
+    return mm.ranges.find(addr);
   }
 
   /** A frame for a page going to slot `target`, or -1 for ordinary memory. */
@@ -413,7 +442,9 @@ export class Engine implements NodeRoom {
   private sigbus(mm: Mm, addr: number): void {
     const v = this.ioView;
     setU64(v, 0, addr); setU64(v, 8, PAGE); setU64(v, 16, 0); setU64(v, 24, 0);
-    ioctlBufferRaw(mm.uffd, UFFDIO.POISON, this.ioArg);
+    if (ioctlBufferRaw(mm.uffd, UFFDIO.POISON, this.ioArg) === -1 && DEBUG) {
+      process.stderr.write(`numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${lastErrno()}\n`);
+    }
     const range = mm.ranges.find(addr);
     const id = range?.policy.nodes.find((n) => this.slotOf(n) >= 0);
     if (id !== undefined) this.nodeStats[this.slotOf(id)].sigbus++;

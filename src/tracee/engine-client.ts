@@ -36,6 +36,15 @@ export class EngineClient {
     return this.channel.call(TracerOp.SetProcessPolicy);
   }
 
+  /** The policy and node of the page at addr, if it is in a trapped range. */
+  queryAddress(pid: number, addr: bigint): { policy: PagePolicy; node: number } | undefined {
+    this.put([pid, Number(addr)]);
+    if (this.channel.call(TracerOp.QueryAddress) !== 0) return undefined;
+    const a = this.channel.args;
+    const n = a[1];
+    return { policy: { mode: a[0], nodes: Array.from(a.subarray(2, 2 + n)) }, node: a[2 + n] };
+  }
+
   forked(parentPid: number, childPid: number): number {
     this.put([parentPid, childPid]);
     return this.channel.call(TracerOp.Forked);

@@ -76,6 +76,5 @@ export function setUpExec(proc: Proc): { uffd: number } {
   }
   const uffd = takeUserfaultfd(proc.pid);
   proc.brk = currentBreak(proc.pid);
-  proc.emulated = [];
   return { uffd };
 }

@@ -2,12 +2,6 @@
 // by the tracer thread only.
 import type { PagePolicy } from '../engine/ranges.js';
 
-export interface EmulatedRange {
-  start: bigint;
-  end: bigint;
-  policy: PagePolicy;
-}
-
 export class Proc {
   /** The process policy when it names a virtual node (launch policy or set_mempolicy). */
   policy: PagePolicy | undefined;
@@ -15,8 +9,6 @@ export class Proc {
   brk = 0n;
   /** The memory-trap seccomp filter is installed (inherited across fork and exec). */
   filtered = false;
-  /** Ranges the program mbind()ed to a virtual node (for get_mempolicy(MPOL_F_ADDR)). */
-  emulated: EmulatedRange[] = [];
   /** Seen exec at least once under numactlx (the first exec is the program's). */
   execed = false;
 
@@ -26,7 +18,6 @@ export class Proc {
     this.policy = parent.policy;
     this.brk = parent.brk;
     this.filtered = parent.filtered;
-    this.emulated = parent.emulated.map((r) => ({ ...r }));
     this.execed = parent.execed;
   }
 }

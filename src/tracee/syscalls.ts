@@ -75,9 +75,7 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
       const nodes = readNodemask(proc.pid, arg(3), arg(4));
       if (!namesVirtual(nodes, ctx)) return 'cont';
       const policy: PagePolicy = { mode, nodes };
-      const r = ctx.engine.setRangePolicy(proc.pid, start, len, policy);
-      if (r === 0) proc.emulated.push({ start, end: start + len, policy });
-      skip(tid, regs, BigInt(r));
+      skip(tid, regs, BigInt(ctx.engine.setRangePolicy(proc.pid, start, len, policy)));
       return 'cont';
     }
     case SYS.set_mempolicy: {
@@ -101,23 +99,28 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
 
 function getMempolicy(tid: number, proc: Proc, regs: Buffer, arg: (i: number) => bigint, ctx: SyscallContext): Resume {
   const [modePtr, maskPtr, maxnode, addr, flags] = [arg(0), arg(1), arg(2), arg(3), Number(arg(4))];
-  let policy: PagePolicy | undefined;
   if (flags & MPOL_F_MEMS_ALLOWED) {
     writeNodemask(proc.pid, maskPtr, maxnode, [...ctx.allowedReal, ...ctx.virtualNodes]);
     skip(tid, regs, 0n);
     return 'cont';
   }
+  let policy: PagePolicy | undefined;
+  let node: number | undefined;
   if (flags & MPOL_F_ADDR) {
-    // The most recent mbind covering the address wins.
-    policy = [...proc.emulated].reverse().find((r) => addr >= r.start && addr < r.end)?.policy;
+    // The engine knows every trapped range's policy and where each page went.
+    const found = ctx.engine.queryAddress(proc.pid, addr);
+    if (!found || !namesVirtual(found.policy.nodes, ctx)) return 'cont';
+    policy = found.policy;
+    node = found.node;
   } else {
     policy = proc.policy;
   }
   if (!policy) return 'cont';
-  const mode = BigInt((flags & MPOL_F_NODE) ? (policy.nodes.find((n) => ctx.virtualNodes.has(n)) ?? policy.nodes[0]) : policy.mode);
+  const firstVirtual = policy.nodes.find((n) => ctx.virtualNodes.has(n)) ?? policy.nodes[0];
+  const mode = (flags & MPOL_F_NODE) ? (node !== undefined && node >= 0 ? node : firstVirtual) : policy.mode;
   if (modePtr !== 0n) {
     const b = Buffer.alloc(4);
-    b.writeInt32LE(Number(mode));
+    b.writeInt32LE(mode);
     writeRemote(proc.pid, modePtr, b);
   }
   if (!(flags & MPOL_F_NODE)) writeNodemask(proc.pid, maskPtr, maxnode, policy.nodes);
