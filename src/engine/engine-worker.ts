@@ -31,6 +31,14 @@ function exeOf(pid: number): string {
   }
 }
 
+function commandOf(pid: number): string[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return [];
+  }
+}
+
 function openStores(): BackingStore[] | undefined {
   const stores: BackingStore[] = [];
   try {
@@ -57,7 +65,7 @@ function runCommand(engine: Engine, op: number, a: Float64Array): number {
       } catch (err) {
         return -((err as SysError).errno ?? 22);
       }
-      engine.addMm(pid, uffd, exeOf(pid));
+      engine.addMm(pid, uffd, exeOf(pid), commandOf(pid));
       return 0;
     }
     case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));

@@ -24,10 +24,10 @@ import { closeFd, readFd } from '../sys/eventfd.js';
 import { ioctlBufferRaw } from '../sys/ioctl.js';
 import { lastErrno } from '../sys/libc.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFDIO } from '../sys/userfaultfd.js';
-import { ABSENT, PAGE, PageTable, PLACED_REAL } from './page-table.js';
+import { ABSENT, PAGE, PageSet, PageTable, PLACED_REAL } from './page-table.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './placement.js';
 import { RangeSet, type PagePolicy, type Range } from './ranges.js';
-import type { EventStats, NodeStats, SessionStats } from './stats.js';
+import type { EventStats, NodeStats, ProcessStats, SessionStats } from './stats.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
 export interface FrameStore {
@@ -56,13 +56,19 @@ const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 export class Mm {
   readonly ranges = new RangeSet();
   readonly table = new PageTable();
+  /** Pages ever placed on a virtual node in this mm (distinct, for pages_placed). */
+  readonly everPlaced = new PageSet();
   readonly pids = new Set<number>();
+  /** The process the mm was created for (stats name the mm after it). */
+  ownerPid = 0;
   faults = 0;
   resident = 0;
   /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
   readonly unclaimedForks: Mm[] = [];
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
+
+  command: string[] = [];
 
   constructor(readonly uffd: number, public exe: string) {}
 }
@@ -85,6 +91,8 @@ export class Engine implements NodeRoom {
   private readonly zeros: Buffer;
   private readonly zerosAddr: number;
   private retries: RetryFault[] = [];
+  /** Processes whose mm is gone (exec or exit), for the statistics. */
+  private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
   pollListChanged = true;
 
@@ -111,9 +119,11 @@ export class Engine implements NodeRoom {
   }
 
   // ---- commands from the tracer -----------------------------------------------------------
-  addMm(pid: number, uffd: number, exe: string): void {
+  addMm(pid: number, uffd: number, exe: string, command: string[] = []): void {
     this.leaveMm(pid);
     const mm = new Mm(uffd, exe);
+    mm.command = command;
+    mm.ownerPid = pid;
     mm.pids.add(pid);
     this.mms.set(uffd, mm);
     this.byPid.set(pid, mm);
@@ -169,6 +179,7 @@ export class Engine implements NodeRoom {
     const child = parent?.unclaimedForks.shift();
     if (!parent || !child) return -ENOENT;
     this.leaveMm(childPid);
+    child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
     return 0;
@@ -198,6 +209,9 @@ export class Engine implements NodeRoom {
   }
 
   private closeMm(mm: Mm): void {
+    if (mm.ownerPid !== 0) {
+      this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, pages_resident: 0, ranges: 0 });
+    }
     mm.table.forEach((addr, entry, node) => this.release(entry, node));
     mm.resident = 0;
     for (const child of mm.unclaimedForks) this.closeMm(child);
@@ -423,7 +437,7 @@ export class Engine implements NodeRoom {
       mm.table.set(addr, frame + 1, target);
       mm.resident++;
       const s = this.nodeStats[target];
-      s.pages_placed++;
+      if (mm.everPlaced.add(addr)) s.pages_placed++;
       s.pages_resident++;
       if (addr !== faultAddr) s.fault_ahead_pages++;
     } else {
@@ -475,6 +489,7 @@ export class Engine implements NodeRoom {
   private onFork(parent: Mm, ufd: number): void {
     this.events.fork++;
     const child = new Mm(ufd, parent.exe);
+    child.command = parent.command;
     for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
     child.policy = parent.policy;
     // The child has a copy of every present page: virtual pages get frames of their own.
@@ -484,7 +499,7 @@ export class Engine implements NodeRoom {
         if (f >= 0) {
           child.table.set(addr, f + 1, node);
           child.resident++;
-          this.nodeStats[node].pages_placed++;
+          if (child.everPlaced.add(addr)) this.nodeStats[node].pages_placed++;
           this.nodeStats[node].pages_resident++;
           return;
         }
@@ -509,9 +524,10 @@ export class Engine implements NodeRoom {
 
   // ---- statistics ---------------------------------------------------------------------
   stats(exeOf: (pid: number) => string): SessionStats {
-    const processes = [...this.byPid.entries()].map(([pid, mm]) => ({
-      pid, exe: exeOf(pid) || mm.exe, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
+    const live = [...this.byPid.entries()].map(([pid, mm]) => ({
+      pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
     }));
+    const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
     return {
       nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse })),
       processes,

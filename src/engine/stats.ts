@@ -6,7 +6,7 @@ export interface NodeStats {
   backing: string;
   kind: string;
   size_bytes: number;
-  /** Distinct pages ever placed on the node. */
+  /** Distinct pages (per address space) ever placed on the node. */
   pages_placed: number;
   /** Pages of the node currently mapped in a program. */
   pages_resident: number;
@@ -23,11 +23,16 @@ export interface NodeStats {
 
 export interface ProcessStats {
   pid: number;
+  /** The executable (/proc/PID/exe, symlinks resolved). */
   exe: string;
+  /** argv, as /proc/PID/cmdline had it when the process got its node. */
+  command: string[];
   faults: number;
   pages_resident: number;
   /** Registered trapped ranges. */
   ranges: number;
+  /** Set once the process has left its mm (exec'd or exited): its final counts. */
+  exited?: boolean;
 }
 
 export interface EventStats {
