@@ -67,6 +67,10 @@ function checkAligned(size: bigint, align: bigint, what: string): void {
   if (size % align !== 0n) {
     throw new PolicyError(`size ${size} is not a multiple of the ${what} (${align} bytes)`);
   }
+  const least = dataOffsetFor(align > PAGE_SIZE ? align : PAGE_SIZE) + PAGE_SIZE;
+  if (size < least) {
+    throw new PolicyError(`size ${size} is too small: a backing needs at least ${least} bytes (its metadata area and one 4 KiB frame)`);
+  }
 }
 
 /** Inspects a backing path; throws PolicyError with the reason it cannot be one. */
@@ -116,11 +120,11 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
   const { kind, align, avail } = fsKind(path.dirname(path.resolve(backingPath)));
   const size = requestedSize ?? existing;
   if (size === 0n) throw new PolicyError('the file is empty and no size was given (add ,size=SIZE)');
-  checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
   if (size < existing) {
     throw new PolicyError(`size ${size} is smaller than the existing file (${existing} bytes); ` +
       'numactlx never shrinks a backing');
   }
+  checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
   const allocated = BigInt(stat.blocks) * 512n;
   const room = avail + allocated;
   return { path: backingPath, kind, exists: true, size, align, free: size < room ? size : room };

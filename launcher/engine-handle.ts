@@ -1,7 +1,9 @@
 // The main thread's handle on the engine worker: start it (it opens the backings:
 // a foreign, locked or unwritable backing fails here, before the program starts), ask
 // it for statistics, shut it down.
-import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
 import { CHANNEL_BYTES, MainMailbox, MainRequest } from '../src/engine/channel.js';
 import type { EngineEvent, EngineStart } from '../src/engine/messages.js';
@@ -26,7 +28,7 @@ export class EngineHandle {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages,
       channel: this.channel, mailbox: this.mailbox.sab, eventFd: this.eventFd,
     };
-    this.worker = new Worker(new URL('../src/engine/engine-worker.js', import.meta.url), { workerData: data });
+    this.worker = startWorker(new URL('../src/engine/engine-worker.js', import.meta.url), data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     return new Promise((resolve, reject) => {
       this.worker.on('message', (ev: EngineEvent) => {
@@ -38,7 +40,7 @@ export class EngineHandle {
             for (const w of this.statsWaiters.splice(0)) w(ev.stats);
             break;
           case 'failed':
-            process.stderr.write(`numactlx: engine thread failed: ${ev.message}\n`);
+            fs.writeSync(2, `numactlx: engine thread failed: ${ev.message}\n`);
             reject(new SetupError('engine thread failed'));
             break;
           case 'closed': break;

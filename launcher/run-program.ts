@@ -1,8 +1,9 @@
 // Running the program: the tracer worker spawns it; this thread forwards signals,
 // mirrors job-control stops, and ends numactlx the way the program ended, so that
 // numactlx is as transparent as numactl's exec.
+import fs from 'node:fs';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
 import { kill, sigset, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
@@ -42,7 +43,7 @@ export function inheritedDispositions(inheritedIgnored: string | undefined): { d
 /** Spawns the program through the tracer worker and resolves when it has ended. */
 export function runProgram(start: TracerStart): Promise<ProgramEnd> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('../src/tracee/tracer-worker.js', import.meta.url), { workerData: start });
+    const worker = startWorker(new URL('../src/tracee/tracer-worker.js', import.meta.url), start);
     let pid: number | undefined;
     const pending: number[] = [];
     const forward = (sig: number): void => {
@@ -89,7 +90,7 @@ export function runProgram(start: TracerStart): Promise<ProgramEnd> {
           break;
         case 'tracer-failed':
           cleanUp();
-          process.stderr.write(`${ev.message}\n`);
+          fs.writeSync(2, `${ev.message}\n`);
           reject(new SetupError('the tracer failed and killed the program'));
           break;
       }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { numactlx } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { encodeSuperblock, newSuperblock } from '../../backing/format.js';
 
 const mounts: string[] = [];
 afterAll(async () => {
@@ -44,8 +45,9 @@ test('--hardware adds a file-backed virtual node: no CPUs, its size, free space,
   const realLines = real.stdout.split('\n').filter((l) => /^node 0 (cpus|size)/.test(l));
   for (const l of realLines) expect(lines).toContain(l);
   expect(lines).toContain('node 3 cpus:');
-  expect(lines).toContain('node 3 size: 64 MB');
-  expect(lines).toContain('node 3 free: 64 MB');
+  // The node's capacity: the backing less its 1 MiB metadata area.
+  expect(lines).toContain('node 3 size: 63 MB');
+  expect(lines).toContain('node 3 free: 63 MB');
   expect(lines.slice(-4)).toEqual(['node distances:', 'node   0   3 ', '  0:  10  20 ', '  3:  20  10 ']);
   expect(fs.existsSync(img)).toBe(false); // validation creates nothing
 });
@@ -56,25 +58,26 @@ test('--show reports a policy over real and virtual nodes, and the backing', asy
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toMatch(/^policy: bind\npreferred node: 0\nphyscpubind: 0 1 \ncpubind: 0 \nnodebind: 0 \nmembind: 0 3 \npreferred: 0 3 \n/);
   expect(r.stdout).toContain(`virtual node 3: ${dir}/n3.img (file, 1024 MB)`);
-  const il = await numactlx([`--remap=5,${dir}/n5.img,size=1m`, '-i', 'all', '-s']);
+  const il = await numactlx([`--remap=5,${dir}/n5.img,size=2m`, '-i', 'all', '-s']);
   expect(il.stdout).toMatch(/^policy: interleave\npreferred node: 0 \(interleave next\)\ninterleavemask: 0 5 \ninterleavenode: 0\n/);
   expect(il.stdout).toContain('membind: 0 5 \n');
 });
 
-test('an existing file is a backing of its own size; size= may grow it, never shrink it', async () => {
+test('an existing backing has its own size; size= may grow it, never shrink it', async () => {
   const dir = tmpDir();
   const img = path.join(dir, 'n.img');
   fs.writeFileSync(img, Buffer.alloc(2 << 20));
-  expect((await numactlx([`--remap=3,${img}`, '-H'])).stdout).toContain('node 3 size: 2 MB');
-  expect((await numactlx([`--remap=3,${img},size=8m`, '-H'])).stdout).toContain('node 3 size: 8 MB');
+  fs.writeFileSync(img, encodeSuperblock(newSuperblock(2n << 20n, 4096n)), { flag: 'r+' });
+  expect((await numactlx([`--remap=3,${img}`, '-H'])).stdout).toContain('node 3 size: 1 MB');
+  expect((await numactlx([`--remap=3,${img},size=8m`, '-H'])).stdout).toContain('node 3 size: 7 MB');
   expect(fs.statSync(img).size).toBe(2 << 20);
 });
 
 test('a tmpfs file is recognised as such', async () => {
   const dir = fs.mkdtempSync('/dev/shm/numactlx-test-');
   try {
-    const r = await numactlx([`--remap=3,${dir}/n.img,size=1m`, '-s']);
-    expect(r.stdout).toContain(`virtual node 3: ${dir}/n.img (tmpfs, 1 MB)`);
+    const r = await numactlx([`--remap=3,${dir}/n.img,size=2m`, '-s']);
+    expect(r.stdout).toContain(`virtual node 3: ${dir}/n.img (tmpfs, 2 MB)`);
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
@@ -101,7 +104,7 @@ describe('/dev/dax', () => {
     await mknod(env.MKNOD);
     const r = await numactlx([`--remap=3,${dev}`, '-H'], { env });
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain(`node 3 size: ${SIZE >> 20n} MB`);
+    expect(r.stdout).toContain(`node 3 size: ${(SIZE - ALIGN) >> 20n} MB`); // less a 2 MiB metadata area
     const s = await numactlx([`--remap=3,${dev}`, '-s'], { env });
     expect(s.stdout).toContain(`virtual node 3: ${dev} (dax, ${SIZE >> 20n} MB)`);
   });
@@ -126,6 +129,6 @@ describe('/dev/dax', () => {
     const { dev, env } = fakeDax(SIZE, ALIGN);
     await mknod(env.MKNOD);
     const r = await numactlx([`--remap=3,${dev},size=64m`, '-H'], { env });
-    expect(r.stdout).toContain('node 3 size: 64 MB');
+    expect(r.stdout).toContain('node 3 size: 62 MB');
   });
 });

@@ -10,75 +10,93 @@ import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
 
-test('stdin, stdout and stderr reach the program', async () => {
-  const r = await numactlx(['-m', '0', 'sh', '-c', 'read line; echo "out:$line"; echo "err:$line" >&2'], { input: 'hello\n' });
-  expect(r.exitCode).toBe(0);
-  expect(r.stdout).toBe('out:hello');
-  expect(r.stderr).toBe('err:hello');
-});
+// Every transparency property holds on real nodes (the program is spawned and waited
+// for) and on a virtual node (the program runs under the tracer).
+const virtualBacking = path.join(tmpDir(), 'node3.img');
+const MODES: Array<[string, string[]]> = [
+  ['on real nodes', []],
+  ['on a virtual node', [`--remap=3,${virtualBacking},size=64m`, '--membind=3']],
+];
 
-test.each([0, 1, 42, 255])('exit status %i is the program\'s', async (code) => {
-  const r = await numactlx(['sh', '-c', `exit ${code}`]);
-  expect(r.exitCode).toBe(code);
-  expect(r.signal).toBeUndefined();
-});
-
-test.each(['SIGTERM', 'SIGKILL', 'SIGSEGV', 'SIGABRT', 'SIGUSR2'])('death by %s is numactlx\'s death, with no core file', async (sig) => {
-  const cwd = tmpDir();
-  const r = await numactlx(['sh', '-c', `kill -${sig.slice(3)} $$`], { cwd });
-  expect(r.signal).toBe(sig);
-  expect(fs.readdirSync(cwd)).toEqual([]);
-});
-
-test('argv, environment and working directory are the program\'s', async () => {
-  const cwd = tmpDir();
-  const r = await numactlx(['sh', '-c', 'printf "%s|" "$0" "$1" "$NUMACTLX_TEST_VAR" "$(pwd)"; env | grep -c ^NUMACTLX_SIGIGN= || true', 'zero', 'a b'], {
-    cwd, env: { NUMACTLX_TEST_VAR: 'v=1' },
+describe.each(MODES)('%s', (_name, mode) => {
+  test('stdin, stdout and stderr reach the program', async () => {
+    const r = await numactlx([...mode, 'sh', '-c', 'read line; echo "out:$line"; echo "err:$line" >&2'], { input: 'hello\n' });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('out:hello');
+    expect(r.stderr).toBe('err:hello');
   });
-  expect(r.stdout).toBe(`zero|a b|v=1|${fs.realpathSync(cwd)}|0`);
-});
 
-test('SIGPIPE has its default action: a pipeline ends the writer', async () => {
-  const r = await execa('bash', ['-c', `"${NUMACTLX}" yes | head -1; echo "status:\${PIPESTATUS[0]}"`]);
-  expect(r.stdout).toBe('y\nstatus:141');
-});
+  test.each([0, 1, 42, 255])('exit status %i is the program\'s', async (code) => {
+    const r = await numactlx([...mode, 'sh', '-c', `exit ${code}`]);
+    expect(r.exitCode).toBe(code);
+    expect(r.signal).toBeUndefined();
+  });
 
-test('signals numactlx inherited as ignored stay ignored in the program (nohup, &)', async () => {
-  const ignored = await execa('sh', ['-c', `trap '' INT HUP; exec "${NUMACTLX}" sh -c 'grep SigIgn /proc/self/status'`]);
-  expect(ignored.stdout).toMatch(/^SigIgn:\s+0+3$/); // SIGHUP (1) and SIGINT (2): bits 0 and 1
-  const plain = await numactlx(['sh', '-c', 'grep SigIgn /proc/self/status']);
-  expect(plain.stdout).toMatch(/^SigIgn:\s+0+$/);
-});
+  test.each(['SIGTERM', 'SIGKILL', 'SIGSEGV', 'SIGABRT', 'SIGUSR2'])('death by %s is numactlx\'s death, with no core file', async (sig) => {
+    const cwd = tmpDir();
+    const r = await numactlx([...mode, 'sh', '-c', `kill -${sig.slice(3)} $$`], { cwd });
+    expect(r.signal).toBe(sig);
+    expect(fs.readdirSync(cwd)).toEqual([]);
+  });
 
-const FORWARDED = ['HUP', 'INT', 'QUIT', 'USR1', 'USR2', 'WINCH', 'ALRM', 'CONT', 'TERM'];
+  test('argv, environment and working directory are the program\'s', async () => {
+    const cwd = tmpDir();
+    const r = await numactlx([...mode, 'sh', '-c', 'printf "%s|" "$0" "$1" "$NUMACTLX_TEST_VAR" "$(pwd)"; env | grep -c ^NUMACTLX_SIGIGN= || true', 'zero', 'a b'], {
+      cwd, env: { NUMACTLX_TEST_VAR: 'v=1' },
+    });
+    expect(r.stdout).toBe(`zero|a b|v=1|${fs.realpathSync(cwd)}|0`);
+  });
 
-test('signals sent to numactlx reach the program', async () => {
-  const traps = FORWARDED.map((s) => `trap 'echo got-${s}${s === 'TERM' ? '; exit 3' : ''}' ${s}`).join('; ');
-  const child = execa(NUMACTLX, ['sh', '-c', `${traps}; echo ready; while :; do sleep 0.02; done`], { reject: false, buffer: false });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  await waitFor('ready', () => out.includes('ready'));
-  for (const sig of FORWARDED) {
-    process.kill(child.pid!, `SIG${sig}`);
-    await waitFor(`got-${sig}`, () => out.includes(`got-${sig}`));
-  }
-  const r = await child;
-  expect(r.exitCode).toBe(3);
-  expect(out.trim().split('\n')).toEqual(['ready', ...FORWARDED.map((s) => `got-${s}`)]);
-});
+  test('the program\'s stdio stays blocking (Node must not make the shared pipes O_NONBLOCK)', async () => {
+    const r = await numactlx([...mode, 'sh', '-c', 'for fd in 0 1 2; do sed -n "s/^flags:\\t//p" /proc/self/fdinfo/$fd; done'], { input: '' });
+    const O_NONBLOCK = 0o4000;
+    const flags = String(r.stdout).split('\n').map((f) => Number.parseInt(f, 8));
+    expect(flags).toHaveLength(3);
+    for (const f of flags) expect(f & O_NONBLOCK).toBe(0);
+  });
 
-test('a stopped program stops numactlx; SIGCONT to numactlx resumes both', async () => {
-  const child = execa(NUMACTLX, ['sleep', '30'], { reject: false });
-  const pid = child.pid!;
-  const program = await waitFor('the program', () => childrenOf(pid).find((p) => fs.readlinkSync(`/proc/${p}/exe`).endsWith('sleep')));
-  process.kill(program, 'SIGSTOP');
-  await waitFor('numactlx stopped', () => procState(pid) === 'T');
-  process.kill(pid, 'SIGCONT');
-  await waitFor('program running again', () => procState(program) === 'S' && procState(pid) !== 'T');
-  process.kill(pid, 'SIGTERM');
-  const r = await child;
-  expect(r.signal).toBe('SIGTERM');
-  expect(procState(program)).toBeUndefined();
+  test('SIGPIPE has its default action: a pipeline ends the writer', async () => {
+    const r = await execa('bash', ['-c', `"${NUMACTLX}" ${mode.join(' ')} yes | head -1; echo "status:\${PIPESTATUS[0]}"`]);
+    expect(r.stdout).toBe('y\nstatus:141');
+  });
+
+  test('signals numactlx inherited as ignored stay ignored in the program (nohup, &)', async () => {
+    const ignored = await execa('sh', ['-c', `trap '' INT HUP; exec "${NUMACTLX}" ${mode.join(' ')} sh -c 'grep SigIgn /proc/self/status'`]);
+    expect(ignored.stdout).toMatch(/^SigIgn:\s+0+3$/); // SIGHUP (1) and SIGINT (2): bits 0 and 1
+    const plain = await numactlx([...mode, 'sh', '-c', 'grep SigIgn /proc/self/status']);
+    expect(plain.stdout).toMatch(/^SigIgn:\s+0+$/);
+  });
+
+  const FORWARDED: string[] = ['HUP', 'INT', 'QUIT', 'USR1', 'USR2', 'WINCH', 'ALRM', 'CONT', 'TERM'];
+
+  test('signals sent to numactlx reach the program', async () => {
+    const traps = FORWARDED.map((s) => `trap 'echo got-${s}${s === 'TERM' ? '; exit 3' : ''}' ${s}`).join('; ');
+    const child = execa(NUMACTLX, [...mode, 'sh', '-c', `${traps}; echo ready; while :; do sleep 0.02; done`], { reject: false, buffer: false });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('ready', () => out.includes('ready'));
+    for (const sig of FORWARDED) {
+      process.kill(child.pid!, `SIG${sig}`);
+      await waitFor(`got-${sig}`, () => out.includes(`got-${sig}`));
+    }
+    const r = await child;
+    expect(r.exitCode).toBe(3);
+    expect(out.trim().split('\n')).toEqual(['ready', ...FORWARDED.map((s) => `got-${s}`)]);
+  });
+
+  test('a stopped program stops numactlx; SIGCONT to numactlx resumes both', async () => {
+    const child = execa(NUMACTLX, [...mode, 'sleep', '30'], { reject: false });
+    const pid = child.pid!;
+    const program = await waitFor('the program', () => childrenOf(pid).find((p) => fs.readlinkSync(`/proc/${p}/exe`).endsWith('sleep')));
+    process.kill(program, 'SIGSTOP');
+    await waitFor('numactlx stopped', () => procState(pid) === 'T');
+    process.kill(pid, 'SIGCONT');
+    await waitFor('program running again', () => procState(program) === 'S' && procState(pid) !== 'T');
+    process.kill(pid, 'SIGTERM');
+    const r = await child;
+    expect(r.signal).toBe('SIGTERM');
+    expect(procState(program)).toBeUndefined();
+  });
 });
 
 test('--version prints the package version, --help the usage on stdout', async () => {
@@ -98,9 +116,3 @@ test('`numactlx -- NAME` runs a program named like a verb', async () => {
   expect(r).toMatchObject({ exitCode: 0, stdout: 'I am a program called doctor' });
 });
 
-test('a policy naming a virtual node is refused clearly until virtual nodes run programs', async () => {
-  const dir = tmpDir();
-  const r = await numactlx([`--remap=3,${dir}/n3.img,size=1m`, '--membind=3', 'true']);
-  expect(r.exitCode).toBe(1);
-  expect(r.stderr).toBe('numactlx: node 3: running a program on a virtual node is not supported by this build yet (only --show and --hardware use --remap)');
-});
