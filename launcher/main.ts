@@ -6,6 +6,7 @@ import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
 import { dieBySignal, inheritedDispositions, runProgram, type ProgramEnd } from './run-program.js';
 import { EngineHandle } from './engine-handle.js';
+import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
 import type { SessionStats } from '../src/engine/stats.js';
 import type { TracerStart } from '../src/tracee/messages.js';
@@ -50,6 +51,17 @@ async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Tracer
   const engine = new EngineHandle(eventFd);
   await engine.start(placement.virtualNodes, plan.faultAheadPages);
   const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
+  let programPid: number | null = null;
+  const started = new Date().toISOString();
+  // The control socket (numactlx status / ps): the session's identity and the engine's counts.
+  const control = await startControlServer({
+    info: () => ({
+      numactlx_pid: process.pid, program_pid: programPid, program: plan.program, started,
+      uid: process.getuid?.() ?? 0,
+      virtual_nodes: placement.virtualNodes.map((v) => ({ node: v.node, backing: v.backing.path, kind: v.backing.kind, size_bytes: Number(v.backing.size) })),
+    }),
+    handlers: { status: () => engine.stats() },
+  });
   let end: ProgramEnd;
   try {
     end = await runProgram({
@@ -60,8 +72,9 @@ async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Tracer
         virtualNodes: placement.virtualNodes.map((v) => v.node),
         allowedReal: topo.allowedNodes,
       },
-    });
+    }, (pid) => { programPid = pid; });
   } finally {
+    await control.close();
     const stats = await engine.shutdown();
     if (plan.statsFile && stats) writeStats(plan.statsFile, stats);
   }

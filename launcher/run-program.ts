@@ -41,7 +41,7 @@ export function inheritedDispositions(inheritedIgnored: string | undefined): { d
 }
 
 /** Spawns the program through the tracer worker and resolves when it has ended. */
-export function runProgram(start: TracerStart): Promise<ProgramEnd> {
+export function runProgram(start: TracerStart, onSpawned?: (pid: number) => void): Promise<ProgramEnd> {
   return new Promise((resolve, reject) => {
     const worker = startWorker(new URL('../src/tracee/tracer-worker.js', import.meta.url), start);
     let pid: number | undefined;
@@ -68,6 +68,7 @@ export function runProgram(start: TracerStart): Promise<ProgramEnd> {
         case 'spawned':
           pid = ev.pid;
           for (const sig of pending.splice(0)) forward(sig);
+          onSpawned?.(ev.pid);
           break;
         case 'setup-failed':
           cleanUp();

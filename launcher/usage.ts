@@ -5,11 +5,14 @@ export const USAGE = `usage: numactlx [--all | -a] [--balancing | -b]
                 [--preferred= | -p <node>] [--preferred-many= | -P <nodes>]
                 [--physcpubind= | -C <cpus>] [--cpunodebind= | -N <nodes>]
                 [--membind= | -m <nodes>] [--localalloc | -l]
-                [--remap=NODE,PATH[,size=SIZE] ...] [--] command args ...
+                [--remap=NODE,PATH[,size=SIZE] ...] [--fault-ahead SIZE]
+                [--stats FILE] [--] command args ...
        numactlx [--show | -s] [--remap=...]
        numactlx [--hardware | -H] [--cpu-compress] [--remap=...]
        numactlx [--version | --help]
        numactlx doctor [--json]
+       numactlx status [PID] [--json]
+       numactlx ps [--json]
 
 memory policy is --preferred | -p, --membind | -m, --localalloc | -l,
                  --interleave | -i, --weighted-interleave | -w, --preferred-many | -P
@@ -22,6 +25,8 @@ all numbers and ranges can be made cpuset-relative with +
 the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind instead.
 --remap=NODE,PATH[,size=SIZE] makes NODE (not a node of this machine) a virtual node
   backed by PATH: a file (created with SIZE if missing) or a /dev/dax device.
+--fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 256k).
+--stats FILE: the virtual nodes' statistics as JSON when the program has ended.
 <size> can have k, m, g or t suffixes.
 A first argument that is a verb runs the verb; run a program of that name with
 'numactlx -- NAME'.

@@ -111,9 +111,11 @@ export function formatStatus(r: StatusReply): string {
   if (stats.processes.length === 0) {
     out.push('no processes\n');
   } else {
+    // STATE `ended`: the process exec'd or exited; its row keeps the final counts.
     out.push(formatTable([
-      ['PID', 'EXE', 'FAULTS', 'RESIDENT'],
-      ...stats.processes.map((p) => [String(p.pid), p.exe, String(p.faults), formatPages(p.pages_resident)]),
+      ['PID', 'EXE', 'FAULTS', 'RESIDENT', 'STATE', 'COMMAND'],
+      ...stats.processes.map((p) => [String(p.pid), p.exe, String(p.faults), formatPages(p.pages_resident),
+        p.exited ? 'ended' : 'live', formatCommand(p.command)]),
     ]));
   }
   const e = stats.events;

@@ -57,9 +57,17 @@ export function request<Op extends string>(session: SessionRef, op: Op, params?:
     };
     const timer = setTimeout(() => settle(new ControlError(`${who} did not answer within ${seconds(timeoutMs)}`)), timeoutMs);
     socket.setEncoding('utf8');
-    socket.once('connect', () => socket.write(encodeLine({ ...params, id, op })));
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(encodeLine({ ...params, id, op }));
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      settle(new ControlError(`${who}: connect(${session.socket}) failed: ${err.code ?? err.message}`, { cause: err, code: err.code }));
+      // After connect, EPIPE or ECONNRESET: the session closed on us (it ended, or refused us
+      // and its answer is still on its way: then 'data' comes first and settles).
+      settle(connected
+        ? new ControlError(`${who} closed the connection without answering (${err.code ?? err.message})`, { cause: err })
+        : new ControlError(`${who}: connect(${session.socket}) failed: ${err.code ?? err.message}`, { cause: err, code: err.code }));
     });
     socket.once('close', () => settle(new ControlError(`${who} closed the connection without answering`)));
     const lines = new LineSplitter();

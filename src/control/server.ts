@@ -19,7 +19,10 @@ import {
 /** An op's handler: gets the whole request (its parameters are the extra fields). */
 export type Handler = (req: Request) => Promise<unknown>;
 
-/** `status` is required (the stats come from the engine); any other key adds an op. */
+/**
+ * `status` is required (the stats come from the engine); any other key adds an op of that
+ * name. `hello` and `status` are answered by the server itself (info, plus the stats).
+ */
 export type ControlHandlers = { status(): Promise<SessionStats> } & Record<string, Handler>;
 
 export interface ControlServerOptions {

@@ -24,7 +24,9 @@ const virtualNodes = config.virtual_nodes ?? [
 const stats = config.stats ?? {
   nodes: [{ node: 2, backing: '/tmp/fake-backing.img', kind: 'file', size_bytes: 1 << 30, pages_placed: 3072,
     pages_resident: 2048, faults: 4321, fault_ahead_pages: 1111, pages_fallback: 7, sigbus: 3, frames_in_use: 2048 }],
-  processes: [{ pid: 0, exe: '/usr/bin/sleep', faults: 4321, pages_resident: 2048, ranges: 5 }],
+  processes: [{ pid: 0, exe: '/usr/bin/sleep', command: ['sleep', '1000'], faults: 4321, pages_resident: 2048, ranges: 5 },
+    { pid: 1, exe: '/usr/bin/dash', command: ['sh', '-c', 'exec sleep 1000'], faults: 12, pages_resident: 0, ranges: 2,
+      exited: true }],
   events: { fork: 1, remap: 2, unmap: 3, remove: 4 },
   fault_ahead_pages_window: 16,
 };

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// numactlx benchmarks (see docs/BENCHMARKS.md for the method and the results).
+//
+//   node bench/run.mjs [--quick] [BENCH...]
+//     BENCH: fault | mmap | redis | startup (default: all, in that order)
+//     --quick              smaller sizes and fewer repetitions (a smoke run, ~2 min)
+//     --reps N             repetitions per variant (default: fault 5, mmap 5, redis 3, startup 20)
+//     --placement P        pinned | unpinned | both (default both; pinned = taskset -c 0)
+//     --numactlx PATH      the numactlx to measure (default: bin/numactlx of this checkout;
+//                          run `npm run build` first)
+//     --redis-port PORT    default 7390
+//     --json FILE          raw results (default /tmp/numactlx-bench-results.json)
+//     --md FILE            also write the Markdown report there
+//
+// Needs root (userfaultfd, ptrace), cc, taskset; redis-server/redis-benchmark for redis.
+// The C programs are compiled into bench/bin/ (not tracked: add bench/bin/ to .gitignore).
+// The virtual node's backing is a 2 GiB file in a temporary directory under /tmp,
+// removed at the end.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildPrograms } from './lib/build.mjs';
+import { runSync } from './lib/proc.mjs';
+import { reportFault, runFault } from './fault.mjs';
+import { reportMmap, runMmap } from './mmap.mjs';
+import { reportRedis, runRedis } from './redis.mjs';
+import { reportStartup, runStartup } from './startup.mjs';
+
+const BENCHES = {
+  fault: { title: '1. Fault service', run: runFault, report: reportFault },
+  mmap: { title: '2. Trapped mmap + munmap', run: runMmap, report: reportMmap },
+  redis: { title: '3. redis-benchmark', run: runRedis, report: reportRedis },
+  startup: { title: '4. Start-up', run: runStartup, report: reportStartup },
+};
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.dirname(benchDir);
+
+function readOr(file, fallback = '') {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
+}
+
+function machine(numactlx) {
+  const cpu = /model name\s*:\s*(.*)/.exec(readOr('/proc/cpuinfo'))?.[1] ?? os.cpus()[0]?.model;
+  const nxRepo = path.dirname(path.dirname(fs.realpathSync(numactlx)));
+  const commit = runSync(['git', '-C', nxRepo, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout.trim();
+  return {
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpu,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    thp: readOr('/sys/kernel/mm/transparent_hugepage/enabled'),
+    node: process.version,
+    numactlx: numactlx,
+    numactlxCommit: commit || 'unknown',
+    date: new Date().toISOString(),
+  };
+}
+
+function usage(msg) {
+  process.stderr.write(`run.mjs: ${msg}\nusage: node bench/run.mjs [--quick] [--reps N] [--placement pinned|unpinned|both] ` +
+    `[--numactlx PATH] [--redis-port PORT] [--json FILE] [--md FILE] [${Object.keys(BENCHES).join('|')} ...]\n`);
+  process.exit(2);
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        quick: { type: 'boolean', default: false },
+        reps: { type: 'string' },
+        placement: { type: 'string', default: 'both' },
+        numactlx: { type: 'string', default: path.join(repo, 'bin', 'numactlx') },
+        'redis-port': { type: 'string', default: '7390' },
+        json: { type: 'string', default: '/tmp/numactlx-bench-results.json' },
+        md: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    usage(err.message);
+  }
+  const { values: o, positionals } = parsed;
+  const names = positionals.length ? positionals : Object.keys(BENCHES);
+  for (const n of names) if (!BENCHES[n]) usage(`unknown benchmark '${n}' (choose from ${Object.keys(BENCHES).join(', ')})`);
+  const reps = o.reps === undefined ? undefined : Number(o.reps);
+  if (reps !== undefined && !(Number.isInteger(reps) && reps > 0)) usage(`bad --reps '${o.reps}' (a positive integer)`);
+  const pinModes = { pinned: [{ name: 'pinned', pin: 0 }], unpinned: [{ name: 'unpinned', pin: undefined }] };
+  pinModes.both = [...pinModes.pinned, ...pinModes.unpinned];
+  if (!pinModes[o.placement]) usage(`bad --placement '${o.placement}' (pinned, unpinned or both)`);
+  const redisPort = Number(o['redis-port']);
+  if (!(Number.isInteger(redisPort) && redisPort > 0 && redisPort < 65536)) usage(`bad --redis-port '${o['redis-port']}'`);
+  if (process.getuid() !== 0) usage('run as root (numactlx needs userfaultfd and ptrace)');
+  const numactlx = path.resolve(o.numactlx);
+  const nxRepo = path.dirname(path.dirname(fs.realpathSync(numactlx)));
+  if (!fs.existsSync(path.join(nxRepo, 'dist'))) usage(`${nxRepo}/dist is missing: run \`npm run build\` there first`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-bench-'));
+  const backing = path.join(tmp, 'node3.img');
+  const cleanUp = () => fs.rmSync(tmp, { recursive: true, force: true });
+  process.on('exit', cleanUp);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+  const ctx = {
+    bins: buildPrograms(benchDir),
+    numactlx,
+    numactlxArgv: [numactlx, `--remap=3,${backing},size=2g`, '--membind=3'],
+    backing,
+    tmp,
+    quick: o.quick,
+    reps,
+    pinModes: pinModes[o.placement],
+    redisPort,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+  const info = machine(numactlx);
+  ctx.log(`numactlx ${info.numactlxCommit} on Linux ${info.kernel}, ${info.cpus} CPUs (${info.cpu}), ${info.memGiB} GiB`);
+
+  const raw = { machine: info, quick: o.quick, results: {} };
+  const sections = [];
+  for (const name of names) {
+    const b = BENCHES[name];
+    const t0 = Date.now();
+    raw.results[name] = await b.run(ctx);
+    ctx.log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    fs.writeFileSync(o.json, `${JSON.stringify(raw, null, 2)}\n`);
+    sections.push(`### ${b.title}\n\n${b.report(raw.results[name])}\n`);
+  }
+  const header = `Machine: Linux ${info.kernel}, ${info.cpus} vCPUs (${info.cpu}), ${info.memGiB} GiB, THP \`${info.thp}\`, ` +
+    `Node ${info.node}; numactlx ${info.numactlxCommit}; ${info.date}${o.quick ? '; --quick' : ''}.\n`;
+  const md = [header, ...sections].join('\n');
+  process.stdout.write(md);
+  if (o.md) fs.writeFileSync(o.md, md);
+  ctx.log(`raw results: ${o.json}`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`run.mjs: ${err.stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+// Benchmark 4 — start-up: wall time of a whole run of /bin/true, spawned from node
+// (spawnSync, process.hrtime around it; the spawn itself is in every number, /bin/true
+// alone shows that floor):
+//   /bin/true
+//   numactl --membind=0 /bin/true
+//   numactlx -- /bin/true                           (no virtual node: no tracer, no engine)
+//   numactlx --remap=3,F --membind=3 -- /bin/true   (backing F exists: opened, locked)
+// 20 runs each (10 with --quick) after 2 warm-up runs, in rotated order.
+import { rotate, runSync } from './lib/proc.mjs';
+import { cell, summary, table } from './lib/stats.mjs';
+
+export async function runStartup(ctx) {
+  const reps = ctx.reps ?? (ctx.quick ? 10 : 20);
+  const list = [
+    { id: '/bin/true', argv: ['/bin/true'] },
+    { id: 'numactl --membind=0 /bin/true', argv: ['numactl', '--membind=0', '/bin/true'] },
+    { id: 'numactlx -- /bin/true', argv: [ctx.numactlx, '--', '/bin/true'] },
+    { id: 'numactlx --remap=3,F --membind=3 -- /bin/true', argv: [ctx.numactlx, `--remap=3,${ctx.backing}`, '--membind=3', '--', '/bin/true'] },
+  ];
+  // The backing exists before the first timed run (created at its size by a warm-up).
+  runSync([...ctx.numactlxArgv, '--', '/bin/true']);
+  const results = {};
+  for (const mode of ctx.pinModes) {
+    const byId = Object.fromEntries(list.map((v) => [v.id, []]));
+    for (let rep = -2; rep < reps; rep++) {
+      for (const v of rotate(list, rep + 2)) {
+        const r = runSync(v.argv, { pin: mode.pin });
+        if (rep >= 0) byId[v.id].push(r.wallMs);
+      }
+    }
+    ctx.log(`startup ${mode.name}: ${list.map((v) => `${v.id} ${summary(byId[v.id]).median.toFixed(1)} ms`).join('; ')}`);
+    results[mode.name] = byId;
+  }
+  return { reps, results };
+}
+
+export function reportStartup({ reps, results }) {
+  const rows = [];
+  for (const [mode, r] of Object.entries(results)) {
+    const base = summary(r['/bin/true']).median;
+    for (const [id, xs] of Object.entries(r)) {
+      const s = summary(xs);
+      rows.push([mode, `\`${id}\``, cell(s, 1), `${(s.median - base).toFixed(1)}`]);
+    }
+  }
+  return [
+    `Wall time of the whole run, spawned from node; ${reps} runs each after 2 warm-ups, alternating. ` +
+      'Cells: median (min–max) ms.',
+    '',
+    table(['placement', 'command', 'wall ms', 'ms over /bin/true (medians)'], rows),
+  ].join('\n');
+}
