@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { inspectBacking } from '../../backing/inspect.js';
+import { inspectBacking, type BackingTarget } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
 import { encodeSuperblock, decodeSuperblock, SLOT_SIZE, type Superblock } from '../../backing/format.js';
 import { copyToAddress } from '../../src/sys/mman.js';
@@ -12,8 +12,24 @@ import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 const MiB = 1n << 20n;
 const open: BackingStore[] = [];
 
+/**
+ * The target as the launcher would pass it, but without inspectBacking's own early
+ * refusals (foreign, too small), which the launcher tests cover: the store must refuse
+ * these itself too — the file can change between inspection and open.
+ */
+function targetOf(file: string, size?: bigint): BackingTarget {
+  try {
+    return inspectBacking(file, size);
+  } catch {
+    let st: fs.Stats | undefined;
+    try { st = fs.lstatSync(file); } catch { st = undefined; }
+    const s = size ?? BigInt(st?.size ?? 0);
+    return { path: file, kind: 'file', exists: st !== undefined, size: s, align: 4096n, free: s };
+  }
+}
+
 function openBacking(file: string, size?: bigint): BackingStore {
-  const store = BackingStore.open(inspectBacking(file, size));
+  const store = BackingStore.open(targetOf(file, size));
   open.push(store);
   return store;
 }

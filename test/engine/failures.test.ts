@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
-import { childrenOf, procState, waitFor } from '../helpers/proc.js';
+import { childrenOf, exeOf, procState, waitFor } from '../helpers/proc.js';
 import { compileFixture } from '../helpers/fixtures.js';
 import { node3, onVirtualNode } from '../helpers/virtual.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -97,9 +97,7 @@ test('exit status and signals pass through on a virtual node too', async () => {
 test('numactlx killed with SIGKILL: the program is gone within a second', async () => {
   const dir = tmpDir();
   const child = execa(NUMACTLX, [`--remap=3,${dir}/n3.img,size=16m`, '--membind=3', 'sleep', '30'], { reject: false });
-  const program = await waitFor('the program', () => childrenOf(child.pid!).find((p) => {
-    try { return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/sleep'); } catch { return false; }
-  }));
+  const program = await waitFor('the program', () => childrenOf(child.pid!).find((p) => exeOf(p).endsWith('/sleep')));
   process.kill(child.pid!, 'SIGKILL');
   await child;
   const t0 = Date.now();

@@ -35,3 +35,12 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The executable of a process, or '' once it is gone (or between fork and exec). */
+export function exeOf(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}

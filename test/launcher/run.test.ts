@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { NUMACTLX, numactlx, ROOT } from '../helpers/numactlx.js';
-import { childrenOf, procState, waitFor } from '../helpers/proc.js';
+import { childrenOf, exeOf, procState, waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
@@ -87,7 +87,7 @@ describe.each(MODES)('%s', (_name, mode) => {
   test('a stopped program stops numactlx; SIGCONT to numactlx resumes both', async () => {
     const child = execa(NUMACTLX, [...mode, 'sleep', '30'], { reject: false });
     const pid = child.pid!;
-    const program = await waitFor('the program', () => childrenOf(pid).find((p) => fs.readlinkSync(`/proc/${p}/exe`).endsWith('sleep')));
+    const program = await waitFor('the program', () => childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep')));
     process.kill(program, 'SIGSTOP');
     await waitFor('numactlx stopped', () => procState(pid) === 'T');
     process.kill(pid, 'SIGCONT');
