@@ -49,7 +49,9 @@ function readOr(file, fallback = '') {
 function machine(numactlx) {
   const cpu = /model name\s*:\s*(.*)/.exec(readOr('/proc/cpuinfo'))?.[1] ?? os.cpus()[0]?.model;
   const nxRepo = path.dirname(path.dirname(fs.realpathSync(numactlx)));
-  const commit = runSync(['git', '-C', nxRepo, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout.trim();
+  // A checkout, or a tree exported with `git archive` holding the commit in a COMMIT file.
+  const commit = runSync(['git', '-C', nxRepo, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout.trim()
+    || readOr(path.join(nxRepo, 'COMMIT')).slice(0, 7);
   return {
     kernel: os.release(),
     cpus: os.cpus().length,

@@ -5,6 +5,8 @@
 //   numactl --membind=0 /bin/true
 //   numactlx -- /bin/true                           (no virtual node: no tracer, no engine)
 //   numactlx --remap=3,F --membind=3 -- /bin/true   (backing F exists: opened, locked)
+// and, to split numactlx's time: `node -e 0` (Node's own start-up) and
+// `numactlx --version` (numactlx's modules loaded, nothing run).
 // 20 runs each (10 with --quick) after 2 warm-up runs, in rotated order.
 import { rotate, runSync } from './lib/proc.mjs';
 import { cell, summary, table } from './lib/stats.mjs';
@@ -13,6 +15,8 @@ export async function runStartup(ctx) {
   const reps = ctx.reps ?? (ctx.quick ? 10 : 20);
   const list = [
     { id: '/bin/true', argv: ['/bin/true'] },
+    { id: 'node -e 0', argv: [process.execPath, '-e', '0'] },
+    { id: 'numactlx --version', argv: [ctx.numactlx, '--version'] },
     { id: 'numactl --membind=0 /bin/true', argv: ['numactl', '--membind=0', '/bin/true'] },
     { id: 'numactlx -- /bin/true', argv: [ctx.numactlx, '--', '/bin/true'] },
     { id: 'numactlx --remap=3,F --membind=3 -- /bin/true', argv: [ctx.numactlx, `--remap=3,${ctx.backing}`, '--membind=3', '--', '/bin/true'] },
