@@ -1,5 +1,5 @@
 // The on-media format of a backing: two superblock copies, an owner record, frames.
-// Pure functions over Buffers; store.ts does the I/O.
+// Pure functions over Buffers; medium.ts and superblock.ts do the I/O.
 //
 //   offset        size          content
 //   0             4096          superblock slot A  (written when generation % 2 == 0)

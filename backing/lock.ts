@@ -16,7 +16,7 @@ import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../src/sys/fcntl.js';
 import { SysError } from '../src/sys/libc.js';
 import { decodeOwner, encodeOwner, OWNER_OFFSET, OWNER_SIZE } from './format.js';
 
-/** Reads and writes bytes of the backing's header (store.ts chooses how per medium). */
+/** Reads and writes bytes of the backing's header (medium.ts chooses how per medium). */
 export interface HeaderAccess {
   read(offset: bigint, length: number): Buffer;
   write(offset: bigint, data: Buffer): void;

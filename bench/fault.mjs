@@ -9,22 +9,27 @@
 // Every variant runs once per repetition, in a rotated order, so baseline and numactlx
 // see the same state of the host's lazily handed-over memory. Times are the program's
 // own ns_per_page (its touch loop only), never numactlx's start-up.
-import fs from 'node:fs';
-import path from 'node:path';
-import { parseKv, rotate, runSync } from './lib/proc.mjs';
+import { runMatrix, loadNote } from './lib/matrix.mjs';
+import { parseKv } from './lib/proc.mjs';
 import { cell, fmt, pairedRatios, summary, table } from './lib/stats.mjs';
 
-const WINDOWS = ['64k', '256k', '1m', '2m'];
+export const WINDOWS = ['64k', '256k', '1m', '2m'];
 
 function variants(ctx, size) {
   const { bins } = ctx;
+  const touch = (r) => ({ nsPerPage: parseKv(r.stdout, 'ns_per_page').ns_per_page });
   const nx = (w) => ({
     id: `nx-${w}`,
     argv: (stats) => [...ctx.numactlxArgv, '--fault-ahead', w, '--stats', stats, '--', bins.touch, size],
+    parse: (r, st) => ({ ...touch(r), faults: st.nodes[0].faults, faultAheadPages: st.nodes[0].fault_ahead_pages }),
   });
-  const c = (w) => ({ id: `c-${w}`, argv: () => [bins.uffd_baseline, size, w] });
+  const c = (w) => ({
+    id: `c-${w}`,
+    argv: () => [bins.uffd_baseline, size, w],
+    parse: (r) => { const kv = parseKv(r.stdout, 'ns_per_page'); return { nsPerPage: kv.ns_per_page, faults: kv.faults }; },
+  });
   return [
-    { id: 'native', argv: () => [bins.touch, size] },
+    { id: 'native', argv: () => [bins.touch, size], parse: touch },
     c('4k'), nx('4k'),
     ...WINDOWS.flatMap((w) => [nx(w), c(w)]),
   ];
@@ -33,37 +38,14 @@ function variants(ctx, size) {
 export async function runFault(ctx) {
   const size = ctx.quick ? '256m' : '1g';
   const reps = ctx.reps ?? (ctx.quick ? 3 : 5);
-  const statsFile = path.join(ctx.tmp, 'fault-stats.json');
-  const list = variants(ctx, size);
-  const results = {};
-  for (const mode of ctx.pinModes) {
-    const byId = Object.fromEntries(list.map((v) => [v.id, []]));
-    for (let rep = 0; rep < reps; rep++) {
-      for (const v of rotate(list, rep)) {
-        fs.rmSync(statsFile, { force: true });
-        const r = runSync(v.argv(statsFile), { pin: mode.pin });
-        const kv = parseKv(r.stdout, 'ns_per_page');
-        const run = { nsPerPage: kv.ns_per_page, pages: kv.pages, wallMs: r.wallMs };
-        if (v.id.startsWith('nx-')) {
-          const st = JSON.parse(fs.readFileSync(statsFile, 'utf8'));
-          run.faults = st.nodes[0].faults;
-          run.faultAheadPages = st.nodes[0].fault_ahead_pages;
-        } else if (v.id.startsWith('c-')) {
-          run.faults = kv.faults;
-        }
-        byId[v.id].push(run);
-        ctx.log(`fault ${mode.name} rep ${rep + 1}/${reps} ${v.id}: ${fmt(run.nsPerPage)} ns/page` +
-          (run.faults !== undefined ? ` (${run.faults} faults)` : ''));
-      }
-    }
-    results[mode.name] = byId;
-  }
-  return { size, reps, results };
+  const { results, discarded } = await runMatrix(ctx, 'fault', variants(ctx, size), reps,
+    (run) => `${fmt(run.nsPerPage)} ns/page${run.faults !== undefined ? ` (${run.faults} faults)` : ''}`);
+  return { size, reps, results, discarded };
 }
 
 const ns = (runs) => runs.map((r) => r.nsPerPage);
 
-export function reportFault({ size, reps, results }) {
+export function reportFault({ size, reps, results, discarded }) {
   const out = [];
   out.push(`Touched: ${size}, one write per 4 KiB page; ${reps} repetitions per variant, alternating. ` +
     'Cells: median (min–max).');
@@ -88,21 +70,24 @@ export function reportFault({ size, reps, results }) {
   const best = {};
   for (const [mode, r] of Object.entries(results)) {
     const nat = ns(r.native);
-    rowsB.push([mode, 'native (kernel)', cell(summary(nat)), '—', '—', '—', '—']);
+    rowsB.push([mode, 'native (kernel)', cell(summary(nat)), '—', '—', '—', '—', '—']);
     for (const w of ['4k', ...WINDOWS]) {
       const n = ns(r[`nx-${w}`]);
       const ratio = summary(pairedRatios(n, nat));
       const faults = summary(r[`nx-${w}`].map((x) => x.faults));
       const target = w === '4k' ? '(no fault-ahead)' : ratio.median <= 1 ? 'met (≤ 1)' : 'missed (> 1)';
-      rowsB.push([mode, `numactlx --fault-ahead ${w}`, cell(summary(n)), cell(summary(ns(r[`c-${w}`]))),
+      const c = ns(r[`c-${w}`]);
+      rowsB.push([mode, `numactlx --fault-ahead ${w}`, cell(summary(n)), cell(summary(c)), cell(summary(pairedRatios(c, n)), 2),
         fmt(faults.median, 0), cell(ratio, 2), target]);
       if (w !== '4k') (best[w] ??= []).push(...pairedRatios(n, nat));
     }
   }
-  out.push(table(['placement', 'variant', 'ns/page', 'C handler, same chunk, ns/page', 'numactlx faults',
+  out.push(table(['placement', 'variant', 'ns/page', 'C handler, same chunk, ns/page', 'numactlx÷C faults/s', 'numactlx faults',
     'ratio numactlx÷native ns/page', 'target'], rowsB));
   out.push('');
   const rank = Object.entries(best).map(([w, xs]) => [w, summary(xs).median]).sort((a, b) => a[1] - b[1]);
+  out.push(loadNote(results, discarded));
+  out.push('');
   out.push(`Fault-ahead windows ranked by the median of every paired numactlx÷native ratio (pinned and ` +
     `unpinned together): ${rank.map(([w, m]) => `${w} ${fmt(m, 2)}`).join(', ')}.`);
   return out.join('\n');

@@ -3,43 +3,26 @@
 // and unpinned, alternating. Under numactlx each iteration is a seccomp ptrace stop and
 // a syscall-exit stop (the tracer has the engine register the new range), a missing
 // fault served by the engine, and a UFFD_EVENT_UNMAP the munmapping thread waits on.
-import fs from 'node:fs';
-import path from 'node:path';
-import { parseKv, rotate, runSync } from './lib/proc.mjs';
+import { loadNote, runMatrix } from './lib/matrix.mjs';
+import { parseKv } from './lib/proc.mjs';
 import { cell, fmt, pairedRatios, summary, table } from './lib/stats.mjs';
 
 export async function runMmap(ctx) {
   const iters = ctx.quick ? 20000 : 100000;
   const reps = ctx.reps ?? (ctx.quick ? 3 : 5);
-  const statsFile = path.join(ctx.tmp, 'mmap-stats.json');
+  const parse = (r, st) => ({
+    usPerPair: parseKv(r.stdout, 'us_per_pair').us_per_pair,
+    ...(st ? { faults: st.nodes[0].faults, unmap: st.events.unmap } : {}),
+  });
   const list = [
-    { id: 'native', argv: () => [ctx.bins.mmap_munmap, String(iters)] },
-    { id: 'numactlx', argv: () => [...ctx.numactlxArgv, '--stats', statsFile, '--', ctx.bins.mmap_munmap, String(iters)] },
+    { id: 'native', argv: () => [ctx.bins.mmap_munmap, String(iters)], parse },
+    { id: 'numactlx', argv: (stats) => [...ctx.numactlxArgv, '--stats', stats, '--', ctx.bins.mmap_munmap, String(iters)], parse },
   ];
-  const results = {};
-  for (const mode of ctx.pinModes) {
-    const byId = { native: [], numactlx: [] };
-    for (let rep = 0; rep < reps; rep++) {
-      for (const v of rotate(list, rep)) {
-        fs.rmSync(statsFile, { force: true });
-        const r = runSync(v.argv(), { pin: mode.pin });
-        const kv = parseKv(r.stdout, 'us_per_pair');
-        const run = { usPerPair: kv.us_per_pair, wallMs: r.wallMs };
-        if (v.id === 'numactlx') {
-          const st = JSON.parse(fs.readFileSync(statsFile, 'utf8'));
-          run.faults = st.nodes[0].faults;
-          run.unmap = st.events.unmap;
-        }
-        byId[v.id].push(run);
-        ctx.log(`mmap ${mode.name} rep ${rep + 1}/${reps} ${v.id}: ${fmt(run.usPerPair, 2)} µs/pair`);
-      }
-    }
-    results[mode.name] = byId;
-  }
-  return { iters, reps, results };
+  const { results, discarded } = await runMatrix(ctx, 'mmap', list, reps, (run) => `${fmt(run.usPerPair, 2)} µs/pair`);
+  return { iters, reps, results, discarded };
 }
 
-export function reportMmap({ iters, reps, results }) {
+export function reportMmap({ iters, reps, results, discarded }) {
   const rows = [];
   for (const [mode, r] of Object.entries(results)) {
     const nat = r.native.map((x) => x.usPerPair);
@@ -54,5 +37,7 @@ export function reportMmap({ iters, reps, results }) {
     '',
     table(['placement', 'native µs/pair', 'numactlx µs/pair', 'added µs/pair (paired)', 'ratio numactlx÷native',
       'numactlx faults', 'UNMAP events'], rows),
+    '',
+    loadNote(results, discarded),
   ].join('\n');
 }

@@ -10,7 +10,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { rotate, runSync, sleep } from './lib/proc.mjs';
+import { cpuRecord, machineCpu, processCpu } from './lib/cpu.mjs';
+import { loadNote } from './lib/matrix.mjs';
+import { quietRep, rotate, runSync, sleep } from './lib/proc.mjs';
 import { cell, fmt, pairedRatios, summary, table } from './lib/stats.mjs';
 
 const TESTS = ['SET', 'GET'];
@@ -83,39 +85,58 @@ export async function runRedis(ctx) {
     { name: 'server cpu0, client cpu1', server: 0, client: 1 },
   ];
   const results = {};
+  const discarded = {};
+  const cli = (...args) => runSync(['redis-cli', '-h', '127.0.0.1', '-p', String(port), ...args], { timeoutMs: 5000 });
+  const runOne = async (v, pl, p) => {
+    fs.rmSync(statsFile, { force: true });
+    const server = await startServer(v.argv, port, pl.server, logFile);
+    let run;
+    try {
+      // The CPU the server side uses during the benchmark: redis-server, and numactlx
+      // (its node process, all threads) when it is there; with the client's, "own" CPU.
+      const redisPid = Number(/process_id:(\d+)/.exec(cli('info', 'server').stdout)?.[1]);
+      const pids = [...new Set([redisPid, server.child.pid])];
+      const before = machineCpu();
+      const serverBefore = pids.reduce((a, pid) => a + processCpu(pid), 0);
+      const bench = runSync(['redis-benchmark', '-h', '127.0.0.1', '-p', String(port), '-t', 'set,get', '-c', '50',
+        '-n', String(n), '-q', '-P', String(p)], { pin: pl.client, timeoutMs: 300_000, cpu: true });
+      const serverS = pids.reduce((a, pid) => a + processCpu(pid), 0) - serverBefore;
+      run = { id: v.id, ...parseRps(bench.stdout), wallMs: bench.wallMs, cpu: cpuRecord(before, bench.cpu.ownS + serverS, bench.wallMs) };
+      run.rss = Number(/used_memory_rss:(\d+)/.exec(cli('info', 'memory').stdout)?.[1]);
+    } finally {
+      const how = await stopServer(server, port);
+      if (how.code !== 0) ctx.log(`redis: ${v.id} server ended with ${how.code ?? how.signal}`);
+    }
+    if (v.id === 'numactlx') run.pagesPlaced = JSON.parse(fs.readFileSync(statsFile, 'utf8')).nodes[0].pages_placed;
+    return run;
+  };
   for (const pl of placements) {
     for (const p of pipelines) {
       const key = `${pl.name}, -P ${p}`;
       const byId = { plain: [], numactlx: [] };
+      discarded[key] = 0;
       for (let rep = 0; rep < reps; rep++) {
-        for (const v of rotate(list, rep)) {
-          fs.rmSync(statsFile, { force: true });
-          const server = await startServer(v.argv, port, pl.server, logFile);
-          let rps;
-          let rss;
-          try {
-            const bench = runSync(['redis-benchmark', '-h', '127.0.0.1', '-p', String(port), '-t', 'set,get', '-c', '50',
-              '-n', String(n), '-q', '-P', String(p)], { pin: pl.client, timeoutMs: 300_000 });
-            rps = parseRps(bench.stdout);
-            const info = runSync(['redis-cli', '-h', '127.0.0.1', '-p', String(port), 'info', 'memory'], { timeoutMs: 5000 });
-            rss = Number(/used_memory_rss:(\d+)/.exec(info.stdout)?.[1]);
-          } finally {
-            const how = await stopServer(server, port);
-            if (how.code !== 0) ctx.log(`redis: ${v.id} server ended with ${how.code ?? how.signal}`);
+        const once = async (r) => {
+          const runs = [];
+          for (const v of rotate(list, r)) {
+            const run = await runOne(v, pl, p);
+            ctx.log(`redis ${key} rep ${r + 1}/${reps} ${v.id}: SET ${fmt(run.SET)} GET ${fmt(run.GET)} req/s ` +
+              `(others ${fmt(run.cpu.foreign * 100, 0)}% CPU)`);
+            runs.push(run);
           }
-          const run = { ...rps, rss };
-          if (v.id === 'numactlx') run.pagesPlaced = JSON.parse(fs.readFileSync(statsFile, 'utf8')).nodes[0].pages_placed;
-          byId[v.id].push(run);
-          ctx.log(`redis ${key} rep ${rep + 1}/${reps} ${v.id}: SET ${fmt(run.SET)} GET ${fmt(run.GET)} req/s`);
-        }
+          return runs;
+        };
+        const { runs, discarded: d } = await quietRep(ctx, `redis ${key}`, once, rep);
+        discarded[key] += d;
+        for (const run of runs) byId[run.id].push(run);
       }
       results[key] = byId;
     }
   }
-  return { n, reps, port, results };
+  return { n, reps, port, results, discarded };
 }
 
-export function reportRedis({ n, reps, results }) {
+export function reportRedis({ n, reps, results, discarded }) {
   const rows = [];
   let placed;
   for (const [key, r] of Object.entries(results)) {
@@ -135,5 +156,7 @@ export function reportRedis({ n, reps, results }) {
     table(['placement, pipeline', 'test', 'plain req/s', 'numactlx req/s', 'ratio', 'target'], rows),
     '',
     `Pages of the server placed on node 3 (numactlx --stats, median): ${fmt(placed?.median ?? NaN, 0)}.`,
+    '',
+    loadNote(Object.fromEntries(Object.entries(results).map(([k, r]) => [k, r])), discarded),
   ].join('\n');
 }

@@ -2,15 +2,22 @@
 // numactlx benchmarks (see docs/BENCHMARKS.md for the method and the results).
 //
 //   node bench/run.mjs [--quick] [BENCH...]
-//     BENCH: fault | mmap | redis | startup (default: all, in that order)
+//     BENCH: fault | sparse | mmap | redis | startup (default: all, in that order)
 //     --quick              smaller sizes and fewer repetitions (a smoke run, ~2 min)
-//     --reps N             repetitions per variant (default: fault 5, mmap 5, redis 3, startup 20)
+//     --reps N             repetitions per variant (default: fault 5, sparse 3, mmap 5, redis 3,
+//                          startup 20)
 //     --placement P        pinned | unpinned | both (default both; pinned = taskset -c 0)
 //     --numactlx PATH      the numactlx to measure (default: bin/numactlx of this checkout;
 //                          run `npm run build` first)
 //     --redis-port PORT    default 7390
+//     --max-foreign F      run a repetition again when other processes took more than F
+//                          of one CPU during one of its runs (default 0.25; the VM is shared)
+//     --retries N          at most N such repeats per repetition (default 3); before each
+//                          attempt, wait up to --max-wait S seconds (default 300) for a
+//                          quiet second (less than F of a CPU busy)
 //     --json FILE          raw results (default /tmp/numactlx-bench-results.json)
 //     --md FILE            also write the Markdown report there
+//     --from-json FILE     measure nothing: print the report of the raw results in FILE
 //
 // Needs root (userfaultfd, ptrace), cc, taskset; redis-server/redis-benchmark for redis.
 // The C programs are compiled into bench/bin/ (not tracked: add bench/bin/ to .gitignore).
@@ -26,10 +33,12 @@ import { runSync } from './lib/proc.mjs';
 import { reportFault, runFault } from './fault.mjs';
 import { reportMmap, runMmap } from './mmap.mjs';
 import { reportRedis, runRedis } from './redis.mjs';
+import { reportSparse, runSparse } from './sparse.mjs';
 import { reportStartup, runStartup } from './startup.mjs';
 
 const BENCHES = {
   fault: { title: '1. Fault service', run: runFault, report: reportFault },
+  sparse: { title: '1c. Fault-ahead on sparse access', run: runSparse, report: reportSparse },
   mmap: { title: '2. Trapped mmap + munmap', run: runMmap, report: reportMmap },
   redis: { title: '3. redis-benchmark', run: runRedis, report: reportRedis },
   startup: { title: '4. Start-up', run: runStartup, report: reportStartup },
@@ -65,9 +74,18 @@ function machine(numactlx) {
   };
 }
 
+/** The Markdown report of raw results. */
+function render(raw, names) {
+  const info = raw.machine;
+  const header = `Machine: Linux ${info.kernel}, ${info.cpus} vCPUs (${info.cpu}), ${info.memGiB} GiB, THP \`${info.thp}\`, ` +
+    `Node ${info.node}; numactlx ${info.numactlxCommit}; ${info.date}${raw.quick ? '; --quick' : ''}.\n`;
+  const sections = names.map((name) => `### ${BENCHES[name].title}\n\n${BENCHES[name].report(raw.results[name])}\n`);
+  return [header, ...sections].join('\n');
+}
+
 function usage(msg) {
   process.stderr.write(`run.mjs: ${msg}\nusage: node bench/run.mjs [--quick] [--reps N] [--placement pinned|unpinned|both] ` +
-    `[--numactlx PATH] [--redis-port PORT] [--json FILE] [--md FILE] [${Object.keys(BENCHES).join('|')} ...]\n`);
+    `[--numactlx PATH] [--redis-port PORT] [--max-foreign F] [--retries N] [--max-wait S] [--json FILE] [--md FILE] [${Object.keys(BENCHES).join('|')} ...]\n`);
   process.exit(2);
 }
 
@@ -82,14 +100,25 @@ async function main() {
         placement: { type: 'string', default: 'both' },
         numactlx: { type: 'string', default: path.join(repo, 'bin', 'numactlx') },
         'redis-port': { type: 'string', default: '7390' },
+        'max-foreign': { type: 'string', default: '0.25' },
+        retries: { type: 'string', default: '3' },
+        'max-wait': { type: 'string', default: '300' },
         json: { type: 'string', default: '/tmp/numactlx-bench-results.json' },
         md: { type: 'string' },
+        'from-json': { type: 'string' },
       },
     });
   } catch (err) {
     usage(err.message);
   }
   const { values: o, positionals } = parsed;
+  if (o['from-json']) {
+    const raw = JSON.parse(fs.readFileSync(o['from-json'], 'utf8'));
+    const md = render(raw, Object.keys(raw.results));
+    process.stdout.write(md);
+    if (o.md) fs.writeFileSync(o.md, md);
+    return;
+  }
   const names = positionals.length ? positionals : Object.keys(BENCHES);
   for (const n of names) if (!BENCHES[n]) usage(`unknown benchmark '${n}' (choose from ${Object.keys(BENCHES).join(', ')})`);
   const reps = o.reps === undefined ? undefined : Number(o.reps);
@@ -99,6 +128,12 @@ async function main() {
   if (!pinModes[o.placement]) usage(`bad --placement '${o.placement}' (pinned, unpinned or both)`);
   const redisPort = Number(o['redis-port']);
   if (!(Number.isInteger(redisPort) && redisPort > 0 && redisPort < 65536)) usage(`bad --redis-port '${o['redis-port']}'`);
+  const maxForeign = Number(o['max-foreign']);
+  if (!(maxForeign >= 0)) usage(`bad --max-foreign '${o['max-foreign']}' (a fraction of one CPU, e.g. 0.25)`);
+  const retries = Number(o.retries);
+  if (!(Number.isInteger(retries) && retries >= 0)) usage(`bad --retries '${o.retries}' (0 or more)`);
+  const maxWaitS = Number(o['max-wait']);
+  if (!(Number.isInteger(maxWaitS) && maxWaitS >= 0)) usage(`bad --max-wait '${o['max-wait']}' (seconds)`);
   if (process.getuid() !== 0) usage('run as root (numactlx needs userfaultfd and ptrace)');
   const numactlx = path.resolve(o.numactlx);
   const nxRepo = path.dirname(path.dirname(fs.realpathSync(numactlx)));
@@ -120,24 +155,22 @@ async function main() {
     reps,
     pinModes: pinModes[o.placement],
     redisPort,
+    maxForeign,
+    retries,
+    maxWaitS,
     log: (line) => process.stderr.write(`${line}\n`),
   };
   const info = machine(numactlx);
   ctx.log(`numactlx ${info.numactlxCommit} on Linux ${info.kernel}, ${info.cpus} CPUs (${info.cpu}), ${info.memGiB} GiB`);
 
   const raw = { machine: info, quick: o.quick, results: {} };
-  const sections = [];
   for (const name of names) {
-    const b = BENCHES[name];
     const t0 = Date.now();
-    raw.results[name] = await b.run(ctx);
+    raw.results[name] = await BENCHES[name].run(ctx);
     ctx.log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     fs.writeFileSync(o.json, `${JSON.stringify(raw, null, 2)}\n`);
-    sections.push(`### ${b.title}\n\n${b.report(raw.results[name])}\n`);
   }
-  const header = `Machine: Linux ${info.kernel}, ${info.cpus} vCPUs (${info.cpu}), ${info.memGiB} GiB, THP \`${info.thp}\`, ` +
-    `Node ${info.node}; numactlx ${info.numactlxCommit}; ${info.date}${o.quick ? '; --quick' : ''}.\n`;
-  const md = [header, ...sections].join('\n');
+  const md = render(raw, names);
   process.stdout.write(md);
   if (o.md) fs.writeFileSync(o.md, md);
   ctx.log(`raw results: ${o.json}`);

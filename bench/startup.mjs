@@ -7,8 +7,9 @@
 //   numactlx --remap=3,F --membind=3 -- /bin/true   (backing F exists: opened, locked)
 // and, to split numactlx's time: `node -e 0` (Node's own start-up) and
 // `numactlx --version` (numactlx's modules loaded, nothing run).
-// 20 runs each (10 with --quick) after 2 warm-up runs, in rotated order.
-import { rotate, runSync } from './lib/proc.mjs';
+// 20 runs each (10 with --quick) after 2 warm-up runs, in rotated order, each round
+// started on a quiet machine (less than --max-foreign of a CPU busy for a second).
+import { rotate, runSync, waitQuiet } from './lib/proc.mjs';
 import { cell, summary, table } from './lib/stats.mjs';
 
 export async function runStartup(ctx) {
@@ -27,6 +28,8 @@ export async function runStartup(ctx) {
   for (const mode of ctx.pinModes) {
     const byId = Object.fromEntries(list.map((v) => [v.id, []]));
     for (let rep = -2; rep < reps; rep++) {
+      // Runs this short cannot be checked one by one: wait for a quiet machine instead.
+      await waitQuiet(ctx.maxForeign, Math.min(ctx.maxWaitS, 60));
       for (const v of rotate(list, rep + 2)) {
         const r = runSync(v.argv, { pin: mode.pin });
         if (rep >= 0) byId[v.id].push(r.wallMs);

@@ -1,7 +1,9 @@
 // The main thread's handle on the engine worker: start it (it opens the backings:
 // a foreign, locked or unwritable backing fails here, before the program starts), ask
 // it for statistics, shut it down.
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import { DOORBELL_BYTES } from '../src/snapshot/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
@@ -12,6 +14,11 @@ import type { VirtualNode } from '../policy/remap.js';
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
+  readonly doorbell = new SharedArrayBuffer(DOORBELL_BYTES);
+  /** The next snapshot id (after the backings' catalogs). */
+  nextId = 1;
+  /** Outcomes of snapshots, by id (the session's snapshot queue listens). */
+  readonly snapshots = new EventEmitter();
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
@@ -19,21 +26,24 @@ export class EngineHandle {
   private closed!: Promise<void>;
 
   constructor(readonly eventFd: number) {
-    this.mailbox = new MainMailbox(new SharedArrayBuffer(4), eventFd);
+    this.mailbox = new MainMailbox(new SharedArrayBuffer(8), eventFd);
   }
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
-  start(nodes: readonly VirtualNode[], faultAheadPages: number): Promise<void> {
+  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[]): Promise<void> {
     const data: EngineStart = {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages,
-      channel: this.channel, mailbox: this.mailbox.sab, eventFd: this.eventFd,
+      channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
     };
     this.worker = startWorker(new URL('../src/engine/engine-worker.js', import.meta.url), data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     return new Promise((resolve, reject) => {
       this.worker.on('message', (ev: EngineEvent) => {
         switch (ev.type) {
-          case 'ready': resolve(); break;
+          case 'ready': this.nextId = ev.nextId; resolve(); break;
+          case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
+          case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
+          case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
           case 'init-failed': reject(new SetupError(ev.message)); break;
           case 'stats':
             this.lastStats = ev.stats;
@@ -47,6 +57,14 @@ export class EngineHandle {
         }
       });
       this.worker.on('error', (err) => reject(new SetupError('engine thread failed', { cause: err })));
+    });
+  }
+
+  /** --keep: deletes the oldest unlabelled snapshots beyond `keep`; resolves to the ids. */
+  prune(keep: number): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.snapshots.once('pruned', (ids: number[], error?: string) => (error ? reject(new Error(error)) : resolve(ids)));
+      this.mailbox.post(MainRequest.Prune, keep);
     });
   }
 

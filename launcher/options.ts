@@ -2,12 +2,17 @@
 // given (as numactl applies them), node lists include the virtual nodes declared with
 // --remap wherever they appear, and the result is a LaunchPlan.
 import { splitArgv, type OptionEvent, type OptionSpec } from './argv.js';
-import { UsageError } from './errors.js';
+import { SetupError, UsageError } from './errors.js';
 import { parseIdList } from '../policy/idlist.js';
 import { parseSize } from '../policy/size.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
 import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
+import {
+  ConfigError, loadSnapshotConfig, mergeSnapshotSettings, parseKeep, parseSnapshotSignal,
+  type PartialSnapshotSettings, type SnapshotSettings,
+} from '../src/snapshot/config.js';
+import { checkCronExpression, ScheduleError } from '../src/snapshot/schedule.js';
 
 export const LAUNCHER_OPTIONS: readonly OptionSpec[] = [
   { long: 'all', short: 'a', takesValue: false },
@@ -29,6 +34,12 @@ export const LAUNCHER_OPTIONS: readonly OptionSpec[] = [
   { long: 'remap', takesValue: true },
   { long: 'fault-ahead', takesValue: true },
   { long: 'stats', takesValue: true },
+  // Snapshots of the virtual nodes (src/snapshot/config.ts).
+  { long: 'schedule', takesValue: true },
+  { long: 'keep', takesValue: true },
+  { long: 'config', takesValue: true },
+  { long: 'snapshot-signal', takesValue: true },
+  { long: 'snapshot-on-exit', takesValue: false },
   // numactl's shared-memory options: recognised so that they get a clear refusal.
   { long: 'shm', short: 'S', takesValue: true },
   { long: 'file', short: 'f', takesValue: true },
@@ -65,6 +76,11 @@ export interface LaunchPlan {
   faultAheadPages: number;
   /** --stats FILE: JSON statistics written when the program has ended. */
   statsFile?: string;
+  /**
+   * Snapshot settings (--schedule, --keep, --config, --snapshot-signal, --snapshot-on-exit
+   * merged over the --config file): present when the plan runs a program on virtual nodes.
+   */
+  snapshots?: SnapshotSettings;
 }
 
 /** The fault-ahead window when --fault-ahead is not given (see docs/BENCHMARKS.md). */
@@ -118,6 +134,9 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
   let cpuCompress = false;
   let faultAhead = DEFAULT_FAULT_AHEAD;
   let statsFile: string | undefined;
+  const cliSnapshots: PartialSnapshotSettings = { schedules: [] };
+  let configEvent: OptionEvent | undefined;
+  let snapshotOption: OptionEvent | undefined;
 
   const nodeList = (ev: OptionEvent, realOnly = false): number[] => {
     let text = ev.value ?? '';
@@ -200,10 +219,25 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
         }
         break;
       case 'stats': statsFile = ev.value; break;
+      case 'schedule': case 'keep': case 'config': case 'snapshot-signal': case 'snapshot-on-exit':
+        snapshotOption ??= ev;
+        snapshotArg(ev, cliSnapshots);
+        if (ev.name === 'config') {
+          if (configEvent) throw new UsageError(`${ev.spelled} given twice ('${configEvent.value}' and '${ev.value}'): one configuration file`);
+          configEvent = ev;
+        }
+        break;
       default: throw new UsageError(`unhandled option ${ev.spelled}`);
     }
   }
   if (action === 'run' && program.length === 0) throw new UsageError('no program to run');
+  let snapshots: SnapshotSettings | undefined;
+  if (action === 'run') {
+    if (snapshotOption && virtualNodes.length === 0) {
+      throw new UsageError(`${snapshotOption.spelled} needs a virtual node (--remap=NODE,PATH): snapshots are of the memory on virtual nodes`);
+    }
+    if (virtualNodes.length > 0) snapshots = mergeSnapshotSettings(configEvent && snapshotConfig(configEvent), cliSnapshots);
+  }
   return {
     action,
     placement: { memory: memory ?? { ...DEFAULT_POLICY }, cpus, virtualNodes },
@@ -212,5 +246,37 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
     program,
     faultAheadPages: Number(faultAhead / 4096n),
     statsFile,
+    snapshots,
   };
+}
+
+/** Checks one snapshot option's value and records it (the last --keep/--snapshot-signal wins). */
+function snapshotArg(ev: OptionEvent, out: PartialSnapshotSettings): void {
+  const value = ev.value ?? '';
+  const why = (err: unknown): string => (err instanceof ScheduleError ? err.why : (err as Error).message);
+  const bad = (err: unknown): UsageError => new UsageError(`invalid ${ev.spelled} '${value}': ${why(err)}`, { cause: err });
+  try {
+    switch (ev.name) {
+      case 'schedule':
+        checkCronExpression(value);
+        out.schedules.push({ expr: value, label: null });
+        break;
+      case 'keep': out.keep = parseKeep(value); break;
+      case 'snapshot-signal': out.signal = parseSnapshotSignal(value); break;
+      case 'snapshot-on-exit': out.onExit = true; break;
+      case 'config': if (value === '') throw new Error('a file name'); break;
+    }
+  } catch (err) {
+    throw bad(err);
+  }
+}
+
+/** --config FILE: a file that cannot be read or is wrong is a setup error, not bad syntax. */
+function snapshotConfig(ev: OptionEvent): PartialSnapshotSettings {
+  try {
+    return loadSnapshotConfig(ev.value ?? '');
+  } catch (err) {
+    if (err instanceof ConfigError) throw new SetupError(`${ev.spelled} ${err.message}`, { cause: err });
+    throw err;
+  }
 }

@@ -41,7 +41,16 @@ export function inheritedDispositions(inheritedIgnored: string | undefined): { d
 }
 
 /** Spawns the program through the tracer worker and resolves when it has ended. */
-export function runProgram(start: TracerStart, onSpawned?: (pid: number) => void): Promise<ProgramEnd> {
+export interface RunHooks {
+  onSpawned?: (pid: number) => void;
+  /** Tracer events the session handles (frozen, exit-snapshot). */
+  onEvent?: (ev: TracerEvent) => void;
+  /** Signals numactlx keeps for itself (the snapshot signal). */
+  notForwarded?: NodeJS.Signals[];
+}
+
+export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<ProgramEnd> {
+  const { onSpawned, onEvent, notForwarded = [] } = hooks;
   return new Promise((resolve, reject) => {
     const worker = startWorker(new URL('../src/tracee/tracer-worker.js', import.meta.url), start);
     let pid: number | undefined;
@@ -54,7 +63,7 @@ export function runProgram(start: TracerStart, onSpawned?: (pid: number) => void
         if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
       }
     };
-    const handlers = FORWARDED_SIGNALS.map((name) => {
+    const handlers = FORWARDED_SIGNALS.filter((name) => !notForwarded.includes(name)).map((name) => {
       const handler = (): void => forward(S[name]);
       process.on(name, handler);
       return [name, handler] as const;
@@ -88,6 +97,10 @@ export function runProgram(start: TracerStart, onSpawned?: (pid: number) => void
         case 'killed':
           cleanUp();
           resolve({ signal: ev.signal, core: ev.core });
+          break;
+        case 'frozen':
+        case 'exit-snapshot':
+          onEvent?.(ev);
           break;
         case 'tracer-failed':
           cleanUp();

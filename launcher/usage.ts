@@ -6,13 +6,15 @@ export const USAGE = `usage: numactlx [--all | -a] [--balancing | -b]
                 [--physcpubind= | -C <cpus>] [--cpunodebind= | -N <nodes>]
                 [--membind= | -m <nodes>] [--localalloc | -l]
                 [--remap=NODE,PATH[,size=SIZE] ...] [--fault-ahead SIZE]
-                [--stats FILE] [--] command args ...
+                [--stats FILE] [--schedule CRON ...] [--keep N] [--config FILE]
+                [--snapshot-signal SIG] [--snapshot-on-exit] [--] command args ...
        numactlx [--show | -s] [--remap=...]
        numactlx [--hardware | -H] [--cpu-compress] [--remap=...]
        numactlx [--version | --help]
        numactlx doctor [--json]
        numactlx status [PID] [--json]
        numactlx ps [--json]
+       numactlx snapshot [--label L] [--wait] [PID] [--json]
 
 memory policy is --preferred | -p, --membind | -m, --localalloc | -l,
                  --interleave | -i, --weighted-interleave | -w, --preferred-many | -P
@@ -27,6 +29,12 @@ the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind ins
   backed by PATH: a file (created with SIZE if missing) or a /dev/dax device.
 --fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 256k).
 --stats FILE: the virtual nodes' statistics as JSON when the program has ended.
+Snapshots of the virtual nodes (need --remap):
+  --schedule CRON: take one on a cron schedule ('*/5 * * * *'; 6 fields: seconds first).
+  --keep N: keep the N newest unlabelled snapshots, delete older ones.
+  --config FILE: the same settings as JSON (the command line adds and overrides).
+  --snapshot-signal SIG: the signal to numactlx that takes one (default SIGUSR1).
+  --snapshot-on-exit: take one when the program ends.
 <size> can have k, m, g or t suffixes.
 A first argument that is a verb runs the verb; run a program of that name with
 'numactlx -- NAME'.

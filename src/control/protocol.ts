@@ -10,6 +10,7 @@
 // the id and may come back in any order. Adding an op is one entry in `Ops` below (its
 // parameters and result, for the client's types) and one handler in the session.
 import type { SessionStats } from '../engine/stats.js';
+import type { SnapshotStats } from '../snapshot/types.js';
 
 export interface VirtualNodeInfo {
   node: number;
@@ -34,10 +35,24 @@ export interface SessionInfo {
 
 export type StatusReply = SessionInfo & { stats: SessionStats };
 
+/**
+ * What `snapshot` answers: the id and label as soon as the program has been frozen and
+ * resumed; with `wait`, once the snapshot is durable, also its time and stats.
+ */
+export interface SnapshotReply {
+  id: number;
+  label: string | null;
+  /** ISO 8601, the freeze (with wait). */
+  time?: string;
+  stats?: SnapshotStats;
+}
+
 /** Each op's parameters (the request's fields besides id and op) and result. */
 export interface Ops {
   hello: { params: Record<string, never>; result: SessionInfo };
   status: { params: Record<string, never>; result: StatusReply };
+  /** Take a snapshot (src/snapshot/queue.ts: snapshotOp). */
+  snapshot: { params: { label?: string; wait?: boolean }; result: SnapshotReply };
 }
 
 export type OpName = keyof Ops;

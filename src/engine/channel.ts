@@ -32,6 +32,12 @@ export enum TracerOp {
   SetProcessPolicy = 7,
   /** pid, addr → args: mode, nnodes, nodes…, then the page's node (-1 ordinary memory). */
   QueryAddress = 8,
+  /** id: every thread is stopped (registers in the doorbell); freeze for snapshot id. */
+  Freeze = 9,
+  /** ms: the pause the tracer measured for the snapshot being copied. */
+  SetPause = 10,
+  /** pid: the process is at its exit stop: copy its frozen pages while its memory exists. */
+  ExitStop = 11,
 }
 
 const STATE = 0;
@@ -91,6 +97,8 @@ export class TracerChannelServer {
 export enum MainRequest {
   Stats = 1,
   Shutdown = 2,
+  /** --keep: delete the oldest unlabelled snapshots beyond the number in slot 1. */
+  Prune = 3,
 }
 
 export class MainMailbox {
@@ -100,9 +108,15 @@ export class MainMailbox {
     this.flags = new Int32Array(sab);
   }
 
-  post(req: MainRequest): void {
+  post(req: MainRequest, value = 0): void {
+    if (req === MainRequest.Prune) Atomics.store(this.flags, 1, value);
     Atomics.or(this.flags, 0, 1 << req);
     if (this.eventFd !== undefined) eventfdSignal(this.eventFd);
+  }
+
+  /** The value posted with a request (engine side). */
+  value(): number {
+    return Atomics.load(this.flags, 1);
   }
 
   /** Takes every posted request (engine side). */

@@ -5,20 +5,25 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
+import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
 import { SysError } from '../sys/libc.js';
 import { MainMailbox, MainRequest, TracerChannelServer, TracerOp } from './channel.js';
 import { Engine, type Mm } from './engine.js';
+import { SnapshotEngine } from './snapshot-engine.js';
+import { Doorbell } from '../snapshot/doorbell.js';
+import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import type { EngineEvent, EngineStart } from './messages.js';
 import type { PagePolicy } from './ranges.js';
 
 const port = parentPort!;
 const post = (ev: EngineEvent): void => port.postMessage(ev);
 const start = workerData as EngineStart;
+const doorbell = new Doorbell(start.doorbell);
 
 /** Features asked of every new uffd: the events that keep page tables true. */
-const FEATURES = UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
+const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
   | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
   // UFFDIO_POISON (Linux 6.6): how a full --membind node answers a fault with SIGBUS.
   | UFFD_FEATURE.POISON;
@@ -39,11 +44,25 @@ function commandOf(pid: number): string[] {
   }
 }
 
-function openStores(): BackingStore[] | undefined {
+interface OpenNode {
+  store: BackingStore;
+  loaded: LoadedCatalog;
+}
+
+/**
+ * Opens every backing and loads its snapshot catalog — which claims the frames the
+ * committed snapshots hold, so the first allocation can never hand one out.
+ */
+function openStores(): OpenNode[] | undefined {
   const stores: BackingStore[] = [];
+  const out: OpenNode[] = [];
   try {
-    for (const n of start.nodes) stores.push(BackingStore.open(n.target));
-    return stores;
+    for (const n of start.nodes) {
+      const store = BackingStore.open(n.target);
+      stores.push(store);
+      out.push({ store, loaded: loadCatalog(store) });
+    }
+    return out;
   } catch (err) {
     for (const s of stores) s.close();
     post({ type: 'init-failed', message: (err as Error).message });
@@ -56,8 +75,21 @@ function policyAt(args: Float64Array, at: number): PagePolicy {
   return { mode: args[at], nodes: Array.from(args.subarray(at + 2, at + 2 + n)) };
 }
 
-function runCommand(engine: Engine, op: number, a: Float64Array): number {
+function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array): number {
   switch (op) {
+    case TracerOp.Freeze: {
+      const threads = doorbell.readThreads();
+      const tgid = new Map(threads.map((t) => [t.tid, t.tgid]));
+      try {
+        return snaps.freeze({ id: a[0], label: doorbell.label(), program: start.program }, threads,
+          (tid) => tgid.get(tid) ?? tid);
+      } catch (err) {
+        post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
+        return -5; // EIO
+      }
+    }
+    case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
+    case TracerOp.ExitStop: snaps.flushProcess(a[0]); return 0;
     case TracerOp.AddMm: {
       const [pid, uffd] = [a[0], a[1]];
       try {
@@ -87,7 +119,29 @@ function runCommand(engine: Engine, op: number, a: Float64Array): number {
   }
 }
 
-function loop(engine: Engine, stores: BackingStore[]): void {
+/** The snapshot being copied is complete: commit it and tell the main thread. */
+function finishSnapshot(snaps: SnapshotEngine): void {
+  const id = snaps.currentId;
+  try {
+    const { id, records } = snaps.finish();
+    const r = records[0];
+    post({ type: 'snapshot-done', snapshot: { id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(records) } });
+  } catch (err) {
+    post({ type: 'snapshot-failed', id, message: (err as Error).message });
+  }
+}
+
+function sumStats(records: SnapshotRecord[]): SnapshotStats {
+  const s: SnapshotStats = { pages: 0, new_pages: 0, bytes_written: 0, pause_ms: 0, copy_ms: 0 };
+  for (const r of records) {
+    s.pages += r.stats.pages; s.new_pages += r.stats.new_pages; s.bytes_written += r.stats.bytes_written;
+    s.pause_ms = r.stats.pause_ms; s.copy_ms = r.stats.copy_ms;
+  }
+  return s;
+}
+
+function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: number; label: string | null }>): void {
+  const snaps = new SnapshotEngine(engine, existing);
   const channel = new TracerChannelServer(start.channel);
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
@@ -101,7 +155,8 @@ function loop(engine: Engine, stores: BackingStore[]): void {
       order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
       engine.pollListChanged = false;
     }
-    poll(fds, order.length + 1, engine.hasRetries ? 1 : -1);
+    // While a snapshot is being copied, poll without blocking between copy batches.
+    poll(fds, order.length + 1, snaps.active && !snaps.copied ? 0 : engine.hasRetries ? 1 : -1);
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     for (let i = 0; i < order.length; i++) {
@@ -115,27 +170,46 @@ function loop(engine: Engine, stores: BackingStore[]): void {
     if (fds.readInt16LE(6) !== 0) {
       eventfdDrain(start.eventFd);
       const op = channel.pending();
-      if (op !== 0) channel.reply(runCommand(engine, op, channel.args));
+      if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args));
       const req = mailbox.take();
       if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: engine.stats(exeOf) });
+      if (req & (1 << MainRequest.Prune)) {
+        try {
+          post({ type: 'pruned', ids: snaps.prune(mailbox.value()) });
+        } catch (err) {
+          post({ type: 'pruned', ids: [], error: (err as Error).message });
+        }
+      }
       if (req & (1 << MainRequest.Shutdown)) {
+        if (snaps.active) {
+          while (snaps.step()) { /* the program has ended: copy what is left, then commit */ }
+          finishSnapshot(snaps);
+        }
         post({ type: 'stats', stats: engine.stats(exeOf) });
         for (const s of stores) s.close();
         post({ type: 'closed' });
         return;
       }
     }
+    // Copy between fault batches; commit once copied and the pause is known.
+    if (snaps.active) {
+      snaps.step();
+      if (snaps.complete) finishSnapshot(snaps);
+    }
   }
 }
 
-const stores = openStores();
-if (stores) {
+const opened = openStores();
+if (opened) {
+  const stores = opened.map((o) => o.store);
   const engine = new Engine(start.nodes.map((n, i) => ({
     node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
+    catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
+    refs: opened[i].loaded.refs,
   })), start.faultAheadPages);
-  post({ type: 'ready' });
+  post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)) });
   try {
-    loop(engine, stores);
+    loop(engine, stores, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);
   } catch (err) {
     post({ type: 'failed', message: (err as Error).stack ?? String(err) });
   }

@@ -23,8 +23,10 @@ import { koffi } from '../sys/libc.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
 import { ioctlBufferRaw } from '../sys/ioctl.js';
 import { lastErrno } from '../sys/libc.js';
-import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFDIO } from '../sys/userfaultfd.js';
-import { ABSENT, PAGE, PageSet, PageTable, PLACED_REAL } from './page-table.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG, UFFDIO } from '../sys/userfaultfd.js';
+import { ABSENT, DIRTY, PAGE, PageSet, PageTable, PENDING, PLACED_REAL } from './page-table.js';
+import { EMPTY_MAP, type SnapMap, type SnapshotRun } from './snapshot.js';
+import type { SnapshotRecord } from '../snapshot/types.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './placement.js';
 import { RangeSet, type PagePolicy, type Range } from './ranges.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from './stats.js';
@@ -35,6 +37,15 @@ export interface FrameStore {
   readonly framesInUse: number;
   allocFrame(): number;
   freeFrame(frame: number): void;
+  frameAddress(frame: number): bigint;
+  frameView(frame: number): Buffer;
+  sync(): void;
+}
+
+/** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
+export interface NodeCatalog {
+  commit(record: SnapshotRecord): void;
+  remove(ids: number[]): SnapshotRecord[];
 }
 
 export interface VirtualNodeRuntime {
@@ -42,6 +53,12 @@ export interface VirtualNodeRuntime {
   backing: string;
   kind: string;
   store: FrameStore;
+  catalog?: NodeCatalog;
+  /**
+   * References per frame: 1 for the live page it belongs to, +1 per committed snapshot
+   * that holds it (derived from the catalog at open). A frame is freed at 0.
+   */
+  refs: Uint32Array;
 }
 
 const EEXIST = 17;
@@ -67,6 +84,17 @@ export class Mm {
   readonly unclaimedForks: Mm[] = [];
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
+  /** Pages that became DIRTY since the last freeze (may hold duplicates and dropped pages). */
+  dirty: number[] = [];
+  /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
+  drops: Array<[number, number]> = [];
+  /** The pages of this mm in the last committed snapshot. */
+  snap: SnapMap = EMPTY_MAP;
+  /**
+   * Until this mm's first freeze, `dirty` is not kept (it would hold every page): the
+   * first freeze scans the whole table instead — a full snapshot costs O(all pages).
+   */
+  scanAll = true;
 
   command: string[] = [];
 
@@ -95,6 +123,10 @@ export class Engine implements NodeRoom {
   private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
   pollListChanged = true;
+  /** The snapshot being copied, if any (snapshot-engine.ts drives it). */
+  run: SnapshotRun | undefined;
+  /** Called on a write to a write-protected page (set by the snapshot engine). */
+  writeFault: (mm: Mm, addr: number) => void = (mm, addr) => this.unprotect(mm, addr, PAGE);
 
   constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number) {
     this.slots = nodes;
@@ -139,7 +171,9 @@ export class Engine implements NodeRoom {
     const mm = this.byPid.get(pid);
     if (!mm) return -ESRCH;
     const v = this.ioView;
-    setU64(v, 0, start); setU64(v, 8, len); setU64(v, 16, 1 /* MODE_MISSING */); setU64(v, 24, 0);
+    // MISSING for placement, WP so that snapshots can write-protect pages (it costs
+    // nothing until a page is protected).
+    setU64(v, 0, start); setU64(v, 8, len); setU64(v, 16, 3 /* MODE_MISSING | MODE_WP */); setU64(v, 24, 0);
     if (ioctlBufferRaw(mm.uffd, UFFDIO.REGISTER, this.ioArg) === -1) return -lastErrno();
     mm.ranges.add(start, start + len, policy);
     return 0;
@@ -260,8 +294,13 @@ export class Engine implements NodeRoom {
     switch (v.getUint8(off + O.event)) {
       case UFFD_EVENT.PAGEFAULT: {
         const addr = getU64(v, off + O.pagefaultAddress);
+        const page = addr - (addr % PAGE);
+        if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
+          this.writeFault(mm, page);
+          break;
+        }
         mm.faults++;
-        this.fault(mm, addr - (addr % PAGE), false);
+        this.fault(mm, page, false);
         break;
       }
       case UFFD_EVENT.FORK:
@@ -434,7 +473,10 @@ export class Engine implements NodeRoom {
 
   private placed(mm: Mm, addr: number, target: number, frame: number, faultAddr: number): void {
     if (target >= 0) {
-      mm.table.set(addr, frame + 1, target);
+      // A new page is DIRTY: its content (zeros, then whatever is written) is in no frame.
+      mm.table.set(addr, frame + 1, target, DIRTY);
+      if (!mm.scanAll) mm.dirty.push(addr);
+      this.slots[target].refs[frame] = 1;
       mm.resident++;
       const s = this.nodeStats[target];
       if (mm.everPlaced.add(addr)) s.pages_placed++;
@@ -464,6 +506,25 @@ export class Engine implements NodeRoom {
     if (id !== undefined) this.nodeStats[this.slotOf(id)].sigbus++;
   }
 
+  /** Clears write protection on [addr, addr+len) and wakes the threads waiting there. */
+  unprotect(mm: Mm, addr: number, len: number): void {
+    const v = this.ioView;
+    setU64(v, 0, addr); setU64(v, 8, len); setU64(v, 16, 0);
+    ioctlBufferRaw(mm.uffd, UFFDIO.WRITEPROTECT, this.ioArg);
+  }
+
+  /** Write-protects [addr, addr+len) (no wake: nobody waits on a writable page). */
+  protect(mm: Mm, addr: number, len: number): number {
+    const v = this.ioView;
+    setU64(v, 0, addr); setU64(v, 8, len); setU64(v, 16, 1 /* MODE_WP */);
+    return ioctlBufferRaw(mm.uffd, UFFDIO.WRITEPROTECT, this.ioArg) === -1 ? -lastErrno() : 0;
+  }
+
+  /** Every virtual node's runtime (the snapshot engine walks them). */
+  get nodes(): readonly VirtualNodeRuntime[] {
+    return this.slots;
+  }
+
   private wake(mm: Mm, addr: number, len: number): void {
     const v = this.ioView;
     setU64(v, 0, addr); setU64(v, 8, len);
@@ -473,17 +534,28 @@ export class Engine implements NodeRoom {
   /** Gives back what a page held: its frame and its place on the node. */
   private release(entry: number, node: number): void {
     if (entry > 0) {
-      this.slots[node].store.freeFrame(entry - 1);
+      this.unref(node, entry - 1);
       this.nodeStats[node].pages_resident--;
     }
   }
 
+  /** Drops one reference to a frame; frees it at zero. */
+  unref(slot: number, frame: number): void {
+    const refs = this.slots[slot].refs;
+    if (refs[frame] > 0 && --refs[frame] === 0) this.slots[slot].store.freeFrame(frame);
+  }
+
   /** munmap / DONTNEED: the pages are gone from the program. */
   private drop(mm: Mm, start: number, end: number): void {
-    mm.table.takeRange(start, end, (addr, entry, node) => {
+    const part = this.run?.parts.get(mm);
+    mm.table.takeRange(start, end, (addr, entry, node, flags) => {
       if (entry > 0) mm.resident--;
+      // A page frozen but not copied yet is lost to the snapshot being taken: its
+      // content is gone before it could be read (README, "Known limits").
+      if (flags & PENDING && part) part.lost.add(addr);
       this.release(entry, node);
     });
+    mm.drops.push([start, end]);
   }
 
   private onFork(parent: Mm, ufd: number): void {
@@ -497,7 +569,8 @@ export class Engine implements NodeRoom {
       if (entry > 0) {
         const f = this.slots[node].store.allocFrame();
         if (f >= 0) {
-          child.table.set(addr, f + 1, node);
+          child.table.set(addr, f + 1, node, DIRTY);
+          this.slots[node].refs[f] = 1;
           child.resident++;
           if (child.everPlaced.add(addr)) this.nodeStats[node].pages_placed++;
           this.nodeStats[node].pages_resident++;
@@ -514,9 +587,19 @@ export class Engine implements NodeRoom {
 
   private onRemap(mm: Mm, from: number, to: number, len: number): void {
     this.events.remap++;
+    const part = this.run?.parts.get(mm);
     const moved: Array<[number, number, number]> = [];
-    mm.table.takeRange(from, from + len, (addr, entry, node) => moved.push([addr - from + to, entry, node]));
-    for (const [addr, entry, node] of moved) mm.table.set(addr, entry, node);
+    mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
+      if (flags & PENDING && part) part.lost.add(addr);
+      moved.push([addr - from + to, entry, node]);
+    });
+    // Moved pages keep their frame but count as new at their new address (DIRTY): the
+    // next snapshot copies them there, and their old addresses leave it.
+    for (const [addr, entry, node] of moved) {
+      mm.table.set(addr, entry, node, entry > 0 ? DIRTY : 0);
+      if (entry > 0 && !mm.scanAll) mm.dirty.push(addr);
+    }
+    mm.drops.push([from, from + len]);
     const pieces = mm.ranges.slice(from, from + len);
     mm.ranges.remove(from, from + len);
     for (const p of pieces) mm.ranges.add(p.start - from + to, p.end - from + to, p.policy);

@@ -19,9 +19,16 @@ const CHUNK = PAGE * PAGES_PER_CHUNK;
 export const ABSENT = 0;
 export const PLACED_REAL = -1;
 
+/** Page flags (virtual-node pages only). */
+/** The page's content is newer than its frame: the next snapshot copies it. */
+export const DIRTY = 1;
+/** Frozen in the snapshot being copied, not copied yet (write-protected meanwhile). */
+export const PENDING = 2;
+
 interface Chunk {
   entry: Int32Array;
   node: Uint8Array;
+  flags: Uint8Array;
   /** Entries that are not ABSENT, so empty chunks can be dropped. */
   used: number;
 }
@@ -63,12 +70,23 @@ export class PageTable {
     return c === undefined ? 0 : c.node[(addr % CHUNK) / PAGE];
   }
 
-  set(addr: number, entry: number, node = 0): void {
+  flagsOf(addr: number): number {
+    const c = this.chunks.get(Math.floor(addr / CHUNK));
+    return c === undefined ? 0 : c.flags[(addr % CHUNK) / PAGE];
+  }
+
+  /** Sets the flags of a present page. */
+  setFlags(addr: number, flags: number): void {
+    const c = this.chunks.get(Math.floor(addr / CHUNK));
+    if (c !== undefined) c.flags[(addr % CHUNK) / PAGE] = flags;
+  }
+
+  set(addr: number, entry: number, node = 0, flags = 0): void {
     const key = Math.floor(addr / CHUNK);
     let c = this.chunks.get(key);
     if (c === undefined) {
       if (entry === ABSENT) return;
-      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), used: 0 };
+      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), flags: new Uint8Array(PAGES_PER_CHUNK), used: 0 };
       this.chunks.set(key, c);
     }
     const i = (addr % CHUNK) / PAGE;
@@ -76,6 +94,7 @@ export class PageTable {
     else if (c.entry[i] !== ABSENT && entry === ABSENT) c.used--;
     c.entry[i] = entry;
     c.node[i] = node;
+    c.flags[i] = entry === ABSENT ? 0 : flags;
     if (c.used === 0) this.chunks.delete(key);
   }
 
@@ -83,7 +102,7 @@ export class PageTable {
    * Calls `fn(addr, entry, node)` for every non-absent page in [start, end) and clears
    * it. Used by munmap, DONTNEED and mremap's source.
    */
-  takeRange(start: number, end: number, fn: (addr: number, entry: number, node: number) => void): void {
+  takeRange(start: number, end: number, fn: (addr: number, entry: number, node: number, flags: number) => void): void {
     for (let key = Math.floor(start / CHUNK); key * CHUNK < end; key++) {
       const c = this.chunks.get(key);
       if (c === undefined) continue;
@@ -93,8 +112,9 @@ export class PageTable {
       for (let addr = lo; addr < hi; addr += PAGE) {
         const i = (addr - base) / PAGE;
         if (c.entry[i] !== ABSENT) {
-          fn(addr, c.entry[i], c.node[i]);
+          fn(addr, c.entry[i], c.node[i], c.flags[i]);
           c.entry[i] = ABSENT;
+          c.flags[i] = 0;
           c.used--;
         }
       }
@@ -102,11 +122,46 @@ export class PageTable {
     }
   }
 
+  /**
+   * The freeze of a whole table (an mm's first snapshot): every present DIRTY page of a
+   * virtual node becomes PENDING. Returns them as ascending [start, end) runs, flattened,
+   * and their count. Typed arrays chunk by chunk, no per-page allocation: this runs while
+   * the program is stopped.
+   */
+  freezeDirty(dirty: number, pending: number): { runs: number[]; count: number } {
+    const runs: number[] = [];
+    let count = 0;
+    let runStart = -1;
+    let runEnd = -1;
+    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
+    for (const key of keys) {
+      const c = this.chunks.get(key)!;
+      const base = key * CHUNK;
+      const { entry, flags } = c;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+        if (entry[i] > 0 && flags[i] & dirty) {
+          flags[i] = pending;
+          count++;
+          const addr = base + i * PAGE;
+          if (addr === runEnd) {
+            runEnd += PAGE;
+          } else {
+            if (runStart >= 0) runs.push(runStart, runEnd);
+            runStart = addr;
+            runEnd = addr + PAGE;
+          }
+        }
+      }
+    }
+    if (runStart >= 0) runs.push(runStart, runEnd);
+    return { runs, count };
+  }
+
   /** Every non-absent page, in no particular order (fork copies, exit frees). */
-  forEach(fn: (addr: number, entry: number, node: number) => void): void {
+  forEach(fn: (addr: number, entry: number, node: number, flags: number) => void): void {
     for (const [key, c] of this.chunks) {
       const base = key * CHUNK;
-      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] !== ABSENT) fn(base + i * PAGE, c.entry[i], c.node[i]);
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] !== ABSENT) fn(base + i * PAGE, c.entry[i], c.node[i], c.flags[i]);
     }
   }
 }

@@ -55,6 +55,22 @@ export class EngineClient {
     return this.channel.call(TracerOp.SharesMm);
   }
 
+  /** Freezes for snapshot `id`; returns the pages frozen (or -errno). */
+  freeze(id: number): number {
+    this.put([id]);
+    return this.channel.call(TracerOp.Freeze);
+  }
+
+  setPause(ms: number): void {
+    this.put([ms]);
+    this.channel.call(TracerOp.SetPause);
+  }
+
+  exitStop(pid: number): void {
+    this.put([pid]);
+    this.channel.call(TracerOp.ExitStop);
+  }
+
   leaveMm(pid: number): number {
     this.put([pid]);
     return this.channel.call(TracerOp.LeaveMm);

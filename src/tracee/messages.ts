@@ -11,6 +11,8 @@ export interface TracedSetup {
   policy: PagePolicy | undefined;
   virtualNodes: number[];
   allowedReal: number[];
+  doorbell: SharedArrayBuffer;
+  snapshotOnExit: boolean;
 }
 
 export interface TracerStart {
@@ -34,4 +36,6 @@ export type TracerEvent =
   | { type: 'continued' }
   | { type: 'exited'; code: number }
   | { type: 'killed'; signal: number; core: boolean }
-  | { type: 'tracer-failed'; message: string };
+  | { type: 'tracer-failed'; message: string }
+  | { type: 'frozen'; id: number; pause_ms: number; pages: number }
+  | { type: 'exit-snapshot' };

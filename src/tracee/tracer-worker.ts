@@ -21,6 +21,7 @@ import type { TracedSetup, TracerEvent, TracerStart } from './messages.js';
 import { Tracer } from './tracer.js';
 import { EngineClient } from './engine-client.js';
 import { TracerChannel } from '../engine/channel.js';
+import { Doorbell } from '../snapshot/doorbell.js';
 
 const port = parentPort;
 if (!port) throw new Error('tracer-worker must run as a worker thread');
@@ -100,6 +101,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     program: start.program, env: start.env, defaultSignals: start.defaultSignals,
     ignoredSignals: start.ignoredSignals, policy: traced.policy, virtualNodes: traced.virtualNodes,
     allowedReal: traced.allowedReal,
+    doorbell: new Doorbell(traced.doorbell), snapshotOnExit: traced.snapshotOnExit,
     engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post,
   });
   try {

@@ -23,6 +23,8 @@ import { readRemote } from './remote.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Thread } from './state.js';
 import type { TracerEvent } from './messages.js';
+import { COOKIE, DOORBELL_SIGNAL, SI_QUEUE, type Doorbell } from '../snapshot/doorbell.js';
+import { getSiginfo, interrupt, siginfoHead } from '../sys/ptrace.js';
 
 const SIGTRAP = 5;
 const SIGSTOP = 19;
@@ -36,6 +38,10 @@ const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
 
 export interface TracerSetup {
+  /** Snapshot requests from the main thread (src/snapshot/doorbell.ts). */
+  doorbell?: Doorbell;
+  /** Take a snapshot at the program's exit stop (--snapshot-on-exit). */
+  snapshotOnExit?: boolean;
   program: string[];
   env: string[];
   defaultSignals: number[];
@@ -58,6 +64,7 @@ export class Tracer {
   private mainStatus: number | undefined;
   private mainStopped = false;
   private spawned = false;
+  private exitSnapshotTaken = false;
 
   constructor(private readonly setup: TracerSetup) {
     this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
@@ -76,6 +83,7 @@ export class Tracer {
     seize(pid, OPTIONS);
     kill(pid, SIGCONT);
     this.mainPid = pid;
+    this.setup.doorbell?.publishPid(pid);
     const proc = new Proc(pid);
     proc.policy = this.setup.policy;
     this.procs.set(pid, proc);
@@ -137,6 +145,8 @@ export class Tracer {
         if (STOP_SIGNALS.has(sig)) return this.onGroupStop(tid, sig);
         return cont(tid);
       case PTRACE_EVENT.EXIT:
+        this.onExitStop(thread);
+        return cont(tid);
       case PTRACE_EVENT.VFORK_DONE:
         return cont(tid);
       default:
@@ -148,12 +158,84 @@ export class Tracer {
       thread.pending = undefined;
       return cont(tid);
     }
+    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered.
+    if (sig === DOORBELL_SIGNAL && this.isDoorbell(tid)) {
+      cont(tid);
+      this.answerDoorbell();
+      return;
+    }
     // A signal-delivery stop: deliver the signal unchanged.
     if (sig === SIGCONT && tid === this.mainPid && this.mainStopped) {
       this.mainStopped = false;
       this.setup.post({ type: 'continued' });
     }
     cont(tid, sig);
+  }
+
+  private isDoorbell(tid: number): boolean {
+    const info = getSiginfo(tid);
+    const head = siginfoHead(info);
+    // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
+    return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && info.readInt32LE(24) === COOKIE;
+  }
+
+  private answerDoorbell(): void {
+    const req = this.setup.doorbell?.take();
+    if (req) this.freeze(req.id);
+  }
+
+  /**
+   * Stops every thread (PTRACE_INTERRUPT), hands their registers to the engine, lets it
+   * write-protect what changed, resumes them. Stops that arrive meanwhile are held and
+   * handled after the resume, so no thread runs while the engine freezes.
+   */
+  freeze(id: number): void {
+    const t0 = process.hrtime.bigint();
+    const waiting = new Set<number>();
+    for (const tid of this.threads.keys()) {
+      if (this.held.has(tid)) continue;
+      try {
+        interrupt(tid);
+        waiting.add(tid);
+      } catch {
+        // exiting
+      }
+    }
+    const stash: Array<[number, number]> = [];
+    while (waiting.size > 0) {
+      const { pid: tid, status } = waitpid(-1, __WALL);
+      waiting.delete(tid);
+      if (WIFEXITED(status) || WIFSIGNALED(status)) { this.onGone(tid, status); continue; }
+      if (!this.threads.has(tid)) { this.held.add(tid); continue; }
+      stash.push([tid, status]);
+    }
+    const tStopped = process.hrtime.bigint();
+    const regs: Array<{ tgid: number; tid: number; regs: Buffer }> = [];
+    for (const [tid, thread] of this.threads) {
+      if (this.held.has(tid)) continue;
+      try {
+        regs.push({ tgid: thread.proc.pid, tid, regs: getRegs(tid) });
+      } catch {
+        // a thread in group-stop (PTRACE_LISTEN) cannot be read: its registers are omitted
+      }
+    }
+    this.setup.doorbell!.writeThreads(regs);
+    const tRegs = process.hrtime.bigint();
+    const frozen = this.setup.engine.freeze(id);
+    const tEngine = process.hrtime.bigint();
+    for (const [tid, status] of stash) {
+      try {
+        this.onStatus(tid, status);
+      } catch (err) {
+        if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+      }
+    }
+    const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (process.env.NUMACTLX_DEBUG === '1') {
+      process.stderr.write(`numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tEngine - tRegs) / 1e6} ms, resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);
+    }
+    this.setup.engine.setPause(pauseMs);
+    this.setup.post({ type: 'frozen', id, pause_ms: pauseMs, pages: frozen });
   }
 
   private onGroupStop(tid: number, sig: number): void {
@@ -181,6 +263,25 @@ export class Tracer {
       this.spawned = true;
       this.setup.post({ type: 'spawned', pid: proc.pid });
     }
+  }
+
+  /**
+   * A thread is about to exit; its memory still exists. The program's last thread:
+   * --snapshot-on-exit takes the snapshot now. Any process: a snapshot being copied
+   * takes this process's frozen pages now, before they are gone.
+   */
+  private onExitStop(thread: Thread): void {
+    const proc = thread.proc;
+    const lastThread = [...this.threads.values()].filter((t) => t.proc === proc).length === 1;
+    if (this.setup.snapshotOnExit && proc.pid === this.mainPid && lastThread && !this.exitSnapshotTaken) {
+      this.exitSnapshotTaken = true;
+      this.setup.post({ type: 'exit-snapshot' });
+      // The main thread queues the request and posts it to the doorbell; it is taken
+      // here, synchronously, while the memory exists (an exiting thread gets no signal).
+      const req = this.setup.doorbell?.waitRequest(60_000);
+      if (req) this.freeze(req.id);
+    }
+    if (lastThread) this.setup.engine.exitStop(proc.pid);
   }
 
   private onNewTask(parent: Thread, event: number, child: number): void {
@@ -217,6 +318,8 @@ export class Tracer {
     this.procs.delete(tid);
     this.setup.engine.leaveMm(tid);
     if (tid === this.mainPid) this.mainStatus = status;
+    // Ring another traced process from now on, if any is left.
+    this.setup.doorbell?.publishPid(this.procs.keys().next().value ?? 0);
   }
 }
 

@@ -65,7 +65,7 @@ const cases: Case[] = [
   { name: 'no program', args: ['-m', '0'], error: /^numactlx: no program to run$/m, usage: true },
   { name: 'program not found', args: ['-m', '0', 'no-such-program-numactlx'], error: /^numactlx: execution of 'no-such-program-numactlx': ENOENT \(No such file or directory\)$/m, usage: false },
   { name: 'program not executable', args: [existing], error: new RegExp(`^numactlx: execution of '${existing}': EACCES \\(Permission denied\\)$`, 'm'), usage: false },
-  { name: 'planned verb', args: ['snapshot'], error: /^numactlx: snapshot: this verb is not available in this build/m, usage: false },
+  { name: 'planned verb', args: ['rollback'], error: /^numactlx: rollback: this verb is not available in this build/m, usage: false },
 ];
 
 test.each(cases)('$name: exit 1, one clear line, program not run', async ({ args, error, usage }) => {

@@ -1,0 +1,281 @@
+// The snapshot catalog's two encodings, the root and a snapshot record, as pure
+// functions over Buffers. The layout (byte by byte) and why it is shaped so are drawn
+// in catalog.ts; chains of frames and checksums are catalog-image.ts's.
+//
+// Numbers throughout: ids, frames and lengths are u32 (or a u64 length read as an
+// exact Number below 2^53), page addresses are below 2^47 and page numbers below 2^35,
+// so every value is an exact double and the page map loop (262144 pages per GiB) never
+// touches a BigInt. Varints are LEB128 computed with * and % rather than bit operators,
+// which would truncate them to 32 bits.
+import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from '../src/snapshot/types.js';
+import { ByteReader, ByteWriter, CatalogFormatError, check } from './catalog-bytes.js';
+
+export { CatalogFormatError } from './catalog-bytes.js';
+
+const PAGE = 4096;
+const ROOT_MAGIC = 'NXCATLG\0';
+const RECORD_MAGIC = 'NXSNAPR\0';
+const VERSION = 1;
+/** The root's fixed part and one entry. */
+export const ROOT_HEADER = 24;
+export const ROOT_ENTRY = 24;
+/** At most this many snapshots per catalog: keeps a corrupt count from asking for gigabytes. */
+export const MAX_ENTRIES = 1 << 20;
+const MAX_U32 = 0xffff_ffff;
+/** The highest page number whose address is still an exact Number. */
+const MAX_PAGE = Math.floor(Number.MAX_SAFE_INTEGER / PAGE);
+
+/** Where one snapshot's record is: its chain's first frame, its length and CRC32. */
+export interface RootEntry {
+  id: number;
+  frame: number;
+  length: number;
+  crc: number;
+}
+
+export interface Root {
+  /** The id the next snapshot gets at the least (ids are never reused on a backing). */
+  nextId: number;
+  /** Ascending id. */
+  entries: RootEntry[];
+}
+
+/** The superblock's catalog field: 0 = none, else root frame + 1 (low 32) and root CRC32 (high 32). */
+export function catalogPointer(frame: number, crc: number): bigint {
+  return (BigInt(crc >>> 0) << 32n) | BigInt(frame + 1);
+}
+
+/** The root a catalog field points at, or undefined for none. */
+export function parsePointer(pointer: bigint): { frame: number; crc: number } | undefined {
+  const low = Number(pointer & 0xffff_ffffn);
+  if (low === 0) {
+    if (pointer !== 0n) throw new CatalogFormatError(`catalog field 0x${pointer.toString(16)} names no frame`);
+    return undefined;
+  }
+  return { frame: low - 1, crc: Number(pointer >> 32n) };
+}
+
+export function rootLength(entries: number): number {
+  return ROOT_HEADER + entries * ROOT_ENTRY;
+}
+
+export function encodeRoot(root: Root): Buffer {
+  const w = new ByteWriter(rootLength(root.entries.length));
+  w.ascii(ROOT_MAGIC);
+  w.u32(VERSION);
+  w.u32(root.entries.length);
+  w.u32(root.nextId);
+  w.u32(0);
+  for (const e of root.entries) {
+    w.u32(e.id);
+    w.u32(e.frame);
+    w.u64(e.length);
+    w.u32(e.crc);
+    w.u32(0);
+  }
+  return w.done();
+}
+
+/** The root's length from its first ROOT_HEADER bytes (magic, version and count checked). */
+export function rootLengthOf(head: Buffer): number {
+  const r = new ByteReader(head, 'root');
+  r.magic(ROOT_MAGIC);
+  r.version(VERSION);
+  const n = r.u32();
+  check(n <= MAX_ENTRIES, `root: ${n} entries (at most ${MAX_ENTRIES})`);
+  return rootLength(n);
+}
+
+export function decodeRoot(buf: Buffer): Root {
+  const length = rootLengthOf(buf);
+  check(buf.length === length, `root: ${buf.length} bytes, its count needs ${length}`);
+  const r = new ByteReader(buf, 'root');
+  r.skip(12);
+  const n = r.u32();
+  const nextId = r.u32();
+  r.skip(4);
+  const entries: RootEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = { id: r.u32(), frame: r.u32(), length: r.u64(), crc: r.u32() };
+    r.skip(4);
+    if (i > 0 && e.id <= entries[i - 1].id) throw new CatalogFormatError(`root: snapshot ${e.id} after ${entries[i - 1].id}`);
+    if (e.id >= nextId) throw new CatalogFormatError(`root: snapshot ${e.id} is not below the next id ${nextId}`);
+    entries.push(e);
+  }
+  return { nextId, entries };
+}
+
+function vmaRow(v: Vma): [number, number, string, number, string] {
+  return [v.start, v.end, v.perms, v.offset, v.path];
+}
+
+function checkPages(pages: SnapshotPage[], pid: number): void {
+  let prev = -1;
+  for (const p of pages) {
+    if (!(Number.isInteger(p.addr) && p.addr % PAGE === 0 && p.addr > prev && p.addr / PAGE <= MAX_PAGE) ||
+        !(Number.isInteger(p.frame) && p.frame >= 0 && p.frame <= MAX_U32) ||
+        !(Number.isInteger(p.crc) && p.crc >= 0 && p.crc <= MAX_U32)) {
+      throw new RangeError(`process ${pid}: page ${JSON.stringify(p)} is not aligned, ascending and in range`);
+    }
+    prev = p.addr;
+  }
+}
+
+/**
+ * The page map: runs of consecutive pages, each `gap count` (pages since the previous
+ * run's end) then `count` zigzag frame deltas, then the CRC32 column. Written into a
+ * scratch buffer sized for the worst case (a run per page: 8 + 8 + 5 varint bytes, and
+ * 4 CRC bytes) without per-byte bounds checks: this loop runs 262144 times per GiB.
+ */
+function writePageMap(w: ByteWriter, pages: SnapshotPage[]): number {
+  const out = Buffer.allocUnsafe(pages.length * 25);
+  let pos = 0;
+  const varint = (v: number): void => {
+    while (v >= 0x80) {
+      out[pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    out[pos++] = v;
+  };
+  let end = 0; // page number after the previous run
+  let frame = -1;
+  for (let i = 0; i < pages.length;) {
+    const first = pages[i].addr / PAGE;
+    let j = i + 1;
+    while (j < pages.length && pages[j].addr / PAGE === first + (j - i)) j++;
+    varint(first - end);
+    varint(j - i);
+    for (let k = i; k < j; k++) {
+      const d = pages[k].frame - frame - 1;
+      varint(d >= 0 ? d * 2 : -d * 2 - 1);
+      frame = pages[k].frame;
+    }
+    end = first + (j - i);
+    i = j;
+  }
+  const mapBytes = pos;
+  for (const p of pages) pos = out.writeUInt32LE(p.crc, pos);
+  w.bytes(out.subarray(0, pos));
+  return mapBytes;
+}
+
+/** A snapshot record's bytes. Throws RangeError on a record that could not be read back. */
+export function encodeRecord(rec: SnapshotRecord): Buffer {
+  if (!Number.isInteger(rec.id) || rec.id < 0 || rec.id >= MAX_U32) throw new RangeError(`snapshot id ${rec.id} is not a u32`);
+  const w = new ByteWriter(4096);
+  const maps: number[] = [];
+  // The bulk first into its own writer: the JSON header needs each map's length.
+  const body = new ByteWriter(1 << 16);
+  for (const p of rec.processes) {
+    checkPages(p.pages, p.pid);
+    for (const t of p.threads) {
+      body.u32(t.tid);
+      body.u32(t.regs.length);
+      body.bytes(t.regs);
+    }
+    maps.push(writePageMap(body, p.pages));
+  }
+  const header = {
+    id: rec.id, label: rec.label, time: rec.time, program: rec.program, node: rec.node, stats: rec.stats,
+    processes: rec.processes.map((p, i) => ({
+      pid: p.pid, exe: p.exe, command: p.command, vmas: p.vmas.map(vmaRow),
+      threads: p.threads.length, pages: p.pages.length, mapBytes: maps[i],
+    })),
+  };
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  w.ascii(RECORD_MAGIC);
+  w.u32(VERSION);
+  w.u32(json.length);
+  w.bytes(json);
+  w.bytes(body.done());
+  return w.done();
+}
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isStrs = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
+
+function parseHeader(json: Buffer): Record<string, unknown> {
+  let h: unknown;
+  try {
+    h = JSON.parse(json.toString('utf8'));
+  } catch (err) {
+    throw new CatalogFormatError(`record header: ${(err as Error).message}`);
+  }
+  check(typeof h === 'object' && h !== null && !Array.isArray(h), 'record header is not an object');
+  const o = h as Record<string, unknown>;
+  check(isInt(o.id) && (o.label === null || isStr(o.label)) && isStr(o.time) && isStrs(o.program) && isInt(o.node) &&
+    Array.isArray(o.processes), 'record header: bad field types');
+  const s = o.stats as Record<string, unknown> | null;
+  check(typeof s === 'object' && s !== null &&
+    ['pages', 'new_pages', 'bytes_written', 'pause_ms', 'copy_ms'].every((k) => typeof s[k] === 'number'),
+    'record header: bad stats');
+  return o;
+}
+
+function readVmas(v: unknown): Vma[] {
+  check(Array.isArray(v), 'record header: vmas is not a list');
+  return (v as unknown[]).map((row) => {
+    check(Array.isArray(row) && row.length === 5 && isInt(row[0]) && isInt(row[1]) && isStr(row[2]) && isInt(row[3]) &&
+      isStr(row[4]), 'record header: bad vma');
+    const [start, end, perms, offset, path] = row as [number, number, string, number, string];
+    return { start, end, perms, offset, path };
+  });
+}
+
+function readPageMap(r: ByteReader, count: number, mapBytes: number, maxFrame: number): SnapshotPage[] {
+  const mapEnd = r.pos + mapBytes;
+  const crcAt = mapEnd;
+  r.need(mapBytes + count * 4);
+  const pages: SnapshotPage[] = new Array<SnapshotPage>(count);
+  let page = 0;
+  let frame = -1;
+  let n = 0;
+  while (n < count) {
+    page += r.varint();
+    const run = r.varint();
+    if (run < 1 || run > count - n) throw new CatalogFormatError(`page map: a run of ${run} pages with ${count - n} left`);
+    check(page + run <= MAX_PAGE, 'page map: address out of range');
+    for (let k = 0; k < run; k++, n++, page++) {
+      const z = r.varint();
+      frame += 1 + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+      if (frame < 0 || frame >= maxFrame) {
+        throw new CatalogFormatError(`page map: frame ${frame} of page 0x${(page * PAGE).toString(16)} ` +
+          `is outside the backing (${maxFrame} frames)`);
+      }
+      pages[n] = { addr: page * PAGE, frame, crc: r.buf.readUInt32LE(crcAt + n * 4) };
+    }
+  }
+  check(r.pos === mapEnd, `page map: ${mapEnd - r.pos} bytes left over`);
+  r.skip(count * 4);
+  return pages;
+}
+
+/**
+ * Reads a record; frames must be below `maxFrame` (the backing's frame count). Throws
+ * CatalogFormatError naming the first thing wrong.
+ */
+export function decodeRecord(buf: Buffer, maxFrame: number = MAX_U32 + 1): SnapshotRecord {
+  const r = new ByteReader(buf, 'record');
+  r.magic(RECORD_MAGIC);
+  r.version(VERSION);
+  const h = parseHeader(r.bytes(r.u32()));
+  const processes: SnapshotProcess[] = (h.processes as unknown[]).map((pv) => {
+    const p = pv as Record<string, unknown>;
+    check(typeof p === 'object' && p !== null && isInt(p.pid) && isStr(p.exe) && isStrs(p.command) &&
+      isInt(p.threads) && isInt(p.pages) && isInt(p.mapBytes), 'record header: bad process');
+    const vmas = readVmas(p.vmas);
+    const threads = [];
+    for (let t = 0; t < (p.threads as number); t++) {
+      const tid = r.u32();
+      threads.push({ tid, regs: Buffer.from(r.bytes(r.u32())) });
+    }
+    const pages = readPageMap(r, p.pages as number, p.mapBytes as number, maxFrame);
+    return { pid: p.pid as number, exe: p.exe as string, command: p.command as string[], vmas, threads, pages };
+  });
+  check(r.pos === buf.length, `record: ${buf.length - r.pos} bytes after the last process`);
+  return {
+    id: h.id as number, label: h.label as string | null, time: h.time as string, program: h.program as string[],
+    node: h.node as number, stats: h.stats as SnapshotStats, processes,
+  };
+}

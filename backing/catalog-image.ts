@@ -1,0 +1,174 @@
+// A committed catalog as stored: the chains of frames that hold the root and the
+// records, written and read back with their checksums verified. Both sides use it: the
+// session through its store's mapping (catalog.ts), the offline readers through pread
+// or a read-only mapping (catalog-source.ts). The layout is drawn in catalog.ts.
+import zlib from 'node:zlib';
+import { BackingError } from './errors.js';
+import { FRAME_SIZE } from './format.js';
+import {
+  CatalogFormatError, decodeRecord, decodeRoot, parsePointer, rootLengthOf, ROOT_HEADER, type Root, type RootEntry,
+} from './catalog-codec.js';
+import type { SnapshotRecord } from '../src/snapshot/types.js';
+
+/** Bytes of a blob per frame of its chain: the first 4 bytes link to the next frame. */
+export const CHAIN_PAYLOAD = FRAME_SIZE - 4;
+
+/** Frames a blob of `length` bytes takes. */
+export function chainFrames(length: number): number {
+  return Math.max(1, Math.ceil(length / CHAIN_PAYLOAD));
+}
+
+/** How a catalog's frames are read: into `out` (FRAME_SIZE bytes). */
+export interface FrameReader {
+  readonly frameCount: number;
+  readFrame(frame: number, out: Buffer): void;
+}
+
+/** Writes `data` into the chain `frames` (chainFrames(data.length) of them) through `view`. */
+export function writeChain(view: (frame: number) => Buffer, data: Buffer, frames: readonly number[]): void {
+  if (frames.length !== chainFrames(data.length)) {
+    throw new RangeError(`writeChain: ${frames.length} frames for ${data.length} bytes`);
+  }
+  for (let i = 0; i < frames.length; i++) {
+    const frame = view(frames[i]);
+    frame.writeUInt32LE(i + 1 < frames.length ? frames[i + 1] + 1 : 0, 0);
+    const n = data.copy(frame, 4, i * CHAIN_PAYLOAD, (i + 1) * CHAIN_PAYLOAD);
+    frame.fill(0, 4 + n);
+  }
+}
+
+/** A blob read back: its bytes and the frames of its chain. */
+export interface ChainBlob {
+  data: Buffer;
+  frames: number[];
+}
+
+/**
+ * Reads the blob of `length` bytes whose chain starts at `first`. `taken` holds the
+ * frames of the chains read so far: a frame in two chains (or twice in one: a loop) is
+ * corruption. `lengthOf`, when given, gives the length from the first ROOT_HEADER bytes.
+ */
+export function readChain(reader: FrameReader, first: number, length: number | ((head: Buffer) => number),
+  taken: Set<number>): ChainBlob {
+  const frame = Buffer.alloc(FRAME_SIZE);
+  const frames: number[] = [];
+  let data = Buffer.alloc(0);
+  let count = 1; // frames in the chain, known once the length is
+  let next = first;
+  for (let i = 0; i < count; i++) {
+    if (!(Number.isInteger(next) && next >= 0 && next < reader.frameCount)) {
+      throw new CatalogFormatError(`frame ${next} of its chain is outside the backing (${reader.frameCount} frames)`);
+    }
+    if (taken.has(next)) throw new CatalogFormatError(`frame ${next} is linked twice`);
+    taken.add(next);
+    frames.push(next);
+    reader.readFrame(next, frame);
+    if (i === 0) {
+      const total = typeof length === 'number' ? length : length(frame.subarray(4, 4 + ROOT_HEADER));
+      count = chainFrames(total);
+      if (count > reader.frameCount) throw new CatalogFormatError(`${total} bytes do not fit the backing`);
+      data = Buffer.alloc(total);
+    }
+    const done = i * CHAIN_PAYLOAD;
+    frame.copy(data, done, 4, 4 + Math.min(CHAIN_PAYLOAD, data.length - done));
+    const link = frame.readUInt32LE(0);
+    if (i + 1 === count && link !== 0) throw new CatalogFormatError(`chain goes on after its ${data.length} bytes (frame ${next})`);
+    if (i + 1 < count && link === 0) throw new CatalogFormatError(`chain ends at frame ${next} before its ${data.length} bytes`);
+    next = link - 1;
+  }
+  return { data, frames };
+}
+
+/** A committed catalog read back and verified, records still encoded. */
+export interface CatalogImage {
+  root: Root;
+  rootFrames: number[];
+  records: Array<{ entry: RootEntry; frames: number[]; data: Buffer }>;
+}
+
+/** CatalogFormatError with where it was found, for the loader's message. */
+export class CatalogCorruption extends Error {
+  readonly where: string;
+
+  constructor(where: string, cause: CatalogFormatError) {
+    super(`${where}: ${cause.message}`, { cause });
+    this.name = 'CatalogCorruption';
+    this.where = where;
+  }
+}
+
+/** The catalog's corruption as the backing's error. */
+export function corruptCatalog(path: string, err: CatalogCorruption): BackingError {
+  return new BackingError(path, 'corrupt', `catalog of ${path} is corrupt: ${err.message}`, { cause: err });
+}
+
+function at<T>(where: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof CatalogFormatError) throw new CatalogCorruption(where, err);
+    throw err;
+  }
+}
+
+function crcCheck(data: Buffer, crc: number): void {
+  const found = zlib.crc32(data);
+  if (found !== crc) {
+    throw new CatalogFormatError(`checksum mismatch (CRC32 ${found.toString(16)}, recorded ${crc.toString(16)})`);
+  }
+}
+
+/**
+ * Reads the catalog the superblock field `pointer` commits: the root (checked against
+ * the CRC in the pointer), then every record (checked against the CRC in the root).
+ * Undefined when there is no catalog. Throws CatalogCorruption.
+ */
+export function readImage(reader: FrameReader, pointer: bigint): CatalogImage | undefined {
+  const at0 = at('catalog field', () => parsePointer(pointer));
+  if (at0 === undefined) return undefined;
+  const taken = new Set<number>();
+  const { root, rootFrames } = at(`root (frame ${at0.frame})`, () => {
+    const blob = readChain(reader, at0.frame, rootLengthOf, taken);
+    crcCheck(blob.data, at0.crc);
+    return { root: decodeRoot(blob.data), rootFrames: blob.frames };
+  });
+  const records = root.entries.map((entry) => at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
+    const blob = readChain(reader, entry.frame, entry.length, taken);
+    crcCheck(blob.data, entry.crc);
+    return { entry, frames: blob.frames, data: blob.data };
+  }));
+  return { root, rootFrames, records };
+}
+
+/**
+ * Decodes the records of an image, checking each against its entry, and that no page
+ * uses a frame of the catalog itself. Throws CatalogCorruption.
+ */
+export function decodeImage(image: CatalogImage, frameCount: number): SnapshotRecord[] {
+  const meta = new Set<number>(image.rootFrames);
+  for (const r of image.records) for (const f of r.frames) meta.add(f);
+  return image.records.map(({ entry, data }) => at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
+    const rec = decodeRecord(data, frameCount);
+    if (rec.id !== entry.id) throw new CatalogFormatError(`the record is snapshot ${rec.id}'s`);
+    for (const p of rec.processes) {
+      for (const page of p.pages) {
+        if (meta.has(page.frame)) {
+          throw new CatalogFormatError(`page 0x${page.addr.toString(16)} of pid ${p.pid} is in frame ${page.frame}, ` +
+            'which holds the catalog');
+        }
+      }
+    }
+    return rec;
+  }));
+}
+
+/** Reads one record back from its chain (a record of a loaded catalog, before deleting it). */
+export function readRecord(reader: FrameReader, entry: RootEntry): SnapshotRecord {
+  return at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
+    const blob = readChain(reader, entry.frame, entry.length, new Set());
+    crcCheck(blob.data, entry.crc);
+    const rec = decodeRecord(blob.data, reader.frameCount);
+    if (rec.id !== entry.id) throw new CatalogFormatError(`the record is snapshot ${rec.id}'s`);
+    return rec;
+  });
+}

@@ -1,0 +1,124 @@
+// The medium under a backing: opening it (without following a link to a file; a device
+// is never created) and reading and writing its header, the bytes before the frames.
+//
+// Bytes per medium: regular and tmpfs files are read and written with pread/pwrite;
+// hugetlbfs files have no write(2), so their header is written through a mapping (after
+// fallocate made its huge page exist: touching a missing huge page with none free is a
+// SIGBUS); /dev/dax has neither read nor write, only MAP_SHARED mappings whose offset and
+// length are multiples of the device alignment (DESIGN.md §4), so everything goes
+// through mappings there.
+import fs from 'node:fs';
+import type { BackingKind, BackingTarget } from './inspect.js';
+import { BackingError, fail } from './errors.js';
+import { HEADER_SIZE } from './format.js';
+import type { HeaderAccess } from './lock.js';
+import { SysError } from '../src/sys/libc.js';
+import { fsync, open, pread, pwrite, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDWR } from '../src/sys/fcntl.js';
+import { copyFromAddress, copyToAddress, mmap, munmap, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
+
+function roundUp(n: bigint, align: bigint): bigint {
+  return ((n + align - 1n) / align) * align;
+}
+
+/** How much of the medium a Header maps: the header, in the medium's alignment. */
+export function headerMapLength(target: BackingTarget): bigint {
+  return target.kind === 'file' || target.kind === 'tmpfs' ? HEADER_SIZE : roundUp(HEADER_SIZE, target.align);
+}
+
+/** The header's bytes on one medium (see the header comment for why they differ). */
+export class Header implements HeaderAccess {
+  private addr = 0n;
+  private mapped = 0n;
+
+  constructor(private readonly fd: number, private readonly kind: BackingKind, private readonly mapLength: bigint) {}
+
+  read(offset: bigint, length: number): Buffer {
+    if (this.kind === 'dax') return copyFromAddress(this.map() + offset, length);
+    const buf = Buffer.alloc(length); // a short read at end of file leaves zeros
+    pread(this.fd, buf, offset);
+    return buf;
+  }
+
+  write(offset: bigint, data: Buffer): void {
+    if (this.kind === 'file' || this.kind === 'tmpfs') pwrite(this.fd, data, offset);
+    else copyToAddress(this.map() + offset, data);
+  }
+
+  /** Makes header writes durable as far as the medium allows (files only). */
+  flush(): void {
+    if (this.kind === 'file') fsync(this.fd);
+  }
+
+  close(): void {
+    if (this.mapped !== 0n) munmap(this.addr, this.mapped);
+    this.mapped = 0n;
+  }
+
+  // SAFETY: the mapping is this object's, [0, mapLength) of the fd, which the medium
+  // has (a hugetlbfs or dax backing is at least dataOffset ≥ mapLength long); it lives
+  // until close().
+  private map(): bigint {
+    if (this.mapped === 0n) {
+      const flags = MAP_SHARED | (this.kind === 'hugetlbfs' ? MAP_NORESERVE : 0);
+      this.addr = mmap(0n, this.mapLength, PROT_READ | PROT_WRITE, flags, this.fd, 0n);
+      this.mapped = this.mapLength;
+    }
+    return this.addr;
+  }
+}
+
+export interface Opened {
+  fd: number;
+  /** This call created the file (it was missing). */
+  created: boolean;
+}
+
+/** Opens the medium `target` names read-write, creating a missing file. Throws BackingError. */
+export function openMedium(target: BackingTarget): Opened {
+  if (target.kind !== 'dax') return openFile(target);
+  // A device node is never created here, so there is no O_CREAT to guard; /dev/dax
+  // names may be udev links, which are followed.
+  try {
+    return { fd: open(target.path, O_RDWR | O_CLOEXEC), created: false };
+  } catch (err) {
+    throw fail(target.path, err, 'opening it');
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return fs.lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function symlinkError(path: string, cause: unknown): BackingError {
+  return new BackingError(path, 'symlink',
+    `${path} is a symbolic link; numactlx does not follow links to a backing file`, { cause });
+}
+
+/** Opens (or creates) the path without following a symbolic link. */
+function openFile(target: BackingTarget): Opened {
+  const { path } = target;
+  const flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+  try {
+    if (!target.exists) return { fd: open(path, flags | O_CREAT | O_EXCL, 0o600), created: true };
+    return { fd: open(path, flags), created: false };
+  } catch (err) {
+    const code = err instanceof SysError ? err.code : '';
+    if ((code === 'ELOOP' || code === 'EEXIST') && isSymlink(path)) throw symlinkError(path, err);
+    throw fail(path, err, target.exists ? 'opening it' : 'creating it');
+  }
+}
+
+/** Removes a file this call created, if the path still names it. */
+export function removeCreated(path: string, fd: number): void {
+  try {
+    const ours = fs.fstatSync(fd);
+    const now = fs.lstatSync(path);
+    if (now.ino === ours.ino && now.dev === ours.dev) fs.unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}

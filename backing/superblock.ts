@@ -1,0 +1,81 @@
+// The superblock of an opened, locked backing, through its Header: written on a new
+// medium, picked from the two copies of an existing one (or written on a zeroed dax
+// device), grown, and advanced one generation at a time. The layout is drawn in
+// format.ts; which media may be formatted at all is in store.ts.
+import type { BackingTarget } from './inspect.js';
+import { BackingError } from './errors.js';
+import {
+  FormatError, HEADER_SIZE, SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, encodeSuperblock, newSuperblock, pickSuperblock,
+  slotOf, type Superblock,
+} from './format.js';
+import { checkFrameCount } from './frames.js';
+import type { Header } from './medium.js';
+import { fallocate, ftruncate } from '../src/sys/fcntl.js';
+
+/** Writes a new backing's two superblock copies (the file is already sized). */
+function writeFormat(header: Header, sb: Superblock): void {
+  header.write(SLOT_OFFSETS[0], encodeSuperblock({ ...sb, generation: 0n }));
+  header.write(SLOT_OFFSETS[1], encodeSuperblock({ ...sb, generation: 1n }));
+  header.flush();
+}
+
+/**
+ * Formats an empty file (or one this call created) as `sb`: sizes it, then writes the
+ * superblocks. The header's space is fallocated first: on hugetlbfs the header is
+ * written through a mapping, and a missing huge page with none free is a SIGBUS there.
+ */
+export function formatFile(fd: number, header: Header, sb: Superblock): Superblock {
+  ftruncate(fd, sb.size);
+  fallocate(fd, 0, 0n, HEADER_SIZE);
+  writeFormat(header, sb);
+  return { ...sb, generation: 1n };
+}
+
+function isZero(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Picks the superblock of an existing backing, or formats a zeroed dax device. */
+export function adopt(target: BackingTarget, header: Header, mediumSize: bigint): { sb: Superblock; formatted: boolean } {
+  const { path } = target;
+  const slots = header.read(0n, 2 * SLOT_SIZE);
+  let sb: Superblock;
+  try {
+    sb = pickSuperblock(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE)).superblock;
+  } catch (err) {
+    if (!(err instanceof FormatError) || target.kind !== 'dax') throw err;
+    if (!isZero(slots)) {
+      const what = err.reason === 'bad-magic' ? 'is not a numactlx backing (bad magic)' : `has a damaged superblock (${err.message})`;
+      throw new BackingError(path, err.reason === 'bad-magic' ? 'foreign' : 'corrupt',
+        `${path} ${what}; numactlx formats a /dev/dax device only when its first 8 KiB are zero`, { cause: err });
+    }
+    sb = newSuperblock(target.size, target.align);
+    writeFormat(header, sb);
+    return { sb: { ...sb, generation: 1n }, formatted: true };
+  }
+  if (sb.size > mediumSize) {
+    throw new BackingError(path, 'too-small',
+      `${path}: too small: its superblock records ${sb.size} bytes, the ${target.kind === 'dax' ? 'device' : 'file'} has ${mediumSize}`);
+  }
+  return { sb, formatted: false };
+}
+
+/** Grows a backing to target.size: the medium first, then a new superblock. */
+export function grow(target: BackingTarget, fd: number, header: Header, sb: Superblock, mediumSize: bigint): Superblock {
+  if (target.kind !== 'dax' && mediumSize < target.size) {
+    ftruncate(fd, target.size);
+    header.flush(); // the new size is durable before a superblock relies on it
+  }
+  const grown = { ...sb, size: target.size, frameCount: (target.size - sb.dataOffset) / BigInt(FRAME_SIZE) };
+  checkFrameCount(target.path, grown);
+  return writeNext(header, sb, grown);
+}
+
+/** Writes `next` as generation sb.generation + 1 into the slot that selects. */
+export function writeNext(header: Header, sb: Superblock, next: Superblock): Superblock {
+  const written = { ...next, generation: sb.generation + 1n };
+  header.write(SLOT_OFFSETS[slotOf(written.generation)], encodeSuperblock(written));
+  header.flush();
+  return written;
+}

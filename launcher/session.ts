@@ -1,0 +1,138 @@
+// A session with virtual nodes: the engine (backings, faults, snapshots), the tracer
+// (the program under ptrace), the control socket, and the snapshot triggers — the
+// snapshot signal, `numactlx snapshot`, cron schedules and --snapshot-on-exit — which
+// all go through one queue (one snapshot at a time, requests coalesced, none lost).
+import fs from 'node:fs';
+import os from 'node:os';
+import { SetupError } from './errors.js';
+import { EngineHandle } from './engine-handle.js';
+import type { LaunchPlan } from './options.js';
+import { runProgram, type ProgramEnd } from './run-program.js';
+import { startControlServer } from '../src/control/server.js';
+import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
+import { Doorbell } from '../src/snapshot/doorbell.js';
+import { SnapshotError, SnapshotQueue, snapshotOp, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue.js';
+import { startSchedules } from '../src/snapshot/schedule.js';
+import { MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
+import type { Topology } from '../policy/topology.js';
+import type { SessionStats } from '../src/engine/stats.js';
+import type { SnapshotSummary } from '../src/engine/messages.js';
+import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
+
+/** Snapshot ids the tracer has frozen, and what waits for them. */
+class FreezeWaiters {
+  private readonly waiting = new Map<number, () => void>();
+
+  wait(id: number): Promise<void> {
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
+
+  frozen(id: number): void {
+    this.waiting.get(id)?.();
+    this.waiting.delete(id);
+  }
+}
+
+/** Runs the program on its virtual nodes; resolves with how it ended. */
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: TracerStart): Promise<ProgramEnd> {
+  const { placement } = plan;
+  const settings = plan.snapshots;
+  const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  const engine = new EngineHandle(eventFd);
+  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program);
+  const doorbell = new Doorbell(engine.doorbell);
+  const freezes = new FreezeWaiters();
+
+  // take(): ring the tracer, learn the id when the program is running again, and the
+  // commit from the engine.
+  const take = async (label: string | null): Promise<SnapshotOutcome> => {
+    const id = engine.nextId++;
+    const durable = new Promise<SnapshotDone>((resolve, reject) => {
+      const done = (s: SnapshotSummary): void => { if (s.id === id) { off(); resolve(s); } };
+      const failed = (fid: number, message: string): void => { if (fid === id) { off(); reject(new SnapshotError(message, { id, label })); } };
+      const off = (): void => { engine.snapshots.off('done', done); engine.snapshots.off('failed', failed); };
+      engine.snapshots.on('done', done);
+      engine.snapshots.on('failed', failed);
+    });
+    durable.catch(() => undefined); // the queue observes it; never an unhandled rejection
+    const frozen = freezes.wait(id);
+    if (!doorbell.ring(id, label)) throw new SnapshotError('no process of the session is running', { label });
+    await frozen;
+    return { id, durable };
+  };
+  const queue = new SnapshotQueue(take, {
+    keep: settings?.keep,
+    prune: settings?.keep === undefined ? undefined : (keep) => engine.prune(keep),
+    onEvent: (ev) => {
+      if (ev.type === 'failed') fs.writeSync(2, `numactlx: snapshot${ev.id ? ` ${ev.id}` : ''} failed: ${ev.error.message}\n`);
+      if (ev.type === 'prune-failed') fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
+    },
+  });
+  const askSnapshot = (source: 'signal' | 'cron' | 'exit', label: string | null = null): void => {
+    queue.request({ source, label }).catch(() => undefined); // failures are reported by onEvent
+  };
+
+  const signalName = settings ? (Object.entries(os.constants.signals).find(([, n]) => n === settings.signal)?.[0] as NodeJS.Signals) : undefined;
+  const onSignal = (): void => askSnapshot('signal');
+  if (signalName) process.on(signalName, onSignal);
+  const schedules = settings?.schedules.length
+    ? startSchedules(settings.schedules, (_expr, label) => askSnapshot('cron', label))
+    : undefined;
+
+  let programPid: number | null = null;
+  const started = new Date().toISOString();
+  const control = await startControlServer({
+    info: () => ({
+      numactlx_pid: process.pid, program_pid: programPid, program: plan.program, started,
+      uid: process.getuid?.() ?? 0,
+      virtual_nodes: placement.virtualNodes.map((v) => ({ node: v.node, backing: v.backing.path, kind: v.backing.kind, size_bytes: Number(v.backing.size) })),
+    }),
+    handlers: { status: () => engine.stats(), snapshot: snapshotOp(queue) },
+  });
+
+  const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
+  let end: ProgramEnd;
+  try {
+    end = await runProgram({
+      ...start,
+      traced: {
+        channel: engine.channel, eventFd, doorbell: engine.doorbell, snapshotOnExit: settings?.onExit ?? false,
+        policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
+        virtualNodes: placement.virtualNodes.map((v) => v.node),
+        allowedReal: topo.allowedNodes,
+      },
+    }, {
+      onSpawned: (pid) => { programPid = pid; },
+      onEvent: (ev: TracerEvent) => {
+        if (ev.type === 'frozen') freezes.frozen(ev.id);
+        else if (ev.type === 'exit-snapshot') askSnapshot('exit');
+      },
+      notForwarded: signalName ? [signalName] : [],
+    });
+  } finally {
+    schedules?.stop();
+    if (signalName) process.off(signalName, onSignal);
+    await control.close();
+    const stats = await engine.shutdown();
+    await queue.drain().catch(() => undefined);
+    queue.close();
+    if (plan.statsFile && stats) writeStats(plan.statsFile, stats);
+  }
+  return end;
+}
+
+/** --stats FILE: mode 0600 (it describes the program's memory), never through a symlink. */
+function writeStats(file: string, stats: SessionStats): void {
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new SetupError(`--stats ${file}: ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`, { cause: err });
+  }
+  try {
+    fs.writeSync(fd, `${JSON.stringify(stats, null, 2)}\n`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

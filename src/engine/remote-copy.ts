@@ -1,0 +1,60 @@
+// Copying pages out of a program into backing frames with process_vm_readv(2), in
+// batches (one call, many iovecs), Numbers on the hot path. The remote pages are
+// write-protected while they are copied (DESIGN.md §3.2), so the bytes are the freeze's.
+//
+// Deadlock rule: a page read here must be present in the program. A missing page in a
+// trapped range would raise a userfaultfd fault that only this thread can serve. The
+// engine copies only pages its table says are present and pending, and it reads the
+// REMOVE event of a page before the page can be zapped (the madvise caller waits for
+// that read), so a page never disappears under a batch.
+import { bindSyscall, lastErrno } from '../sys/libc.js';
+import { SYS } from '../sys/arch/index.js';
+
+const IOVEC = 16;
+export const MAX_IOV = 1024;
+
+const readvRaw = bindSyscall(['int', 'void *', 'unsigned long', 'void *', 'unsigned long', 'unsigned long']);
+
+export class RemoteCopier {
+  private readonly local = Buffer.alloc(MAX_IOV * IOVEC);
+  private readonly remote = Buffer.alloc(MAX_IOV * IOVEC);
+  private nLocal = 0;
+  private nRemote = 0;
+  private expected = 0;
+
+  reset(): void {
+    this.nLocal = 0;
+    this.nRemote = 0;
+    this.expected = 0;
+  }
+
+  get full(): boolean {
+    return this.nLocal >= MAX_IOV || this.nRemote >= MAX_IOV;
+  }
+
+  /** Queues `len` bytes from the program's `remoteAddr` into our `localAddr`. */
+  add(localAddr: number, remoteAddr: number, len: number): void {
+    put(this.local, this.nLocal++, localAddr, len);
+    put(this.remote, this.nRemote++, remoteAddr, len);
+    this.expected += len;
+  }
+
+  /** Runs the queued copy from `pid`; returns bytes copied (short on error) or -errno. */
+  run(pid: number): number {
+    if (this.nLocal === 0) return 0;
+    const n = Number(readvRaw(SYS.process_vm_readv, pid, this.local, this.nLocal, this.remote, this.nRemote, 0));
+    return n < 0 ? -lastErrno() : n;
+  }
+
+  get bytesQueued(): number {
+    return this.expected;
+  }
+}
+
+function put(buf: Buffer, i: number, addr: number, len: number): void {
+  const off = i * IOVEC;
+  buf.writeUInt32LE(addr % 0x1_0000_0000, off);
+  buf.writeUInt32LE(Math.floor(addr / 0x1_0000_0000), off + 4);
+  buf.writeUInt32LE(len, off + 8);
+  buf.writeUInt32LE(0, off + 12);
+}

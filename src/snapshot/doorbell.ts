@@ -1,0 +1,110 @@
+// How a snapshot request reaches the tracer, which sits in waitpid(2): the main thread
+// writes the request into shared memory, then queues SIGURG with a cookie to a traced
+// process. The tracee stops for it (a traced task stops even for a signal it ignores),
+// the tracer recognises the cookie in the siginfo (si_code SI_QUEUE, si_pid = numactlx,
+// si_value = COOKIE), suppresses the signal — the program never sees it — and freezes.
+// The same shared memory carries the threads' registers from the tracer to the engine.
+//
+// Layout: Int32 [0] state (0 idle, 1 requested), [1] snapshot id, [2] label length,
+// [3] thread count, [4] the pid to ring (published by the tracer); label bytes at 64;
+// registers at REGS_OFFSET: per thread tgid u32, tid u32, then user_regs_struct.
+import { libc } from '../sys/libc.js';
+import { USER_REGS_SIZE } from '../sys/arch/x86_64.js';
+import type { ThreadRegs } from './types.js';
+
+export const DOORBELL_BYTES = 1 << 20;
+const LABEL_OFFSET = 64;
+const LABEL_MAX = 4096;
+const REGS_OFFSET = LABEL_OFFSET + LABEL_MAX;
+const REG_ENTRY = 8 + USER_REGS_SIZE;
+export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY);
+
+export const DOORBELL_SIGNAL = 23; // SIGURG: ignored by default
+export const COOKIE = 0x6e756d61; // "numa"
+export const SI_QUEUE = -1;
+
+const sigqueueRaw = libc.func('int sigqueue(int pid, int sig, intptr_t value)');
+
+export class Doorbell {
+  private readonly ctl: Int32Array;
+  private readonly bytes: Uint8Array;
+
+  constructor(readonly sab: SharedArrayBuffer) {
+    this.ctl = new Int32Array(sab, 0, 16);
+    this.bytes = new Uint8Array(sab);
+  }
+
+  /** Main thread: posts a request and rings. False when there is no process to ring. */
+  ring(id: number, label: string | null): boolean {
+    const text = Buffer.from(JSON.stringify({ label }));
+    if (text.length > LABEL_MAX) throw new Error(`snapshot label longer than ${LABEL_MAX - 16} bytes`);
+    this.bytes.set(text, LABEL_OFFSET);
+    Atomics.store(this.ctl, 2, text.length);
+    Atomics.store(this.ctl, 1, id);
+    Atomics.store(this.ctl, 0, 1);
+    Atomics.notify(this.ctl, 0);
+    const pid = Atomics.load(this.ctl, 4);
+    if (pid <= 0) return false;
+    // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
+    sigqueueRaw(pid, DOORBELL_SIGNAL, COOKIE);
+    return true;
+  }
+
+  /** Tracer: the pending request, taken, or undefined. */
+  take(): { id: number; label: string | null } | undefined {
+    if (Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1) return undefined;
+    const len = Atomics.load(this.ctl, 2);
+    const { label } = JSON.parse(Buffer.from(this.bytes.subarray(LABEL_OFFSET, LABEL_OFFSET + len)).toString()) as { label: string | null };
+    return { id: Atomics.load(this.ctl, 1), label };
+  }
+
+  /** Tracer: waits up to `ms` for a request (at an exit stop, where no signal arrives). */
+  waitRequest(ms: number): { id: number; label: string | null } | undefined {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const req = this.take();
+      if (req) return req;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      Atomics.wait(this.ctl, 0, 0, Math.min(left, 50));
+    }
+  }
+
+  /** Tracer: which process the main thread should ring. */
+  publishPid(pid: number): void {
+    Atomics.store(this.ctl, 4, pid);
+  }
+
+  /** Tracer: the stopped threads' registers, for the engine. */
+  writeThreads(threads: Array<{ tgid: number; tid: number; regs: Buffer }>): void {
+    const n = Math.min(threads.length, MAX_THREADS);
+    const view = Buffer.from(this.sab);
+    for (let i = 0; i < n; i++) {
+      const off = REGS_OFFSET + i * REG_ENTRY;
+      view.writeUInt32LE(threads[i].tgid, off);
+      view.writeUInt32LE(threads[i].tid, off + 4);
+      threads[i].regs.copy(view, off + 8, 0, USER_REGS_SIZE);
+    }
+    Atomics.store(this.ctl, 3, n);
+  }
+
+  /** Engine: the registers the tracer wrote, with each thread's process. */
+  readThreads(): Array<ThreadRegs & { tgid: number }> {
+    const n = Atomics.load(this.ctl, 3);
+    const view = Buffer.from(this.sab);
+    const out: Array<ThreadRegs & { tgid: number }> = [];
+    for (let i = 0; i < n; i++) {
+      const off = REGS_OFFSET + i * REG_ENTRY;
+      out.push({ tgid: view.readUInt32LE(off), tid: view.readUInt32LE(off + 4),
+        regs: Buffer.from(view.subarray(off + 8, off + 8 + USER_REGS_SIZE)) });
+    }
+    return out;
+  }
+
+  /** Engine: the current request's label (for the record). */
+  label(): string | null {
+    const len = Atomics.load(this.ctl, 2);
+    if (len === 0) return null;
+    return (JSON.parse(Buffer.from(this.bytes.subarray(LABEL_OFFSET, LABEL_OFFSET + len)).toString()) as { label: string | null }).label;
+  }
+}
