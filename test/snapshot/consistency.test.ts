@@ -1,0 +1,179 @@
+// The consistency oracle: three threads write increasing sequence numbers into random
+// pages under one lock and log each write, while snapshots are taken by all three
+// triggers (SIGUSR1, `numactlx snapshot`, a cron schedule). Every snapshot must replay
+// to exactly one cut of the log: with C = the committed counter in it, every page
+// holds the last write <= C logged for it, except that the one write in progress
+// (C + 1) may be visible — and no later write is.
+import path from 'node:path';
+import { execa } from 'execa';
+import { compileFixture } from '../helpers/fixtures.js';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
+import { RawSnapshot } from '../helpers/raw-export.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+afterAll(removeTmpDirs);
+
+const PAGES = 2048;
+const PAGE = 4096;
+
+interface Ready { region: number; pages: number; log: number; committed: number }
+
+function checkCut(snap: RawSnapshot, ready: Ready): { cut: number; inProgress: boolean } {
+  const cut = Number(snap.word(ready.committed));
+  expect(Number.isSafeInteger(cut)).toBe(true);
+  // Replay the log up to the cut: the last seq per page.
+  const expected = new Map<number, number>();
+  for (let seq = 1; seq <= cut; seq++) {
+    const page = snap.u32(ready.log + seq * 4);
+    if (page === undefined) throw new Error(`log entry ${seq} is not in the snapshot (cut ${cut})`);
+    expected.set(page, seq);
+  }
+  const next = snap.u32(ready.log + (cut + 1) * 4);
+  let inProgress = false;
+  for (let p = 0; p < ready.pages; p++) {
+    // A page the program never touched is not in the snapshot: it reads as zeros.
+    const first = snap.word(ready.region + p * PAGE) ?? 0n;
+    const last = snap.word(ready.region + p * PAGE + PAGE - 8) ?? 0n;
+    const want = BigInt(expected.get(p) ?? 0);
+    if (first === want && last === want) continue;
+    // The write in progress (seq C + 1) may be in its page, whole or started.
+    const progress = BigInt(cut + 1);
+    if ((first === progress || first === want) && (last === progress || last === want) && (next === p || next === 0)) {
+      expect(inProgress).toBe(false); // at most one write in progress
+      inProgress = true;
+      continue;
+    }
+    throw new Error(`page ${p}: holds ${first}/${last}, the cut at ${cut} says ${want}`);
+  }
+  return { cut, inProgress };
+}
+
+test('every snapshot, by every trigger, is one cut of the write log', async () => {
+  const bin = await compileFixture('oracle');
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=256m`, '--membind=3', '--schedule', '*/1 * * * * *', '--',
+    bin, String(PAGES), '3'], { env, reject: false, buffer: false, stdin: 'pipe' });
+  const killer = setTimeout(() => session.kill('SIGKILL'), 60000);
+  let out = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('the oracle to start', () => out.includes('ready'), 20000);
+  const [, region, pages, log, committed] = out.split('\n')[0].split(' ');
+  const ready: Ready = { region: Number(region), pages: Number(pages), log: Number(log), committed: Number(committed) };
+
+  const ids = new Set<number>();
+  for (let round = 0; round < 3; round++) {
+    process.kill(session.pid!, 'SIGUSR1');
+    const byCli = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+    expect(byCli.exitCode).toBe(0);
+    ids.add(JSON.parse(String(byCli.stdout)).id);
+    const labelled = await numactlx(['snapshot', '--label', `round-${round}`, '--wait', '--json'], { env });
+    expect(labelled.exitCode).toBe(0);
+    ids.add(JSON.parse(String(labelled.stdout)).id);
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // at least one cron tick
+  session.stdin!.end();
+  const r = await session;
+  clearTimeout(killer);
+  expect(r.exitCode).toBe(0);
+  expect(out).toMatch(/oracle done \d+/);
+
+  const list = await numactlx(['snapshots', backing, '--json']);
+  const snapshots = JSON.parse(String(list.stdout)) as Array<{ id: number; label: string | null }>;
+  for (const id of ids) expect(snapshots.map((s) => s.id)).toContain(id);
+  expect(snapshots.length).toBeGreaterThan(ids.size); // the signal's and the cron's too
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+
+  const cuts: number[] = [];
+  for (const s of snapshots) {
+    const snap = await RawSnapshot.export(backing, s.id, dir);
+    cuts.push(checkCut(snap, ready).cut);
+  }
+  // Later snapshots cut later: the program kept running between them.
+  expect(cuts).toEqual([...cuts].sort((a, b) => a - b));
+  expect(cuts[cuts.length - 1]).toBeGreaterThan(cuts[0]);
+}, 120000);
+
+test('an incremental snapshot copies only what changed, and both export the full image', async () => {
+  const bin = await compileFixture('pattern');
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  // 1 GiB held; between the two snapshots the program rewrites 1% of its pages.
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=2200m`, '--membind=3', '--', bin, 'churn', '1g', '1'],
+    { env, reject: false, buffer: false, stdin: 'pipe' });
+  const killer = setTimeout(() => session.kill('SIGKILL'), 120000);
+  let out = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('the program to hold its memory', () => out.includes('ready'), 60000);
+  const first = JSON.parse(String((await numactlx(['snapshot', '--wait', '--json'], { env })).stdout));
+  session.stdin!.write('rewrite\n');
+  await waitFor('the rewrite', () => out.includes('rewritten'), 30000);
+  const second = JSON.parse(String((await numactlx(['snapshot', '--wait', '--json'], { env })).stdout));
+  session.stdin!.end();
+  expect((await session).exitCode).toBe(0);
+  clearTimeout(killer);
+
+  const pages = 262144;
+  expect(first.stats.new_pages).toBeGreaterThanOrEqual(pages);
+  expect(second.stats.pages).toBeGreaterThanOrEqual(pages);
+  // About 1% of the pages (plus the program's stack and a few others).
+  expect(second.stats.new_pages).toBeGreaterThanOrEqual(pages / 100);
+  expect(second.stats.new_pages).toBeLessThan(pages / 100 + 200);
+  expect(second.stats.bytes_written).toBe(second.stats.new_pages * 4096);
+
+  const a = await RawSnapshot.export(backing, first.id, dir);
+  const b = await RawSnapshot.export(backing, second.id, dir);
+  expect(a.pageCount).toBeGreaterThanOrEqual(pages);
+  expect(b.pageCount).toBeGreaterThanOrEqual(pages);
+  const base = Number(out.split('\n')[0].split(' ')[1]);
+  // Page 0 and every 100th page changed (seed 2); the others did not.
+  for (const p of [0, 100, 99, 101, 12345, 262100]) {
+    const va = a.word(base + p * 4096);
+    const vb = b.word(base + p * 4096);
+    expect(va).toBe(patternWord(1n, BigInt(p), 0n));
+    expect(vb).toBe(patternWord(p % 100 === 0 ? 2n : 1n, BigInt(p), 0n));
+  }
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+}, 240000);
+
+test('export --format core: gdb reads the snapshot\'s memory', async () => {
+  const bin = await compileFixture('pattern');
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--', bin, 'hold', '4m', '7'],
+    { env, reject: false, buffer: false, stdin: 'pipe' });
+  let out = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('ready', () => out.includes('ready'), 20000);
+  const snap = JSON.parse(String((await numactlx(['snapshot', '--wait', '--json'], { env })).stdout));
+  session.stdin!.end();
+  await session;
+  const core = path.join(dir, 'snap.core');
+  const exp = await numactlx(['export', backing, String(snap.id), '--format', 'core', '-o', core]);
+  expect(exp.exitCode).toBe(0);
+  const addr = out.split('\n')[0].split(' ')[1];
+  const gdb = await execa('gdb', ['-batch', '-ex', `x/2gx ${addr}`, bin, core], { reject: false });
+  const want = patternWord(7n, 0n, 0n);
+  const want2 = patternWord(7n, 0n, 1n);
+  expect(gdb.stdout).toMatch(new RegExp(`${addr}:\\s+0x0*${want.toString(16)}\\s+0x0*${want2.toString(16)}`));
+}, 60000);
+
+/** pattern.c's generator: word w of page p for seed s (see test/fixtures/pattern.c). */
+function patternWord(seed: bigint, page: bigint, word: bigint): bigint {
+  const M = (1n << 64n) - 1n;
+  let x = (seed * 0x9e3779b97f4a7c15n + (page + 1n) * 0xbf58476d1ce4e5b9n) & M;
+  x ^= x >> 30n; x = (x * 0xbf58476d1ce4e5b9n) & M;
+  x ^= x >> 27n; x = (x * 0x94d049bb133111ebn) & M;
+  x ^= x >> 31n;
+  x = x === 0n ? 1n : x;
+  let v = 0n;
+  for (let i = 0n; i <= word; i++) {
+    x ^= (x << 13n) & M; x ^= x >> 7n; x ^= (x << 17n) & M;
+    v = x;
+  }
+  return v;
+}
