@@ -51,12 +51,17 @@ function lockOrExplain(path: string, fd: number, header: Header): void {
     : `${path} is in use by another numactlx (pid ${pid})`);
 }
 
+/** Frames per cached view of the mapping (256 MiB). */
+const WINDOW_FRAMES = 65536;
+
 export class BackingStore {
   readonly path: string;
   readonly kind: BackingKind;
   readonly durability: Durability;
   /** Address of frame 0 in this process; valid until close(). */
   readonly frameBase: bigint;
+  private readonly frameBaseNumber: number;
+  private readonly windows: Buffer[] = [];
   readonly frameCount: number;
   private sb: Superblock;
   private fd: number;
@@ -73,6 +78,7 @@ export class BackingStore {
     this.header = header;
     this.sb = sb;
     this.frameBase = frameBase;
+    this.frameBaseNumber = Number(frameBase);
     this.frameCount = Number(sb.frameCount);
     this.mapLength = sb.frameCount * BigInt(FRAME_SIZE);
     this.frames = new FrameAllocator(target, fd, sb.dataOffset, this.frameCount);
@@ -202,8 +208,24 @@ export class BackingStore {
    * is a crash, not an exception.
    */
   frameView(f: number): Buffer {
-    const addr = this.frameAddress(f);
-    return Buffer.from(koffi.view(addr, FRAME_SIZE));
+    this.checkFrame(f);
+    // Views over 256 MiB windows of the mapping, made once: a koffi.view per frame would
+    // cost more than the copy into it.
+    const w = Math.floor(f / WINDOW_FRAMES);
+    let win = this.windows[w];
+    if (win === undefined) {
+      const first = w * WINDOW_FRAMES;
+      const n = Math.min(WINDOW_FRAMES, this.frameCount - first);
+      win = Buffer.from(koffi.view(this.frameBase + BigInt(first * FRAME_SIZE), n * FRAME_SIZE));
+      this.windows[w] = win;
+    }
+    const off = (f - w * WINDOW_FRAMES) * FRAME_SIZE;
+    return win.subarray(off, off + FRAME_SIZE);
+  }
+
+  /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */
+  frameAddr(f: number): number {
+    return this.frameBaseNumber + f * FRAME_SIZE;
   }
 
   /** A free frame, or -1 when the node is full (no free frame, or no space on the medium). */

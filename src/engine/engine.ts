@@ -37,7 +37,7 @@ export interface FrameStore {
   readonly framesInUse: number;
   allocFrame(): number;
   freeFrame(frame: number): void;
-  frameAddress(frame: number): bigint;
+  frameAddr(frame: number): number;
   frameView(frame: number): Buffer;
   sync(): void;
 }

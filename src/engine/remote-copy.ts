@@ -14,6 +14,8 @@ const IOVEC = 16;
 export const MAX_IOV = 1024;
 
 const readvRaw = bindSyscall(['int', 'void *', 'unsigned long', 'void *', 'unsigned long', 'unsigned long']);
+const madviseRaw = bindSyscall(['unsigned long', 'unsigned long', 'int']);
+const MADV_POPULATE_WRITE = 23;
 
 export class RemoteCopier {
   private readonly local = Buffer.alloc(MAX_IOV * IOVEC);
@@ -42,8 +44,26 @@ export class RemoteCopier {
   /** Runs the queued copy from `pid`; returns bytes copied (short on error) or -errno. */
   run(pid: number): number {
     if (this.nLocal === 0) return 0;
+    this.populateLocal();
     const n = Number(readvRaw(SYS.process_vm_readv, pid, this.local, this.nLocal, this.remote, this.nRemote, 0));
     return n < 0 ? -lastErrno() : n;
+  }
+
+  /**
+   * Maps the destination frames in one call per contiguous run (MADV_POPULATE_WRITE,
+   * Linux 5.14) instead of one page fault per frame inside process_vm_readv.
+   */
+  private populateLocal(): void {
+    let start = -1;
+    let end = -1;
+    for (let i = 0; i <= this.nLocal; i++) {
+      const addr = i < this.nLocal ? this.local.readUInt32LE(i * IOVEC) + this.local.readUInt32LE(i * IOVEC + 4) * 0x1_0000_0000 : -1;
+      if (addr === end) { end += this.local.readUInt32LE(i * IOVEC + 8); continue; }
+      if (start >= 0) madviseRaw(SYS.madvise, start, end - start, MADV_POPULATE_WRITE);
+      if (addr < 0) break;
+      start = addr;
+      end = addr + this.local.readUInt32LE(i * IOVEC + 8);
+    }
   }
 
   get bytesQueued(): number {

@@ -18,6 +18,8 @@ export interface SnapshotResult {
 
 export class SnapshotEngine {
   private readonly copier = new RemoteCopier();
+  /** Time spent in process_vm_readv for the snapshot being copied (NUMACTLX_DEBUG). */
+  private readvNs = 0;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   private readonly committed: Array<{ id: number; label: string | null }>;
@@ -171,10 +173,12 @@ export class SnapshotEngine {
         node.refs[frame] = 1;
       }
       dest.push({ addr, slot, frame, old });
-      this.copier.add(Number(node.store.frameAddress(frame)), addr, PAGE);
+      this.copier.add(node.store.frameAddr(frame), addr, PAGE);
     }
     const pid = mm.pids.values().next().value;
+    const tr = process.hrtime.bigint();
     const n = pid === undefined ? -3 : this.copier.run(pid);
+    this.readvNs += Number(process.hrtime.bigint() - tr);
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
     dest.forEach((d, i) => {
       const node = engine.nodes[d.slot];
@@ -204,12 +208,15 @@ export class SnapshotEngine {
     const engine = this.engine;
     const run = engine.run!;
     engine.run = undefined;
-    const copyMs = Number(process.hrtime.bigint() - run.resumedAt) / 1e6;
+    const tFinish = process.hrtime.bigint();
+    const copyMs = Number(tFinish - run.resumedAt) / 1e6;
     // Whether or not the commit succeeds, each mm's pages now live in the frames this
     // run left them in: the next snapshot must start from this map, not the older one.
     for (const [key, part] of run.parts) (key as Mm).snap = SnapshotRun.pagesOf(part, -1).map;
     if (run.failed) throw new Error(run.failed);
+    const tSync = process.hrtime.bigint();
     engine.nodes.forEach((node) => node.store.sync());
+    const tSynced = process.hrtime.bigint();
     const records: SnapshotRecord[] = [];
     engine.nodes.forEach((node, slot) => {
       const pagesByPart = new Map<MmPart, SnapshotPage[]>();
@@ -220,6 +227,10 @@ export class SnapshotEngine {
       for (const p of record.processes) for (const page of p.pages) node.refs[page.frame]++;
       records.push(record);
     });
+    if (process.env.NUMACTLX_DEBUG === '1') {
+      process.stderr.write(`numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), maps ${Number(tSync - tFinish) / 1e6} ms, sync ${Number(tSynced - tSync) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSynced) / 1e6} ms\n`);
+    }
+    this.readvNs = 0;
     this.committed.push({ id: run.req.id, label: run.req.label });
     return { id: run.req.id, records };
   }
