@@ -177,3 +177,18 @@ function patternWord(seed: bigint, page: bigint, word: bigint): bigint {
   }
   return v;
 }
+
+test('--schedule every second with --keep 3 leaves exactly 3 snapshots, all valid', async () => {
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const r = await numactlx([`--remap=3,${backing},size=64m`, '--membind=3', '--schedule', '*/1 * * * * *', '--keep', '3', '--',
+    'sh', '-c', 'i=0; while [ $i -lt 55 ]; do i=$((i+1)); sleep 0.1; done; echo done'], { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe('done');
+  const list = JSON.parse(String((await numactlx(['snapshots', backing, '--json'])).stdout)) as Array<{ id: number }>;
+  expect(list).toHaveLength(3);
+  // The newest three: ids increasing, the oldest ones (1, 2, …) deleted.
+  expect(list[0].id).toBeGreaterThan(1);
+  expect(list.map((s) => s.id)).toEqual([list[0].id, list[0].id + 1, list[0].id + 2]);
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+}, 60000);
