@@ -87,7 +87,13 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       uid: process.getuid?.() ?? 0,
       virtual_nodes: placement.virtualNodes.map((v) => ({ node: v.node, backing: v.backing.path, kind: v.backing.kind, size_bytes: Number(v.backing.size) })),
     }),
-    handlers: { status: () => engine.stats(), snapshot: snapshotOp(queue) },
+    handlers: {
+      status: async () => {
+        const { running, waiting } = queue.state();
+        return { ...(await engine.stats()), snapshots: { running, waiting } };
+      },
+      snapshot: snapshotOp(queue),
+    },
   });
 
   const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;

@@ -121,6 +121,12 @@ export function formatStatus(r: StatusReply): string {
   const e = stats.events;
   out.push('\n', `events: fork ${e.fork}, remap ${e.remap}, unmap ${e.unmap}, remove ${e.remove}; `
     + `fault-ahead window ${stats.fault_ahead_pages_window} pages\n`);
+  if (stats.snapshots) {
+    const { running, waiting } = stats.snapshots;
+    const now = running ? `snapshot ${running.id ?? '(freezing)'}${running.label ? ` '${running.label}'` : ''} in progress` : 'no snapshot in progress';
+    const queued = waiting.reduce((n, w) => n + w.requests, 0);
+    out.push(`snapshots: ${now}; ${queued} request${queued === 1 ? '' : 's'} waiting\n`);
+  }
   return out.join('');
 }
 

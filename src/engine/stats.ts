@@ -48,4 +48,9 @@ export interface SessionStats {
   events: EventStats;
   /** The fault-ahead window in pages. */
   fault_ahead_pages_window: number;
+  /** Snapshots being taken and waiting (numactlx status; absent in --stats). */
+  snapshots?: {
+    running: { id: number | null; label: string | null } | null;
+    waiting: Array<{ label: string | null; requests: number }>;
+  };
 }

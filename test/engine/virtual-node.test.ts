@@ -45,6 +45,7 @@ test('mremap: a filled region moved and grown keeps its data, the new part reads
   expect(result.exitCode).toBe(0);
   expect(result.stdout).toMatch(/mremap_grow ok$/);
   expect(stats.events.remap).toBeGreaterThanOrEqual(1);
+  expect(node3(stats).pages_placed).toBeGreaterThan(64 * MIB_PAGES); // the grown region was served
 });
 
 test('munmap and MADV_DONTNEED then re-touch: the pages read as zeros again', async () => {
@@ -81,9 +82,10 @@ test('read() of a file into untouched trapped memory (kernel-mode faults)', asyn
   const bin = await compileFixture('read_into');
   const file = path.join(ROOT, 'package-lock.json');
   const native = await execa(bin, [file]);
-  const { result } = await onVirtualNode([bin, file]);
+  const { result, stats } = await onVirtualNode([bin, file]);
   expect(result.exitCode).toBe(0);
   expect(result.stdout).toBe(native.stdout);
+  expect(node3(stats).pages_placed).toBeGreaterThan(fs.statSync(file).size / 4096);
 });
 
 test('1 GiB written with a seeded pattern and verified', async () => {
