@@ -18,48 +18,22 @@
 // - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
 //   done, the rest is retried after the pending events are read;
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
-import fs from 'node:fs';
 import { koffi } from '../sys/libc.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
 import { ioctlBufferRaw } from '../sys/ioctl.js';
 import { lastErrno } from '../sys/libc.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG, UFFDIO } from '../sys/userfaultfd.js';
-import { ABSENT, DIRTY, PAGE, PageSet, PageTable, PENDING, PLACED_REAL } from './page-table.js';
-import { EMPTY_MAP, type SnapMap, type SnapshotRun } from './snapshot.js';
-import type { SnapshotRecord } from '../snapshot/types.js';
+import { ABSENT, DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import type { SnapshotRun } from './snapshot.js';
+import { Mm, type VirtualNodeRuntime } from './mm.js';
+import { getS64, getU64, setU64 } from './u64.js';
+import { vmaAround } from './vma.js';
+
+export { Mm } from './mm.js';
+export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './placement.js';
-import { RangeSet, type PagePolicy, type Range } from './ranges.js';
+import { type PagePolicy, type Range } from './ranges.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from './stats.js';
-
-/** What the engine needs of a virtual node's backing: frames to place pages in. */
-export interface FrameStore {
-  readonly frameCount: number;
-  readonly framesInUse: number;
-  allocFrame(): number;
-  freeFrame(frame: number): void;
-  frameAddr(frame: number): number;
-  frameView(frame: number): Buffer;
-  sync(): void;
-}
-
-/** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
-export interface NodeCatalog {
-  commit(record: SnapshotRecord): void;
-  remove(ids: number[]): SnapshotRecord[];
-}
-
-export interface VirtualNodeRuntime {
-  node: number;
-  backing: string;
-  kind: string;
-  store: FrameStore;
-  catalog?: NodeCatalog;
-  /**
-   * References per frame: 1 for the live page it belongs to, +1 per committed snapshot
-   * that holds it (derived from the catalog at open). A frame is freed at 0.
-   */
-  refs: Uint32Array;
-}
 
 const EEXIST = 17;
 const EAGAIN = 11;
@@ -68,38 +42,6 @@ const ESRCH = 3;
 const MSGS_PER_READ = 64;
 /** NUMACTLX_DEBUG=1: the engine reports failed kernel calls on stderr. */
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
-
-/** One program address space: its uffd, its trapped ranges and its page table. */
-export class Mm {
-  readonly ranges = new RangeSet();
-  readonly table = new PageTable();
-  /** Pages ever placed on a virtual node in this mm (distinct, for pages_placed). */
-  readonly everPlaced = new PageSet();
-  readonly pids = new Set<number>();
-  /** The process the mm was created for (stats name the mm after it). */
-  ownerPid = 0;
-  faults = 0;
-  resident = 0;
-  /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
-  readonly unclaimedForks: Mm[] = [];
-  /** Policy of implicit growth (mremap in place) when no neighbour range says. */
-  policy: PagePolicy | undefined;
-  /** Pages that became DIRTY since the last freeze (may hold duplicates and dropped pages). */
-  dirty: number[] = [];
-  /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
-  drops: Array<[number, number]> = [];
-  /** The pages of this mm in the last committed snapshot. */
-  snap: SnapMap = EMPTY_MAP;
-  /**
-   * Until this mm's first freeze, `dirty` is not kept (it would hold every page): the
-   * first freeze scans the whole table instead — a full snapshot costs O(all pages).
-   */
-  scanAll = true;
-
-  command: string[] = [];
-
-  constructor(readonly uffd: number, public exe: string) {}
-}
 
 interface RetryFault { mm: Mm; addr: number }
 
@@ -618,37 +560,4 @@ export class Engine implements NodeRoom {
       fault_ahead_pages_window: this.faultAheadPages,
     };
   }
-}
-
-/** The [start, end) of the VMA of `pid` holding `addr`, from /proc/PID/maps. */
-function vmaAround(pid: number, addr: number): [number, number] | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const dash = line.indexOf('-');
-    const space = line.indexOf(' ');
-    if (dash < 0 || space < 0) continue;
-    const start = Number.parseInt(line.slice(0, dash), 16);
-    const end = Number.parseInt(line.slice(dash + 1, space), 16);
-    if (addr >= start && addr < end) return [start, end];
-  }
-  return undefined;
-}
-
-// u64 fields as two u32 halves: exact for values below 2^53, no BigInt on the hot path.
-function setU64(v: DataView, off: number, x: number): void {
-  v.setUint32(off, x % 0x1_0000_0000, true);
-  v.setUint32(off + 4, Math.floor(x / 0x1_0000_0000), true);
-}
-
-function getU64(v: DataView, off: number): number {
-  return v.getUint32(off + 4, true) * 0x1_0000_0000 + v.getUint32(off, true);
-}
-
-function getS64(v: DataView, off: number): number {
-  return v.getInt32(off + 4, true) * 0x1_0000_0000 + v.getUint32(off, true);
 }

@@ -1,0 +1,224 @@
+// A numactlx session driven line by line for bench/snapshot.mjs: numactlx runs
+// bench/pause_probe with NUMACTLX_DEBUG=1 and a private NUMACTLX_RUNTIME_DIR; the probe's
+// stdin/stdout are the session's, so commands go in and answers come out as lines, and
+// the session's stderr brings numactlx's debug lines (freeze and copy timings). Every
+// line is kept with the CLOCK_MONOTONIC time it arrived (process.hrtime is
+// CLOCK_MONOTONIC, like the probe's own clock), so a probe gap can be matched with the
+// freeze or the commit that caused it.
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+
+const now = () => process.hrtime.bigint();
+
+/** Waits for lines from a stream: next(re) resolves with the first unread line matching. */
+class Lines {
+  constructor(stream, keep) {
+    this.lines = []; // { t, line }
+    this.read = 0; // lines consumed by next()
+    this.waiters = [];
+    this.closed = false;
+    const rl = readline.createInterface({ input: stream });
+    rl.on('line', (line) => {
+      if (keep && !keep(line)) return;
+      this.lines.push({ t: now(), line });
+      this.wake();
+    });
+    rl.on('close', () => { this.closed = true; this.wake(); });
+  }
+
+  wake() {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+  }
+
+  /** The first line matching re at index ≥ from (default: the unread ones); consumes up to it. */
+  next(re, { timeoutMs = 600_000, from, consume = true } = {}) {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      let timer;
+      const look = () => {
+        for (let i = from ?? this.read; i < this.lines.length; i++) {
+          if (re.test(this.lines[i].line)) {
+            if (consume) this.read = i + 1;
+            clearTimeout(timer);
+            resolve({ ...this.lines[i], index: i });
+            return;
+          }
+        }
+        if (this.closed) { clearTimeout(timer); reject(new Error(`stream closed before a line matching ${re}`)); return; }
+        if (Date.now() - t0 > timeoutMs) { reject(new Error(`no line matching ${re} within ${timeoutMs} ms`)); return; }
+        this.waiters.push(look);
+      };
+      timer = setTimeout(() => { this.wake(); }, timeoutMs + 10);
+      look();
+    });
+  }
+}
+
+/** Runs argv to its end; resolves { status, signal, stdout, stderr, wallMs }. */
+export function runAsync(argv, { env, pin } = {}) {
+  const full = pin === undefined ? argv : ['taskset', '-c', String(pin), ...argv];
+  return new Promise((resolve, reject) => {
+    const t0 = now();
+    const child = spawn(full[0], full.slice(1), { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, wallMs: Number(now() - t0) / 1e6 }));
+  });
+}
+
+export class Session {
+  /**
+   * opts: numactlx, backing, backingSize, size, probe (the pause_probe binary), pin
+   * (CPU for taskset, or undefined), runtimeDir, extraArgs (numactlx options).
+   */
+  constructor(opts) {
+    this.o = opts;
+    this.faultLines = 0;
+  }
+
+  get env() {
+    return { ...process.env, NUMACTLX_DEBUG: '1', NUMACTLX_RUNTIME_DIR: this.o.runtimeDir };
+  }
+
+  async start() {
+    const o = this.o;
+    let argv = [o.numactlx, `--remap=3,${o.backing},size=${o.backingSize}`, '--membind=3', ...(o.extraArgs ?? []),
+      '--', o.probe, o.size];
+    // taskset execs numactlx: the child's pid is numactlx's, and every thread numactlx
+    // starts (workers, the program) inherits the mask.
+    if (o.pin !== undefined) argv = ['taskset', '-c', String(o.pin), ...argv];
+    this.argv = argv;
+    this.child = spawn(argv[0], argv.slice(1), { env: this.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.pid = this.child.pid;
+    this.exited = new Promise((resolve) => this.child.on('close', (status, signal) => resolve({ status, signal })));
+    this.out = new Lines(this.child.stdout);
+    this.err = new Lines(this.child.stderr, (line) => {
+      if (line.includes('fault 0x')) { this.faultLines++; return false; }
+      return true;
+    });
+    const t0 = now();
+    const ready = await this.out.next(/^ready /);
+    this.fillMs = Number(now() - t0) / 1e6;
+    return ready.line;
+  }
+
+  /** Sends a command line; resolves with the probe's answer (the first line matching re). */
+  async cmd(line, re, timeoutMs = 600_000) {
+    this.child.stdin.write(`${line}\n`);
+    return (await this.out.next(re, { timeoutMs })).line;
+  }
+
+  send(line) {
+    this.child.stdin.write(`${line}\n`);
+  }
+
+  /** `report`: the probe's statistics since the last mark, and its longest gaps. */
+  async report() {
+    const kv = parseKv(await this.cmd('report', /^max_gap_us=/));
+    const gl = await this.out.next(/^gaps/);
+    kv.gaps = gl.line.split(' ').slice(1).map((g) => {
+      const [end, len] = g.split(':').map(BigInt);
+      return { end, len };
+    });
+    kv.reportT = gl.t;
+    return kv;
+  }
+
+  /**
+   * Takes a snapshot with `numactlx snapshot --wait --json PID`; `onFreeze()` (optional)
+   * runs as soon as the tracer's freeze line arrives. Resolves with the client's answer,
+   * its wall time and the tracer's timings of the freeze. The engine's timings (scan,
+   * protect, copy, maps, sync, commit) come with engineTimings() once the session has
+   * ended: the engine worker never returns to its event loop while the session runs, so
+   * its stderr reaches us only at the end.
+   */
+  async snapshot({ onFreeze } = {}) {
+    const from = this.err.lines.length;
+    const tReq = now();
+    const client = runAsync([this.o.numactlx, 'snapshot', '--wait', '--json', String(this.pid)], { env: this.env });
+    let freezeSeen;
+    if (onFreeze) {
+      freezeSeen = this.err.next(/^numactlx-tracer: freeze \d+:/, { from, consume: false }).then(async (l) => { await onFreeze(l); return l; });
+    }
+    const r = await client;
+    const tClientDone = now();
+    if (r.status !== 0) throw new Error(`numactlx snapshot: exit ${r.status}: ${r.stderr}${r.stdout}`);
+    const answer = JSON.parse(r.stdout);
+    const id = answer.id;
+    if (freezeSeen) await freezeSeen;
+    const tracer = await this.err.next(new RegExp(`^numactlx-tracer: freeze ${id}:`), { from, consume: false, timeoutMs: 10_000 });
+    return { id, stats: answer.stats, clientMs: r.wallMs, tracer: parseTracer(tracer.line), tReq, tFreezeLine: tracer.t, tClientDone };
+  }
+
+  /**
+   * After the session ended: the engine's debug timings of every snapshot, by id. The
+   * engine prints a `freeze pid` line per address space at each freeze and one
+   * `snapshot N:` line at each commit, in order; other lines it printed are kept too.
+   */
+  engineTimings() {
+    const byId = new Map();
+    let freezes = [];
+    const other = [];
+    for (const { line } of this.err.lines) {
+      if (/^numactlx-engine: freeze pid/.test(line)) { freezes.push(line); continue; }
+      const m = /^numactlx-engine: snapshot (\d+):/.exec(line);
+      if (m) { byId.set(Number(m[1]), { ...parseEngineFreeze(freezes), ...parseCopy(line) }); freezes = []; continue; }
+      if (!/^numactlx-tracer: freeze|UFFDIO_COPY .* errno 11/.test(line)) other.push(line);
+    }
+    return { byId, other };
+  }
+
+  /** `quit`, then the session's exit. */
+  async quit(timeoutMs = 120_000) {
+    this.child.stdin.end('quit\n');
+    const timer = setTimeout(() => this.kill(), timeoutMs);
+    const r = await this.exited;
+    clearTimeout(timer);
+    return r;
+  }
+
+  kill() {
+    try {
+      process.kill(this.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+export function parseKv(line) {
+  const out = {};
+  for (const m of line.matchAll(/(\w+)=(\S+)/g)) {
+    const n = Number(m[2]);
+    out[m[1]] = Number.isFinite(n) ? n : m[2];
+  }
+  return out;
+}
+
+// numactlx-tracer: freeze 3: stop 0.07 ms, regs 0.26 ms, engine 23.4 ms, resume 0.12 ms
+function parseTracer(line) {
+  const m = /stop ([\d.]+) ms, regs ([\d.]+) ms, engine ([\d.]+) ms, resume ([\d.]+) ms/.exec(line);
+  return m ? { stopMs: +m[1], regsMs: +m[2], engineMs: +m[3], resumeMs: +m[4] } : {};
+}
+
+// numactlx-engine: freeze pid 27242: scan 10.29 ms (65625 pages, 7 runs), protect 9.79 ms
+function parseEngineFreeze(lines) {
+  const out = { scanMs: 0, frozenPages: 0, runs: 0, protectMs: 0 };
+  for (const line of lines) {
+    const m = /scan ([\d.]+) ms \((\d+) pages, (\d+) runs\), protect ([\d.]+) ms/.exec(line);
+    if (!m) continue;
+    out.scanMs += +m[1]; out.frozenPages += +m[2]; out.runs += +m[3]; out.protectMs += +m[4];
+  }
+  return out;
+}
+
+// numactlx-engine: snapshot 1: copy 514.1 ms (process_vm_readv 204.4), maps 49.4 ms, sync 0.16 ms, commit 112.7 ms
+function parseCopy(line) {
+  const m = /copy ([\d.]+) ms \(process_vm_readv ([\d.]+)\), maps ([\d.]+) ms, sync ([\d.]+) ms, commit ([\d.]+) ms/.exec(line);
+  return m ? { copyMs: +m[1], readvMs: +m[2], mapsMs: +m[3], syncMs: +m[4], commitMs: +m[5] } : {};
+}

@@ -1,0 +1,69 @@
+// One program address space as the engine sees it (Mm), and what the engine needs of
+// each virtual node: its frame store, its snapshot catalog and the frames' reference
+// counts. Owned by the engine thread.
+import { PageSet, PageTable } from './page-table.js';
+import { RangeSet, type PagePolicy } from './ranges.js';
+import { EMPTY_MAP, type SnapMap } from './snapshot.js';
+import type { SnapshotRecord } from '../snapshot/types.js';
+
+/** What the engine needs of a virtual node's backing: frames to place pages in. */
+export interface FrameStore {
+  readonly frameCount: number;
+  readonly framesInUse: number;
+  allocFrame(): number;
+  freeFrame(frame: number): void;
+  frameAddr(frame: number): number;
+  frameView(frame: number): Buffer;
+  sync(): void;
+}
+
+/** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
+export interface NodeCatalog {
+  commit(record: SnapshotRecord): void;
+  remove(ids: number[]): SnapshotRecord[];
+}
+
+export interface VirtualNodeRuntime {
+  node: number;
+  backing: string;
+  kind: string;
+  store: FrameStore;
+  catalog?: NodeCatalog;
+  /**
+   * References per frame: 1 for the live page it belongs to, +1 per committed snapshot
+   * that holds it (derived from the catalog at open). A frame is freed at 0.
+   */
+  refs: Uint32Array;
+}
+
+/** One program address space: its uffd, its trapped ranges and its page table. */
+export class Mm {
+  readonly ranges = new RangeSet();
+  readonly table = new PageTable();
+  /** Pages ever placed on a virtual node in this mm (distinct, for pages_placed). */
+  readonly everPlaced = new PageSet();
+  readonly pids = new Set<number>();
+  /** The process the mm was created for (stats name the mm after it). */
+  ownerPid = 0;
+  faults = 0;
+  resident = 0;
+  /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
+  readonly unclaimedForks: Mm[] = [];
+  /** Policy of implicit growth (mremap in place) when no neighbour range says. */
+  policy: PagePolicy | undefined;
+  /** Pages that became DIRTY since the last freeze (may hold duplicates and dropped pages). */
+  dirty: number[] = [];
+  /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
+  drops: Array<[number, number]> = [];
+  /** The pages of this mm in the last committed snapshot. */
+  snap: SnapMap = EMPTY_MAP;
+  /**
+   * Until this mm's first freeze, `dirty` is not kept (it would hold every page): the
+   * first freeze scans the whole table instead — a full snapshot costs O(all pages).
+   */
+  scanAll = true;
+
+  command: string[] = [];
+
+  constructor(readonly uffd: number, public exe: string) {}
+}
