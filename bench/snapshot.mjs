@@ -21,15 +21,18 @@
 //                  looping over that 1% (each preceded by an unmeasured "flush" snapshot,
 //                  so that exactly that 1% is dirty); INC_ROUNDS rounds, patterns alternating;
 //     pending      every page dirty and the probe idle at the freeze; as soon as the
-//                  tracer's freeze line arrives, the probe writes every page going down
+//                  session's status shows the freeze over, the probe writes every page going down
 //                  while the copier goes up: every write hits a page not copied yet until
 //                  they meet — its latency is the copy-before-write fault;
 //     tracking     300 ms more of the same walk after the snapshot is committed: writes to
 //                  clean write-protected pages (the dirty-tracking fault, no copy).
-// Each numactlx snapshot is `numactlx snapshot --wait --json PID`; the debug lines give
-// its freeze (stop, scan, UFFDIO_WRITEPROTECT, resume) and copy (process_vm_readv, maps,
-// sync, commit) times. The probe's longest gaps carry CLOCK_MONOTONIC end times, matched
-// with the arrival of the freeze line and of the commit line.
+// Each numactlx snapshot is `numactlx snapshot --wait --json PID`; meanwhile the bench
+// polls the session's `status` (control socket, every POLL_MS) to learn when the freeze is
+// over. The debug lines give its freeze (stop, scan, UFFDIO_WRITEPROTECT, resume) and copy
+// (process_vm_readv, maps, sync, commit) times; they are read when the session has ended
+// (numactlx's workers flush their stderr only then). The probe's longest gaps carry
+// CLOCK_MONOTONIC end times, matched with the end of the freeze (status) and the client's
+// answer (the commit).
 //
 // Backings: SIZE ≤ 1 GiB on tmpfs (/dev/shm, 4× SIZE: three full snapshots per session
 // without --keep); 4 GiB on a file under /tmp (13 GiB, sparse) — /dev/shm is RAM.
@@ -51,6 +54,7 @@ const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.dirname(benchDir);
 const INC_ROUNDS = 2;
 const FORKS_PER_RUN = 3;
+const POLL_MS = 5;
 
 const log = (line) => process.stderr.write(`${line}\n`);
 
@@ -128,42 +132,59 @@ function machine(numactlx) {
   };
 }
 
-/** The probe's gap (ms) that overlaps [lo, hi] most (bigint ns, CLOCK_MONOTONIC), or 0. */
-function gapIn(gaps, lo, hi) {
+/** The longest probe gap (ms) overlapping [lo, hi] (bigint ns, CLOCK_MONOTONIC) and ending after `after`, or 0. */
+function gapIn(gaps, lo, hi, after = 0n) {
   let best = 0;
   for (const g of gaps) {
     const start = g.end - g.len;
-    if (g.end >= lo && start <= hi) best = Math.max(best, Number(g.len) / 1e6);
+    if (g.end >= lo && start <= hi && g.end > after) best = Math.max(best, Number(g.len) / 1e6);
   }
   return best;
 }
 
 const msToNs = (ms) => BigInt(Math.round(ms * 1e6));
 
-/**
- * One measured snapshot with the probe looping: `mark`, snapshot, `report`, and the
- * probe's gap at the freeze and at the commit.
- */
+/** One measured snapshot with the probe looping: `mark`, snapshot, `report`. */
 async function measured(s, kind) {
   await s.cmd('mark', /^marked/);
   const snap = await s.snapshot();
   const probe = await s.report();
-  return withGaps(kind, snap, probe);
+  return { kind, snap, probe };
 }
 
-function withGaps(kind, snap, probe) {
-  const d = snap.debug;
-  const pause = snap.stats.pause_ms;
-  // The freeze: the probe stopped from the interrupt to the resume; the tracer's line
-  // arrives after the resume (through numactlx's main thread).
-  const freezeGapMs = gapIn(probe.gaps, snap.tFreezeLine - msToNs(pause + 10), snap.tFreezeLine + msToNs(2));
-  // The commit: the engine's line is written when maps, sync and commit are done; the
-  // engine serves no fault meanwhile.
+/**
+ * A sample once the session has ended (the engine's timings are known): numactlx's
+ * figures, and the probe's gap at the freeze and at the commit.
+ */
+function finalize({ kind, snap, probe, ...rest }, engine) {
+  const d = engine.get(snap.id) ?? {};
   const tail = (d.mapsMs ?? 0) + (d.syncMs ?? 0) + (d.commitMs ?? 0);
-  const commitGapMs = gapIn(probe.gaps, snap.tDoneLine - msToNs(tail), snap.tDoneLine + msToNs(2));
+  // The commit: maps, sync and commit run in the engine thread, which serves no fault
+  // meanwhile, so the probe's next write to a clean page waits for all of it. Its gap
+  // ends when the engine is back (E); the client's answer comes a little later (socket,
+  // process exit): the largest gap of at least half the commit's time ending in the
+  // 300 ms before the answer.
+  let commit;
+  for (const g of probe.gaps) {
+    if (g.end <= snap.tClientDone && g.end >= snap.tClientDone - msToNs(300) && Number(g.len) / 1e6 >= tail / 2
+      && (!commit || g.len > commit.len)) commit = g;
+  }
+  // The freeze, placed from E backwards with the engine's own clock: copy_ms runs from the
+  // start of the engine's freeze (R) to the end of the copy, then the commit: R = E − tail
+  // − copy_ms. The program is stopped from `stop` + `regs` before R to `engine` + `resume`
+  // after it (the tracer's timings); the largest gap overlapping that (± 2 ms).
+  let freezeGapMs = NaN;
+  if (commit && d.stopMs !== undefined) {
+    const r = commit.end - msToNs(tail + snap.stats.copy_ms);
+    const lo = r - msToNs(d.stopMs + d.regsMs + 2);
+    const hi = r + msToNs(d.engineMs + d.resumeMs + 2);
+    freezeGapMs = gapIn(probe.gaps.filter((g) => g !== commit), lo, hi);
+  } else if (snap.sawFreeze) {
+    freezeGapMs = gapIn(probe.gaps, snap.tFrozen - msToNs(snap.stats.pause_ms + POLL_MS + 10), snap.tFrozen + msToNs(1));
+  }
+  const commitGapMs = commit ? Number(commit.len) / 1e6 : 0;
   const { gaps, reportT, ...p } = probe;
-  return { kind, id: snap.id, stats: snap.stats, debug: snap.debug, clientMs: snap.clientMs, probe: p, freezeGapMs, commitGapMs,
-    other: snap.other.slice(0, 5) };
+  return { kind, id: snap.id, stats: snap.stats, debug: d, clientMs: snap.clientMs, probe: p, freezeGapMs, commitGapMs, ...rest };
 }
 
 async function runSession(ctx, size, placement) {
@@ -175,7 +196,7 @@ async function runSession(ctx, size, placement) {
   const backingSize = small ? `${Math.ceil((sizeBytes(size) * 4) / 2 ** 30)}g` : `${Math.ceil((sizeBytes(size) * 3.25) / 2 ** 30)}g`;
   const s = new Session({
     numactlx: ctx.numactlx, backing: path.join(dir, 'node3.img'), backingSize, size, probe: ctx.probe,
-    pin: placement.pin, runtimeDir,
+    pin: placement.pin, runtimeDir, pollMs: POLL_MS,
   });
   ctx.sessions.add(s);
   const cpu0 = cpuStart();
@@ -218,10 +239,8 @@ async function runSession(ctx, size, placement) {
     await s.out.next(/^looping/);
     await s.out.next(/^marked/);
     const pending = await s.report();
-    const pend = withGaps('pending', snap, pending);
-    pend.dirtyMs = dirtyAll2.ms;
-    pend.markAfterFreezeMs = Number(pending.reportT - snap.tFreezeLine) / 1e6 - pending.elapsed_ms;
-    samples.push(pend);
+    samples.push({ kind: 'pending', snap, probe: pending, dirtyMs: dirtyAll2.ms,
+      markAfterFreezeMs: snap.sawFreeze ? Number(pending.reportT - snap.tFrozen) / 1e6 - pending.elapsed_ms : NaN });
     await s.cmd('mark', /^marked/);
     await sleep(300);
     const { gaps: _g2, reportT: _t2, ...tracking } = await s.report();
@@ -229,7 +248,9 @@ async function runSession(ctx, size, placement) {
     const end = await s.quit();
     if (end.status !== 0) throw new Error(`session ${tag} ended with ${end.status ?? end.signal}`);
     const cpu = cpuEnd(cpu0);
-    for (const x of samples) {
+    const engine = s.engineTimings();
+    const done = samples.map((x) => finalize(x, engine.byId));
+    for (const x of done) {
       log(`  ${tag} ${x.kind}: pause ${fmt(x.stats.pause_ms, 2)} ms (stop ${fmt(x.debug.stopMs, 2)}, scan ${fmt(x.debug.scanMs, 2)}, ` +
         `protect ${fmt(x.debug.protectMs, 2)} for ${x.debug.frozenPages} pages/${x.debug.runs} runs), probe gap at freeze ` +
         `${fmt(x.freezeGapMs, 2)} ms, max gap ${fmt(x.probe.max_gap_us / 1000, 2)} ms (commit ${fmt(x.commitGapMs, 1)} ms); ` +
@@ -238,7 +259,9 @@ async function runSession(ctx, size, placement) {
     }
     log(`  ${tag} tracking: p50 ${tracking.p50_write_us} µs p99 ${tracking.p99_write_us} µs over ${tracking.writes} writes; ` +
       `others took ${fmt(cpu.foreign * 100, 0)}% of a CPU`);
-    return { size, placement: placement.name, backing: small ? 'tmpfs' : 'file', backingSize, fillMs: s.fillMs, baseline, tracking, samples, cpu, faultLines: s.faultLines };
+    if (engine.other.length) log(`  ${tag} other numactlx lines: ${engine.other.slice(0, 5).join(' | ')}`);
+    return { size, placement: placement.name, backing: small ? 'tmpfs' : 'file', backingSize, fillMs: s.fillMs, baseline, tracking,
+      samples: done, cpu, faultLines: s.faultLines, otherLines: engine.other.slice(0, 20) };
   } finally {
     s.kill();
     ctx.sessions.delete(s);
@@ -295,8 +318,9 @@ function criuCheck(ctx) {
 // ---- report -----------------------------------------------------------------------------
 
 const by = (xs, f) => xs.filter(f);
-const S = (xs, d = 1) => (xs.length ? cell(summary(xs), d) : '—');
-const med = (xs) => (xs.length ? median(xs) : NaN);
+const finite = (xs) => xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+const S = (xs, d = 1) => (finite(xs).length ? cell(summary(finite(xs)), d) : '—');
+const med = (xs) => (finite(xs).length ? median(finite(xs)) : NaN);
 
 function render(raw) {
   const info = raw.machine;

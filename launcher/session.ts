@@ -64,7 +64,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     keep: settings?.keep,
     prune: settings?.keep === undefined ? undefined : (keep) => engine.prune(keep),
     onEvent: (ev) => {
-      if (ev.type === 'failed') fs.writeSync(2, `numactlx: snapshot${ev.id ? ` ${ev.id}` : ''} failed: ${ev.error.message}\n`);
+      if (ev.type === 'failed') {
+        const what = ev.id && !ev.error.message.startsWith(`snapshot ${ev.id}`) ? `snapshot ${ev.id}: ` : '';
+        fs.writeSync(2, `numactlx: ${what}${ev.error.message}\n`);
+      }
       if (ev.type === 'prune-failed') fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
     },
   });
@@ -81,7 +84,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
 
   let programPid: number | null = null;
   const started = new Date().toISOString();
-  const control = await startControlServer({
+  const startControl = (): ReturnType<typeof startControlServer> => startControlServer({
     info: () => ({
       numactlx_pid: process.pid, program_pid: programPid, program: plan.program, started,
       uid: process.getuid?.() ?? 0,
@@ -95,6 +98,16 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       snapshot: snapshotOp(queue),
     },
   });
+  let control: Awaited<ReturnType<typeof startControlServer>>;
+  try {
+    control = await startControl();
+  } catch (err) {
+    // No socket, no session: let go of the backings before saying why.
+    schedules?.stop();
+    if (signalName) process.off(signalName, onSignal);
+    await engine.shutdown();
+    throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
+  }
 
   const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
   let end: ProgramEnd;

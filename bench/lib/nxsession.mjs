@@ -6,9 +6,12 @@
 // CLOCK_MONOTONIC, like the probe's own clock), so a probe gap can be matched with the
 // freeze or the commit that caused it.
 import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
 import readline from 'node:readline';
 
 const now = () => process.hrtime.bigint();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for lines from a stream: next(re) resolves with the first unread line matching. */
 class Lines {
@@ -79,6 +82,7 @@ export class Session {
   constructor(opts) {
     this.o = opts;
     this.faultLines = 0;
+    this.lastId = 0;
   }
 
   get env() {
@@ -131,28 +135,57 @@ export class Session {
 
   /**
    * Takes a snapshot with `numactlx snapshot --wait --json PID`; `onFreeze()` (optional)
-   * runs as soon as the tracer's freeze line arrives. Resolves with the client's answer,
-   * its wall time and the tracer's timings of the freeze. The engine's timings (scan,
+   * runs as soon as the session's status shows the freeze over. Resolves with the client's
+   * answer and its wall time. The tracer's and the engine's timings (stop, scan,
    * protect, copy, maps, sync, commit) come with engineTimings() once the session has
    * ended: the engine worker never returns to its event loop while the session runs, so
    * its stderr reaches us only at the end.
    */
   async snapshot({ onFreeze } = {}) {
-    const from = this.err.lines.length;
     const tReq = now();
     const client = runAsync([this.o.numactlx, 'snapshot', '--wait', '--json', String(this.pid)], { env: this.env });
-    let freezeSeen;
-    if (onFreeze) {
-      freezeSeen = this.err.next(/^numactlx-tracer: freeze \d+:/, { from, consume: false }).then(async (l) => { await onFreeze(l); return l; });
+    const exited = client.then(() => true);
+    // With onFreeze, the moment the program runs again: the session's `status` names the
+    // snapshot being copied once the freeze is over (status asks the engine for its
+    // statistics, answered between copy batches; it is not polled otherwise).
+    let tFrozen;
+    let frozenId;
+    while (onFreeze) {
+      const st = await this.status();
+      const id = (st.stats?.snapshots ?? st.snapshots)?.running?.id;
+      if (typeof id === 'number' && id > this.lastId) { tFrozen = now(); frozenId = id; break; }
+      if (await Promise.race([exited, sleep(this.o.pollMs ?? 2).then(() => false)])) break;
     }
+    if (onFreeze) await onFreeze(); // late when the snapshot was over before status showed it (sawFreeze false)
     const r = await client;
     const tClientDone = now();
     if (r.status !== 0) throw new Error(`numactlx snapshot: exit ${r.status}: ${r.stderr}${r.stdout}`);
     const answer = JSON.parse(r.stdout);
     const id = answer.id;
-    if (freezeSeen) await freezeSeen;
-    const tracer = await this.err.next(new RegExp(`^numactlx-tracer: freeze ${id}:`), { from, consume: false, timeoutMs: 10_000 });
-    return { id, stats: answer.stats, clientMs: r.wallMs, tracer: parseTracer(tracer.line), tReq, tFreezeLine: tracer.t, tClientDone };
+    this.lastId = id;
+    if (frozenId !== undefined && frozenId !== id) throw new Error(`status showed snapshot ${frozenId} while the client got ${id}`);
+    return { id, stats: answer.stats, clientMs: r.wallMs, tReq, tFrozen, tClientDone, sawFreeze: tFrozen !== undefined };
+  }
+
+  /** The session's `status` over its control socket (one connection, kept open). */
+  status() {
+    if (!this.sock) {
+      this.sock = net.connect(path.join(this.o.runtimeDir, `${this.pid}.sock`));
+      this.sock.on('error', () => undefined);
+      this.replies = new Map();
+      this.reqId = 0;
+      readline.createInterface({ input: this.sock }).on('line', (line) => {
+        const msg = JSON.parse(line);
+        const w = this.replies.get(msg.id);
+        this.replies.delete(msg.id);
+        if (w) (msg.ok ? w.resolve(msg.result) : w.reject(new Error(msg.error)));
+      });
+    }
+    const id = ++this.reqId;
+    return new Promise((resolve, reject) => {
+      this.replies.set(id, { resolve, reject });
+      this.sock.write(`${JSON.stringify({ id, op: 'status' })}\n`);
+    });
   }
 
   /**
@@ -162,19 +195,24 @@ export class Session {
    */
   engineTimings() {
     const byId = new Map();
+    const tracer = new Map();
     let freezes = [];
     const other = [];
     for (const { line } of this.err.lines) {
       if (/^numactlx-engine: freeze pid/.test(line)) { freezes.push(line); continue; }
+      const t = /^numactlx-tracer: freeze (\d+):/.exec(line);
+      if (t) { tracer.set(Number(t[1]), parseTracer(line)); continue; }
       const m = /^numactlx-engine: snapshot (\d+):/.exec(line);
       if (m) { byId.set(Number(m[1]), { ...parseEngineFreeze(freezes), ...parseCopy(line) }); freezes = []; continue; }
-      if (!/^numactlx-tracer: freeze|UFFDIO_COPY .* errno 11/.test(line)) other.push(line);
+      if (!/UFFDIO_COPY .* errno 11/.test(line)) other.push(line);
     }
+    for (const [id, t] of tracer) byId.set(id, { ...(byId.get(id) ?? {}), ...t });
     return { byId, other };
   }
 
   /** `quit`, then the session's exit. */
   async quit(timeoutMs = 120_000) {
+    this.sock?.end();
     this.child.stdin.end('quit\n');
     const timer = setTimeout(() => this.kill(), timeoutMs);
     const r = await this.exited;

@@ -189,11 +189,13 @@ export class Tracer {
    * write-protect what changed, resumes them. Stops that arrive meanwhile are held and
    * handled after the resume, so no thread runs while the engine freezes.
    */
-  freeze(id: number): void {
+  freeze(id: number, stoppedTid = 0): void {
     const t0 = process.hrtime.bigint();
     const waiting = new Set<number>();
     for (const tid of this.threads.keys()) {
-      if (this.held.has(tid)) continue;
+      // A thread already in a ptrace stop (the one at its exit stop) reports no new
+      // stop for PTRACE_INTERRUPT: waiting for it would wait forever.
+      if (this.held.has(tid) || tid === stoppedTid) continue;
       try {
         interrupt(tid);
         waiting.add(tid);
@@ -271,6 +273,7 @@ export class Tracer {
    * takes this process's frozen pages now, before they are gone.
    */
   private onExitStop(thread: Thread): void {
+    // (freeze below skips this thread: it is stopped here already)
     const proc = thread.proc;
     const lastThread = [...this.threads.values()].filter((t) => t.proc === proc).length === 1;
     if (this.setup.snapshotOnExit && proc.pid === this.mainPid && lastThread && !this.exitSnapshotTaken) {
@@ -279,7 +282,7 @@ export class Tracer {
       // The main thread queues the request and posts it to the doorbell; it is taken
       // here, synchronously, while the memory exists (an exiting thread gets no signal).
       const req = this.setup.doorbell?.waitRequest(60_000);
-      if (req) this.freeze(req.id);
+      if (req) this.freeze(req.id, thread.tid);
     }
     if (lastThread) this.setup.engine.exitStop(proc.pid);
   }
