@@ -104,3 +104,15 @@ test('numactlx killed with SIGKILL: the program is gone within a second', async 
   await waitFor('the program to die', () => { const s = procState(program); return s === undefined || s === 'Z'; }, 1000);
   expect(Date.now() - t0).toBeLessThan(1000);
 });
+
+test('an unusable control-socket directory: one line, exit 1, the backing is free again', async () => {
+  const dir = tmpDir();
+  const runtime = tmpDir();
+  fs.chmodSync(runtime, 0o755);
+  const backing = path.join(dir, 'n3.img');
+  const r = await numactlx([`--remap=3,${backing},size=16m`, '--membind=3', 'true'], { env: { NUMACTLX_RUNTIME_DIR: runtime }, timeout: 20000 });
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr).toMatch(/^numactlx: control socket: socket directory .* has mode 0755, group or others have access \(it must be 0700\); refusing to use it$/);
+  const again = await numactlx([`--remap=3,${backing}`, '--membind=3', 'true'], { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+  expect(again.exitCode).toBe(0);
+});
