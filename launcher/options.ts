@@ -84,7 +84,7 @@ export interface LaunchPlan {
 }
 
 /** The fault-ahead window when --fault-ahead is not given (see docs/BENCHMARKS.md). */
-export const DEFAULT_FAULT_AHEAD = 256n * 1024n;
+export const DEFAULT_FAULT_AHEAD = 1024n * 1024n;
 const MAX_FAULT_AHEAD = 2n * 1024n * 1024n;
 
 function succeeds(fn: () => unknown): boolean {

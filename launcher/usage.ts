@@ -30,7 +30,7 @@ all numbers and ranges can be made cpuset-relative with +
 the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind instead.
 --remap=NODE,PATH[,size=SIZE] makes NODE (not a node of this machine) a virtual node
   backed by PATH: a file (created with SIZE if missing) or a /dev/dax device.
---fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 256k).
+--fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 1m).
 --stats FILE: the virtual nodes' statistics as JSON when the program has ended.
 Snapshots of the virtual nodes (need --remap):
   --schedule CRON: take one on a cron schedule ('*/5 * * * *'; 6 fields: seconds first).
