@@ -6,8 +6,9 @@
 //      first touch (touch SIZE, natively). Target: numactlx ns/page ≤ native ns/page.
 //      uffd_baseline at the same chunk runs too, as the C reference for each window.
 // Pinned (taskset -c 0: numactlx, its threads and the program on CPU 0) and unpinned.
-// Every variant runs once per repetition, in a rotated order, so baseline and numactlx
-// see the same state of the host's lazily handed-over memory. Times are the program's
+// Every variant runs once per repetition, in a rotated order, each right after an
+// unmeasured native `touch SIZE` (warm memory: see lib/matrix.mjs), so baseline and
+// numactlx see the same state of the host's lazily handed-over memory. Times are the program's
 // own ns_per_page (its touch loop only), never numactlx's start-up.
 import { runMatrix, loadNote } from './lib/matrix.mjs';
 import { parseKv } from './lib/proc.mjs';
@@ -39,7 +40,8 @@ export async function runFault(ctx) {
   const size = ctx.quick ? '256m' : '1g';
   const reps = ctx.reps ?? (ctx.quick ? 3 : 5);
   const { results, discarded } = await runMatrix(ctx, 'fault', variants(ctx, size), reps,
-    (run) => `${fmt(run.nsPerPage)} ns/page${run.faults !== undefined ? ` (${run.faults} faults)` : ''}`);
+    (run) => `${fmt(run.nsPerPage)} ns/page${run.faults !== undefined ? ` (${run.faults} faults)` : ''}`,
+    [ctx.bins.touch, size]);
   return { size, reps, results, discarded };
 }
 
@@ -47,8 +49,8 @@ const ns = (runs) => runs.map((r) => r.nsPerPage);
 
 export function reportFault({ size, reps, results, discarded }) {
   const out = [];
-  out.push(`Touched: ${size}, one write per 4 KiB page; ${reps} repetitions per variant, alternating. ` +
-    'Cells: median (min–max).');
+  out.push(`Touched: ${size}, one write per 4 KiB page; ${reps} repetitions per variant, alternating, each run right ` +
+    `after an unmeasured native touch of ${size} (warm memory). Cells: median (min–max).`);
   out.push('');
   out.push('**a. No fault-ahead (one 4 KiB UFFDIO_COPY per fault): numactlx vs an in-process C handler**');
   out.push('');

@@ -25,7 +25,7 @@
  *
  *   mark                 reset the statistics (gap, histogram, writes)      → marked
  *   report               the statistics since the last mark:
- *                        max_gap_us= p50_write_us= p99_write_us= p999_write_us=
+ *                        max_gap_us= p50_write_us= p90_write_us= p99_write_us= p999_write_us=
  *                        writes= slow_writes= p99_slow_us= elapsed_ms= cycles=
  *                        (slow = over 1 µs: a write that faulted or was preempted),
  *                        then a line `gaps END:LEN …`: the 8 longest gaps, each by the
@@ -205,9 +205,9 @@ static void mark(void)
 
 static void report(void)
 {
-	printf("max_gap_us=%.1f p50_write_us=%.3f p99_write_us=%.3f p999_write_us=%.3f writes=%" PRIu64
+	printf("max_gap_us=%.1f p50_write_us=%.3f p90_write_us=%.3f p99_write_us=%.3f p999_write_us=%.3f writes=%" PRIu64
 	       " slow_writes=%" PRIu64 " p99_slow_us=%.1f elapsed_ms=%.1f cycles=%" PRIu64 "\n",
-	       max_gap / 1e3, quantile(0.5, 0) / 1e3, quantile(0.99, 0) / 1e3, quantile(0.999, 0) / 1e3, writes,
+	       max_gap / 1e3, quantile(0.5, 0) / 1e3, quantile(0.9, 0) / 1e3, quantile(0.99, 0) / 1e3, quantile(0.999, 0) / 1e3, writes,
 	       slow_writes, quantile(0.99, 1000) / 1e3, (now_ns() - mark_ns) / 1e6, cycles);
 	printf("gaps");
 	for (unsigned i = 0; i < TOP; i++)

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildPrograms } from './lib/build.mjs';
-import { runSync } from './lib/proc.mjs';
+import { removeTimeFile, runSync } from './lib/proc.mjs';
 import { reportFault, runFault } from './fault.mjs';
 import { reportMmap, runMmap } from './mmap.mjs';
 import { reportRedis, runRedis } from './redis.mjs';
@@ -141,7 +141,10 @@ async function main() {
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-bench-'));
   const backing = path.join(tmp, 'node3.img');
-  const cleanUp = () => fs.rmSync(tmp, { recursive: true, force: true });
+  const cleanUp = () => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    removeTimeFile();
+  };
   process.on('exit', cleanUp);
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 

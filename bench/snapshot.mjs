@@ -4,11 +4,14 @@
 //
 //   node bench/snapshot.mjs [--quick] [--sizes 1g,4g] [--reps N] [--placement pinned|unpinned|both]
 //                           [--numactlx PATH] [--json FILE] [--md FILE] [--from-json FILE]
-//                           [--max-load L] [--load-wait S] [--no-criu]
+//                           [--max-load L] [--load-wait S] [--no-criu] [--variants fork,wp,session]
 //
 // Per repetition, for each size and placement (rotated order), side by side:
 //   fork      bench/pause_probe --fork 3 SIZE, natively: the time around fork() of SIZE of
 //             dirty 4 KiB pages in the parent (the child _exits at once);
+//   wp        bench/wp_baseline SIZE 3, natively: UFFDIO_WRITEPROTECT of the same dirty memory
+//             from inside its own process — the kernel's part of a freeze, with no ptrace
+//             and no scan (and fork() again, in that process);
 //   session   numactlx --remap=3,BACKING,size=… --membind=3 -- pause_probe SIZE, with
 //             NUMACTLX_DEBUG=1 and a private NUMACTLX_RUNTIME_DIR, driven over stdin:
 //     baseline     200 ms of the probe's write loop, no snapshot (a plain store's latency);
@@ -72,9 +75,10 @@ function sizeBytes(s) {
   return Number(m[1]) * { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 }[m[2].toLowerCase()];
 }
 
-function buildProbe() {
-  const bin = path.join(benchDir, 'bin', 'pause_probe');
-  const src = path.join(benchDir, 'pause_probe.c');
+/** Compiles bench/NAME.c into bench/bin/NAME when the binary is missing or older. */
+function build(name) {
+  const bin = path.join(benchDir, 'bin', name);
+  const src = path.join(benchDir, `${name}.c`);
   fs.mkdirSync(path.dirname(bin), { recursive: true });
   if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < fs.statSync(src).mtimeMs) {
     runSync([process.env.CC ?? 'cc', '-O2', '-o', bin, src]);
@@ -132,12 +136,12 @@ function machine(numactlx) {
   };
 }
 
-/** The longest probe gap (ms) overlapping [lo, hi] (bigint ns, CLOCK_MONOTONIC) and ending after `after`, or 0. */
+/** The longest probe gap (ms) overlapping [lo, hi] (bigint ns, CLOCK_MONOTONIC) and ending after `after`, or NaN. */
 function gapIn(gaps, lo, hi, after = 0n) {
-  let best = 0;
+  let best = NaN;
   for (const g of gaps) {
     const start = g.end - g.len;
-    if (g.end >= lo && start <= hi && g.end > after) best = Math.max(best, Number(g.len) / 1e6);
+    if (g.end >= lo && start <= hi && g.end > after) best = Number.isNaN(best) ? Number(g.len) / 1e6 : Math.max(best, Number(g.len) / 1e6);
   }
   return best;
 }
@@ -171,20 +175,31 @@ function finalize({ kind, snap, probe, ...rest }, engine) {
   }
   // The freeze, placed from E backwards with the engine's own clock: copy_ms runs from the
   // start of the engine's freeze (R) to the end of the copy, then the commit: R = E − tail
-  // − copy_ms. The program is stopped from `stop` + `regs` before R to `engine` + `resume`
-  // after it (the tracer's timings); the largest gap overlapping that (± 2 ms).
+  // − copy_ms (late by however long the probe took to run again after the commit, a few
+  // ms at most). The program was stopped at the tracer's interrupt, `stop` + `regs` +
+  // `engine` (which includes the hop to the engine thread) before R at the earliest: the
+  // freeze gap is the longest gap starting in [R − stop − regs − engine − 10 ms, R + 2 ms].
+  // (A short copy can leave the program's first write after the resume waiting for the
+  // whole commit: then it is one gap, counted for both.) No engine timings (their debug
+  // lines were lost, see docs/BENCHMARKS.md): NaN.
   let freezeGapMs = NaN;
-  if (commit && d.stopMs !== undefined) {
+  if (kind !== 'pending' && commit && d.copyMs !== undefined && d.stopMs !== undefined) {
     const r = commit.end - msToNs(tail + snap.stats.copy_ms);
-    const lo = r - msToNs(d.stopMs + d.regsMs + 2);
-    const hi = r + msToNs(d.engineMs + d.resumeMs + 2);
-    freezeGapMs = gapIn(probe.gaps.filter((g) => g !== commit), lo, hi);
-  } else if (snap.sawFreeze) {
-    freezeGapMs = gapIn(probe.gaps, snap.tFrozen - msToNs(snap.stats.pause_ms + POLL_MS + 10), snap.tFrozen + msToNs(1));
+    const lo = r - msToNs(d.stopMs + d.regsMs + d.engineMs + 10);
+    const hi = r + msToNs(2);
+    for (const g of probe.gaps) {
+      const start = g.end - g.len;
+      if (start >= lo && start <= hi) freezeGapMs = Number.isNaN(freezeGapMs) ? Number(g.len) / 1e6 : Math.max(freezeGapMs, Number(g.len) / 1e6);
+    }
   }
   const commitGapMs = commit ? Number(commit.len) / 1e6 : 0;
+  // The probe's longest gaps on the bench's clock, ms since the request: [end, length].
+  const rel = (t) => Number(t - snap.tReq) / 1e6;
+  const timeline = { gaps: probe.gaps.map((g) => [rel(g.end), Number(g.len) / 1e6]).sort((a, b) => a[0] - b[0]),
+    clientDone: rel(snap.tClientDone), ...(snap.sawFreeze ? { frozenSeen: rel(snap.tFrozen) } : {}),
+    ...(commit && d.stopMs !== undefined ? { freezeStartEstimate: rel(commit.end) - tail - snap.stats.copy_ms } : {}) };
   const { gaps, reportT, ...p } = probe;
-  return { kind, id: snap.id, stats: snap.stats, debug: d, clientMs: snap.clientMs, probe: p, freezeGapMs, commitGapMs, ...rest };
+  return { kind, id: snap.id, stats: snap.stats, debug: d, clientMs: snap.clientMs, probe: p, freezeGapMs, commitGapMs, timeline, ...rest };
 }
 
 async function runSession(ctx, size, placement) {
@@ -282,6 +297,19 @@ async function runFork(ctx, size, placement) {
   return { size, placement: placement.name, forksMs, forkMs: median(forksMs), cpu };
 }
 
+/** The kernel's floor: UFFDIO_WRITEPROTECT of the same dirty memory in-process (bench/wp_baseline.c). */
+async function runWp(ctx, size, placement) {
+  const cpu0 = cpuStart();
+  const r = await runAsync([ctx.wp, size, String(FORKS_PER_RUN)], { pin: placement.pin });
+  if (r.status !== 0) throw new Error(`wp_baseline: exit ${r.status}: ${r.stderr}`);
+  const rounds = [...r.stdout.matchAll(/^wp_us=([\d.]+) unwp_us=([\d.]+) fork_us=([\d.]+)/gm)]
+    .map((m) => ({ wpMs: Number(m[1]) / 1000, unwpMs: Number(m[2]) / 1000, forkMs: Number(m[3]) / 1000 }));
+  const cpu = cpuEnd(cpu0);
+  log(`  ${size} ${placement.name} UFFDIO_WRITEPROTECT in-process: ${rounds.map((x) => fmt(x.wpMs, 1)).join(', ')} ms; ` +
+    `fork() in the same process: ${rounds.map((x) => fmt(x.forkMs, 1)).join(', ')} ms (others ${fmt(cpu.foreign * 100, 0)}% of a CPU)`);
+  return { size, placement: placement.name, wpRounds: rounds, wpMs: median(rounds.map((x) => x.wpMs)), cpu };
+}
+
 function criuCheck(ctx) {
   const out = { policy: runSync(['apt-cache', 'policy', 'criu'], { allowFail: true }).stdout.trim() };
   const which = runSync(['sh', '-c', 'command -v criu'], { allowFail: true }).stdout.trim();
@@ -319,6 +347,8 @@ function criuCheck(ctx) {
 
 const by = (xs, f) => xs.filter(f);
 const finite = (xs) => xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+/** JSON has no NaN (it becomes null): back to NaN, so that ratios skip it. */
+const num = (v) => (typeof v === 'number' ? v : NaN);
 const S = (xs, d = 1) => (finite(xs).length ? cell(summary(finite(xs)), d) : '—');
 const med = (xs) => (finite(xs).length ? median(finite(xs)) : NaN);
 
@@ -352,7 +382,7 @@ function render(raw) {
       const xs = samplesOf(size, pl, kind);
       const paired = xs.filter((x) => forkByRep.has(x.rep));
       const ratio = summary(pairedRatios(paired.map((x) => x.stats.pause_ms), paired.map((x) => forkByRep.get(x.rep))));
-      const gapRatio = summary(pairedRatios(paired.map((x) => x.freezeGapMs), paired.map((x) => forkByRep.get(x.rep))));
+      const gapRatio = summary(finite(pairedRatios(paired.map((x) => num(x.freezeGapMs)), paired.map((x) => forkByRep.get(x.rep)))));
       rows1.push([size, pl, kind === 'full-first' ? 'first snapshot' : 'all pages rewritten', S(f.flatMap((r) => r.forksMs)),
         S(xs.map((x) => x.stats.pause_ms)), S(xs.map((x) => x.freezeGapMs)), S(xs.map((x) => x.probe.max_gap_us / 1000)),
         cell(ratio, 2), cell(gapRatio, 2), ratio.median <= 1 ? 'met (≤ 1)' : 'missed (> 1)']);
@@ -378,6 +408,27 @@ function render(raw) {
   out.push(table(['size', 'placement', 'snapshot', 'pages frozen', 'runs', 'stop', 'scan', 'protect', 'engine (all)', 'resume', 'pause_ms'], rowsB));
   out.push('');
 
+  // 1c. The kernel's floor.
+  const wps = raw.runs.filter((r) => r.wpRounds);
+  if (wps.length) {
+    out.push('The kernel\'s floor (`bench/wp_baseline.c`, natively): UFFDIO_WRITEPROTECT of the same dirty memory from inside ' +
+      'its own process, and fork() in that process, alternating round by round; numactlx\'s own `protect` (all its full ' +
+      'snapshots) for comparison.');
+    out.push('');
+    const rowsW = [];
+    for (const { size, pl } of keys) {
+      const w = wps.filter((r) => r.size === size && r.placement === pl);
+      if (!w.length) continue;
+      const rounds = w.flatMap((r) => r.wpRounds);
+      const nxProtect = ['full-first', 'full-rewrite', 'pending'].flatMap((k) => samplesOf(size, pl, k)).map((x) => x.debug.protectMs);
+      rowsW.push([size, pl, S(rounds.map((x) => x.wpMs)), S(rounds.map((x) => x.unwpMs)), S(rounds.map((x) => x.forkMs)),
+        S(pairedRatios(rounds.map((x) => x.wpMs), rounds.map((x) => x.forkMs)), 2), S(nxProtect)]);
+    }
+    out.push(table(['size', 'placement', 'UFFDIO_WRITEPROTECT ms', 'un-protect ms', 'fork() ms (same process)', 'WP ÷ fork',
+      'numactlx `protect` ms'], rowsW));
+    out.push('');
+  }
+
   // 2. Incremental.
   out.push('**2. Incremental snapshot: 1% of the pages dirty**');
   out.push('');
@@ -390,11 +441,12 @@ function render(raw) {
       const target = kind === 'runs64k' ? (p.median <= 1 ? 'met (≤ 1 ms)' : 'missed (> 1 ms)') : '(report)';
       rows2.push([size, pl, kind === 'runs64k' ? '64 KiB runs' : 'scattered 4 KiB', fmt(med(xs.map((x) => x.stats.new_pages)), 0),
         cell(p, 2), S(xs.map((x) => x.freezeGapMs), 2), S(xs.map((x) => x.probe.max_gap_us / 1000), 1),
-        S(xs.map((x) => x.commitGapMs), 1), S(xs.map((x) => x.clientMs), 0), target]);
+        S(xs.map((x) => x.debug.mapsMs + x.debug.syncMs + x.debug.commitMs), 0), S(xs.map((x) => x.commitGapMs), 1),
+        S(xs.map((x) => x.clientMs), 0), target]);
     }
   }
   out.push(table(['size', 'placement', 'dirty 1%', 'pages copied', 'numactlx pause_ms', 'program\'s gap at the freeze, ms',
-    'program\'s max gap, ms', 'program\'s stall at the commit, ms', '`snapshot --wait` wall ms', 'target'], rows2));
+    'program\'s max gap, ms', 'maps + sync + commit, ms', 'program\'s stall at the commit, ms', '`snapshot --wait` wall ms', 'target'], rows2));
   out.push('');
 
   // 3. Copy throughput.
@@ -430,10 +482,11 @@ function render(raw) {
     const added = xs.map((x, i) => x.probe.p99_write_us - base[i]);
     const target = pl === 'pinned' ? (median(added) <= 50 ? 'met (≤ 50 µs)' : 'missed (> 50 µs)') : '(report)';
     rows4.push([size, pl, S(base, 3), fmt(med(xs.map((x) => x.probe.writes)), 0), S(xs.map((x) => x.probe.p50_write_us), 1),
+      S(xs.map((x) => x.probe.p90_write_us), 0),
       S(xs.map((x) => x.probe.p99_write_us), 1), S(xs.map((x) => x.probe.p999_write_us), 0), S(added, 1),
       S(ss.map((r) => r.tracking.p50_write_us), 1), S(ss.map((r) => r.tracking.p99_write_us), 1), target]);
   }
-  out.push(table(['size', 'placement', 'plain store p99, µs', 'writes in the copy window', 'copy-before-write p50, µs', 'p99, µs', 'p99.9, µs',
+  out.push(table(['size', 'placement', 'plain store p99, µs', 'writes in the window', 'copy-before-write p50, µs', 'p90, µs', 'p99, µs', 'p99.9, µs',
     'added p99, µs', 'tracking fault (clean page) p50, µs', 'p99, µs', 'target (pinned)'], rows4));
   out.push('');
 
@@ -470,7 +523,7 @@ function render(raw) {
 function usage(msg) {
   process.stderr.write(`snapshot.mjs: ${msg}\nusage: node bench/snapshot.mjs [--quick] [--sizes 1g,4g] [--reps N] [--reps-4g N] ` +
     '[--placement pinned|unpinned|both] [--numactlx PATH] [--json FILE] [--md FILE] [--from-json FILE] [--max-load L] ' +
-    '[--load-wait S] [--no-criu]\n');
+    '[--load-wait S] [--no-criu] [--variants fork,wp,session]\n');
   process.exit(2);
 }
 
@@ -491,6 +544,7 @@ async function main() {
         'max-load': { type: 'string', default: '0.7' },
         'load-wait': { type: 'string', default: '1200' },
         'no-criu': { type: 'boolean', default: false },
+        variants: { type: 'string' },
       },
     });
   } catch (err) {
@@ -498,7 +552,10 @@ async function main() {
   }
   const o = parsed.values;
   if (o['from-json']) {
-    const md = render(JSON.parse(fs.readFileSync(o['from-json'], 'utf8')));
+    // Several files (comma-separated): their runs together, the first file's machine.
+    const raws = o['from-json'].split(',').map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+    const raw = { ...raws[0], runs: raws.flatMap((r) => r.runs), criu: raws.map((r) => r.criu).find(Boolean) };
+    const md = render(raw);
     process.stdout.write(`${md}\n`);
     if (o.md) fs.writeFileSync(o.md, `${md}\n`);
     return;
@@ -514,7 +571,9 @@ async function main() {
   if (!pinModes[o.placement]) usage(`bad --placement '${o.placement}'`);
   const numactlx = path.resolve(o.numactlx);
 
-  const ctx = { numactlx, probe: buildProbe(), incRounds: o.quick ? 1 : INC_ROUNDS, cleanup: new Set(), sessions: new Set() };
+  const variants = (o.variants ?? 'fork,wp,session').split(',');
+  for (const v of variants) if (!['fork', 'wp', 'session'].includes(v)) usage(`bad --variants '${o.variants}' (fork, wp, session)`);
+  const ctx = { numactlx, probe: build('pause_probe'), wp: build('wp_baseline'), incRounds: o.quick ? 1 : INC_ROUNDS, cleanup: new Set(), sessions: new Set() };
   const cleanUp = () => {
     for (const s of ctx.sessions) s.kill();
     for (const d of ctx.cleanup) fs.rmSync(d, { recursive: true, force: true });
@@ -534,9 +593,10 @@ async function main() {
     for (const size of sizes) {
       if (rep >= (sizeBytes(size) > 2 ** 30 ? reps4g : reps)) continue;
       for (const placement of rotate(pinModes[o.placement], rep)) {
-        for (const variant of rotate(['fork', 'session'], rep)) {
+        for (const variant of rotate(variants, rep)) {
           log(`rep ${rep + 1}: ${size} ${placement.name} ${variant} (load ${loadAvg()})`);
-          const r = variant === 'fork' ? await runFork(ctx, size, placement) : await runSession(ctx, size, placement);
+          const run = { fork: runFork, wp: runWp, session: runSession }[variant];
+          const r = await run(ctx, size, placement);
           raw.runs.push({ rep, ...r });
           save();
         }

@@ -32,7 +32,8 @@ export async function runSparse(ctx) {
   const size = ctx.quick ? '256m' : '1g';
   const reps = ctx.reps ?? 3;
   const { results, discarded } = await runMatrix(ctx, 'sparse', variants(ctx, size), reps,
-    (run) => `${fmt(run.nsPerWrite)} ns/write${run.placed !== undefined ? `, ${run.placed} pages placed` : ''}`);
+    (run) => `${fmt(run.nsPerWrite)} ns/write${run.placed !== undefined ? `, ${run.placed} pages placed` : ''}`,
+    [ctx.bins.touch, size]);
   return { size, reps, results, discarded };
 }
 
@@ -53,7 +54,8 @@ export function reportSparse({ size, reps, results, discarded }) {
     }
   }
   return [
-    `touch ${size} STRIDE: one write per STRIDE bytes; ${reps} repetitions, alternating. Cells: median (min–max).`,
+    `touch ${size} STRIDE: one write per STRIDE bytes; ${reps} repetitions, alternating, each run after an unmeasured ` +
+      `native touch of ${size}. Cells: median (min–max).`,
     '',
     table(['placement', 'stride', 'variant', 'ns per write', 'ratio to native', 'memory made resident'], rows),
     '',

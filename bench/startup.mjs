@@ -29,7 +29,7 @@ export async function runStartup(ctx) {
     const byId = Object.fromEntries(list.map((v) => [v.id, []]));
     for (let rep = -2; rep < reps; rep++) {
       // Runs this short cannot be checked one by one: wait for a quiet machine instead.
-      await waitQuiet(ctx.maxForeign, Math.min(ctx.maxWaitS, 60));
+      await waitQuiet(ctx.maxForeign, Math.min(ctx.maxWaitS, 60), mode.pin);
       for (const v of rotate(list, rep + 2)) {
         const r = runSync(v.argv, { pin: mode.pin });
         if (rep >= 0) byId[v.id].push(r.wallMs);

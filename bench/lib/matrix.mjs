@@ -3,12 +3,18 @@
 // run again (quietRep). A variant is { id, argv(statsFile), parse(result, stats) }:
 // argv builds the command (numactlx variants write --stats to statsFile, read back
 // as `stats`), parse turns its output into the run's record.
+//
+// `prewarm` (argv): run before every measured run, unmeasured. The host hands this VM's
+// memory over lazily and takes back what the guest frees (virtio-balloon free page
+// reporting is on here): a run that allocates right after another freed the same amount
+// gets warm memory, a run after a pause may get cold memory, several µs a page slower.
+// Touching SIZE natively just before each run gives every variant warm memory.
 import fs from 'node:fs';
 import path from 'node:path';
 import { quietRep, rotate, runSync } from './proc.mjs';
 import { fmt, summary } from './stats.mjs';
 
-export async function runMatrix(ctx, name, variants, reps, describe) {
+export async function runMatrix(ctx, name, variants, reps, describe, prewarm) {
   const statsFile = path.join(ctx.tmp, `${name}-stats.json`);
   const results = {};
   const discarded = {};
@@ -20,6 +26,7 @@ export async function runMatrix(ctx, name, variants, reps, describe) {
         const runs = [];
         for (const v of rotate(variants, r)) {
           fs.rmSync(statsFile, { force: true });
+          if (prewarm) runSync(prewarm, { pin: mode.pin });
           const argv = v.argv(statsFile);
           const res = runSync(argv, { pin: mode.pin, cpu: true });
           const stats = fs.existsSync(statsFile) ? JSON.parse(fs.readFileSync(statsFile, 'utf8')) : undefined;
@@ -30,7 +37,7 @@ export async function runMatrix(ctx, name, variants, reps, describe) {
         }
         return runs;
       };
-      const { runs, discarded: d } = await quietRep(ctx, `${name} ${mode.name}`, once, rep);
+      const { runs, discarded: d } = await quietRep(ctx, `${name} ${mode.name}`, once, rep, mode.pin);
       discarded[mode.name] += d;
       for (const run of runs) byId[run.id].push(run);
     }
@@ -46,7 +53,7 @@ export function loadNote(results, discarded) {
   const f = summary(runs.map((r) => r.cpu.foreign * 100));
   const steal = summary(runs.map((r) => (r.cpu.stealS / (r.wallMs / 1000)) * 100));
   const d = Object.values(discarded ?? {}).reduce((a, b) => a + b, 0);
-  return `Other processes on the VM during the kept runs: median ${fmt(f.median, 0)}%, max ${fmt(f.max, 0)}% of one CPU; ` +
+  return `Other processes during the kept runs (on the run's CPU when pinned): median ${fmt(f.median, 0)}%, max ${fmt(f.max, 0)}% of one CPU; ` +
     `steal median ${fmt(steal.median, 1)}%, max ${fmt(steal.max, 1)}%; ${d} repetition(s) run again because another ` +
     'process took more than the --max-foreign share during one of its runs.';
 }

@@ -8,19 +8,24 @@ import path from 'node:path';
 import { cpuRecord, machineCpu } from './cpu.mjs';
 
 /**
- * Waits (up to `maxWaitS`) until the machine has been quiet for a second: less than
- * `maxBusy` of one CPU busy. Returns the seconds waited.
+ * Waits (up to `maxWaitS`) until the machine (or CPU `cpu`) has been quiet for a
+ * second: less than `maxBusy` of one CPU busy. Returns the seconds waited.
  */
-export async function waitQuiet(maxBusy, maxWaitS) {
+export async function waitQuiet(maxBusy, maxWaitS, cpu) {
   for (let waited = 0; waited < maxWaitS; waited++) {
-    const before = machineCpu().busy;
+    const before = machineCpu(cpu).busy;
     await sleep(1000);
-    if (machineCpu().busy - before <= maxBusy) return waited;
+    if (machineCpu(cpu).busy - before <= maxBusy) return waited;
   }
   return maxWaitS;
 }
 
 const timeFile = path.join(os.tmpdir(), `numactlx-bench-time-${process.pid}`);
+
+/** Removes the file /usr/bin/time writes to (call at exit). */
+export function removeTimeFile() {
+  fs.rmSync(timeFile, { force: true });
+}
 
 /**
  * Runs argv (pinned to `pin` when given); throws with stderr on a non-zero exit.
@@ -30,7 +35,7 @@ const timeFile = path.join(os.tmpdir(), `numactlx-bench-time-${process.pid}`);
 export function runSync(argv, { pin, timeoutMs = 600_000, allowFail = false, env, cpu = false } = {}) {
   let full = pin === undefined ? argv : ['taskset', '-c', String(pin), ...argv];
   if (cpu) full = ['/usr/bin/time', '-f', '%U %S', '-o', timeFile, ...full];
-  const before = cpu ? machineCpu() : undefined;
+  const before = cpu ? machineCpu(pin) : undefined;
   const t0 = process.hrtime.bigint();
   const r = spawnSync(full[0], full.slice(1), { encoding: 'utf8', timeout: timeoutMs, env: env ?? process.env, maxBuffer: 64 << 20 });
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -41,7 +46,7 @@ export function runSync(argv, { pin, timeoutMs = 600_000, allowFail = false, env
   const out = { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, wallMs };
   if (cpu) {
     const [u, s] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-    out.cpu = cpuRecord(before, u + s, wallMs);
+    out.cpu = cpuRecord(before, u + s, wallMs, pin);
   }
   return out;
 }
@@ -70,10 +75,10 @@ export function rotate(items, rep) {
  * of a CPU during any of its runs (up to `retries` times; the last attempt is kept
  * either way). Returns { runs, discarded }.
  */
-export async function quietRep(ctx, label, once, rep) {
+export async function quietRep(ctx, label, once, rep, cpu) {
   let discarded = 0;
   for (;;) {
-    const waited = await waitQuiet(ctx.maxForeign, ctx.maxWaitS);
+    const waited = await waitQuiet(ctx.maxForeign, ctx.maxWaitS, cpu);
     if (waited > 0) ctx.log(`${label} rep ${rep + 1}: waited ${waited} s for other processes to quieten`);
     const runs = await once(rep);
     const worst = Math.max(...runs.map((r) => r.cpu?.foreign ?? 0));
