@@ -35,11 +35,6 @@ export class RangeSet {
     return undefined;
   }
 
-  /** The range ending exactly at `addr` (an in-place growth of it starts there). */
-  endingAt(addr: number): Range | undefined {
-    return this.ranges.find((r) => r.end === addr);
-  }
-
   /** Removes [start, end) from every range, splitting as needed. */
   remove(start: number, end: number): void {
     const out: Range[] = [];

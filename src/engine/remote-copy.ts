@@ -22,23 +22,16 @@ export class RemoteCopier {
   private readonly remote = Buffer.alloc(MAX_IOV * IOVEC);
   private nLocal = 0;
   private nRemote = 0;
-  private expected = 0;
 
   reset(): void {
     this.nLocal = 0;
     this.nRemote = 0;
-    this.expected = 0;
-  }
-
-  get full(): boolean {
-    return this.nLocal >= MAX_IOV || this.nRemote >= MAX_IOV;
   }
 
   /** Queues `len` bytes from the program's `remoteAddr` into our `localAddr`. */
   add(localAddr: number, remoteAddr: number, len: number): void {
     put(this.local, this.nLocal++, localAddr, len);
     put(this.remote, this.nRemote++, remoteAddr, len);
-    this.expected += len;
   }
 
   /** Runs the queued copy from `pid`; returns bytes copied (short on error) or -errno. */
@@ -66,9 +59,6 @@ export class RemoteCopier {
     }
   }
 
-  get bytesQueued(): number {
-    return this.expected;
-  }
 }
 
 function put(buf: Buffer, i: number, addr: number, len: number): void {
