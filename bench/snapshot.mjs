@@ -363,7 +363,8 @@ function render(raw) {
     `${raw.reps} repetitions (4 GiB: ${raw.reps4g}), every variant once per repetition in a rotated order. Cells: median (min–max).`);
   out.push('');
   const sessions = raw.runs.filter((r) => r.samples);
-  const forks = raw.runs.filter((r) => r.forksMs);
+  const sessionSrcs = new Set(sessions.map((r) => r.src));
+  const forks = raw.runs.filter((r) => r.forksMs && sessionSrcs.has(r.src));
   const sizes = [...new Set(raw.runs.map((r) => r.size))];
   const placements = [...new Set(raw.runs.map((r) => r.placement))];
   const keys = sizes.flatMap((size) => placements.map((pl) => ({ size, pl })));
@@ -554,7 +555,10 @@ async function main() {
   if (o['from-json']) {
     // Several files (comma-separated): their runs together, the first file's machine.
     const raws = o['from-json'].split(',').map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
-    const raw = { ...raws[0], runs: raws.flatMap((r) => r.runs), criu: raws.map((r) => r.criu).find(Boolean) };
+    // Runs are tagged with their file: section 1 pairs a session with the fork() run of
+    // the same repetition of the same file.
+    const raw = { ...raws[0], runs: raws.flatMap((r, i) => r.runs.map((run) => ({ ...run, src: i }))),
+      criu: raws.map((r) => r.criu).find(Boolean) };
     const md = render(raw);
     process.stdout.write(`${md}\n`);
     if (o.md) fs.writeFileSync(o.md, `${md}\n`);

@@ -18,6 +18,7 @@
 // - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
 //   done, the rest is retried after the pending events are read;
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
+import fs from 'node:fs';
 import { koffi } from '../sys/libc.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
 import { ioctlBufferRaw } from '../sys/ioctl.js';
@@ -270,7 +271,7 @@ export class Engine implements NodeRoom {
 
   /** Serves a missing fault at page `addr`. */
   private fault(mm: Mm, addr: number, isRetry: boolean): void {
-    if (DEBUG) process.stderr.write(`numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
     if (mm.table.get(addr) !== ABSENT) {
       // Served already as part of a run (a duplicate message): make sure it is awake.
       this.wake(mm, addr, PAGE);
@@ -385,7 +386,7 @@ export class Engine implements NodeRoom {
         this.fault(mm, faultAddr, true);
         return;
       }
-      if (DEBUG) process.stderr.write(`numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
       // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
       // mapping or the process is gone. Anything else: the thread faults again.
       if (errno === EAGAIN) this.retries.push({ mm, addr: faultAddr });
@@ -441,7 +442,7 @@ export class Engine implements NodeRoom {
     const v = this.ioView;
     setU64(v, 0, addr); setU64(v, 8, PAGE); setU64(v, 16, 0); setU64(v, 24, 0);
     if (ioctlBufferRaw(mm.uffd, UFFDIO.POISON, this.ioArg) === -1 && DEBUG) {
-      process.stderr.write(`numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${lastErrno()}\n`);
+      fs.writeSync(2, `numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${lastErrno()}\n`);
     }
     const range = mm.ranges.find(addr);
     const id = range?.policy.nodes.find((n) => this.slotOf(n) >= 0);

@@ -77,7 +77,7 @@ export class SnapshotEngine {
       }
       const t2 = process.hrtime.bigint();
       if (process.env.NUMACTLX_DEBUG === '1') {
-        process.stderr.write(`numactlx-engine: freeze pid ${pid}: scan ${Number(t1 - t0) / 1e6} ms (${count} pages, ${runs.length / 2} runs), protect ${Number(t2 - t1) / 1e6} ms\n`);
+        fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${Number(t1 - t0) / 1e6} ms (${count} pages, ${runs.length / 2} runs), protect ${Number(t2 - t1) / 1e6} ms\n`);
       }
       frozen += count;
       const part: MmPart = {
@@ -209,7 +209,6 @@ export class SnapshotEngine {
     const run = engine.run!;
     engine.run = undefined;
     const tFinish = process.hrtime.bigint();
-    const copyMs = Number(tFinish - run.resumedAt) / 1e6;
     // Whether or not the commit succeeds, each mm's pages now live in the frames this
     // run left them in: the next snapshot must start from this map, not the older one.
     for (const [key, part] of run.parts) (key as Mm).snap = SnapshotRun.pagesOf(part, -1).map;
@@ -217,6 +216,8 @@ export class SnapshotEngine {
     const tSync = process.hrtime.bigint();
     engine.nodes.forEach((node) => node.store.sync());
     const tSynced = process.hrtime.bigint();
+    // copy_ms: from the resume to the frames being durable (the record is committed next).
+    const copyMs = Number(tSynced - run.resumedAt) / 1e6;
     const records: SnapshotRecord[] = [];
     engine.nodes.forEach((node, slot) => {
       const pagesByPart = new Map<MmPart, SnapshotPage[]>();
@@ -228,7 +229,7 @@ export class SnapshotEngine {
       records.push(record);
     });
     if (process.env.NUMACTLX_DEBUG === '1') {
-      process.stderr.write(`numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), maps ${Number(tSync - tFinish) / 1e6} ms, sync ${Number(tSynced - tSync) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSynced) / 1e6} ms\n`);
+      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), maps ${Number(tSync - tFinish) / 1e6} ms, sync ${Number(tSynced - tSync) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSynced) / 1e6} ms\n`);
     }
     this.readvNs = 0;
     this.committed.push({ id: run.req.id, label: run.req.label });
@@ -251,6 +252,7 @@ export class SnapshotEngine {
     if (this.engine.run) {
       this.engine.run.pauseMs = ms;
       this.engine.run.pauseKnown = true;
+      this.engine.run.resumedAt = process.hrtime.bigint();
     }
   }
 

@@ -72,7 +72,8 @@ export class SnapshotRun {
   pauseMs = 0;
   /** The tracer reports the pause after resuming the program; the record waits for it. */
   pauseKnown = false;
-  readonly resumedAt = process.hrtime.bigint();
+  /** When the tracer resumed the program (set with the pause). */
+  resumedAt = process.hrtime.bigint();
   newPages = 0;
   failed: string | undefined;
 

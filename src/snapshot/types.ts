@@ -44,7 +44,7 @@ export interface SnapshotStats {
   bytes_written: number;
   /** How long the program was stopped. */
   pause_ms: number;
-  /** From resume to durable. */
+  /** From the resume to every copied frame being durable (the commit of the record follows). */
   copy_ms: number;
 }
 

@@ -7,6 +7,7 @@
 // the first PTRACE_EVENT_EXEC is the program's. PTRACE_O_EXITKILL: if numactlx dies,
 // the kernel kills the program rather than let it run on with zero pages where the
 // backing held data.
+import fs from 'node:fs';
 import { SYS } from '../sys/arch/x86_64.js';
 import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize } from '../sys/ptrace.js';
 import { kill } from '../sys/signal.js';
@@ -234,7 +235,7 @@ export class Tracer {
     }
     const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
     if (process.env.NUMACTLX_DEBUG === '1') {
-      process.stderr.write(`numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tEngine - tRegs) / 1e6} ms, resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);
+      fs.writeSync(2, `numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tEngine - tRegs) / 1e6} ms, resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);
     }
     this.setup.engine.setPause(pauseMs);
     this.setup.post({ type: 'frozen', id, pause_ms: pauseMs, pages: frozen });
