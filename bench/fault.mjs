@@ -2,7 +2,7 @@
 // 4 KiB page, in order:
 //   a. no fault-ahead: numactlx --fault-ahead 4k -- touch SIZE  vs  uffd_baseline SIZE 4k
 //      (an in-process C handler thread). Target: numactlx faults/s ÷ C faults/s ≥ 0.8.
-//   b. fault-ahead 64k, 256k (the default), 1m, 2m under numactlx  vs  the kernel's own
+//   b. fault-ahead 64k, 256k, 1m, 2m under numactlx  vs  the kernel's own
 //      first touch (touch SIZE, natively). Target: numactlx ns/page ≤ native ns/page.
 //      uffd_baseline at the same chunk runs too, as the C reference for each window.
 // Pinned (taskset -c 0: numactlx, its threads and the program on CPU 0) and unpinned.
