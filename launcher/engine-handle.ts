@@ -44,6 +44,7 @@ export class EngineHandle {
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
           case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
           case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
+          case 'prepared': this.snapshots.emit('prepared'); break;
           case 'init-failed': reject(new SetupError(ev.message)); break;
           case 'stats':
             this.lastStats = ev.stats;
@@ -65,6 +66,20 @@ export class EngineHandle {
     return new Promise((resolve, reject) => {
       this.snapshots.once('pruned', (ids: number[], error?: string) => (error ? reject(new Error(error)) : resolve(ids)));
       this.mailbox.post(MainRequest.Prune, keep);
+    });
+  }
+
+  /**
+   * Stages the dirty pages of the next snapshot while the program runs (snapshot.ts,
+   * "Prepare"); resolves when the freeze can follow. Resolves too when the engine ends
+   * first: the freeze then finds no program.
+   */
+  prepare(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => { this.snapshots.off('prepared', done); resolve(); };
+      this.snapshots.on('prepared', done);
+      void this.closed.then(done);
+      this.mailbox.post(MainRequest.Prepare);
     });
   }
 

@@ -43,9 +43,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
 
-  // take(): ring the tracer, learn the id when the program is running again, and the
-  // commit from the engine.
+  // take(): let the engine stage the dirty pages, ring the tracer, learn the id when the
+  // program is running again, and the commit from the engine.
   const take = async (label: string | null): Promise<SnapshotOutcome> => {
+    await engine.prepare();
     const id = engine.nextId++;
     const durable = new Promise<SnapshotDone>((resolve, reject) => {
       const done = (s: SnapshotSummary): void => { if (s.id === id) { off(); resolve(s); } };

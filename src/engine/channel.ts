@@ -99,6 +99,8 @@ export enum MainRequest {
   Shutdown = 2,
   /** --keep: delete the oldest unlabelled snapshots beyond the number in slot 1. */
   Prune = 3,
+  /** Stage the dirty pages for the next snapshot (the engine answers 'prepared'). */
+  Prepare = 4,
 }
 
 export class MainMailbox {

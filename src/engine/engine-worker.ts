@@ -119,13 +119,14 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
   }
 }
 
-/** The snapshot being copied is complete: commit it and tell the main thread. */
-function finishSnapshot(snaps: SnapshotEngine): void {
+/** One step of the snapshot's commit; tells the main thread when it is done or failed. */
+function commitStep(snaps: SnapshotEngine, finishNow = false): void {
   const id = snaps.currentId;
   try {
-    const { id, records } = snaps.finish();
-    const r = records[0];
-    post({ type: 'snapshot-done', snapshot: { id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(records) } });
+    const result = finishNow ? snaps.finishNow() : snaps.commitStep();
+    if (!result) return;
+    const r = result.records[0];
+    post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records) } });
   } catch (err) {
     post({ type: 'snapshot-failed', id, message: (err as Error).message });
   }
@@ -155,8 +156,8 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
       order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
       engine.pollListChanged = false;
     }
-    // While a snapshot is being copied, poll without blocking between copy batches.
-    poll(fds, order.length + 1, snaps.active && !snaps.copied ? 0 : engine.hasRetries ? 1 : -1);
+    // While a snapshot is prepared, copied or committed, poll without blocking between steps.
+    poll(fds, order.length + 1, snaps.busy ? 0 : engine.hasRetries ? 1 : -1);
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     for (let i = 0; i < order.length; i++) {
@@ -180,21 +181,21 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
           post({ type: 'pruned', ids: [], error: (err as Error).message });
         }
       }
+      if (req & (1 << MainRequest.Prepare)) snaps.prepare();
       if (req & (1 << MainRequest.Shutdown)) {
-        if (snaps.active) {
-          while (snaps.step()) { /* the program has ended: copy what is left, then commit */ }
-          finishSnapshot(snaps);
-        }
+        if (snaps.active) commitStep(snaps, true); // the program has ended: copy what is left, then commit
         post({ type: 'stats', stats: engine.stats(exeOf) });
         for (const s of stores) s.close();
         post({ type: 'closed' });
         return;
       }
     }
-    // Copy between fault batches; commit once copied and the pause is known.
+    // One step of whatever snapshot work there is, between fault batches: prepare,
+    // copy, commit (once copied and the pause is known).
+    if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step();
-      if (snaps.complete) finishSnapshot(snaps);
+      commitStep(snaps);
     }
   }
 }

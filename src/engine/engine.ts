@@ -418,7 +418,6 @@ export class Engine implements NodeRoom {
     if (target >= 0) {
       // A new page is DIRTY: its content (zeros, then whatever is written) is in no frame.
       mm.table.set(addr, frame + 1, target, DIRTY);
-      if (!mm.scanAll) mm.dirty.push(addr);
       this.slots[target].refs[frame] = 1;
       mm.resident++;
       const s = this.nodeStats[target];
@@ -540,7 +539,6 @@ export class Engine implements NodeRoom {
     // next snapshot copies them there, and their old addresses leave it.
     for (const [addr, entry, node] of moved) {
       mm.table.set(addr, entry, node, entry > 0 ? DIRTY : 0);
-      if (entry > 0 && !mm.scanAll) mm.dirty.push(addr);
     }
     mm.drops.push([from, from + len]);
     const pieces = mm.ranges.slice(from, from + len);

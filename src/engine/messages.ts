@@ -27,6 +27,7 @@ export type EngineEvent =
   | { type: 'snapshot-done'; snapshot: SnapshotSummary }
   | { type: 'snapshot-failed'; id: number; message: string }
   | { type: 'pruned'; ids: number[]; error?: string }
+  | { type: 'prepared' }
   | { type: 'init-failed'; message: string }
   | { type: 'stats'; stats: SessionStats }
   | { type: 'closed' }

@@ -3,7 +3,7 @@
 // counts. Owned by the engine thread.
 import { PageSet, PageTable } from './page-table.js';
 import { RangeSet, type PagePolicy } from './ranges.js';
-import { EMPTY_MAP, type SnapMap } from './snapshot.js';
+import { PageMap } from './page-map.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
@@ -51,17 +51,16 @@ export class Mm {
   readonly unclaimedForks: Mm[] = [];
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
-  /** Pages that became DIRTY since the last freeze (may hold duplicates and dropped pages). */
-  dirty: number[] = [];
+  /**
+   * Runs write-protected by a snapshot's prepare and not frozen yet ([start, end),
+   * flattened; snapshot.ts): the next freeze takes them. Kept here, not in the prepare,
+   * so that a prepare whose freeze never came is not lost: the next one adds to them.
+   */
+  staged: number[] = [];
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */
-  snap: SnapMap = EMPTY_MAP;
-  /**
-   * Until this mm's first freeze, `dirty` is not kept (it would hold every page): the
-   * first freeze scans the whole table instead — a full snapshot costs O(all pages).
-   */
-  scanAll = true;
+  snap = new PageMap();
 
   command: string[] = [];
 

@@ -22,8 +22,17 @@ export const PLACED_REAL = -1;
 /** Page flags (virtual-node pages only). */
 /** The page's content is newer than its frame: the next snapshot copies it. */
 export const DIRTY = 1;
-/** Frozen in the snapshot being copied, not copied yet (write-protected meanwhile). */
+/**
+ * Write-protected for a snapshot and not copied yet: staged by the prepare pass (the
+ * program still runs, the snapshot is not cut), or frozen in the snapshot being copied.
+ * A staged page written before the freeze is DIRTY|PENDING (snapshot-engine.ts).
+ */
 export const PENDING = 2;
+/**
+ * In the copier's current batch (with PENDING): a page can be in the staged runs and in
+ * the frozen ones, and must not be copied twice in one batch (it would take two frames).
+ */
+export const COPYING = 4;
 
 interface Chunk {
   entry: Int32Array;
@@ -31,6 +40,8 @@ interface Chunk {
   flags: Uint8Array;
   /** Entries that are not ABSENT, so empty chunks can be dropped. */
   used: number;
+  /** The chunk's key is in the table's dirty list (some page became DIRTY since it was taken). */
+  listed: boolean;
 }
 
 /**
@@ -58,6 +69,19 @@ export class PageSet {
 
 export class PageTable {
   private readonly chunks = new Map<number, Chunk>();
+  /**
+   * Keys of chunks where a page became DIRTY since takeDirtyChunks: what makes finding
+   * the dirty pages cost O(dirty chunks), not O(table). May hold duplicates (a chunk
+   * dropped and made again) and keys of chunks gone since.
+   */
+  private dirtyKeys: number[] = [];
+
+  private noteDirty(c: Chunk, key: number): void {
+    if (!c.listed) {
+      c.listed = true;
+      this.dirtyKeys.push(key);
+    }
+  }
 
   /** The entry for the page at `addr` (page aligned). */
   get(addr: number): number {
@@ -77,8 +101,11 @@ export class PageTable {
 
   /** Sets the flags of a present page. */
   setFlags(addr: number, flags: number): void {
-    const c = this.chunks.get(Math.floor(addr / CHUNK));
-    if (c !== undefined) c.flags[(addr % CHUNK) / PAGE] = flags;
+    const key = Math.floor(addr / CHUNK);
+    const c = this.chunks.get(key);
+    if (c === undefined) return;
+    c.flags[(addr % CHUNK) / PAGE] = flags;
+    if (flags & DIRTY) this.noteDirty(c, key);
   }
 
   set(addr: number, entry: number, node = 0, flags = 0): void {
@@ -86,9 +113,10 @@ export class PageTable {
     let c = this.chunks.get(key);
     if (c === undefined) {
       if (entry === ABSENT) return;
-      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), flags: new Uint8Array(PAGES_PER_CHUNK), used: 0 };
+      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), flags: new Uint8Array(PAGES_PER_CHUNK), used: 0, listed: false };
       this.chunks.set(key, c);
     }
+    if (flags & DIRTY && entry !== ABSENT) this.noteDirty(c, key);
     const i = (addr % CHUNK) / PAGE;
     if (c.entry[i] === ABSENT && entry !== ABSENT) c.used++;
     else if (c.entry[i] !== ABSENT && entry === ABSENT) c.used--;
@@ -123,38 +151,51 @@ export class PageTable {
   }
 
   /**
-   * The freeze of a whole table (an mm's first snapshot): every present DIRTY page of a
-   * virtual node becomes PENDING. Returns them as ascending [start, end) runs, flattened,
-   * and their count. Typed arrays chunk by chunk, no per-page allocation: this runs while
-   * the program is stopped.
+   * The keys of the chunks where a page became DIRTY since the last call, ascending and
+   * distinct; the list starts again empty.
    */
-  freezeDirty(dirty: number, pending: number): { runs: number[]; count: number } {
-    const runs: number[] = [];
-    let count = 0;
-    let runStart = -1;
-    let runEnd = -1;
-    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
+  takeDirtyChunks(): number[] {
+    const keys = this.dirtyKeys;
+    this.dirtyKeys = [];
+    keys.sort((a, b) => a - b);
+    const out: number[] = [];
     for (const key of keys) {
-      const c = this.chunks.get(key)!;
-      const base = key * CHUNK;
-      const { entry, flags } = c;
-      for (let i = 0; i < PAGES_PER_CHUNK; i++) {
-        if (entry[i] > 0 && flags[i] & dirty) {
-          flags[i] = pending;
-          count++;
-          const addr = base + i * PAGE;
-          if (addr === runEnd) {
-            runEnd += PAGE;
-          } else {
-            if (runStart >= 0) runs.push(runStart, runEnd);
-            runStart = addr;
-            runEnd = addr + PAGE;
-          }
+      if (out.length > 0 && out[out.length - 1] === key) continue;
+      const c = this.chunks.get(key);
+      if (c === undefined) continue;
+      c.listed = false;
+      out.push(key);
+    }
+    return out;
+  }
+
+  /**
+   * Every present DIRTY page of chunk `key` becomes PENDING (DIRTY cleared); appends them
+   * to `runs` as ascending [start, end) runs, flattened (extending the last run when it
+   * ends where this chunk's first page is). Returns how many pages. Typed arrays, no
+   * per-page allocation: the freeze runs this while the program is stopped.
+   */
+  stageChunk(key: number, runs: number[]): number {
+    const c = this.chunks.get(key);
+    if (c === undefined) return 0;
+    const base = key * CHUNK;
+    const { entry, flags } = c;
+    let count = 0;
+    let end = runs.length > 0 ? runs[runs.length - 1] : -1;
+    for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+      if (entry[i] > 0 && flags[i] & DIRTY) {
+        flags[i] = PENDING;
+        count++;
+        const addr = base + i * PAGE;
+        if (addr === end) {
+          runs[runs.length - 1] = end = addr + PAGE;
+        } else {
+          runs.push(addr, addr + PAGE);
+          end = addr + PAGE;
         }
       }
     }
-    if (runStart >= 0) runs.push(runStart, runEnd);
-    return { runs, count };
+    return count;
   }
 
   /** Every non-absent page, in no particular order (fork copies, exit frees). */

@@ -1,15 +1,32 @@
-// Driving a snapshot through the engine: freeze (called while the tracer holds every
-// thread stopped), copy in batches between fault service, write faults on frozen
-// pages, then sync and commit. The page states and the invariants are in snapshot.ts.
+// Driving a snapshot through the engine: prepare (the program runs), freeze (called
+// while the tracer holds every thread stopped), copy in small batches between fault
+// service, write faults on frozen pages, then sync and commit in steps. The page states
+// and the invariants are in snapshot.ts. Every long phase is a generator the engine
+// loop advances one step at a time, so that a faulting thread never waits behind more
+// than one step (COPY_BATCH_PAGES, PREPARE_STEP_PAGES, COMMIT_STEP_CHUNKS).
 import fs from 'node:fs';
-import { DIRTY, PAGE, PENDING } from './page-table.js';
+import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
+import { PageMap } from './page-map.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
-import { frameCrc, SnapshotRun, takePending, vmasOf, type MmPart, type SnapshotRequest } from './snapshot.js';
+import { frameCrc, pagesInRuns, SnapshotRun, takePending, vmasOf, type MmPart, type SnapshotRequest } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
 import type { SnapshotPage, SnapshotRecord, ThreadRegs } from '../snapshot/types.js';
 
-/** Pages copied per step before the engine looks at its userfaultfds again. */
-const BATCH_PAGES = 256;
+/**
+ * Pages copied per step before the engine looks at its userfaultfds again: 64 KiB, about
+ * 30 µs of process_vm_readv here — the most a write to a frozen page waits for the copier.
+ */
+const COPY_BATCH_PAGES = 16;
+/** Pages write-protected per prepare step (about 50 µs of UFFDIO_WRITEPROTECT). */
+const PREPARE_STEP_PAGES = 1024;
+/** Prepare passes at most; another pass when the last one staged at least PREPARE_AGAIN pages. */
+const PREPARE_PASSES = 3;
+const PREPARE_AGAIN = 256;
+/** Page-map chunks (512 pages each) turned into record pages per commit step. */
+const COMMIT_STEP_CHUNKS = 32;
+
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
 
 export interface SnapshotResult {
   id: number;
@@ -20,6 +37,15 @@ export class SnapshotEngine {
   private readonly copier = new RemoteCopier();
   /** Time spent in process_vm_readv for the snapshot being copied (NUMACTLX_DEBUG). */
   private readvNs = 0;
+  private readonly batch: number[] = [];
+  private readonly batchSlot = new Int32Array(MAX_IOV);
+  private readonly batchFrame = new Int32Array(MAX_IOV);
+  private readonly batchOld = new Int32Array(MAX_IOV);
+  private readonly batchAddr = new Float64Array(MAX_IOV);
+  private preparing: Generator<void, void> | undefined;
+  /** A prepare asked for while the previous snapshot is still being copied or committed. */
+  private prepareWanted = false;
+  private finishing: Generator<void, SnapshotResult> | undefined;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   private readonly committed: Array<{ id: number; label: string | null }>;
@@ -46,8 +72,15 @@ export class SnapshotEngine {
     return ids;
   }
 
+  /** A snapshot is frozen and not committed yet. */
   get active(): boolean {
-    return this.engine.run !== undefined;
+    return this.engine.run !== undefined || this.finishing !== undefined;
+  }
+
+  /** Something to do between polls: the engine loop must not block in poll. */
+  get busy(): boolean {
+    return this.preparing !== undefined || this.prepareWanted || this.finishing !== undefined
+      || (this.engine.run !== undefined && (this.engine.run.remaining > 0 || this.engine.run.pauseKnown));
   }
 
   /** The id of the snapshot being copied (0 when none). */
@@ -55,76 +88,136 @@ export class SnapshotEngine {
     return this.engine.run?.req.id ?? 0;
   }
 
+  // ---- prepare --------------------------------------------------------------------------
+  /** Starts staging the dirty pages for the next freeze (now, or when the current snapshot is committed). */
+  prepare(): void {
+    this.prepareWanted = true;
+  }
+
   /**
-   * The freeze. Every thread of the program is stopped. Write-protects the dirty pages
-   * of every address space and records what the snapshot will hold; returns the
+   * One step of the prepare; true when it has just finished (the caller tells the
+   * main thread, which then rings the doorbell).
+   */
+  prepareStep(): boolean {
+    if (this.prepareWanted && !this.preparing && !this.active) {
+      this.prepareWanted = false;
+      this.preparing = this.prepareSteps();
+    }
+    if (!this.preparing) return false;
+    if (!this.preparing.next().done) return false;
+    this.preparing = undefined;
+    return true;
+  }
+
+  private *prepareSteps(): Generator<void, void> {
+    const t0 = process.hrtime.bigint();
+    const passes: number[] = [];
+    let budget = PREPARE_STEP_PAGES;
+    for (let pass = 0; pass < PREPARE_PASSES; pass++) {
+      let staged = 0;
+      for (const mm of this.freezable()) {
+        for (const key of mm.table.takeDirtyChunks()) {
+          if (!this.engine.mms.has(mm.uffd)) break; // the mm went away during a yield
+          const runs: number[] = [];
+          const n = mm.table.stageChunk(key, runs);
+          for (let i = 0; i < runs.length; i += 2) {
+            if (this.engine.protect(mm, runs[i], runs[i + 1] - runs[i]) === 0) {
+              mm.staged.push(runs[i], runs[i + 1]);
+              continue;
+            }
+            // Not protected (the range is going away): DIRTY again, for the freeze to decide.
+            for (let a = runs[i]; a < runs[i + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
+          }
+          staged += n;
+          budget -= n + 16; // a chunk walk costs about 16 pages' protection
+          if (budget <= 0) {
+            budget = PREPARE_STEP_PAGES;
+            yield;
+          }
+        }
+      }
+      passes.push(staged);
+      if (staged < PREPARE_AGAIN) break;
+    }
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, staged per pass ${passes.join(' ')}\n`);
+  }
+
+  /** The mms a snapshot covers: every distinct address space with a process. */
+  private freezable(): Mm[] {
+    return [...new Set(this.engine.mms.values())].filter((mm) => mm.pids.size > 0);
+  }
+
+  // ---- freeze ---------------------------------------------------------------------------
+  /**
+   * The freeze. Every thread of the program is stopped. Write-protects the pages DIRTY
+   * now and takes the staged ones; records what the snapshot will hold; returns the
    * number of pages frozen for copying.
    */
   freeze(req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
     const engine = this.engine;
-    if (engine.run) throw new Error(`snapshot ${engine.run.req.id} is still being taken`);
+    if (engine.run || this.finishing) throw new Error(`snapshot ${engine.run?.req.id ?? ''} is still being taken`);
+    // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
+    // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
+    this.preparing = undefined;
     const run = new SnapshotRun(req);
     let frozen = 0;
-    for (const mm of new Set(engine.mms.values())) {
-      const pid = mm.pids.values().next().value;
-      if (pid === undefined) continue; // an unclaimed fork: not a process yet
+    for (const mm of this.freezable()) {
+      const pid = mm.pids.values().next().value as number;
       const t0 = process.hrtime.bigint();
-      const { runs, count } = this.freezeDirty(mm);
+      const runs: number[] = [];
+      let count = 0;
+      for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
       const t1 = process.hrtime.bigint();
       for (let i = 0; i < runs.length; i += 2) {
         const r = engine.protect(mm, runs[i], runs[i + 1] - runs[i]);
-        if (r !== 0) throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: errno ${-r}`);
+        if (r !== 0) {
+          // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
+          for (let j = 0; j < runs.length; j += 2) {
+            for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
+          }
+          throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: errno ${-r}`);
+        }
       }
       const t2 = process.hrtime.bigint();
-      if (process.env.NUMACTLX_DEBUG === '1') {
-        fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${Number(t1 - t0) / 1e6} ms (${count} pages, ${runs.length / 2} runs), protect ${Number(t2 - t1) / 1e6} ms\n`);
+      const stagedPages = pagesInRuns(mm.staged);
+      const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
+      const vmas = readVmas(pid);
+      if (DEBUG) {
+        fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${ms(t0, t1)} ms (${count} pages, ${runs.length / 2} runs; ` +
+          `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);
       }
-      frozen += count;
+      frozen += stagedPages + count;
       const part: MmPart = {
-        pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: readVmas(pid),
+        pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas,
         threads: threads.filter((t) => mm.pids.has(tgidOf(t.tid))),
-        runs, run: 0, next: 0, left: count, copied: new Map(), lost: new Set(), prev: mm.snap, drops: mm.drops,
+        runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
+        copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
       };
+      mm.staged = [];
       mm.drops = [];
-      mm.dirty = [];
-      mm.scanAll = false;
       run.parts.set(mm, part);
     }
     engine.run = run;
     return frozen;
   }
 
-  /** The DIRTY pages of an mm, now PENDING, as ascending runs. */
-  private freezeDirty(mm: Mm): { runs: number[]; count: number } {
-    if (mm.scanAll) return mm.table.freezeDirty(DIRTY, PENDING);
-    const out: number[] = [];
-    for (const addr of mm.dirty) {
-      if (mm.table.get(addr) > 0 && mm.table.flagsOf(addr) & DIRTY) {
-        mm.table.setFlags(addr, PENDING); // a duplicate in the list is no longer DIRTY
-        out.push(addr);
+  // ---- copy -----------------------------------------------------------------------------
+  /**
+   * A write to a write-protected page: copy it first if frozen, then let the write go.
+   * Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
+   */
+  private onWriteFault(mm: Mm, addr: number): void {
+    const entry = mm.table.get(addr);
+    if (entry > 0 && mm.table.flagsOf(addr) & PENDING) {
+      const part = this.engine.run?.parts.get(mm);
+      if (part) {
+        this.batch.length = 0;
+        this.batch.push(addr);
+        this.copyPages(mm, part, this.batch);
       }
     }
-    out.sort((a, b) => a - b);
-    const runs: number[] = [];
-    for (const a of out) {
-      if (runs.length && runs[runs.length - 1] === a) runs[runs.length - 1] = a + PAGE;
-      else runs.push(a, a + PAGE);
-    }
-    return { runs, count: out.length };
-  }
-
-  /** A write to a write-protected page: copy it first if frozen, then let the write go. */
-  private onWriteFault(mm: Mm, addr: number): void {
     const flags = mm.table.flagsOf(addr);
-    const entry = mm.table.get(addr);
-    if (entry > 0 && flags & PENDING) {
-      const part = this.engine.run?.parts.get(mm);
-      if (part) this.copyPages(mm, part, [addr]);
-    }
-    if (entry > 0 && !(mm.table.flagsOf(addr) & DIRTY)) {
-      mm.table.setFlags(addr, DIRTY);
-      mm.dirty.push(addr);
-    }
+    if (entry > 0 && !(flags & DIRTY)) mm.table.setFlags(addr, flags | DIRTY);
     this.engine.unprotect(mm, addr, PAGE);
   }
 
@@ -132,14 +225,15 @@ export class SnapshotEngine {
   step(): boolean {
     const run = this.engine.run;
     if (!run) return false;
-    let budget = BATCH_PAGES;
+    let budget = COPY_BATCH_PAGES;
+    const batch = this.batch;
     for (const [key, part] of run.parts) {
       const mm = key as Mm;
       while (budget > 0 && part.left > 0) {
-        const taken = takePending(part, Math.min(budget, MAX_IOV));
-        const batch = taken.filter((addr) => mm.table.get(addr) > 0 && mm.table.flagsOf(addr) & PENDING);
-        if (batch.length > 0) this.copyPages(mm, part, batch);
-        budget -= taken.length || 1;
+        const taken = takePending(part, budget, batch);
+        const kept = this.keepPending(mm, batch, taken);
+        if (kept > 0) this.copyPages(mm, part, batch);
+        budget -= taken;
       }
       if (budget <= 0) return true;
     }
@@ -147,14 +241,33 @@ export class SnapshotEngine {
   }
 
   /**
+   * Keeps the pages of batch[0, taken) still present and PENDING, each once (marked
+   * COPYING until copyPages sets its flags); returns how many.
+   */
+  private keepPending(mm: Mm, batch: number[], taken: number): number {
+    let kept = 0;
+    for (let i = 0; i < taken; i++) {
+      const addr = batch[i];
+      const flags = mm.table.flagsOf(addr);
+      if (mm.table.get(addr) > 0 && (flags & (PENDING | COPYING)) === PENDING) {
+        mm.table.setFlags(addr, flags | COPYING);
+        batch[kept++] = addr;
+      }
+    }
+    batch.length = kept;
+    return kept;
+  }
+
+  /**
    * Copies pending pages of one mm into frames: in place when no committed snapshot
    * holds the page's frame, else into a new one. After this the pages are clean and
-   * still write-protected.
+   * still write-protected. Typed scratch arrays: this runs once per 16 pages.
    */
   private copyPages(mm: Mm, part: MmPart, addrs: number[]): void {
     const engine = this.engine;
     const run = engine.run!;
-    const dest: Array<{ addr: number; slot: number; frame: number; old: number }> = [];
+    const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest } = this;
+    let m = 0;
     this.copier.reset();
     for (const addr of addrs) {
       const slot = mm.table.nodeOf(addr);
@@ -167,73 +280,43 @@ export class SnapshotEngine {
           run.failed ??= `backing ${node.backing}: no free frame for snapshot ${run.req.id} (the node is full)`;
           part.lost.add(addr);
           mm.table.setFlags(addr, DIRTY); // copied by a later snapshot
-          mm.dirty.push(addr);
           continue;
         }
         node.refs[frame] = 1;
       }
-      dest.push({ addr, slot, frame, old });
+      slots[m] = slot; frames[m] = frame; olds[m] = old; dest[m] = addr;
+      m++;
       this.copier.add(node.store.frameAddr(frame), addr, PAGE);
     }
     const pid = mm.pids.values().next().value;
-    const tr = process.hrtime.bigint();
+    const tr = DEBUG ? process.hrtime.bigint() : 0n;
     const n = pid === undefined ? -3 : this.copier.run(pid);
-    this.readvNs += Number(process.hrtime.bigint() - tr);
+    if (DEBUG) this.readvNs += Number(process.hrtime.bigint() - tr);
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
-    dest.forEach((d, i) => {
-      const node = engine.nodes[d.slot];
+    for (let i = 0; i < m; i++) {
+      const addr = dest[i];
+      const slot = slots[i];
+      const frame = frames[i];
       if (i >= copied) {
         // The process is gone or the page was unmapped under us: lost to this snapshot.
-        part.lost.add(d.addr);
-        if (d.frame !== d.old) engine.unref(d.slot, d.frame);
-        if (mm.table.get(d.addr) > 0) mm.table.setFlags(d.addr, DIRTY);
-        return;
+        part.lost.add(addr);
+        if (frame !== olds[i]) engine.unref(slot, frame);
+        if (mm.table.get(addr) > 0) mm.table.setFlags(addr, DIRTY);
+        continue;
       }
-      if (d.frame !== d.old) {
-        mm.table.set(d.addr, d.frame + 1, d.slot, 0);
-        engine.unref(d.slot, d.old);
+      if (frame !== olds[i]) {
+        mm.table.set(addr, frame + 1, slot, 0);
+        engine.unref(slot, olds[i]);
       } else {
-        mm.table.setFlags(d.addr, 0);
+        mm.table.setFlags(addr, 0);
       }
-      part.copied.set(d.addr, { frame: d.frame, crc: frameCrc(node.store.frameView(d.frame)), slot: d.slot });
-      run.newPages++;
-    });
-  }
-
-  /**
-   * Every pending page is copied: make the frames durable, then commit a record per
-   * node. Returns the records; throws (the snapshot failed, earlier ones intact).
-   */
-  finish(): SnapshotResult {
-    const engine = this.engine;
-    const run = engine.run!;
-    engine.run = undefined;
-    const tFinish = process.hrtime.bigint();
-    // Whether or not the commit succeeds, each mm's pages now live in the frames this
-    // run left them in: the next snapshot must start from this map, not the older one.
-    for (const [key, part] of run.parts) (key as Mm).snap = SnapshotRun.pagesOf(part, -1).map;
-    if (run.failed) throw new Error(run.failed);
-    const tSync = process.hrtime.bigint();
-    engine.nodes.forEach((node) => node.store.sync());
-    const tSynced = process.hrtime.bigint();
-    // copy_ms: from the resume to the frames being durable (the record is committed next).
-    const copyMs = Number(tSynced - run.resumedAt) / 1e6;
-    const records: SnapshotRecord[] = [];
-    engine.nodes.forEach((node, slot) => {
-      const pagesByPart = new Map<MmPart, SnapshotPage[]>();
-      for (const part of run.parts.values()) pagesByPart.set(part, SnapshotRun.pagesOf(part, slot).pages);
-      const record = run.record(node.node, slot, pagesByPart, copyMs);
-      node.catalog?.commit(record);
-      // The snapshot now holds a reference on each of its frames.
-      for (const p of record.processes) for (const page of p.pages) node.refs[page.frame]++;
-      records.push(record);
-    });
-    if (process.env.NUMACTLX_DEBUG === '1') {
-      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), maps ${Number(tSync - tFinish) / 1e6} ms, sync ${Number(tSynced - tSync) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSynced) / 1e6} ms\n`);
+      // The snapshot's hold on the frame starts now, not at the commit: a page munmapped
+      // after its copy must not free the frame the record will name (finishSteps lets
+      // this reference go once the record holds its own, or the snapshot failed).
+      engine.nodes[slot].refs[frame]++;
+      part.copied.set(addr, frame, frameCrc(engine.nodes[slot].store.frameView(frame)), slot);
+      part.newPages[slot]++;
     }
-    this.readvNs = 0;
-    this.committed.push({ id: run.req.id, label: run.req.label });
-    return { id: run.req.id, records };
   }
 
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
@@ -241,9 +324,11 @@ export class SnapshotEngine {
     const mm = this.engine.mmOf(pid);
     const part = mm && this.engine.run?.parts.get(mm);
     if (!mm || !part) return;
+    const batch = this.batch;
     while (part.left > 0) {
-      const batch = takePending(part, MAX_IOV).filter((addr) => mm.table.get(addr) > 0 && mm.table.flagsOf(addr) & PENDING);
-      if (batch.length) this.copyPages(mm, part, batch);
+      const taken = takePending(part, MAX_IOV, batch);
+      const kept = this.keepPending(mm, batch, taken);
+      if (kept) this.copyPages(mm, part, batch);
     }
   }
 
@@ -261,10 +346,102 @@ export class SnapshotEngine {
     return (this.engine.run?.remaining ?? 0) === 0;
   }
 
-  /** Copied, and the pause is known: ready to commit. */
-  get complete(): boolean {
+  // ---- commit ---------------------------------------------------------------------------
+  /**
+   * One step of the commit: starts it once every page is copied and the pause is known;
+   * returns the result when the snapshot is committed, undefined while not. Throws when
+   * the snapshot failed (earlier ones intact).
+   */
+  commitStep(): SnapshotResult | undefined {
     const run = this.engine.run;
-    return run !== undefined && run.pauseKnown && run.remaining === 0;
+    if (!this.finishing) {
+      if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
+      this.finishing = this.finishSteps(run);
+    }
+    let r: IteratorResult<void, SnapshotResult>;
+    try {
+      r = this.finishing.next();
+    } catch (err) {
+      this.finishing = undefined;
+      throw err;
+    }
+    if (!r.done) return undefined;
+    this.finishing = undefined;
+    return r.value;
+  }
+
+  /** The program has ended: copy what is left and commit now. */
+  finishNow(): SnapshotResult | undefined {
+    const run = this.engine.run;
+    if (run) {
+      while (this.step()) { /* copy what is left */ }
+      run.pauseKnown = true;
+    }
+    for (;;) {
+      const r = this.commitStep();
+      if (r || !this.finishing) return r;
+    }
+  }
+
+  /**
+   * Every pending page is copied: make the frames durable, then commit a record per
+   * node. Yields between steps; returns the records.
+   */
+  private *finishSteps(run: SnapshotRun): Generator<void, SnapshotResult> {
+    const engine = this.engine;
+    engine.run = undefined;
+    try {
+      return yield* this.commitRun(run);
+    } finally {
+      for (const part of run.parts.values()) part.copied.forEach((_addr, frame, _crc, slot) => engine.unref(slot, frame));
+    }
+  }
+
+  private *commitRun(run: SnapshotRun): Generator<void, SnapshotResult> {
+    const engine = this.engine;
+    const tFinish = process.hrtime.bigint();
+    // Whether or not the commit succeeds, each mm's pages now live in the frames this
+    // run left them in: the next snapshot must start from this map, not the older one.
+    const maps = new Map<MmPart, PageMap>();
+    for (const [key, part] of run.parts) {
+      const map = part.prev.derive(part.drops, part.lost, part.copied);
+      (key as Mm).snap = map;
+      maps.set(part, map);
+    }
+    if (run.failed) throw new Error(run.failed);
+    const tSync = process.hrtime.bigint();
+    engine.nodes.forEach((node) => node.store.sync());
+    const tSynced = process.hrtime.bigint();
+    // copy_ms: from the resume to the frames being durable (the record is committed next).
+    const copyMs = ms(run.resumedAt, tSynced);
+    yield;
+    const records: SnapshotRecord[] = [];
+    for (let slot = 0; slot < engine.nodes.length; slot++) {
+      const node = engine.nodes[slot];
+      const pagesByPart = new Map<MmPart, SnapshotPage[]>();
+      for (const [part, map] of maps) {
+        const pages: SnapshotPage[] = [];
+        const keys = map.keys();
+        for (let i = 0; i < keys.length; i++) {
+          map.pagesIn(keys[i], slot, (addr, frame, crc) => { pages.push({ addr, frame, crc }); });
+          if (i % COMMIT_STEP_CHUNKS === COMMIT_STEP_CHUNKS - 1) yield;
+        }
+        pagesByPart.set(part, pages);
+      }
+      const record = run.record(node.node, slot, pagesByPart, copyMs);
+      node.catalog?.commit(record);
+      // The snapshot now holds a reference on each of its frames.
+      for (const p of record.processes) for (const page of p.pages) node.refs[page.frame]++;
+      records.push(record);
+      yield;
+    }
+    if (DEBUG) {
+      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), ` +
+        `maps ${ms(tFinish, tSync)} ms, sync ${ms(tSync, tSynced)} ms, commit ${ms(tSynced)} ms\n`);
+    }
+    this.readvNs = 0;
+    this.committed.push({ id: run.req.id, label: run.req.label });
+    return { id: run.req.id, records };
   }
 }
 

@@ -1,16 +1,23 @@
 // A snapshot in the engine: redirect-on-write over userfaultfd write protection
-// (DESIGN.md §3.2).
+// (DESIGN.md §3.2), in three phases.
 //
-// Freeze (the program's threads are stopped by the tracer): every DIRTY page — written
-// since the last snapshot, or new — is write-protected and becomes PENDING; clean pages
-// already are write-protected and keep their frame. The pause is proportional to the
-// dirty set, not to the node.
+// Prepare (the program runs): the DIRTY pages — written since the last snapshot, or
+// new — are write-protected in small steps between fault service and become PENDING
+// ("staged"). A write to a staged page before the freeze makes it DIRTY|PENDING and
+// writable again, with no copy: the snapshot is not cut yet. Up to three passes while
+// many pages were written again. This is DESIGN's freeze split in two, so that the pause
+// is proportional to what the program writes during the prepare, not to the dirty set.
+//
+// Freeze (the program's threads are stopped by the tracer): the pages DIRTY now are
+// write-protected and become PENDING. Staged pages not written since are still
+// protected and unchanged since their staging: the snapshot holds both. Clean pages are
+// protected already and keep their frame.
 //
 // Copy (the program runs again): pending pages are read with process_vm_readv into
-// frames, in batches between fault service. A write to a pending page copies that page
-// first. INVARIANT: no page becomes writable again before its frame is written — a
-// page leaves PENDING only by being copied, and only a write-protect fault on a page
-// that is not PENDING makes it writable.
+// frames, in small batches between fault service. A write to a pending page copies that
+// page first. INVARIANT, from the freeze to the end of the copy: no page becomes
+// writable again before its frame is written — a page leaves PENDING only by being
+// copied, and only a write-protect fault on a page that is not PENDING makes it writable.
 //
 // Frames: a page's frame holds its content as of the last snapshot that copied it. It
 // is copied in place when no committed snapshot references that frame, else into a new
@@ -20,24 +27,9 @@
 //
 // Durable, then visible: the frames are synced, then the catalog commits the record.
 import zlib from 'node:zlib';
-import type { SnapshotPage, SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
+import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
-
-/** Per address space: the pages of its last committed snapshot, sorted by address. */
-export interface SnapMap {
-  addrs: number[];
-  frames: number[];
-  crcs: number[];
-  slots: number[];
-}
-
-export const EMPTY_MAP: SnapMap = { addrs: [], frames: [], crcs: [], slots: [] };
-
-export interface CopiedPage {
-  frame: number;
-  crc: number;
-  slot: number;
-}
+import { PageMap } from './page-map.js';
 
 /** What one address space contributes to a snapshot being taken. */
 export interface MmPart {
@@ -46,17 +38,23 @@ export interface MmPart {
   command: string[];
   vmas: Vma[];
   threads: ThreadRegs[];
-  /** Pending pages as ascending [start, end) runs, flattened; `next` is the next page to copy. */
+  /**
+   * Pending pages as [start, end) runs, flattened: the staged runs, then the frozen ones
+   * (each list ascending; a page may be in both). `run`/`next`: the copier's place.
+   */
   runs: number[];
   run: number;
   next: number;
-  /** Pending pages not reached by the copier yet. */
+  /** Entries of `runs` not reached by the copier yet. */
   left: number;
-  copied: Map<number, CopiedPage>;
+  /** The pages copied by this snapshot (frame, CRC, slot). */
+  copied: PageMap;
+  /** Pages copied per slot. */
+  newPages: number[];
   /** Pending pages dropped (munmap, DONTNEED) before they could be copied. */
   lost: Set<number>;
   /** The map of the previous snapshot and what was dropped since it (at the freeze). */
-  prev: SnapMap;
+  prev: PageMap;
   drops: Array<[number, number]>;
 }
 
@@ -74,7 +72,6 @@ export class SnapshotRun {
   pauseKnown = false;
   /** When the tracer resumed the program (set with the pause). */
   resumedAt = process.hrtime.bigint();
-  newPages = 0;
   failed: string | undefined;
 
   constructor(readonly req: SnapshotRequest) {}
@@ -86,38 +83,15 @@ export class SnapshotRun {
     return n;
   }
 
-  /**
-   * The complete page list of one part on one node: the previous snapshot's pages that
-   * were neither dropped since nor copied again, plus the pages copied now.
-   */
-  static pagesOf(part: MmPart, slot: number): { pages: SnapshotPage[]; map: SnapMap } {
-    const out: Array<SnapshotPage & { slot: number }> = [];
-    const dropped = (addr: number): boolean => part.drops.some(([s, e]) => addr >= s && addr < e);
-    const { prev } = part;
-    for (let i = 0; i < prev.addrs.length; i++) {
-      const addr = prev.addrs[i];
-      if (part.copied.has(addr) || part.lost.has(addr) || dropped(addr)) continue;
-      out.push({ addr, frame: prev.frames[i], crc: prev.crcs[i], slot: prev.slots[i] });
-    }
-    for (const [addr, c] of part.copied) out.push({ addr, frame: c.frame, crc: c.crc, slot: c.slot });
-    out.sort((a, b) => a.addr - b.addr);
-    const map: SnapMap = { addrs: [], frames: [], crcs: [], slots: [] };
-    for (const p of out) {
-      map.addrs.push(p.addr); map.frames.push(p.frame); map.crcs.push(p.crc); map.slots.push(p.slot);
-    }
-    const pages = out.filter((p) => p.slot === slot).map(({ addr, frame, crc }) => ({ addr, frame, crc }));
-    return { pages, map };
-  }
-
-  /** The record of this snapshot for the virtual node in `slot`. */
-  record(node: number, slot: number, pagesByPart: Map<MmPart, SnapshotPage[]>, copyMs: number): SnapshotRecord {
+  /** The record of this snapshot for the virtual node in `slot`; `pages` per part, ascending. */
+  record(node: number, slot: number, pagesByPart: Map<MmPart, SnapshotProcess['pages']>, copyMs: number): SnapshotRecord {
     const processes: SnapshotProcess[] = [...this.parts.values()].map((p) => ({
       pid: p.pid, exe: p.exe, command: p.command, vmas: p.vmas, threads: p.threads,
       pages: pagesByPart.get(p) ?? [],
     }));
     const pages = processes.reduce((n, p) => n + p.pages.length, 0);
     let newPages = 0;
-    for (const p of this.parts.values()) for (const c of p.copied.values()) if (c.slot === slot) newPages++;
+    for (const p of this.parts.values()) newPages += p.newPages[slot] ?? 0;
     return {
       id: this.req.id, label: this.req.label, time: this.time, program: this.req.program, node, processes,
       stats: { pages, new_pages: newPages, bytes_written: newPages * PAGE, pause_ms: this.pauseMs, copy_ms: copyMs },
@@ -125,17 +99,27 @@ export class SnapshotRun {
   }
 }
 
-/** Takes up to `max` of a part's pending pages, in address order. */
-export function takePending(part: MmPart, max: number): number[] {
-  const out: number[] = [];
+/** Takes up to `max` of a part's pending pages (run order) into `out`; returns how many. */
+export function takePending(part: MmPart, max: number, out: number[]): number {
+  out.length = 0;
   while (out.length < max && part.run < part.runs.length) {
-    if (part.next < part.runs[part.run]) part.next = part.runs[part.run];
-    if (part.next >= part.runs[part.run + 1]) { part.run += 2; continue; }
+    if (part.next >= part.runs[part.run + 1]) {
+      part.run += 2;
+      if (part.run < part.runs.length) part.next = part.runs[part.run];
+      continue;
+    }
     out.push(part.next);
     part.next += PAGE;
     part.left--;
   }
-  return out;
+  return out.length;
+}
+
+/** Pages in flattened [start, end) runs. */
+export function pagesInRuns(runs: number[]): number {
+  let n = 0;
+  for (let i = 0; i < runs.length; i += 2) n += (runs[i + 1] - runs[i]) / PAGE;
+  return n;
 }
 
 /** CRC32 of a frame's bytes (a view over the backing mapping). */
