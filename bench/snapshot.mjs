@@ -392,9 +392,11 @@ function render(raw) {
   out.push(table(['size', 'placement', 'snapshot', 'fork() ms', 'numactlx pause_ms', 'program\'s gap at the freeze, ms',
     'program\'s max gap, ms', 'pause ÷ fork', 'gap at freeze ÷ fork', 'target pause ≤ fork'], rows1));
   out.push('');
-  out.push('Where the pause goes (NUMACTLX_DEBUG, medians, ms): stop = PTRACE_INTERRUPT to every thread stopped; scan = ' +
-    'finding the dirty pages; protect = UFFDIO_WRITEPROTECT; engine = the tracer\'s wait for the engine (scan + protect + ' +
-    'the hop to the engine thread and /proc/PID/maps); resume.');
+  out.push('Where the pause goes (NUMACTLX_DEBUG, medians, ms). Before it, with the program running: prepare = the ' +
+    'engine write-protecting the dirty pages in steps between faults (pages staged per pass). In it: stop = ' +
+    'PTRACE_INTERRUPT to every thread stopped; regs = reading them; scan = finding the pages written during the prepare; ' +
+    'protect = their UFFDIO_WRITEPROTECT; maps = reading /proc/PID/maps; engine = the tracer\'s wait for the engine (scan + ' +
+    'protect + maps + the hops between threads); resume.');
   out.push('');
   const rowsB = [];
   for (const { size, pl } of keys) {
@@ -402,11 +404,14 @@ function render(raw) {
       const xs = samplesOf(size, pl, kind);
       if (!xs.length) continue;
       const d = (k) => fmt(med(xs.map((x) => x.debug[k] ?? NaN)), 2);
-      rowsB.push([size, pl, kind, fmt(med(xs.map((x) => x.debug.frozenPages)), 0), fmt(med(xs.map((x) => x.debug.runs)), 0),
-        d('stopMs'), d('scanMs'), d('protectMs'), d('engineMs'), d('resumeMs'), fmt(med(xs.map((x) => x.stats.pause_ms)), 2)]);
+      const passes = xs[Math.floor(xs.length / 2)].debug.stagedPasses ?? [];
+      rowsB.push([size, pl, kind, fmt(med(xs.map((x) => x.debug.frozenPages)), 0), d('prepareMs'), passes.join(' / '),
+        fmt(med(xs.map((x) => x.debug.runs)), 0), d('stopMs'), d('regsMs'), d('scanMs'), d('protectMs'), d('freezeMapsMs'),
+        d('engineMs'), d('resumeMs'), fmt(med(xs.map((x) => x.stats.pause_ms)), 2)]);
     }
   }
-  out.push(table(['size', 'placement', 'snapshot', 'pages frozen', 'runs', 'stop', 'scan', 'protect', 'engine (all)', 'resume', 'pause_ms'], rowsB));
+  out.push(table(['size', 'placement', 'snapshot', 'pages in the snapshot\'s copy', 'prepare', 'staged per pass',
+    'runs protected in the pause', 'stop', 'regs', 'scan', 'protect', 'maps', 'engine (all)', 'resume', 'pause_ms'], rowsB));
   out.push('');
 
   // 1c. The kernel's floor.

@@ -9,6 +9,7 @@ import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/
 import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
 import { SysError } from '../sys/libc.js';
+import { schedYield } from '../sys/sched.js';
 import { MainMailbox, MainRequest, TracerChannelServer, TracerOp } from './channel.js';
 import { Engine, type Mm } from './engine.js';
 import { SnapshotEngine } from './snapshot-engine.js';
@@ -80,8 +81,9 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
     case TracerOp.Freeze: {
       const threads = doorbell.readThreads();
       const tgid = new Map(threads.map((t) => [t.tid, t.tgid]));
+      const label = doorbell.label();
       try {
-        return snaps.freeze({ id: a[0], label: doorbell.label(), program: start.program }, threads,
+        return snaps.freeze({ id: a[0], label, program: start.program }, threads,
           (tid) => tgid.get(tid) ?? tid);
       } catch (err) {
         post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
@@ -192,6 +194,7 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
     }
     // One step of whatever snapshot work there is, between fault batches: prepare,
     // copy, commit (once copied and the pause is known).
+    if (snaps.takeWoken()) schedYield();
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step();

@@ -16,7 +16,7 @@ import type { SnapshotPage, SnapshotRecord, ThreadRegs } from '../snapshot/types
  * Pages copied per step before the engine looks at its userfaultfds again: 64 KiB, about
  * 30 µs of process_vm_readv here — the most a write to a frozen page waits for the copier.
  */
-const COPY_BATCH_PAGES = 16;
+const COPY_BATCH_PAGES = Number(process.env.NX_BATCH ?? 16);
 /** Pages write-protected per prepare step (about 50 µs of UFFDIO_WRITEPROTECT). */
 const PREPARE_STEP_PAGES = 1024;
 /** Prepare passes at most; another pass when the last one staged at least PREPARE_AGAIN pages. */
@@ -46,6 +46,8 @@ export class SnapshotEngine {
   /** A prepare asked for while the previous snapshot is still being copied or committed. */
   private prepareWanted = false;
   private finishing: Generator<void, SnapshotResult> | undefined;
+  /** A write waited for a copy and was let go since the last takeWoken(). */
+  private woken = false;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   private readonly committed: Array<{ id: number; label: string | null }>;
@@ -79,8 +81,20 @@ export class SnapshotEngine {
 
   /** Something to do between polls: the engine loop must not block in poll. */
   get busy(): boolean {
+    // Copying starts once the tracer has resumed the program (pauseKnown): until then the
+    // engine blocks in poll, so that a tracer sharing its CPU gets it at once.
     return this.preparing !== undefined || this.prepareWanted || this.finishing !== undefined
-      || (this.engine.run !== undefined && (this.engine.run.remaining > 0 || this.engine.run.pauseKnown));
+      || (this.engine.run !== undefined && this.engine.run.pauseKnown);
+  }
+
+  /**
+   * Whether a thread waiting on a copy-before-write was woken since the last call: the
+   * engine then yields its CPU, so that the writer runs now, not after the copier's slice.
+   */
+  takeWoken(): boolean {
+    const w = this.woken;
+    this.woken = false;
+    return w;
   }
 
   /** The id of the snapshot being copied (0 when none). */
@@ -181,14 +195,15 @@ export class SnapshotEngine {
       const t2 = process.hrtime.bigint();
       const stagedPages = pagesInRuns(mm.staged);
       const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
-      const vmas = readVmas(pid);
+      // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
+      const maps = readMaps(pid);
       if (DEBUG) {
         fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${ms(t0, t1)} ms (${count} pages, ${runs.length / 2} runs; ` +
           `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);
       }
       frozen += stagedPages + count;
       const part: MmPart = {
-        pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas,
+        pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
         threads: threads.filter((t) => mm.pids.has(tgidOf(t.tid))),
         runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
         copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
@@ -214,6 +229,7 @@ export class SnapshotEngine {
         this.batch.length = 0;
         this.batch.push(addr);
         this.copyPages(mm, part, this.batch);
+        this.woken = true;
       }
     }
     const flags = mm.table.flagsOf(addr);
@@ -224,7 +240,7 @@ export class SnapshotEngine {
   /** Copies up to a batch of pending pages; true while pages remain. */
   step(): boolean {
     const run = this.engine.run;
-    if (!run) return false;
+    if (!run || !run.pauseKnown) return false;
     let budget = COPY_BATCH_PAGES;
     const batch = this.batch;
     for (const [key, part] of run.parts) {
@@ -374,8 +390,8 @@ export class SnapshotEngine {
   finishNow(): SnapshotResult | undefined {
     const run = this.engine.run;
     if (run) {
-      while (this.step()) { /* copy what is left */ }
       run.pauseKnown = true;
+      while (this.step()) { /* copy what is left */ }
     }
     for (;;) {
       const r = this.commitStep();
@@ -409,6 +425,7 @@ export class SnapshotEngine {
       maps.set(part, map);
     }
     if (run.failed) throw new Error(run.failed);
+    for (const part of run.parts.values()) part.vmas = vmasOf(part.maps);
     const tSync = process.hrtime.bigint();
     engine.nodes.forEach((node) => node.store.sync());
     const tSynced = process.hrtime.bigint();
@@ -429,7 +446,10 @@ export class SnapshotEngine {
         pagesByPart.set(part, pages);
       }
       const record = run.record(node.node, slot, pagesByPart, copyMs);
+      const tc = process.hrtime.bigint();
       node.catalog?.commit(record);
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: catalog commit of node ${node.node}: ${ms(tc)} ms\n`);
+      yield;
       // The snapshot now holds a reference on each of its frames.
       for (const p of record.processes) for (const page of p.pages) node.refs[page.frame]++;
       records.push(record);
@@ -445,10 +465,11 @@ export class SnapshotEngine {
   }
 }
 
-function readVmas(pid: number): ReturnType<typeof vmasOf> {
+/** /proc/PID/maps as text ('' when the process is gone). */
+function readMaps(pid: number): string {
   try {
-    return vmasOf(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
   } catch {
-    return [];
+    return '';
   }
 }

@@ -36,7 +36,9 @@ export interface MmPart {
   pid: number;
   exe: string;
   command: string[];
+  /** The VMAs at the freeze: `maps` is /proc/PID/maps read then, parsed into `vmas` at the commit. */
   vmas: Vma[];
+  maps: string;
   threads: ThreadRegs[];
   /**
    * Pending pages as [start, end) runs, flattened: the staged runs, then the frozen ones

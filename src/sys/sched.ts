@@ -27,3 +27,13 @@ export function schedGetaffinity(tid: number): number[] {
   }
   return cpus;
 }
+
+const yieldRaw = libc.func('int sched_yield(void)');
+
+/**
+ * sched_yield(2): lets a thread this one just woke run now on this CPU instead of at
+ * the end of our time slice (the engine, when numactlx and the program share a CPU).
+ */
+export function schedYield(): void {
+  yieldRaw();
+}
