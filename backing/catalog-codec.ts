@@ -109,15 +109,28 @@ function vmaRow(v: Vma): [number, number, string, number, string] {
   return [v.start, v.end, v.perms, v.offset, v.path];
 }
 
-function checkPages(pages: SnapshotPage[], pid: number): void {
+/** Pages between two yields of the record encoder (a few ms of work). */
+export const ENCODE_STEP_PAGES = 16384;
+
+/** Runs a stepped (generator) computation to its end. */
+export function drain<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+function* checkPages(pages: SnapshotPage[], pid: number): Generator<void, void> {
   let prev = -1;
-  for (const p of pages) {
+  for (let i = 0; i < pages.length; i++) {
+    const p = pages[i];
     if (!(Number.isInteger(p.addr) && p.addr % PAGE === 0 && p.addr > prev && p.addr / PAGE <= MAX_PAGE) ||
         !(Number.isInteger(p.frame) && p.frame >= 0 && p.frame <= MAX_U32) ||
         !(Number.isInteger(p.crc) && p.crc >= 0 && p.crc <= MAX_U32)) {
       throw new RangeError(`process ${pid}: page ${JSON.stringify(p)} is not aligned, ascending and in range`);
     }
     prev = p.addr;
+    if (i % ENCODE_STEP_PAGES === ENCODE_STEP_PAGES - 1) yield;
   }
 }
 
@@ -127,7 +140,7 @@ function checkPages(pages: SnapshotPage[], pid: number): void {
  * scratch buffer sized for the worst case (a run per page: 8 + 8 + 5 varint bytes, and
  * 4 CRC bytes) without per-byte bounds checks: this loop runs 262144 times per GiB.
  */
-function writePageMap(w: ByteWriter, pages: SnapshotPage[]): number {
+function* writePageMap(w: ByteWriter, pages: SnapshotPage[]): Generator<void, number> {
   const out = Buffer.allocUnsafe(pages.length * 25);
   let pos = 0;
   const varint = (v: number): void => {
@@ -139,7 +152,12 @@ function writePageMap(w: ByteWriter, pages: SnapshotPage[]): number {
   };
   let end = 0; // page number after the previous run
   let frame = -1;
+  let nextYield = ENCODE_STEP_PAGES;
   for (let i = 0; i < pages.length;) {
+    if (i >= nextYield) {
+      nextYield = i + ENCODE_STEP_PAGES;
+      yield;
+    }
     const first = pages[i].addr / PAGE;
     let j = i + 1;
     while (j < pages.length && pages[j].addr / PAGE === first + (j - i)) j++;
@@ -161,19 +179,24 @@ function writePageMap(w: ByteWriter, pages: SnapshotPage[]): number {
 
 /** A snapshot record's bytes. Throws RangeError on a record that could not be read back. */
 export function encodeRecord(rec: SnapshotRecord): Buffer {
+  return drain(encodeRecordSteps(rec));
+}
+
+/** encodeRecord in steps: yields every ENCODE_STEP_PAGES pages (the engine serves faults between). */
+export function* encodeRecordSteps(rec: SnapshotRecord): Generator<void, Buffer> {
   if (!Number.isInteger(rec.id) || rec.id < 0 || rec.id >= MAX_U32) throw new RangeError(`snapshot id ${rec.id} is not a u32`);
   const w = new ByteWriter(4096);
   const maps: number[] = [];
   // The bulk first into its own writer: the JSON header needs each map's length.
   const body = new ByteWriter(1 << 16);
   for (const p of rec.processes) {
-    checkPages(p.pages, p.pid);
+    yield* checkPages(p.pages, p.pid);
     for (const t of p.threads) {
       body.u32(t.tid);
       body.u32(t.regs.length);
       body.bytes(t.regs);
     }
-    maps.push(writePageMap(body, p.pages));
+    maps.push(yield* writePageMap(body, p.pages));
   }
   const header = {
     id: rec.id, label: rec.label, time: rec.time, program: rec.program, node: rec.node, stats: rec.stats,

@@ -68,7 +68,7 @@
 // Readers (catalog-source.ts) take no lock: see there.
 import zlib from 'node:zlib';
 import { BackingError, BackingStore } from './store.js';
-import { catalogPointer, encodeRecord, encodeRoot, rootLength, type RootEntry } from './catalog-codec.js';
+import { catalogPointer, drain, encodeRecordSteps, encodeRoot, ENCODE_STEP_PAGES, rootLength, type RootEntry } from './catalog-codec.js';
 import {
   CatalogCorruption, chainFrames, corruptCatalog, decodeImage, readImage, readRecord, writeChain, type CatalogImage,
   type FrameReader,
@@ -227,6 +227,15 @@ function publish(store: BackingStore, loaded: LoadedCatalog, next: Catalog, fres
  * there is no frame for the record or the root, leaving the committed state as it was.
  */
 export function commitSnapshot(store: BackingStore, loaded: LoadedCatalog, record: SnapshotRecord): void {
+  drain(commitSnapshotSteps(store, loaded, record));
+}
+
+/**
+ * commitSnapshot in steps: the checks and the encoding yield every few thousand pages
+ * (the engine serves faults between); writing and publishing the record do not yield.
+ * The catalog must not change between the first step and the last.
+ */
+export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog, record: SnapshotRecord): Generator<void, void> {
   const { catalog } = loaded;
   if (catalog.records.some((e) => e.id === record.id)) {
     throw new RangeError(`snapshot ${record.id} is already in the catalog of ${store.path}`);
@@ -234,15 +243,17 @@ export function commitSnapshot(store: BackingStore, loaded: LoadedCatalog, recor
   // What loadCatalog would refuse must not be committed: frames in the backing, and not
   // the catalog's own.
   const meta = new Set([...loaded.rootFrames, ...loaded.spareFrames, ...catalog.records.flatMap((e) => e.frames)]);
+  let checked = 0;
   for (const p of record.processes) {
     for (const page of p.pages) {
+      if (++checked % ENCODE_STEP_PAGES === 0) yield;
       if (!(page.frame >= 0 && page.frame < store.frameCount) || meta.has(page.frame)) {
         throw new RangeError(`snapshot ${record.id}: page 0x${page.addr.toString(16)} of pid ${p.pid} ` +
           `names frame ${page.frame}, which is ${meta.has(page.frame) ? 'the catalog\'s' : 'outside the backing'}`);
       }
     }
   }
-  const data = encodeRecord(record);
+  const data = yield* encodeRecordSteps(record);
   const frames = allocFrames(store, chainFrames(data.length));
   if (frames === undefined) throw noFrame(store);
   const entry: CatalogEntry = { id: record.id, frame: frames[0], length: data.length, crc: zlib.crc32(data), frames };
@@ -287,6 +298,10 @@ export class SnapshotCatalog {
 
   commit(record: SnapshotRecord): void {
     commitSnapshot(this.store, this.loaded, record);
+  }
+
+  commitSteps(record: SnapshotRecord): Generator<void, void> {
+    return commitSnapshotSteps(this.store, this.loaded, record);
   }
 
   remove(ids: number[]): SnapshotRecord[] {

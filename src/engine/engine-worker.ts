@@ -29,6 +29,9 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD
   // UFFDIO_POISON (Linux 6.6): how a full --membind node answers a fault with SIGBUS.
   | UFFD_FEATURE.POISON;
 
+/** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
+const FAULT_TURNS = 64;
+
 function exeOf(pid: number): string {
   try {
     return fs.readlinkSync(`/proc/${pid}/exe`);
@@ -149,6 +152,7 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
+  let faultTurns = 0;
   for (;;) {
     if (engine.pollListChanged) {
       order = [...engine.mms.values()];
@@ -162,9 +166,11 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
     poll(fds, order.length + 1, snaps.busy ? 0 : engine.hasRetries ? 1 : -1);
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
+    let served = false;
     for (let i = 0; i < order.length; i++) {
       const revents = fds.readInt16LE((i + 1) * POLLFD_SIZE + 6);
       if (revents === 0) continue;
+      served = true;
       const mm = order[i];
       if (!engine.mms.has(mm.uffd)) continue;
       if (revents & (POLLERR | POLLNVAL)) engine.leaveAll(mm);
@@ -194,7 +200,16 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
     }
     // One step of whatever snapshot work there is, between fault batches: prepare,
     // copy, commit (once copied and the pause is known).
+    // A writer waiting on a copy was let go: give it the CPU, and look for its next fault
+    // before the next snapshot step (at most FAULT_TURNS times in a row, so that a
+    // program faulting without pause cannot starve the copier; each of its faults copies
+    // a page anyway).
     if (snaps.takeWoken()) schedYield();
+    if (served && faultTurns < FAULT_TURNS) {
+      faultTurns++;
+      continue;
+    }
+    faultTurns = 0;
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step();

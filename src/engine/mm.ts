@@ -20,6 +20,8 @@ export interface FrameStore {
 /** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
 export interface NodeCatalog {
   commit(record: SnapshotRecord): void;
+  /** commit in steps (yields between them: the engine serves faults there). */
+  commitSteps(record: SnapshotRecord): Generator<void, void>;
   remove(ids: number[]): SnapshotRecord[];
 }
 

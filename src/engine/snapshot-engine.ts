@@ -447,7 +447,7 @@ export class SnapshotEngine {
       }
       const record = run.record(node.node, slot, pagesByPart, copyMs);
       const tc = process.hrtime.bigint();
-      node.catalog?.commit(record);
+      if (node.catalog) yield* node.catalog.commitSteps(record);
       if (DEBUG) fs.writeSync(2, `numactlx-engine: catalog commit of node ${node.node}: ${ms(tc)} ms\n`);
       yield;
       // The snapshot now holds a reference on each of its frames.
