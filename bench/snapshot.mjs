@@ -37,8 +37,8 @@
 // CLOCK_MONOTONIC end times, matched with the end of the freeze (status) and the client's
 // answer (the commit).
 //
-// Backings: SIZE ≤ 1 GiB on tmpfs (/dev/shm, 4× SIZE: three full snapshots per session
-// without --keep); 4 GiB on a file under /tmp (13 GiB, sparse) — /dev/shm is RAM.
+// Backings: 6× SIZE (five full snapshots per session without --keep): SIZE ≤ 1 GiB on
+// tmpfs (/dev/shm); 4 GiB on a sparse file under /tmp — /dev/shm is RAM.
 // Before measuring, waits (polling every 30 s, up to --load-wait s, default 1200) for the
 // 1-minute load average to drop below --max-load (default 0.7); measures anyway after.
 // Needs root (userfaultfd, ptrace), cc, taskset. CRIU: `apt-cache policy criu`, and one
@@ -208,7 +208,9 @@ async function runSession(ctx, size, placement) {
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-snapbench-rt-'));
   ctx.cleanup.add(dir);
   ctx.cleanup.add(runtimeDir);
-  const backingSize = small ? `${Math.ceil((sizeBytes(size) * 4) / 2 ** 30)}g` : `${Math.ceil((sizeBytes(size) * 3.25) / 2 ** 30)}g`;
+  // Six times SIZE: every full snapshot takes SIZE of new frames, and a program that keeps
+  // writing during a snapshot leaves every page dirty for the next (unmeasured) one too.
+  const backingSize = `${Math.ceil((sizeBytes(size) * 6) / 2 ** 30)}g`;
   const s = new Session({
     numactlx: ctx.numactlx, backing: path.join(dir, 'node3.img'), backingSize, size, probe: ctx.probe,
     pin: placement.pin, runtimeDir, pollMs: POLL_MS,
