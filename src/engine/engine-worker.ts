@@ -30,7 +30,7 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD
   | UFFD_FEATURE.POISON;
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
-const FAULT_TURNS = 64;
+const FAULT_TURNS = 256;
 
 function exeOf(pid: number): string {
   try {
