@@ -202,7 +202,27 @@ function finalize({ kind, snap, probe, ...rest }, engine) {
   return { kind, id: snap.id, stats: snap.stats, debug: d, clientMs: snap.clientMs, probe: p, freezeGapMs, commitGapMs, timeline, ...rest };
 }
 
+/**
+ * The VM backs guest memory lazily (and takes back what the guest frees): the first write
+ * to a page of RAM not touched for a while costs ~11 µs here instead of ~1 µs
+ * (bench/fresh_memory.c). A snapshot copies into newly allocated backing pages, so without
+ * this its throughput would measure the hypervisor. Writes and frees `bytes` of tmpfs
+ * first, so that the session's pages land on memory the VM has backed again.
+ */
+function warmVmMemory(bytes) {
+  const file = path.join('/dev/shm', `numactlx-snapbench-warm-${process.pid}`);
+  const mib = Math.floor(bytes / 2 ** 20);
+  const t0 = performance.now();
+  try {
+    runSync(['dd', 'if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'status=none']);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+  log(`  warmed ${fmt(mib / 1024, 1)} GiB of VM memory in ${fmt(performance.now() - t0, 0)} ms`);
+}
+
 async function runSession(ctx, size, placement) {
+  warmVmMemory(Math.min(os.freemem() - 3 * 2 ** 30, 7 * sizeBytes(size)));
   const small = sizeBytes(size) <= 2 ** 30;
   const dir = fs.mkdtempSync(path.join(small ? '/dev/shm' : os.tmpdir(), 'numactlx-snapbench-'));
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-snapbench-rt-'));
@@ -263,7 +283,12 @@ async function runSession(ctx, size, placement) {
     const pending = await s.report();
     samples.push({ kind: 'pending', snap, probe: pending, dirtyMs: dirtyAll2.ms,
       markAfterFreezeMs: snap.sawFreeze ? Number(pending.reportT - snap.tFrozen) / 1e6 - pending.elapsed_ms : NaN });
+    // Writes to clean write-protected pages (the dirty-tracking fault, no copy): the walk
+    // goes on over pages a flush snapshot has just made clean.
+    await s.cmd('loop none', /^looping/);
+    await s.snapshot();
     await s.cmd('mark', /^marked/);
+    await s.cmd('loop all', /^looping/);
     await sleep(300);
     const { gaps: _g2, reportT: _t2, ...tracking } = await s.report();
     await s.cmd('loop none', /^looping/);
@@ -488,7 +513,9 @@ function render(raw) {
   out.push('');
 
   // 4. Writes during a snapshot.
-  out.push('**4. Writes to pages not copied yet (copy-before-write), and to clean write-protected pages**');
+  out.push('**4. Writes during a full snapshot whose copy the program races (every page frozen, the program walking ' +
+    'down while the copier goes up): all writes in the window, and the ones that faulted (> 1 µs: a copy-before-write, ' +
+    'or a tracking fault once the walk has passed the copier); then writes to clean write-protected pages**');
   out.push('');
   const rows4 = [];
   for (const { size, pl } of keys) {
@@ -496,15 +523,16 @@ function render(raw) {
     const xs = samplesOf(size, pl, 'pending');
     if (!xs.length) continue;
     const base = ss.map((r) => r.baseline.p99_write_us);
-    const added = xs.map((x, i) => x.probe.p99_write_us - base[i]);
-    const target = pl === 'pinned' ? (median(added) <= 50 ? 'met (≤ 50 µs)' : 'missed (> 50 µs)') : '(report)';
+    const slowP99 = xs.map((x) => x.probe.p99_slow_us);
+    const target = pl === 'pinned' ? (median(slowP99) <= 50 ? 'met (≤ 50 µs)' : 'missed (> 50 µs)') : '(report)';
     rows4.push([size, pl, S(base, 3), fmt(med(xs.map((x) => x.probe.writes)), 0), S(xs.map((x) => x.probe.p50_write_us), 1),
-      S(xs.map((x) => x.probe.p90_write_us), 0),
-      S(xs.map((x) => x.probe.p99_write_us), 1), S(xs.map((x) => x.probe.p999_write_us), 0), S(added, 1),
-      S(ss.map((r) => r.tracking.p50_write_us), 1), S(ss.map((r) => r.tracking.p99_write_us), 1), target]);
+      S(xs.map((x) => x.probe.p99_write_us), 1), S(xs.map((x) => x.probe.p999_write_us), 0),
+      fmt(med(xs.map((x) => x.probe.slow_writes)), 0), S(slowP99, 1), S(xs.map((x) => x.probe.max_gap_us / 1000), 1),
+      S(ss.map((r) => r.tracking.p50_write_us), 1), fmt(med(ss.map((r) => r.tracking.slow_writes)), 0),
+      S(ss.map((r) => r.tracking.p99_slow_us), 1), target]);
   }
-  out.push(table(['size', 'placement', 'plain store p99, µs', 'writes in the window', 'copy-before-write p50, µs', 'p90, µs', 'p99, µs', 'p99.9, µs',
-    'added p99, µs', 'tracking fault (clean page) p50, µs', 'p99, µs', 'target (pinned)'], rows4));
+  out.push(table(['size', 'placement', 'plain store p99, µs', 'writes in the window', 'p50, µs', 'p99, µs', 'p99.9, µs',
+    'writes that faulted', 'their p99, µs', 'longest stall, ms', 'clean protected page: p50, µs', 'faulted', 'their p99, µs', 'target (pinned)'], rows4));
   out.push('');
 
   // Load.

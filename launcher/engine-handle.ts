@@ -9,6 +9,8 @@ import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
 import { CHANNEL_BYTES, MainMailbox, MainRequest } from '../src/engine/channel.js';
 import type { EngineEvent, EngineStart } from '../src/engine/messages.js';
+import type { ChecksumShared } from '../src/engine/checksums.js';
+import { schedGetaffinity } from '../src/sys/sched.js';
 import type { SessionStats } from '../src/engine/stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 
@@ -21,6 +23,8 @@ export class EngineHandle {
   readonly snapshots = new EventEmitter();
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
+  /** CRC32 of snapshot frames, off the engine thread (src/engine/checksums.ts). */
+  private checksumWorker: Worker | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
   private closed!: Promise<void>;
@@ -36,11 +40,22 @@ export class EngineHandle {
       channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
     };
     this.worker = startWorker(new URL('../src/engine/engine-worker.js', import.meta.url), data);
-    this.closed = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.closed = new Promise((resolve) => this.worker.once('exit', () => {
+      // The engine stops the checksum worker before it unmaps the backings; if the engine
+      // died instead, nothing else will.
+      void this.checksumWorker?.terminate();
+      resolve();
+    }));
     return new Promise((resolve, reject) => {
       this.worker.on('message', (ev: EngineEvent) => {
         switch (ev.type) {
-          case 'ready': this.nextId = ev.nextId; resolve(); break;
+          case 'ready':
+            this.nextId = ev.nextId;
+            // On one CPU a checksum thread has no CPU of its own: the engine computes the CRCs
+            // itself (the worker would only add a context switch per copy batch).
+            if (schedGetaffinity(0).length > 1) this.startChecksumWorker(ev.checksums);
+            resolve();
+            break;
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
           case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
           case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
@@ -58,6 +73,15 @@ export class EngineHandle {
         }
       });
       this.worker.on('error', (err) => reject(new SetupError('engine thread failed', { cause: err })));
+    });
+  }
+
+  private startChecksumWorker(shared: ChecksumShared): void {
+    this.checksumWorker = startWorker(new URL('../src/engine/checksum-worker.js', import.meta.url), shared);
+    this.checksumWorker.unref();
+    // A failed checksum worker costs speed, not data: the engine computes the CRCs itself.
+    this.checksumWorker.on('error', (err) => {
+      if (process.env.NUMACTLX_DEBUG === '1') fs.writeSync(2, `numactlx: checksum worker failed: ${err.message}\n`);
     });
   }
 

@@ -259,8 +259,8 @@ function parseEngineFreeze(lines) {
   return out;
 }
 
-// numactlx-engine: snapshot 1: copy 514.1 ms (process_vm_readv 204.4), maps 49.4 ms, sync 0.16 ms, commit 112.7 ms
+// numactlx-engine: snapshot 1: copy 514.1 ms (process_vm_readv 204.4, populate 80.2), maps 49.4 ms, sync 0.16 ms, commit 112.7 ms
 function parseCopy(line) {
-  const m = /copy ([\d.]+) ms \(process_vm_readv ([\d.]+)\), maps ([\d.]+) ms, sync ([\d.]+) ms, commit ([\d.]+) ms/.exec(line);
-  return m ? { copyMs: +m[1], readvMs: +m[2], mapsMs: +m[3], syncMs: +m[4], commitMs: +m[5] } : {};
+  const m = /copy ([\d.]+) ms \(process_vm_readv ([\d.]+)(?:, populate ([\d.]+))?\), maps ([\d.]+) ms, sync ([\d.]+) ms, commit ([\d.]+) ms/.exec(line);
+  return m ? { copyMs: +m[1], readvMs: +m[2], populateMs: m[3] === undefined ? NaN : +m[3], mapsMs: +m[4], syncMs: +m[5], commitMs: +m[6] } : {};
 }

@@ -13,6 +13,7 @@ import { schedYield } from '../sys/sched.js';
 import { MainMailbox, MainRequest, TracerChannelServer, TracerOp } from './channel.js';
 import { Engine, type Mm } from './engine.js';
 import { SnapshotEngine } from './snapshot-engine.js';
+import { ChecksumQueue, checksumShared } from './checksums.js';
 import { Doorbell } from '../snapshot/doorbell.js';
 import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import type { EngineEvent, EngineStart } from './messages.js';
@@ -31,6 +32,8 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
 const FAULT_TURNS = 256;
+/** Pages copied by the step that ends such a streak. */
+const STREAK_STEP_PAGES = 4;
 
 function exeOf(pid: number): string {
   try {
@@ -146,8 +149,9 @@ function sumStats(records: SnapshotRecord[]): SnapshotStats {
   return s;
 }
 
-function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: number; label: string | null }>): void {
-  const snaps = new SnapshotEngine(engine, existing);
+function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
+  existing: Array<{ id: number; label: string | null }>): void {
+  const snaps = new SnapshotEngine(engine, checksums, existing);
   const channel = new TracerChannelServer(start.channel);
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
@@ -193,6 +197,7 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
       if (req & (1 << MainRequest.Shutdown)) {
         if (snaps.active) commitStep(snaps, true); // the program has ended: copy what is left, then commit
         post({ type: 'stats', stats: engine.stats(exeOf) });
+        checksums.stop(); // it reads the frames: before they are unmapped
         for (const s of stores) s.close();
         post({ type: 'closed' });
         return;
@@ -209,10 +214,12 @@ function loop(engine: Engine, stores: BackingStore[], existing: Array<{ id: numb
       faultTurns++;
       continue;
     }
+    // A step after a streak of faults is a short one: a writer is likely waiting already.
+    const streak = faultTurns === FAULT_TURNS;
     faultTurns = 0;
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
-      snaps.step();
+      snaps.step(streak ? STREAK_STEP_PAGES : undefined);
       commitStep(snaps);
     }
   }
@@ -226,9 +233,10 @@ if (opened) {
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
   })), start.faultAheadPages);
-  post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)) });
+  const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount }))));
+  post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
-    loop(engine, stores, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);
+    loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);
   } catch (err) {
     post({ type: 'failed', message: (err as Error).stack ?? String(err) });
   }

@@ -1,6 +1,7 @@
 // Messages between the main thread and the engine worker.
 import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './stats.js';
+import type { ChecksumShared } from './checksums.js';
 import type { SnapshotStats } from '../snapshot/types.js';
 
 export interface EngineStart {
@@ -23,7 +24,7 @@ export interface SnapshotSummary {
 }
 
 export type EngineEvent =
-  | { type: 'ready'; nextId: number }
+  | { type: 'ready'; nextId: number; checksums: ChecksumShared }
   | { type: 'snapshot-done'; snapshot: SnapshotSummary }
   | { type: 'snapshot-failed'; id: number; message: string }
   | { type: 'pruned'; ids: number[]; error?: string }

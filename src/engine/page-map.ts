@@ -137,6 +137,13 @@ export class PageMap {
     }
   }
 
+  /** Sets the CRC of every page from `crcOf(frame, slot)` (a map being built: its chunks are its own). */
+  fillCrcs(crcOf: (frame: number, slot: number) => number): void {
+    for (const c of this.chunks.values()) {
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.frame[i] !== 0) c.crc[i] = crcOf(c.frame[i] - 1, c.slot[i]);
+    }
+  }
+
   /** Every page, in no particular order. */
   forEach(fn: (addr: number, frame: number, crc: number, slot: number) => void): void {
     for (const [key, c] of this.chunks) {

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { PageMap } from './page-map.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
-import { frameCrc, pagesInRuns, SnapshotRun, takePending, vmasOf, type MmPart, type SnapshotRequest } from './snapshot.js';
+import { pagesInRuns, SnapshotRun, takePending, vmasOf, type MmPart, type SnapshotRequest } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
+import type { ChecksumQueue } from './checksums.js';
 import type { SnapshotPage, SnapshotRecord, ThreadRegs } from '../snapshot/types.js';
 
 /**
@@ -27,6 +28,9 @@ const COMMIT_STEP_CHUNKS = 2;
 /** Frame references taken per commit step. */
 const COMMIT_STEP_PAGES = 16384;
 
+/** The checksum worker made no progress for this long: the engine computes what is left. */
+const CHECKSUM_STALL_MS = 2000;
+
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
 
@@ -37,8 +41,6 @@ export interface SnapshotResult {
 
 export class SnapshotEngine {
   private readonly copier = new RemoteCopier();
-  /** Time spent in process_vm_readv for the snapshot being copied (NUMACTLX_DEBUG). */
-  private readvNs = 0;
   private readonly batch: number[] = [];
   private readonly batchSlot = new Int32Array(MAX_IOV);
   private readonly batchFrame = new Int32Array(MAX_IOV);
@@ -54,7 +56,8 @@ export class SnapshotEngine {
   /** Committed snapshots of the backings, oldest first (for --keep). */
   private readonly committed: Array<{ id: number; label: string | null }>;
 
-  constructor(private readonly engine: Engine, existing: Array<{ id: number; label: string | null }> = []) {
+  constructor(private readonly engine: Engine, private readonly checksums: ChecksumQueue,
+    existing: Array<{ id: number; label: string | null }> = []) {
     engine.writeFault = (mm, addr) => this.onWriteFault(mm, addr);
     this.committed = [...existing].sort((a, b) => a.id - b.id);
   }
@@ -239,11 +242,14 @@ export class SnapshotEngine {
     this.engine.unprotect(mm, addr, PAGE);
   }
 
-  /** Copies up to a batch of pending pages; true while pages remain. */
-  step(): boolean {
+  /**
+   * Copies up to `pages` pending pages (a batch; fewer when the program is faulting
+   * without pause and waits behind this step); true while pages remain.
+   */
+  step(pages = COPY_BATCH_PAGES): boolean {
     const run = this.engine.run;
     if (!run || !run.pauseKnown) return false;
-    let budget = COPY_BATCH_PAGES;
+    let budget = pages;
     const batch = this.batch;
     for (const [key, part] of run.parts) {
       const mm = key as Mm;
@@ -307,9 +313,7 @@ export class SnapshotEngine {
       this.copier.add(node.store.frameAddr(frame), addr, PAGE);
     }
     const pid = mm.pids.values().next().value;
-    const tr = DEBUG ? process.hrtime.bigint() : 0n;
     const n = pid === undefined ? -3 : this.copier.run(pid);
-    if (DEBUG) this.readvNs += Number(process.hrtime.bigint() - tr);
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
     for (let i = 0; i < m; i++) {
       const addr = dest[i];
@@ -332,9 +336,11 @@ export class SnapshotEngine {
       // after its copy must not free the frame the record will name (finishSteps lets
       // this reference go once the record holds its own, or the snapshot failed).
       engine.nodes[slot].refs[frame]++;
-      part.copied.set(addr, frame, frameCrc(engine.nodes[slot].store.frameView(frame)), slot);
+      part.copied.set(addr, frame, 0, slot); // the CRC: from the checksum worker, at the commit
+      this.checksums.written(slot, frame);
       part.newPages[slot]++;
     }
+    this.checksums.kick();
   }
 
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
@@ -417,6 +423,17 @@ export class SnapshotEngine {
 
   private *commitRun(run: SnapshotRun): Generator<void, SnapshotResult> {
     const engine = this.engine;
+    // The checksums of the frames copied (checksums.ts): computed meanwhile by the checksum
+    // worker; waited for here, between fault service, and done here if it stalls.
+    let waitedSince = process.hrtime.bigint();
+    let lastPending = -1;
+    while (!this.checksums.settled) {
+      const pending = this.checksums.pending;
+      if (pending !== lastPending) { lastPending = pending; waitedSince = process.hrtime.bigint(); }
+      if (ms(waitedSince) > CHECKSUM_STALL_MS) { this.checksums.settleHere(); break; }
+      yield;
+    }
+    for (const part of run.parts.values()) part.copied.fillCrcs((frame, slot) => this.checksums.crc(slot, frame));
     const tFinish = process.hrtime.bigint();
     // Whether or not the commit succeeds, each mm's pages now live in the frames this
     // run left them in: the next snapshot must start from this map, not the older one.
@@ -448,9 +465,7 @@ export class SnapshotEngine {
         pagesByPart.set(part, pages);
       }
       const record = run.record(node.node, slot, pagesByPart, copyMs);
-      const tc = process.hrtime.bigint();
       if (node.catalog) yield* node.catalog.commitSteps(record);
-      if (DEBUG) fs.writeSync(2, `numactlx-engine: catalog commit of node ${node.node}: ${ms(tc)} ms\n`);
       yield;
       // The snapshot now holds a reference on each of its frames.
       let n = 0;
@@ -464,10 +479,12 @@ export class SnapshotEngine {
       yield;
     }
     if (DEBUG) {
-      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.readvNs / 1e6).toFixed(1)}), ` +
+      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(this.copier.readvNs / 1e6).toFixed(1)}, ` +
+        `populate ${(this.copier.populateNs / 1e6).toFixed(1)}), ` +
         `maps ${ms(tFinish, tSync)} ms, sync ${ms(tSync, tSynced)} ms, commit ${ms(tSynced)} ms\n`);
     }
-    this.readvNs = 0;
+    this.copier.readvNs = 0;
+    this.copier.populateNs = 0;
     this.committed.push({ id: run.req.id, label: run.req.label });
     return { id: run.req.id, records };
   }

@@ -26,7 +26,6 @@
 // incremental.
 //
 // Durable, then visible: the frames are synced, then the catalog commits the record.
-import zlib from 'node:zlib';
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
 import { PageMap } from './page-map.js';
@@ -122,11 +121,6 @@ export function pagesInRuns(runs: number[]): number {
   let n = 0;
   for (let i = 0; i < runs.length; i += 2) n += (runs[i + 1] - runs[i]) / PAGE;
   return n;
-}
-
-/** CRC32 of a frame's bytes (a view over the backing mapping). */
-export function frameCrc(view: Buffer): number {
-  return zlib.crc32(view);
 }
 
 /** /proc/PID/maps as VMAs. */

@@ -1,0 +1,170 @@
+// CRC32 of the frames a snapshot writes, computed on a thread of its own (the checksum
+// worker) so that the engine thread, which serves page faults, only copies. Shared
+// memory, no messages (the engine never returns to its event loop):
+//
+//   ctl (Int32): [HEAD] entries queued by the engine, [TAIL] entries done by the worker
+//                (both only grow; ring index = count % RING), [ALIVE] 1 while the worker
+//                runs, [STOP] set by the engine, [STOPPED] set by the worker on its way out,
+//                [WAITING] 1 while the worker sleeps on HEAD. The engine wakes it once per
+//                copy batch, and only when it sleeps (a futex wake per frame cost a context
+//                switch per page). Worker: WAITING=1, then reads HEAD; engine: writes HEAD,
+//                then reads WAITING — sequentially consistent, so one of them sees the other.
+//   ring (Int32 pairs): slot, frame.
+//   crcs, one per virtual node (slot): Uint32 per frame, the CRC32 of its 4096 bytes as
+//   last written. The engine writes an entry itself when it does not queue it (no worker
+//   yet, ring full); the worker writes the ones it takes. One writer per entry at a time:
+//   a frame is queued once per copy and not written again before the snapshot commits.
+//
+// Ordering: a frame's bytes are written (process_vm_readv returned) before its entry is
+// published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
+// reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
+import zlib from 'node:zlib';
+import koffi from 'koffi';
+
+const HEAD = 0;
+const TAIL = 1;
+const ALIVE = 2;
+const STOP = 3;
+const STOPPED = 4;
+/** 1 while the worker sleeps (or is about to) on HEAD: only then does the engine wake it. */
+const WAITING = 5;
+const CTL_SLOTS = 8;
+export const RING = 1 << 16;
+const PAGE = 4096;
+/** koffi views over the frame mappings, like BackingStore.frameView: 256 MiB windows. */
+const WINDOW_FRAMES = 65536;
+
+export interface ChecksumShared {
+  ctl: SharedArrayBuffer;
+  crcs: SharedArrayBuffer[];
+  /** Per slot: the address of frame 0 in this process, and the frame count. */
+  nodes: Array<{ frameBase: number; frameCount: number }>;
+}
+
+export function checksumShared(nodes: Array<{ frameBase: number; frameCount: number }>): ChecksumShared {
+  return {
+    ctl: new SharedArrayBuffer(4 * (CTL_SLOTS + 2 * RING)),
+    crcs: nodes.map((n) => new SharedArrayBuffer(4 * n.frameCount)),
+    nodes,
+  };
+}
+
+/** Frame bytes by (slot, frame), over this process's mappings of the backings. */
+class FrameViews {
+  private readonly windows: Buffer[][];
+
+  constructor(private readonly nodes: ChecksumShared['nodes']) {
+    this.windows = nodes.map(() => []);
+  }
+
+  view(slot: number, frame: number): Buffer {
+    const w = Math.floor(frame / WINDOW_FRAMES);
+    let win = this.windows[slot][w];
+    if (win === undefined) {
+      const { frameBase, frameCount } = this.nodes[slot];
+      const first = w * WINDOW_FRAMES;
+      win = Buffer.from(koffi.view(BigInt(frameBase + first * PAGE), Math.min(WINDOW_FRAMES, frameCount - first) * PAGE));
+      this.windows[slot][w] = win;
+    }
+    const off = (frame - w * WINDOW_FRAMES) * PAGE;
+    return win.subarray(off, off + PAGE);
+  }
+}
+
+/** The engine's side. */
+export class ChecksumQueue {
+  private readonly ctl: Int32Array;
+  private readonly ring: Int32Array;
+  private readonly crcs: Uint32Array[];
+  private readonly views: FrameViews;
+  private head = 0;
+
+  constructor(readonly shared: ChecksumShared) {
+    this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
+    this.ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
+    this.crcs = shared.crcs.map((b) => new Uint32Array(b));
+    this.views = new FrameViews(shared.nodes);
+  }
+
+  /** Frame `frame` of `slot` was just written: its CRC is computed by the worker, or now. */
+  written(slot: number, frame: number): void {
+    if (Atomics.load(this.ctl, ALIVE) === 1 && this.head - Atomics.load(this.ctl, TAIL) < RING) {
+      const i = 2 * (this.head % RING);
+      this.ring[i] = slot;
+      this.ring[i + 1] = frame;
+      Atomics.store(this.ctl, HEAD, ++this.head);
+      return;
+    }
+    this.crcs[slot][frame] = zlib.crc32(this.views.view(slot, frame));
+  }
+
+  /** End of a copy batch: wakes the worker if it sleeps. */
+  kick(): void {
+    if (Atomics.load(this.ctl, WAITING) === 1) Atomics.notify(this.ctl, HEAD);
+  }
+
+  /** Entries queued and not computed yet. */
+  get pending(): number {
+    return this.head - Atomics.load(this.ctl, TAIL);
+  }
+
+  /** Every queued CRC is computed. */
+  get settled(): boolean {
+    return Atomics.load(this.ctl, TAIL) >= this.head;
+  }
+
+  /**
+   * The worker stopped or stalls: computes what it left (its later writes, if any, write
+   * the same values).
+   */
+  settleHere(): void {
+    for (let n = Atomics.load(this.ctl, TAIL); n < this.head; n++) {
+      const i = 2 * (n % RING);
+      this.crcs[this.ring[i]][this.ring[i + 1]] = zlib.crc32(this.views.view(this.ring[i], this.ring[i + 1]));
+    }
+  }
+
+  crc(slot: number, frame: number): number {
+    return this.crcs[slot][frame];
+  }
+
+  /** Asks the worker to stop and waits (up to `ms`) until it no longer reads the frames. */
+  stop(ms = 2000): void {
+    Atomics.store(this.ctl, STOP, 1);
+    Atomics.notify(this.ctl, HEAD);
+    if (Atomics.load(this.ctl, ALIVE) === 1) Atomics.wait(this.ctl, STOPPED, 0, ms);
+  }
+}
+
+/** The worker's loop: runs until STOP. */
+export function runChecksumWorker(shared: ChecksumShared): void {
+  const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
+  const ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
+  const crcs = shared.crcs.map((b) => new Uint32Array(b));
+  const views = new FrameViews(shared.nodes);
+  let tail = Atomics.load(ctl, TAIL);
+  Atomics.store(ctl, ALIVE, 1);
+  try {
+    while (Atomics.load(ctl, STOP) === 0) {
+      let head = Atomics.load(ctl, HEAD);
+      if (tail === head) {
+        Atomics.store(ctl, WAITING, 1);
+        head = Atomics.load(ctl, HEAD);
+        if (tail === head) Atomics.wait(ctl, HEAD, head, 1000);
+        Atomics.store(ctl, WAITING, 0);
+        continue;
+      }
+      for (; tail < head; tail++) {
+        const i = 2 * (tail % RING);
+        crcs[ring[i]][ring[i + 1]] = zlib.crc32(views.view(ring[i], ring[i + 1]));
+        if ((tail & 63) === 63) Atomics.store(ctl, TAIL, tail + 1);
+      }
+      Atomics.store(ctl, TAIL, tail);
+      Atomics.notify(ctl, TAIL);
+    }
+  } finally {
+    Atomics.store(ctl, ALIVE, 0);
+    Atomics.store(ctl, STOPPED, 1);
+    Atomics.notify(ctl, STOPPED);
+  }
+}
