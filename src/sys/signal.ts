@@ -12,6 +12,13 @@ export function kill(pid: number, sig: number): void {
   check('kill', killRaw(pid, sig) as number);
 }
 
+const tgkillRaw = libc.func('int tgkill(int tgid, int tid, int sig)');
+
+/** tgkill(2): `sig` to thread `tid` of process `tgid`. Throws SysError('tgkill', errno). */
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  check('tgkill', tgkillRaw(tgid, tid, sig) as number);
+}
+
 /**
  * A sigset_t holding exactly `signals`, in a buffer the caller keeps alive while in
  * use. Bits are set directly (bit sig-1, the kernel's layout) because glibc's

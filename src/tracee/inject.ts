@@ -8,6 +8,8 @@ import { SYSCALL_REGS } from '../sys/arch/x86_64.js';
 import { getRegs, peekData, pokeData, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
 import { waitpid, WIFSTOPPED, WSTOPSIG, __WALL } from '../sys/wait.js';
 import { SysError } from '../sys/libc.js';
+import { tgkill } from '../sys/signal.js';
+import { readFileSync } from 'node:fs';
 
 const SIGTRAP = 5;
 const MAX_STEPS = 4;
@@ -22,9 +24,11 @@ export class InjectionError extends Error {
 /**
  * Runs syscall `nr` with `args` in `tid`, which must be in a ptrace-stop. Returns the
  * raw result (a negative value is -errno). Signals that arrive while stepping are
- * returned in `deferred` for the caller to deliver when it resumes the thread.
+ * returned in `deferred` for the caller to deliver when it resumes the thread, or,
+ * without `deferred`, sent to the thread again (requeue below).
  */
-export function injectSyscall(tid: number, nr: number, args: readonly bigint[], deferred: number[] = []): bigint {
+export function injectSyscall(tid: number, nr: number, args: readonly bigint[], deferred?: number[]): bigint {
+  const arrived: number[] = [];
   const saved = getRegs(tid);
   const rip = readReg(saved, 'rip');
   const word = peekData(tid, rip);
@@ -41,7 +45,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
       const { status } = waitpid(tid, __WALL);
       if (!WIFSTOPPED(status)) throw new InjectionError(`thread ${tid} ended during an injected syscall ${nr}`);
       const sig = WSTOPSIG(status);
-      if (sig !== SIGTRAP) { deferred.push(sig); continue; }
+      if (sig !== SIGTRAP) { arrived.push(sig); continue; }
       const now = getRegs(tid);
       if (readReg(now, 'rip') === rip + 2n) return BigInt.asIntN(64, readReg(now, 'rax'));
     }
@@ -52,6 +56,32 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
       setRegs(tid, saved);
     } catch (err) {
       if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+    }
+    if (deferred) deferred.push(...arrived);
+    else requeue(tid, arrived);
+  }
+}
+
+/**
+ * Signals whose delivery stop came while a syscall was injected: not delivered then
+ * (the injected call must not be interrupted), and not lost either — a SIGSTOP from a
+ * shell during an exec's setup was, and the program never stopped. Sent again to the
+ * thread, they are pending when the tracer resumes it and stop it again for delivery.
+ * (They arrive as SI_TKILL: the sender's siginfo is not kept.)
+ */
+function requeue(tid: number, signals: number[]): void {
+  if (signals.length === 0) return;
+  let tgid = tid;
+  try {
+    tgid = Number(/^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))?.[1] ?? tid);
+  } catch {
+    return; // gone
+  }
+  for (const sig of signals) {
+    try {
+      tgkill(tgid, tid, sig);
+    } catch {
+      // gone
     }
   }
 }
