@@ -37,7 +37,7 @@
 // CLOCK_MONOTONIC end times, matched with the end of the freeze (status) and the client's
 // answer (the commit).
 //
-// Backings: 6× SIZE (five full snapshots per session without --keep): SIZE ≤ 1 GiB on
+// Backings: 8× SIZE (seven full snapshots per session without --keep): SIZE ≤ 1 GiB on
 // tmpfs (/dev/shm); 4 GiB on a sparse file under /tmp — /dev/shm is RAM.
 // Before measuring, waits (polling every 30 s, up to --load-wait s, default 1200) for the
 // 1-minute load average to drop below --max-load (default 0.7); measures anyway after.
@@ -222,15 +222,15 @@ function warmVmMemory(bytes) {
 }
 
 async function runSession(ctx, size, placement) {
-  warmVmMemory(Math.min(os.freemem() - 3 * 2 ** 30, 7 * sizeBytes(size)));
+  warmVmMemory(Math.min(os.freemem() - 3 * 2 ** 30, 9 * sizeBytes(size)));
   const small = sizeBytes(size) <= 2 ** 30;
   const dir = fs.mkdtempSync(path.join(small ? '/dev/shm' : os.tmpdir(), 'numactlx-snapbench-'));
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-snapbench-rt-'));
   ctx.cleanup.add(dir);
   ctx.cleanup.add(runtimeDir);
-  // Six times SIZE: every full snapshot takes SIZE of new frames, and a program that keeps
+  // Eight times SIZE: every full snapshot takes SIZE of new frames, and a program that keeps
   // writing during a snapshot leaves every page dirty for the next (unmeasured) one too.
-  const backingSize = `${Math.ceil((sizeBytes(size) * 6) / 2 ** 30)}g`;
+  const backingSize = `${Math.ceil((sizeBytes(size) * 8) / 2 ** 30)}g`;
   const s = new Session({
     numactlx: ctx.numactlx, backing: path.join(dir, 'node3.img'), backingSize, size, probe: ctx.probe,
     pin: placement.pin, runtimeDir, pollMs: POLL_MS,
