@@ -11,9 +11,10 @@
 //                then reads WAITING — sequentially consistent, so one of them sees the other.
 //   ring (Int32 pairs): slot, frame.
 //   crcs, one per virtual node (slot): Uint32 per frame, the CRC32 of its 4096 bytes as
-//   last written. The engine writes an entry itself when it does not queue it (no worker
-//   yet, ring full); the worker writes the ones it takes. One writer per entry at a time:
-//   a frame is queued once per copy and not written again before the snapshot commits.
+//   last written. The worker writes the ones it takes. Without a worker (numactlx on one
+//   CPU) the engine computes the queued ones itself at the commit, in steps; with a full
+//   ring, at once. One writer per entry at a time: a frame is queued once per copy and not
+//   written again before the snapshot commits.
 //
 // Ordering: a frame's bytes are written (process_vm_readv returned) before its entry is
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
@@ -29,7 +30,8 @@ const STOPPED = 4;
 /** 1 while the worker sleeps (or is about to) on HEAD: only then does the engine wake it. */
 const WAITING = 5;
 const CTL_SLOTS = 8;
-export const RING = 1 << 16;
+/** Entries: enough for a full snapshot of 4 GiB of 4 KiB frames without a worker (8 MiB of ring). */
+export const RING = 1 << 20;
 const PAGE = 4096;
 /** koffi views over the frame mappings, like BackingStore.frameView: 256 MiB windows. */
 const WINDOW_FRAMES = 65536;
@@ -86,9 +88,14 @@ export class ChecksumQueue {
     this.views = new FrameViews(shared.nodes);
   }
 
-  /** Frame `frame` of `slot` was just written: its CRC is computed by the worker, or now. */
+  /**
+   * Frame `frame` of `slot` was just written: its CRC is computed by the worker, or,
+   * without one (numactlx on one CPU), by the engine at the commit (settleSome), so that
+   * the copy steps a faulting writer may wait behind stay short. Computed now only when
+   * the ring is full.
+   */
   written(slot: number, frame: number): void {
-    if (Atomics.load(this.ctl, ALIVE) === 1 && this.head - Atomics.load(this.ctl, TAIL) < RING) {
+    if (this.head - Atomics.load(this.ctl, TAIL) < RING) {
       const i = 2 * (this.head % RING);
       this.ring[i] = slot;
       this.ring[i + 1] = frame;
@@ -113,15 +120,24 @@ export class ChecksumQueue {
     return Atomics.load(this.ctl, TAIL) >= this.head;
   }
 
+  /** A worker computes the queued CRCs. */
+  get hasWorker(): boolean {
+    return Atomics.load(this.ctl, ALIVE) === 1;
+  }
+
   /**
-   * The worker stopped or stalls: computes what it left (its later writes, if any, write
-   * the same values).
+   * Computes up to `max` queued CRCs here (no worker, or it stalls: its later writes, if
+   * any, write the same values); returns how many are left.
    */
-  settleHere(): void {
-    for (let n = Atomics.load(this.ctl, TAIL); n < this.head; n++) {
+  settleSome(max = Infinity): number {
+    let n = Atomics.load(this.ctl, TAIL);
+    const end = Math.min(this.head, n + max);
+    for (; n < end; n++) {
       const i = 2 * (n % RING);
       this.crcs[this.ring[i]][this.ring[i + 1]] = zlib.crc32(this.views.view(this.ring[i], this.ring[i + 1]));
     }
+    if (!this.hasWorker) Atomics.store(this.ctl, TAIL, n);
+    return this.head - n;
   }
 
   crc(slot: number, frame: number): number {

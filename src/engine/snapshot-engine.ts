@@ -23,13 +23,15 @@ const PREPARE_STEP_PAGES = 1024;
 /** Prepare passes at most; another pass when the last one staged at least PREPARE_AGAIN pages. */
 const PREPARE_PASSES = 3;
 const PREPARE_AGAIN = 256;
-/** Page-map chunks (512 pages each) turned into record pages per commit step (~0.3 ms). */
-const COMMIT_STEP_CHUNKS = 2;
+/** Page-map chunks (512 pages each) turned into record pages per commit step (~0.15 ms). */
+const COMMIT_STEP_CHUNKS = 1;
 /** Frame references taken per commit step. */
 const COMMIT_STEP_PAGES = 16384;
 
 /** The checksum worker made no progress for this long: the engine computes what is left. */
 const CHECKSUM_STALL_MS = 2000;
+/** CRCs the engine computes per commit step when there is no checksum worker (~0.2 ms). */
+const CHECKSUM_STEP_PAGES = 256;
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
@@ -428,9 +430,14 @@ export class SnapshotEngine {
     let waitedSince = process.hrtime.bigint();
     let lastPending = -1;
     while (!this.checksums.settled) {
+      if (!this.checksums.hasWorker) {
+        this.checksums.settleSome(CHECKSUM_STEP_PAGES);
+        yield;
+        continue;
+      }
       const pending = this.checksums.pending;
       if (pending !== lastPending) { lastPending = pending; waitedSince = process.hrtime.bigint(); }
-      if (ms(waitedSince) > CHECKSUM_STALL_MS) { this.checksums.settleHere(); break; }
+      if (ms(waitedSince) > CHECKSUM_STALL_MS) { this.checksums.settleSome(); break; }
       yield;
     }
     for (const part of run.parts.values()) part.copied.fillCrcs((frame, slot) => this.checksums.crc(slot, frame));
