@@ -31,9 +31,9 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD
   | UFFD_FEATURE.POISON;
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
-const FAULT_TURNS = 4096;
+const FAULT_TURNS = 1024;
 /** Pages copied by the step that ends such a streak. */
-const STREAK_STEP_PAGES = 1;
+const STREAK_STEP_PAGES = 2;
 
 function exeOf(pid: number): string {
   try {
