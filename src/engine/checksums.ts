@@ -144,8 +144,11 @@ export class ChecksumQueue {
     return this.crcs[slot][frame];
   }
 
-  /** Asks the worker to stop and waits (up to `ms`) until it no longer reads the frames. */
-  stop(ms = 2000): void {
+  /**
+   * Asks the worker to stop and waits (up to `ms`) until it no longer reads the frames:
+   * it looks at STOP every 64 frames, so this takes microseconds unless it hangs.
+   */
+  stop(ms = 10_000): void {
     Atomics.store(this.ctl, STOP, 1);
     Atomics.notify(this.ctl, HEAD);
     if (Atomics.load(this.ctl, ALIVE) === 1) Atomics.wait(this.ctl, STOPPED, 0, ms);
@@ -173,7 +176,11 @@ export function runChecksumWorker(shared: ChecksumShared): void {
       for (; tail < head; tail++) {
         const i = 2 * (tail % RING);
         crcs[ring[i]][ring[i + 1]] = zlib.crc32(views.view(ring[i], ring[i + 1]));
-        if ((tail & 63) === 63) Atomics.store(ctl, TAIL, tail + 1);
+        if ((tail & 63) === 63) {
+          Atomics.store(ctl, TAIL, tail + 1);
+          // The engine unmaps the frames once we say STOPPED: never be inside a long batch then.
+          if (Atomics.load(ctl, STOP) !== 0) break;
+        }
       }
       Atomics.store(ctl, TAIL, tail);
       Atomics.notify(ctl, TAIL);
