@@ -54,6 +54,29 @@ function lockOrExplain(path: string, fd: number, header: Header): void {
 /** Frames per cached view of the mapping (256 MiB). */
 const WINDOW_FRAMES = 65536;
 
+/** A store's mapping and descriptor, as plain numbers (they cross to the checksum worker). */
+export interface SyncTarget {
+  path: string;
+  kind: BackingKind;
+  frameBase: number;
+  mapLength: number;
+  fd: number;
+}
+
+/**
+ * Makes the frames durable as far as the medium allows (header comment, "Durability"):
+ * msync, then fsync for a file; nothing on device dax. Throws BackingError.
+ */
+export function syncFrames(t: SyncTarget): void {
+  if (t.kind === 'dax') return; // no msync on device dax: see the header comment
+  try {
+    msync(BigInt(t.frameBase), BigInt(t.mapLength), MS_SYNC);
+    if (t.kind === 'file') fsync(t.fd);
+  } catch (err) {
+    throw fail(t.path, err, 'syncing it');
+  }
+}
+
 export class BackingStore {
   readonly path: string;
   readonly kind: BackingKind;
@@ -259,13 +282,12 @@ export class BackingStore {
   /** Makes frame writes and the superblock durable as far as the medium allows. */
   sync(): void {
     this.ensureOpen();
-    if (this.kind === 'dax') return; // no msync on device dax: see the header comment
-    try {
-      msync(this.frameBase, this.mapLength, MS_SYNC);
-      if (this.kind === 'file') fsync(this.fd);
-    } catch (err) {
-      throw fail(this.path, err, 'syncing it');
-    }
+    syncFrames(this.syncTarget());
+  }
+
+  /** What syncFrames needs to make this store's frames durable (from another thread too). */
+  syncTarget(): SyncTarget {
+    return { path: this.path, kind: this.kind, frameBase: Number(this.frameBase), mapLength: Number(this.mapLength), fd: this.fd };
   }
 
   /** Unmaps the frames, clears the owner record, releases the lock and closes. Idempotent. */

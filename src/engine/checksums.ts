@@ -21,6 +21,7 @@
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
 import zlib from 'node:zlib';
 import koffi from 'koffi';
+import { syncFrames, type SyncTarget } from '../../backing/store.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -29,7 +30,11 @@ const STOP = 3;
 const STOPPED = 4;
 /** 1 while the worker sleeps (or is about to) on HEAD: only then does the engine wake it. */
 const WAITING = 5;
-const CTL_SLOTS = 8;
+/** Sync requests (the engine counts them) and the last one done; SYNC_FAILED: it threw. */
+const SYNC_REQ = 6;
+const SYNC_DONE = 7;
+const SYNC_FAILED = 8;
+const CTL_SLOTS = 10;
 /** Entries: enough for a full snapshot of 4 GiB of 4 KiB frames without a worker (8 MiB of ring). */
 export const RING = 1 << 20;
 const PAGE = 4096;
@@ -39,11 +44,11 @@ const WINDOW_FRAMES = 65536;
 export interface ChecksumShared {
   ctl: SharedArrayBuffer;
   crcs: SharedArrayBuffer[];
-  /** Per slot: the address of frame 0 in this process, and the frame count. */
-  nodes: Array<{ frameBase: number; frameCount: number }>;
+  /** Per slot: the address of frame 0 in this process, the frame count, and what syncing it takes. */
+  nodes: Array<{ frameBase: number; frameCount: number; sync: SyncTarget }>;
 }
 
-export function checksumShared(nodes: Array<{ frameBase: number; frameCount: number }>): ChecksumShared {
+export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
   return {
     ctl: new SharedArrayBuffer(4 * (CTL_SLOTS + 2 * RING)),
     crcs: nodes.map((n) => new SharedArrayBuffer(4 * n.frameCount)),
@@ -110,6 +115,26 @@ export class ChecksumQueue {
     if (Atomics.load(this.ctl, WAITING) === 1) Atomics.notify(this.ctl, HEAD);
   }
 
+  /**
+   * Asks the worker to make every node's frames durable (msync, fsync: half a second for
+   * 4 GiB on ext4, which the engine thread must not spend); returns the request to wait for.
+   */
+  requestSync(): number {
+    const gen = Atomics.add(this.ctl, SYNC_REQ, 1) + 1;
+    Atomics.notify(this.ctl, HEAD);
+    return gen;
+  }
+
+  /** The sync request `gen` is done; throws when the worker's sync failed (the caller syncs again to learn why). */
+  synced(gen: number): boolean {
+    if (Atomics.load(this.ctl, SYNC_DONE) < gen) return false;
+    if (Atomics.load(this.ctl, SYNC_FAILED) !== 0) {
+      Atomics.store(this.ctl, SYNC_FAILED, 0);
+      throw new Error('sync on the checksum worker failed');
+    }
+    return true;
+  }
+
   /** Entries queued and not computed yet. */
   get pending(): number {
     return this.head - Atomics.load(this.ctl, TAIL);
@@ -163,13 +188,25 @@ export function runChecksumWorker(shared: ChecksumShared): void {
   const views = new FrameViews(shared.nodes);
   let tail = Atomics.load(ctl, TAIL);
   Atomics.store(ctl, ALIVE, 1);
+  let synced = Atomics.load(ctl, SYNC_DONE);
   try {
     while (Atomics.load(ctl, STOP) === 0) {
+      const syncReq = Atomics.load(ctl, SYNC_REQ);
+      if (syncReq > synced) {
+        try {
+          for (const n of shared.nodes) syncFrames(n.sync);
+        } catch {
+          Atomics.store(ctl, SYNC_FAILED, 1);
+        }
+        synced = syncReq;
+        Atomics.store(ctl, SYNC_DONE, synced);
+        Atomics.notify(ctl, SYNC_DONE);
+      }
       let head = Atomics.load(ctl, HEAD);
       if (tail === head) {
         Atomics.store(ctl, WAITING, 1);
         head = Atomics.load(ctl, HEAD);
-        if (tail === head) Atomics.wait(ctl, HEAD, head, 1000);
+        if (tail === head && Atomics.load(ctl, SYNC_REQ) === synced) Atomics.wait(ctl, HEAD, head, 1000);
         Atomics.store(ctl, WAITING, 0);
         continue;
       }

@@ -129,7 +129,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
 
 /** One step of the snapshot's commit; tells the main thread when it is done or failed. */
 function commitStep(snaps: SnapshotEngine, finishNow = false): void {
-  const id = snaps.currentId;
+  const id = snaps.currentId; // before the step: a failing step may end the snapshot
   try {
     const result = finishNow ? snaps.finishNow() : snaps.commitStep();
     if (!result) return;
@@ -167,7 +167,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       engine.pollListChanged = false;
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
-    poll(fds, order.length + 1, snaps.busy ? 0 : engine.hasRetries ? 1 : -1);
+    // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)
+    poll(fds, order.length + 1, snaps.busy ? (snaps.waitingOnWorker ? 1 : 0) : engine.hasRetries ? 1 : -1);
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     let served = false;
@@ -233,7 +234,7 @@ if (opened) {
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
   })), start.faultAheadPages);
-  const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount }))));
+  const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget() }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
     loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);

@@ -52,8 +52,12 @@ export class SnapshotEngine {
   /** A prepare asked for while the previous snapshot is still being copied or committed. */
   private prepareWanted = false;
   private finishing: Generator<void, SnapshotResult> | undefined;
+  /** The id of the snapshot `finishing` commits. */
+  private committingId = 0;
   /** A write waited for a copy and was let go since the last takeWoken(). */
   private woken = false;
+  /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
+  waitingOnWorker = false;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   private readonly committed: Array<{ id: number; label: string | null }>;
@@ -104,9 +108,13 @@ export class SnapshotEngine {
     return w;
   }
 
-  /** The id of the snapshot being copied (0 when none). */
+  /**
+   * The id of the snapshot being copied or committed (0 when none). Not engine.run's
+   * alone: the commit clears engine.run in its first step, and a snapshot that fails in a
+   * later step must still be reported under its id (with 0 its client waited forever).
+   */
   get currentId(): number {
-    return this.engine.run?.req.id ?? 0;
+    return this.engine.run?.req.id ?? this.committingId;
   }
 
   // ---- prepare --------------------------------------------------------------------------
@@ -383,16 +391,19 @@ export class SnapshotEngine {
     if (!this.finishing) {
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
       this.finishing = this.finishSteps(run);
+      this.committingId = run.req.id;
     }
     let r: IteratorResult<void, SnapshotResult>;
     try {
       r = this.finishing.next();
     } catch (err) {
       this.finishing = undefined;
+      this.committingId = 0;
       throw err;
     }
     if (!r.done) return undefined;
     this.finishing = undefined;
+    this.committingId = 0;
     return r.value;
   }
 
@@ -413,6 +424,34 @@ export class SnapshotEngine {
    * Every pending page is copied: make the frames durable, then commit a record per
    * node. Yields between steps; returns the records.
    */
+  /**
+   * The frames durable: msync + fsync on the checksum worker (half a second for 4 GiB on
+   * a file, which the engine must not spend away from faults), here without one. A sync
+   * that failed there runs again here, which throws the BackingError that says why.
+   */
+  private *syncFrames(): Generator<void, void> {
+    if (this.checksums.hasWorker) {
+      const gen = this.checksums.requestSync();
+      this.waitingOnWorker = true;
+      try {
+        for (;;) {
+          let done = false;
+          try {
+            done = this.checksums.synced(gen);
+          } catch {
+            break; // failed there: sync here for the error
+          }
+          if (done) return;
+          if (!this.checksums.hasWorker) break; // it stopped: sync here
+          yield;
+        }
+      } finally {
+        this.waitingOnWorker = false;
+      }
+    }
+    this.engine.nodes.forEach((node) => node.store.sync());
+  }
+
   private *finishSteps(run: SnapshotRun): Generator<void, SnapshotResult> {
     const engine = this.engine;
     engine.run = undefined;
@@ -453,7 +492,7 @@ export class SnapshotEngine {
     if (run.failed) throw new Error(run.failed);
     for (const part of run.parts.values()) part.vmas = vmasOf(part.maps);
     const tSync = process.hrtime.bigint();
-    engine.nodes.forEach((node) => node.store.sync());
+    yield* this.syncFrames();
     const tSynced = process.hrtime.bigint();
     // copy_ms: from the resume to the frames being durable (the record is committed next).
     const copyMs = ms(run.resumedAt, tSynced);
