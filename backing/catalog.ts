@@ -296,10 +296,6 @@ export function deleteSnapshots(store: BackingStore, loaded: LoadedCatalog, ids:
 export class SnapshotCatalog {
   constructor(readonly store: BackingStore, readonly loaded: LoadedCatalog) {}
 
-  commit(record: SnapshotRecord): void {
-    commitSnapshot(this.store, this.loaded, record);
-  }
-
   commitSteps(record: SnapshotRecord): Generator<void, void> {
     return commitSnapshotSteps(this.store, this.loaded, record);
   }

@@ -29,7 +29,8 @@ import { checkFrameCount, FrameAllocator } from './frames.js';
 import { clearOwner, readOwner, tryLock, unlock, writeOwner } from './lock.js';
 import { Header, headerMapLength, openMedium, removeCreated } from './medium.js';
 import { adopt, formatFile, grow, writeNext } from './superblock.js';
-import { koffi, type SysError } from '../src/sys/libc.js';
+import type { SysError } from '../src/sys/libc.js';
+import { FrameViews } from './frame-views.js';
 import { close, fsync, ftruncate } from '../src/sys/fcntl.js';
 import { mmap, msync, munmap, MAP_NORESERVE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
 
@@ -50,9 +51,6 @@ function lockOrExplain(path: string, fd: number, header: Header): void {
     ? `${path} is in use: another process holds its lock (flock)`
     : `${path} is in use by another numactlx (pid ${pid})`);
 }
-
-/** Frames per cached view of the mapping (256 MiB). */
-const WINDOW_FRAMES = 65536;
 
 /** A store's mapping and descriptor, as plain numbers (they cross to the checksum worker). */
 export interface SyncTarget {
@@ -84,7 +82,7 @@ export class BackingStore {
   /** Address of frame 0 in this process; valid until close(). */
   readonly frameBase: bigint;
   private readonly frameBaseNumber: number;
-  private readonly windows: Buffer[] = [];
+  private readonly views: FrameViews;
   readonly frameCount: number;
   private sb: Superblock;
   private fd: number;
@@ -103,6 +101,7 @@ export class BackingStore {
     this.frameBase = frameBase;
     this.frameBaseNumber = Number(frameBase);
     this.frameCount = Number(sb.frameCount);
+    this.views = new FrameViews(this.frameBaseNumber, this.frameCount);
     this.mapLength = sb.frameCount * BigInt(FRAME_SIZE);
     this.frames = new FrameAllocator(target, fd, sb.dataOffset, this.frameCount);
   }
@@ -232,18 +231,7 @@ export class BackingStore {
    */
   frameView(f: number): Buffer {
     this.checkFrame(f);
-    // Views over 256 MiB windows of the mapping, made once: a koffi.view per frame would
-    // cost more than the copy into it.
-    const w = Math.floor(f / WINDOW_FRAMES);
-    let win = this.windows[w];
-    if (win === undefined) {
-      const first = w * WINDOW_FRAMES;
-      const n = Math.min(WINDOW_FRAMES, this.frameCount - first);
-      win = Buffer.from(koffi.view(this.frameBase + BigInt(first * FRAME_SIZE), n * FRAME_SIZE));
-      this.windows[w] = win;
-    }
-    const off = (f - w * WINDOW_FRAMES) * FRAME_SIZE;
-    return win.subarray(off, off + FRAME_SIZE);
+    return this.views.view(f);
   }
 
   /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */

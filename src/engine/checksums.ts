@@ -20,8 +20,8 @@
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
 import zlib from 'node:zlib';
-import koffi from 'koffi';
 import { syncFrames, type SyncTarget } from '../../backing/store.js';
+import { FrameViews } from '../../backing/frame-views.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -37,9 +37,6 @@ const SYNC_FAILED = 8;
 const CTL_SLOTS = 10;
 /** Entries: enough for a full snapshot of 4 GiB of 4 KiB frames without a worker (8 MiB of ring). */
 export const RING = 1 << 20;
-const PAGE = 4096;
-/** koffi views over the frame mappings, like BackingStore.frameView: 256 MiB windows. */
-const WINDOW_FRAMES = 65536;
 
 export interface ChecksumShared {
   ctl: SharedArrayBuffer;
@@ -57,24 +54,15 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
 }
 
 /** Frame bytes by (slot, frame), over this process's mappings of the backings. */
-class FrameViews {
-  private readonly windows: Buffer[][];
+class NodeFrames {
+  private readonly nodes: FrameViews[];
 
-  constructor(private readonly nodes: ChecksumShared['nodes']) {
-    this.windows = nodes.map(() => []);
+  constructor(nodes: ChecksumShared['nodes']) {
+    this.nodes = nodes.map((n) => new FrameViews(n.frameBase, n.frameCount));
   }
 
   view(slot: number, frame: number): Buffer {
-    const w = Math.floor(frame / WINDOW_FRAMES);
-    let win = this.windows[slot][w];
-    if (win === undefined) {
-      const { frameBase, frameCount } = this.nodes[slot];
-      const first = w * WINDOW_FRAMES;
-      win = Buffer.from(koffi.view(BigInt(frameBase + first * PAGE), Math.min(WINDOW_FRAMES, frameCount - first) * PAGE));
-      this.windows[slot][w] = win;
-    }
-    const off = (frame - w * WINDOW_FRAMES) * PAGE;
-    return win.subarray(off, off + PAGE);
+    return this.nodes[slot].view(frame);
   }
 }
 
@@ -83,14 +71,14 @@ export class ChecksumQueue {
   private readonly ctl: Int32Array;
   private readonly ring: Int32Array;
   private readonly crcs: Uint32Array[];
-  private readonly views: FrameViews;
+  private readonly views: NodeFrames;
   private head = 0;
 
   constructor(readonly shared: ChecksumShared) {
     this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
     this.ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
     this.crcs = shared.crcs.map((b) => new Uint32Array(b));
-    this.views = new FrameViews(shared.nodes);
+    this.views = new NodeFrames(shared.nodes);
   }
 
   /**
@@ -185,7 +173,7 @@ export function runChecksumWorker(shared: ChecksumShared): void {
   const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
   const ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
   const crcs = shared.crcs.map((b) => new Uint32Array(b));
-  const views = new FrameViews(shared.nodes);
+  const views = new NodeFrames(shared.nodes);
   let tail = Atomics.load(ctl, TAIL);
   Atomics.store(ctl, ALIVE, 1);
   let synced = Atomics.load(ctl, SYNC_DONE);

@@ -13,14 +13,12 @@ export interface FrameStore {
   allocFrame(): number;
   freeFrame(frame: number): void;
   frameAddr(frame: number): number;
-  frameView(frame: number): Buffer;
   sync(): void;
 }
 
 /** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
 export interface NodeCatalog {
-  commit(record: SnapshotRecord): void;
-  /** commit in steps (yields between them: the engine serves faults there). */
+  /** Commits a record in steps (yields between them: the engine serves faults there). */
   commitSteps(record: SnapshotRecord): Generator<void, void>;
   remove(ids: number[]): SnapshotRecord[];
 }

@@ -24,10 +24,9 @@ export class InjectionError extends Error {
 /**
  * Runs syscall `nr` with `args` in `tid`, which must be in a ptrace-stop. Returns the
  * raw result (a negative value is -errno). Signals that arrive while stepping are
- * returned in `deferred` for the caller to deliver when it resumes the thread, or,
- * without `deferred`, sent to the thread again (requeue below).
+ * sent to the thread again once the call is done (requeue below).
  */
-export function injectSyscall(tid: number, nr: number, args: readonly bigint[], deferred?: number[]): bigint {
+export function injectSyscall(tid: number, nr: number, args: readonly bigint[]): bigint {
   const arrived: number[] = [];
   const saved = getRegs(tid);
   const rip = readReg(saved, 'rip');
@@ -57,8 +56,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
     } catch (err) {
       if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
     }
-    if (deferred) deferred.push(...arrived);
-    else requeue(tid, arrived);
+    requeue(tid, arrived);
   }
 }
 
