@@ -38,6 +38,11 @@ export enum TracerOp {
   SetPause = 10,
   /** pid: the process is at its exit stop: copy its frozen pages while its memory exists. */
   ExitStop = 11,
+  /**
+   * pid, addr: a thread is at its exit stop and the kernel is about to write 0 to its
+   * clear_child_tid word at addr (then FUTEX_WAKE its joiners): make that page writable.
+   */
+  ThreadExit = 12,
 }
 
 const STATE = 0;

@@ -19,15 +19,19 @@
 //   done, the rest is retried after the pending events are read;
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
 import fs from 'node:fs';
+import os from 'node:os';
 import { koffi } from '../sys/libc.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
-import { ioctlBufferRaw } from '../sys/ioctl.js';
-import { lastErrno } from '../sys/libc.js';
-import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG, UFFDIO } from '../sys/userfaultfd.js';
+import { schedYield } from '../sys/sched.js';
+import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
+import {
+  copiedFast, copyFast, poisonFast, registerFast, UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG,
+  UFFDIO_REGISTER_MODE, wakeFast, writeprotectFast,
+} from '../sys/userfaultfd.js';
 import { ABSENT, DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import type { SnapshotRun } from './snapshot.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
-import { getS64, getU64, setU64 } from './u64.js';
+import { getU64 } from './u64.js';
 import { vmaAround } from './vma.js';
 
 export { Mm } from './mm.js';
@@ -36,15 +40,25 @@ import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS, type NodeRoom } from './pla
 import { type PagePolicy, type Range } from './ranges.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from './stats.js';
 
-const EEXIST = 17;
-const EAGAIN = 11;
-const ENOENT = 2;
-const ESRCH = 3;
+const { EEXIST, EAGAIN, ENOENT, ESRCH } = os.constants.errno;
+/** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
+const REGISTER_MODE = Number(UFFDIO_REGISTER_MODE.MISSING | UFFDIO_REGISTER_MODE.WP);
 const MSGS_PER_READ = 64;
+/** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
+const PAGEMAP_RUN = 512;
+/** Reads of pending events before unprotectNow gives up on EAGAIN. */
+const UNPROTECT_NOW_TRIES = 1000;
 /** NUMACTLX_DEBUG=1: the engine reports failed kernel calls on stderr. */
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
-interface RetryFault { mm: Mm; addr: number }
+/**
+ * A fault whose answer got EAGAIN (an UNMAP/REMOVE/REMAP/FORK event of its uffd unread,
+ * or its thread not run since): handled again after the next poll. `write`: a
+ * write-protect fault (its unprotect failed), else a missing fault (COPY or POISON
+ * failed). Until then the faulting thread sleeps in the kernel: dropping one of these
+ * hangs it, and the next freeze with it.
+ */
+interface RetryFault { mm: Mm; addr: number; write: boolean }
 
 export class Engine implements NodeRoom {
   readonly mms = new Map<number, Mm>(); // by uffd
@@ -55,13 +69,11 @@ export class Engine implements NodeRoom {
   private readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0 };
   private readonly msgBuf = new Uint8Array(UFFD_MSG_SIZE * MSGS_PER_READ);
   private readonly msgView = new DataView(this.msgBuf.buffer);
-  /** struct uffdio_copy / uffdio_range / uffdio_poison scratch (u64 fields). */
-  private readonly ioArg = new Uint8Array(48);
-  private readonly ioView = new DataView(this.ioArg.buffer);
   /** The zero page run every fault is served from; never written. */
   private readonly zeros: Buffer;
   private readonly zerosAddr: number;
   private retries: RetryFault[] = [];
+  private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
   /** Processes whose mm is gone (exec or exit), for the statistics. */
   private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
@@ -113,11 +125,8 @@ export class Engine implements NodeRoom {
   register(pid: number, start: number, len: number, policy: PagePolicy): number {
     const mm = this.byPid.get(pid);
     if (!mm) return -ESRCH;
-    const v = this.ioView;
-    // MISSING for placement, WP so that snapshots can write-protect pages (it costs
-    // nothing until a page is protected).
-    setU64(v, 0, start); setU64(v, 8, len); setU64(v, 16, 3 /* MODE_MISSING | MODE_WP */); setU64(v, 24, 0);
-    if (ioctlBufferRaw(mm.uffd, UFFDIO.REGISTER, this.ioArg) === -1) return -lastErrno();
+    const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
+    if (r < 0) return r;
     mm.ranges.add(start, start + len, policy);
     return 0;
   }
@@ -159,7 +168,50 @@ export class Engine implements NodeRoom {
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
+    this.keepPresentPages(child, childPid);
     return 0;
+  }
+
+  /**
+   * The child's table was copied from the parent's when its FORK event was read, but a
+   * read(2) of a uffd returns pending faults before pending events: pages the parent
+   * faulted in after dup_mmap were served (and entered in the parent's table) before the
+   * engine learnt of the fork, and the child does not have them. An entry for a page
+   * the child lacks would break the copier's rule (remote-copy.ts: a page it reads must
+   * be present, or this thread faults on a userfaultfd only it serves — a deadlock), so
+   * the child's entries are checked against its /proc/PID/pagemap now. The child has not
+   * run yet: the tracer holds it at its first stop until this returns.
+   */
+  private keepPresentPages(child: Mm, childPid: number): void {
+    const pages: number[] = [];
+    child.table.forEach((addr) => { pages.push(addr); });
+    if (pages.length === 0) return;
+    pages.sort((a, b) => a - b);
+    let fd: number;
+    try {
+      fd = openPagemap(childPid);
+    } catch {
+      return; // the child is gone already: its mm is closed when it is reaped
+    }
+    try {
+      const buf = this.pagemapBuf;
+      for (let i = 0; i < pages.length;) {
+        let j = i + 1;
+        while (j < pages.length && j - i < PAGEMAP_RUN && pages[j] === pages[j - 1] + PAGE) j++;
+        const read = readPagemapRun(fd, pages[i], j - i, buf);
+        for (let k = 0; k < j - i; k++) {
+          if (k < read && pagemapHasPage(buf, k)) continue;
+          const addr = pages[i + k];
+          child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
+            if (entry > 0) child.resident--;
+            this.release(entry, node);
+          });
+        }
+        i = j;
+      }
+    } finally {
+      closeFd(fd);
+    }
   }
 
   sharesMm(parentPid: number, childPid: number): void {
@@ -228,7 +280,14 @@ export class Engine implements NodeRoom {
   retryPending(): void {
     const retries = this.retries;
     this.retries = [];
-    for (const r of retries) if (this.mms.has(r.mm.uffd)) this.fault(r.mm, r.addr, true);
+    for (const r of retries) {
+      if (!this.mms.has(r.mm.uffd)) continue;
+      // A write fault goes through the whole write-fault path again, not a bare
+      // unprotect: a freeze may have made the page PENDING meanwhile (a thread waiting
+      // in a fault still enters a ptrace stop), and then it must be copied first.
+      if (r.write) this.writeFault(r.mm, r.addr);
+      else this.fault(r.mm, r.addr, true);
+    }
   }
 
   private handleMsg(mm: Mm, off: number): void {
@@ -355,16 +414,13 @@ export class Engine implements NodeRoom {
 
   /** UFFDIO_COPY of zeros over the run at `start`, then records what was placed. */
   private serveZero(mm: Mm, start: number, targets: number[], frames: number[], faultAddr = start): void {
-    const v = this.ioView;
     const count = targets.length;
     let done = 0;
     while (done < count) {
       const dst = start + done * PAGE;
       const len = (count - done) * PAGE;
-      setU64(v, 0, dst); setU64(v, 8, this.zerosAddr); setU64(v, 16, len); setU64(v, 24, 0); setU64(v, 32, 0);
-      const ret = ioctlBufferRaw(mm.uffd, UFFDIO.COPY, this.ioArg);
-      const errno = ret === -1 ? lastErrno() : 0;
-      const copied = ret === -1 ? Math.max(0, getS64(v, 32)) : len;
+      const errno = -copyFast(mm.uffd, dst, this.zerosAddr, len, 0);
+      const copied = errno !== 0 ? copiedFast() : len;
       const pages = copied / PAGE;
       for (let i = done; i < done + pages; i++) this.placed(mm, start + i * PAGE, targets[i], frames[i], faultAddr);
       done += pages;
@@ -389,7 +445,7 @@ export class Engine implements NodeRoom {
       if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
       // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
       // mapping or the process is gone. Anything else: the thread faults again.
-      if (errno === EAGAIN) this.retries.push({ mm, addr: faultAddr });
+      if (errno === EAGAIN) this.retries.push({ mm, addr: faultAddr, write: false });
       break;
     }
   }
@@ -438,28 +494,53 @@ export class Engine implements NodeRoom {
 
   /** A full --membind node: the faulting thread gets SIGBUS (UFFDIO_POISON, Linux 6.6). */
   private sigbus(mm: Mm, addr: number): void {
-    const v = this.ioView;
-    setU64(v, 0, addr); setU64(v, 8, PAGE); setU64(v, 16, 0); setU64(v, 24, 0);
-    if (ioctlBufferRaw(mm.uffd, UFFDIO.POISON, this.ioArg) === -1 && DEBUG) {
-      fs.writeSync(2, `numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${lastErrno()}\n`);
+    const r = poisonFast(mm.uffd, addr, PAGE);
+    if (r === -EAGAIN) {
+      this.retries.push({ mm, addr, write: false });
+      return;
+    }
+    if (r < 0) {
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${-r}\n`);
+      // The thread must not sleep in its fault forever: wake it (it faults again, or
+      // its mapping is gone).
+      this.wake(mm, addr, PAGE);
     }
     const range = mm.ranges.find(addr);
     const id = range?.policy.nodes.find((n) => this.slotOf(n) >= 0);
     if (id !== undefined) this.nodeStats[this.slotOf(id)].sigbus++;
   }
 
-  /** Clears write protection on [addr, addr+len) and wakes the threads waiting there. */
+  /**
+   * Answers a write fault on page `addr`: clears its write protection, which wakes the
+   * threads waiting there. EAGAIN (an event of this uffd pending): the kernel did
+   * nothing and woke no one, so the fault is handled again after the next poll. Any
+   * other failure (the mapping is gone): the waiters are woken to fault again.
+   */
   unprotect(mm: Mm, addr: number, len: number): void {
-    const v = this.ioView;
-    setU64(v, 0, addr); setU64(v, 8, len); setU64(v, 16, 0);
-    ioctlBufferRaw(mm.uffd, UFFDIO.WRITEPROTECT, this.ioArg);
+    const r = writeprotectFast(mm.uffd, addr, len, false);
+    if (r === -EAGAIN) this.retries.push({ mm, addr, write: true });
+    else if (r < 0) this.wake(mm, addr, len);
   }
 
-  /** Write-protects [addr, addr+len) (no wake: nobody waits on a writable page). */
+  /**
+   * Clears write protection on [addr, addr+len) now, for a caller that cannot wait for
+   * a retry (the tracer holds a thread stopped until this returns): on EAGAIN the
+   * pending events are read and the call made again. 0 or -errno.
+   */
+  unprotectNow(mm: Mm, addr: number, len: number): number {
+    let r = writeprotectFast(mm.uffd, addr, len, false);
+    for (let tries = 0; r === -EAGAIN && tries < UNPROTECT_NOW_TRIES; tries++) {
+      this.service(mm);
+      if (!this.mms.has(mm.uffd)) return 0;
+      if (tries > 0) schedYield();
+      r = writeprotectFast(mm.uffd, addr, len, false);
+    }
+    return r === -ENOENT ? 0 : r;
+  }
+
+  /** Write-protects [addr, addr+len) (no wake: nobody waits on a writable page); 0 or -errno. */
   protect(mm: Mm, addr: number, len: number): number {
-    const v = this.ioView;
-    setU64(v, 0, addr); setU64(v, 8, len); setU64(v, 16, 1 /* MODE_WP */);
-    return ioctlBufferRaw(mm.uffd, UFFDIO.WRITEPROTECT, this.ioArg) === -1 ? -lastErrno() : 0;
+    return writeprotectFast(mm.uffd, addr, len, true);
   }
 
   /** Every virtual node's runtime (the snapshot engine walks them). */
@@ -468,9 +549,7 @@ export class Engine implements NodeRoom {
   }
 
   private wake(mm: Mm, addr: number, len: number): void {
-    const v = this.ioView;
-    setU64(v, 0, addr); setU64(v, 8, len);
-    ioctlBufferRaw(mm.uffd, UFFDIO.WAKE, this.ioArg);
+    wakeFast(mm.uffd, addr, len);
   }
 
   /** Gives back what a page held: its frame and its place on the node. */

@@ -57,6 +57,13 @@ export class Mm {
    * so that a prepare whose freeze never came is not lost: the next one adds to them.
    */
   staged: number[] = [];
+  /**
+   * Pages the kernel is about to write for an exiting thread (its clear_child_tid),
+   * made writable at its exit stop: a prepare running meanwhile must not protect them
+   * again. The freeze clears the set: every thread is stopped or gone by then, and
+   * an exiting thread is reported gone only after that write.
+   */
+  readonly pins = new Set<number>();
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */

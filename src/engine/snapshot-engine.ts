@@ -5,6 +5,9 @@
 // loop advances one step at a time, so that a faulting thread never waits behind more
 // than one step (COPY_BATCH_PAGES, PREPARE_STEP_PAGES, COMMIT_STEP_CHUNKS).
 import fs from 'node:fs';
+import os from 'node:os';
+import { errnoName } from '../sys/libc.js';
+import { schedYield } from '../sys/sched.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { PageMap } from './page-map.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
@@ -34,6 +37,9 @@ const CHECKSUM_STALL_MS = 2000;
 const CHECKSUM_STEP_PAGES = 256;
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const { EAGAIN, ENOENT } = os.constants.errno;
+/** Reads of pending events before a freeze gives up on a range that keeps answering EAGAIN. */
+const FREEZE_EAGAIN_TRIES = 1000;
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
 
 export interface SnapshotResult {
@@ -149,6 +155,7 @@ export class SnapshotEngine {
           if (!this.engine.mms.has(mm.uffd)) break; // the mm went away during a yield
           const runs: number[] = [];
           const n = mm.table.stageChunk(key, runs);
+          if (mm.pins.size > 0) unstagePinned(mm, runs);
           for (let i = 0; i < runs.length; i += 2) {
             if (this.engine.protect(mm, runs[i], runs[i + 1] - runs[i]) === 0) {
               mm.staged.push(runs[i], runs[i + 1]);
@@ -192,21 +199,23 @@ export class SnapshotEngine {
     let frozen = 0;
     for (const mm of this.freezable()) {
       const pid = mm.pids.values().next().value as number;
+      mm.pins.clear();
       const t0 = process.hrtime.bigint();
       const runs: number[] = [];
       let count = 0;
       for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
       const t1 = process.hrtime.bigint();
       for (let i = 0; i < runs.length; i += 2) {
-        const r = engine.protect(mm, runs[i], runs[i + 1] - runs[i]);
+        const r = this.protectFrozen(mm, runs[i], runs[i + 1]);
         if (r !== 0) {
           // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
           for (let j = 0; j < runs.length; j += 2) {
             for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
           }
-          throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: errno ${-r}`);
+          throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: ${errnoName(-r)}`);
         }
       }
+      if (!engine.mms.has(mm.uffd)) continue; // its last process died during the freeze
       const t2 = process.hrtime.bigint();
       const stagedPages = pagesInRuns(mm.staged);
       const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
@@ -231,6 +240,32 @@ export class SnapshotEngine {
     return frozen;
   }
 
+  /**
+   * Write-protects the run [start, end) of a freeze; 0 or -errno. EAGAIN: an event of
+   * this uffd is unread or its thread has not run since (mmap_changing); the threads are
+   * stopped, so it is one read before the freeze — read the events and try again.
+   * ENOENT: part of the run is no longer mapped (an event just read dropped it): protect
+   * the pages still in the table one by one. A process gone meanwhile: nothing to do.
+   */
+  private protectFrozen(mm: Mm, start: number, end: number): number {
+    const engine = this.engine;
+    if (!engine.mms.has(mm.uffd)) return 0;
+    let r = engine.protect(mm, start, end - start);
+    for (let tries = 0; r === -EAGAIN && tries < FREEZE_EAGAIN_TRIES; tries++) {
+      engine.service(mm);
+      if (!engine.mms.has(mm.uffd)) return 0;
+      if (tries > 0) schedYield();
+      r = engine.protect(mm, start, end - start);
+    }
+    if (r !== -ENOENT) return r;
+    for (let a = start; a < end; a += PAGE) {
+      if (mm.table.get(a) <= 0) continue;
+      const p = engine.protect(mm, a, PAGE);
+      if (p !== 0 && p !== -ENOENT) return p;
+    }
+    return 0;
+  }
+
   // ---- copy -----------------------------------------------------------------------------
   /**
    * A write to a write-protected page: copy it first if frozen, then let the write go.
@@ -250,6 +285,35 @@ export class SnapshotEngine {
     const flags = mm.table.flagsOf(addr);
     if (entry > 0 && !(flags & DIRTY)) mm.table.setFlags(addr, flags | DIRTY);
     this.engine.unprotect(mm, addr, PAGE);
+  }
+
+  /**
+   * Makes the page holding addr writable now, for a write the kernel does on the
+   * program's behalf where a userfaultfd cannot trap it: an exiting thread's
+   * clear_child_tid (handle_userfault gives up on PF_EXITING tasks, so a write-protected
+   * page makes the kernel skip the write — and pthread_join waits forever). Copied first
+   * when frozen and not copied yet, as a write fault would. 0 or -errno.
+   */
+  releaseForKernelWrite(pid: number, addr: number): number {
+    const mm = this.engine.mmOf(pid);
+    if (!mm) return 0;
+    const page = addr - (addr % PAGE);
+    const entry = mm.table.get(page);
+    if (entry <= 0) return 0; // never placed, or ordinary memory: never protected
+    // Pinned even when writable now: a prepare step may run before the kernel's write.
+    mm.pins.add(page);
+    const flags = mm.table.flagsOf(page);
+    if ((flags & (DIRTY | PENDING)) === DIRTY) return 0; // written since the last snapshot: writable
+    if (flags & PENDING) {
+      const part = this.engine.run?.parts.get(mm);
+      if (part) {
+        this.batch.length = 0;
+        this.batch.push(page);
+        this.copyPages(mm, part, this.batch);
+      }
+    }
+    mm.table.setFlags(page, mm.table.flagsOf(page) | DIRTY);
+    return this.engine.unprotectNow(mm, page, PAGE);
   }
 
   /**
@@ -534,6 +598,26 @@ export class SnapshotEngine {
     this.committed.push({ id: run.req.id, label: run.req.label });
     return { id: run.req.id, records };
   }
+}
+
+/**
+ * Takes the pinned pages (Mm.pins) out of runs just staged by a prepare: DIRTY again
+ * and left writable, for the freeze to take.
+ */
+function unstagePinned(mm: Mm, runs: number[]): void {
+  const out: number[] = [];
+  for (let i = 0; i < runs.length; i += 2) {
+    let start = runs[i];
+    const end = runs[i + 1];
+    for (let a = start; a < end; a += PAGE) {
+      if (!mm.pins.has(a)) continue;
+      if (a > start) out.push(start, a);
+      mm.table.setFlags(a, DIRTY);
+      start = a + PAGE;
+    }
+    if (start < end) out.push(start, end);
+  }
+  runs.splice(0, runs.length, ...out);
 }
 
 /** /proc/PID/maps as text ('' when the process is gone). */

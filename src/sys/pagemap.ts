@@ -124,3 +124,18 @@ export function pagemapScan(fd: number, opts: PagemapScanOptions,
   }
   return { regions, walkEnd: arg.readBigUInt64LE(koffi.offsetof(PmScanArg, 'walk_end')) };
 }
+
+/**
+ * Reads the pagemap entries of `count` pages from page address `addr` into `out` (8
+ * bytes each; Numbers in, no BigInt): the number of entries read, or -errno.
+ */
+export function readPagemapRun(fd: number, addr: number, count: number, out: Buffer): number {
+  const n = Number(preadRaw(fd, out, count * PM_ENTRY_BYTES, (addr / 4096) * PM_ENTRY_BYTES));
+  return n < 0 ? -koffi.errno() : Math.floor(n / PM_ENTRY_BYTES);
+}
+
+/** Whether entry i of a buffer filled by readPagemapRun maps a page (present or swapped). */
+export function pagemapHasPage(buf: Buffer, i: number): boolean {
+  // PM_ENTRY.PRESENT (bit 63) and SWAPPED (bit 62): the high bits of the upper u32.
+  return (buf.readUInt32LE(i * PM_ENTRY_BYTES + 4) & 0xc000_0000) !== 0;
+}

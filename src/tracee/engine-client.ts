@@ -71,6 +71,12 @@ export class EngineClient {
     this.channel.call(TracerOp.ExitStop);
   }
 
+  /** A thread of pid is exiting: its clear_child_tid word at addr must be writable. */
+  threadExit(pid: number, addr: bigint): number {
+    this.put([pid, Number(addr)]);
+    return this.channel.call(TracerOp.ThreadExit);
+  }
+
   leaveMm(pid: number): number {
     this.put([pid]);
     return this.channel.call(TracerOp.LeaveMm);

@@ -26,5 +26,11 @@ export type PendingSyscall = { kind: 'mmap'; len: bigint } | { kind: 'brk' } | {
 
 export class Thread {
   pending: PendingSyscall | undefined;
+  /**
+   * The address the kernel clears (and FUTEX_WAKEs) when this thread exits: clone's
+   * child_tid with CLONE_CHILD_CLEARTID (pthread's tid word, which pthread_join waits on).
+   * 0n when unknown (the first thread, whose set_tid_address is not trapped).
+   */
+  clearChildTid = 0n;
   constructor(readonly tid: number, public proc: Proc) {}
 }

@@ -34,6 +34,7 @@ const SIGKILL = 9;
 const STOP_SIGNALS = new Set([SIGSTOP, 20 /* TSTP */, 21 /* TTIN */, 22 /* TTOU */]);
 const CLONE_VM = 0x100n;
 const CLONE_THREAD = 0x10000n;
+const CLONE_CHILD_CLEARTID = 0x200000n;
 
 const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
@@ -286,12 +287,19 @@ export class Tracer {
       if (req) this.freeze(req.id, thread.tid);
     }
     if (lastThread) this.setup.engine.exitStop(proc.pid);
+    // mm_release will write 0 to the thread's clear_child_tid and wake its joiners. A
+    // userfaultfd does not serve an exiting task's faults: on a write-protected page
+    // (clean since a snapshot) the write is skipped and pthread_join never returns.
+    else if (thread.clearChildTid !== 0n) this.setup.engine.threadExit(proc.pid, thread.clearChildTid);
   }
 
   private onNewTask(parent: Thread, event: number, child: number): void {
-    const kind = event === PTRACE_EVENT.FORK ? 'fork' : event === PTRACE_EVENT.VFORK ? 'vfork' : this.cloneKind(parent.tid);
+    const clone = event === PTRACE_EVENT.CLONE ? this.cloneArgs(parent.tid) : undefined;
+    const kind = event === PTRACE_EVENT.FORK ? 'fork' : event === PTRACE_EVENT.VFORK ? 'vfork' : clone!.kind;
     if (kind === 'thread') {
-      this.threads.set(child, new Thread(child, parent.proc));
+      const thread = new Thread(child, parent.proc);
+      thread.clearChildTid = clone!.clearChildTid;
+      this.threads.set(child, thread);
     } else {
       const proc = new Proc(child);
       proc.inheritFrom(parent.proc);
@@ -303,15 +311,27 @@ export class Tracer {
     if (this.held.delete(child)) cont(child);
   }
 
-  /** What a PTRACE_EVENT_CLONE created, from the clone flags in the parent's registers. */
-  private cloneKind(parentTid: number): 'thread' | 'fork' | 'shares-mm' {
+  /**
+   * What a PTRACE_EVENT_CLONE created, from the clone arguments in the parent's
+   * registers: clone(flags, stack, parent_tid, child_tid, tls) in rdi, rsi, rdx, r10, r8;
+   * clone3(struct clone_args *) with flags at +0 and child_tid at +16.
+   */
+  private cloneArgs(parentTid: number): { kind: 'thread' | 'fork' | 'shares-mm'; clearChildTid: bigint } {
     const regs = getRegs(parentTid);
     const nr = Number(readReg(regs, 'orig_rax'));
-    let flags = readReg(regs, 'rdi');
-    if (nr === SYS.clone3) flags = readRemote(parentTid, flags, 8).readBigUInt64LE(0); // struct clone_args.flags
-    else if (nr !== SYS.clone) flags = CLONE_VM | CLONE_THREAD;
-    if (flags & CLONE_THREAD) return 'thread';
-    return flags & CLONE_VM ? 'shares-mm' : 'fork';
+    let flags = CLONE_VM | CLONE_THREAD;
+    let childTid = 0n;
+    if (nr === SYS.clone3) {
+      const args = readRemote(parentTid, readReg(regs, 'rdi'), 24);
+      flags = args.readBigUInt64LE(0);
+      childTid = args.readBigUInt64LE(16);
+    } else if (nr === SYS.clone) {
+      flags = readReg(regs, 'rdi');
+      childTid = readReg(regs, 'r10');
+    }
+    const clearChildTid = flags & CLONE_CHILD_CLEARTID ? childTid : 0n;
+    if (flags & CLONE_THREAD) return { kind: 'thread', clearChildTid };
+    return { kind: flags & CLONE_VM ? 'shares-mm' : 'fork', clearChildTid };
   }
 
   private onGone(tid: number, status: number): void {
