@@ -112,6 +112,25 @@ function openFile(target: BackingTarget): Opened {
   }
 }
 
+/**
+ * An existing file becomes a backing — which will hold the program's memory — only when
+ * no one else can read it: owned by this user, no group or other access. Checked on the
+ * descriptor numactlx opened (fstat), so the file judged is the file used. Otherwise
+ * another user could pre-create the path (in /tmp anyone can) and read every snapshot.
+ */
+export function checkPrivate(path: string, stat: fs.Stats): void {
+  const euid = process.geteuid?.() ?? 0;
+  if (stat.uid !== euid) {
+    throw new BackingError(path, 'foreign', `${path} is owned by uid ${stat.uid}, not by you (uid ${euid}); ` +
+      'numactlx keeps program memory only in files no other user controls');
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    const mode = (stat.mode & 0o7777).toString(8).padStart(4, '0');
+    throw new BackingError(path, 'foreign', `${path} has mode ${mode}: group or others could read the program's ` +
+      `memory; numactlx adopts only a file with no group or other access (chmod 600 ${path})`);
+  }
+}
+
 /** Removes a file this call created, if the path still names it. */
 export function removeCreated(path: string, fd: number): void {
   try {

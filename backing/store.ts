@@ -27,7 +27,7 @@ import { BackingError, fail } from './errors.js';
 import { SLOT_SIZE, FRAME_SIZE, newSuperblock, type Superblock } from './format.js';
 import { checkFrameCount, FrameAllocator } from './frames.js';
 import { clearOwner, readOwner, tryLock, unlock, writeOwner } from './lock.js';
-import { Header, headerMapLength, openMedium, removeCreated } from './medium.js';
+import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from './medium.js';
 import { adopt, formatFile, grow, writeNext } from './superblock.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
@@ -137,6 +137,7 @@ export class BackingStore {
       if (target.kind === 'dax' ? !stat.isCharacterDevice() : !stat.isFile()) {
         throw new BackingError(path, 'unsupported', `${path} changed type while it was being opened`);
       }
+      if (!created && target.kind !== 'dax') checkPrivate(path, stat);
       const mediumSize = target.kind === 'dax' ? daxInfo(path, stat)?.size ?? target.size : BigInt(stat.size);
 
       let sb: Superblock;

@@ -4,6 +4,7 @@
 // all go through one queue (one snapshot at a time, requests coalesced, none lost).
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
@@ -13,6 +14,7 @@ import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
 import { Doorbell } from '../src/snapshot/doorbell.js';
 import { SnapshotError, SnapshotQueue, snapshotOp, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue.js';
 import { startSchedules } from '../src/snapshot/schedule.js';
+import { createOutput } from '../src/snapshot/export.js';
 import { MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
 import type { Topology } from '../policy/topology.js';
 import type { SessionStats } from '../src/engine/stats.js';
@@ -141,18 +143,24 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   return end;
 }
 
-/** --stats FILE: mode 0600 (it describes the program's memory), never through a symlink. */
+/**
+ * --stats FILE: it describes the program's memory (and its argv), so it is a new file,
+ * mode 0600, created O_EXCL|O_NOFOLLOW next to FILE and renamed over it: an existing
+ * FILE — another user's, a symlink, a file others hold open — is replaced, never
+ * written into.
+ */
 function writeStats(file: string, stats: SessionStats): void {
-  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
-  let fd: number;
   try {
-    fd = fs.openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+    const out = createOutput(path.dirname(file), path.basename(file), file, true);
+    try {
+      fs.writeSync(out.fd, `${JSON.stringify(stats, null, 2)}\n`);
+    } catch (err) {
+      out.abort();
+      throw new SetupError(`--stats ${file}: ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`, { cause: err });
+    }
+    out.commit();
   } catch (err) {
-    throw new SetupError(`--stats ${file}: ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`, { cause: err });
-  }
-  try {
-    fs.writeSync(fd, `${JSON.stringify(stats, null, 2)}\n`);
-  } finally {
-    fs.closeSync(fd);
+    if (err instanceof SetupError) throw err;
+    throw new SetupError(`--stats ${(err as Error).message}`, { cause: err });
   }
 }

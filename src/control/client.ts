@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { checkRuntimeDir, pidOfSocketName, runtimeDir, socketPath } from './paths.js';
+import { checkRuntimeDir, pidOfSocketName, sessionDirs, socketPath } from './paths.js';
 import {
   ControlError, encodeLine, LineSplitter, parseResponse, type OpName, type Ops, type SessionInfo,
 } from './protocol.js';
@@ -120,12 +120,11 @@ async function hello(pid: number, socket: string, opts: ListOptions): Promise<Se
 
 /** Every session that answers, by numactlx pid; stale sockets of dead pids are removed. */
 export async function listSessions(opts: ListOptions = {}): Promise<SessionInfo[]> {
-  const dir = opts.dir ?? runtimeDir();
-  if (!checkRuntimeDir(dir)) return [];
-  const found = await Promise.all(fs.readdirSync(dir).map((name) => {
+  const dirs = opts.dir ? (checkRuntimeDir(opts.dir) ? [opts.dir] : []) : sessionDirs();
+  const found = await Promise.all(dirs.flatMap((dir) => fs.readdirSync(dir).map((name) => {
     const pid = pidOfSocketName(name);
     return pid === undefined ? undefined : hello(pid, path.join(dir, name), opts);
-  }));
+  })));
   return found.filter((s): s is SessionInfo => s !== undefined).sort((a, b) => a.numactlx_pid - b.numactlx_pid);
 }
 
@@ -134,16 +133,16 @@ export async function listSessions(opts: ListOptions = {}): Promise<SessionInfo[
  * only one running. Throws a ControlError saying which it could not find.
  */
 export async function findSession(pid?: number, opts: FindOptions = {}): Promise<SessionInfo> {
-  const dir = opts.dir ?? runtimeDir();
-  if (pid !== undefined && checkRuntimeDir(dir)) {
-    const own = socketPath(pid, dir);
+  const dirs = opts.dir ? (checkRuntimeDir(opts.dir) ? [opts.dir] : []) : sessionDirs();
+  for (const dir of pid !== undefined ? dirs : []) {
+    const own = socketPath(pid!, dir);
     if (fs.existsSync(own)) {
       // Named by its numactlx pid: a session that does not answer is an error, not "absent".
-      const session = await hello(pid, own, { ...opts, onError: (_, err) => { throw err; } });
+      const session = await hello(pid!, own, { ...opts, onError: (_, err) => { throw err; } });
       if (session) return session;
     }
   }
-  const sessions = await listSessions({ ...opts, dir });
+  const sessions = await listSessions(opts);
   if (pid !== undefined) {
     const match = sessions.find((s) => s.numactlx_pid === pid || s.program_pid === pid);
     if (!match) throw new ControlError(`no numactlx session with pid ${pid}`);

@@ -56,8 +56,69 @@ export function checkRuntimeDir(dir: string): boolean {
   return true;
 }
 
-/** The socket directory, created with mode 0700 when missing, and checked. */
-export function ensureRuntimeDir(dir: string = runtimeDir()): string {
+/** Whether `dir` is the shared-/tmp default (no NUMACTLX_RUNTIME_DIR, no XDG_RUNTIME_DIR, not root). */
+function isTmpDefault(dir: string, env: NodeJS.ProcessEnv, userId: number): boolean {
+  return !env[RUNTIME_DIR_ENV] && !env.XDG_RUNTIME_DIR && userId !== 0 && dir === runtimeDir(env, userId);
+}
+
+/**
+ * The private fallbacks of the /tmp default: `/tmp/numactlx-<uid>-XXXXXX` directories
+ * (mkdtemp names, which no one can take first) that are ours, 0700 and real directories.
+ */
+function tmpFallbacks(userId: number): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/tmp');
+  } catch {
+    return [];
+  }
+  const prefix = `numactlx-${userId}-`;
+  return names.filter((n) => n.startsWith(prefix)).map((n) => path.join('/tmp', n)).filter((dir) => {
+    try {
+      return checkRuntimeDir(dir);
+    } catch {
+      return false; // someone else's: never used, never an error
+    }
+  }).sort();
+}
+
+/**
+ * The directories where this user's sessions may have their sockets: the runtime
+ * directory, and for the /tmp default the private fallbacks a session used because
+ * another user had taken /tmp/numactlx-<uid> (ensureRuntimeDir). A /tmp default that
+ * is not ours is left out; any other directory that is not ours is an error.
+ */
+export function sessionDirs(env: NodeJS.ProcessEnv = process.env, userId: number = uid()): string[] {
+  const dir = runtimeDir(env, userId);
+  if (!isTmpDefault(dir, env, userId)) return checkRuntimeDir(dir) ? [dir] : [];
+  let own = false;
+  try {
+    own = checkRuntimeDir(dir);
+  } catch {
+    // taken by someone else: the fallbacks hold our sessions
+  }
+  return [...(own ? [dir] : []), ...tmpFallbacks(userId)];
+}
+
+/**
+ * The socket directory, created with mode 0700 when missing, and checked. The /tmp
+ * default, when another user made /tmp/numactlx-<uid> first (a directory anyone may
+ * create in /tmp), is not refused — that would let any user stop another's sessions —
+ * but replaced by a private mkdtemp directory, /tmp/numactlx-<uid>-XXXXXX, which the
+ * clients search too (sessionDirs). Never a directory another uid owns or can enter.
+ */
+export function ensureRuntimeDir(dir: string = runtimeDir(), env: NodeJS.ProcessEnv = process.env): string {
+  if (isTmpDefault(dir, env, uid())) {
+    try {
+      checkRuntimeDir(dir);
+    } catch {
+      const existing = tmpFallbacks(uid());
+      if (existing.length > 0) return existing[0];
+      const made = fs.mkdtempSync(`${dir}-`); // mode 0700
+      checkRuntimeDir(made);
+      return made;
+    }
+  }
   if (checkRuntimeDir(dir)) return dir;
   try {
     // recursive: NUMACTLX_RUNTIME_DIR may name a directory whose parents do not exist yet

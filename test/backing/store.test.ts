@@ -120,9 +120,9 @@ describe('creating and reopening', () => {
     expect(slots(file)[1]).toMatchObject({ generation: 3n, catalog: 300n });
   });
 
-  test('an existing empty file is formatted', () => {
+  test('an existing empty file of ours with no group or other access is formatted', () => {
     const file = path.join(dir, 'empty.img');
-    fs.writeFileSync(file, '', { mode: 0o644 });
+    fs.writeFileSync(file, '', { mode: 0o600 });
     const store = openBacking(file, 4n * MiB);
     expect(store.frameCount).toBe((3 << 20) / 4096);
     expect(slots(file)[1]).toMatchObject({ generation: 1n, size: 4n * MiB });
