@@ -137,12 +137,14 @@ export class BackingStore {
       if (target.kind === 'dax' ? !stat.isCharacterDevice() : !stat.isFile()) {
         throw new BackingError(path, 'unsupported', `${path} changed type while it was being opened`);
       }
-      if (!created && target.kind !== 'dax') checkPrivate(path, stat);
       const mediumSize = target.kind === 'dax' ? daxInfo(path, stat)?.size ?? target.size : BigInt(stat.size);
 
       let sb: Superblock;
       if (created || (target.kind !== 'dax' && mediumSize === 0n)) {
-        if (!created) doing = 'formatting it';
+        if (!created) {
+          checkPrivate(path, stat); // before a byte is written into it
+          doing = 'formatting it';
+        }
         formattedEmpty = !created;
         sb = fresh ?? newSuperblock(target.size, target.align);
         checkFrameCount(path, sb);
@@ -150,6 +152,9 @@ export class BackingStore {
       } else {
         doing = 'reading its superblock';
         ({ sb, formatted: formattedDevice } = adopt(target, header, mediumSize));
+        // Read-only so far (a file is never formatted by adopt): a file that is not a
+        // backing is named as such first; a backing others could read is refused here.
+        if (target.kind !== 'dax') checkPrivate(path, stat);
       }
       checkFrameCount(path, sb);
       if (sb.dataOffset % target.align !== 0n || (target.kind === 'dax' && sb.size % target.align !== 0n)) {

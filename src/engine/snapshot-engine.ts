@@ -37,7 +37,7 @@ const CHECKSUM_STALL_MS = 2000;
 const CHECKSUM_STEP_PAGES = 256;
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
-const { EAGAIN, ENOENT } = os.constants.errno;
+const { EAGAIN, ENOENT, ESRCH } = os.constants.errno;
 /** Reads of pending events before a freeze gives up on a range that keeps answering EAGAIN. */
 const FREEZE_EAGAIN_TRIES = 1000;
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
@@ -219,8 +219,12 @@ export class SnapshotEngine {
       const t2 = process.hrtime.bigint();
       const stagedPages = pagesInRuns(mm.staged);
       const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
+      // Memory is read through a thread that still has it: at an exit snapshot the
+      // thread-group leader may be a zombie already (its mm released), its last thread not.
+      const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
+      const reader = mmThreads.length > 0 ? mmThreads[0].tid : pid;
       // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
-      const maps = readMaps(pid);
+      const maps = readMaps(reader);
       if (DEBUG) {
         fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${ms(t0, t1)} ms (${count} pages, ${runs.length / 2} runs; ` +
           `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);
@@ -228,7 +232,7 @@ export class SnapshotEngine {
       frozen += stagedPages + count;
       const part: MmPart = {
         pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
-        threads: threads.filter((t) => mm.pids.has(tgidOf(t.tid))),
+        threads: mmThreads, reader,
         runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
         copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
       };
@@ -386,8 +390,12 @@ export class SnapshotEngine {
       m++;
       this.copier.add(node.store.frameAddr(frame), addr, PAGE);
     }
-    const pid = mm.pids.values().next().value;
-    const n = pid === undefined ? -3 : this.copier.run(pid);
+    let n = this.copier.run(part.reader);
+    if (n === -ESRCH) {
+      // The reader thread has exited since the freeze: any live process of the mm will do.
+      const pid = mm.pids.values().next().value;
+      if (pid !== undefined && pid !== part.reader) n = this.copier.run(pid);
+    }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
     for (let i = 0; i < m; i++) {
       const addr = dest[i];

@@ -39,6 +39,8 @@ export interface MmPart {
   vmas: Vma[];
   maps: string;
   threads: ThreadRegs[];
+  /** A task whose mm this is, alive at the freeze: process_vm_readv and /proc/TID/maps go through it. */
+  reader: number;
   /**
    * Pending pages as [start, end) runs, flattened: the staged runs, then the frozen ones
    * (each list ascending; a page may be in both). `run`/`next`: the copier's place.

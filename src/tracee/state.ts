@@ -32,5 +32,7 @@ export class Thread {
    * 0n when unknown (the first thread, whose set_tid_address is not trapped).
    */
   clearChildTid = 0n;
+  /** Past its exit stop: it will not run again, though waitpid has not reported it yet. */
+  exiting = false;
   constructor(readonly tid: number, public proc: Proc) {}
 }

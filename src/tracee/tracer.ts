@@ -194,10 +194,13 @@ export class Tracer {
   freeze(id: number, stoppedTid = 0): void {
     const t0 = process.hrtime.bigint();
     const waiting = new Set<number>();
-    for (const tid of this.threads.keys()) {
+    for (const [tid, thread] of this.threads) {
       // A thread already in a ptrace stop (the one at its exit stop) reports no new
-      // stop for PTRACE_INTERRUPT: waiting for it would wait forever.
-      if (this.held.has(tid) || tid === stoppedTid) continue;
+      // stop for PTRACE_INTERRUPT: waiting for it would wait forever. A thread past its
+      // exit stop runs no more user code and may never report again while we hold the
+      // others: a thread-group leader's exit is reported only after every other thread
+      // of its group has gone.
+      if (this.held.has(tid) || tid === stoppedTid || thread.exiting) continue;
       try {
         interrupt(tid);
         waiting.add(tid);
@@ -216,7 +219,7 @@ export class Tracer {
     const tStopped = process.hrtime.bigint();
     const regs: Array<{ tgid: number; tid: number; regs: Buffer }> = [];
     for (const [tid, thread] of this.threads) {
-      if (this.held.has(tid)) continue;
+      if (this.held.has(tid) || (thread.exiting && tid !== stoppedTid)) continue;
       try {
         regs.push({ tgid: thread.proc.pid, tid, regs: getRegs(tid) });
       } catch {
@@ -277,7 +280,11 @@ export class Tracer {
   private onExitStop(thread: Thread): void {
     // (freeze below skips this thread: it is stopped here already)
     const proc = thread.proc;
-    const lastThread = [...this.threads.values()].filter((t) => t.proc === proc).length === 1;
+    thread.exiting = true;
+    // The last thread to reach its exit stop, not the last one waitpid has not reported
+    // yet: a joined thread's exit is reported after its joiner ran on (pthread_join
+    // returns at the clear_child_tid wake, before the kernel lets the tracer reap it).
+    const lastThread = ![...this.threads.values()].some((t) => t.proc === proc && !t.exiting);
     if (this.setup.snapshotOnExit && proc.pid === this.mainPid && lastThread && !this.exitSnapshotTaken) {
       this.exitSnapshotTaken = true;
       this.setup.post({ type: 'exit-snapshot' });
