@@ -7,7 +7,7 @@
 // so every value is an exact double and the page map loop (262144 pages per GiB) never
 // touches a BigInt. Varints are LEB128 computed with * and % rather than bit operators,
 // which would truncate them to 32 bits.
-import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from '../src/snapshot/types.js';
+import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from './record-types.js';
 import { ByteReader, ByteWriter, CatalogFormatError, check } from './catalog-bytes.js';
 
 export { CatalogFormatError } from './catalog-bytes.js';

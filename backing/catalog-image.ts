@@ -8,7 +8,7 @@ import { FRAME_SIZE } from './format.js';
 import {
   CatalogFormatError, decodeRecord, decodeRoot, parsePointer, rootLengthOf, ROOT_HEADER, type Root, type RootEntry,
 } from './catalog-codec.js';
-import type { SnapshotRecord } from '../src/snapshot/types.js';
+import type { SnapshotRecord } from './record-types.js';
 
 /** Bytes of a blob per frame of its chain: the first 4 bytes link to the next frame. */
 export const CHAIN_PAYLOAD = FRAME_SIZE - 4;

@@ -21,16 +21,14 @@
 // record reveal (verify checks them).
 import fs from 'node:fs';
 import { daxInfo } from './dax.js';
-import { BackingError, fail } from './errors.js';
+import { BackingError, fail, InspectError } from './errors.js';
 import { FRAME_SIZE, SLOT_SIZE, FormatError, pickSuperblock, type Superblock } from './format.js';
 import { inspectBacking, type BackingTarget } from './inspect.js';
 import { CatalogCorruption, corruptCatalog, decodeImage, readImage, type FrameReader } from './catalog-image.js';
-import { koffi, SysError } from '../src/sys/libc.js';
+import { SysError } from '../src/sys/libc.js';
 import { close, open, pread, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../src/sys/fcntl.js';
-import { mmap, munmap, MAP_SHARED, PROT_READ } from '../src/sys/mman.js';
-import { PolicyError } from '../policy/errors.js';
-import type { SnapshotSource } from '../src/snapshot/source.js';
-import type { SnapshotRecord } from '../src/snapshot/types.js';
+import { addressView, mmap, munmap, MAP_SHARED, PROT_READ } from '../src/sys/mman.js';
+import type { SnapshotRecord, SnapshotSource } from './record-types.js';
 
 /** Reads of the catalog before giving up on a backing whose sessions keep committing. */
 const MAX_ATTEMPTS = 20;
@@ -76,7 +74,7 @@ function openMedium(path: string): ReadOnlyMedium {
       size: dax.size,
       read(offset, out): void {
         if (offset < 0n || offset + BigInt(out.length) > dax.size) throw new RangeError(`read past the end of ${path}`);
-        out.set(new Uint8Array(koffi.view(addr + offset, out.length)));
+        out.set(new Uint8Array(addressView(addr + offset, out.length)));
       },
       close: () => munmap(addr, dax.size),
     };
@@ -219,8 +217,8 @@ function inspectTarget(path: string): BackingTarget {
   try {
     return inspectBacking(path);
   } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
-    const foreign = /bad magic/.test(err.message);
+    if (!(err instanceof InspectError)) throw err;
+    const foreign = err.foreign;
     throw new BackingError(path, foreign ? 'foreign' : 'unsupported',
       foreign ? `${path} is not a numactlx backing (bad magic)` : `${path}: ${err.message}`, { cause: err });
   }

@@ -74,7 +74,7 @@ import {
   type FrameReader,
 } from './catalog-image.js';
 import { openBackingTarget } from './catalog-source.js';
-import type { SnapshotRecord } from '../src/snapshot/types.js';
+import type { SnapshotRecord } from './record-types.js';
 
 export { openSnapshotSource } from './catalog-source.js';
 

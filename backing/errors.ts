@@ -22,6 +22,21 @@ export class BackingError extends Error {
   }
 }
 
+/**
+ * Why a path cannot be a backing, found before it is opened (backing/inspect.ts). The
+ * message names no path: the caller adds it (policy/remap.ts as the --remap value's
+ * error, catalog-source.ts as a BackingError). `foreign`: a file numactlx did not create.
+ */
+export class InspectError extends Error {
+  readonly foreign: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; foreign?: boolean }) {
+    super(message, options);
+    this.name = 'InspectError';
+    this.foreign = options?.foreign ?? false;
+  }
+}
+
 /** `err`, thrown while `doing` something to the backing at `path`, as the error to report. */
 export function fail(path: string, err: unknown, doing: string): Error {
   if (err instanceof BackingError) return err;

@@ -3,7 +3,7 @@
 // it). Any thread of the process that mapped the backing can make its own: the store
 // (catalog, export) and the checksum worker (src/engine/checksums.ts). A view must not
 // be used after the mapping is gone: touching it is a crash, not an exception.
-import { koffi } from '../src/sys/libc.js';
+import { addressView } from '../src/sys/mman.js';
 import { FRAME_SIZE } from './format.js';
 
 const WINDOW_FRAMES = 65536;
@@ -21,7 +21,7 @@ export class FrameViews {
     if (win === undefined) {
       const first = w * WINDOW_FRAMES;
       const n = Math.min(WINDOW_FRAMES, this.frameCount - first);
-      win = Buffer.from(koffi.view(BigInt(this.frameBase + first * FRAME_SIZE), n * FRAME_SIZE));
+      win = Buffer.from(addressView(BigInt(this.frameBase + first * FRAME_SIZE), n * FRAME_SIZE));
       this.windows[w] = win;
     }
     const off = (f - w * WINDOW_FRAMES) * FRAME_SIZE;

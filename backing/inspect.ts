@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { daxInfo } from './dax.js';
-import { PolicyError } from '../policy/errors.js';
+import { InspectError } from './errors.js';
 import { MAGIC, dataOffsetFor } from './format.js';
 
 /** The frame size of every backing (DESIGN.md §3.2). */
@@ -63,23 +63,23 @@ function hasMagic(file: string): boolean {
 }
 
 function checkAligned(size: bigint, align: bigint, what: string): void {
-  if (size === 0n) throw new PolicyError(`size must not be zero`);
+  if (size === 0n) throw new InspectError(`size must not be zero`);
   if (size % align !== 0n) {
-    throw new PolicyError(`size ${size} is not a multiple of the ${what} (${align} bytes)`);
+    throw new InspectError(`size ${size} is not a multiple of the ${what} (${align} bytes)`);
   }
   const least = dataOffsetFor(align > PAGE_SIZE ? align : PAGE_SIZE) + PAGE_SIZE;
   if (size < least) {
-    throw new PolicyError(`size ${size} is too small: a backing needs at least ${least} bytes (its metadata area and one 4 KiB frame)`);
+    throw new InspectError(`size ${size} is too small: a backing needs at least ${least} bytes (its metadata area and one 4 KiB frame)`);
   }
 }
 
-/** Inspects a backing path; throws PolicyError with the reason it cannot be one. */
+/** Inspects a backing path; throws InspectError with the reason it cannot be one. */
 export function inspectBacking(backingPath: string, requestedSize?: bigint): BackingTarget {
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(backingPath);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw new PolicyError(`cannot stat: ${errnoCode(err)}`, { cause: err });
+    if (errnoCode(err) !== 'ENOENT') throw new InspectError(`cannot stat: ${errnoCode(err)}`, { cause: err });
   }
 
   if (stat === undefined) {
@@ -88,11 +88,11 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
     try {
       dirStat = fs.statSync(dir);
     } catch (err) {
-      throw new PolicyError(`directory ${dir} does not exist: ${errnoCode(err)}`, { cause: err });
+      throw new InspectError(`directory ${dir} does not exist: ${errnoCode(err)}`, { cause: err });
     }
-    if (!dirStat.isDirectory()) throw new PolicyError(`${dir} is not a directory: ENOTDIR`);
+    if (!dirStat.isDirectory()) throw new InspectError(`${dir} is not a directory: ENOTDIR`);
     if (requestedSize === undefined) {
-      throw new PolicyError('the file does not exist and no size was given (add ,size=SIZE)');
+      throw new InspectError('the file does not exist and no size was given (add ,size=SIZE)');
     }
     const { kind, align, avail } = fsKind(dir);
     checkAligned(requestedSize, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
@@ -103,25 +103,26 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
   if (stat.isCharacterDevice()) {
     const dax = daxInfo(backingPath, stat);
     if (dax === undefined) {
-      throw new PolicyError('a character device that is not a /dev/dax device (no dax entry in sysfs)');
+      throw new InspectError('a character device that is not a /dev/dax device (no dax entry in sysfs)');
     }
     const size = requestedSize ?? dax.size;
     checkAligned(size, dax.align > PAGE_SIZE ? dax.align : PAGE_SIZE, 'device alignment');
-    if (size > dax.size) throw new PolicyError(`size ${size} is larger than the device (${dax.size} bytes)`);
+    if (size > dax.size) throw new InspectError(`size ${size} is larger than the device (${dax.size} bytes)`);
     return { path: backingPath, kind: 'dax', exists: true, size, align: dax.align, free: size };
   }
-  if (stat.isDirectory()) throw new PolicyError('is a directory: EISDIR');
-  if (!stat.isFile()) throw new PolicyError('not a regular file or a /dev/dax device');
+  if (stat.isDirectory()) throw new InspectError('is a directory: EISDIR');
+  if (!stat.isFile()) throw new InspectError('not a regular file or a /dev/dax device');
 
   const existing = BigInt(stat.size);
   if (existing > 0n && !hasMagic(backingPath)) {
-    throw new PolicyError('not a numactlx backing (bad magic); numactlx never overwrites a file it did not create');
+    throw new InspectError('not a numactlx backing (bad magic); numactlx never overwrites a file it did not create',
+      { foreign: true });
   }
   const { kind, align, avail } = fsKind(path.dirname(path.resolve(backingPath)));
   const size = requestedSize ?? existing;
-  if (size === 0n) throw new PolicyError('the file is empty and no size was given (add ,size=SIZE)');
+  if (size === 0n) throw new InspectError('the file is empty and no size was given (add ,size=SIZE)');
   if (size < existing) {
-    throw new PolicyError(`size ${size} is smaller than the existing file (${existing} bytes); ` +
+    throw new InspectError(`size ${size} is smaller than the existing file (${existing} bytes); ` +
       'numactlx never shrinks a backing');
   }
   checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');

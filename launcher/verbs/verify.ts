@@ -6,7 +6,7 @@
 import zlib from 'node:zlib';
 import { createProgress, NO_PROGRESS, type Progress } from '../../src/snapshot/progress.js';
 import { hex, readFrameInto } from '../../src/snapshot/export.js';
-import { USER_REGS_SIZE } from '../../src/sys/arch/x86_64.js';
+import { USER_REGS_SIZE } from '../../src/sys/arch/index.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotProcess, SnapshotRecord } from '../../src/snapshot/types.js';
 import { parseOfflineArgs, positionals, withSource } from './snapshots.js';

@@ -3,6 +3,7 @@
 // loop never returns to the event loop while the session runs: everything arrives
 // through fds and shared memory (see channel.ts).
 import fs from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
@@ -18,6 +19,8 @@ import { Doorbell } from '../snapshot/doorbell.js';
 import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import type { EngineEvent, EngineStart } from './messages.js';
 import type { PagePolicy } from './ranges.js';
+
+const { EINVAL, EIO, ENOENT } = os.constants.errno;
 
 const port = parentPort!;
 const post = (ev: EngineEvent): void => port.postMessage(ev);
@@ -93,7 +96,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
           (tid) => tgid.get(tid) ?? tid);
       } catch (err) {
         post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
-        return -5; // EIO
+        return -EIO;
       }
     }
     case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
@@ -104,7 +107,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
       try {
         uffdioApi(uffd, FEATURES);
       } catch (err) {
-        return -((err as SysError).errno ?? 22);
+        return -((err as SysError).errno ?? EINVAL);
       }
       engine.addMm(pid, uffd, exeOf(pid), commandOf(pid));
       return 0;
@@ -117,14 +120,14 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
     case TracerOp.SetProcessPolicy: engine.setProcessPolicy(a[0], policyAt(a, 1)); return 0;
     case TracerOp.QueryAddress: {
       const found = engine.queryAddress(a[0], a[1]);
-      if (!found) return -2; // ENOENT
+      if (!found) return -ENOENT;
       a[0] = found.policy.mode;
       a[1] = found.policy.nodes.length;
       found.policy.nodes.forEach((n, i) => { a[2 + i] = n; });
       a[2 + found.policy.nodes.length] = found.node;
       return 0;
     }
-    default: return -22;
+    default: return -EINVAL;
   }
 }
 

@@ -20,7 +20,7 @@
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
 import fs from 'node:fs';
 import os from 'node:os';
-import { koffi } from '../sys/libc.js';
+import { bufferAddress } from '../sys/mman.js';
 import { closeFd, readFd } from '../sys/eventfd.js';
 import { schedYield } from '../sys/sched.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
@@ -92,7 +92,7 @@ export class Engine implements NodeRoom {
       sigbus: 0, frames_in_use: 0,
     }));
     this.zeros = Buffer.alloc(Math.max(1, faultAheadPages) * PAGE);
-    this.zerosAddr = Number(koffi.address(this.zeros));
+    this.zerosAddr = Number(bufferAddress(this.zeros));
   }
 
   // ---- NodeRoom ------------------------------------------------------------------------

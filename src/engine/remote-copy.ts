@@ -7,20 +7,14 @@
 // engine copies only pages its table says are present and pending, and it reads the
 // REMOVE event of a page before the page can be zapped (the madvise caller waits for
 // that read), so a page never disappears under a batch.
-import { bindSyscall, lastErrno } from '../sys/libc.js';
-import { SYS } from '../sys/arch/index.js';
+import { IOV_MAX, IOVEC_SIZE, MADV_POPULATE_WRITE, madviseFast, processVmReadvFast } from '../sys/mman.js';
 
-const IOVEC = 16;
-export const MAX_IOV = 1024;
-
-const readvRaw = bindSyscall(['int', 'void *', 'unsigned long', 'void *', 'unsigned long', 'unsigned long']);
-const madviseRaw = bindSyscall(['unsigned long', 'unsigned long', 'int']);
-const MADV_POPULATE_WRITE = 23;
+export const MAX_IOV = IOV_MAX;
 const TIMED = process.env.NUMACTLX_DEBUG === '1';
 
 export class RemoteCopier {
-  private readonly local = Buffer.alloc(MAX_IOV * IOVEC);
-  private readonly remote = Buffer.alloc(MAX_IOV * IOVEC);
+  private readonly local = Buffer.alloc(MAX_IOV * IOVEC_SIZE);
+  private readonly remote = Buffer.alloc(MAX_IOV * IOVEC_SIZE);
   private nLocal = 0;
   private nRemote = 0;
   /** With NUMACTLX_DEBUG: time in MADV_POPULATE_WRITE and in process_vm_readv (the caller resets). */
@@ -45,12 +39,12 @@ export class RemoteCopier {
     const t0 = TIMED ? performance.now() : 0;
     this.populateLocal();
     const t1 = TIMED ? performance.now() : 0;
-    const n = Number(readvRaw(SYS.process_vm_readv, pid, this.local, this.nLocal, this.remote, this.nRemote, 0));
+    const n = processVmReadvFast(pid, this.local, this.nLocal, this.remote, this.nRemote);
     if (TIMED) {
       this.populateNs += (t1 - t0) * 1e6;
       this.readvNs += (performance.now() - t1) * 1e6;
     }
-    return n < 0 ? -lastErrno() : n;
+    return n;
   }
 
   /**
@@ -61,19 +55,19 @@ export class RemoteCopier {
     let start = -1;
     let end = -1;
     for (let i = 0; i <= this.nLocal; i++) {
-      const addr = i < this.nLocal ? this.local.readUInt32LE(i * IOVEC) + this.local.readUInt32LE(i * IOVEC + 4) * 0x1_0000_0000 : -1;
-      if (addr === end) { end += this.local.readUInt32LE(i * IOVEC + 8); continue; }
-      if (start >= 0) madviseRaw(SYS.madvise, start, end - start, MADV_POPULATE_WRITE);
+      const addr = i < this.nLocal ? this.local.readUInt32LE(i * IOVEC_SIZE) + this.local.readUInt32LE(i * IOVEC_SIZE + 4) * 0x1_0000_0000 : -1;
+      if (addr === end) { end += this.local.readUInt32LE(i * IOVEC_SIZE + 8); continue; }
+      if (start >= 0) madviseFast(start, end - start, MADV_POPULATE_WRITE);
       if (addr < 0) break;
       start = addr;
-      end = addr + this.local.readUInt32LE(i * IOVEC + 8);
+      end = addr + this.local.readUInt32LE(i * IOVEC_SIZE + 8);
     }
   }
 
 }
 
 function put(buf: Buffer, i: number, addr: number, len: number): void {
-  const off = i * IOVEC;
+  const off = i * IOVEC_SIZE;
   buf.writeUInt32LE(addr % 0x1_0000_0000, off);
   buf.writeUInt32LE(Math.floor(addr / 0x1_0000_0000), off + 4);
   buf.writeUInt32LE(len, off + 8);

@@ -8,8 +8,9 @@
 // Layout: Int32 [0] state (0 idle, 1 requested), [1] snapshot id, [2] label length,
 // [3] thread count, [4] the pid to ring (published by the tracer); label bytes at 64;
 // registers at REGS_OFFSET: per thread tgid u32, tid u32, then user_regs_struct.
-import { libc } from '../sys/libc.js';
-import { USER_REGS_SIZE } from '../sys/arch/x86_64.js';
+import os from 'node:os';
+import { sigqueueFast } from '../sys/signal.js';
+import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from './types.js';
 
 export const DOORBELL_BYTES = 1 << 20;
@@ -19,11 +20,9 @@ const REGS_OFFSET = LABEL_OFFSET + LABEL_MAX;
 const REG_ENTRY = 8 + USER_REGS_SIZE;
 export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY);
 
-export const DOORBELL_SIGNAL = 23; // SIGURG: ignored by default
+/** SIGURG: ignored by default, so a ring that arrives untraced does no harm. */
+export const DOORBELL_SIGNAL = os.constants.signals.SIGURG;
 export const COOKIE = 0x6e756d61; // "numa"
-export const SI_QUEUE = -1;
-
-const sigqueueRaw = libc.func('int sigqueue(int pid, int sig, intptr_t value)');
 
 export class Doorbell {
   private readonly ctl: Int32Array;
@@ -46,7 +45,7 @@ export class Doorbell {
     const pid = Atomics.load(this.ctl, 4);
     if (pid <= 0) return false;
     // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
-    sigqueueRaw(pid, DOORBELL_SIGNAL, COOKIE);
+    sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
     return true;
   }
 

@@ -23,7 +23,7 @@
 // frames and data but no shared library (and so no backtrace through libc).
 import fs from 'node:fs';
 import path from 'node:path';
-import { USER_REGS_SIZE } from '../sys/arch/x86_64.js';
+import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import { chooseProcess, copyRuns, createOutput, ExportError, pageRuns, PAGE_SIZE, type ExportSummary, type PageRun } from './export.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 import type { SnapshotSource } from './source.js';

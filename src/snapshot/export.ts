@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { USER_REGS_FIELDS } from '../sys/arch/x86_64.js';
+import { USER_REGS_FIELDS } from '../sys/arch/index.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 import type { SnapshotSource } from './source.js';
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord, Vma } from './types.js';

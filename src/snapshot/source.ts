@@ -1,14 +1,4 @@
 // Reading committed snapshots out of a backing, for the offline verbs (snapshots,
-// verify, export, diff). Implemented over the on-media catalog (backing/catalog.ts);
-// the verbs only see this interface, so they can be tested over an in-memory source.
-import type { SnapshotRecord } from './types.js';
-
-export interface SnapshotSource {
-  /** The backing's path. */
-  readonly path: string;
-  /** Committed snapshots, ascending id. A consistent view: taken once at open. */
-  snapshots(): SnapshotRecord[];
-  /** The 4096 bytes of a frame (into `out` when given). */
-  readFrame(frame: number, out?: Buffer): Buffer;
-  close(): void;
-}
+// verify, export, diff). The interface is the backing's (backing/record-types.ts),
+// implemented over its on-media catalog (backing/catalog-source.ts).
+export type { SnapshotSource } from '../../backing/record-types.js';

@@ -5,7 +5,7 @@
 // Addresses and lengths are bigint. A raw address handed to these calls is memory of the
 // named process; nothing here keeps a mapping alive — the caller that mmaps owns it until
 // it munmaps.
-import { koffi, libc, bindSyscall, check, SysError, toU64 } from './libc.js';
+import { koffi, libc, bindSyscall, check, lastErrno, SysError, toU64 } from './libc.js';
 import { SYS } from './arch/index.js';
 
 export const PAGE_SIZE = 4096;
@@ -114,6 +114,15 @@ export function bufferAddress(buf: Uint8Array): bigint {
 }
 
 /**
+ * An ArrayBuffer over `len` bytes at `addr` of this process, without a copy (koffi.view).
+ * The mapping stays the caller's: the view must not be touched after it is unmapped
+ * (a crash, not an exception), and it does not keep the mapping alive.
+ */
+export function addressView(addr: bigint, len: number): ArrayBuffer {
+  return koffi.view(addr, len);
+}
+
+/**
  * Copies `len` bytes at `addr` of this process into a new Buffer. The range must be
  * mapped and readable: a bad address is a crash, not an errno (use processVmReadv on
  * this pid for a checked read).
@@ -172,4 +181,23 @@ export function processVmReadv(pid: number, local: readonly IoRange[], remote: r
 /** process_vm_writev(2): the reverse of processVmReadv. */
 export function processVmWritev(pid: number, local: readonly IoRange[], remote: readonly IoRange[]): bigint {
   return processVm('process_vm_writev', pid, local, remote);
+}
+
+// ---- fast wrappers (the snapshot copier's hot path) ------------------------------------
+// Numbers in, a result or -errno out, no BigInt and no exception, as userfaultfd.ts's
+// *Fast functions: addresses are user-space addresses (below 2^47), exact as Numbers.
+
+/** madvise(2) of [addr, addr+len): 0 or -errno. */
+export function madviseFast(addr: number, len: number, advice: number): number {
+  return (madviseRaw(addr, len, advice) as number) === -1 ? -lastErrno() : 0;
+}
+
+/**
+ * process_vm_readv(2) over iovec arrays the caller has laid out (`nLocal` and `nRemote`
+ * entries of IOVEC_SIZE bytes, at most IOV_MAX each, kept alive for the call): the bytes
+ * copied, short when a remote range ends in an unmapped page, or -errno.
+ */
+export function processVmReadvFast(pid: number, local: Uint8Array, nLocal: number, remote: Uint8Array, nRemote: number): number {
+  const n = Number(processVmRaw(SYS.process_vm_readv, pid, local, nLocal, remote, nRemote, 0));
+  return n < 0 ? -lastErrno() : n;
 }

@@ -6,8 +6,7 @@
 // thread that seized it (the tracer worker), synchronously — never through koffi's
 // `.async`, which runs on the libuv pool.
 import { koffi, libc, SysError, clearErrno, toU64 } from './libc.js';
-import { arch } from './arch/index.js';
-import type { UserRegName } from './arch/x86_64.js';
+import { arch, type UserRegName } from './arch/index.js';
 
 /** Size of `struct user_regs_struct`, what GETREGS/SETREGS transfer. */
 export const USER_REGS_SIZE = arch.USER_REGS_SIZE;

@@ -1,7 +1,13 @@
-// CPU affinity: sched_setaffinity(2) / sched_getaffinity(2) (glibc wrappers).
-// Affinity is per thread: the launcher sets it on the thread that spawns the program,
-// which inherits it through clone, as numactl's process inherits it through exec.
+// CPU affinity: sched_setaffinity(2) / sched_getaffinity(2) (glibc wrappers), and the
+// clone(2) flags the tracer reads from a traced clone's arguments (<linux/sched.h> of
+// Linux 6.1). Affinity is per thread: the launcher sets it on the thread that spawns the
+// program, which inherits it through clone, as numactl's process inherits it through exec.
 import { libc, check } from './libc.js';
+
+/** clone(2) flags, as the u64 of clone3's clone_args.flags and clone's first argument. */
+export const CLONE_VM = 0x100n;
+export const CLONE_THREAD = 0x10000n;
+export const CLONE_CHILD_CLEARTID = 0x200000n;
 
 const setaffinityRaw = libc.func('int sched_setaffinity(int pid, size_t size, const void *mask)');
 const getaffinityRaw = libc.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)');

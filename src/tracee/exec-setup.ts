@@ -4,7 +4,7 @@
 // the seccomp filter on the first exec (children inherit it, and it survives exec);
 // the break; and, when the policy names a virtual node, the anonymous ranges the new
 // image already has (stack, bss, heap) registered before it runs an instruction.
-import { SYS } from '../sys/arch/x86_64.js';
+import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
 import { SysError } from '../sys/libc.js';

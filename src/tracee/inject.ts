@@ -4,14 +4,15 @@
 // Kernel facts (measured, DESIGN.md §5): orig_rax = -1 keeps the kernel's syscall
 // restart logic away from our registers; the first single-step from an exec stop
 // traps before the instruction, so we step until rip = addr + 2.
-import { SYSCALL_REGS } from '../sys/arch/x86_64.js';
+import { SYSCALL_REGS } from '../sys/arch/index.js';
 import { getRegs, peekData, pokeData, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
 import { waitpid, WIFSTOPPED, WSTOPSIG, __WALL } from '../sys/wait.js';
 import { SysError } from '../sys/libc.js';
 import { tgkill } from '../sys/signal.js';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 
-const SIGTRAP = 5;
+const { SIGTRAP } = os.constants.signals;
 const MAX_STEPS = 4;
 
 export class InjectionError extends Error {

@@ -3,7 +3,7 @@
 // MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy — and ALLOW for everything
 // else, so untrapped calls run at full speed (≈ 10 ns of filter). A call from another
 // architecture (x32, i386) is allowed untouched.
-import { AUDIT_ARCH, SYS } from '../sys/arch/x86_64.js';
+import { AUDIT_ARCH, SYS } from '../sys/arch/index.js';
 import {
   BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA,
   SECCOMP_RET, bpfJump, bpfStmt, encodeFilter,

@@ -9,7 +9,7 @@
 // To skip a call at its seccomp stop: orig_rax = -1, rax = the result (the kernel then
 // leaves rax alone).
 import { getRegs, readReg, setRegs, writeReg } from '../sys/ptrace.js';
-import { SYS } from '../sys/arch/x86_64.js';
+import { SYS } from '../sys/arch/index.js';
 import { MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE } from '../sys/mempolicy.js';
 import type { PagePolicy } from '../engine/ranges.js';
 import type { EngineClient } from './engine-client.js';

@@ -8,9 +8,11 @@
 // the kernel kills the program rather than let it run on with zero pages where the
 // backing held data.
 import fs from 'node:fs';
-import { SYS } from '../sys/arch/x86_64.js';
+import os from 'node:os';
+import { SYS } from '../sys/arch/index.js';
 import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize } from '../sys/ptrace.js';
-import { kill } from '../sys/signal.js';
+import { kill, SI_QUEUE } from '../sys/signal.js';
+import { CLONE_CHILD_CLEARTID, CLONE_THREAD, CLONE_VM } from '../sys/sched.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { SysError } from '../sys/libc.js';
 import {
@@ -24,17 +26,11 @@ import { readRemote } from './remote.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Thread } from './state.js';
 import type { TracerEvent } from './messages.js';
-import { COOKIE, DOORBELL_SIGNAL, SI_QUEUE, type Doorbell } from '../snapshot/doorbell.js';
+import { COOKIE, DOORBELL_SIGNAL, type Doorbell } from '../snapshot/doorbell.js';
 import { getSiginfo, interrupt, siginfoHead } from '../sys/ptrace.js';
 
-const SIGTRAP = 5;
-const SIGSTOP = 19;
-const SIGCONT = 18;
-const SIGKILL = 9;
-const STOP_SIGNALS = new Set([SIGSTOP, 20 /* TSTP */, 21 /* TTIN */, 22 /* TTOU */]);
-const CLONE_VM = 0x100n;
-const CLONE_THREAD = 0x10000n;
-const CLONE_CHILD_CLEARTID = 0x200000n;
+const { SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
+const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
 const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;

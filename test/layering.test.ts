@@ -1,0 +1,53 @@
+// The tree's layering, read from the import statements: one path to the kernel (raw
+// bindings only in src/sys, architecture only through src/sys/arch/index.ts), the
+// on-media format and the policy below the engine (no arrow back up), no import cycle.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './helpers/numactlx.js';
+
+const DIRS = ['src', 'launcher', 'backing', 'policy'];
+
+function sources(dir: string): string[] {
+  return fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
+    const rel = `${dir}/${e.name}`;
+    if (e.isDirectory()) return sources(rel);
+    return rel.endsWith('.ts') ? [rel] : [];
+  });
+}
+
+const files = DIRS.flatMap(sources);
+const texts = new Map(files.map((f) => [f, fs.readFileSync(path.join(ROOT, f), 'utf8')]));
+/** Module → the modules it imports or re-exports from (relative specifiers only). */
+const imports = new Map(files.map((f) => [f, [...texts.get(f)!.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms)]
+  .map((m) => path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1])).replace(/\.js$/, '.ts'))]));
+
+test('backing/ and policy/ import nothing from the engine, tracer, snapshot, control or launcher layers', () => {
+  const above = /^(src\/(snapshot|engine|tracee|control)|launcher)\//;
+  const wrong = files.filter((f) => /^(backing|policy)\//.test(f))
+    .flatMap((f) => imports.get(f)!.filter((t) => above.test(t) || (f.startsWith('backing/') && t.startsWith('policy/')))
+      .map((t) => `${f} -> ${t}`));
+  expect(wrong).toEqual([]);
+});
+
+/** A module's code without its comments (they may name koffi calls). */
+const code = (f: string): string => texts.get(f)!.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+
+test('only src/sys binds the C library, and architecture facts come from src/sys/arch/index.ts', () => {
+  const outside = files.filter((f) => !f.startsWith('src/sys/'));
+  expect(outside.filter((f) => /from 'koffi'|\bkoffi\.|libc\.func|bindSyscall/.test(code(f)))).toEqual([]);
+  expect(files.filter((f) => !f.startsWith('src/sys/arch/') && imports.get(f)!.includes('src/sys/arch/x86_64.ts'))).toEqual([]);
+});
+
+test('no import cycle', () => {
+  const done = new Set<string>();
+  const cycles: string[] = [];
+  const visit = (f: string, trail: string[]): void => {
+    const at = trail.indexOf(f);
+    if (at >= 0) { cycles.push([...trail.slice(at), f].join(' -> ')); return; }
+    if (done.has(f)) return;
+    for (const t of imports.get(f) ?? []) visit(t, [...trail, f]);
+    done.add(f);
+  };
+  files.forEach((f) => visit(f, []));
+  expect(cycles).toEqual([]);
+});
