@@ -9,10 +9,10 @@
 // which would truncate them to 32 bits.
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from './record-types.js';
 import { ByteReader, ByteWriter, CatalogFormatError, check } from './catalog-bytes.js';
+import { PAGE_SIZE as PAGE } from '../src/sys/page.js';
 
 export { CatalogFormatError } from './catalog-bytes.js';
 
-const PAGE = 4096;
 const ROOT_MAGIC = 'NXCATLG\0';
 const RECORD_MAGIC = 'NXSNAPR\0';
 const VERSION = 1;

@@ -32,10 +32,12 @@
 // The owner record: 0 8 magic "NXOWNER\0", 8 4 pid, 12 4 zero, 16 8 time locked (ms since
 // the epoch), 24 4 CRC32 of bytes 0 … 23. A pid of 0 (or no valid record) means unknown.
 import zlib from 'node:zlib';
+import { PAGE_SIZE } from '../src/sys/page.js';
 
 export const MAGIC = Buffer.from('NUMACTLX', 'latin1');
 export const FORMAT_VERSION = 1;
-export const FRAME_SIZE = 4096;
+/** A frame holds one page. */
+export const FRAME_SIZE = PAGE_SIZE;
 export const SLOT_SIZE = 4096;
 export const SLOT_OFFSETS: readonly [bigint, bigint] = [0n, 4096n];
 export const OWNER_OFFSET = 8192n;

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { daxInfo } from './dax.js';
 import { InspectError } from './errors.js';
-import { MAGIC, dataOffsetFor } from './format.js';
+import { FRAME_SIZE, MAGIC, dataOffsetFor } from './format.js';
 
-/** The frame size of every backing (DESIGN.md §3.2). */
-export const PAGE_SIZE = 4096n;
+/** The frame size of every backing (DESIGN.md §3.2), for bigint sizes. */
+const PAGE_SIZE = BigInt(FRAME_SIZE);
 
 const TMPFS_MAGIC = 0x01021994;
 const HUGETLBFS_MAGIC = 0x958458f6;

@@ -11,6 +11,7 @@ import { resolveProgram } from './resolve-program.js';
 import { showReport } from './show.js';
 import { USAGE } from './usage.js';
 import { PLANNED_VERBS, VERBS } from './verbs/index.js';
+import { runVerb } from './verbs/parse.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 
@@ -44,8 +45,8 @@ function finish(end: ProgramEnd): number {
 /** Runs numactlx with the arguments after the program name; resolves to the exit status. */
 export async function run(argv: string[]): Promise<number> {
   try {
-    const verb = VERBS[argv[0]];
-    if (verb) return await verb(argv.slice(1));
+    const verb = VERBS.get(argv[0]);
+    if (verb) return await runVerb(verb, argv.slice(1));
     if (PLANNED_VERBS.has(argv[0])) {
       throw new SetupError(`${argv[0]}: this verb is not available in this build (to run a program named ${argv[0]}: numactlx -- ${argv[0]})`);
     }

@@ -5,6 +5,7 @@ import { splitArgv, type OptionEvent, type OptionSpec } from './argv.js';
 import { SetupError, UsageError } from './errors.js';
 import { parseIdList } from '../policy/idlist.js';
 import { parseSize } from '../policy/size.js';
+import { PAGE_SIZE } from '../src/sys/page.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
 import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
@@ -86,6 +87,7 @@ export interface LaunchPlan {
 /** The fault-ahead window when --fault-ahead is not given (see docs/BENCHMARKS.md). */
 export const DEFAULT_FAULT_AHEAD = 1024n * 1024n;
 const MAX_FAULT_AHEAD = 2n * 1024n * 1024n;
+const PAGE_BYTES = BigInt(PAGE_SIZE);
 
 function succeeds(fn: () => unknown): boolean {
   try {
@@ -214,7 +216,7 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
         } catch (err) {
           throw new UsageError(`invalid ${ev.spelled} '${ev.value}': ${(err as Error).message}`, { cause: err });
         }
-        if (faultAhead % 4096n !== 0n || faultAhead < 4096n || faultAhead > MAX_FAULT_AHEAD) {
+        if (faultAhead % PAGE_BYTES !== 0n || faultAhead < PAGE_BYTES || faultAhead > MAX_FAULT_AHEAD) {
           throw new UsageError(`invalid ${ev.spelled} '${ev.value}': a multiple of 4k from 4k to 2m`);
         }
         break;
@@ -244,7 +246,7 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
     policyGiven: memory !== undefined,
     cpuCompress,
     program,
-    faultAheadPages: Number(faultAhead / 4096n),
+    faultAheadPages: Number(faultAhead / PAGE_BYTES),
     statsFile,
     snapshots,
   };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
-import { kill, sigset, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
+import { kill, sigset, signalName, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
 import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
@@ -122,7 +122,8 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
  * signal does not terminate (its default is to ignore), exit with 128 + signal.
  */
 export function dieBySignal(sig: number): never {
-  process.removeAllListeners(Object.entries(S).find(([, n]) => n === sig)?.[0] as NodeJS.Signals);
+  // A signal Node has no name for (a real-time one) has no listener to remove.
+  process.removeAllListeners(signalName(sig));
   resetSignalToDefault(sig);
   disableCoreDumps();
   raiseSignal(sigset([sig]), sig);

@@ -3,7 +3,6 @@
 // snapshot signal, `numactlx snapshot`, cron schedules and --snapshot-on-exit — which
 // all go through one queue (one snapshot at a time, requests coalesced, none lost).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
@@ -11,6 +10,7 @@ import type { LaunchPlan } from './options.js';
 import { runProgram, type ProgramEnd } from './run-program.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
+import { signalName } from '../src/sys/signal.js';
 import { Doorbell } from '../src/snapshot/doorbell.js';
 import { SnapshotError, SnapshotQueue, snapshotOp, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue.js';
 import { startSchedules } from '../src/snapshot/schedule.js';
@@ -78,9 +78,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     queue.request({ source, label }).catch(() => undefined); // failures are reported by onEvent
   };
 
-  const signalName = settings ? (Object.entries(os.constants.signals).find(([, n]) => n === settings.signal)?.[0] as NodeJS.Signals) : undefined;
+  // settings.signal was checked against os.constants.signals (src/snapshot/config.ts): it has a name.
+  const snapshotSignal = settings ? (signalName(settings.signal) as NodeJS.Signals) : undefined;
   const onSignal = (): void => askSnapshot('signal');
-  if (signalName) process.on(signalName, onSignal);
+  if (snapshotSignal) process.on(snapshotSignal, onSignal);
   const schedules = settings?.schedules.length
     ? startSchedules(settings.schedules, (_expr, label) => askSnapshot('cron', label))
     : undefined;
@@ -107,7 +108,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   } catch (err) {
     // No socket, no session: let go of the backings before saying why.
     schedules?.stop();
-    if (signalName) process.off(signalName, onSignal);
+    if (snapshotSignal) process.off(snapshotSignal, onSignal);
     await engine.shutdown();
     throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
   }
@@ -129,11 +130,11 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         if (ev.type === 'frozen') freezes.frozen(ev.id);
         else if (ev.type === 'exit-snapshot') askSnapshot('exit');
       },
-      notForwarded: signalName ? [signalName] : [],
+      notForwarded: snapshotSignal ? [snapshotSignal] : [],
     });
   } finally {
     schedules?.stop();
-    if (signalName) process.off(signalName, onSignal);
+    if (snapshotSignal) process.off(snapshotSignal, onSignal);
     await control.close();
     const stats = await engine.shutdown();
     await queue.drain().catch(() => undefined);

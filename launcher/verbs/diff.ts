@@ -10,9 +10,13 @@ import { diffSnapshots, pagesToCompare, type DiffKind, type DiffResult } from '.
 import { hex } from '../../src/snapshot/export.js';
 import { createProgress, type Progress } from '../../src/snapshot/progress.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
-import { findSnapshot, parseOfflineArgs, positionals, withSource } from './snapshots.js';
+import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { findSnapshot, withSource } from './snapshots.js';
 
-export const DIFF_USAGE = 'usage: numactlx diff PATH A B [--json]\n';
+export const diffCommand: Verb = {
+  spec: { name: 'diff', usage: 'usage: numactlx diff PATH A B [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
+  run: runDiff,
+};
 
 const pages = (n: number): string => `${n} page${n === 1 ? '' : 's'}`;
 
@@ -44,15 +48,10 @@ export function diffVerb(source: SnapshotSource, refA: string, refB: string,
   return opts.json ? `${JSON.stringify(diffJson(d), null, 2)}\n` : formatDiff(d);
 }
 
-export async function runDiff(argv: string[]): Promise<number> {
-  const args = parseOfflineArgs('diff', argv, { flags: ['json'] });
-  if (args.options.help) {
-    process.stdout.write(DIFF_USAGE);
-    return 0;
-  }
+async function runDiff(args: VerbArgs): Promise<number> {
   const [path, a, b] = positionals('diff', args, ['PATH', 'A', 'B']);
   const text = await withSource('diff', path, (source) => diffVerb(source, a, b, {
-    json: args.options.json === true, progress: (n) => createProgress('diff', n),
+    json: args.flags.json, progress: (n) => createProgress('diff', n),
   }));
   process.stdout.write(text);
   return 0;

@@ -9,13 +9,26 @@ import { writeCore } from '../../src/snapshot/elf-core.js';
 import { chooseProcess, ExportError, exportRaw, hex, pageRuns, type ExportSummary } from '../../src/snapshot/export.js';
 import { createProgress, type Progress } from '../../src/snapshot/progress.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
-import { formatBytes } from './status.js';
-import { findSnapshot, parseOfflineArgs, parsePidOption, positionals, withSource } from './snapshots.js';
+import { formatBytes } from '../../policy/size.js';
+import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { findSnapshot, parsePidOption, withSource } from './snapshots.js';
 
 export const EXPORT_FORMATS = ['core', 'raw'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export const EXPORT_USAGE = 'usage: numactlx export PATH SNAP --format core|raw -o OUT [--pid PID] [--force]\n';
+export const exportCommand: Verb = {
+  spec: {
+    name: 'export',
+    usage: 'usage: numactlx export PATH SNAP --format core|raw -o OUT [--pid PID] [--force]\n',
+    options: [
+      { name: 'format', type: 'string' },
+      { name: 'output', type: 'string', short: 'o' },
+      { name: 'pid', type: 'string' },
+      { name: 'force', type: 'boolean' },
+    ],
+  },
+  run: runExport,
+};
 
 export interface ExportRequest {
   /** Snapshot id or label. */
@@ -90,22 +103,17 @@ export function formatExport(format: ExportFormat, s: ExportDone): { out: string
   return { out, err };
 }
 
-export async function runExport(argv: string[]): Promise<number> {
-  const args = parseOfflineArgs('export', argv, { flags: ['force'], strings: ['format', 'output', 'pid'], aliases: { o: 'output' } });
-  if (args.options.help) {
-    process.stdout.write(EXPORT_USAGE);
-    return 0;
-  }
+async function runExport(args: VerbArgs): Promise<number> {
   const [path, snapshot] = positionals('export', args, ['PATH', 'SNAP']);
-  const format = args.options.format as string | undefined;
+  const format = args.strings.format;
   if (format === undefined) throw new UsageError('export: missing --format (core or raw)');
   if (!(EXPORT_FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`export: invalid --format '${format}' (valid: ${EXPORT_FORMATS.join(', ')})`);
   }
-  const out = args.options.output as string | undefined;
+  const out = args.strings.output;
   if (out === undefined) throw new UsageError(`export: missing -o OUT (${format === 'core' ? 'the core file' : 'a directory'} to write)`);
-  const pid = args.options.pid === undefined ? undefined : parsePidOption('export', args.options.pid as string);
-  const force = args.options.force === true;
+  const pid = args.strings.pid === undefined ? undefined : parsePidOption('export', args.strings.pid);
+  const force = args.flags.force;
   checkOutput(format as ExportFormat, out, force);
   const req: ExportRequest = {
     snapshot, format: format as ExportFormat, out, pid, force, progress: (pages) => createProgress('export', pages),

@@ -5,9 +5,14 @@
 import { UsageError } from '../errors.js';
 import { listSessions, request } from '../../src/control/client.js';
 import type { ControlError, StatusReply } from '../../src/control/protocol.js';
-import { formatCommand, formatPages, formatTable, parseVerbArgs, verbError } from './status.js';
+import { formatCommand, formatPages, formatTable } from '../format.js';
+import type { Verb, VerbArgs } from './parse.js';
+import { verbError } from './status.js';
 
-export const PS_USAGE = 'usage: numactlx ps [--json]\n';
+export const psCommand: Verb = {
+  spec: { name: 'ps', usage: 'usage: numactlx ps [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
+  run: runPs,
+};
 
 /** The `numactlx ps` table. */
 export function formatPs(replies: readonly StatusReply[]): string {
@@ -23,12 +28,7 @@ export function formatPs(replies: readonly StatusReply[]): string {
   ]);
 }
 
-export async function runPs(argv: string[]): Promise<number> {
-  const args = parseVerbArgs('ps', argv);
-  if (args.help) {
-    process.stdout.write(PS_USAGE);
-    return 0;
-  }
+async function runPs(args: VerbArgs): Promise<number> {
   if (args.positional.length > 0) throw new UsageError(`ps: unexpected argument '${args.positional[0]}' (valid: --json)`);
   const warn = (pid: number, err: ControlError): void => {
     process.stderr.write(`numactlx: ps: ${err.message.startsWith(`session ${pid}`) ? err.message : `session ${pid}: ${err.message}`}\n`);
@@ -45,6 +45,6 @@ export async function runPs(argv: string[]): Promise<number> {
   } catch (err) {
     throw verbError('ps', err);
   }
-  process.stdout.write(args.json ? `${JSON.stringify(replies, null, 2)}\n` : formatPs(replies));
+  process.stdout.write(args.flags.json ? `${JSON.stringify(replies, null, 2)}\n` : formatPs(replies));
   return 0;
 }

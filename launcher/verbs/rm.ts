@@ -3,12 +3,16 @@
 // removeSnapshot — an atomic commit; frames no other snapshot references become free);
 // this verb checks that the snapshot exists, closes its own view of the backing first (the
 // catalog takes the backing's lock to write) and reports.
-import { catalogError, findSnapshot, parseOfflineArgs, positionals, withSource } from './snapshots.js';
+import { catalogError, findSnapshot, withSource } from './snapshots.js';
+import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { removeSnapshot } from '../../backing/catalog.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
 
-export const RM_USAGE = 'usage: numactlx rm PATH SNAP\n';
+export const rmCommand: Verb = {
+  spec: { name: 'rm', usage: 'usage: numactlx rm PATH SNAP\n', options: [] },
+  run: runRm,
+};
 
 export interface RemoveDeps {
   /** Runs `work` over the backing's snapshots and closes them. */
@@ -35,12 +39,7 @@ export async function removeVerb(path: string, ref: string, deps: RemoveDeps): P
   return formatRemoved(path, removed);
 }
 
-export async function runRm(argv: string[]): Promise<number> {
-  const args = parseOfflineArgs('rm', argv);
-  if (args.options.help) {
-    process.stdout.write(RM_USAGE);
-    return 0;
-  }
+async function runRm(args: VerbArgs): Promise<number> {
   const [path, ref] = positionals('rm', args, ['PATH', 'SNAP']);
   const text = await removeVerb(path, ref, {
     open: (work) => withSource('rm', path, work),

@@ -1,62 +1,18 @@
 // `numactlx snapshots PATH [--json]`: the committed snapshots of a backing, one row each.
 //
-// Also what the offline verbs (snapshots, verify, export, diff, rm) share: their option
-// parsing, opening a backing's snapshots through the catalog, and naming a snapshot by
-// id or label. Each verb's work is a function over a SnapshotSource, so it is tested over
+// Also what the offline verbs (snapshots, verify, export, diff, rm) share: opening a
+// backing's snapshots through the catalog, and naming a snapshot by id or label (their
+// options are parsed by ./parse.ts, as every verb's). Each verb's work is a function over a SnapshotSource, so it is tested over
 // an in-memory source; the run* wrappers only parse, open and print.
-import minimist from 'minimist';
 import { SetupError, UsageError } from '../errors.js';
-import { formatBytes, formatTable } from './status.js';
+import { formatMs, formatTable } from '../format.js';
+import { formatBytes } from '../../policy/size.js';
 import { openSnapshotSource } from '../../backing/catalog.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
+import { positionals, type Verb, type VerbArgs } from './parse.js';
 
 // ---- shared by the offline verbs ----------------------------------------------------
-
-export interface OfflineArgs {
-  positional: string[];
-  /** Options by name: strings for string options, booleans for flags. */
-  options: Record<string, string | boolean | undefined>;
-}
-
-/**
- * Parses a verb's arguments: `flags` and `strings` name its options (--help always
- * exists), `aliases` their short forms. Unknown options, a string option without a value
- * or given twice are usage errors.
- */
-export function parseOfflineArgs(verb: string, argv: string[], spec: { flags?: string[]; strings?: string[]; aliases?: Record<string, string> } = {}): OfflineArgs {
-  const flags = [...(spec.flags ?? []), 'help'];
-  const strings = spec.strings ?? [];
-  const aliases = { h: 'help', ...spec.aliases };
-  const valid = [...strings.map((s) => `--${s}`), ...flags.map((f) => `--${f}`)].join(', ');
-  const parsed = minimist(argv, {
-    boolean: flags,
-    string: strings,
-    alias: aliases,
-    unknown: (arg) => {
-      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`${verb}: unknown option '${arg}' (valid: ${valid})`);
-      return true;
-    },
-  });
-  const options: OfflineArgs['options'] = {};
-  for (const f of flags) options[f] = parsed[f] as boolean;
-  for (const s of strings) {
-    const v = parsed[s] as string | string[] | undefined;
-    if (Array.isArray(v)) throw new UsageError(`${verb}: --${s} given more than once`);
-    if (v === '') throw new UsageError(`${verb}: option '--${s}' requires an argument`);
-    options[s] = v;
-  }
-  return { positional: parsed._.map(String), options };
-}
-
-/** The positional arguments `names` (all required), or a usage error naming the first missing. */
-export function positionals(verb: string, args: OfflineArgs, names: string[]): string[] {
-  if (args.positional.length < names.length) throw new UsageError(`${verb}: missing ${names[args.positional.length]}`);
-  if (args.positional.length > names.length) {
-    throw new UsageError(`${verb}: unexpected argument '${args.positional[names.length]}' (expected ${names.join(' ')})`);
-  }
-  return args.positional;
-}
 
 /** A --pid value: a positive decimal integer. */
 export function parsePidOption(verb: string, text: string): number {
@@ -129,14 +85,10 @@ export function findSnapshot(verb: string, source: SnapshotSource, ref: string):
 
 // ---- numactlx snapshots ---------------------------------------------------------------
 
-export const SNAPSHOTS_USAGE = 'usage: numactlx snapshots PATH [--json]\n';
-
-/** Milliseconds for a table: 0.42ms, 12ms, 1.52s. */
-export function formatMs(ms: number): string {
-  if (ms < 10) return `${ms.toFixed(2).replace(/\.?0+$/, '') || '0'}ms`;
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  return `${(ms / 1000).toFixed(2)}s`;
-}
+export const snapshotsCommand: Verb = {
+  spec: { name: 'snapshots', usage: 'usage: numactlx snapshots PATH [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
+  run: runSnapshots,
+};
 
 /** One snapshot as `snapshots --json` prints it. */
 export function snapshotSummary(r: SnapshotRecord): Record<string, unknown> {
@@ -160,14 +112,9 @@ export function listSnapshots(source: SnapshotSource, opts: { json?: boolean } =
   ]);
 }
 
-export async function runSnapshots(argv: string[]): Promise<number> {
-  const args = parseOfflineArgs('snapshots', argv, { flags: ['json'] });
-  if (args.options.help) {
-    process.stdout.write(SNAPSHOTS_USAGE);
-    return 0;
-  }
+async function runSnapshots(args: VerbArgs): Promise<number> {
   const [path] = positionals('snapshots', args, ['PATH']);
-  const text = await withSource('snapshots', path, (source) => listSnapshots(source, { json: args.options.json === true }));
+  const text = await withSource('snapshots', path, (source) => listSnapshots(source, { json: args.flags.json }));
   process.stdout.write(text);
   return 0;
 }

@@ -7,11 +7,11 @@ import zlib from 'node:zlib';
 import { createProgress, NO_PROGRESS, type Progress } from '../../src/snapshot/progress.js';
 import { hex, readFrameInto } from '../../src/snapshot/export.js';
 import { USER_REGS_SIZE } from '../../src/sys/arch/index.js';
+import { PAGE_SIZE } from '../../src/sys/page.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotProcess, SnapshotRecord } from '../../src/snapshot/types.js';
-import { parseOfflineArgs, positionals, withSource } from './snapshots.js';
-
-const PAGE_SIZE = 4096;
+import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { withSource } from './snapshots.js';
 
 export type ProblemKind = 'checksum' | 'unreadable' | 'frame-range' | 'order' | 'unaligned' | 'outside-vma' |
   'registers' | 'duplicate-id';
@@ -116,20 +116,18 @@ export function formatVerify(path: string, report: VerifyReport): string {
   return [...problems.map((p) => p.message), summary].join('\n') + '\n';
 }
 
-export const VERIFY_USAGE = 'usage: numactlx verify PATH [--json]\n';
+export const verifyCommand: Verb = {
+  spec: { name: 'verify', usage: 'usage: numactlx verify PATH [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
+  run: runVerify,
+};
 
-export async function runVerify(argv: string[]): Promise<number> {
-  const args = parseOfflineArgs('verify', argv, { flags: ['json'] });
-  if (args.options.help) {
-    process.stdout.write(VERIFY_USAGE);
-    return 0;
-  }
+async function runVerify(args: VerbArgs): Promise<number> {
   const [path] = positionals('verify', args, ['PATH']);
   const report = await withSource('verify', path, (source) => {
     const total = source.snapshots().reduce((n, r) => n + r.processes.reduce((m, p) => m + p.pages.length, 0), 0);
     return verifySource(source, { progress: createProgress('verify', total) });
   });
-  process.stdout.write(args.options.json ? `${JSON.stringify({ path, ...report, clean: report.problems.length === 0 }, null, 2)}\n`
+  process.stdout.write(args.flags.json ? `${JSON.stringify({ path, ...report, clean: report.problems.length === 0 }, null, 2)}\n`
     : formatVerify(path, report));
   return report.problems.length === 0 ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 // file and the key: `/etc/sim.json: schedules[1].label: must be a string, got 3`.
 import fs from 'node:fs';
 import os from 'node:os';
+import { signalName } from '../sys/signal.js';
 import { labelProblem } from './queue.js';
 import { checkCronExpression, type Schedule } from './schedule.js';
 
@@ -58,7 +59,7 @@ export class ConfigError extends Error {
 }
 
 /** Signals that cannot ask for a snapshot, and why. */
-const REFUSED_SIGNALS: Partial<Record<NodeJS.Signals, string>> = {
+const REFUSED_SIGNALS: Partial<Record<string, string>> = {
   SIGKILL: 'cannot be caught',
   SIGSTOP: 'cannot be caught',
   // Sent by the kernel for a fault in numactlx itself: Node cannot run a handler safely.
@@ -69,13 +70,6 @@ const REFUSED_SIGNALS: Partial<Record<NodeJS.Signals, string>> = {
   SIGTRAP: 'reports a fault in numactlx itself and cannot be caught safely',
   SIGCHLD: "tells numactlx about its own children's ends",
 };
-
-/** The name of a signal number (the first of aliases: SIGABRT, not SIGIOT). */
-export function signalName(signal: number): NodeJS.Signals {
-  const entry = Object.entries(S).find(([, n]) => n === signal);
-  if (!entry) throw new RangeError(`no signal numbered ${signal}`);
-  return entry[0] as NodeJS.Signals;
-}
 
 /** The signals a snapshot can be asked for with, by name without SIG. */
 export function snapshotSignalChoices(): string[] {

@@ -24,7 +24,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
-import { chooseProcess, copyRuns, createOutput, ExportError, pageRuns, PAGE_SIZE, type ExportSummary, type PageRun } from './export.js';
+import { chooseProcess, copyRuns, createOutput, ExportError, pageRuns, type ExportSummary, type PageRun } from './export.js';
+import { PAGE_SIZE } from '../sys/page.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 import type { SnapshotSource } from './source.js';
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from './types.js';

@@ -19,11 +19,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { USER_REGS_FIELDS } from '../sys/arch/index.js';
+import { PAGE_SIZE } from '../sys/page.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 import type { SnapshotSource } from './source.js';
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord, Vma } from './types.js';
 
-export const PAGE_SIZE = 4096;
 export const RAW_FORMAT = 'numactlx-raw';
 export const RAW_VERSION = 1;
 

@@ -1,6 +1,8 @@
 // A progress bar for the long offline verbs (verify, export, diff): drawn on stderr when
 // it is a terminal, and nothing at all otherwise (DESIGN.md §2: quiet when not on a TTY,
 // so scripts and pipes see only the verb's own output).
+import { formatBytes } from '../../policy/size.js';
+import { PAGE_SIZE } from '../sys/page.js';
 
 /** What a long operation reports as it goes. */
 export interface Progress {
@@ -30,18 +32,7 @@ export interface ProgressOptions {
 /** A Progress that does nothing: not on a TTY, or the caller wants silence. */
 export const NO_PROGRESS: Progress = { tick: () => undefined, done: () => undefined };
 
-const PAGE = 4096;
-
-function sizeOfPages(pages: number): string {
-  const units = ['K', 'M', 'G', 'T', 'P'];
-  let value = (pages * PAGE) / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)}${units[unit]}`;
-}
+const sizeOfPages = (pages: number): string => formatBytes(pages * PAGE_SIZE);
 
 /**
  * A bar for `total` units labelled `label`, on `stream` when it is a TTY; NO_PROGRESS

@@ -8,7 +8,7 @@
 import { koffi, libc, bindSyscall, check, lastErrno, SysError, toU64 } from './libc.js';
 import { SYS } from './arch/index.js';
 
-export const PAGE_SIZE = 4096;
+export { PAGE_SIZE } from './page.js';
 
 export const PROT_NONE = 0x0;
 export const PROT_READ = 0x1;

@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   ConfigError, loadSnapshotConfig, mergeSnapshotSettings, parseKeep, parseSnapshotConfig, parseSnapshotSignal,
-  signalName, snapshotSignalChoices,
+  snapshotSignalChoices,
 } from '../../src/snapshot/config.js';
+import { signalName } from '../../src/sys/signal.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);

@@ -172,9 +172,9 @@ test('--help prints the usage', async () => {
 
 test.each([
   [['--bogus'], "snapshot: unknown option '--bogus' (valid: --label L, --wait, --json, --help)"],
-  [['--label'], "snapshot: option '--label' requires a value"],
-  [['--label', '--wait'], "snapshot: option '--label' requires a value"],
-  [['--label='], "snapshot: option '--label' requires a value"],
+  [['--label'], "snapshot: option '--label' requires an argument"],
+  [['--label', '--wait'], "snapshot: option '--label' requires an argument"],
+  [['--label='], "snapshot: option '--label' requires an argument"],
   [['--label', 'a', '--label', 'b'], 'snapshot: --label given 2 times (one label per snapshot)'],
   [['--label', '42'], 'snapshot: invalid --label "42": a label must not be a number (it would read as a snapshot id)'],
   [['--label', ' padded'], 'snapshot: invalid --label " padded": a label must not begin or end with white space'],

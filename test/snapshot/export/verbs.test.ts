@@ -3,10 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SetupError, UsageError } from '../../../launcher/errors.js';
-import {
-  findSnapshot, formatIds, formatMs, listSnapshots, parseOfflineArgs, positionals,
-} from '../../../launcher/verbs/snapshots.js';
-import { checkOutput, exportSnapshot, formatExport } from '../../../launcher/verbs/export.js';
+import { findSnapshot, formatIds, listSnapshots } from '../../../launcher/verbs/snapshots.js';
+import { formatMs } from '../../../launcher/format.js';
+import { checkOutput, exportCommand, exportSnapshot, formatExport } from '../../../launcher/verbs/export.js';
+import { parseVerbArgs, positionals, type VerbSpec } from '../../../launcher/verbs/parse.js';
 import { removeVerb } from '../../../launcher/verbs/rm.js';
 import { FakeSource } from '../../helpers/fake-source.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
@@ -81,26 +81,30 @@ describe('naming a snapshot', () => {
 });
 
 describe('argument parsing', () => {
-  const spec = { flags: ['force'], strings: ['format', 'output', 'pid'], aliases: { o: 'output' } };
+  const { spec } = exportCommand;
+  const bare = (name: string): VerbSpec => ({ name, usage: '', options: [] });
   test('options anywhere, -o as --output', () => {
-    const args = parseOfflineArgs('export', ['p', '--format', 'raw', '1', '-o', 'dir', '--force'], spec);
+    const args = parseVerbArgs(spec, ['p', '--format', 'raw', '1', '-o', 'dir', '--force']);
     expect(args.positional).toEqual(['p', '1']);
-    expect(args.options).toMatchObject({ format: 'raw', output: 'dir', force: true, help: false });
+    expect(args).toMatchObject({ help: false, strings: { format: 'raw', output: 'dir' }, flags: { force: true } });
     expect(positionals('export', args, ['PATH', 'SNAP'])).toEqual(['p', '1']);
   });
 
   test.each([
     [['--bogus'], "export: unknown option '--bogus' (valid: --format, --output, --pid, --force, --help)"],
     [['--format'], "export: option '--format' requires an argument"],
-    [['-o', 'a', '-o', 'b'], 'export: --output given more than once'],
+    [['-o'], "export: option '-o' requires an argument"],
+    [['--format', '--force'], "export: option '--format' requires an argument"],
+    [['--force=yes'], "export: option '--force' doesn't allow an argument"],
+    [['-o', 'a', '-o', 'b'], 'export: --output given 2 times'],
   ])('%j: %s', (argv, message) => {
-    expect(() => parseOfflineArgs('export', argv, spec)).toThrow(UsageError);
-    expect(() => parseOfflineArgs('export', argv, spec)).toThrow(message);
+    expect(() => parseVerbArgs(spec, argv)).toThrow(UsageError);
+    expect(() => parseVerbArgs(spec, argv)).toThrow(message);
   });
 
   test('missing and extra positionals', () => {
-    expect(() => positionals('diff', parseOfflineArgs('diff', ['p', '1']), ['PATH', 'A', 'B'])).toThrow('diff: missing B');
-    expect(() => positionals('rm', parseOfflineArgs('rm', ['p', '1', '2']), ['PATH', 'SNAP'])).toThrow("rm: unexpected argument '2' (expected PATH SNAP)");
+    expect(() => positionals('diff', parseVerbArgs(bare('diff'), ['p', '1']), ['PATH', 'A', 'B'])).toThrow('diff: missing B');
+    expect(() => positionals('rm', parseVerbArgs(bare('rm'), ['p', '1', '2']), ['PATH', 'SNAP'])).toThrow("rm: unexpected argument '2' (expected PATH SNAP)");
   });
 });
 
