@@ -38,7 +38,7 @@ const CHECKSUM_STEP_PAGES = 256;
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const { EAGAIN, ENOENT, ESRCH } = os.constants.errno;
-/** Reads of pending events before a freeze gives up on a range that keeps answering EAGAIN. */
+/** Tries (with sched_yield between) before a freeze gives up on a range that keeps answering EAGAIN. */
 const FREEZE_EAGAIN_TRIES = 1000;
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
 
@@ -199,6 +199,10 @@ export class SnapshotEngine {
     let frozen = 0;
     for (const mm of this.freezable()) {
       const pid = mm.pids.values().next().value as number;
+      // Messages queued before the threads stopped (faults they left to enter the stop,
+      // events) are handled now, before the dirty pages are staged.
+      engine.service(mm);
+      if (!engine.mms.has(mm.uffd)) continue;
       mm.pins.clear();
       const t0 = process.hrtime.bigint();
       const runs: number[] = [];
@@ -245,20 +249,20 @@ export class SnapshotEngine {
   }
 
   /**
-   * Write-protects the run [start, end) of a freeze; 0 or -errno. EAGAIN: an event of
-   * this uffd is unread or its thread has not run since (mmap_changing); the threads are
-   * stopped, so it is one read before the freeze — read the events and try again.
-   * ENOENT: part of the run is no longer mapped (an event just read dropped it): protect
-   * the pages still in the table one by one. A process gone meanwhile: nothing to do.
+   * Write-protects the run [start, end) of a freeze; 0 or -errno. The freeze read every
+   * pending message first (a write fault handled after the runs were staged could let a
+   * staged page go writable), so EAGAIN here means a thread that caused an event has not
+   * run since it was read (mmap_changing drops when it does): yield and try again, and
+   * past FREEZE_EAGAIN_TRIES fail the snapshot with the reason rather than wait forever.
+   * ENOENT: part of the run is no longer mapped: protect the pages still in the table one
+   * by one. A process gone meanwhile: nothing to do.
    */
   private protectFrozen(mm: Mm, start: number, end: number): number {
     const engine = this.engine;
     if (!engine.mms.has(mm.uffd)) return 0;
     let r = engine.protect(mm, start, end - start);
     for (let tries = 0; r === -EAGAIN && tries < FREEZE_EAGAIN_TRIES; tries++) {
-      engine.service(mm);
-      if (!engine.mms.has(mm.uffd)) return 0;
-      if (tries > 0) schedYield();
+      schedYield();
       r = engine.protect(mm, start, end - start);
     }
     if (r !== -ENOENT) return r;
