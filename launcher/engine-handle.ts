@@ -115,6 +115,11 @@ export class EngineHandle {
     });
   }
 
+  /** Resolves when the engine worker has ended (shut down, or failed). */
+  get ended(): Promise<void> {
+    return this.closed;
+  }
+
   /** Final statistics, then the engine closes its backings and ends. */
   async shutdown(): Promise<SessionStats | undefined> {
     const final = new Promise<SessionStats>((resolve) => this.statsWaiters.push(resolve));

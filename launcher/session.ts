@@ -133,13 +133,25 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
     });
   } finally {
+    // The program has ended (or could not start). In this order: no new requests; every
+    // snapshot queued or in flight finishes (the engine copied a process's frozen pages
+    // at its exit stop) and --keep runs after it; only then does the control socket
+    // close, so a `snapshot --wait` client gets the snapshot's real outcome; then the
+    // engine lets go of the backings. A failing step is one line, never the exit status:
+    // that stays the program's.
     schedules?.stop();
     if (snapshotSignal) process.off(snapshotSignal, onSignal);
+    queue.close();
+    await Promise.race([queue.drain().catch(() => undefined), engine.ended]);
     await control.close();
     const stats = await engine.shutdown();
-    await queue.drain().catch(() => undefined);
-    queue.close();
-    if (plan.statsFile && stats) writeStats(plan.statsFile, stats);
+    if (plan.statsFile && stats) {
+      try {
+        writeStats(plan.statsFile, stats);
+      } catch (err) {
+        fs.writeSync(2, `numactlx: ${(err as Error).message}\n`);
+      }
+    }
   }
   return end;
 }

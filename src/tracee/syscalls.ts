@@ -8,15 +8,25 @@
 // - get_mempolicy: answered from the emulated policy when one applies.
 // To skip a call at its seccomp stop: orig_rax = -1, rax = the result (the kernel then
 // leaves rax alone).
+//
+// Only a call the kernel would accept is emulated. One it would refuse (a bad mode or
+// flag, an unaligned start, a maxnode over the limit, a mask or result pointer it cannot
+// read or write) is left to the kernel, which refuses it with its own errno — the
+// program sees exactly what it would see on a real node, and the session goes on.
 import { getRegs, readReg, setRegs, writeReg } from '../sys/ptrace.js';
 import { SYS } from '../sys/arch/index.js';
-import { MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE } from '../sys/mempolicy.js';
+import os from 'node:os';
+import {
+  MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE, MPOL_F_NUMA_BALANCING, MPOL_F_RELATIVE_NODES, MPOL_F_STATIC_NODES,
+  MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT, MPOL_WEIGHTED_INTERLEAVE,
+} from '../sys/mempolicy.js';
 import type { PagePolicy } from '../engine/ranges.js';
 import type { EngineClient } from './engine-client.js';
 import { readRemote, writeRemote } from './remote.js';
 import type { Proc, Thread } from './state.js';
 
 const PAGE = 4096n;
+const { EFAULT } = os.constants.errno;
 const pageUp = (x: bigint): bigint => (x + PAGE - 1n) & ~(PAGE - 1n);
 const isError = (ret: bigint): boolean => ret < 0n && ret > -4096n;
 /** Node masks the kernel accepts have at most 1024 bits. */
@@ -31,22 +41,58 @@ export interface SyscallContext {
 
 export type Resume = 'cont' | 'syscall';
 
-function readNodemask(pid: number, addr: bigint, maxnode: bigint): number[] {
+/** The kernel refuses a maxnode above this (get_nodes: PAGE_SIZE * BITS_PER_BYTE). */
+const MAXNODE_LIMIT = 4096n * 8n;
+const MODE_FLAGS = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING;
+const MBIND_FLAGS = MPOL_MF_STRICT | MPOL_MF_MOVE | MPOL_MF_MOVE_ALL;
+
+/** Whether the kernel's sanitize_mpol_flags() accepts `mode` (with its flags). */
+function validMode(mode: bigint): boolean {
+  if (mode < 0n || mode > 0xffffffffn) return false;
+  const m = Number(mode) | 0;
+  const flags = m & MODE_FLAGS;
+  const base = m & ~MODE_FLAGS;
+  if (base < 0 || base > MPOL_WEIGHTED_INTERLEAVE) return false;
+  return (flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES)) !== (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES);
+}
+
+/**
+ * The nodes of a user nodemask, or undefined where the kernel's get_nodes() would fail:
+ * maxnode over the limit (EINVAL), bits set past MAX_MASK_BITS (EINVAL), a mask it
+ * cannot read (EFAULT).
+ */
+function readNodemask(pid: number, addr: bigint, maxnode: bigint): number[] | undefined {
   if (addr === 0n || maxnode <= 1n) return [];
-  const bits = (maxnode - 1n < MAX_MASK_BITS ? maxnode - 1n : MAX_MASK_BITS);
+  if (maxnode - 1n > MAXNODE_LIMIT) return undefined;
+  const bits = maxnode - 1n;
   const bytes = Number(((bits + 63n) / 64n) * 8n);
-  const mask = readRemote(pid, addr, bytes);
+  let mask: Buffer;
+  try {
+    mask = readRemote(pid, addr, bytes);
+  } catch {
+    return undefined;
+  }
   const nodes: number[] = [];
-  for (let i = 0; i < Number(bits); i++) if (mask[i >> 3] & (1 << (i & 7))) nodes.push(i);
+  for (let i = 0; i < Number(bits); i++) {
+    if (!(mask[i >> 3] & (1 << (i & 7)))) continue;
+    if (BigInt(i) >= MAX_MASK_BITS) return undefined;
+    nodes.push(i);
+  }
   return nodes;
 }
 
-function writeNodemask(pid: number, addr: bigint, maxnode: bigint, nodes: readonly number[]): void {
-  if (addr === 0n || maxnode <= 1n) return;
+/** Writes a nodemask into the program; false where the kernel's copy_to_user would fail. */
+function writeNodemask(pid: number, addr: bigint, maxnode: bigint, nodes: readonly number[]): boolean {
+  if (addr === 0n || maxnode <= 1n) return true;
   const bits = maxnode - 1n < MAX_MASK_BITS ? maxnode - 1n : MAX_MASK_BITS;
   const mask = Buffer.alloc(Number(((bits + 63n) / 64n) * 8n));
   for (const n of nodes) if (BigInt(n) < bits) mask[n >> 3] |= 1 << (n & 7);
-  writeRemote(pid, addr, mask);
+  try {
+    writeRemote(pid, addr, mask);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function skip(tid: number, regs: Buffer, result: bigint): void {
@@ -71,21 +117,25 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
       thread.pending = { kind: 'brk' };
       return 'syscall';
     case SYS.mbind: {
-      const [start, len, mode] = [arg(0), pageUp(arg(1)), Number(arg(2))];
+      const [start, len, mode] = [arg(0), pageUp(arg(1)), arg(2)];
       const nodes = readNodemask(proc.pid, arg(3), arg(4));
-      if (!namesVirtual(nodes, ctx)) return 'cont';
-      const policy: PagePolicy = { mode, nodes };
+      if (nodes === undefined || !namesVirtual(nodes, ctx)) return 'cont';
+      const valid = validMode(mode) && (arg(5) & ~BigInt(MBIND_FLAGS)) === 0n && (start & (PAGE - 1n)) === 0n
+        && start + len >= start && len >= arg(1);
+      if (!valid) return 'cont'; // the kernel refuses it: EINVAL
+      const policy: PagePolicy = { mode: Number(mode), nodes };
       skip(tid, regs, BigInt(ctx.engine.setRangePolicy(proc.pid, start, len, policy)));
       return 'cont';
     }
     case SYS.set_mempolicy: {
-      const mode = Number(arg(0));
       const nodes = readNodemask(proc.pid, arg(1), arg(2));
+      // Refused by the kernel (EFAULT, EINVAL): the policy in force does not change.
+      if (nodes === undefined || !validMode(arg(0))) return 'cont';
       if (!namesVirtual(nodes, ctx)) {
         proc.policy = undefined;
         return 'cont';
       }
-      proc.policy = { mode, nodes };
+      proc.policy = { mode: Number(arg(0)), nodes };
       ctx.engine.setProcessPolicy(proc.pid, proc.policy);
       skip(tid, regs, 0n);
       return 'cont';
@@ -99,9 +149,10 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
 
 function getMempolicy(tid: number, proc: Proc, regs: Buffer, arg: (i: number) => bigint, ctx: SyscallContext): Resume {
   const [modePtr, maskPtr, maxnode, addr, flags] = [arg(0), arg(1), arg(2), arg(3), Number(arg(4))];
+  if (maxnode - 1n > MAXNODE_LIMIT && maskPtr !== 0n) return 'cont'; // the kernel: EINVAL
   if (flags & MPOL_F_MEMS_ALLOWED) {
-    writeNodemask(proc.pid, maskPtr, maxnode, [...ctx.allowedReal, ...ctx.virtualNodes]);
-    skip(tid, regs, 0n);
+    const ok = writeNodemask(proc.pid, maskPtr, maxnode, [...ctx.allowedReal, ...ctx.virtualNodes]);
+    skip(tid, regs, ok ? 0n : -BigInt(EFAULT));
     return 'cont';
   }
   let policy: PagePolicy | undefined;
@@ -118,13 +169,18 @@ function getMempolicy(tid: number, proc: Proc, regs: Buffer, arg: (i: number) =>
   if (!policy) return 'cont';
   const firstVirtual = policy.nodes.find((n) => ctx.virtualNodes.has(n)) ?? policy.nodes[0];
   const mode = (flags & MPOL_F_NODE) ? (node !== undefined && node >= 0 ? node : firstVirtual) : policy.mode;
+  let ok = true;
   if (modePtr !== 0n) {
     const b = Buffer.alloc(4);
     b.writeInt32LE(mode);
-    writeRemote(proc.pid, modePtr, b);
+    try {
+      writeRemote(proc.pid, modePtr, b);
+    } catch {
+      ok = false;
+    }
   }
-  if (!(flags & MPOL_F_NODE)) writeNodemask(proc.pid, maskPtr, maxnode, policy.nodes);
-  skip(tid, regs, 0n);
+  if (ok && !(flags & MPOL_F_NODE)) ok = writeNodemask(proc.pid, maskPtr, maxnode, policy.nodes);
+  skip(tid, regs, ok ? 0n : -BigInt(EFAULT));
   return 'cont';
 }
 

@@ -4,7 +4,9 @@
 // skipped the snapshot 4 runs in 6, exit 0 and no word). exit_running returns from main
 // while its threads run: every thread passes its exit stop before waitpid reports any.
 import path from 'node:path';
-import { numactlx } from '../helpers/numactlx.js';
+import { execa, type Result } from 'execa';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
 import { compileFixture } from '../helpers/fixtures.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
@@ -27,3 +29,37 @@ test(`a program that exits while its 8 threads run leaves its exit snapshot, ${R
     expect(snaps[0].pages).toBeGreaterThanOrEqual(8 * 256);
   }
 }, 120_000);
+
+// The program ending with a snapshot in flight (reliability issue, item 4): numactlx
+// exits with the program's status, --keep is applied to that snapshot too, and the
+// client waiting for it gets its real outcome — never "closed the connection".
+test('a program exiting 7 during a snapshot: exit 7, the waiting client answered, --keep applied', async () => {
+  const exitRunning = await compileFixture('exit_running');
+  for (let round = 1; round <= 3; round++) {
+    const backing = path.join(tmpDir(), 'n3.img');
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+    const session = execa(NUMACTLX, [`--remap=3,${backing},size=1g`, '--membind=3', '--keep', '1', '--', exitRunning, '8', '32m', '7'],
+      { env, reject: false, buffer: false, stdin: 'pipe' });
+    let out = '';
+    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    try {
+      await waitFor('the threads to fill their memory', () => out.includes('filled 8\n'), 60_000);
+      for (let i = 0; i < 2; i++) expect((await numactlx(['snapshot', '--wait', String(session.pid)], { env })).exitCode).toBe(0);
+      const inFlight = numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+      // 256 MiB written since the last snapshot: the copy takes a while, and the program
+      // returns 7 as soon as it reads this line (its threads still writing).
+      session.stdin!.end('stop\n');
+      const [end, last] = await Promise.all([session as Promise<Result>, inFlight]);
+      expect({ round, exit: end.exitCode }).toEqual({ round, exit: 7 });
+      expect(last.stderr).not.toMatch(/closed the connection/);
+      if (last.exitCode === 0) expect(JSON.parse(last.stdout)).toHaveProperty('id');
+      else expect(last.stderr).toMatch(/^numactlx: /);
+      const list = JSON.parse((await numactlx(['snapshots', backing, '--json'])).stdout) as unknown[];
+      expect({ round, kept: list.length }).toEqual({ round, kept: 1 });
+      expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+    } finally {
+      session.kill('SIGKILL');
+      await session;
+    }
+  }
+}, 180_000);
