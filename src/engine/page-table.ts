@@ -25,7 +25,7 @@ export const DIRTY = 1;
 /**
  * Write-protected for a snapshot and not copied yet: staged by the prepare pass (the
  * program still runs, the snapshot is not cut), or frozen in the snapshot being copied.
- * A staged page written before the freeze is DIRTY|PENDING (snapshot-engine.ts).
+ * A staged page written before the freeze is DIRTY|PENDING (snapshot-copy.ts).
  */
 export const PENDING = 2;
 /**

@@ -29,6 +29,7 @@
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
 import { PageMap } from './page-map.js';
+import type { Mm } from './mm.js';
 
 /** What one address space contributes to a snapshot being taken. */
 export interface MmPart {
@@ -69,7 +70,7 @@ export interface SnapshotRequest {
 
 export class SnapshotRun {
   readonly time = new Date().toISOString();
-  readonly parts = new Map<unknown, MmPart>(); // keyed by Mm
+  readonly parts = new Map<Mm, MmPart>();
   pauseMs = 0;
   /** The tracer reports the pause after resuming the program; the record waits for it. */
   pauseKnown = false;

@@ -1,0 +1,44 @@
+// What the engine's parts share: the state of one Engine (engine.ts) as the fault
+// service (fault-service.ts) and the uffd event handling (uffd-events.ts) see it. Types
+// only, so that those modules take the engine as a parameter without importing it (the
+// engine imports them). Owned and written by the engine thread only.
+import type { SnapshotRun } from './snapshot.js';
+import type { Mm, VirtualNodeRuntime } from './mm.js';
+import type { NodeRoom } from './placement.js';
+import type { EventStats, NodeStats } from './stats.js';
+
+/**
+ * A fault whose answer got EAGAIN (an UNMAP/REMOVE/REMAP/FORK event of its uffd unread,
+ * or its thread not run since): handled again after the next poll. `write`: a
+ * write-protect fault (its unprotect failed), else a missing fault (COPY or POISON
+ * failed). Until then the faulting thread sleeps in the kernel: dropping one of these
+ * hangs it, and the next freeze with it.
+ */
+export interface RetryFault { mm: Mm; addr: number; write: boolean }
+
+export interface EngineCore extends NodeRoom {
+  /** Every mm, by uffd. */
+  readonly mms: Map<number, Mm>;
+  readonly slots: readonly VirtualNodeRuntime[];
+  readonly nodeStats: NodeStats[];
+  readonly events: EventStats;
+  readonly faultAheadPages: number;
+  /** The zero page run every fault is served from (a Buffer the engine keeps alive); never written. */
+  readonly zerosAddr: number;
+  /** Scratch for the messages read from a uffd (uffd-events.ts). */
+  readonly msgBuf: Uint8Array;
+  readonly msgView: DataView;
+  retries: RetryFault[];
+  pollListChanged: boolean;
+  /** The snapshot being copied, if any. */
+  run: SnapshotRun | undefined;
+  writeFault: (mm: Mm, addr: number) => void;
+  /** Reads and handles every queued message of one uffd (uffd-events.ts). */
+  service(mm: Mm): void;
+  /** Serves a missing fault at page `addr` (fault-service.ts). */
+  fault(mm: Mm, addr: number, isRetry: boolean): void;
+  /** The mm's uffd failed: forget it and every process on it. */
+  leaveAll(mm: Mm): void;
+  /** Gives back what a page held: its frame and its place on the node. */
+  release(entry: number, node: number): void;
+}

@@ -1,0 +1,207 @@
+// Copy, the third phase of a snapshot: the program runs again, and the frozen pages are
+// copied into frames with process_vm_readv (remote-copy.ts) in small batches between
+// fault service (COPY_BATCH_PAGES), a write to a frozen page copying that page first.
+// The page states and the invariants are in snapshot.ts.
+import os from 'node:os';
+import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
+import { RemoteCopier, MAX_IOV } from './remote-copy.js';
+import { takePending, type MmPart } from './snapshot.js';
+import type { Engine, Mm } from './engine.js';
+import type { ChecksumQueue } from './checksums.js';
+
+/**
+ * Pages copied per step before the engine looks at its userfaultfds again: 64 KiB, about
+ * 30 µs of process_vm_readv here — the most a write to a frozen page waits for the copier.
+ */
+const COPY_BATCH_PAGES = 16;
+const { ESRCH } = os.constants.errno;
+
+/** Copies the frozen pages of the snapshot being taken (engine.run) into frames. */
+export class FrozenPageCopier {
+  private readonly batch: number[] = [];
+  private readonly batchSlot = new Int32Array(MAX_IOV);
+  private readonly batchFrame = new Int32Array(MAX_IOV);
+  private readonly batchOld = new Int32Array(MAX_IOV);
+  private readonly batchAddr = new Float64Array(MAX_IOV);
+  /** A write waited for a copy and was let go since the last takeWoken(). */
+  private woken = false;
+
+  constructor(private readonly engine: Engine, private readonly checksums: ChecksumQueue,
+    readonly remote: RemoteCopier) {}
+
+  /**
+   * Whether a thread waiting on a copy-before-write was woken since the last call: the
+   * engine then yields its CPU, so that the writer runs now, not after the copier's slice.
+   */
+  takeWoken(): boolean {
+    const w = this.woken;
+    this.woken = false;
+    return w;
+  }
+
+  /**
+   * A write to a write-protected page: copy it first if frozen, then let the write go.
+   * Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
+   */
+  onWriteFault(mm: Mm, addr: number): void {
+    const entry = mm.table.get(addr);
+    if (entry > 0 && mm.table.flagsOf(addr) & PENDING) {
+      const part = this.engine.run?.parts.get(mm);
+      if (part) {
+        this.batch.length = 0;
+        this.batch.push(addr);
+        this.copyPages(mm, part, this.batch);
+        this.woken = true;
+      }
+    }
+    const flags = mm.table.flagsOf(addr);
+    if (entry > 0 && !(flags & DIRTY)) mm.table.setFlags(addr, flags | DIRTY);
+    this.engine.unprotect(mm, addr, PAGE);
+  }
+
+  /**
+   * Makes the page holding addr writable now, for a write the kernel does on the
+   * program's behalf where a userfaultfd cannot trap it: an exiting thread's
+   * clear_child_tid (handle_userfault gives up on PF_EXITING tasks, so a write-protected
+   * page makes the kernel skip the write — and pthread_join waits forever). Copied first
+   * when frozen and not copied yet, as a write fault would. 0 or -errno.
+   */
+  releaseForKernelWrite(pid: number, addr: number): number {
+    const mm = this.engine.mmOf(pid);
+    if (!mm) return 0;
+    const page = addr - (addr % PAGE);
+    const entry = mm.table.get(page);
+    if (entry <= 0) return 0; // never placed, or ordinary memory: never protected
+    // Pinned even when writable now: a prepare step may run before the kernel's write.
+    mm.pins.add(page);
+    const flags = mm.table.flagsOf(page);
+    if ((flags & (DIRTY | PENDING)) === DIRTY) return 0; // written since the last snapshot: writable
+    if (flags & PENDING) {
+      const part = this.engine.run?.parts.get(mm);
+      if (part) {
+        this.batch.length = 0;
+        this.batch.push(page);
+        this.copyPages(mm, part, this.batch);
+      }
+    }
+    mm.table.setFlags(page, mm.table.flagsOf(page) | DIRTY);
+    return this.engine.unprotectNow(mm, page, PAGE);
+  }
+
+  /**
+   * Copies up to `pages` pending pages (a batch; fewer when the program is faulting
+   * without pause and waits behind this step); true while pages remain.
+   */
+  step(pages = COPY_BATCH_PAGES): boolean {
+    const run = this.engine.run;
+    if (!run || !run.pauseKnown) return false;
+    let budget = pages;
+    const batch = this.batch;
+    for (const [mm, part] of run.parts) {
+      while (budget > 0 && part.left > 0) {
+        const taken = takePending(part, budget, batch);
+        const kept = this.keepPending(mm, batch, taken);
+        if (kept > 0) this.copyPages(mm, part, batch);
+        budget -= taken;
+      }
+      if (budget <= 0) return true;
+    }
+    return run.remaining > 0;
+  }
+
+  /**
+   * Keeps the pages of batch[0, taken) still present and PENDING, each once (marked
+   * COPYING until copyPages sets its flags); returns how many.
+   */
+  private keepPending(mm: Mm, batch: number[], taken: number): number {
+    let kept = 0;
+    for (let i = 0; i < taken; i++) {
+      const addr = batch[i];
+      const flags = mm.table.flagsOf(addr);
+      if (mm.table.get(addr) > 0 && (flags & (PENDING | COPYING)) === PENDING) {
+        mm.table.setFlags(addr, flags | COPYING);
+        batch[kept++] = addr;
+      }
+    }
+    batch.length = kept;
+    return kept;
+  }
+
+  /**
+   * Copies pending pages of one mm into frames: in place when no committed snapshot
+   * holds the page's frame, else into a new one. After this the pages are clean and
+   * still write-protected. Typed scratch arrays: this runs once per 16 pages.
+   */
+  private copyPages(mm: Mm, part: MmPart, addrs: number[]): void {
+    const engine = this.engine;
+    const run = engine.run!;
+    const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest } = this;
+    let m = 0;
+    this.remote.reset();
+    for (const addr of addrs) {
+      const slot = mm.table.nodeOf(addr);
+      const old = mm.table.get(addr) - 1;
+      const node = engine.nodes[slot];
+      let frame = old;
+      if (node.refs[old] > 1) {
+        frame = node.store.allocFrame();
+        if (frame < 0) {
+          run.failed ??= `backing ${node.backing}: no free frame for snapshot ${run.req.id} (the node is full)`;
+          part.lost.add(addr);
+          mm.table.setFlags(addr, DIRTY); // copied by a later snapshot
+          continue;
+        }
+        node.refs[frame] = 1;
+      }
+      slots[m] = slot; frames[m] = frame; olds[m] = old; dest[m] = addr;
+      m++;
+      this.remote.add(node.store.frameAddr(frame), addr, PAGE);
+    }
+    let n = this.remote.run(part.reader);
+    if (n === -ESRCH) {
+      // The reader thread has exited since the freeze: any live process of the mm will do.
+      const pid = mm.pids.values().next().value;
+      if (pid !== undefined && pid !== part.reader) n = this.remote.run(pid);
+    }
+    const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+    for (let i = 0; i < m; i++) {
+      const addr = dest[i];
+      const slot = slots[i];
+      const frame = frames[i];
+      if (i >= copied) {
+        // The process is gone or the page was unmapped under us: lost to this snapshot.
+        part.lost.add(addr);
+        if (frame !== olds[i]) engine.unref(slot, frame);
+        if (mm.table.get(addr) > 0) mm.table.setFlags(addr, DIRTY);
+        continue;
+      }
+      if (frame !== olds[i]) {
+        mm.table.set(addr, frame + 1, slot, 0);
+        engine.unref(slot, olds[i]);
+      } else {
+        mm.table.setFlags(addr, 0);
+      }
+      // The snapshot's hold on the frame starts now, not at the commit: a page munmapped
+      // after its copy must not free the frame the record will name (finishSteps lets
+      // this reference go once the record holds its own, or the snapshot failed).
+      engine.nodes[slot].refs[frame]++;
+      part.copied.set(addr, frame, 0, slot); // the CRC: from the checksum worker, at the commit
+      this.checksums.written(slot, frame);
+      part.newPages[slot]++;
+    }
+    this.checksums.kick();
+  }
+
+  /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
+  flushProcess(pid: number): void {
+    const mm = this.engine.mmOf(pid);
+    const part = mm && this.engine.run?.parts.get(mm);
+    if (!mm || !part) return;
+    const batch = this.batch;
+    while (part.left > 0) {
+      const taken = takePending(part, MAX_IOV, batch);
+      const kept = this.keepPending(mm, batch, taken);
+      if (kept) this.copyPages(mm, part, batch);
+    }
+  }
+}

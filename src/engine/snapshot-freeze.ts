@@ -1,0 +1,112 @@
+// Freeze, the second phase of a snapshot: called while the tracer holds every thread of
+// the program stopped. Protects what was written since the prepare, takes the staged
+// runs, and reads /proc/PID/maps; the result is the SnapshotRun the copy works through.
+import fs from 'node:fs';
+import os from 'node:os';
+import { errnoName } from '../sys/libc.js';
+import { schedYield } from '../sys/sched.js';
+import { DIRTY, PAGE } from './page-table.js';
+import { PageMap } from './page-map.js';
+import { pagesInRuns, SnapshotRun, type MmPart, type SnapshotRequest } from './snapshot.js';
+import { freezable } from './snapshot-prepare.js';
+import type { Engine, Mm } from './engine.js';
+import type { ThreadRegs } from '../snapshot/types.js';
+
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const { EAGAIN, ENOENT } = os.constants.errno;
+/** Tries (with sched_yield between) before a freeze gives up on a range that keeps answering EAGAIN. */
+const FREEZE_EAGAIN_TRIES = 1000;
+const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
+
+/**
+ * The freeze. Every thread of the program is stopped. Write-protects the pages DIRTY
+ * now and takes the staged ones; records what the snapshot will hold; returns the
+ * number of pages frozen for copying. Sets engine.run: the copy starts.
+ */
+export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
+  const run = new SnapshotRun(req);
+  let frozen = 0;
+  for (const mm of freezable(engine)) {
+    const pid = mm.pids.values().next().value as number;
+    // Messages queued before the threads stopped (faults they left to enter the stop,
+    // events) are handled now, before the dirty pages are staged.
+    engine.service(mm);
+    if (!engine.mms.has(mm.uffd)) continue;
+    mm.pins.clear();
+    const t0 = process.hrtime.bigint();
+    const runs: number[] = [];
+    let count = 0;
+    for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
+    const t1 = process.hrtime.bigint();
+    for (let i = 0; i < runs.length; i += 2) {
+      const r = protectFrozen(engine, mm, runs[i], runs[i + 1]);
+      if (r !== 0) {
+        // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
+        for (let j = 0; j < runs.length; j += 2) {
+          for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
+        }
+        throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: ${errnoName(-r)}`);
+      }
+    }
+    if (!engine.mms.has(mm.uffd)) continue; // its last process died during the freeze
+    const t2 = process.hrtime.bigint();
+    const stagedPages = pagesInRuns(mm.staged);
+    const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
+    // Memory is read through a thread that still has it: at an exit snapshot the
+    // thread-group leader may be a zombie already (its mm released), its last thread not.
+    const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
+    const reader = mmThreads.length > 0 ? mmThreads[0].tid : pid;
+    // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
+    const maps = readMaps(reader);
+    if (DEBUG) {
+      fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${ms(t0, t1)} ms (${count} pages, ${runs.length / 2} runs; ` +
+        `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);
+    }
+    frozen += stagedPages + count;
+    const part: MmPart = {
+      pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
+      threads: mmThreads, reader,
+      runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
+      copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
+    };
+    mm.staged = [];
+    mm.drops = [];
+    run.parts.set(mm, part);
+  }
+  engine.run = run;
+  return frozen;
+}
+
+/**
+ * Write-protects the run [start, end) of a freeze; 0 or -errno. The freeze read every
+ * pending message first (a write fault handled after the runs were staged could let a
+ * staged page go writable), so EAGAIN here means a thread that caused an event has not
+ * run since it was read (mmap_changing drops when it does): yield and try again, and
+ * past FREEZE_EAGAIN_TRIES fail the snapshot with the reason rather than wait forever.
+ * ENOENT: part of the run is no longer mapped: protect the pages still in the table one
+ * by one. A process gone meanwhile: nothing to do.
+ */
+function protectFrozen(engine: Engine, mm: Mm, start: number, end: number): number {
+  if (!engine.mms.has(mm.uffd)) return 0;
+  let r = engine.protect(mm, start, end - start);
+  for (let tries = 0; r === -EAGAIN && tries < FREEZE_EAGAIN_TRIES; tries++) {
+    schedYield();
+    r = engine.protect(mm, start, end - start);
+  }
+  if (r !== -ENOENT) return r;
+  for (let a = start; a < end; a += PAGE) {
+    if (mm.table.get(a) <= 0) continue;
+    const p = engine.protect(mm, a, PAGE);
+    if (p !== 0 && p !== -ENOENT) return p;
+  }
+  return 0;
+}
+
+/** /proc/PID/maps as text ('' when the process is gone). */
+function readMaps(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,128 @@
+// Reading a uffd's messages and handling its events: page faults go to the fault service
+// (through the engine), FORK makes the child's mm, REMAP moves pages, REMOVE and UNMAP
+// drop them. Free functions over the engine's state (engine-core.ts).
+import os from 'node:os';
+import { readFd } from '../sys/eventfd.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd.js';
+import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { Mm } from './mm.js';
+import { getU64 } from './u64.js';
+import type { EngineCore } from './engine-core.js';
+
+const { EAGAIN } = os.constants.errno;
+/** Messages read per read(2) of a uffd. */
+export const MSGS_PER_READ = 64;
+
+// ---- messages -----------------------------------------------------------------------
+/** Reads and handles every queued message of one uffd. */
+export function service(e: EngineCore, mm: Mm): void {
+  for (;;) {
+    const n = readFd(mm.uffd, e.msgBuf, e.msgBuf.byteLength);
+    if (n <= 0) {
+      if (n === -EAGAIN || n === 0) break;
+      // The mm is gone or the fd is broken: nothing more will come from it.
+      e.leaveAll(mm);
+      return;
+    }
+    const count = n / UFFD_MSG_SIZE;
+    for (let i = 0; i < count; i++) handleMsg(e, mm, i * UFFD_MSG_SIZE);
+    if (count < MSGS_PER_READ) break;
+  }
+}
+
+function handleMsg(e: EngineCore, mm: Mm, off: number): void {
+  const v = e.msgView;
+  const O = UFFD_MSG_OFFSET;
+  switch (v.getUint8(off + O.event)) {
+    case UFFD_EVENT.PAGEFAULT: {
+      const addr = getU64(v, off + O.pagefaultAddress);
+      const page = addr - (addr % PAGE);
+      if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
+        e.writeFault(mm, page);
+        break;
+      }
+      mm.faults++;
+      e.fault(mm, page, false);
+      break;
+    }
+    case UFFD_EVENT.FORK:
+      onFork(e, mm, v.getUint32(off + O.forkUfd, true));
+      break;
+    case UFFD_EVENT.REMAP:
+      onRemap(e, mm, getU64(v, off + O.remapFrom), getU64(v, off + O.remapTo), getU64(v, off + O.remapLen));
+      break;
+    case UFFD_EVENT.REMOVE:
+      e.events.remove++;
+      drop(e, mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd));
+      break;
+    case UFFD_EVENT.UNMAP: {
+      e.events.unmap++;
+      const start = getU64(v, off + O.removeStart);
+      const end = getU64(v, off + O.removeEnd);
+      drop(e, mm, start, end);
+      mm.ranges.remove(start, end);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+/** munmap / DONTNEED: the pages are gone from the program. */
+function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
+  const part = e.run?.parts.get(mm);
+  mm.table.takeRange(start, end, (addr, entry, node, flags) => {
+    if (entry > 0) mm.resident--;
+    // A page frozen but not copied yet is lost to the snapshot being taken: its
+    // content is gone before it could be read (README, "Known limits").
+    if (flags & PENDING && part) part.lost.add(addr);
+    e.release(entry, node);
+  });
+  mm.drops.push([start, end]);
+}
+
+function onFork(e: EngineCore, parent: Mm, ufd: number): void {
+  e.events.fork++;
+  const child = new Mm(ufd, parent.exe);
+  child.command = parent.command;
+  for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
+  child.policy = parent.policy;
+  // The child has a copy of every present page: virtual pages get frames of their own.
+  parent.table.forEach((addr, entry, node) => {
+    if (entry > 0) {
+      const f = e.slots[node].store.allocFrame();
+      if (f >= 0) {
+        child.table.set(addr, f + 1, node, DIRTY);
+        e.slots[node].refs[f] = 1;
+        child.resident++;
+        if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
+        e.nodeStats[node].pages_resident++;
+        return;
+      }
+      e.nodeStats[node].pages_fallback++;
+    }
+    child.table.set(addr, PLACED_REAL);
+  });
+  parent.unclaimedForks.push(child);
+  e.mms.set(ufd, child);
+  e.pollListChanged = true;
+}
+
+function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
+  e.events.remap++;
+  const part = e.run?.parts.get(mm);
+  const moved: Array<[number, number, number]> = [];
+  mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
+    if (flags & PENDING && part) part.lost.add(addr);
+    moved.push([addr - from + to, entry, node]);
+  });
+  // Moved pages keep their frame but count as new at their new address (DIRTY): the
+  // next snapshot copies them there, and their old addresses leave it.
+  for (const [addr, entry, node] of moved) {
+    mm.table.set(addr, entry, node, entry > 0 ? DIRTY : 0);
+  }
+  mm.drops.push([from, from + len]);
+  const pieces = mm.ranges.slice(from, from + len);
+  mm.ranges.remove(from, from + len);
+  for (const p of pieces) mm.ranges.add(p.start - from + to, p.end - from + to, p.policy);
+}
