@@ -13,7 +13,7 @@ import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
-const { EAGAIN, ENOENT } = os.constants.errno;
+const { EAGAIN, ENOENT, ESRCH } = os.constants.errno;
 /** Tries (with sched_yield between) before a freeze gives up on a range that keeps answering EAGAIN. */
 const FREEZE_EAGAIN_TRIES = 1000;
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
@@ -38,17 +38,20 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     let count = 0;
     for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
     const t1 = process.hrtime.bigint();
-    for (let i = 0; i < runs.length; i += 2) {
+    let gone = false;
+    for (let i = 0; i < runs.length && !gone; i += 2) {
       const r = protectFrozen(engine, mm, runs[i], runs[i + 1]);
-      if (r !== 0) {
-        // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
-        for (let j = 0; j < runs.length; j += 2) {
-          for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
-        }
-        throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: ${errnoName(-r)}`);
+      if (r === 0) continue;
+      // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
+      for (let j = 0; j < runs.length; j += 2) {
+        for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
       }
+      // ESRCH: the mm has no user left — every process of it has exited (a forked child
+      // that just ended) and the tracer has not reported it yet. Nothing of it to freeze.
+      if (r === -ESRCH) gone = true;
+      else throw new Error(`UFFDIO_WRITEPROTECT of pid ${pid} failed: ${errnoName(-r)}`);
     }
-    if (!engine.mms.has(mm.uffd)) continue; // its last process died during the freeze
+    if (gone || !engine.mms.has(mm.uffd)) continue; // its last process died before or during the freeze
     const t2 = process.hrtime.bigint();
     const stagedPages = pagesInRuns(mm.staged);
     const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
