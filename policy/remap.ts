@@ -1,5 +1,7 @@
 // --remap=NODE,PATH[,size=SIZE]: the virtual-node table. A virtual node is a node id
 // the machine does not have, backed by a file or a /dev/dax device.
+import fs from 'node:fs';
+import path from 'node:path';
 import { PolicyError } from './errors.js';
 import { parseSize } from './size.js';
 import { machineHasNode, type Topology } from './topology.js';
@@ -29,18 +31,34 @@ export function parseRemap(value: string): RemapSpec {
   return { node, path: m[2], size: m[3] === undefined ? undefined : parseSize(m[3]) };
 }
 
+/** What names one file whatever its spelling: device and inode when it exists, else its absolute path. */
+function fileKey(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return path.resolve(file);
+  }
+}
+
 /** Validates the specs against the machine and each other: the virtual-node table. */
 export function buildVirtualNodes(specs: RemapSpec[], topo: Topology): VirtualNode[] {
   const seenNodes = new Set<number>();
-  const seenPaths = new Set<string>();
+  const seenPaths = new Map<string, string>();
   return specs.map((spec) => {
     if (machineHasNode(topo, spec.node)) {
       throw new PolicyError(`node ${spec.node} is a real node of this machine; a virtual node needs an unused id`);
     }
     if (seenNodes.has(spec.node)) throw new PolicyError(`node ${spec.node} is remapped twice`);
-    if (seenPaths.has(spec.path)) throw new PolicyError(`${spec.path} backs two nodes`);
+    // The same file under two spellings (./a.img and a.img, a hard link): one backing,
+    // which one session cannot lock twice — said here, not as "in use by" our own pid.
+    const key = fileKey(spec.path);
+    const earlier = seenPaths.get(key);
+    if (earlier !== undefined) {
+      throw new PolicyError(earlier === spec.path ? `${spec.path} backs two nodes` : `${spec.path} backs two nodes (it is ${earlier})`);
+    }
     seenNodes.add(spec.node);
-    seenPaths.add(spec.path);
+    seenPaths.set(key, spec.path);
     try {
       return { node: spec.node, backing: inspectBacking(spec.path, spec.size) };
     } catch (err) {

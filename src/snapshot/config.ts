@@ -185,13 +185,32 @@ export function parseSnapshotConfig(text: string, file: string): PartialSnapshot
   return out;
 }
 
-/** Reads and checks a --config file. */
+/** A --config file larger than this is refused unread (a settings file is a few hundred bytes). */
+export const CONFIG_MAX_BYTES = 1 << 20;
+
+/**
+ * Reads and checks a --config file. Only a regular file of at most CONFIG_MAX_BYTES:
+ * opened O_NONBLOCK (a FIFO must not block numactlx before the check) and judged by
+ * fstat on that descriptor, so /dev/zero, a FIFO or a directory is one line, not a
+ * hang or an unbounded read.
+ */
 export function loadSnapshotConfig(file: string): PartialSnapshotSettings {
   let text: string;
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new ConfigError(file, 'cannot read it: EISDIR');
+    if (!st.isFile()) throw new ConfigError(file, 'not a regular file');
+    if (st.size > CONFIG_MAX_BYTES) throw new ConfigError(file, `${st.size} bytes, more than a settings file may hold (${CONFIG_MAX_BYTES})`);
+    const buf = Buffer.alloc(st.size);
+    const n = fs.readSync(fd, buf, 0, st.size, 0);
+    text = buf.subarray(0, n).toString('utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(file, `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
   return parseSnapshotConfig(text, file);
 }

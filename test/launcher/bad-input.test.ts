@@ -61,6 +61,7 @@ const cases: Case[] = [
   { name: 'backing is a character device that is not dax', args: ['--remap=3,/dev/null', ...program], error: /^numactlx: invalid --remap: \/dev\/null: a character device that is not a \/dev\/dax device/m, usage: true },
   { name: 'same node remapped twice', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=3,${dir}/b.img,size=2m`, ...program], error: /^numactlx: invalid --remap: node 3 is remapped twice$/m, usage: true },
   { name: 'one backing for two nodes', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=4,${dir}/a.img,size=2m`, ...program], error: /backs two nodes$/m, usage: true },
+  { name: 'one backing for two nodes, spelled two ways', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=4,${dir}/./a.img,size=2m`, ...program], error: /backs two nodes \(it is .*\/a\.img\)$/m, usage: true },
   { name: 'virtual node in --cpunodebind', args: [`--remap=3,${dir}/a.img,size=2m`, '-N', '3', ...program], error: /^numactlx: invalid node list '3' for -N: virtual nodes have no CPUs$/m, usage: true },
   { name: 'no program', args: ['-m', '0'], error: /^numactlx: no program to run$/m, usage: true },
   { name: 'program not found', args: ['-m', '0', 'no-such-program-numactlx'], error: /^numactlx: execution of 'no-such-program-numactlx': ENOENT \(No such file or directory\)$/m, usage: false },

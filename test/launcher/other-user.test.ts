@@ -96,9 +96,8 @@ test("a /tmp/numactlx-UID another user made first does not stop that user's sess
   }
   fs.mkdirSync(squatted, { mode: 0o777 });
   fs.chmodSync(squatted, 0o777);
-  const access = await asOther(['test', '-r', path.join(ROOT, 'dist/src/control/server.js')]);
-  if (access.exitCode !== 0) throw new Error(`${OTHER_ROOT_HINT}: ${ROOT}`);
-  const session = execa('runuser', ['-u', other.name, '--', process.execPath, path.join(ROOT, 'test/helpers/fake-session.mjs')], {
+  const tree = await treeForOther();
+  const session = execa('runuser', ['-u', other.name, '--', process.execPath, path.join(tree, 'test/helpers/fake-session.mjs')], {
     reject: false, buffer: false, stdin: 'ignore', extendEnv: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/' },
   });
   try {
@@ -118,7 +117,7 @@ test("a /tmp/numactlx-UID another user made first does not stop that user's sess
     const st = fs.lstatSync(dir);
     expect({ dir: st.isDirectory(), uid: st.uid, mode: st.mode & 0o777 }).toEqual({ dir: true, uid: other.uid, mode: 0o700 });
     // The user's clients find it there.
-    const ps = await asOther([path.join(ROOT, 'bin/numactlx'), 'ps']);
+    const ps = await asOther([path.join(tree, 'bin/numactlx'), 'ps']);
     expect({ exit: ps.exitCode, stderr: ps.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(ps.stdout).toContain(String(ready.numactlx_pid));
     expect(fs.readdirSync(squatted)).toEqual([]); // nothing of theirs went into root's directory
@@ -129,4 +128,24 @@ test("a /tmp/numactlx-UID another user made first does not stop that user's sess
   }
 });
 
-const OTHER_ROOT_HINT = 'the second user cannot read the built tree (a parent directory is not world-searchable)';
+/**
+ * The built tree as the second user can reach it: this checkout, or — when a parent
+ * directory is closed to others (a CI clone may sit in one) — a copy in a directory
+ * they can enter: hard links where the filesystem allows, else a copy.
+ */
+async function treeForOther(): Promise<string> {
+  if ((await asOther(['test', '-r', path.join(ROOT, 'dist/src/control/server.js')])).exitCode === 0) return ROOT;
+  const copy = tmpDir();
+  fs.chmodSync(copy, 0o755);
+  fs.mkdirSync(path.join(copy, 'test/helpers'), { recursive: true, mode: 0o755 });
+  const parts = ['bin', 'dist', 'node_modules', 'package.json', 'test/helpers/fake-session.mjs'];
+  for (const part of parts) {
+    const to = path.join(copy, part);
+    const linked = await execa('cp', ['-al', path.join(ROOT, part), to], { reject: false });
+    if (linked.exitCode !== 0) await execa('cp', ['-a', path.join(ROOT, part), to]);
+  }
+  if ((await asOther(['test', '-r', path.join(copy, 'dist/src/control/server.js')])).exitCode !== 0) {
+    throw new Error(`the second user cannot read the built tree, nor a copy of it in ${copy}`);
+  }
+  return copy;
+}

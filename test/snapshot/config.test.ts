@@ -2,7 +2,9 @@
 // the signal and --keep values, and how the command line merges over the file.
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import {
+  CONFIG_MAX_BYTES,
   ConfigError, loadSnapshotConfig, mergeSnapshotSettings, parseKeep, parseSnapshotConfig, parseSnapshotSignal,
   snapshotSignalChoices,
 } from '../../src/snapshot/config.js';
@@ -77,6 +79,15 @@ test('loadSnapshotConfig reads the file, and says why it cannot', () => {
   expect(loadSnapshotConfig(file)).toEqual({ schedules: [{ expr: '@daily', label: null }], keep: 4 });
   expect(() => loadSnapshotConfig(path.join(dir, 'missing.json'))).toThrow(`${dir}/missing.json: cannot read it: ENOENT`);
   expect(() => loadSnapshotConfig(dir)).toThrow(`${dir}: cannot read it: EISDIR`);
+  // Not a regular file, or too large: refused before a byte is read (no hang on a FIFO,
+  // no unbounded read of /dev/zero).
+  expect(() => loadSnapshotConfig('/dev/zero')).toThrow('/dev/zero: not a regular file');
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  expect(() => loadSnapshotConfig(fifo)).toThrow(`${fifo}: not a regular file`);
+  const big = path.join(dir, 'big.json');
+  fs.writeFileSync(big, Buffer.alloc(CONFIG_MAX_BYTES + 1, 32));
+  expect(() => loadSnapshotConfig(big)).toThrow(`${big}: ${CONFIG_MAX_BYTES + 1} bytes, more than a settings file may hold (${CONFIG_MAX_BYTES})`);
 });
 
 test('the command line adds schedules and wins for keep, signal and on-exit', () => {
