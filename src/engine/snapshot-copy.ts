@@ -44,19 +44,28 @@ export class FrozenPageCopier {
    * Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
    */
   onWriteFault(mm: Mm, addr: number): void {
-    const entry = mm.table.get(addr);
-    if (entry > 0 && mm.table.flagsOf(addr) & PENDING) {
+    if (mm.table.get(addr) > 0 && this.copyFirst(mm, addr)) this.woken = true;
+    this.engine.unprotect(mm, addr, PAGE);
+  }
+
+  /**
+   * Before a placed page may be written: copied first when frozen and not copied yet
+   * (true then), and marked DIRTY. The caller then lets the write go.
+   */
+  private copyFirst(mm: Mm, page: number): boolean {
+    let copied = false;
+    if (mm.table.flagsOf(page) & PENDING) {
       const part = this.engine.run?.parts.get(mm);
       if (part) {
         this.batch.length = 0;
-        this.batch.push(addr);
+        this.batch.push(page);
         this.copyPages(mm, part, this.batch);
-        this.woken = true;
+        copied = true;
       }
     }
-    const flags = mm.table.flagsOf(addr);
-    if (entry > 0 && !(flags & DIRTY)) mm.table.setFlags(addr, flags | DIRTY);
-    this.engine.unprotect(mm, addr, PAGE);
+    const flags = mm.table.flagsOf(page);
+    if (!(flags & DIRTY)) mm.table.setFlags(page, flags | DIRTY);
+    return copied;
   }
 
   /**
@@ -76,15 +85,7 @@ export class FrozenPageCopier {
     mm.pins.add(page);
     const flags = mm.table.flagsOf(page);
     if ((flags & (DIRTY | PENDING)) === DIRTY) return 0; // written since the last snapshot: writable
-    if (flags & PENDING) {
-      const part = this.engine.run?.parts.get(mm);
-      if (part) {
-        this.batch.length = 0;
-        this.batch.push(page);
-        this.copyPages(mm, part, this.batch);
-      }
-    }
-    mm.table.setFlags(page, mm.table.flagsOf(page) | DIRTY);
+    this.copyFirst(mm, page);
     return this.engine.unprotectNow(mm, page, PAGE);
   }
 

@@ -63,17 +63,22 @@ export function freezable(engine: Engine): Mm[] {
  * and left writable, for the freeze to take.
  */
 function unstagePinned(mm: Mm, runs: number[]): void {
-  const out: number[] = [];
-  for (let i = 0; i < runs.length; i += 2) {
-    let start = runs[i];
-    const end = runs[i + 1];
-    for (let a = start; a < end; a += PAGE) {
-      if (!mm.pins.has(a)) continue;
-      if (a > start) out.push(start, a);
-      mm.table.setFlags(a, DIRTY);
-      start = a + PAGE;
+  // Pins are few (threads that exited since the last freeze) and runs are one chunk's:
+  // look each pin up, rather than every staged page in the pin set.
+  if (runs.length === 0) return;
+  const lo = runs[0];
+  const hi = runs[runs.length - 1];
+  for (const pin of mm.pins) {
+    if (pin < lo || pin >= hi) continue;
+    for (let i = 0; i < runs.length; i += 2) {
+      const [start, end] = [runs[i], runs[i + 1]];
+      if (pin < start || pin >= end) continue;
+      const pieces: number[] = [];
+      if (start < pin) pieces.push(start, pin);
+      if (pin + PAGE < end) pieces.push(pin + PAGE, end);
+      runs.splice(i, 2, ...pieces);
+      mm.table.setFlags(pin, DIRTY);
+      break;
     }
-    if (start < end) out.push(start, end);
   }
-  runs.splice(0, runs.length, ...out);
 }
