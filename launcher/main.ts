@@ -12,6 +12,7 @@ import { showReport } from './show.js';
 import { USAGE } from './usage.js';
 import { PLANNED_VERBS, VERBS } from './verbs/index.js';
 import { runVerb } from './verbs/parse.js';
+import { releaseHeld } from './early-signals.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 
@@ -46,7 +47,10 @@ function finish(end: ProgramEnd): number {
 export async function run(argv: string[]): Promise<number> {
   try {
     const verb = VERBS.get(argv[0]);
-    if (verb) return await runVerb(verb, argv.slice(1));
+    if (verb) {
+      releaseHeld();
+      return await runVerb(verb, argv.slice(1));
+    }
     if (PLANNED_VERBS.has(argv[0])) {
       throw new SetupError(`${argv[0]}: this verb is not available in this build (to run a program named ${argv[0]}: numactlx -- ${argv[0]})`);
     }
@@ -67,15 +71,24 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`${(err as Error).stack ?? ''}\n`);
     }
     return 1;
+  } finally {
+    // A run that never started its program (an error, --show): signals sent meanwhile
+    // act now, as they would have on a numactlx that had not held them.
+    releaseHeld();
   }
 }
 
 /** bin/numactlx's entry point. */
 export function main(argv: string[]): void {
+  // process.exit, not exitCode: leaving the event loop to drain would close Node's
+  // signal handles, and libuv then restores SIG_DFL; a SIGTERM sent to numactlx in that
+  // last stretch (a supervisor stopping the job just as the program ended) would kill
+  // numactlx with 143 instead of the program's status. Everything numactlx writes is
+  // written synchronously by then (stdout/stderr are files, pipes or terminals).
   run(argv).then((code) => {
-    process.exitCode = code;
+    process.exit(code);
   }, (err) => {
     process.stderr.write(`numactlx: internal error: ${describeError(err)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   });
 }

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { startWorker } from './worker.js';
+import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill, sigset, signalName, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
@@ -12,15 +13,7 @@ import { errnoText, SysError } from '../src/sys/libc.js';
 
 const S = os.constants.signals;
 
-/**
- * Signals numactlx passes on to the program. Not SIGCHLD (numactlx's own children),
- * not the synchronous fault signals (SEGV, BUS, FPE, ILL, TRAP: Node cannot catch them
- * safely), not SIGKILL/SIGSTOP (uncatchable).
- */
-export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM',
-  'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
-  'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPWR', 'SIGURG', 'SIGIO', 'SIGPIPE', 'SIGABRT',
-  'SIGSYS'];
+export { FORWARDED_SIGNALS };
 
 /** How the program ended. */
 export type ProgramEnd = { code: number } | { signal: number; core: boolean };
@@ -55,7 +48,14 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
     const worker = startWorker(new URL('../src/tracee/tracer-worker.js', import.meta.url), start);
     let pid: number | undefined;
     const pending: number[] = [];
+    // The listeners stay until numactlx exits: once the program has ended, a SIGTERM or
+    // SIGINT sent to numactlx (a supervisor stopping the job) finds nothing to forward
+    // and is dropped, instead of killing numactlx by its default action in the middle
+    // of the session's end (the final snapshot, --keep, --stats).
+    let ended = false;
+    const cleanUp = (): void => { ended = true; };
     const forward = (sig: number): void => {
+      if (ended) return;
       if (pid === undefined) { pending.push(sig); return; }
       try {
         kill(pid, sig);
@@ -63,14 +63,11 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
         if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
       }
     };
-    const handlers = FORWARDED_SIGNALS.filter((name) => !notForwarded.includes(name)).map((name) => {
-      const handler = (): void => forward(S[name]);
-      process.on(name, handler);
-      return [name, handler] as const;
-    });
-    const cleanUp = (): void => {
-      for (const [name, handler] of handlers) process.off(name, handler);
-    };
+    for (const name of FORWARDED_SIGNALS.filter((n) => !notForwarded.includes(n))) {
+      process.on(name, () => forward(S[name]));
+      // Sent during start-up: the program gets it once it exists (`pending`).
+      for (let n = takeHeld(name); n > 0; n--) forward(S[name]);
+    }
 
     worker.on('message', (ev: TracerEvent) => {
       switch (ev.type) {
@@ -99,6 +96,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           resolve({ signal: ev.signal, core: ev.core });
           break;
         case 'frozen':
+        case 'freeze-failed':
         case 'exit-snapshot':
           onEvent?.(ev);
           break;

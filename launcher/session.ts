@@ -8,6 +8,7 @@ import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
 import { runProgram, type ProgramEnd } from './run-program.js';
+import { takeHeld } from './early-signals.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
 import { signalName } from '../src/sys/signal.js';
@@ -23,15 +24,29 @@ import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
 
 /** Snapshot ids the tracer has frozen, and what waits for them. */
 class FreezeWaiters {
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 
   wait(id: number): Promise<void> {
-    return new Promise((resolve) => this.waiting.set(id, resolve));
+    const frozen = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    // A take() that could not ring leaves its waiter here unawaited; failAll must not
+    // make that an unhandled rejection (which ends Node).
+    frozen.catch(() => undefined);
+    return frozen;
   }
 
   frozen(id: number): void {
-    this.waiting.get(id)?.();
+    this.waiting.get(id)?.resolve();
     this.waiting.delete(id);
+  }
+
+  failed(id: number, message: string): void {
+    this.waiting.get(id)?.reject(new SnapshotError(message));
+    this.waiting.delete(id);
+  }
+
+  /** The tracer has ended: what it has not answered, it never will. */
+  failAll(message: string): void {
+    for (const id of [...this.waiting.keys()]) this.failed(id, message);
   }
 }
 
@@ -50,17 +65,25 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const take = async (label: string | null): Promise<SnapshotOutcome> => {
     await engine.prepare();
     const id = engine.nextId++;
+    // Listening before the ring: the engine's commit may reach this thread before the
+    // tracer's word that the program runs again.
+    let stopListening = (): void => undefined;
     const durable = new Promise<SnapshotDone>((resolve, reject) => {
-      const done = (s: SnapshotSummary): void => { if (s.id === id) { off(); resolve(s); } };
-      const failed = (fid: number, message: string): void => { if (fid === id) { off(); reject(new SnapshotError(message, { id, label })); } };
-      const off = (): void => { engine.snapshots.off('done', done); engine.snapshots.off('failed', failed); };
+      const done = (s: SnapshotSummary): void => { if (s.id === id) { stopListening(); resolve(s); } };
+      const failed = (fid: number, message: string): void => { if (fid === id) { stopListening(); reject(new SnapshotError(message, { id, label })); } };
+      stopListening = (): void => { engine.snapshots.off('done', done); engine.snapshots.off('failed', failed); };
       engine.snapshots.on('done', done);
       engine.snapshots.on('failed', failed);
     });
     durable.catch(() => undefined); // the queue observes it; never an unhandled rejection
     const frozen = freezes.wait(id);
-    if (!doorbell.ring(id, label)) throw new SnapshotError('no process of the session is running', { label });
-    await frozen;
+    try {
+      if (!doorbell.ring(id, label)) throw new SnapshotError('no process of the session is running', { label });
+      await frozen;
+    } catch (err) {
+      stopListening(); // never frozen: no outcome will come
+      throw err;
+    }
     return { id, durable };
   };
   const queue = new SnapshotQueue(take, {
@@ -80,8 +103,14 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
 
   // settings.signal was checked against os.constants.signals (src/snapshot/config.ts): it has a name.
   const snapshotSignal = settings ? (signalName(settings.signal) as NodeJS.Signals) : undefined;
-  const onSignal = (): void => askSnapshot('signal');
+  // The listener stays until numactlx exits: with none, libuv restores the default
+  // action, and a snapshot signal sent as the program ends would kill numactlx.
+  let ending = false;
+  const onSignal = (): void => { if (!ending) askSnapshot('signal'); };
   if (snapshotSignal) process.on(snapshotSignal, onSignal);
+  // The snapshot signal sent while numactlx was starting: one snapshot (requests
+  // coalesce), asked for once the program runs — before, there is nothing to freeze.
+  let heldSnapshot = snapshotSignal ? takeHeld(snapshotSignal) > 0 : false;
   const schedules = settings?.schedules.length
     ? startSchedules(settings.schedules, (_expr, label) => askSnapshot('cron', label))
     : undefined;
@@ -108,7 +137,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   } catch (err) {
     // No socket, no session: let go of the backings before saying why.
     schedules?.stop();
-    if (snapshotSignal) process.off(snapshotSignal, onSignal);
+    ending = true;
     await engine.shutdown();
     throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
   }
@@ -125,9 +154,14 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         allowedReal: topo.allowedNodes,
       },
     }, {
-      onSpawned: (pid) => { programPid = pid; },
+      onSpawned: (pid) => {
+        programPid = pid;
+        if (heldSnapshot) askSnapshot('signal');
+        heldSnapshot = false;
+      },
       onEvent: (ev: TracerEvent) => {
         if (ev.type === 'frozen') freezes.frozen(ev.id);
+        else if (ev.type === 'freeze-failed') freezes.failed(ev.id, ev.message);
         else if (ev.type === 'exit-snapshot') askSnapshot('exit');
       },
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
@@ -140,7 +174,8 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     // engine lets go of the backings. A failing step is one line, never the exit status:
     // that stays the program's.
     schedules?.stop();
-    if (snapshotSignal) process.off(snapshotSignal, onSignal);
+    ending = true;
+    freezes.failAll('no process of the session is running');
     queue.close();
     await Promise.race([queue.drain().catch(() => undefined), engine.ended]);
     await control.close();

@@ -116,6 +116,14 @@ export class FrozenPageCopier {
    */
   private keepPending(mm: Mm, batch: number[], taken: number): number {
     let kept = 0;
+    if (mm.pids.size === 0) {
+      // The mm was closed (its last process exec'd or ended without an exit stop): its
+      // frames are released and its pid may now name another image. Never read it.
+      const part = this.engine.run?.parts.get(mm);
+      for (let i = 0; i < taken; i++) part?.lost.add(batch[i]);
+      batch.length = 0;
+      return 0;
+    }
     for (let i = 0; i < taken; i++) {
       const addr = batch[i];
       const flags = mm.table.flagsOf(addr);

@@ -38,14 +38,17 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     let count = 0;
     for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
     const t1 = process.hrtime.bigint();
+    // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
+    const unstage = (): void => {
+      for (let j = 0; j < runs.length; j += 2) {
+        for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
+      }
+    };
     let gone = false;
     for (let i = 0; i < runs.length && !gone; i += 2) {
       const r = protectFrozen(engine, mm, runs[i], runs[i + 1]);
       if (r === 0) continue;
-      // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
-      for (let j = 0; j < runs.length; j += 2) {
-        for (let a = runs[j]; a < runs[j + 1]; a += PAGE) if (mm.table.get(a) > 0) mm.table.setFlags(a, DIRTY);
-      }
+      unstage();
       // ESRCH: the mm has no user left — every process of it has exited (a forked child
       // that just ended) and the tracer has not reported it yet. Nothing of it to freeze.
       if (r === -ESRCH) gone = true;
@@ -61,6 +64,13 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     const reader = mmThreads.length > 0 ? mmThreads[0].tid : pid;
     // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
     const maps = readMaps(reader);
+    if (maps === '') {
+      // The process let go of its memory between the protect and here: it is past its
+      // exit stop (a thread the tracer did not stop) and now a zombie. Its pages would be
+      // recorded with no mapping around them; it is not part of this point in time.
+      unstage();
+      continue;
+    }
     if (DEBUG) {
       fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${ms(t0, t1)} ms (${count} pages, ${runs.length / 2} runs; ` +
         `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);

@@ -38,4 +38,6 @@ export type TracerEvent =
   | { type: 'killed'; signal: number; core: boolean }
   | { type: 'tracer-failed'; message: string }
   | { type: 'frozen'; id: number; pause_ms: number; pages: number }
+  /** A snapshot request the tracer took with no process left to freeze. */
+  | { type: 'freeze-failed'; id: number; message: string }
   | { type: 'exit-snapshot' };

@@ -1,6 +1,7 @@
 // The seccomp filter installed in the program: SECCOMP_RET_TRACE (a ptrace stop in
 // the tracer) for exactly the calls that place memory — anonymous private mmap without
-// MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy — and ALLOW for everything
+// MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy — and the calls that discard
+// a process's memory without an exit stop (execve, execveat) — and ALLOW for everything
 // else, so untrapped calls run at full speed (≈ 10 ns of filter). A call from another
 // architecture (x32, i386) is allowed untouched.
 import { AUDIT_ARCH, SYS } from '../sys/arch/index.js';
@@ -14,8 +15,8 @@ const MAP_TYPE = MAP_SHARED | MAP_PRIVATE; // 0x03 (also covers MAP_SHARED_VALID
 
 /** The filter program (struct sock_filter[]). */
 export function memoryTrapFilter(): Buffer {
-  const ALLOW = 11;
-  const TRACE = 12;
+  const ALLOW = 13;
+  const TRACE = 14;
   const j = (at: number, target: number): number => target - at - 1;
   return encodeFilter([
     /* 0 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arch),
@@ -29,7 +30,9 @@ export function memoryTrapFilter(): Buffer {
     /* 8 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.mbind, j(8, TRACE), 0),
     /* 9 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.set_mempolicy, j(9, TRACE), 0),
     /* 10 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.get_mempolicy, j(10, TRACE), 0),
-    /* 11 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
-    /* 12 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
+    /* 11 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.execve, j(11, TRACE), 0),
+    /* 12 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.execveat, j(12, TRACE), 0),
+    /* 13 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
+    /* 14 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
   ]);
 }

@@ -142,6 +142,14 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
     }
     case SYS.get_mempolicy:
       return getMempolicy(tid, proc, regs, arg, ctx);
+    case SYS.execve:
+    case SYS.execveat:
+      // A successful exec drops the process's memory with no exit stop: the pages a
+      // snapshot froze and has not copied yet are copied now (early is harmless: a
+      // frozen page is copied before any write to it). A freeze between here and the
+      // exec is handled by the tracer (Tracer.freeze leaves the old image out).
+      ctx.engine.exitStop(proc.pid);
+      return 'cont';
     default:
       return 'cont';
   }

@@ -63,6 +63,8 @@ export class Tracer {
   private mainStopped = false;
   private spawned = false;
   private exitSnapshotTaken = false;
+  /** A process has ended: the doorbell may have rung it in vain (see run). */
+  private doorbellMayBeLost = false;
 
   constructor(private readonly setup: TracerSetup) {
     this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
@@ -95,11 +97,22 @@ export class Tracer {
       const { pid: tid, status } = waitpid(-1, __WALL);
       try {
         this.onStatus(tid, status);
+        // A request rung at a process that then ended without a signal stop (it was
+        // already exiting) would wait for the next ring: take it now, while others run.
+        if (this.doorbellMayBeLost && this.procs.size > 0) {
+          this.doorbellMayBeLost = false;
+          this.answerDoorbell();
+        }
       } catch (err) {
         // A tracee that vanished under us (SIGKILL) is reported by its exit status next.
         if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
       }
     }
+    // Every process has ended. A request rung before the last one went (publishPid(0)
+    // comes first, so a later ring sees no pid and fails at once) is answered here;
+    // unanswered, the snapshot queue — and the session's end — would wait for ever.
+    const pending = this.setup.doorbell?.take();
+    if (pending) this.setup.post({ type: 'freeze-failed', id: pending.id, message: 'no process of the session is running' });
     const s = this.mainStatus ?? 0;
     if (WIFSIGNALED(s)) this.setup.post({ type: 'killed', signal: WTERMSIG(s), core: WCOREDUMP(s) });
     else this.setup.post({ type: 'exited', code: WEXITSTATUS(s) });
@@ -213,6 +226,14 @@ export class Tracer {
       stash.push([tid, status]);
     }
     const tStopped = process.hrtime.bigint();
+    // A process stopped at its exec event has a new image already; the engine's Mm still
+    // holds the old one's pages, which /proc/PID/maps no longer shows. It leaves the mm
+    // now (onExec would, after the freeze): the old image is gone, not part of this
+    // point in time; its new one has nothing placed yet.
+    for (const [tid, status] of stash) {
+      const proc = WPTRACEEVENT(status) === PTRACE_EVENT.EXEC ? this.threads.get(tid)?.proc : undefined;
+      if (proc) this.setup.engine.leaveMm(proc.pid);
+    }
     const regs: Array<{ tgid: number; tid: number; regs: Buffer }> = [];
     for (const [tid, thread] of this.threads) {
       if (this.held.has(tid) || (thread.exiting && tid !== stoppedTid)) continue;
@@ -347,6 +368,7 @@ export class Tracer {
     if (tid === this.mainPid) this.mainStatus = status;
     // Ring another traced process from now on, if any is left.
     this.setup.doorbell?.publishPid(this.procs.keys().next().value ?? 0);
+    this.doorbellMayBeLost = true;
   }
 }
 

@@ -24,6 +24,8 @@ export const SYS = {
   kill: 62,
   tgkill: 234,
   exit: 60,
+  execve: 59,
+  execveat: 322,
   exit_group: 231,
   wait4: 61,
   ptrace: 101,

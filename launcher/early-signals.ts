@@ -1,0 +1,55 @@
+// Signals that arrive before numactlx knows what they are for. Node's own action for
+// SIGUSR1 is to open its inspector on 127.0.0.1:9229 — in a root process, for anyone
+// who can connect — and SIGTERM's kills numactlx half set up. So the entry point
+// (bin/numactlx.js) holds every signal numactlx forwards from its first line on, and
+// counts what arrives; the session's snapshot signal and the program's forwarding take
+// them over once they exist (a SIGUSR1 sent during start-up becomes a snapshot once the
+// program runs), and a verb lets them act as they would have.
+//
+// This module is loaded first and alone: nothing heavy (koffi, the engine) before the
+// listeners are in place. What is left is Node's own start-up, before any JavaScript.
+
+/**
+ * Signals numactlx passes on to the program. Not SIGCHLD (numactlx's own children),
+ * not the synchronous fault signals (SEGV, BUS, FPE, ILL, TRAP: Node cannot catch them
+ * safely), not SIGKILL/SIGSTOP (uncatchable).
+ */
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM',
+  'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
+  'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPWR', 'SIGURG', 'SIGIO', 'SIGPIPE', 'SIGABRT',
+  'SIGSYS'];
+
+const held = new Map<NodeJS.Signals, { count: number; listener: () => void }>();
+
+/** The entry point: from now on each of these signals is counted, not acted on. */
+export function holdSignals(): void {
+  for (const name of FORWARDED_SIGNALS) {
+    if (held.has(name)) continue;
+    const entry = { count: 0, listener: (): void => { entry.count++; } };
+    held.set(name, entry);
+    process.on(name, entry.listener);
+  }
+}
+
+/**
+ * Stops holding `name`; returns how many arrived while it was held. Install the new
+ * listener first: with no listener at all, libuv restores the default action, and a
+ * signal arriving in between would get it.
+ */
+export function takeHeld(name: NodeJS.Signals): number {
+  const entry = held.get(name);
+  if (!entry) return 0;
+  process.off(name, entry.listener);
+  held.delete(name);
+  return entry.count;
+}
+
+/**
+ * A verb, or a run that ends before the program starts: the held signals act as they
+ * would have, by their default action (a SIGTERM sent to `numactlx export` ends it).
+ */
+export function releaseHeld(): void {
+  for (const name of [...held.keys()]) {
+    if (takeHeld(name) > 0) process.kill(process.pid, name);
+  }
+}
