@@ -10,4 +10,5 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
   testTimeout: 60000,
+  globalTeardown: '<rootDir>/test/helpers/kill-leftovers.mjs',
 };

@@ -36,6 +36,8 @@ import { PAGE_SIZE } from '../src/sys/page.js';
 
 export const MAGIC = Buffer.from('NUMACTLX', 'latin1');
 export const FORMAT_VERSION = 1;
+/** Versions above this are read as damage, not as a newer format. */
+const MAX_PLAUSIBLE_VERSION = 0xffff;
 /** A frame holds one page. */
 export const FRAME_SIZE = PAGE_SIZE;
 export const SLOT_SIZE = 4096;
@@ -137,7 +139,10 @@ export function decodeSuperblock(buf: Uint8Array): Superblock {
     throw new FormatError('bad-magic', 'bad magic');
   }
   const version = b.readUInt32LE(8);
-  if (version !== FORMAT_VERSION) throw new FormatError('bad-version', `unsupported version ${version}`, version);
+  // A version no numactlx could have written (the field holds text, say) is damage or a
+  // file that merely starts with our magic, not a newer numactlx.
+  if (version > MAX_PLAUSIBLE_VERSION) throw new FormatError('checksum', `damaged superblock (version field ${version} is not a numactlx version)`);
+  if (version !== FORMAT_VERSION) throw new FormatError('bad-version', `unsupported version ${version} (written by a newer numactlx)`, version);
   if (zlib.crc32(b.subarray(0, CRC_OFFSET)) !== b.readUInt32LE(CRC_OFFSET)) {
     throw new FormatError('checksum', 'corrupt superblock (checksum mismatch)');
   }

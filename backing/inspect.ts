@@ -13,6 +13,16 @@ const PAGE_SIZE = BigInt(FRAME_SIZE);
 
 const TMPFS_MAGIC = 0x01021994;
 const HUGETLBFS_MAGIC = 0x958458f6;
+/**
+ * Kernel pseudo-filesystems (<linux/magic.h>): their files look regular (size 0) but are
+ * windows on kernel state — /proc/self/mem is another process's memory — never storage.
+ */
+const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x64626720, 'debugfs'], [0x74726163, 'tracefs'],
+  [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'], [0x73636673, 'securityfs'], [0x62656570, 'configfs'],
+  [0xcafe4a11, 'bpf'], [0x6e736673, 'nsfs'], [0x50495045, 'pipefs'], [0x42494e4d, 'binfmt_misc'],
+  [0xde5e81e4, 'efivarfs'], [0x1cd1, 'devpts'],
+]);
 
 export type BackingKind = 'file' | 'tmpfs' | 'hugetlbfs' | 'dax';
 
@@ -112,6 +122,8 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
   }
   if (stat.isDirectory()) throw new InspectError('is a directory: EISDIR');
   if (!stat.isFile()) throw new InspectError('not a regular file or a /dev/dax device');
+  const pseudo = PSEUDO_FS.get(Number(fs.statfsSync(backingPath).type));
+  if (pseudo) throw new InspectError(`a file of the ${pseudo} pseudo-filesystem, not storage: not a regular file or a /dev/dax device`);
 
   const existing = BigInt(stat.size);
   if (existing > 0n && !hasMagic(backingPath)) {

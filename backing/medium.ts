@@ -108,6 +108,16 @@ function openFile(target: BackingTarget): Opened {
   } catch (err) {
     const code = err instanceof SysError ? err.code : '';
     if ((code === 'ELOOP' || code === 'EEXIST') && isSymlink(path)) throw symlinkError(path, err);
+    if (code === 'EEXIST') {
+      // Another numactlx created it between our look and our create (two sessions naming
+      // one new backing): open it as an existing one. The lock then decides, and the
+      // loser is told who holds it — not a bare EEXIST.
+      try {
+        return { fd: open(path, flags), created: false };
+      } catch (again) {
+        throw fail(path, again, 'opening it');
+      }
+    }
     throw fail(path, err, target.exists ? 'opening it' : 'creating it');
   }
 }

@@ -9,6 +9,7 @@ import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
 import { runProgram, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
+import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
 import { signalName } from '../src/sys/signal.js';
@@ -62,9 +63,15 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
 
   // take(): let the engine stage the dirty pages, ring the tracer, learn the id when the
   // program is running again, and the commit from the engine.
+  const tally = new TriggerTally();
+  /** The schedule whose tick started snapshot id (a copy that fails later is its failure). */
+  const tickOf = new Map<number, ScheduleTally>();
+  const prepareMs = new Map<number, number>();
   const take = async (label: string | null): Promise<SnapshotOutcome> => {
+    const t0 = performance.now();
     await engine.prepare();
     const id = engine.nextId++;
+    prepareMs.set(id, performance.now() - t0);
     // Listening before the ring: the engine's commit may reach this thread before the
     // tracer's word that the program runs again.
     let stopListening = (): void => undefined;
@@ -82,6 +89,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       await frozen;
     } catch (err) {
       stopListening(); // never frozen: no outcome will come
+      prepareMs.delete(id);
       throw err;
     }
     return { id, durable };
@@ -95,10 +103,30 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         fs.writeSync(2, `numactlx: ${what}${ev.error.message}\n`);
       }
       if (ev.type === 'prune-failed') fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
+      if (ev.type === 'durable') {
+        const { id, label, stats } = ev.done;
+        tally.snapshot({ id, label, prepare_ms: round(prepareMs.get(id) ?? 0), pause_ms: stats.pause_ms, copy_ms: stats.copy_ms });
+      }
+      if (ev.type === 'failed' && ev.id !== null && tickOf.has(ev.id)) tally.tickFailed(tickOf.get(ev.id)!);
+      if (ev.type === 'durable' || ev.type === 'failed') {
+        const id = ev.type === 'durable' ? ev.done.id : ev.id ?? -1;
+        prepareMs.delete(id);
+        tickOf.delete(id);
+      }
     },
   });
-  const askSnapshot = (source: 'signal' | 'cron' | 'exit', label: string | null = null): void => {
-    queue.request({ source, label }).catch(() => undefined); // failures are reported by onEvent
+  const askSnapshot = (source: 'signal' | 'cron' | 'exit', label: string | null = null): Promise<unknown> =>
+    queue.request({ source, label }).catch(() => false); // failures are reported by onEvent
+  // A tick either starts a snapshot, joins one already waiting (the last one is still
+  // being taken: under write load a schedule can outrun the snapshots), or fails.
+  const onTick = (expr: string, label: string | null): void => {
+    const merged = queue.isWaiting(label);
+    const counted = tally.tick(expr, label, merged);
+    void askSnapshot('cron', label).then((answer) => {
+      if (merged) return; // counted as merged, whatever that snapshot comes to
+      if (answer === false) tally.tickFailed(counted); // refused, or failed before its freeze
+      else tickOf.set((answer as { id: number }).id, counted);
+    });
   };
 
   // settings.signal was checked against os.constants.signals (src/snapshot/config.ts): it has a name.
@@ -112,7 +140,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   // coalesce), asked for once the program runs — before, there is nothing to freeze.
   let heldSnapshot = snapshotSignal ? takeHeld(snapshotSignal) > 0 : false;
   const schedules = settings?.schedules.length
-    ? startSchedules(settings.schedules, (_expr, label) => askSnapshot('cron', label))
+    ? startSchedules(settings.schedules, onTick, { onMissed: (expr, label) => tally.missed(expr, label) })
     : undefined;
 
   let programPid: number | null = null;
@@ -126,7 +154,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     handlers: {
       status: async () => {
         const { running, waiting } = queue.state();
-        return { ...(await engine.stats()), snapshots: { running, waiting } };
+        return { ...(await engine.stats()), snapshots: { running, waiting }, triggers: tally.report() };
       },
       snapshot: snapshotOp(queue),
     },
@@ -180,6 +208,9 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     await Promise.race([queue.drain().catch(() => undefined), engine.ended]);
     await control.close();
     const stats = await engine.shutdown();
+    // Ticks that did not each get a snapshot of their own are said once, at the end.
+    for (const line of tally.summary()) fs.writeSync(2, `numactlx: ${line}\n`);
+    if (stats && settings) stats.triggers = tally.report();
     if (plan.statsFile && stats) {
       try {
         writeStats(plan.statsFile, stats);
@@ -211,4 +242,8 @@ function writeStats(file: string, stats: SessionStats): void {
     if (err instanceof SetupError) throw err;
     throw new SetupError(`--stats ${(err as Error).message}`, { cause: err });
   }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }

@@ -62,6 +62,18 @@ export function formatStatus(r: StatusReply): string {
     const queued = waiting.reduce((n, w) => n + w.requests, 0);
     out.push(`snapshots: ${now}; ${queued} request${queued === 1 ? '' : 's'} waiting\n`);
   }
+  if (stats.triggers) {
+    const { schedules, taken, recent } = stats.triggers;
+    for (const t of schedules) {
+      out.push(`schedule '${t.expr}'${t.label ? ` (label ${t.label})` : ''}: ${t.ticks} ticks, ${t.taken} snapshots, ` +
+        `${t.merged} merged into one already waiting, ${t.missed} missed, ${t.failed} failed\n`);
+    }
+    const last = recent[recent.length - 1];
+    if (last) {
+      out.push(`${taken} snapshot${taken === 1 ? '' : 's'} this session; the last, ${last.id}: prepare ${last.prepare_ms} ms, ` +
+        `pause ${last.pause_ms} ms, copy ${last.copy_ms} ms\n`);
+    }
+  }
   return out.join('');
 }
 

@@ -230,7 +230,15 @@ function sigbus(e: EngineCore, mm: Mm, addr: number): void {
   }
   const range = mm.ranges.find(addr);
   const id = range?.policy.nodes.find((n) => e.slotOf(n) >= 0);
-  if (id !== undefined) e.nodeStats[e.slotOf(id)].sigbus++;
+  if (id === undefined) return;
+  const stats = e.nodeStats[e.slotOf(id)];
+  // Once per node and session: the program may well die of it, and the shell's bare
+  // "Bus error" would not say why.
+  if (stats.sigbus++ === 0) {
+    fs.writeSync(2, `numactlx: node ${id} is full (backing ${e.slots[e.slotOf(id)].backing}): a page the program ` +
+      `touched there (pid ${mm.ownerPid}, 0x${addr.toString(16)}) gets SIGBUS under --membind; a larger backing ` +
+      '(--remap=…,size=) or --preferred (falls back to ordinary memory) avoids it\n');
+  }
 }
 
 /**

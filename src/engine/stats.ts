@@ -1,6 +1,8 @@
 // The numbers a session reports (numactlx status, --stats FILE). Owned and counted by
 // the engine thread; the main thread only receives copies.
 
+import type { TriggerTally } from '../snapshot/tally.js';
+
 export interface NodeStats {
   node: number;
   backing: string;
@@ -53,4 +55,8 @@ export interface SessionStats {
     running: { id: number | null; label: string | null } | null;
     waiting: Array<{ label: string | null; requests: number }>;
   };
+  /** What each trigger came to, and the recent snapshots' phase times (status, --stats). */
+  triggers?: TriggerReport;
 }
+
+export type TriggerReport = ReturnType<TriggerTally['report']>;

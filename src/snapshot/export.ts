@@ -173,7 +173,36 @@ function isSymlink(file: string): boolean {
  * directory already opened), mode 0600, never through a symlink. `shown` is the path the
  * user gave, for messages.
  */
+/**
+ * The directory an output goes into must be one no other user can rearrange: owned by
+ * us or root, and not writable by group or others unless sticky (/tmp is fine: its
+ * sticky bit keeps others from renaming or deleting what numactlx creates there).
+ * Otherwise another user could swap the file or directory numactlx just wrote — a
+ * snapshot holds program memory.
+ */
+const S_ISVTX = 0o1000;
+
+export function checkOutputParent(dir: string, shown: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return; // creating in it fails next, with its own errno
+  }
+  const euid = process.geteuid?.() ?? 0;
+  const where = path.dirname(shown) || '.';
+  if (st.uid !== euid && st.uid !== 0) {
+    throw new ExportError(`${where} belongs to uid ${st.uid}: numactlx writes snapshots only into directories of yours or root's`);
+  }
+  if ((st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0) {
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+    throw new ExportError(`${where} has mode ${mode}: other users could replace what numactlx writes there ` +
+      '(choose a directory only you can write, or one with the sticky bit like /tmp)');
+  }
+}
+
 export function createOutput(dir: string, name: string, shown: string, force: boolean): OutputFile {
+  checkOutputParent(dir, shown);
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
   const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
   const target = path.join(dir, name);
@@ -233,9 +262,12 @@ export function createOutput(dir: string, name: string, shown: string, force: bo
  * symbolic link. The returned path is /proc/self/fd/N: files created under it land in the
  * directory that was checked, even if `dir` is replaced meanwhile. close() releases it.
  */
-export function openOutputDir(dir: string): { path: string; close(): void } {
+export function openOutputDir(dir: string): { path: string; close(): void; removeIfCreated(): void } {
+  checkOutputParent(path.dirname(path.resolve(dir)), dir);
+  let created = false;
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
+    created = true;
   } catch (err) {
     if (errno(err) !== 'EEXIST') throw new ExportError(`cannot create directory ${dir}: ${errno(err)}`, { cause: err });
   }
@@ -250,7 +282,19 @@ export function openOutputDir(dir: string): { path: string; close(): void } {
     throw new ExportError(errno(err) === 'ENOTDIR' ? `${dir} is not a directory: ENOTDIR` : `cannot open ${dir}: ${errno(err)}`,
       { cause: err });
   }
-  return { path: `/proc/self/fd/${fd}`, close: () => fs.closeSync(fd) };
+  return {
+    path: `/proc/self/fd/${fd}`,
+    close: () => {
+      if (fd < 0) return;
+      fs.closeSync(fd);
+      fd = -1;
+    },
+    // A failed export leaves nothing behind: not even the directory it made (if empty).
+    removeIfCreated: () => {
+      if (!created) return;
+      try { fs.rmdirSync(dir); } catch { /* not empty, or gone: leave it */ }
+    },
+  };
 }
 
 /** The registers of a user_regs_struct buffer by name, as "0x…" strings. */
@@ -327,6 +371,8 @@ export function exportRaw(source: SnapshotSource, record: SnapshotRecord, outDir
         // the export's own error is the one to report
       }
     }
+    dir.close();
+    dir.removeIfCreated();
     throw err instanceof ExportError || !(err as NodeJS.ErrnoException).code ? err
       : new ExportError(`writing ${outDir}: ${errno(err)}`, { cause: err });
   } finally {

@@ -191,6 +191,11 @@ export class SnapshotQueue {
     return answer;
   }
 
+  /** Whether a request with this label would join a snapshot already waiting to start. */
+  isWaiting(label: string | null): boolean {
+    return this.#waiting.some((s) => s.label === label);
+  }
+
   /** Refuses further requests; those already queued are still served. */
   close(): void {
     this.#closed = true;

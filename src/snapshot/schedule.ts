@@ -63,8 +63,10 @@ export function checkCronExpression(expr: string): void {
 }
 
 export interface ScheduleOptions {
-  /** node-cron's warnings and errors (a missed tick); default: dropped. */
+  /** node-cron's warnings and errors; default: dropped. */
   onWarning?: (message: string) => void;
+  /** A tick node-cron could not run on time (its event loop was busy). */
+  onMissed?: (expr: string, label: string | null) => void;
 }
 
 export interface RunningSchedules {
@@ -83,9 +85,14 @@ export function startSchedules(schedules: readonly (string | Schedule)[],
   const warn = (message: string | Error): void => opts.onWarning?.(message instanceof Error ? message.message : message);
   const logger: Logger = { info: () => {}, debug: () => {}, warn, error: warn };
   let stopped = false;
-  const tasks: ScheduledTask[] = specs.map(({ expr, label }) => cron.schedule(expr, () => {
-    if (!stopped) onTick(expr, label);
-  }, { unref: true, logger }));
+  const tasks: ScheduledTask[] = specs.map(({ expr, label }) => {
+    const task = cron.schedule(expr, () => {
+      if (!stopped) onTick(expr, label);
+    }, { unref: true, logger });
+    // With a listener node-cron reports a missed tick here instead of warning about it.
+    task.on('execution:missed', () => { if (!stopped) opts.onMissed?.(expr, label); });
+    return task;
+  });
   return {
     stop: () => {
       stopped = true;

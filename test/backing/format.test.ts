@@ -86,9 +86,11 @@ describe('superblock encoding', () => {
       'bad-magic', /^bad magic$/],
     ['a short buffer', () => encodeSuperblock(sample()).subarray(0, 100), 'bad-magic', /^bad magic$/],
     ['version 2', () => reseal(encodeSuperblock(sample()).fill(2, 8, 9)), 'bad-version',
-      /^unsupported version 2$/],
+      /^unsupported version 2 \(written by a newer numactlx\)$/],
     ['version 2 with a stale checksum', () => encodeSuperblock(sample()).fill(2, 8, 9), 'bad-version',
-      /^unsupported version 2$/],
+      /^unsupported version 2 \(written by a newer numactlx\)$/],
+    ['our magic followed by text (no numactlx version)', () => Buffer.concat([Buffer.from('NUMACTLXhello world'), Buffer.alloc(SLOT_SIZE)]),
+      'checksum', /^damaged superblock \(version field 1819043176 is not a numactlx version\)$/],
     ['one flipped bit', () => {
       const b = encodeSuperblock(sample());
       b[20] ^= 0x10;

@@ -49,3 +49,23 @@ test('a hugetlbfs file', async () => {
   mounts.push(dir);
   await run(path.join(dir, 'n3.img'), 'hugetlbfs');
 });
+
+// Two sessions naming one new backing at the same moment (reliability issue, item 8):
+// both saw no file, both tried O_CREAT|O_EXCL; the loser printed a bare EEXIST. Now the
+// loser opens the winner's file and is refused by its lock, by name.
+test('two sessions creating one backing at once: one runs, the other is told the backing is in use', async () => {
+  const { NUMACTLX } = await import('../helpers/numactlx.js');
+  for (let round = 1; round <= 6; round++) {
+    const backing = path.join(tmpDir(), 'shared.img');
+    const start = (): ReturnType<typeof execa> => execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--', 'sh', '-c', 'read x; exit 0'],
+      { reject: false, input: '', env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+    // The first to hold the lock keeps it until its program reads end of input; both
+    // start together, so which one wins is the race.
+    const [a, b] = await Promise.all([start(), start()]);
+    const outcomes = [a, b].map((r) => (r.exitCode === 0 ? 'ran' : String(r.stderr)));
+    const ran = outcomes.filter((o) => o === 'ran').length;
+    const refused = outcomes.filter((o) => o !== 'ran');
+    for (const line of refused) expect({ round, line }).toEqual({ round, line: expect.stringMatching(/^numactlx: .*shared\.img is in use(:| by another numactlx)/) });
+    expect({ round, ran: ran >= 1 }).toEqual({ round, ran: true });
+  }
+}, 120_000);

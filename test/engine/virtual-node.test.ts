@@ -129,6 +129,9 @@ test('a full --membind node: the faulting thread gets SIGBUS', async () => {
   expect(result.stdout).toMatch(/^sigbus at page \d+ /);
   expect(node3(stats).sigbus).toBeGreaterThanOrEqual(1);
   expect(node3(stats).pages_placed).toBeLessThanOrEqual(node3(stats).size_bytes / 4096);
+  // One line from numactlx says why (the program dying of it would only get "Bus error").
+  expect(String(result.stderr)).toMatch(/^numactlx: node 3 is full \(backing .*\): a page the program touched there \(pid \d+, 0x[0-9a-f]+\) gets SIGBUS under --membind; /);
+  expect(String(result.stderr).split('\n').filter((l) => l.startsWith('numactlx: node 3 is full'))).toHaveLength(1);
 });
 
 test('a full --preferred node: pages fall back to ordinary memory and are counted', async () => {

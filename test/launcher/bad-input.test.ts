@@ -59,6 +59,8 @@ const cases: Case[] = [
   { name: 'a foreign file as backing', args: [`--remap=3,${foreign}`, '--membind=3', ...program], error: /: not a numactlx backing \(bad magic\); numactlx never overwrites a file it did not create$/m, usage: true },
   { name: 'backing is a directory', args: [`--remap=3,${foreignDir}`, ...program], error: /: is a directory: EISDIR$/m, usage: true },
   { name: 'backing is a character device that is not dax', args: ['--remap=3,/dev/null', ...program], error: /^numactlx: invalid --remap: \/dev\/null: a character device that is not a \/dev\/dax device/m, usage: true },
+  { name: 'a /proc file as backing (/proc/self/mem)', args: ['--remap=3,/proc/self/mem,size=2m', '--membind=3', ...program], error: /^numactlx: invalid --remap: \/proc\/self\/mem: a file of the proc pseudo-filesystem, not storage: not a regular file or a \/dev\/dax device$/m, usage: true },
+  { name: 'a sysfs file as backing', args: ['--remap=3,/sys/kernel/mm/transparent_hugepage/enabled,size=2m', '--membind=3', ...program], error: /: a file of the sysfs pseudo-filesystem, not storage/m, usage: true },
   { name: 'same node remapped twice', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=3,${dir}/b.img,size=2m`, ...program], error: /^numactlx: invalid --remap: node 3 is remapped twice$/m, usage: true },
   { name: 'one backing for two nodes', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=4,${dir}/a.img,size=2m`, ...program], error: /backs two nodes$/m, usage: true },
   { name: 'one backing for two nodes, spelled two ways', args: [`--remap=3,${dir}/a.img,size=2m`, `--remap=4,${dir}/./a.img,size=2m`, ...program], error: /backs two nodes \(it is .*\/a\.img\)$/m, usage: true },

@@ -2,6 +2,7 @@
 // whose catalog holds two snapshots, and every bad command line — one `numactlx: VERB:`
 // line, exit 1, the usage text only for syntax errors.
 import fs from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { numactlx as run } from '../../helpers/numactlx.js';
@@ -225,6 +226,43 @@ describe('bad input: one line, exit 1, usage only for syntax', () => {
   test('nothing was created by the failed exports, and the existing file is untouched', () => {
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('new-') || f.includes('numactlx-'))).toEqual([]);
     expect(fs.readFileSync(existing, 'utf8')).toBe('x');
+  });
+
+  // Reliability issue, item 8: an export into a directory other users can write was
+  // accepted; one that ran out of space left an empty directory behind.
+  test.each([
+    ['group-writable', 0o770], ['world-writable', 0o777],
+  ])('export into a %s directory: refused in one line, nothing written', async (_what, mode) => {
+    const open = path.join(dir, `open-${mode.toString(8)}`);
+    fs.mkdirSync(open);
+    fs.chmodSync(open, mode);
+    for (const [format, out] of [['core', path.join(open, 'core')], ['raw', path.join(open, 'raw')]]) {
+      const r = await numactlx(['export', backing, '1', '--format', format, '-o', out]);
+      expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 1,
+        stderr: `numactlx: export: ${open} has mode 0${mode.toString(8)}: other users could replace what numactlx writes there ` +
+          '(choose a directory only you can write, or one with the sticky bit like /tmp)\n' });
+    }
+    expect(fs.readdirSync(open)).toEqual([]);
+    // With the sticky bit (as /tmp has) the same export is fine.
+    fs.chmodSync(open, mode | 0o1000);
+    expect((await numactlx(['export', backing, '1', '--format', 'core', '-o', path.join(open, 'core')])).exitCode).toBe(0);
+  });
+
+  test('export that runs out of space: one line, no file and no directory left', async () => {
+    const small = path.join(dir, 'small-fs');
+    fs.mkdirSync(small, { mode: 0o700 });
+    // 8 KiB of tmpfs: less than snapshot 2's five pages. Needs root (mount), as the suite does.
+    const mount = await execa('mount', ['-t', 'tmpfs', '-o', 'size=8k,mode=0700', 'tmpfs', small], { reject: false });
+    if (mount.exitCode !== 0) throw new Error(`mount -t tmpfs (needed to fill a filesystem): ${mount.stderr}`);
+    try {
+      for (const [format, out] of [['raw', path.join(small, 'raw')], ['core', path.join(small, 'core')]]) {
+        const r = await numactlx(['export', backing, '2', '--format', format, '-o', out]);
+        expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 1, stderr: `numactlx: export: writing ${out}: ENOSPC\n` });
+      }
+      expect(fs.readdirSync(small)).toEqual([]);
+    } finally {
+      await execa('umount', [small], { reject: false });
+    }
   });
 
   test('--help: the verb\'s usage on stdout, exit 0', async () => {
