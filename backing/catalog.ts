@@ -75,6 +75,7 @@ import {
 } from './catalog-image.js';
 import { openBackingTarget } from './catalog-source.js';
 import type { SnapshotRecord } from './record-types.js';
+import { FrameCounts } from './frame-counts.js';
 
 export { openSnapshotSource } from './catalog-source.js';
 
@@ -98,7 +99,7 @@ export interface LoadedCatalog {
    * Per frame (frameCount entries), how many pages of the loaded snapshots use it. As
    * loaded: the engine counts from here on (commit and delete do not touch it).
    */
-  refs: Uint32Array;
+  refs: FrameCounts;
   /** The committed root's frames. */
   rootFrames: number[];
   /** Allocated frames in no committed root: where the next root goes. */
@@ -167,11 +168,11 @@ export function loadCatalog(store: BackingStore): LoadedCatalog {
   } catch (err) {
     throw err instanceof CatalogCorruption ? corruptCatalog(store.path, err) : err;
   }
-  const refs = new Uint32Array(store.frameCount);
-  for (const s of snapshots) for (const p of s.processes) for (const page of p.pages) refs[page.frame]++;
+  const refs = new FrameCounts(store.frameCount);
+  for (const s of snapshots) for (const p of s.processes) for (const page of p.pages) refs.inc(page.frame);
   const meta = image ? [...image.rootFrames, ...image.records.flatMap((r) => r.frames)] : [];
   store.claimFrames((function* used(): Generator<number> {
-    for (let f = 0; f < refs.length; f++) if (refs[f] !== 0) yield f;
+    yield* refs.nonZero();
     yield* meta;
   })());
   const loaded: LoadedCatalog = {
@@ -316,7 +317,7 @@ export function removeSnapshot(path: string, id: number): SnapshotRecord {
     const loaded = loadCatalog(store);
     const [removed] = deleteSnapshots(store, loaded, [id]);
     for (const p of removed.processes) {
-      for (const page of p.pages) if (--loaded.refs[page.frame] === 0) store.freeFrame(page.frame);
+      for (const page of p.pages) if (loaded.refs.get(page.frame) > 0 && loaded.refs.dec(page.frame) === 0) store.freeFrame(page.frame);
     }
     return removed;
   } finally {

@@ -10,6 +10,7 @@ import { BackingError, fail } from './errors.js';
 import { FRAME_SIZE, type Superblock } from './format.js';
 import { SysError } from '../src/sys/libc.js';
 import { fallocateErrno } from '../src/sys/fcntl.js';
+import { FrameBits } from './frame-counts.js';
 
 /** Frames the allocator can index: they are Numbers in a Uint32Array (16 TiB of 4 KiB). */
 const MAX_FRAMES = 0xffff_ffff;
@@ -37,7 +38,7 @@ export class FrameAllocator {
   private reserved: number;
   private freeStack = new Uint32Array(0);
   private freeTop = 0;
-  private readonly inUse: Uint32Array;
+  private readonly inUse: FrameBits;
   private used = 0;
   private readonly reserveFrames: number;
   private noSpaceAt = -Infinity;
@@ -50,7 +51,7 @@ export class FrameAllocator {
     this.fd = fd;
     this.dataOffset = dataOffset;
     this.frameCount = frameCount;
-    this.inUse = new Uint32Array(Math.ceil(frameCount / 32));
+    this.inUse = new FrameBits(frameCount);
     // A dax device has no holes: every frame is backed already.
     this.reserved = target.kind === 'dax' ? frameCount : 0;
     const chunk = target.kind === 'hugetlbfs' && target.align > BigInt(RESERVE_CHUNK) ? Number(target.align) : RESERVE_CHUNK;
@@ -74,18 +75,16 @@ export class FrameAllocator {
     } else {
       return -1;
     }
-    this.inUse[f >>> 5] |= 1 << (f & 31);
+    this.inUse.add(f);
     this.used++;
     return f;
   }
 
   free(f: number): void {
-    const word = f >>> 5;
-    const bit = 1 << (f & 31);
-    if (!Number.isInteger(f) || f < 0 || f >= this.next || (this.inUse[word] & bit) === 0) {
+    if (!Number.isInteger(f) || f < 0 || f >= this.next || !this.inUse.has(f)) {
       throw new RangeError(`freeFrame(${f}): frame ${f} is not allocated`);
     }
-    this.inUse[word] &= ~bit;
+    this.inUse.delete(f);
     this.used--;
     if (this.freeTop === this.freeStack.length) {
       const grown = new Uint32Array(Math.min(this.frameCount, Math.max(1024, this.freeStack.length * 2)));
@@ -108,10 +107,8 @@ export class FrameAllocator {
       if (!Number.isInteger(f) || f < 0 || f >= this.frameCount) {
         throw new RangeError(`claim: frame ${f} is outside the backing (0 … ${this.frameCount - 1})`);
       }
-      const word = f >>> 5;
-      const bit = 1 << (f & 31);
-      if ((this.inUse[word] & bit) !== 0) continue;
-      this.inUse[word] |= bit;
+      if (this.inUse.has(f)) continue;
+      this.inUse.add(f);
       this.used++;
       if (f > top) top = f;
     }
@@ -119,7 +116,7 @@ export class FrameAllocator {
     this.freeStack = new Uint32Array(Math.min(this.frameCount, Math.max(1024, this.next - this.used)));
     this.freeTop = 0;
     for (let f = top - 1; f >= 0; f--) {
-      if ((this.inUse[f >>> 5] & (1 << (f & 31))) === 0) this.freeStack[this.freeTop++] = f;
+      if (!this.inUse.has(f)) this.freeStack[this.freeTop++] = f;
     }
   }
 

@@ -272,7 +272,7 @@ export class Engine implements EngineCore {
   /** Drops one reference to a frame; frees it at zero. */
   unref(slot: number, frame: number): void {
     const refs = this.slots[slot].refs;
-    if (refs[frame] > 0 && --refs[frame] === 0) this.slots[slot].store.freeFrame(frame);
+    if (refs.get(frame) > 0 && refs.dec(frame) === 0) this.slots[slot].store.freeFrame(frame);
   }
 
   // ---- statistics ---------------------------------------------------------------------

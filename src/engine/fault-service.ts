@@ -197,7 +197,7 @@ function placed(e: EngineCore, mm: Mm, addr: number, target: number, frame: numb
   if (target >= 0) {
     // A new page is DIRTY: its content (zeros, then whatever is written) is in no frame.
     mm.table.set(addr, frame + 1, target, DIRTY);
-    e.slots[target].refs[frame] = 1;
+    e.slots[target].refs.set(frame, 1);
     mm.resident++;
     const s = e.nodeStats[target];
     if (mm.everPlaced.add(addr)) s.pages_placed++;

@@ -5,6 +5,7 @@ import { PageSet, PageTable } from './page-table.js';
 import { RangeSet, type PagePolicy } from './ranges.js';
 import { PageMap } from './page-map.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
+import type { FrameCounts } from '../../backing/frame-counts.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
 export interface FrameStore {
@@ -33,7 +34,7 @@ export interface VirtualNodeRuntime {
    * References per frame: 1 for the live page it belongs to, +1 per committed snapshot
    * that holds it (derived from the catalog at open). A frame is freed at 0.
    */
-  refs: Uint32Array;
+  refs: FrameCounts;
 }
 
 /** One program address space: its uffd, its trapped ranges and its page table. */

@@ -140,7 +140,7 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
     let n = 0;
     for (const p of record.processes) {
       for (const page of p.pages) {
-        node.refs[page.frame]++;
+        node.refs.inc(page.frame);
         if (++n % COMMIT_STEP_PAGES === 0) yield;
       }
     }

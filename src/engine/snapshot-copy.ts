@@ -152,7 +152,7 @@ export class FrozenPageCopier {
       const old = mm.table.get(addr) - 1;
       const node = engine.nodes[slot];
       let frame = old;
-      if (node.refs[old] > 1) {
+      if (node.refs.get(old) > 1) {
         frame = node.store.allocFrame();
         if (frame < 0) {
           run.failed ??= `backing ${node.backing}: no free frame for snapshot ${run.req.id} (the node is full)`;
@@ -160,7 +160,7 @@ export class FrozenPageCopier {
           mm.table.setFlags(addr, DIRTY); // copied by a later snapshot
           continue;
         }
-        node.refs[frame] = 1;
+        node.refs.set(frame, 1);
       }
       slots[m] = slot; frames[m] = frame; olds[m] = old; dest[m] = addr;
       m++;
@@ -193,7 +193,7 @@ export class FrozenPageCopier {
       // The snapshot's hold on the frame starts now, not at the commit: a page munmapped
       // after its copy must not free the frame the record will name (finishSteps lets
       // this reference go once the record holds its own, or the snapshot failed).
-      engine.nodes[slot].refs[frame]++;
+      engine.nodes[slot].refs.inc(frame);
       part.copied.set(addr, frame, 0, slot); // the CRC: from the checksum worker, at the commit
       this.checksums.written(slot, frame);
       part.newPages[slot]++;

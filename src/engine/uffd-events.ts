@@ -93,7 +93,7 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
       const f = e.slots[node].store.allocFrame();
       if (f >= 0) {
         child.table.set(addr, f + 1, node, DIRTY);
-        e.slots[node].refs[f] = 1;
+        e.slots[node].refs.set(f, 1);
         child.resident++;
         if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
         e.nodeStats[node].pages_resident++;

@@ -129,7 +129,7 @@ for (let id = loaded.catalog.nextId; id < Number(stop); id++) {
     const data = Buffer.alloc(4096, (id * 31 + i) & 0xff);
     data.writeUInt32LE(id, 0);
     data.copy(store.frameView(frame));
-    refs[frame]++;
+    refs.inc(frame);
     pages.push({ addr: 0x10000 + (i < 10 ? i : i + 5) * 4096, frame, crc: zlib.crc32(data) });
   }
   store.sync();
@@ -140,7 +140,7 @@ for (let id = loaded.catalog.nextId; id < Number(stop); id++) {
   });
   const old = loaded.catalog.records.filter((e) => e.id <= id - 3).map((e) => e.id);
   for (const rec of deleteSnapshots(store, loaded, old)) {
-    for (const p of rec.processes[0].pages) if (--refs[p.frame] === 0) store.freeFrame(p.frame);
+    for (const p of rec.processes[0].pages) if (refs.dec(p.frame) === 0) store.freeFrame(p.frame);
   }
 }
 store.close();

@@ -69,3 +69,23 @@ test('two sessions creating one backing at once: one runs, the other is told the
     expect({ round, ran: ran >= 1 }).toEqual({ round, ran: true });
   }
 }, 120_000);
+
+// Reliability issue, item 7: numactlx's memory grew with the node's size, not its use
+// (a Uint32Array per frame: `true` on a 4 TiB node took 4.3 GB and 20 s). The per-frame
+// tables are sparse now: a 15 TiB node (a sparse file) costs what a small one does.
+// Measured as numactlx's peak RSS (VmHWM) read by the program it runs, not as time.
+test('a 15 TiB node costs numactlx no more memory than a 64 MiB one', async () => {
+  const { numactlx } = await import('../helpers/numactlx.js');
+  const peak = async (size: string): Promise<number> => {
+    const backing = path.join(tmpDir(), 'n3.img');
+    const r = await numactlx([`--remap=3,${backing},size=${size}`, '--membind=3', '--', 'sh', '-c', 'grep VmHWM /proc/$PPID/status'],
+      { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+    expect({ size, exit: r.exitCode, stderr: r.stderr }).toEqual({ size, exit: 0, stderr: '' });
+    fs.rmSync(backing);
+    return Number(/VmHWM:\s+(\d+) kB/.exec(r.stdout)![1]) * 1024;
+  };
+  const small = await peak('64m');
+  const huge = await peak('15t');
+  // A table of 4 bytes per frame would be 15 GiB here; allow 64 MiB of noise.
+  expect({ small, huge, extra: huge - small < 64 << 20 }).toEqual({ small, huge, extra: true });
+}, 120_000);
