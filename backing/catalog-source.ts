@@ -22,7 +22,8 @@
 import fs from 'node:fs';
 import { daxInfo } from './dax.js';
 import { BackingError, fail, InspectError } from './errors.js';
-import { FRAME_SIZE, SLOT_SIZE, FormatError, pickSuperblock, type Superblock } from './format.js';
+import { FRAME_SIZE, SLOT_SIZE, FormatError, type Superblock } from './format.js';
+import { examineSuperblocks, type ExaminedSuperblocks, type SuperblockCopy } from './superblock-copies.js';
 import { inspectBacking, type BackingTarget } from './inspect.js';
 import { CatalogCorruption, corruptCatalog, decodeImage, readImage, type FrameReader } from './catalog-image.js';
 import { SysError } from '../src/sys/libc.js';
@@ -101,15 +102,28 @@ function openMedium(path: string): ReadOnlyMedium {
 }
 
 function readSuperblock(path: string, medium: ReadOnlyMedium): Superblock {
+  return examine(path, medium).sb;
+}
+
+/** Both superblock copies judged (superblock-copies.ts); the one to read is `sb`. */
+function examine(path: string, medium: ReadOnlyMedium): ExaminedSuperblocks {
   const slots = Buffer.alloc(2 * SLOT_SIZE);
   try {
     medium.read(0n, slots);
-    const sb = pickSuperblock(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE)).superblock;
+    const examined = examineSuperblocks(slots, (candidate) => {
+      try {
+        readImage(frameReader(medium, candidate), candidate.catalog);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const sb = examined.sb;
     if (sb.size > medium.size) {
       throw new BackingError(path, 'too-small', `${path}: too small: its superblock records ${sb.size} bytes, ` +
         `the medium has ${medium.size}`);
     }
-    return sb;
+    return examined;
   } catch (err) {
     throw err instanceof FormatError || err instanceof SysError ? fail(path, err, 'reading its superblock') : err;
   }
@@ -127,12 +141,13 @@ function pause(ms: number): void {
 }
 
 /** The superblock and the snapshots of one commit (see the header comment). */
-function readConsistent(path: string, medium: ReadOnlyMedium): { sb: Superblock; records: SnapshotRecord[] } {
+function readConsistent(path: string, medium: ReadOnlyMedium): { sb: Superblock; records: SnapshotRecord[]; examined: ExaminedSuperblocks } {
   for (let attempt = 1; ; attempt++) {
-    const sb = readSuperblock(path, medium);
+    const examined = examine(path, medium);
+    const { sb } = examined;
     try {
       const image = readImage(frameReader(medium, sb), sb.catalog);
-      return { sb, records: image ? decodeImage(image, Number(sb.frameCount)) : [] };
+      return { sb, examined, records: image ? decodeImage(image, Number(sb.frameCount)) : [] };
     } catch (err) {
       if (!(err instanceof CatalogCorruption)) throw err;
       if (readSuperblock(path, medium).generation === sb.generation) throw corruptCatalog(path, err);
@@ -148,8 +163,12 @@ function readConsistent(path: string, medium: ReadOnlyMedium): { sb: Superblock;
 class CatalogSource implements SnapshotSource {
   private closed = false;
 
+  readonly superblocks: { copies: SuperblockCopy[]; damage?: string };
+
   constructor(readonly path: string, private readonly medium: ReadOnlyMedium, private readonly sb: Superblock,
-    private readonly records: SnapshotRecord[]) {}
+    private readonly records: SnapshotRecord[], examined: ExaminedSuperblocks) {
+    this.superblocks = { copies: examined.copies, damage: examined.damage };
+  }
 
   snapshots(): SnapshotRecord[] {
     return this.records.slice();
@@ -181,8 +200,8 @@ class CatalogSource implements SnapshotSource {
 export function openSnapshotSource(path: string): SnapshotSource {
   const medium = openMedium(path);
   try {
-    const { sb, records } = readConsistent(path, medium);
-    return new CatalogSource(path, medium, sb, records);
+    const { sb, records, examined } = readConsistent(path, medium);
+    return new CatalogSource(path, medium, sb, records, examined);
   } catch (err) {
     medium.close();
     throw err;

@@ -173,6 +173,21 @@ export function decodeSuperblock(buf: Uint8Array): Superblock {
   return sb;
 }
 
+/**
+ * What a slot that failed its checks still says: the fields as written, unchecked, when
+ * it carries our magic and version (else undefined). Only for recovery, which must
+ * confirm it independently (superblock-copies.ts reads the catalog it names, whose
+ * checksums chain down from the pointer).
+ */
+export function decodeSuperblockUnchecked(buf: Uint8Array): Superblock | undefined {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length < SLOT_SIZE || !b.subarray(0, 8).equals(MAGIC) || b.readUInt32LE(8) !== FORMAT_VERSION) return undefined;
+  return {
+    version: FORMAT_VERSION, pageSize: b.readUInt32LE(12), size: b.readBigUInt64LE(16), dataOffset: b.readBigUInt64LE(24),
+    frameCount: b.readBigUInt64LE(32), generation: b.readBigUInt64LE(40), catalog: b.readBigUInt64LE(48),
+  };
+}
+
 export interface PickedSuperblock {
   superblock: Superblock;
   slot: 0 | 1;

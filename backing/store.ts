@@ -84,6 +84,8 @@ export class BackingStore {
   private readonly frameBaseNumber: number;
   private readonly views: FrameViews;
   readonly frameCount: number;
+  /** A damaged superblock copy found at open (superblock-copies.ts), for the caller to report. */
+  superblockDamage: string | undefined;
   private sb: Superblock;
   private fd: number;
   private readonly header: Header;
@@ -130,6 +132,7 @@ export class BackingStore {
     const header = new Header(fd, target.kind, mapLength);
     let doing = created ? 'creating it' : 'opening it';
     let formattedEmpty = false;
+    let damage: string | undefined;
     let formattedDevice = false;
     try {
       lockOrExplain(path, fd, header);
@@ -151,7 +154,7 @@ export class BackingStore {
         sb = formatFile(fd, header, sb);
       } else {
         doing = 'reading its superblock';
-        ({ sb, formatted: formattedDevice } = adopt(target, header, mediumSize));
+        ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize));
         // Read-only so far (a file is never formatted by adopt): a file that is not a
         // backing is named as such first; a backing others could read is refused here.
         if (target.kind !== 'dax') checkPrivate(path, stat);
@@ -175,7 +178,9 @@ export class BackingStore {
       // pages are reserved chunk by chunk by fallocate, not all at mmap.
       const flags = MAP_SHARED | (target.kind === 'hugetlbfs' ? MAP_NORESERVE : 0);
       const base = mmap(0n, sb.frameCount * page, PROT_READ | PROT_WRITE, flags, fd, sb.dataOffset);
-      return new BackingStore(target, fd, header, sb, base);
+      const store = new BackingStore(target, fd, header, sb, base);
+      store.superblockDamage = damage;
+      return store;
     } catch (err) {
       // Undo what this call did, each step on its own: remove the file it created (an
       // ENOSPC must not leave a half-made file), empty again the file it formatted, zero

@@ -4,8 +4,10 @@
 // format.ts; which media may be formatted at all is in store.ts.
 import type { BackingTarget } from './inspect.js';
 import { BackingError } from './errors.js';
+import { examineSuperblocks } from './superblock-copies.js';
+import { readImage } from './catalog-image.js';
 import {
-  FormatError, HEADER_SIZE, SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, encodeSuperblock, newSuperblock, pickSuperblock,
+  FormatError, HEADER_SIZE, SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, encodeSuperblock, newSuperblock,
   slotOf, type Superblock,
 } from './format.js';
 import { checkFrameCount } from './frames.js';
@@ -37,12 +39,33 @@ function isZero(buf: Buffer): boolean {
 }
 
 /** Picks the superblock of an existing backing, or formats a zeroed dax device. */
-export function adopt(target: BackingTarget, header: Header, mediumSize: bigint): { sb: Superblock; formatted: boolean } {
+export function adopt(target: BackingTarget, header: Header, mediumSize: bigint): { sb: Superblock; formatted: boolean; damage?: string } {
   const { path } = target;
   const slots = header.read(0n, 2 * SLOT_SIZE);
   let sb: Superblock;
+  let damage: string | undefined;
   try {
-    sb = pickSuperblock(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE)).superblock;
+    // A file's catalog can be read through the header's pread; a dax device's header
+    // maps only the header: there a damaged copy is reported, not recovered.
+    const examined = examineSuperblocks(slots, (candidate) => {
+      if (target.kind === 'dax') return false;
+      try {
+        readImage({
+          frameCount: Number(candidate.frameCount),
+          readFrame: (f, out) => header.read(candidate.dataOffset + BigInt(f) * BigInt(FRAME_SIZE), FRAME_SIZE).copy(out),
+        }, candidate.catalog);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    sb = examined.sb;
+    damage = examined.damage;
+    if (examined.recovered) {
+      // The same superblock, its checksum made whole: the damage is repaired for good.
+      header.write(SLOT_OFFSETS[examined.slot], encodeSuperblock(sb));
+      header.flush();
+    }
   } catch (err) {
     if (!(err instanceof FormatError) || target.kind !== 'dax') throw err;
     if (!isZero(slots)) {
@@ -58,7 +81,7 @@ export function adopt(target: BackingTarget, header: Header, mediumSize: bigint)
     throw new BackingError(path, 'too-small',
       `${path}: too small: its superblock records ${sb.size} bytes, the ${target.kind === 'dax' ? 'device' : 'file'} has ${mediumSize}`);
   }
-  return { sb, formatted: false };
+  return { sb, formatted: false, damage };
 }
 
 /** Grows a backing to target.size: the medium first, then a new superblock. */

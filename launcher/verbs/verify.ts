@@ -14,7 +14,7 @@ import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { withSource } from './snapshots.js';
 
 export type ProblemKind = 'checksum' | 'unreadable' | 'frame-range' | 'order' | 'unaligned' | 'outside-vma' |
-  'registers' | 'duplicate-id';
+  'registers' | 'duplicate-id' | 'superblock';
 
 export interface VerifyProblem {
   kind: ProblemKind;
@@ -30,6 +30,8 @@ export interface VerifyReport {
   /** Distinct frames read. */
   frames: number;
   problems: VerifyProblem[];
+  /** The two superblock copies (a backing's): which is in use, which is damaged. */
+  superblocks?: SnapshotSource['superblocks'];
 }
 
 export interface VerifyOptions {
@@ -45,10 +47,13 @@ export function verifySource(source: SnapshotSource, opts: VerifyOptions = {}): 
   const records = source.snapshots();
   const frameCount = opts.frameCount ?? (source as SnapshotSource & { frameCount?: number }).frameCount;
   const progress = opts.progress ?? NO_PROGRESS;
-  const report: VerifyReport = { snapshots: records.length, pages: 0, frames: 0, problems: [] };
+  const report: VerifyReport = { snapshots: records.length, pages: 0, frames: 0, problems: [], superblocks: source.superblocks };
   const problem = (kind: ProblemKind, snapshot: number, message: string): void => {
     report.problems.push({ kind, snapshot, message });
   };
+  // A damaged copy is a problem even when nothing was lost (it was the older one, or
+  // the newer one was recovered): the next damage to the other copy would be fatal.
+  if (source.superblocks?.damage) problem('superblock', 0, source.superblocks.damage);
   // frame → its CRC32 as read now, or the reason it could not be read.
   const crcs = new Map<number, number | string>();
   const buf = Buffer.alloc(PAGE_SIZE);
@@ -108,11 +113,12 @@ export function formatVerify(path: string, report: VerifyReport): string {
   const { problems } = report;
   const checksums = problems.filter((p) => p.kind === 'checksum').length;
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const inSnapshots = (n: number): string => (n === 0 ? '' : ` in ${plural(n, 'snapshot')}`);
   const counted = `${plural(report.snapshots, 'snapshot')}, ${plural(report.pages, 'page')}, ${plural(report.frames, 'frame')}`;
   const summary = problems.length === 0
     ? `${path}: ${counted}: clean`
     : `${path}: ${counted}: ${plural(problems.length, 'problem')} (${checksums} checksum ${checksums === 1 ? 'mismatch' : 'mismatches'}, `
-      + `${problems.length - checksums} other) in ${plural(new Set(problems.map((p) => p.snapshot)).size, 'snapshot')}`;
+      + `${problems.length - checksums} other)${inSnapshots(new Set(problems.filter((p) => p.snapshot > 0).map((p) => p.snapshot)).size)}`;
   return [...problems.map((p) => p.message), summary].join('\n') + '\n';
 }
 

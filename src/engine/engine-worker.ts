@@ -70,6 +70,7 @@ function openStores(): OpenNode[] | undefined {
     for (const n of start.nodes) {
       const store = BackingStore.open(n.target);
       stores.push(store);
+      if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
       out.push({ store, loaded: loadCatalog(store) });
     }
     return out;
