@@ -79,11 +79,25 @@ export function readChain(reader: FrameReader, first: number, length: number | (
   return { data, frames };
 }
 
+/**
+ * A record the root lists that cannot be read (its chain broken, its checksum wrong, its
+ * contents malformed): only that snapshot is lost. `frames`: its chain, when it could be
+ * followed (kept allocated until `numactlx repair` drops the record).
+ */
+export interface DamagedRecord {
+  entry: RootEntry;
+  frames: number[];
+  /** "snapshot 3 (record at frame 17): checksum mismatch (…)" */
+  reason: string;
+}
+
 /** A committed catalog read back and verified, records still encoded. */
 export interface CatalogImage {
   root: Root;
   rootFrames: number[];
   records: Array<{ entry: RootEntry; frames: number[]; data: Buffer }>;
+  /** Records that failed their checks (decodeImage adds those that fail to decode). */
+  damaged: DamagedRecord[];
 }
 
 /** CatalogFormatError with where it was found, for the loader's message. */
@@ -132,12 +146,23 @@ export function readImage(reader: FrameReader, pointer: bigint): CatalogImage | 
     crcCheck(blob.data, at0.crc);
     return { root: decodeRoot(blob.data), rootFrames: blob.frames };
   });
-  const records = root.entries.map((entry) => at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
-    const blob = readChain(reader, entry.frame, entry.length, taken);
-    crcCheck(blob.data, entry.crc);
-    return { entry, frames: blob.frames, data: blob.data };
-  }));
-  return { root, rootFrames, records };
+  // A damaged record costs that snapshot only: the others are read on.
+  const records: CatalogImage['records'] = [];
+  const damaged: DamagedRecord[] = [];
+  for (const entry of root.entries) {
+    const where = `snapshot ${entry.id} (record at frame ${entry.frame})`;
+    let frames: number[] = [];
+    try {
+      const blob = readChain(reader, entry.frame, entry.length, taken);
+      frames = blob.frames;
+      crcCheck(blob.data, entry.crc);
+      records.push({ entry, frames: blob.frames, data: blob.data });
+    } catch (err) {
+      if (!(err instanceof CatalogFormatError)) throw err;
+      damaged.push({ entry, frames, reason: `${where}: ${err.message}` });
+    }
+  }
+  return { root, rootFrames, records, damaged };
 }
 
 /**
@@ -147,7 +172,24 @@ export function readImage(reader: FrameReader, pointer: bigint): CatalogImage | 
 export function decodeImage(image: CatalogImage, frameCount: number): SnapshotRecord[] {
   const meta = new Set<number>(image.rootFrames);
   for (const r of image.records) for (const f of r.frames) meta.add(f);
-  return image.records.map(({ entry, data }) => at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
+  for (const d of image.damaged) for (const f of d.frames) meta.add(f);
+  const out: SnapshotRecord[] = [];
+  for (const r of image.records.splice(0)) {
+    try {
+      out.push(decodeOne(r, meta, frameCount));
+      image.records.push(r);
+    } catch (err) {
+      // Moved to the damaged: a record that does not decode is lost alone.
+      if (!(err instanceof CatalogCorruption)) throw err;
+      image.damaged.push({ entry: r.entry, frames: r.frames, reason: err.message });
+    }
+  }
+  image.damaged.sort((a, b) => a.entry.id - b.entry.id);
+  return out;
+}
+
+function decodeOne({ entry, data }: CatalogImage['records'][number], meta: Set<number>, frameCount: number): SnapshotRecord {
+  return at(`snapshot ${entry.id} (record at frame ${entry.frame})`, () => {
     const rec = decodeRecord(data, frameCount);
     if (rec.id !== entry.id) throw new CatalogFormatError(`the record is snapshot ${rec.id}'s`);
     for (const p of rec.processes) {
@@ -159,7 +201,7 @@ export function decodeImage(image: CatalogImage, frameCount: number): SnapshotRe
       }
     }
     return rec;
-  }));
+  });
 }
 
 /** Reads one record back from its chain (a record of a loaded catalog, before deleting it). */

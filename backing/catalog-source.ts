@@ -25,7 +25,7 @@ import { BackingError, fail, InspectError } from './errors.js';
 import { FRAME_SIZE, SLOT_SIZE, FormatError, type Superblock } from './format.js';
 import { examineSuperblocks, type ExaminedSuperblocks, type SuperblockCopy } from './superblock-copies.js';
 import { inspectBacking, type BackingTarget } from './inspect.js';
-import { CatalogCorruption, corruptCatalog, decodeImage, readImage, type FrameReader } from './catalog-image.js';
+import { CatalogCorruption, corruptCatalog, decodeImage, readImage, type DamagedRecord, type FrameReader } from './catalog-image.js';
 import { SysError } from '../src/sys/libc.js';
 import { close, open, pread, O_CLOEXEC, O_NOFOLLOW, O_RDONLY } from '../src/sys/fcntl.js';
 import { addressView, mmap, munmap, MAP_SHARED, PROT_READ } from '../src/sys/mman.js';
@@ -141,13 +141,24 @@ function pause(ms: number): void {
 }
 
 /** The superblock and the snapshots of one commit (see the header comment). */
-function readConsistent(path: string, medium: ReadOnlyMedium): { sb: Superblock; records: SnapshotRecord[]; examined: ExaminedSuperblocks } {
+interface Consistent { sb: Superblock; records: SnapshotRecord[]; examined: ExaminedSuperblocks; damaged: DamagedRecord[] }
+
+function readConsistent(path: string, medium: ReadOnlyMedium): Consistent {
   for (let attempt = 1; ; attempt++) {
     const examined = examine(path, medium);
     const { sb } = examined;
     try {
       const image = readImage(frameReader(medium, sb), sb.catalog);
-      return { sb, examined, records: image ? decodeImage(image, Number(sb.frameCount)) : [] };
+      const records = image ? decodeImage(image, Number(sb.frameCount)) : [];
+      const damaged = image ? image.damaged : [];
+      // A record that fails its checks while a session commits may only have had its
+      // frames reused after a newer commit: damage counts only if the commit read is
+      // still the one in force.
+      if (damaged.length > 0 && readSuperblock(path, medium).generation !== sb.generation && attempt < MAX_ATTEMPTS) {
+        pause(Math.min(50, attempt * 2));
+        continue;
+      }
+      return { sb, examined, records, damaged };
     } catch (err) {
       if (!(err instanceof CatalogCorruption)) throw err;
       if (readSuperblock(path, medium).generation === sb.generation) throw corruptCatalog(path, err);
@@ -165,9 +176,12 @@ class CatalogSource implements SnapshotSource {
 
   readonly superblocks: { copies: SuperblockCopy[]; damage?: string };
 
+  readonly damaged: ReadonlyArray<{ id: number; reason: string }>;
+
   constructor(readonly path: string, private readonly medium: ReadOnlyMedium, private readonly sb: Superblock,
-    private readonly records: SnapshotRecord[], examined: ExaminedSuperblocks) {
+    private readonly records: SnapshotRecord[], examined: ExaminedSuperblocks, damaged: DamagedRecord[]) {
     this.superblocks = { copies: examined.copies, damage: examined.damage };
+    this.damaged = damaged.map((d) => ({ id: d.entry.id, reason: d.reason }));
   }
 
   snapshots(): SnapshotRecord[] {
@@ -200,8 +214,8 @@ class CatalogSource implements SnapshotSource {
 export function openSnapshotSource(path: string): SnapshotSource {
   const medium = openMedium(path);
   try {
-    const { sb, records, examined } = readConsistent(path, medium);
-    return new CatalogSource(path, medium, sb, records, examined);
+    const { sb, records, examined, damaged } = readConsistent(path, medium);
+    return new CatalogSource(path, medium, sb, records, examined, damaged);
   } catch (err) {
     medium.close();
     throw err;

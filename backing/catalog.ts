@@ -72,6 +72,7 @@ import { catalogPointer, drain, encodeRecordSteps, encodeRoot, ENCODE_STEP_PAGES
 import {
   CatalogCorruption, chainFrames, corruptCatalog, decodeImage, readImage, readRecord, writeChain, type CatalogImage,
   type FrameReader,
+  type DamagedRecord,
 } from './catalog-image.js';
 import { openBackingTarget } from './catalog-source.js';
 import type { SnapshotRecord } from './record-types.js';
@@ -104,6 +105,11 @@ export interface LoadedCatalog {
   rootFrames: number[];
   /** Allocated frames in no committed root: where the next root goes. */
   spareFrames: number[];
+  /**
+   * Records the root lists that cannot be read: they stay listed (a session or `rm`
+   * never drops them on its own) until `numactlx repair` does (dropDamaged).
+   */
+  damaged: DamagedRecord[];
 }
 
 /** A snapshot id the catalog does not hold. */
@@ -170,17 +176,17 @@ export function loadCatalog(store: BackingStore): LoadedCatalog {
   }
   const refs = new FrameCounts(store.frameCount);
   for (const s of snapshots) for (const p of s.processes) for (const page of p.pages) refs.inc(page.frame);
-  const meta = image ? [...image.rootFrames, ...image.records.flatMap((r) => r.frames)] : [];
+  const meta = image ? [...image.rootFrames, ...image.records.flatMap((r) => r.frames), ...image.damaged.flatMap((d) => d.frames)] : [];
   store.claimFrames((function* used(): Generator<number> {
     yield* refs.nonZero();
     yield* meta;
   })());
   const loaded: LoadedCatalog = {
     catalog: {
-      records: image ? image.records.map(({ entry, frames }) => ({ ...entry, frames })) : [],
+      records: image ? [...image.records, ...image.damaged].map(({ entry, frames }) => ({ ...entry, frames })).sort((a, b) => a.id - b.id) : [],
       nextId: image ? image.root.nextId : 1,
     },
-    snapshots, refs, rootFrames: image ? image.rootFrames : [], spareFrames: [],
+    snapshots, refs, rootFrames: image ? image.rootFrames : [], spareFrames: [], damaged: image ? image.damaged : [],
   };
   // A backing that never had a snapshot gets its spare with its first commit, so that a
   // session without snapshots uses no frame for the catalog.
@@ -291,6 +297,50 @@ export function deleteSnapshots(store: BackingStore, loaded: LoadedCatalog, ids:
   publish(store, loaded, { records: catalog.records.filter((e) => !drop.has(e.id)), nextId: catalog.nextId }, []);
   for (const e of gone) for (const f of e.frames) store.freeFrame(f);
   return removed;
+}
+
+/**
+ * `numactlx repair`: commits the catalog without the damaged records (their pages were
+ * never counted; their chains' frames are freed). Returns what was dropped.
+ */
+export function dropDamaged(store: BackingStore, loaded: LoadedCatalog): DamagedRecord[] {
+  const gone = loaded.damaged;
+  if (gone.length === 0) return [];
+  const drop = new Set(gone.map((d) => d.entry.id));
+  const { catalog } = loaded;
+  const freed = catalog.records.filter((e) => drop.has(e.id));
+  publish(store, loaded, { records: catalog.records.filter((e) => !drop.has(e.id)), nextId: catalog.nextId }, []);
+  for (const e of freed) for (const f of e.frames) store.freeFrame(f);
+  loaded.damaged = [];
+  return gone;
+}
+
+/**
+ * `numactlx repair PATH` (no session may hold it): drops the damaged records and, when a
+ * superblock copy was damaged, commits the catalog again so that the damaged slot is
+ * rewritten (the next generation goes to the slot not in use). Returns what it did.
+ */
+export function repairBacking(path: string): { dropped: Array<{ id: number; reason: string }>; kept: number[]; superblock?: string } {
+  const store = BackingStore.open(openBackingTarget(path));
+  try {
+    const loaded = loadCatalog(store);
+    const superblock = store.superblockDamage;
+    const dropped = dropDamaged(store, loaded).map((d) => ({ id: d.entry.id, reason: d.reason }));
+    // Nothing dropped but a damaged copy: the same catalog committed once more (twice
+    // when the copy in use was itself the recovered one) rewrites both slots.
+    if (superblock && dropped.length === 0) {
+      republish(store, loaded);
+      republish(store, loaded);
+    }
+    return { dropped, kept: loaded.catalog.records.map((e) => e.id), superblock };
+  } finally {
+    store.close();
+  }
+}
+
+/** Commits the catalog as it is: a new superblock generation naming a new copy of the root. */
+function republish(store: BackingStore, loaded: LoadedCatalog): void {
+  publish(store, loaded, { records: loaded.catalog.records, nextId: loaded.catalog.nextId }, []);
 }
 
 /** The engine's view of one node's catalog (engine.ts NodeCatalog). */

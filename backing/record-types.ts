@@ -75,6 +75,8 @@ export interface SnapshotSource {
   /** The 4096 bytes of a frame (into `out` when given). */
   readFrame(frame: number, out?: Buffer): Buffer;
   close(): void;
+  /** Snapshots the catalog lists whose records cannot be read (a backing's source). */
+  readonly damaged?: ReadonlyArray<{ id: number; reason: string }>;
   /** The two superblock copies as found (a backing's source; absent for other sources). */
   readonly superblocks?: { copies: Array<{ slot: string; generation: string | null; state: string; reason?: string }>; damage?: string };
 }

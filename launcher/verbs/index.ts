@@ -8,6 +8,7 @@ import type { Verb } from './parse.js';
 import { psCommand } from './ps.js';
 import { snapshotCommand } from './snapshot.js';
 import { rmCommand } from './rm.js';
+import { repairCommand } from './repair.js';
 import { snapshotsCommand } from './snapshots.js';
 import { statusCommand } from './status.js';
 import { verifyCommand } from './verify.js';
@@ -16,7 +17,7 @@ export type { Verb } from './parse.js';
 
 /** The verbs by name (a Map: a program named `constructor` is not a verb). */
 export const VERBS: ReadonlyMap<string, Verb> = new Map([doctorCommand, statusCommand, psCommand, snapshotCommand, snapshotsCommand,
-  verifyCommand, exportCommand, diffCommand, rmCommand].map((v) => [v.spec.name, v]));
+  verifyCommand, exportCommand, diffCommand, rmCommand, repairCommand].map((v) => [v.spec.name, v]));
 
 /** Verbs of the design that this build does not have yet: refused, never run as programs. */
 export const PLANNED_VERBS = new Set(['rollback']);

@@ -72,6 +72,10 @@ export function findSnapshot(verb: string, source: SnapshotSource, ref: string):
   const known = all.length === 0 ? 'it has no snapshots' : `its snapshots: ${formatIds(all.map((r) => r.id))}`;
   if (/^\d+$/.test(ref)) {
     const record = all.find((r) => r.id === Number(ref));
+    const damaged = source.damaged?.find((d) => d.id === Number(ref));
+    if (!record && damaged) {
+      throw new SetupError(`${verb}: snapshot ${ref} of ${source.path} is damaged (${damaged.reason}); numactlx repair ${source.path} drops it`);
+    }
     if (!record) throw new SetupError(`${verb}: no snapshot ${ref} in ${source.path} (${known})`);
     return record;
   }
@@ -112,9 +116,18 @@ export function listSnapshots(source: SnapshotSource, opts: { json?: boolean } =
   ]);
 }
 
+/** One line per damaged record: the listing goes on without them. */
+export function damagedLines(verb: string, source: SnapshotSource): string {
+  return (source.damaged ?? []).map((d) => `numactlx: ${verb}: snapshot ${d.id} of ${source.path} is damaged and left out ` +
+    `(${d.reason}); numactlx repair ${source.path} drops it\n`).join('');
+}
+
 async function runSnapshots(args: VerbArgs): Promise<number> {
   const [path] = positionals('snapshots', args, ['PATH']);
-  const text = await withSource('snapshots', path, (source) => listSnapshots(source, { json: args.flags.json }));
+  const text = await withSource('snapshots', path, (source) => {
+    process.stderr.write(damagedLines('snapshots', source));
+    return listSnapshots(source, { json: args.flags.json });
+  });
   process.stdout.write(text);
   return 0;
 }

@@ -54,6 +54,7 @@ export function verifySource(source: SnapshotSource, opts: VerifyOptions = {}): 
   // A damaged copy is a problem even when nothing was lost (it was the older one, or
   // the newer one was recovered): the next damage to the other copy would be fatal.
   if (source.superblocks?.damage) problem('superblock', 0, source.superblocks.damage);
+  for (const d of source.damaged ?? []) problem('unreadable', d.id, `${d.reason} (numactlx repair drops it, keeping the others)`);
   // frame → its CRC32 as read now, or the reason it could not be read.
   const crcs = new Map<number, number | string>();
   const buf = Buffer.alloc(PAGE_SIZE);

@@ -71,7 +71,11 @@ function openStores(): OpenNode[] | undefined {
       const store = BackingStore.open(n.target);
       stores.push(store);
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
-      out.push({ store, loaded: loadCatalog(store) });
+      const loaded = loadCatalog(store);
+      for (const d of loaded.damaged) {
+        fs.writeSync(2, `numactlx: ${n.target.path}: ${d.reason}: that snapshot is left out (numactlx repair ${n.target.path} drops it)\n`);
+      }
+      out.push({ store, loaded });
     }
     return out;
   } catch (err) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { inspectBacking } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
 import {
-  commitSnapshot, deleteSnapshots, loadCatalog, removeSnapshot, UnknownSnapshotError, type LoadedCatalog,
+  commitSnapshot, deleteSnapshots, dropDamaged, loadCatalog, removeSnapshot, UnknownSnapshotError, type LoadedCatalog,
 } from '../../backing/catalog.js';
 import { badPages, makeRecord, writePage, writePages } from '../helpers/snapshots.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -192,12 +192,38 @@ describe('crashes and damage', () => {
     expect(snapshot(store, loaded, 2, 8).id).toBe(2);
   });
 
-  const damage: Array<[string, (l: LoadedCatalog) => [number, number], (l: LoadedCatalog) => RegExp]> = [
+  // A damaged record costs its own snapshot only: the others load, it stays listed in
+  // the catalog (a later commit keeps it) until `numactlx repair` drops it.
+  const recordDamage: Array<[string, (l: LoadedCatalog) => [number, number], (l: LoadedCatalog) => RegExp]> = [
     ['a record byte', (l) => [l.catalog.records[1].frames[1], 2000],
-      (l) => new RegExp(`^catalog of FILE is corrupt: snapshot 2 \\(record at frame ${l.catalog.records[1].frame}\\): ` +
+      (l) => new RegExp(`^snapshot 2 \\(record at frame ${l.catalog.records[1].frame}\\): ` +
         'checksum mismatch \\(CRC32 [0-9a-f]+, recorded [0-9a-f]+\\)$')],
     ['a record chain link', (l) => [l.catalog.records[1].frames[0], 1],
-      () => /^catalog of FILE is corrupt: snapshot 2 \(record at frame \d+\): frame \d+ of its chain is outside the backing \(3840 frames\)$/],
+      () => /^snapshot 2 \(record at frame \d+\): frame \d+ of its chain is outside the backing \(3840 frames\)$/],
+  ];
+  test.each(recordDamage)('%s damaged costs that snapshot only, and is never dropped by loading', (_what, where, message) => {
+    let store = openStore(file, 16n * MiB);
+    const loaded = loadCatalog(store);
+    const one = snapshot(store, loaded, 1, 5);
+    snapshot(store, loaded, 2, 2000); // a record of several frames
+    const [frame, offset] = where(loaded);
+    const expected = message(loaded);
+    store.close();
+    flip(file, store, frame, offset);
+    store = openStore(file);
+    const again = loadCatalog(store);
+    expect(again.snapshots).toEqual([one]);
+    expect(again.damaged.map((d) => d.reason)).toEqual([expect.stringMatching(expected)]);
+    expect(again.catalog.records.map((e) => e.id)).toEqual([1, 2]);
+    // A later commit keeps the damaged entry; dropDamaged removes it.
+    snapshot(store, again, 3, 4);
+    expect(again.catalog.records.map((e) => e.id)).toEqual([1, 2, 3]);
+    expect(dropDamaged(store, again).map((d) => d.entry.id)).toEqual([2]);
+    expect(again.catalog.records.map((e) => e.id)).toEqual([1, 3]);
+    store.close();
+  });
+
+  const damage: Array<[string, (l: LoadedCatalog) => [number, number], (l: LoadedCatalog) => RegExp]> = [
     ['a root byte', (l) => [l.rootFrames[0], 30],
       (l) => new RegExp(`^catalog of FILE is corrupt: root \\(frame ${l.rootFrames[0]}\\): checksum mismatch`)],
     ['the root magic', (l) => [l.rootFrames[0], 4],

@@ -18,6 +18,7 @@ const TABLE: Array<[verb: string, valid: string]> = [
   ['export', '--format, --output, --pid, --force, --help'],
   ['diff', '--json, --help'],
   ['rm', '--help'],
+  ['repair', '--help'],
 ];
 
 // No session is reached: parsing comes first; an empty socket directory makes sure.

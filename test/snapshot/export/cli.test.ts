@@ -88,7 +88,8 @@ describe('on a backing with two snapshots', () => {
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     const json = JSON.parse(String((await numactlx(['verify', '--json', backing])).stdout));
-    expect(json).toEqual({ path: backing, snapshots: 2, pages: 9, frames: 6, problems: [], clean: true });
+    expect(json).toEqual({ path: backing, snapshots: 2, pages: 9, frames: 6, problems: [], clean: true,
+      superblocks: { copies: [{ slot: 'A', generation: '2', state: 'valid' }, { slot: 'B', generation: '3', state: 'in use' }] } });
   });
 
   test('diff: by id or label', async () => {
