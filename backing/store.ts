@@ -278,6 +278,24 @@ export class BackingStore {
     this.frames.retrySpace();
   }
 
+  /**
+   * What has happened to the medium under the session, if anything (checked before a
+   * snapshot is frozen and before it is committed): the file deleted — its snapshots
+   * would vanish with the session — or truncated below its recorded size — a frame past
+   * the end is a SIGBUS for whoever touches it. A device cannot be either.
+   */
+  mediumProblem(): string | undefined {
+    if (this.kind === 'dax' || this.fd < 0) return undefined;
+    const st = fs.fstatSync(this.fd);
+    if (st.nlink === 0) {
+      return `backing ${this.path} was deleted during the session: a snapshot in it would be lost when the session ends`;
+    }
+    if (BigInt(st.size) < this.sb.size) {
+      return `backing ${this.path} was truncated to ${st.size} bytes during the session (its snapshots need ${this.sb.size})`;
+    }
+    return undefined;
+  }
+
   /** Makes frame writes and the superblock durable as far as the medium allows. */
   sync(): void {
     this.ensureOpen();

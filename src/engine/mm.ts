@@ -15,6 +15,8 @@ export interface FrameStore {
   freeFrame(frame: number): void;
   frameAddr(frame: number): number;
   sync(): void;
+  /** The backing deleted or truncated under the session, as one sentence (BackingStore). */
+  mediumProblem(): string | undefined;
 }
 
 /** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */

@@ -93,6 +93,20 @@ export class SnapshotEngine implements CommitContext {
     return this.engine.run?.req.id ?? (this.phase.kind === 'committing' ? this.phase.id : 0);
   }
 
+  /** A backing deleted or truncated under the session (BackingStore.mediumProblem). */
+  private mediaProblem(): string | undefined {
+    for (const slot of this.engine.slots) {
+      const problem = slot.store.mediumProblem();
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+
+  private checkMedia(): void {
+    const problem = this.mediaProblem();
+    if (problem) throw new Error(problem);
+  }
+
   // ---- prepare --------------------------------------------------------------------------
   /** Starts staging the dirty pages for the next freeze (now, or when the current snapshot is committed). */
   prepare(): void {
@@ -123,6 +137,7 @@ export class SnapshotEngine implements CommitContext {
   freeze(req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
     const engine = this.engine;
     if (engine.run || this.phase.kind === 'committing') throw new Error(`snapshot ${engine.run?.req.id ?? ''} is still being taken`);
+    this.checkMedia();
     // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
     // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
     if (this.phase.kind === 'preparing') this.phase = IDLE;
@@ -169,6 +184,10 @@ export class SnapshotEngine implements CommitContext {
     const run = this.engine.run;
     if (this.phase.kind !== 'committing') {
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
+      // Caught here, the snapshot fails with the reason instead of being committed into
+      // a file no one will see again (or numactlx dying of SIGBUS on a truncated one).
+      const problem = this.mediaProblem();
+      if (problem) run.failed ??= problem;
       this.phase = { kind: 'committing', id: run.req.id, steps: finishSteps(this, run) };
     }
     let r: IteratorResult<void, SnapshotResult>;
