@@ -64,6 +64,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   // take(): let the engine stage the dirty pages, ring the tracer, learn the id when the
   // program is running again, and the commit from the engine.
   const tally = new TriggerTally();
+  let lostSaid = false;
   /** The schedule whose tick started snapshot id (a copy that fails later is its failure). */
   const tickOf = new Map<number, ScheduleTally>();
   const prepareMs = new Map<number, number>();
@@ -105,7 +106,17 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       if (ev.type === 'prune-failed') fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
       if (ev.type === 'durable') {
         const { id, label, stats } = ev.done;
-        tally.snapshot({ id, label, prepare_ms: round(prepareMs.get(id) ?? 0), pause_ms: stats.pause_ms, copy_ms: stats.copy_ms });
+        // Never a silent hole: the pages the program let go of between the freeze and
+        // their copy (munmap, MADV_DONTNEED, a process killed) are named.
+        // Said once per session (a program that frees memory all the time would repeat it
+        // with every snapshot); status and --stats count them for each snapshot.
+        const lost = (ev.done as SnapshotDone & { lost_pages?: number }).lost_pages ?? 0;
+        if (lost > 0 && !lostSaid) {
+          lostSaid = true;
+          fs.writeSync(2, `numactlx: snapshot ${id}: ${lost} page${lost === 1 ? '' : 's'} frozen in it were unmapped or discarded ` +
+            'by the program before they could be copied: the snapshot holds the rest (said once; numactlx status and --stats count them per snapshot)\n');
+        }
+        tally.snapshot({ id, label, prepare_ms: round(prepareMs.get(id) ?? 0), pause_ms: stats.pause_ms, copy_ms: stats.copy_ms, lost_pages: lost });
       }
       if (ev.type === 'failed' && ev.id !== null && tickOf.has(ev.id)) tally.tickFailed(tickOf.get(ev.id)!);
       if (ev.type === 'durable' || ev.type === 'failed') {

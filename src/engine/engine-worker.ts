@@ -143,7 +143,7 @@ function commitStep(snaps: SnapshotEngine, finishNow = false): void {
     const result = finishNow ? snaps.finishNow() : snaps.commitStep();
     if (!result) return;
     const r = result.records[0];
-    post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records) } });
+    post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records), lost_pages: result.lostPages } });
   } catch (err) {
     post({ type: 'snapshot-failed', id, message: (err as Error).message });
   }

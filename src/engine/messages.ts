@@ -21,6 +21,8 @@ export interface SnapshotSummary {
   label: string | null;
   time: string;
   stats: SnapshotStats;
+  /** Frozen pages the program discarded before they were copied (SnapshotResult.lostPages). */
+  lost_pages?: number;
 }
 
 export type EngineEvent =

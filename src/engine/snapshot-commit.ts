@@ -26,6 +26,11 @@ const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Numbe
 export interface SnapshotResult {
   id: number;
   records: SnapshotRecord[];
+  /**
+   * Pages frozen but gone before the copier reached them (unmapped, discarded, or their
+   * process ended without an exit stop): the snapshot holds everything else.
+   */
+  lostPages: number;
 }
 
 /** A committed snapshot of the backings (for --keep). */
@@ -155,5 +160,7 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
   ctx.remote.readvNs = 0;
   ctx.remote.populateNs = 0;
   ctx.committed.push({ id: run.req.id, label: run.req.label });
-  return { id: run.req.id, records };
+  let lostPages = 0;
+  for (const part of run.parts.values()) lostPages += part.lost.size;
+  return { id: run.req.id, records, lostPages };
 }

@@ -26,6 +26,8 @@ export interface SnapshotTimes {
   prepare_ms: number;
   pause_ms: number;
   copy_ms: number;
+  /** Frozen pages the program discarded before they were copied (not in the snapshot). */
+  lost_pages: number;
 }
 
 /** At most this many recent snapshots are listed (a long session takes thousands). */

@@ -56,7 +56,12 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     }
     proc.stdin!.end('stop\n');
     const end = await within(`the program's exit after ${SNAPSHOTS} snapshots (seed ${seed})`, HUNG_MS, proc as Promise<Result>);
-    expect({ exit: end.exitCode, stderr: err }).toEqual({ exit: 0, stderr: '' });
+    // Pages thread B unmaps between a freeze and their copy are not in that snapshot, and
+    // numactlx says so (once per session): the only line allowed.
+    const lines = err.split('\n').filter(Boolean);
+    expect(lines.filter((l) => !/^numactlx: snapshot \d+: \d+ pages? frozen in it were unmapped or discarded by the program before they could be copied/.test(l))).toEqual([]);
+    expect(lines.length).toBeLessThanOrEqual(1);
+    expect(end.exitCode).toBe(0);
     expect(out).toMatch(/^ok \d+ \d+ \d+$/m);
     const verify = await numactlx(['verify', backing]);
     expect({ exit: verify.exitCode, stderr: verify.stderr }).toEqual({ exit: 0, stderr: '' });

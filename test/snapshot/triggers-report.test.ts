@@ -21,7 +21,7 @@ test('TriggerTally: ticks split into taken, merged, failed; the summary names on
   t.tickFailed(a);
   t.missed('*/1 * * * * *', null);
   t.tick('0 * * * *', 'hourly', false);
-  for (let id = 1; id <= 70; id++) t.snapshot({ id, label: null, prepare_ms: id, pause_ms: 1, copy_ms: 2 });
+  for (let id = 1; id <= 70; id++) t.snapshot({ id, label: null, prepare_ms: id, pause_ms: 1, copy_ms: 2, lost_pages: 0 });
   const r = t.report();
   expect(r.schedules).toEqual([
     { expr: '*/1 * * * * *', label: null, ticks: 3, taken: 1, merged: 1, missed: 1, failed: 1 },
