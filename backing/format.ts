@@ -48,6 +48,8 @@ export const OWNER_SIZE = 4096;
 export const HEADER_SIZE = 12288n;
 /** The smallest data offset: frames start at 1 MiB or later. */
 export const MIN_DATA_OFFSET = 1n << 20n;
+/** Frames the allocator can index: they are Numbers in a Uint32Array (16 TiB of 4 KiB). */
+export const MAX_FRAMES = 0xffff_ffff;
 
 const OWNER_MAGIC = Buffer.from('NXOWNER\0', 'latin1');
 const CRC_OFFSET = SLOT_SIZE - 4;

@@ -7,13 +7,11 @@
 import os from 'node:os';
 import type { BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
-import { FRAME_SIZE, type Superblock } from './format.js';
+import { FRAME_SIZE, MAX_FRAMES, type Superblock } from './format.js';
 import { SysError } from '../src/sys/libc.js';
 import { fallocateErrno } from '../src/sys/fcntl.js';
 import { FrameBits } from './frame-counts.js';
 
-/** Frames the allocator can index: they are Numbers in a Uint32Array (16 TiB of 4 KiB). */
-const MAX_FRAMES = 0xffff_ffff;
 /** Bytes reserved with fallocate per step ahead of the frames handed out. */
 const RESERVE_CHUNK = 2 << 20;
 /** After ENOSPC, alloc reports the node full for this long before trying again. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { daxInfo } from './dax.js';
 import { InspectError } from './errors.js';
-import { FRAME_SIZE, MAGIC, dataOffsetFor } from './format.js';
+import { FRAME_SIZE, MAGIC, MAX_FRAMES, dataOffsetFor } from './format.js';
 
 /** The frame size of every backing (DESIGN.md §3.2), for bigint sizes. */
 const PAGE_SIZE = BigInt(FRAME_SIZE);
@@ -72,19 +72,39 @@ function hasMagic(file: string): boolean {
   }
 }
 
-function checkAligned(size: bigint, align: bigint, what: string): void {
+/** `subject` names where the size came from: size= ("size") or an existing file ("the file's size"). */
+function checkAligned(size: bigint, align: bigint, what: string, subject = 'size'): void {
   if (size === 0n) throw new InspectError(`size must not be zero`);
   if (size % align !== 0n) {
-    throw new InspectError(`size ${size} is not a multiple of the ${what} (${align} bytes)`);
+    throw new InspectError(`${subject} ${size} is not a multiple of the ${what} (${align} bytes)`);
   }
   const least = dataOffsetFor(align > PAGE_SIZE ? align : PAGE_SIZE) + PAGE_SIZE;
   if (size < least) {
-    throw new InspectError(`size ${size} is too small: a backing needs at least ${least} bytes (its metadata area and one 4 KiB frame)`);
+    throw new InspectError(`${subject} ${size} is too small: a backing needs at least ${least} bytes (its metadata area and one 4 KiB frame)`);
+  }
+  // Said here, before anything is created: the allocator's limit (backing/frames.ts).
+  const most = least - PAGE_SIZE + BigInt(MAX_FRAMES) * PAGE_SIZE;
+  if (size > most) {
+    throw new InspectError(`${subject} ${size} is too large: a backing holds at most ${most} bytes (${MAX_FRAMES} frames of 4 KiB, 16 TiB)`);
   }
 }
 
 /** Inspects a backing path; throws InspectError with the reason it cannot be one. */
 export function inspectBacking(backingPath: string, requestedSize?: bigint): BackingTarget {
+  // A backing is never reached through a symbolic link (medium.ts opens with O_NOFOLLOW):
+  // said first, so a link to a backing or a dangling link is not judged by its target.
+  // /dev/dax names may be udev links, which are followed.
+  let link: fs.Stats | undefined;
+  try {
+    link = fs.lstatSync(backingPath);
+  } catch { /* judged by stat below */ }
+  if (link?.isSymbolicLink()) {
+    let target: fs.Stats | undefined;
+    try {
+      target = fs.statSync(backingPath);
+    } catch { /* dangling */ }
+    if (!target?.isCharacterDevice()) throw new InspectError('is a symbolic link; numactlx does not follow links to a backing file');
+  }
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(backingPath);
@@ -137,7 +157,9 @@ export function inspectBacking(backingPath: string, requestedSize?: bigint): Bac
     throw new InspectError(`size ${size} is smaller than the existing file (${existing} bytes); ` +
       'numactlx never shrinks a backing');
   }
-  checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size');
+  // No size= given: the size judged is the file's own (a truncated backing, say), so say so.
+  checkAligned(size, align, kind === 'hugetlbfs' ? 'huge page size' : 'page size',
+    requestedSize === undefined ? "the file's size" : 'size');
   const allocated = BigInt(stat.blocks) * 512n;
   const room = avail + allocated;
   return { path: backingPath, kind, exists: true, size, align, free: size < room ? size : room };

@@ -64,15 +64,17 @@ export function formatIds(ids: readonly number[]): string {
 }
 
 /**
- * The snapshot `ref` names in `source`: an id (a positive integer), or else a label that
+ * The snapshot `ref` names in `source`: an id (a positive integer, no leading zeros), or else a label that
  * exactly one snapshot carries. An unknown one is the verb's error, listing what exists.
  */
 export function findSnapshot(verb: string, source: SnapshotSource, ref: string): SnapshotRecord {
   const all = source.snapshots();
   const known = all.length === 0 ? 'it has no snapshots' : `its snapshots: ${formatIds(all.map((r) => r.id))}`;
-  if (/^\d+$/.test(ref)) {
-    const record = all.find((r) => r.id === Number(ref));
-    const damaged = source.damaged?.find((d) => d.id === Number(ref));
+  // An id as numactlx prints it: no leading zeros ('00001' is not snapshot 1: a typo
+  // must not pick a snapshot to rm), compared as text (above 2^53 Number(ref) rounds).
+  if (/^(0|[1-9]\d*)$/.test(ref)) {
+    const record = all.find((r) => String(r.id) === ref);
+    const damaged = source.damaged?.find((d) => String(d.id) === ref);
     if (!record && damaged) {
       throw new SetupError(`${verb}: snapshot ${ref} of ${source.path} is damaged (${damaged.reason}); numactlx repair ${source.path} drops it`);
     }
