@@ -105,7 +105,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
       }
     }
     case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
-    case TracerOp.ExitStop: snaps.flushProcess(a[0]); return 0;
+    case TracerOp.ExitStop: snaps.flushProcess(a[0], a[1] === 1); return 0;
     case TracerOp.ThreadExit: return snaps.releaseForKernelWrite(a[0], a[1]);
     case TracerOp.AddMm: {
       const [pid, uffd] = [a[0], a[1]];

@@ -67,6 +67,12 @@ export class Mm {
    * an exiting thread is reported gone only after that write.
    */
   readonly pins = new Set<number>();
+  /**
+   * Processes of this mm past their last thread's exit stop (their frozen pages were
+   * copied there): their memory goes at any moment, so a later freeze leaves the mm out
+   * once all its processes are here — else its pages would be frozen and then lost.
+   */
+  readonly exited = new Set<number>();
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */

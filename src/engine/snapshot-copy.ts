@@ -202,8 +202,9 @@ export class FrozenPageCopier {
   }
 
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
-  flushProcess(pid: number): void {
+  flushProcess(pid: number, exiting: boolean): void {
     const mm = this.engine.mmOf(pid);
+    if (mm && exiting) mm.exited.add(pid);
     const part = mm && this.engine.run?.parts.get(mm);
     if (!mm || !part) return;
     const batch = this.batch;

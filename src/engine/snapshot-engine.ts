@@ -156,8 +156,8 @@ export class SnapshotEngine implements CommitContext {
   }
 
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
-  flushProcess(pid: number): void {
-    this.copier.flushProcess(pid);
+  flushProcess(pid: number, exiting: boolean): void {
+    this.copier.flushProcess(pid, exiting);
   }
 
   /** Records the pause the tracer measured (interrupt to resume). */

@@ -55,7 +55,7 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
 
 /** The mms a snapshot covers: every distinct address space with a process. */
 export function freezable(engine: Engine): Mm[] {
-  return [...new Set(engine.mms.values())].filter((mm) => mm.pids.size > 0);
+  return [...new Set(engine.mms.values())].filter((mm) => [...mm.pids].some((pid) => !mm.exited.has(pid)));
 }
 
 /**

@@ -66,8 +66,12 @@ export class EngineClient {
     this.channel.call(TracerOp.SetPause);
   }
 
-  exitStop(pid: number): void {
-    this.put([pid]);
+  /**
+   * pid is about to lose its memory: copy its frozen pages now. `exiting`: at its last
+   * thread's exit stop (no later freeze includes it); false at an execve, which may fail.
+   */
+  exitStop(pid: number, exiting = true): void {
+    this.put([pid, exiting ? 1 : 0]);
     this.channel.call(TracerOp.ExitStop);
   }
 

@@ -148,7 +148,7 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
       // snapshot froze and has not copied yet are copied now (early is harmless: a
       // frozen page is copied before any write to it). A freeze between here and the
       // exec is handled by the tracer (Tracer.freeze leaves the old image out).
-      ctx.engine.exitStop(proc.pid);
+      ctx.engine.exitStop(proc.pid, false);
       return 'cont';
     default:
       return 'cont';

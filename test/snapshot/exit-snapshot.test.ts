@@ -126,8 +126,12 @@ test('snapshot signals racing the program\'s end: every session ends, 20 runs of
       }
       const end = await result;
       expect({ run, exit: end.exitCode, stdout: end.stdout }).toEqual({ run, exit: 0, stdout: 'done' });
-      // Whatever the signals asked for either was committed whole or was refused in one line.
-      for (const line of String(end.stderr).split('\n').filter(Boolean)) expect(line).toBe('numactlx: no process of the session is running');
+      // Whatever the signals asked for was committed or refused in one line. (A process
+      // past its exit stop is no longer frozen — its pages would vanish before their copy;
+      // the lost-pages line is allowed, being the honest report should the shell unmap.)
+      for (const line of String(end.stderr).split('\n').filter(Boolean)) {
+        expect(line).toMatch(/^numactlx: (no process of the session is running|snapshot \d+: \d+ pages? frozen in it were unmapped or discarded .*)$/);
+      }
       const verify = await numactlx(['verify', backing]);
       if (verify.exitCode !== 0) throw new Error(`run ${run}: verify: ${verify.exitCode}\n${verify.stdout}\n${verify.stderr}`);
     } finally {
