@@ -91,6 +91,11 @@ export interface DamagedRecord {
   reason: string;
 }
 
+/** What to do about a damaged record, as every message about one ends. */
+export function repairHint(path: string): string {
+  return `numactlx repair ${path} drops it`;
+}
+
 /** A committed catalog read back and verified, records still encoded. */
 export interface CatalogImage {
   root: Root;

@@ -110,14 +110,7 @@ function examine(path: string, medium: ReadOnlyMedium): ExaminedSuperblocks {
   const slots = Buffer.alloc(2 * SLOT_SIZE);
   try {
     medium.read(0n, slots);
-    const examined = examineSuperblocks(slots, (candidate) => {
-      try {
-        readImage(frameReader(medium, candidate), candidate.catalog);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    const examined = examineSuperblocks(slots, (candidate) => frameReader(medium, candidate));
     const sb = examined.sb;
     if (sb.size > medium.size) {
       throw new BackingError(path, 'too-small', `${path}: too small: its superblock records ${sb.size} bytes, ` +

@@ -9,6 +9,7 @@
 // outside its catalog field: it is used (and, by a writer, rewritten with a good CRC).
 // Otherwise the valid copy is used and the damage is reported: one line at a session's
 // start, a problem in `numactlx verify`.
+import { readImage, type FrameReader } from './catalog-image.js';
 import { decodeSuperblock, decodeSuperblockUnchecked, pickSuperblock, slotOf, SLOT_SIZE, type FormatError, type Superblock } from './format.js';
 
 export type SlotName = 'A' | 'B';
@@ -36,11 +37,22 @@ export interface ExaminedSuperblocks {
 const NAMES: readonly SlotName[] = ['A', 'B'];
 
 /**
- * Judges the two slots (the first 2 × SLOT_SIZE bytes of the medium). `catalogReads(sb)`
- * says whether the catalog that sb's catalog field names reads back verified. Throws
- * the FormatError of pickSuperblock when neither copy is usable.
+ * Judges the two slots (the first 2 × SLOT_SIZE bytes of the medium). `framesOf(sb)`
+ * reads the frames of the layout sb describes, for checking that the catalog a damaged
+ * copy names reads back verified; undefined where they cannot be read (a dax device's
+ * header mapping): a damaged copy is then reported, never recovered. Throws the
+ * FormatError of pickSuperblock when neither copy is usable.
  */
-export function examineSuperblocks(slots: Uint8Array, catalogReads: (sb: Superblock) => boolean): ExaminedSuperblocks {
+export function examineSuperblocks(slots: Uint8Array, framesOf?: (sb: Superblock) => FrameReader): ExaminedSuperblocks {
+  const catalogReads = (candidate: Superblock): boolean => {
+    if (!framesOf) return false;
+    try {
+      readImage(framesOf(candidate), candidate.catalog);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const picked = pickSuperblock(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE, 2 * SLOT_SIZE));
   const { superblock: sb, slot } = picked;
   const other = (1 - slot) as 0 | 1;

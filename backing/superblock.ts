@@ -5,7 +5,6 @@
 import type { BackingTarget } from './inspect.js';
 import { BackingError } from './errors.js';
 import { examineSuperblocks } from './superblock-copies.js';
-import { readImage } from './catalog-image.js';
 import {
   FormatError, HEADER_SIZE, SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, encodeSuperblock, newSuperblock,
   slotOf, type Superblock,
@@ -47,18 +46,10 @@ export function adopt(target: BackingTarget, header: Header, mediumSize: bigint)
   try {
     // A file's catalog can be read through the header's pread; a dax device's header
     // maps only the header: there a damaged copy is reported, not recovered.
-    const examined = examineSuperblocks(slots, (candidate) => {
-      if (target.kind === 'dax') return false;
-      try {
-        readImage({
-          frameCount: Number(candidate.frameCount),
-          readFrame: (f, out) => header.read(candidate.dataOffset + BigInt(f) * BigInt(FRAME_SIZE), FRAME_SIZE).copy(out),
-        }, candidate.catalog);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    const examined = examineSuperblocks(slots, target.kind === 'dax' ? undefined : (candidate) => ({
+      frameCount: Number(candidate.frameCount),
+      readFrame: (f, out) => header.read(candidate.dataOffset + BigInt(f) * BigInt(FRAME_SIZE), FRAME_SIZE).copy(out),
+    }));
     sb = examined.sb;
     damage = examined.damage;
     if (examined.recovered) {

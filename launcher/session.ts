@@ -110,7 +110,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         // their copy (munmap, MADV_DONTNEED, a process killed) are named.
         // Said once per session (a program that frees memory all the time would repeat it
         // with every snapshot); status and --stats count them for each snapshot.
-        const lost = (ev.done as SnapshotDone & { lost_pages?: number }).lost_pages ?? 0;
+        const lost = ev.done.lost_pages ?? 0;
         if (lost > 0 && !lostSaid) {
           lostSaid = true;
           fs.writeSync(2, `numactlx: snapshot ${id}: ${lost} page${lost === 1 ? '' : 's'} frozen in it were unmapped or discarded ` +

@@ -8,6 +8,7 @@ import { SetupError, UsageError } from '../errors.js';
 import { formatMs, formatTable } from '../format.js';
 import { formatBytes } from '../../policy/size.js';
 import { openSnapshotSource } from '../../backing/catalog.js';
+import { repairHint } from '../../backing/catalog-image.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
@@ -76,7 +77,7 @@ export function findSnapshot(verb: string, source: SnapshotSource, ref: string):
     const record = all.find((r) => String(r.id) === ref);
     const damaged = source.damaged?.find((d) => String(d.id) === ref);
     if (!record && damaged) {
-      throw new SetupError(`${verb}: snapshot ${ref} of ${source.path} is damaged (${damaged.reason}); numactlx repair ${source.path} drops it`);
+      throw new SetupError(`${verb}: snapshot ${ref} of ${source.path} is damaged (${damaged.reason}); ${repairHint(source.path)}`);
     }
     if (!record) throw new SetupError(`${verb}: no snapshot ${ref} in ${source.path} (${known})`);
     return record;
@@ -121,7 +122,7 @@ export function listSnapshots(source: SnapshotSource, opts: { json?: boolean } =
 /** One line per damaged record: the listing goes on without them. */
 export function damagedLines(verb: string, source: SnapshotSource): string {
   return (source.damaged ?? []).map((d) => `numactlx: ${verb}: snapshot ${d.id} of ${source.path} is damaged and left out ` +
-    `(${d.reason}); numactlx repair ${source.path} drops it\n`).join('');
+    `(${d.reason}); ${repairHint(source.path)}\n`).join('');
 }
 
 async function runSnapshots(args: VerbArgs): Promise<number> {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
+import { repairHint } from '../../backing/catalog-image.js';
 import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
 import { SysError } from '../sys/libc.js';
@@ -73,7 +74,7 @@ function openStores(): OpenNode[] | undefined {
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
       const loaded = loadCatalog(store);
       for (const d of loaded.damaged) {
-        fs.writeSync(2, `numactlx: ${n.target.path}: ${d.reason}: that snapshot is left out (numactlx repair ${n.target.path} drops it)\n`);
+        fs.writeSync(2, `numactlx: ${n.target.path}: ${d.reason}: that snapshot is left out (${repairHint(n.target.path)})\n`);
       }
       out.push({ store, loaded });
     }

@@ -168,11 +168,8 @@ function isSymlink(file: string): boolean {
   }
 }
 
-/**
- * Creates `name` in directory `dir` (a path, possibly a /proc/self/fd/N magic link to a
- * directory already opened), mode 0600, never through a symlink. `shown` is the path the
- * user gave, for messages.
- */
+const S_ISVTX = 0o1000;
+
 /**
  * The directory an output goes into must be one no other user can rearrange: owned by
  * us or root, and not writable by group or others unless sticky (/tmp is fine: its
@@ -180,8 +177,6 @@ function isSymlink(file: string): boolean {
  * Otherwise another user could swap the file or directory numactlx just wrote — a
  * snapshot holds program memory.
  */
-const S_ISVTX = 0o1000;
-
 export function checkOutputParent(dir: string, shown: string): void {
   let st: fs.Stats;
   try {
@@ -201,6 +196,11 @@ export function checkOutputParent(dir: string, shown: string): void {
   }
 }
 
+/**
+ * Creates `name` in directory `dir` (a path, possibly a /proc/self/fd/N magic link to a
+ * directory already opened), mode 0600, never through a symlink. `shown` is the path the
+ * user gave, for messages.
+ */
 export function createOutput(dir: string, name: string, shown: string, force: boolean): OutputFile {
   checkOutputParent(dir, shown);
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;

@@ -34,6 +34,8 @@ export interface SnapshotDone {
   /** ISO 8601, the freeze. */
   time: string;
   stats: SnapshotStats;
+  /** Frozen pages the program discarded before they were copied (not in the snapshot). */
+  lost_pages?: number;
 }
 
 /**
