@@ -1,7 +1,7 @@
 // Frames as Buffers over a mapping of the backing, without a copy: koffi views over
 // 256 MiB windows, made once (a koffi.view per frame would cost more than the copy into
 // it). Any thread of the process that mapped the backing can make its own: the store
-// (catalog, export) and the checksum worker (src/engine/checksums.ts). A view must not
+// (catalog, export) and the checksum worker (src/checksum-thread/checksum-loop.ts). A view must not
 // be used after the mapping is gone: touching it is a crash, not an exception.
 import { addressView } from '../src/sys/mman.js';
 import { FRAME_SIZE } from './format.js';

@@ -8,7 +8,7 @@
  *   fresh_memory REGIONS    REGIONS × 1 GiB of a tmpfs file (/dev/shm), each fallocated in
  *                           2 MiB chunks and written with MADV_POPULATE_WRITE in 64 KiB
  *                           steps — numactlx's own pattern (backing/frames.ts,
- *                           src/engine/remote-copy.ts); prints ms per region.
+ *                           src/engine-thread/remote-copy.ts); prints ms per region.
  *
  * Build: cc -O2 -o fresh_memory bench/fresh_memory.c
  */

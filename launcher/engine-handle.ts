@@ -3,15 +3,16 @@
 // it for statistics, shut it down.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { DOORBELL_BYTES } from '../src/snapshot/doorbell.js';
+import { DOORBELL_BYTES } from '../src/channels/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
 import { SetupError } from './errors.js';
-import { CHANNEL_BYTES, MainMailbox, MainRequest } from '../src/engine/channel.js';
-import type { EngineEvent, EngineStart } from '../src/engine/messages.js';
-import type { ChecksumShared } from '../src/engine/checksums.js';
+import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
+import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
+import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
+import type { ChecksumShared } from '../src/channels/checksum-ring.js';
 import { schedGetaffinity } from '../src/sys/sched.js';
-import type { SessionStats } from '../src/engine/stats.js';
+import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 
 export class EngineHandle {
@@ -23,7 +24,7 @@ export class EngineHandle {
   readonly snapshots = new EventEmitter();
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
-  /** CRC32 of snapshot frames, off the engine thread (src/engine/checksums.ts). */
+  /** CRC32 of snapshot frames, off the engine thread (src/channels/checksum-ring.ts). */
   private checksumWorker: Worker | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
@@ -39,7 +40,7 @@ export class EngineHandle {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages,
       channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
     };
-    this.worker = startWorker(new URL('../src/engine/engine-worker.js', import.meta.url), data);
+    this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {
       // The engine stops the checksum worker before it unmaps the backings; if the engine
       // died instead, nothing else will.
@@ -47,7 +48,7 @@ export class EngineHandle {
       resolve();
     }));
     return new Promise((resolve, reject) => {
-      this.worker.on('message', (ev: EngineEvent) => {
+      onEngineEvent(this.worker, (ev) => {
         switch (ev.type) {
           case 'ready':
             this.nextId = ev.nextId;
@@ -77,7 +78,7 @@ export class EngineHandle {
   }
 
   private startChecksumWorker(shared: ChecksumShared): void {
-    this.checksumWorker = startWorker(new URL('../src/engine/checksum-worker.js', import.meta.url), shared);
+    this.checksumWorker = startWorker(new URL('../src/checksum-thread/checksum-worker.js', import.meta.url), shared);
     this.checksumWorker.unref();
     // A failed checksum worker costs speed, not data: the engine computes the CRCs itself.
     this.checksumWorker.on('error', (err) => {

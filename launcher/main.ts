@@ -1,12 +1,17 @@
 // numactlx's entry: run(argv) does the work and returns the exit status; main() is
 // what bin/numactlx calls. Nothing runs at import time.
+//
+// launcher/ is the main thread's code. It owns the command line and the verbs, and in a
+// session (session.ts): the control socket, signals to numactlx, cron schedules, the
+// snapshot queue (src/snapshot/), the exit status. It starts the other threads and talks
+// to them through src/channels/ (engine-handle.ts, run-program.ts are its ends).
 import fs from 'node:fs';
 import { describeError, SetupError, UsageError } from './errors.js';
 import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
 import { dieBySignal, inheritedDispositions, runProgram, type ProgramEnd } from './run-program.js';
 import { runOnVirtualNodes } from './session.js';
-import type { TracerStart } from '../src/tracee/messages.js';
+import type { TracerStart } from '../src/channels/tracer-messages.js';
 import { resolveProgram } from './resolve-program.js';
 import { showReport } from './show.js';
 import { USAGE } from './usage.js';

@@ -8,7 +8,7 @@ import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill, sigset, signalName, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
-import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
+import { onTracerEvent, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
 
 const S = os.constants.signals;
@@ -45,7 +45,7 @@ export interface RunHooks {
 export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<ProgramEnd> {
   const { onSpawned, onEvent, notForwarded = [] } = hooks;
   return new Promise((resolve, reject) => {
-    const worker = startWorker(new URL('../src/tracee/tracer-worker.js', import.meta.url), start);
+    const worker = startWorker(new URL('../src/tracer-thread/tracer-worker.js', import.meta.url), start);
     let pid: number | undefined;
     const pending: number[] = [];
     // The listeners stay until numactlx exits: once the program has ended, a SIGTERM or
@@ -69,7 +69,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
       for (let n = takeHeld(name); n > 0; n--) forward(S[name]);
     }
 
-    worker.on('message', (ev: TracerEvent) => {
+    onTracerEvent(worker, (ev) => {
       switch (ev.type) {
         case 'spawned':
           pid = ev.pid;

@@ -13,15 +13,15 @@ import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
 import { signalName } from '../src/sys/signal.js';
-import { Doorbell } from '../src/snapshot/doorbell.js';
+import { Doorbell } from '../src/channels/doorbell.js';
 import { SnapshotError, SnapshotQueue, snapshotOp, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue.js';
 import { startSchedules } from '../src/snapshot/schedule.js';
 import { createOutput } from '../src/snapshot/export.js';
 import { MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
 import type { Topology } from '../policy/topology.js';
-import type { SessionStats } from '../src/engine/stats.js';
-import type { SnapshotSummary } from '../src/engine/messages.js';
-import type { TracerEvent, TracerStart } from '../src/tracee/messages.js';
+import type { SessionStats } from '../src/channels/session-stats.js';
+import type { SnapshotSummary } from '../src/channels/engine-messages.js';
+import type { TracerEvent, TracerStart } from '../src/channels/tracer-messages.js';
 
 /** Snapshot ids the tracer has frozen, and what waits for them. */
 class FreezeWaiters {

@@ -26,6 +26,14 @@ export interface Placement {
 }
 
 /** The kernel's mode numbers (<linux/mempolicy.h>), in numactl's policy_names order. */
+/** A policy as the engine and tracer hold it: the kernel mode number and node ids. */
+export interface PagePolicy {
+  /** Kernel mode number (MPOL_BIND, MPOL_PREFERRED, MPOL_INTERLEAVE, …). */
+  mode: number;
+  /** Real and virtual node ids. */
+  nodes: number[];
+}
+
 export const MODE_NUMBER: Record<PolicyMode, number> = {
   default: MPOL_DEFAULT,
   preferred: MPOL_PREFERRED,

@@ -22,7 +22,7 @@ const imports = new Map(files.map((f) => [f, [...texts.get(f)!.matchAll(/^(?:imp
   .map((m) => path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1])).replace(/\.js$/, '.ts'))]));
 
 test('backing/ and policy/ import nothing from the engine, tracer, snapshot, control or launcher layers', () => {
-  const above = /^(src\/(snapshot|engine|tracee|control)|launcher)\//;
+  const above = /^(src\/(snapshot|engine-thread|tracer-thread|checksum-thread|channels|control)|launcher)\//;
   const wrong = files.filter((f) => /^(backing|policy)\//.test(f))
     .flatMap((f) => imports.get(f)!.filter((t) => above.test(t) || (f.startsWith('backing/') && t.startsWith('policy/')))
       .map((t) => `${f} -> ${t}`));
@@ -50,4 +50,25 @@ test('no import cycle', () => {
   };
   files.forEach((f) => visit(f, []));
   expect(cycles).toEqual([]);
+});
+
+// Each thread's code is in its own folder; threads talk only through src/channels/, and a
+// channel module holds both ends, so it imports no thread's code.
+const THREADS = ['src/engine-thread/', 'src/tracer-thread/', 'src/checksum-thread/'];
+
+test('a thread folder imports no other thread\'s folder, and src/channels imports none', () => {
+  const wrong = files.flatMap((f) => imports.get(f)!.filter((t) => {
+    const own = THREADS.find((d) => f.startsWith(d));
+    const into = THREADS.find((d) => t.startsWith(d));
+    if (!into) return false;
+    if (f.startsWith('src/channels/')) return true;
+    return own !== undefined && own !== into;
+  }).map((t) => `${f} -> ${t}`));
+  expect(wrong).toEqual([]);
+});
+
+test('only the main thread\'s launcher starts the workers, by their entry files', () => {
+  const entries = files.filter((f) => /new URL\('[^']*-worker\.js'/.test(texts.get(f)!));
+  expect(entries.sort()).toEqual(['launcher/engine-handle.ts', 'launcher/run-program.ts']);
+  for (const d of THREADS) expect(fs.readdirSync(path.join(ROOT, d)).filter((n) => n.endsWith('-worker.ts'))).toHaveLength(1);
 });

@@ -9,7 +9,7 @@
 // A client may send several requests on one connection without waiting; responses carry
 // the id and may come back in any order. Adding an op is one entry in `Ops` below (its
 // parameters and result, for the client's types) and one handler in the session.
-import type { SessionStats } from '../engine/stats.js';
+import type { SessionStats } from '../channels/session-stats.js';
 import type { SnapshotStats } from '../snapshot/types.js';
 
 export interface VirtualNodeInfo {

@@ -8,7 +8,7 @@
 // its program, not as long as someone is connected.
 import fs from 'node:fs';
 import net from 'node:net';
-import type { SessionStats } from '../engine/stats.js';
+import type { SessionStats } from '../channels/session-stats.js';
 import { ensureRuntimeDir, socketPath } from './paths.js';
 import { peerCredOf } from './peercred.js';
 import {

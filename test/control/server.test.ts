@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { startControlServer, type ControlServer } from '../../src/control/server.js';
 import { peerCredOf } from '../../src/control/peercred.js';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 import { killFakeSessions, startFakeSession } from '../helpers/fake-sessions.js';
 import { waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';

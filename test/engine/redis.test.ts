@@ -5,7 +5,7 @@ import { NUMACTLX } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterAll(removeTmpDirs);
 

@@ -1,9 +1,9 @@
 // The snapshot engine's pure bookkeeping: which pages the prepare and the freeze find
 // dirty (page-table.ts), the run lists the copier walks (snapshot.ts), and how each
 // snapshot's page map is derived from the previous one (page-map.ts).
-import { DIRTY, PAGE, PAGES_PER_CHUNK, PageTable, PENDING } from '../../src/engine/page-table.js';
-import { PageMap } from '../../src/engine/page-map.js';
-import { pagesInRuns, takePending, type MmPart } from '../../src/engine/snapshot.js';
+import { DIRTY, PAGE, PAGES_PER_CHUNK, PageTable, PENDING } from '../../src/engine-thread/page-table.js';
+import { PageMap } from '../../src/engine-thread/page-map.js';
+import { pagesInRuns, takePending, type MmPart } from '../../src/engine-thread/snapshot.js';
 
 const CHUNK = PAGE * PAGES_PER_CHUNK;
 const BASE = 0x7f00_0000_0000;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Options, Result } from 'execa';
 import { numactlx } from './numactlx.js';
 import { tmpDir } from './tmp.js';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 export interface VirtualRun {
   result: Result;

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { TriggerTally } from '../../src/snapshot/tally.js';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterAll(removeTmpDirs);
 

@@ -1,7 +1,11 @@
-// Messages between the main thread and the tracer worker. The worker owns the
-// program's process: it spawns it and is the only thread that waits for it.
+// Main thread ↔ tracer worker messages, both ends: what the main thread starts the tracer
+// with (TracerStart, as workerData), and the events the tracer posts back (postToMain on
+// the tracer's side, onTracerEvent on the main thread's). The worker owns the program's
+// process: it spawns it and is the only thread that waits for it. Snapshot requests reach
+// the tracer through the doorbell (doorbell.ts), not as messages: it sits in waitpid.
+import { parentPort, type Worker } from 'node:worker_threads';
 import type { MemoryPolicy } from '../../policy/placement.js';
-import type { PagePolicy } from '../engine/ranges.js';
+import type { PagePolicy } from '../../policy/placement.js';
 
 /** What the tracer needs when the program runs with virtual nodes (traced mode). */
 export interface TracedSetup {
@@ -41,3 +45,13 @@ export type TracerEvent =
   /** A snapshot request the tracer took with no process left to freeze. */
   | { type: 'freeze-failed'; id: number; message: string }
   | { type: 'exit-snapshot' };
+
+/** The tracer thread's end: one event to the main thread. */
+export function postToMain(ev: TracerEvent): void {
+  parentPort!.postMessage(ev);
+}
+
+/** The main thread's end: every event the tracer worker posts. */
+export function onTracerEvent(worker: Worker, handler: (ev: TracerEvent) => void): void {
+  worker.on('message', handler);
+}

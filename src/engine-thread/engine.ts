@@ -22,7 +22,7 @@ import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 export { Mm } from './mm.js';
 export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
 import { type PagePolicy } from './ranges.js';
-import type { EventStats, NodeStats, ProcessStats, SessionStats } from './stats.js';
+import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */

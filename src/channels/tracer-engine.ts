@@ -3,6 +3,9 @@
 // to that eventfd — a MessagePort would not be read until poll returned to the event
 // loop.
 //
+// The tracer → engine channel, both ends: TracerChannel + EngineClient (the tracer's
+// typed calls) and TracerChannelServer (the engine's end, engine-worker.ts serves it).
+//
 // TracerChannel: synchronous. The tracer writes a command into a SharedArrayBuffer,
 // signals the eventfd and blocks in Atomics.wait until the engine has executed it.
 // This is what makes "registered before the thread resumes" true: the tracer does not
@@ -14,6 +17,7 @@
 //   [1] op  [2] result (0 ok, or -errno)  [3] reserved
 //   f64[2..] arguments
 import { eventfdSignal } from '../sys/eventfd.js';
+import type { PagePolicy } from '../../policy/placement.js';
 
 export enum TracerOp {
   /** pid, uffd: a new mm (after exec) whose uffd numactlx now holds. */
@@ -95,39 +99,89 @@ export class TracerChannelServer {
 }
 
 /**
- * Main thread → engine: a request flag in shared memory plus the eventfd; the engine
- * answers with postMessage (sending does not need the engine's event loop). Requests
- * are coalesced: several status requests before the engine looks are answered once.
+ * The tracer's typed calls. Each returns only when the engine has done it: a range is
+ * registered before its thread resumes.
  */
-export enum MainRequest {
-  Stats = 1,
-  Shutdown = 2,
-  /** --keep: delete the oldest unlabelled snapshots beyond the number in slot 1. */
-  Prune = 3,
-  /** Stage the dirty pages for the next snapshot (the engine answers 'prepared'). */
-  Prepare = 4,
-}
+export class EngineClient {
+  constructor(private readonly channel: TracerChannel) {}
 
-export class MainMailbox {
-  private readonly flags: Int32Array;
-
-  constructor(readonly sab: SharedArrayBuffer, private readonly eventFd?: number) {
-    this.flags = new Int32Array(sab);
+  private put(values: number[], policy?: PagePolicy): void {
+    const a = this.channel.args;
+    values.forEach((v, i) => { a[i] = v; });
+    if (policy) {
+      a[values.length] = policy.mode;
+      a[values.length + 1] = policy.nodes.length;
+      policy.nodes.forEach((n, i) => { a[values.length + 2 + i] = n; });
+    }
   }
 
-  post(req: MainRequest, value = 0): void {
-    if (req === MainRequest.Prune) Atomics.store(this.flags, 1, value);
-    Atomics.or(this.flags, 0, 1 << req);
-    if (this.eventFd !== undefined) eventfdSignal(this.eventFd);
+  addMm(pid: number, uffd: number): number {
+    this.put([pid, uffd]);
+    return this.channel.call(TracerOp.AddMm);
   }
 
-  /** The value posted with a request (engine side). */
-  value(): number {
-    return Atomics.load(this.flags, 1);
+  register(pid: number, start: bigint, len: bigint, policy: PagePolicy): number {
+    this.put([pid, Number(start), Number(len)], policy);
+    return this.channel.call(TracerOp.Register);
   }
 
-  /** Takes every posted request (engine side). */
-  take(): number {
-    return Atomics.exchange(this.flags, 0, 0);
+  setRangePolicy(pid: number, start: bigint, len: bigint, policy: PagePolicy): number {
+    this.put([pid, Number(start), Number(len)], policy);
+    return this.channel.call(TracerOp.SetRangePolicy);
+  }
+
+  setProcessPolicy(pid: number, policy: PagePolicy): number {
+    this.put([pid], policy);
+    return this.channel.call(TracerOp.SetProcessPolicy);
+  }
+
+  /** The policy and node of the page at addr, if it is in a trapped range. */
+  queryAddress(pid: number, addr: bigint): { policy: PagePolicy; node: number } | undefined {
+    this.put([pid, Number(addr)]);
+    if (this.channel.call(TracerOp.QueryAddress) !== 0) return undefined;
+    const a = this.channel.args;
+    const n = a[1];
+    return { policy: { mode: a[0], nodes: Array.from(a.subarray(2, 2 + n)) }, node: a[2 + n] };
+  }
+
+  forked(parentPid: number, childPid: number): number {
+    this.put([parentPid, childPid]);
+    return this.channel.call(TracerOp.Forked);
+  }
+
+  sharesMm(parentPid: number, childPid: number): number {
+    this.put([parentPid, childPid]);
+    return this.channel.call(TracerOp.SharesMm);
+  }
+
+  /** Freezes for snapshot `id`; returns the pages frozen (or -errno). */
+  freeze(id: number): number {
+    this.put([id]);
+    return this.channel.call(TracerOp.Freeze);
+  }
+
+  setPause(ms: number): void {
+    this.put([ms]);
+    this.channel.call(TracerOp.SetPause);
+  }
+
+  /**
+   * pid is about to lose its memory: copy its frozen pages now. `exiting`: at its last
+   * thread's exit stop (no later freeze includes it); false at an execve, which may fail.
+   */
+  exitStop(pid: number, exiting = true): void {
+    this.put([pid, exiting ? 1 : 0]);
+    this.channel.call(TracerOp.ExitStop);
+  }
+
+  /** A thread of pid is exiting: its clear_child_tid word at addr must be writable. */
+  threadExit(pid: number, addr: bigint): number {
+    this.put([pid, Number(addr)]);
+    return this.channel.call(TracerOp.ThreadExit);
+  }
+
+  leaveMm(pid: number): number {
+    this.put([pid]);
+    return this.channel.call(TracerOp.LeaveMm);
   }
 }

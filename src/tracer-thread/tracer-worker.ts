@@ -1,4 +1,12 @@
-// The tracer worker: the one thread that owns the program's process. It takes on the
+// The tracer thread (src/tracer-thread/): its entry point.
+//
+// Owns, and is the only thread to touch: the program's processes and threads (every
+// ptrace call and every waitpid), the injected syscalls, the seccomp stops, and the
+// freeze (stopping every thread for a snapshot). It calls the engine synchronously
+// (src/channels/tracer-engine.ts), hears snapshot requests through the doorbell
+// (src/channels/doorbell.ts) and reports to the main thread (tracer-messages.ts).
+//
+// The tracer worker is the one thread that owns the program's process. It takes on the
 // program's memory policy and CPU affinity (both per thread, both inherited by the
 // child through posix_spawn's clone), spawns the program and waits for it.
 //
@@ -8,7 +16,7 @@
 //
 // Invariant: no other thread calls waitpid for the program (libuv never sees it: it
 // was not spawned through child_process), so every state change arrives here.
-import { parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { setMempolicy, MPOL_F_NUMA_BALANCING } from '../sys/mempolicy.js';
 import { schedSetaffinity } from '../sys/sched.js';
 import { spawnProgram } from '../sys/spawn.js';
@@ -17,15 +25,12 @@ import {
   WIFSTOPPED, WSTOPSIG, WIFCONTINUED,
 } from '../sys/wait.js';
 import { MODE_NUMBER } from '../../policy/placement.js';
-import type { TracedSetup, TracerEvent, TracerStart } from './messages.js';
+import { postToMain as post, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
-import { EngineClient } from './engine-client.js';
-import { TracerChannel } from '../engine/channel.js';
-import { Doorbell } from '../snapshot/doorbell.js';
+import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
+import { Doorbell } from '../channels/doorbell.js';
 
-const port = parentPort;
-if (!port) throw new Error('tracer-worker must run as a worker thread');
-const post = (ev: TracerEvent): void => port.postMessage(ev);
+if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
 function fail(what: string, err: unknown): void {
   const e = err as { code?: string; errno?: number };

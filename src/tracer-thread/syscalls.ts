@@ -20,8 +20,8 @@ import {
   MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED, MPOL_F_NODE, MPOL_F_NUMA_BALANCING, MPOL_F_RELATIVE_NODES, MPOL_F_STATIC_NODES,
   MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT, MPOL_WEIGHTED_INTERLEAVE,
 } from '../sys/mempolicy.js';
-import type { PagePolicy } from '../engine/ranges.js';
-import type { EngineClient } from './engine-client.js';
+import type { PagePolicy } from '../../policy/placement.js';
+import type { EngineClient } from '../channels/tracer-engine.js';
 import { readRemote, writeRemote } from './remote.js';
 import type { Proc, Thread } from './state.js';
 

@@ -2,12 +2,9 @@
 // start and never overlapping. munmap and mremap split and move them; a fault looks
 // its range up by binary search.
 
-export interface PagePolicy {
-  /** Kernel mode number (MPOL_BIND, MPOL_PREFERRED, MPOL_INTERLEAVE, …). */
-  mode: number;
-  /** Real and virtual node ids. */
-  nodes: number[];
-}
+import type { PagePolicy } from '../../policy/placement.js';
+
+export type { PagePolicy };
 
 export interface Range {
   start: number;

@@ -1,6 +1,8 @@
-// CRC32 of the frames a snapshot writes, computed on a thread of its own (the checksum
-// worker) so that the engine thread, which serves page faults, only copies. Shared
-// memory, no messages (the engine never returns to its event loop):
+// The engine → checksum worker channel, both ends: ChecksumQueue (the engine's end) and
+// ChecksumRingReader (the worker's end, driven by src/checksum-thread/checksum-loop.ts).
+// CRC32 of the frames a snapshot writes is computed on a thread of its own so that the
+// engine thread, which serves page faults, only copies. Shared memory, no messages (the
+// engine never returns to its event loop):
 //
 //   ctl (Int32): [HEAD] entries queued by the engine, [TAIL] entries done by the worker
 //                (both only grow; ring index = count % RING), [ALIVE] 1 while the worker
@@ -20,7 +22,7 @@
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
 import zlib from 'node:zlib';
-import { syncFrames, type SyncTarget } from '../../backing/store.js';
+import type { SyncTarget } from '../../backing/store.js';
 import { FrameViews } from '../../backing/frame-views.js';
 
 const HEAD = 0;
@@ -54,7 +56,7 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
 }
 
 /** Frame bytes by (slot, frame), over this process's mappings of the backings. */
-class NodeFrames {
+export class NodeFrames {
   private readonly nodes: FrameViews[];
 
   constructor(nodes: ChecksumShared['nodes']) {
@@ -168,51 +170,81 @@ export class ChecksumQueue {
   }
 }
 
-/** The worker's loop: runs until STOP. */
-export function runChecksumWorker(shared: ChecksumShared): void {
-  const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
-  const ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
-  const crcs = shared.crcs.map((b) => new Uint32Array(b));
-  const views = new NodeFrames(shared.nodes);
-  let tail = Atomics.load(ctl, TAIL);
-  Atomics.store(ctl, ALIVE, 1);
-  let synced = Atomics.load(ctl, SYNC_DONE);
-  try {
-    while (Atomics.load(ctl, STOP) === 0) {
-      const syncReq = Atomics.load(ctl, SYNC_REQ);
-      if (syncReq > synced) {
-        try {
-          for (const n of shared.nodes) syncFrames(n.sync);
-        } catch {
-          Atomics.store(ctl, SYNC_FAILED, 1);
-        }
-        synced = syncReq;
-        Atomics.store(ctl, SYNC_DONE, synced);
-        Atomics.notify(ctl, SYNC_DONE);
+/**
+ * The checksum worker's end: takes queued entries, answers sync requests, says when it
+ * runs and when it has stopped reading the frames.
+ */
+export class ChecksumRingReader {
+  private readonly ctl: Int32Array;
+  private readonly ring: Int32Array;
+  private readonly crcs: Uint32Array[];
+  private tail: number;
+  private synced: number;
+
+  constructor(shared: ChecksumShared) {
+    this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
+    this.ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
+    this.crcs = shared.crcs.map((b) => new Uint32Array(b));
+    this.tail = Atomics.load(this.ctl, TAIL);
+    this.synced = Atomics.load(this.ctl, SYNC_DONE);
+    Atomics.store(this.ctl, ALIVE, 1);
+  }
+
+  get stopRequested(): boolean {
+    return Atomics.load(this.ctl, STOP) !== 0;
+  }
+
+  /** A sync request not answered yet (its generation), or 0. */
+  syncRequested(): number {
+    const req = Atomics.load(this.ctl, SYNC_REQ);
+    return req > this.synced ? req : 0;
+  }
+
+  syncDone(gen: number, failed: boolean): void {
+    if (failed) Atomics.store(this.ctl, SYNC_FAILED, 1);
+    this.synced = gen;
+    Atomics.store(this.ctl, SYNC_DONE, gen);
+    Atomics.notify(this.ctl, SYNC_DONE);
+  }
+
+  /**
+   * Entries queued and not taken; when there are none, sleeps (up to `ms`) until the
+   * engine queues one or asks for a sync, and returns 0.
+   */
+  waitForWork(ms: number): number {
+    let head = Atomics.load(this.ctl, HEAD);
+    if (this.tail !== head) return head - this.tail;
+    Atomics.store(this.ctl, WAITING, 1);
+    head = Atomics.load(this.ctl, HEAD);
+    if (this.tail === head && this.syncRequested() === 0) Atomics.wait(this.ctl, HEAD, head, ms);
+    Atomics.store(this.ctl, WAITING, 0);
+    return 0;
+  }
+
+  /**
+   * Computes the CRC of up to `max` queued entries with `crcOf`, publishing progress
+   * every 64; stops early when the engine asks to stop (it unmaps the frames once we say
+   * STOPPED: never be inside a long batch then).
+   */
+  take(max: number, crcOf: (slot: number, frame: number) => number): void {
+    const end = this.tail + max;
+    while (this.tail < end) {
+      const i = 2 * (this.tail % RING);
+      this.crcs[this.ring[i]][this.ring[i + 1]] = crcOf(this.ring[i], this.ring[i + 1]);
+      this.tail++;
+      if ((this.tail & 63) === 0) {
+        Atomics.store(this.ctl, TAIL, this.tail);
+        if (this.stopRequested) break;
       }
-      let head = Atomics.load(ctl, HEAD);
-      if (tail === head) {
-        Atomics.store(ctl, WAITING, 1);
-        head = Atomics.load(ctl, HEAD);
-        if (tail === head && Atomics.load(ctl, SYNC_REQ) === synced) Atomics.wait(ctl, HEAD, head, 1000);
-        Atomics.store(ctl, WAITING, 0);
-        continue;
-      }
-      for (; tail < head; tail++) {
-        const i = 2 * (tail % RING);
-        crcs[ring[i]][ring[i + 1]] = zlib.crc32(views.view(ring[i], ring[i + 1]));
-        if ((tail & 63) === 63) {
-          Atomics.store(ctl, TAIL, tail + 1);
-          // The engine unmaps the frames once we say STOPPED: never be inside a long batch then.
-          if (Atomics.load(ctl, STOP) !== 0) break;
-        }
-      }
-      Atomics.store(ctl, TAIL, tail);
-      Atomics.notify(ctl, TAIL);
     }
-  } finally {
-    Atomics.store(ctl, ALIVE, 0);
-    Atomics.store(ctl, STOPPED, 1);
-    Atomics.notify(ctl, STOPPED);
+    Atomics.store(this.ctl, TAIL, this.tail);
+    Atomics.notify(this.ctl, TAIL);
+  }
+
+  /** The worker no longer reads the frames. */
+  stopped(): void {
+    Atomics.store(this.ctl, ALIVE, 0);
+    Atomics.store(this.ctl, STOPPED, 1);
+    Atomics.notify(this.ctl, STOPPED);
   }
 }

@@ -19,14 +19,14 @@ import {
   waitpid, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
   WPTRACEEVENT, WUNTRACED, __WALL,
 } from '../sys/wait.js';
-import type { PagePolicy } from '../engine/ranges.js';
-import type { EngineClient } from './engine-client.js';
+import type { PagePolicy } from '../../policy/placement.js';
+import type { EngineClient } from '../channels/tracer-engine.js';
 import { existingAnonRanges, setUpExec } from './exec-setup.js';
 import { readRemote } from './remote.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Thread } from './state.js';
-import type { TracerEvent } from './messages.js';
-import { COOKIE, DOORBELL_SIGNAL, type Doorbell } from '../snapshot/doorbell.js';
+import type { TracerEvent } from '../channels/tracer-messages.js';
+import { COOKIE, DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
 import { getSiginfo, interrupt, siginfoHead } from '../sys/ptrace.js';
 
 const { SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
@@ -36,7 +36,7 @@ const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
 
 export interface TracerSetup {
-  /** Snapshot requests from the main thread (src/snapshot/doorbell.ts). */
+  /** Snapshot requests from the main thread (src/channels/doorbell.ts). */
   doorbell?: Doorbell;
   /** Take a snapshot at the program's exit stop (--snapshot-on-exit). */
   snapshotOnExit?: boolean;

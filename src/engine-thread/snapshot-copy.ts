@@ -7,7 +7,7 @@ import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
 import { takePending, type MmPart } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
-import type { ChecksumQueue } from './checksums.js';
+import type { ChecksumQueue } from '../channels/checksum-ring.js';
 
 /**
  * Pages copied per step before the engine looks at its userfaultfds again: 64 KiB, about

@@ -1,7 +1,11 @@
-// Messages between the main thread and the engine worker.
+// Main thread ↔ engine worker messages, both ends: what the main thread starts the engine
+// with (EngineStart, as workerData), and the events the engine posts back (postToMain on
+// the engine's side, onEngineEvent on the main thread's). Requests from the main thread
+// go through the MainMailbox (engine-mailbox.ts): the engine does not read messages.
+import { parentPort, type Worker } from 'node:worker_threads';
 import type { BackingTarget } from '../../backing/inspect.js';
-import type { SessionStats } from './stats.js';
-import type { ChecksumShared } from './checksums.js';
+import type { SessionStats } from './session-stats.js';
+import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
 
 export interface EngineStart {
@@ -9,7 +13,7 @@ export interface EngineStart {
   faultAheadPages: number;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
-  /** The doorbell (src/snapshot/doorbell.ts): labels and thread registers of snapshots. */
+  /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */
   doorbell: SharedArrayBuffer;
   /** The session's program, recorded in every snapshot. */
   program: string[];
@@ -35,3 +39,13 @@ export type EngineEvent =
   | { type: 'stats'; stats: SessionStats }
   | { type: 'closed' }
   | { type: 'failed'; message: string };
+
+/** The engine thread's end: one event to the main thread. */
+export function postToMain(ev: EngineEvent): void {
+  parentPort!.postMessage(ev);
+}
+
+/** The main thread's end: every event the engine worker posts. */
+export function onEngineEvent(worker: Worker, handler: (ev: EngineEvent) => void): void {
+  worker.on('message', handler);
+}

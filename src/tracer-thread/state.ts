@@ -1,6 +1,6 @@
 // The tracer's view of the program: processes (one per mm lineage) and threads. Owned
 // by the tracer thread only.
-import type { PagePolicy } from '../engine/ranges.js';
+import type { PagePolicy } from '../../policy/placement.js';
 
 export class Proc {
   /** The process policy when it names a virtual node (launch policy or set_mempolicy). */

@@ -5,7 +5,7 @@
 import type { SnapshotRun } from './snapshot.js';
 import type { Mm, VirtualNodeRuntime } from './mm.js';
 import type { NodeRoom } from './placement.js';
-import type { EventStats, NodeStats } from './stats.js';
+import type { EventStats, NodeStats } from '../channels/session-stats.js';
 
 /**
  * A fault whose answer got EAGAIN (an UNMAP/REMOVE/REMAP/FORK event of its uffd unread,

@@ -11,7 +11,7 @@
 import os from 'node:os';
 import { sigqueueFast } from '../sys/signal.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
-import type { ThreadRegs } from './types.js';
+import type { ThreadRegs } from '../snapshot/types.js';
 
 export const DOORBELL_BYTES = 1 << 20;
 const LABEL_OFFSET = 64;

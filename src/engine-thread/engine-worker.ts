@@ -1,10 +1,17 @@
-// The engine worker: one poll(2) loop over every userfaultfd and one eventfd that the
-// tracer (synchronous commands) and the main thread (stats, shutdown) signal. The
-// loop never returns to the event loop while the session runs: everything arrives
-// through fds and shared memory (see channel.ts).
+// The engine thread (src/engine-thread/): its entry point and poll(2) loop.
+//
+// Owns, and is the only thread to touch: every userfaultfd of the program, every mm's
+// page table and trapped ranges (engine.ts, mm.ts, page-table.ts), the backings' frame
+// stores and catalogs (backing/), the snapshot in progress and its phases (snapshot-*.ts).
+//
+// One poll(2) loop over every userfaultfd and one eventfd that the tracer (synchronous
+// calls, src/channels/tracer-engine.ts) and the main thread (the mailbox,
+// src/channels/engine-mailbox.ts) signal. The loop never returns to the event loop while
+// the session runs: everything arrives through fds and shared memory; answers to the
+// main thread go out with postMessage (src/channels/engine-messages.ts).
 import fs from 'node:fs';
 import os from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { repairHint } from '../../backing/catalog-image.js';
@@ -12,19 +19,18 @@ import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } f
 import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
 import { SysError } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
-import { MainMailbox, MainRequest, TracerChannelServer, TracerOp } from './channel.js';
+import { TracerChannelServer, TracerOp } from '../channels/tracer-engine.js';
+import { MainMailbox, MainRequest } from '../channels/engine-mailbox.js';
 import { Engine, type Mm } from './engine.js';
 import { SnapshotEngine } from './snapshot-engine.js';
-import { ChecksumQueue, checksumShared } from './checksums.js';
-import { Doorbell } from '../snapshot/doorbell.js';
+import { ChecksumQueue, checksumShared } from '../channels/checksum-ring.js';
+import { Doorbell } from '../channels/doorbell.js';
 import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
-import type { EngineEvent, EngineStart } from './messages.js';
+import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import type { PagePolicy } from './ranges.js';
 
 const { EINVAL, EIO, ENOENT } = os.constants.errno;
 
-const port = parentPort!;
-const post = (ev: EngineEvent): void => port.postMessage(ev);
 const start = workerData as EngineStart;
 const doorbell = new Doorbell(start.doorbell);
 

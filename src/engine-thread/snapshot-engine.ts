@@ -11,7 +11,7 @@
 import { RemoteCopier } from './remote-copy.js';
 import type { SnapshotRequest } from './snapshot.js';
 import type { Engine } from './engine.js';
-import type { ChecksumQueue } from './checksums.js';
+import type { ChecksumQueue } from '../channels/checksum-ring.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 import { prepareSteps } from './snapshot-prepare.js';
 import { freeze } from './snapshot-freeze.js';

@@ -7,7 +7,7 @@ import { PageMap } from './page-map.js';
 import type { RemoteCopier } from './remote-copy.js';
 import { vmasOf, type MmPart, type SnapshotRun } from './snapshot.js';
 import type { Engine } from './engine.js';
-import type { ChecksumQueue } from './checksums.js';
+import type { ChecksumQueue } from '../channels/checksum-ring.js';
 import type { SnapshotPage, SnapshotRecord } from '../snapshot/types.js';
 
 /** Page-map chunks (512 pages each) turned into record pages per commit step (~0.15 ms). */
@@ -92,7 +92,7 @@ export function* finishSteps(ctx: CommitContext, run: SnapshotRun): Generator<vo
 
 function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, SnapshotResult> {
   const engine = ctx.engine;
-  // The checksums of the frames copied (checksums.ts): computed meanwhile by the checksum
+  // The checksums of the frames copied (src/channels/checksum-ring.ts): computed meanwhile by the checksum
   // worker; waited for here, between fault service, and done here if it stalls.
   let waitedSince = process.hrtime.bigint();
   let lastPending = -1;
