@@ -12,6 +12,7 @@ import type { BackingKind, BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
 import { HEADER_SIZE } from './format.js';
 import type { HeaderAccess } from './lock.js';
+import { cacheFlush, type CacheFlush } from './persist.js';
 import { SysError } from '../src/sys/libc.js';
 import { fsync, open, pread, pwrite, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDWR } from '../src/sys/fcntl.js';
 import { copyFromAddress, copyToAddress, mmap, munmap, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
@@ -29,8 +30,12 @@ export function headerMapLength(target: BackingTarget): bigint {
 export class Header implements HeaderAccess {
   private addr = 0n;
   private mapped = 0n;
+  /** /dev/dax: every write is flushed from the CPU caches before write() returns (persist.ts). */
+  private readonly cache: CacheFlush | undefined;
 
-  constructor(private readonly fd: number, private readonly kind: BackingKind, private readonly mapLength: bigint) {}
+  constructor(private readonly fd: number, private readonly kind: BackingKind, private readonly mapLength: bigint) {
+    this.cache = cacheFlush(kind);
+  }
 
   read(offset: bigint, length: number): Buffer {
     if (this.kind === 'dax') return copyFromAddress(this.map() + offset, length);
@@ -40,11 +45,16 @@ export class Header implements HeaderAccess {
   }
 
   write(offset: bigint, data: Buffer): void {
-    if (this.kind === 'file' || this.kind === 'tmpfs') pwrite(this.fd, data, offset);
-    else copyToAddress(this.map() + offset, data);
+    if (this.kind === 'file' || this.kind === 'tmpfs') {
+      pwrite(this.fd, data, offset);
+      return;
+    }
+    const at = this.map() + offset;
+    copyToAddress(at, data);
+    this.cache?.persist(Number(at), data.length);
   }
 
-  /** Makes header writes durable as far as the medium allows (files only). */
+  /** Makes header writes durable as far as the medium allows (files: fsync; dax: done by write). */
   flush(): void {
     if (this.kind === 'file') fsync(this.fd);
   }

@@ -6,20 +6,21 @@
 //
 // Never overwriting a foreign file: a non-empty file is written only after one of its
 // superblock copies passed every check; an empty file or one this call created is
-// formatted; a /dev/dax device is formatted only when its first 8 KiB are zero.
+// formatted; a /dev/dax device only when the user asked (`numactlx format`, open's
+// `format`), and a numactlx backing on it only with --force.
 //
 // Durability (what sync() can promise):
 // - file: fsync, after msync of the frame mapping: frames and superblock reach the disk.
 // - tmpfs, hugetlbfs: the pages are RAM. They outlive numactlx (a crash or kill -9 loses
 //   nothing) but not a reboot; fsync has nothing to do.
-// - /dev/dax: stores through the mapping go to the CPU caches. Device dax has no msync
-//   (it fails with EINVAL, DESIGN.md §4) and the flushes that make a store durable
-//   (clwb or clflushopt, then sfence) cannot be issued from JavaScript. numactlx issues
-//   none: sync() returns without error and `durability` says 'platform'. The data is
-//   durable against power loss only where the platform's persistence domain includes the
-//   CPU caches (eADR: /sys/bus/nd/devices/regionN/persistence_domain reads "cpu_cache");
-//   on ADR platforms ("memory_controller") lines still in cache at a power failure are
-//   lost. A crash or kill -9 of numactlx loses nothing: the caches are written back.
+// - /dev/dax ('pmem'): device dax has no msync (EINVAL, DESIGN.md §4): every write is
+//   flushed from the CPU caches through libpmem (persist.ts) — page frames after their
+//   CRC, catalog frames at sync(), the header at each write — before the superblock
+//   that makes them visible is written. Durable against power loss on ADR and eADR
+//   platforms alike. Without libpmem ('platform'): durable against a crash of numactlx
+//   (the caches are written back), against power loss only where the persistence domain
+//   includes the CPU caches (eADR: /sys/bus/nd/devices/regionN/persistence_domain reads
+//   "cpu_cache").
 import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { daxInfo } from './dax.js';
@@ -28,7 +29,8 @@ import { SLOT_SIZE, FRAME_SIZE, newSuperblock, type Superblock } from './format.
 import { checkFrameCount, FrameAllocator } from './frames.js';
 import { clearOwner, readOwner, tryLock, unlock, writeOwner } from './lock.js';
 import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from './medium.js';
-import { adopt, formatFile, grow, writeNext } from './superblock.js';
+import { adopt, formatFile, grow, writeNext, type FormatRequest } from './superblock.js';
+import { cacheFlush, missingFlush, type CacheFlush } from './persist.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
 import { close, fsync, ftruncate } from '../src/sys/fcntl.js';
@@ -37,7 +39,7 @@ import { mmap, msync, munmap, MAP_NORESERVE, MAP_SHARED, MS_SYNC, PROT_READ, PRO
 export { BackingError, type BackingErrorReason } from './errors.js';
 
 /** How far sync() carries the data; see the header comment. */
-export type Durability = 'fsync' | 'ram' | 'platform';
+export type Durability = 'fsync' | 'ram' | 'pmem' | 'platform';
 
 function lockOrExplain(path: string, fd: number, header: Header): void {
   if (tryLock(fd)) return;
@@ -66,7 +68,8 @@ export interface SyncTarget {
  * msync, then fsync for a file; nothing on device dax. Throws BackingError.
  */
 export function syncFrames(t: SyncTarget): void {
-  if (t.kind === 'dax') return; // no msync on device dax: see the header comment
+  // No msync on device dax: each page frame was flushed once its CRC was computed.
+  if (t.kind === 'dax') return;
   try {
     msync(BigInt(t.frameBase), BigInt(t.mapLength), MS_SYNC);
     if (t.kind === 'file') fsync(t.fd);
@@ -92,11 +95,18 @@ export class BackingStore {
   private readonly mapLength: bigint;
   private readonly frames: FrameAllocator;
   private closed = false;
+  /** /dev/dax: the CPU cache flush (persist.ts), and the frames written since the last sync(). */
+  private readonly cache: CacheFlush | undefined;
+  private readonly unflushed = new Set<number>();
+  /** Why a /dev/dax backing's snapshots are not durable against power loss, for the caller to say. */
+  readonly durabilityNote: string | undefined;
 
   private constructor(target: BackingTarget, fd: number, header: Header, sb: Superblock, frameBase: bigint) {
     this.path = target.path;
     this.kind = target.kind;
-    this.durability = target.kind === 'file' ? 'fsync' : target.kind === 'dax' ? 'platform' : 'ram';
+    this.cache = cacheFlush(target.kind);
+    this.durabilityNote = missingFlush(target.kind);
+    this.durability = target.kind === 'file' ? 'fsync' : target.kind !== 'dax' ? 'ram' : this.cache ? 'pmem' : 'platform';
     this.fd = fd;
     this.header = header;
     this.sb = sb;
@@ -112,10 +122,15 @@ export class BackingStore {
    * Opens the backing `target` names (inspectBacking's result): creates and formats a
    * missing file, formats an empty file or a zeroed dax device, checks an existing one,
    * grows it to target.size when its recorded size is smaller, takes the lock and maps
-   * the frames. Throws BackingError.
+   * the frames. `format` (numactlx format, /dev/dax only): writes a new superblock first.
+   * Throws BackingError.
    */
-  static open(target: BackingTarget): BackingStore {
+  static open(target: BackingTarget, format?: FormatRequest): BackingStore {
     const { path } = target;
+    if (format && target.kind !== 'dax') {
+      throw new BackingError(path, 'unsupported', `${path}: numactlx format is for /dev/dax devices; a backing file is ` +
+        'created and formatted by --remap=NODE,PATH,size=SIZE');
+    }
     const page = BigInt(FRAME_SIZE);
     const mapLength = headerMapLength(target);
     let fresh: Superblock | undefined;
@@ -154,7 +169,8 @@ export class BackingStore {
         sb = formatFile(fd, header, sb);
       } else {
         doing = 'reading its superblock';
-        ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize));
+        if (format) doing = 'formatting it';
+        ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize, format));
         // Read-only so far (a file is never formatted by adopt): a file that is not a
         // backing is named as such first; a backing others could read is refused here.
         if (target.kind !== 'dax') checkPrivate(path, stat);
@@ -229,6 +245,16 @@ export class BackingStore {
     }
   }
 
+  /**
+   * frameView for a frame about to be written by the catalog: on /dev/dax it is flushed
+   * from the CPU caches at the next sync(), before a superblock can name it.
+   */
+  frameForWrite(f: number): Buffer {
+    const view = this.frameView(f);
+    if (this.cache) this.unflushed.add(f);
+    return view;
+  }
+
   /** The address of frame `f` in this process. */
   frameAddress(f: number): bigint {
     this.checkFrame(f);
@@ -299,6 +325,10 @@ export class BackingStore {
   /** Makes frame writes and the superblock durable as far as the medium allows. */
   sync(): void {
     this.ensureOpen();
+    if (this.cache) {
+      for (const f of this.unflushed) this.cache.persist(this.frameAddr(f), FRAME_SIZE);
+      this.unflushed.clear();
+    }
     syncFrames(this.syncTarget());
   }
 

@@ -6,7 +6,7 @@
 // snapshot queue (src/snapshot/), the exit status. It starts the other threads and talks
 // to them through src/channels/ (engine-handle.ts, run-program.ts are its ends).
 import fs from 'node:fs';
-import { describeError, SetupError, UsageError } from './errors.js';
+import { debugging, describeError, SetupError, UsageError } from './errors.js';
 import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
 import { dieBySignal, inheritedDispositions, runProgram, type ProgramEnd } from './run-program.js';
@@ -71,10 +71,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     process.stderr.write(`numactlx: ${describeError(err)}\n`);
     if (err instanceof UsageError) process.stderr.write(USAGE);
-    if (!(err instanceof UsageError || err instanceof SetupError)) {
-      // A bug, not the user's input: keep the stack for the report.
-      process.stderr.write(`${(err as Error).stack ?? ''}\n`);
-    }
+    // Never a stack trace for the user: one line says what failed. NUMACTLX_DEBUG=1 shows where.
+    if (debugging() && !(err instanceof UsageError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
     return 1;
   } finally {
     // A run that never started its program (an error, --show): signals sent meanwhile
@@ -83,8 +81,34 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * The last resort for what no caller caught: one line, never a stack trace (those come
+ * with NUMACTLX_DEBUG=1). A reader of numactlx's output that went away (`… | head -1`)
+ * is EPIPE on stdout, said once.
+ */
+function catchStrays(): void {
+  let said = false;
+  const stray = (err: Error & { code?: string; syscall?: string }, where: string): void => {
+    if (!said) {
+      said = true;
+      const what = err.code === 'EPIPE' ? `${where}: EPIPE (the reader of numactlx's output went away)` : describeError(err);
+      try {
+        process.stderr.write(`numactlx: ${what}\n`);
+        if (debugging()) process.stderr.write(`${err.stack ?? ''}\n`);
+      } catch {
+        // stderr is gone too
+      }
+    }
+    process.exit(1);
+  };
+  process.stdout.on('error', (err) => stray(err, 'writing to stdout'));
+  process.stderr.on('error', () => process.exit(1));
+  process.on('uncaughtException', (err) => stray(err, 'internal error'));
+}
+
 /** bin/numactlx's entry point. */
 export function main(argv: string[]): void {
+  catchStrays();
   // process.exit, not exitCode: leaving the event loop to drain would close Node's
   // signal handles, and libuv then restores SIG_DFL; a SIGTERM sent to numactlx in that
   // last stretch (a supervisor stopping the job just as the program ended) would kill

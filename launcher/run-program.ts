@@ -10,6 +10,7 @@ import { kill, sigset, signalName, signalsInMask, ALL_SIGNALS } from '../src/sys
 import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
 import { onTracerEvent, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
+import { debugging } from './errors.js';
 
 const S = os.constants.signals;
 
@@ -102,8 +103,8 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'tracer-failed':
           cleanUp();
-          fs.writeSync(2, `${ev.message}\n`);
-          reject(new SetupError('the tracer failed and killed the program'));
+          if (debugging()) fs.writeSync(2, `${ev.stack ?? ev.message}\n`);
+          reject(new SetupError(`the tracer failed and killed the program: ${ev.message}`));
           break;
       }
     });

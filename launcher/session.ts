@@ -22,6 +22,8 @@ import type { Topology } from '../policy/topology.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { SnapshotSummary } from '../src/channels/engine-messages.js';
 import type { TracerEvent, TracerStart } from '../src/channels/tracer-messages.js';
+import { missingLine, presentFeatures, type KernelFeatures } from '../src/kerndat/features.js';
+import { probeKernel } from '../src/kerndat/probe.js';
 
 /** Snapshot ids the tracer has frozen, and what waits for them. */
 class FreezeWaiters {
@@ -55,9 +57,10 @@ class FreezeWaiters {
 export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: TracerStart): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
+  const features = kernelFeatures();
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program);
+  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features);
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
 
@@ -191,6 +194,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
         virtualNodes: placement.virtualNodes.map((v) => v.node),
         allowedReal: topo.allowedNodes,
+        features,
       },
     }, {
       onSpawned: (pid) => {
@@ -231,6 +235,22 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     }
   }
   return end;
+}
+
+/**
+ * The kernel features the session has (src/kerndat/), probed once before anything is
+ * opened or started; a missing one that has no fallback stops numactlx here, in one line.
+ */
+function kernelFeatures(): KernelFeatures {
+  let results;
+  try {
+    results = probeKernel();
+  } catch (err) {
+    throw new SetupError((err as Error).message, { cause: err });
+  }
+  const missing = missingLine(results);
+  if (missing) throw new SetupError(missing);
+  return presentFeatures(results);
 }
 
 /**

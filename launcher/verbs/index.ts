@@ -4,6 +4,7 @@
 import { diffCommand } from './diff.js';
 import { doctorCommand } from './doctor.js';
 import { exportCommand } from './export.js';
+import { formatCommand } from './format.js';
 import type { Verb } from './parse.js';
 import { psCommand } from './ps.js';
 import { snapshotCommand } from './snapshot.js';
@@ -17,7 +18,7 @@ export type { Verb } from './parse.js';
 
 /** The verbs by name (a Map: a program named `constructor` is not a verb). */
 export const VERBS: ReadonlyMap<string, Verb> = new Map([doctorCommand, statusCommand, psCommand, snapshotCommand, snapshotsCommand,
-  verifyCommand, exportCommand, diffCommand, rmCommand, repairCommand].map((v) => [v.spec.name, v]));
+  verifyCommand, exportCommand, diffCommand, rmCommand, repairCommand, formatCommand].map((v) => [v.spec.name, v]));
 
 /** Verbs of the design that this build does not have yet: refused, never run as programs. */
 export const PLANNED_VERBS = new Set(['rollback']);

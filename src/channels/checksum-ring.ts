@@ -24,6 +24,8 @@
 import zlib from 'node:zlib';
 import type { SyncTarget } from '../../backing/store.js';
 import { FrameViews } from '../../backing/frame-views.js';
+import { cacheFlush, type CacheFlush } from '../../backing/persist.js';
+import { FRAME_SIZE } from '../../backing/format.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -55,16 +57,30 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
   };
 }
 
-/** Frame bytes by (slot, frame), over this process's mappings of the backings. */
+/**
+ * Frame bytes by (slot, frame), over this process's mappings of the backings, and their
+ * CRC32. On /dev/dax the frame is also flushed from the CPU caches once its CRC is
+ * computed (backing/persist.ts), on the thread that computed it: every frame a snapshot
+ * wrote passes here exactly once, before the commit that makes it visible.
+ */
 export class NodeFrames {
   private readonly nodes: FrameViews[];
+  private readonly caches: Array<CacheFlush | undefined>;
 
-  constructor(nodes: ChecksumShared['nodes']) {
-    this.nodes = nodes.map((n) => new FrameViews(n.frameBase, n.frameCount));
+  constructor(private readonly shared: ChecksumShared['nodes']) {
+    this.nodes = shared.map((n) => new FrameViews(n.frameBase, n.frameCount));
+    this.caches = shared.map((n) => cacheFlush(n.sync.kind));
   }
 
   view(slot: number, frame: number): Buffer {
     return this.nodes[slot].view(frame);
+  }
+
+  /** CRC32 of a frame just written (and, on /dev/dax, the frame made durable). */
+  crc(slot: number, frame: number): number {
+    const crc = zlib.crc32(this.nodes[slot].view(frame));
+    this.caches[slot]?.persist(this.shared[slot].frameBase + frame * FRAME_SIZE, FRAME_SIZE);
+    return crc;
   }
 }
 
@@ -97,7 +113,7 @@ export class ChecksumQueue {
       Atomics.store(this.ctl, HEAD, ++this.head);
       return;
     }
-    this.crcs[slot][frame] = zlib.crc32(this.views.view(slot, frame));
+    this.crcs[slot][frame] = this.views.crc(slot, frame);
   }
 
   /** End of a copy batch: wakes the worker if it sleeps. */
@@ -149,7 +165,7 @@ export class ChecksumQueue {
     const end = Math.min(this.head, n + max);
     for (; n < end; n++) {
       const i = 2 * (n % RING);
-      this.crcs[this.ring[i]][this.ring[i + 1]] = zlib.crc32(this.views.view(this.ring[i], this.ring[i + 1]));
+      this.crcs[this.ring[i]][this.ring[i + 1]] = this.views.crc(this.ring[i], this.ring[i + 1]);
     }
     if (!this.hasWorker) Atomics.store(this.ctl, TAIL, n);
     return this.head - n;

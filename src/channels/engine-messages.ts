@@ -7,10 +7,13 @@ import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './session-stats.js';
 import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
+import type { KernelFeatures } from '../kerndat/features.js';
 
 export interface EngineStart {
   nodes: Array<{ node: number; target: BackingTarget }>;
   faultAheadPages: number;
+  /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
+  features: KernelFeatures;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
   /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */
@@ -38,7 +41,8 @@ export type EngineEvent =
   | { type: 'init-failed'; message: string }
   | { type: 'stats'; stats: SessionStats }
   | { type: 'closed' }
-  | { type: 'failed'; message: string };
+  /** The engine's loop threw: what, and where (shown with NUMACTLX_DEBUG=1). */
+  | { type: 'failed'; message: string; stack?: string };
 
 /** The engine thread's end: one event to the main thread. */
 export function postToMain(ev: EngineEvent): void {

@@ -47,6 +47,12 @@ export enum TracerOp {
    * clear_child_tid word at addr (then FUTEX_WAKE its joiners): make that page writable.
    */
   ThreadExit = 12,
+  /**
+   * parentPid, childPid, uffd: a fork the kernel reported to no userfaultfd (no
+   * UFFD_FEATURE_EVENT_FORK without CAP_SYS_PTRACE); the tracer made the child's uffd
+   * while the child is stopped before its first instruction.
+   */
+  ForkedWithUffd = 13,
 }
 
 const STATE = 0;
@@ -147,6 +153,11 @@ export class EngineClient {
   forked(parentPid: number, childPid: number): number {
     this.put([parentPid, childPid]);
     return this.channel.call(TracerOp.Forked);
+  }
+
+  forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {
+    this.put([parentPid, childPid, uffd]);
+    return this.channel.call(TracerOp.ForkedWithUffd);
   }
 
   sharesMm(parentPid: number, childPid: number): number {

@@ -6,6 +6,7 @@
 import { parentPort, type Worker } from 'node:worker_threads';
 import type { MemoryPolicy } from '../../policy/placement.js';
 import type { PagePolicy } from '../../policy/placement.js';
+import type { KernelFeatures } from '../kerndat/features.js';
 
 /** What the tracer needs when the program runs with virtual nodes (traced mode). */
 export interface TracedSetup {
@@ -17,6 +18,8 @@ export interface TracedSetup {
   allowedReal: number[];
   doorbell: SharedArrayBuffer;
   snapshotOnExit: boolean;
+  /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
+  features: KernelFeatures;
 }
 
 export interface TracerStart {
@@ -40,7 +43,8 @@ export type TracerEvent =
   | { type: 'continued' }
   | { type: 'exited'; code: number }
   | { type: 'killed'; signal: number; core: boolean }
-  | { type: 'tracer-failed'; message: string }
+  /** The tracer's loop threw (it killed the program): what, and where (shown with NUMACTLX_DEBUG=1). */
+  | { type: 'tracer-failed'; message: string; stack?: string }
   | { type: 'frozen'; id: number; pause_ms: number; pages: number }
   /** A snapshot request the tracer took with no process left to freeze. */
   | { type: 'freeze-failed'; id: number; message: string }

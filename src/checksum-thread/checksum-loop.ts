@@ -2,14 +2,13 @@
 // thread's own mapping of the backing), and msync + fsync of every node's frames when
 // the engine asks. Runs until the engine asks it to stop. The ring is
 // src/channels/checksum-ring.ts.
-import zlib from 'node:zlib';
 import { syncFrames } from '../../backing/store.js';
 import { ChecksumRingReader, NodeFrames, type ChecksumShared } from '../channels/checksum-ring.js';
 
 export function runChecksumLoop(shared: ChecksumShared): void {
   const ring = new ChecksumRingReader(shared);
   const frames = new NodeFrames(shared.nodes);
-  const crcOf = (slot: number, frame: number): number => zlib.crc32(frames.view(slot, frame));
+  const crcOf = (slot: number, frame: number): number => frames.crc(slot, frame);
   try {
     while (!ring.stopRequested) {
       const gen = ring.syncRequested();

@@ -15,7 +15,7 @@ import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { repairHint } from '../../backing/catalog-image.js';
-import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
+import { closeFd, eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
 import { SysError } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
@@ -28,17 +28,22 @@ import { Doorbell } from '../channels/doorbell.js';
 import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import type { PagePolicy } from './ranges.js';
+import { has } from '../kerndat/features.js';
 
 const { EINVAL, EIO, ENOENT } = os.constants.errno;
 
 const start = workerData as EngineStart;
 const doorbell = new Doorbell(start.doorbell);
 
-/** Features asked of every new uffd: the events that keep page tables true. */
-const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
+/**
+ * Features asked of every new uffd: the events that keep page tables true, and what the
+ * kernel has of the rest (src/kerndat/): EVENT_FORK (without it the tracer makes each
+ * forked child's uffd), POISON (Linux 6.6; without it sigbus.ts signals the thread).
+ */
+const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
   | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
-  // UFFDIO_POISON (Linux 6.6): how a full --membind node answers a fault with SIGBUS.
-  | UFFD_FEATURE.POISON;
+  | (has(start.features, 'EVENT_FORK') ? UFFD_FEATURE.EVENT_FORK : 0n)
+  | (has(start.features, 'POISON') ? UFFD_FEATURE.POISON : 0n);
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
 const FAULT_TURNS = 1024;
@@ -78,6 +83,7 @@ function openStores(): OpenNode[] | undefined {
       const store = BackingStore.open(n.target);
       stores.push(store);
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
+      if (store.durabilityNote) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.durabilityNote}\n`);
       const loaded = loadCatalog(store);
       for (const d of loaded.damaged) {
         fs.writeSync(2, `numactlx: ${n.target.path}: ${d.reason}: that snapshot is left out (${repairHint(n.target.path)})\n`);
@@ -126,6 +132,15 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
     }
     case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));
     case TracerOp.Forked: return engine.forked(a[0], a[1]);
+    case TracerOp.ForkedWithUffd: {
+      try {
+        uffdioApi(a[2], FEATURES);
+      } catch (err) {
+        closeFd(a[2]);
+        return -((err as SysError).errno ?? EINVAL);
+      }
+      return engine.forkedWithUffd(a[0], a[1], a[2]);
+    }
     case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
     case TracerOp.SetRangePolicy: return engine.setRangePolicy(a[0], a[1], a[2], policyAt(a, 3));
@@ -249,12 +264,12 @@ if (opened) {
     node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
-  })), start.faultAheadPages);
+  })), start.faultAheadPages, has(start.features, 'POISON'));
   const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget() }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
     loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);
   } catch (err) {
-    post({ type: 'failed', message: (err as Error).stack ?? String(err) });
+    post({ type: 'failed', message: (err as Error).message ?? String(err), stack: (err as Error).stack });
   }
 }

@@ -17,7 +17,7 @@ import type { SnapshotRun } from './snapshot.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, RetryFault } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 
 export { Mm } from './mm.js';
 export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
@@ -53,7 +53,7 @@ export class Engine implements EngineCore {
   /** Called on a write to a write-protected page (set by the snapshot engine). */
   writeFault: (mm: Mm, addr: number) => void = (mm, addr) => this.unprotect(mm, addr, PAGE);
 
-  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number) {
+  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true) {
     this.slots = nodes;
     nodes.forEach((n, i) => this.slotById.set(n.node, i));
     this.nodeStats = nodes.map((n) => ({
@@ -138,6 +138,35 @@ export class Engine implements EngineCore {
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
+    this.keepPresentPages(child, childPid);
+    return 0;
+  }
+
+  /**
+   * A fork no userfaultfd reported (no UFFD_FEATURE_EVENT_FORK: it needs CAP_SYS_PTRACE).
+   * At fork the kernel dropped the child's registrations (dup_userfaultfd): its memory is
+   * plain anonymous memory, its inherited pages present and writable. The tracer made it
+   * `uffd` while it is stopped before its first instruction; the child gets what
+   * UFFD_EVENT_FORK would have given it, and its ranges are registered on `uffd`.
+   */
+  forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {
+    const parent = this.byPid.get(parentPid);
+    // Events the parent caused before the fork (munmap, mremap) change what the child has.
+    if (parent) readMessages(this, parent);
+    if (!parent || !this.mms.has(parent.uffd)) {
+      closeFd(uffd);
+      return -ENOENT;
+    }
+    this.leaveMm(childPid);
+    const child = forkChild(this, parent, uffd);
+    this.events.fork++;
+    child.ownerPid = childPid;
+    child.pids.add(childPid);
+    this.byPid.set(childPid, child);
+    for (const r of [...child.ranges.all()]) {
+      // A range whose mapping the child does not have (gone before the fork) is not its.
+      if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end);
+    }
     this.keepPresentPages(child, childPid);
     return 0;
   }
@@ -236,9 +265,9 @@ export class Engine implements EngineCore {
     faults.retryPending(this);
   }
 
-  /** Serves a missing fault at page `addr`. */
-  fault(mm: Mm, addr: number, isRetry: boolean): void {
-    faults.fault(this, mm, addr, isRetry);
+  /** Serves a missing fault at page `addr` by thread `tid` (0: unknown). */
+  fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void {
+    faults.fault(this, mm, addr, isRetry, tid);
   }
 
   /** Answers a write fault on page `addr` (fault-service.ts unprotect). */

@@ -1,10 +1,17 @@
 // Signals: kill(2), tgkill(2), sigqueue(3) (over rt_sigqueueinfo(2)), sigset_t handling
 // and signal names (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> of Linux 6.1).
 import os from 'node:os';
-import { libc, check, lastErrno } from './libc.js';
+import { libc, check, lastErrno, bindSyscall } from './libc.js';
+import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
 export const SI_QUEUE = -1;
+/** SIGBUS si_code values (<asm-generic/siginfo.h>). */
+export const BUS_CODE = { ADRERR: 2, MCEERR_AR: 4 } as const;
+
+/** siginfo_t (128 bytes on x86_64) and the offsets of the fields written here. */
+const SIGINFO_SIZE = 128;
+const SI = { signo: 0, errno: 4, code: 8, pid: 16, uid: 20, value: 24, addr: 16, addrLsb: 24 } as const;
 
 /** glibc's sigset_t is 1024 bits. */
 export const SIGSET_SIZE = 128;
@@ -33,6 +40,36 @@ const sigqueueRaw = libc.func('int sigqueue(int pid, int sig, intptr_t value)');
  */
 export function sigqueueFast(pid: number, sig: number, value: number): number {
   return (sigqueueRaw(pid, sig, value) as number) === -1 ? -lastErrno() : 0;
+}
+
+const rtTgsigqueueinfoRaw = bindSyscall(['int', 'int', 'int', 'void *']);
+const getuidRaw = libc.func('unsigned int getuid(void)');
+const queued = Buffer.alloc(SIGINFO_SIZE);
+
+/**
+ * rt_tgsigqueueinfo(2): `sig` to thread `tid` of process `tgid` with si_code SI_QUEUE,
+ * si_pid and si_uid this process's, and `value` (an address: below 2^53) as si_value.
+ * Another process may only be sent a negative si_code, so a receiver can tell this
+ * signal from one the kernel raised. 0 or -errno, no exception.
+ */
+export function tgsigqueueinfoFast(tgid: number, tid: number, sig: number, value: number): number {
+  queued.fill(0);
+  queued.writeInt32LE(sig, SI.signo);
+  queued.writeInt32LE(SI_QUEUE, SI.code);
+  queued.writeInt32LE(process.pid, SI.pid);
+  queued.writeUInt32LE(getuidRaw() as number, SI.uid);
+  queued.writeBigUInt64LE(BigInt(value), SI.value);
+  return Number(rtTgsigqueueinfoRaw(SYS.rt_tgsigqueueinfo, tgid, tid, sig, queued)) === -1 ? -lastErrno() : 0;
+}
+
+/** The siginfo of a SIGBUS the kernel raises for an access at `addr` (si_addr_lsb: BUS_MCEERR_* only). */
+export function busSiginfo(code: number, addr: bigint, addrLsb = 0): Buffer {
+  const info = Buffer.alloc(SIGINFO_SIZE);
+  info.writeInt32LE(os.constants.signals.SIGBUS, SI.signo);
+  info.writeInt32LE(code, SI.code);
+  info.writeBigUInt64LE(addr, SI.addr);
+  info.writeInt16LE(addrLsb, SI.addrLsb);
+  return info;
 }
 
 /**

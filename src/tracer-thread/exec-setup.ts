@@ -8,7 +8,7 @@ import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
 import { SysError } from '../sys/libc.js';
-import { O_CLOEXEC, O_NONBLOCK } from '../sys/userfaultfd.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR, USERFAULTFD_IOC_NEW } from '../sys/userfaultfd.js';
 import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
 import { injectChecked, injectSyscall } from './inject.js';
@@ -18,6 +18,8 @@ import { memoryTrapFilter } from './seccomp-filter.js';
 import type { Proc } from './state.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
+const AT_FDCWD = -100n;
+const USERFAULTFD_DEVICE = Buffer.from('/dev/userfaultfd\0');
 const PR_SET_NO_NEW_PRIVS = 38n;
 const EACCES = 13n;
 /** The x86_64 ABI's red zone below rsp, which leaf code may use: never write there. */
@@ -42,9 +44,32 @@ export function installFilter(pid: number): void {
   if (ret < 0n) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER) in the program', Number(-ret));
 }
 
+/** Where the program's userfaultfd comes from (src/kerndat/features.ts: USERFAULTFD, USERFAULTFD_DEVICE). */
+export type UffdSource = 'syscall' | 'device';
+
+/**
+ * A userfaultfd made inside `pid` (stopped): by userfaultfd(2), or — for a user
+ * without CAP_SYS_PTRACE, where that cannot trap kernel-mode faults — from
+ * /dev/userfaultfd, which the program opens with the user's own access to it. The
+ * device's path goes below the stack (past the red zone), like the seccomp filter.
+ */
+function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
+  const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
+  if (source === 'syscall') return injectChecked(pid, 'userfaultfd in the program', SYS.userfaultfd, [flags]);
+  const rsp = readReg(getRegs(pid), 'rsp');
+  const pathAddr = (rsp - RED_ZONE - BigInt(USERFAULTFD_DEVICE.byteLength)) & ~15n;
+  writeRemote(pid, pathAddr, USERFAULTFD_DEVICE);
+  const dev = injectChecked(pid, 'open(/dev/userfaultfd) in the program', SYS.openat, [AT_FDCWD, pathAddr, BigInt(O_RDWR | O_CLOEXEC)]);
+  try {
+    return injectChecked(pid, 'ioctl(USERFAULTFD_IOC_NEW) in the program', SYS.ioctl, [dev, BigInt(USERFAULTFD_IOC_NEW), flags]);
+  } finally {
+    injectSyscall(pid, SYS.close, [dev]);
+  }
+}
+
 /** Creates a userfaultfd in `pid` and returns numactlx's duplicate of it. */
-export function takeUserfaultfd(pid: number): number {
-  const remoteFd = injectChecked(pid, 'userfaultfd in the program', SYS.userfaultfd, [BigInt(O_CLOEXEC | O_NONBLOCK)]);
+export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
+  const remoteFd = makeRemoteUserfaultfd(pid, source);
   const pidfd = pidfdOpen(pid);
   try {
     return pidfdGetfd(pidfd, Number(remoteFd));
@@ -69,12 +94,12 @@ export function existingAnonRanges(pid: number): AnonRange[] {
   return anonymousPrivate(readMaps(pid)).map((e) => ({ start: e.start, len: e.end - e.start }));
 }
 
-export function setUpExec(proc: Proc): { uffd: number } {
+export function setUpExec(proc: Proc, source: UffdSource): { uffd: number } {
   if (!proc.filtered) {
     installFilter(proc.pid);
     proc.filtered = true;
   }
-  const uffd = takeUserfaultfd(proc.pid);
+  const uffd = takeUserfaultfd(proc.pid, source);
   proc.brk = currentBreak(proc.pid);
   return { uffd };
 }

@@ -107,7 +107,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     ignoredSignals: start.ignoredSignals, policy: traced.policy, virtualNodes: traced.virtualNodes,
     allowedReal: traced.allowedReal,
     doorbell: new Doorbell(traced.doorbell), snapshotOnExit: traced.snapshotOnExit,
-    engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post,
+    engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post, features: traced.features,
   });
   try {
     tracer.start();
@@ -119,7 +119,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     tracer.run();
   } catch (err) {
     tracer.killAll();
-    post({ type: 'tracer-failed', message: (err as Error).stack ?? String(err) });
+    post({ type: 'tracer-failed', message: (err as Error).message ?? String(err), stack: (err as Error).stack });
   }
 }
 

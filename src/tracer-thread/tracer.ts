@@ -10,8 +10,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
-import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize } from '../sys/ptrace.js';
-import { kill, SI_QUEUE } from '../sys/signal.js';
+import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize, setSiginfo, SIGINFO_OFFSET } from '../sys/ptrace.js';
+import { busSiginfo, BUS_CODE, kill, SI_QUEUE } from '../sys/signal.js';
 import { CLONE_CHILD_CLEARTID, CLONE_THREAD, CLONE_VM } from '../sys/sched.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { SysError } from '../sys/libc.js';
@@ -21,7 +21,8 @@ import {
 } from '../sys/wait.js';
 import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
-import { existingAnonRanges, setUpExec } from './exec-setup.js';
+import { existingAnonRanges, setUpExec, takeUserfaultfd, type UffdSource } from './exec-setup.js';
+import { has, type KernelFeatures } from '../kerndat/features.js';
 import { readRemote } from './remote.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Thread } from './state.js';
@@ -29,7 +30,7 @@ import type { TracerEvent } from '../channels/tracer-messages.js';
 import { COOKIE, DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
 import { getSiginfo, interrupt, siginfoHead } from '../sys/ptrace.js';
 
-const { SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
+const { SIGBUS, SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
 const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
@@ -50,6 +51,8 @@ export interface TracerSetup {
   allowedReal: number[];
   engine: EngineClient;
   post(ev: TracerEvent): void;
+  /** The kernel features of the session (src/kerndat/). */
+  features: KernelFeatures;
 }
 
 export class Tracer {
@@ -65,9 +68,15 @@ export class Tracer {
   private exitSnapshotTaken = false;
   /** A process has ended: the doorbell may have rung it in vain (see run). */
   private doorbellMayBeLost = false;
+  /** How each new mm gets its userfaultfd. */
+  private readonly uffdSource: UffdSource;
+  /** The kernel hands a forked child's uffd over (UFFD_EVENT_FORK); else the tracer makes one. */
+  private readonly eventFork: boolean;
 
   constructor(private readonly setup: TracerSetup) {
     this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
+    this.uffdSource = has(setup.features, 'USERFAULTFD') ? 'syscall' : 'device';
+    this.eventFork = has(setup.features, 'EVENT_FORK');
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -175,6 +184,7 @@ export class Tracer {
       this.answerDoorbell();
       return;
     }
+    if (sig === SIGBUS) this.fromEngine(tid);
     // A signal-delivery stop: deliver the signal unchanged.
     if (sig === SIGCONT && tid === this.mainPid && this.mainStopped) {
       this.mainStopped = false;
@@ -188,6 +198,18 @@ export class Tracer {
     const head = siginfoHead(info);
     // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
     return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && info.readInt32LE(24) === COOKIE;
+  }
+
+  /**
+   * A SIGBUS the engine queued for a full --membind node (src/engine-thread/sigbus.ts:
+   * si_code SI_QUEUE, si_pid numactlx, the address as si_value) leaves with the siginfo
+   * an access to a page UFFDIO_POISON marked gets (measured on Linux 6.18): BUS_ADRERR,
+   * si_addr the page's address.
+   */
+  private fromEngine(tid: number): void {
+    const info = getSiginfo(tid);
+    if (siginfoHead(info).code !== SI_QUEUE || info.readInt32LE(SIGINFO_OFFSET.pid) !== process.pid) return;
+    setSiginfo(tid, busSiginfo(BUS_CODE.ADRERR, info.readBigUInt64LE(SIGINFO_OFFSET.value)));
   }
 
   private answerDoorbell(): void {
@@ -277,7 +299,7 @@ export class Tracer {
     const proc = thread.proc;
     proc.execed = true;
     this.setup.engine.leaveMm(proc.pid);
-    const { uffd } = setUpExec(proc);
+    const { uffd } = setUpExec(proc, this.uffdSource);
     const r = this.setup.engine.addMm(proc.pid, uffd);
     if (r !== 0) throw new SysError(`UFFDIO_API for the program's userfaultfd (pid ${proc.pid})`, -r);
     if (proc.policy) {
@@ -329,10 +351,34 @@ export class Tracer {
       proc.inheritFrom(parent.proc);
       this.procs.set(child, proc);
       this.threads.set(child, new Thread(child, proc));
-      if (kind === 'fork') this.setup.engine.forked(parent.proc.pid, child);
-      else this.setup.engine.sharesMm(parent.proc.pid, child);
+      if (kind !== 'fork') this.setup.engine.sharesMm(parent.proc.pid, child);
+      else if (this.eventFork) this.setup.engine.forked(parent.proc.pid, child);
+      else if (parent.proc.execed && !this.setUpForkedChild(parent.proc, proc)) return;
     }
     if (this.held.delete(child)) cont(child);
+  }
+
+  /**
+   * A fork without UFFD_FEATURE_EVENT_FORK: the kernel dropped the child's userfaultfd
+   * registrations (its memory is plain anonymous memory now). Before the child runs an
+   * instruction — its first stop, waited for here if it has not come yet — it gets a
+   * userfaultfd of its own and the engine registers the parent's ranges on it. False
+   * when the child ended instead.
+   */
+  private setUpForkedChild(parent: Proc, proc: Proc): boolean {
+    const child = proc.pid;
+    if (!this.held.has(child)) {
+      const { status } = waitpid(child, __WALL);
+      if (!WIFSTOPPED(status)) {
+        this.onGone(child, status);
+        return false;
+      }
+      this.held.add(child);
+    }
+    const uffd = takeUserfaultfd(child, this.uffdSource);
+    const r = this.setup.engine.forkedWithUffd(parent.pid, child, uffd);
+    if (r !== 0 && r !== -os.constants.errno.ENOENT) throw new SysError(`registering the memory of forked child ${child}`, -r);
+    return true;
   }
 
   /**

@@ -104,7 +104,7 @@ for (const r of USER_REGS_FIELDS) off('struct user_regs_struct', r, arch.userReg
 c('sizeof(siginfo_t)', 'sizeof(siginfo_t)', ptrace.SIGINFO_SIZE);
 const SI: Record<keyof typeof ptrace.SIGINFO_OFFSET, string> = {
   signo: 'si_signo', errno: 'si_errno', code: 'si_code', pid: 'si_pid', uid: 'si_uid', status: 'si_status',
-  addr: 'si_addr', callAddr: 'si_call_addr', syscall: 'si_syscall', arch: 'si_arch',
+  addr: 'si_addr', addrLsb: 'si_addr_lsb', value: 'si_value', callAddr: 'si_call_addr', syscall: 'si_syscall', arch: 'si_arch',
 };
 for (const [k, f] of Object.entries(SI)) off('siginfo_t', f, ptrace.SIGINFO_OFFSET[k as keyof typeof SI]);
 
