@@ -84,40 +84,37 @@ export async function run(argv: string[]): Promise<number> {
 /**
  * The last resort for what no caller caught: one line, never a stack trace (those come
  * with NUMACTLX_DEBUG=1). A reader of numactlx's output that went away (`… | head -1`)
- * is EPIPE on stdout, said once.
+ * is EPIPE on stdout, said once, exit status 1.
  */
-function catchStrays(): void {
-  let said = false;
-  const stray = (err: Error & { code?: string; syscall?: string }, where: string): void => {
-    if (!said) {
-      said = true;
-      const what = err.code === 'EPIPE' ? `${where}: EPIPE (the reader of numactlx's output went away)` : describeError(err);
-      try {
-        process.stderr.write(`numactlx: ${what}\n`);
-        if (debugging()) process.stderr.write(`${err.stack ?? ''}\n`);
-      } catch {
-        // stderr is gone too
-      }
+let straySaid = false;
+function stray(err: Error & { code?: string }, where: string): never {
+  if (!straySaid) {
+    straySaid = true;
+    const what = err.code === 'EPIPE' ? 'EPIPE (the reader of numactlx\'s output went away)' : describeError(err);
+    try {
+      process.stderr.write(`numactlx: ${where}: ${what}\n`);
+      if (debugging()) process.stderr.write(`${err.stack ?? ''}\n`);
+    } catch {
+      // stderr is gone too
     }
-    process.exit(1);
-  };
-  process.stdout.on('error', (err) => stray(err, 'writing to stdout'));
-  process.stderr.on('error', () => process.exit(1));
-  process.on('uncaughtException', (err) => stray(err, 'internal error'));
+  }
+  process.exit(1);
 }
 
 /** bin/numactlx's entry point. */
 export function main(argv: string[]): void {
-  catchStrays();
+  process.stdout.on('error', (err) => stray(err, 'writing to stdout'));
+  process.stderr.on('error', () => process.exit(1));
+  process.on('uncaughtException', (err) => stray(err, 'internal error'));
   // process.exit, not exitCode: leaving the event loop to drain would close Node's
   // signal handles, and libuv then restores SIG_DFL; a SIGTERM sent to numactlx in that
   // last stretch (a supervisor stopping the job just as the program ended) would kill
   // numactlx with 143 instead of the program's status. Everything numactlx writes is
-  // written synchronously by then (stdout/stderr are files, pipes or terminals).
+  // written synchronously by then (stdout/stderr are files, pipes or terminals), but a
+  // write that failed says so in an 'error' event still to come: looked at here.
   run(argv).then((code) => {
+    const failed = process.stdout.errored;
+    if (failed) stray(failed, 'writing to stdout');
     process.exit(code);
-  }, (err) => {
-    process.stderr.write(`numactlx: internal error: ${describeError(err)}\n`);
-    process.exit(1);
-  });
+  }, (err) => stray(err as Error, 'internal error'));
 }

@@ -26,7 +26,7 @@ import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
 import type { Range } from './ranges.js';
 import { vmaAround } from './vma.js';
 import type { EngineCore } from './engine-core.js';
-import { sigbus } from './sigbus.js';
+import { sigbus, type SigbusOutcome } from './sigbus.js';
 
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
 /** Reads of pending events before unprotectNow gives up on EAGAIN. */
@@ -217,19 +217,25 @@ function fallbackStat(e: EngineCore, mm: Mm, addr: number): void {
 }
 
 /** A full --membind node: the faulting thread gets SIGBUS (sigbus.ts), said once per node. */
-function fullNode(e: EngineCore, mm: Mm, addr: number, tid: number): 'sent' | 'retry' | 'fallback' {
+function fullNode(e: EngineCore, mm: Mm, addr: number, tid: number): SigbusOutcome {
   const outcome = sigbus(e, mm, addr, tid);
   if (outcome === 'retry') e.retries.push({ mm, addr, write: false, tid });
   const range = mm.ranges.find(addr);
   const id = range?.policy.nodes.find((n) => e.slotOf(n) >= 0);
-  if (outcome !== 'sent' || id === undefined) return outcome;
-  const stats = e.nodeStats[e.slotOf(id)];
+  if (outcome === 'retry' || id === undefined) return outcome;
+  const slot = e.slotOf(id);
+  const stats = e.nodeStats[slot];
+  const where = `node ${id} is full (backing ${e.slots[slot].backing}): a page the program touched there ` +
+    `(pid ${mm.ownerPid}, 0x${addr.toString(16)})`;
   // Once per node and session: the program may well die of it, and the shell's bare
   // "Bus error" would not say why.
-  if (stats.sigbus++ === 0) {
-    fs.writeSync(2, `numactlx: node ${id} is full (backing ${e.slots[e.slotOf(id)].backing}): a page the program ` +
-      `touched there (pid ${mm.ownerPid}, 0x${addr.toString(16)}) gets SIGBUS under --membind; a larger backing ` +
+  if (outcome === 'sent' && stats.sigbus++ === 0) {
+    fs.writeSync(2, `numactlx: ${where} gets SIGBUS under --membind; a larger backing ` +
       '(--remap=…,size=) or --preferred (falls back to ordinary memory) avoids it\n');
+  }
+  if (outcome === 'fallback' && stats.pages_fallback === 0) {
+    fs.writeSync(2, `numactlx: ${where} goes to ordinary memory: its thread blocks or ignores SIGBUS, or is not ` +
+      "the program's, and without UFFDIO_POISON (Linux 6.6) numactlx cannot force the signal on it\n");
   }
   return outcome;
 }

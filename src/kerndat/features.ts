@@ -164,15 +164,17 @@ export function missingLine(results: ProbeResults): string | undefined {
   const f = FEATURE[row.name];
   const p = results[row.name];
   if (f.name === 'USERFAULTFD' || f.name === 'USERFAULTFD_DEVICE') {
-    return `userfaultfd: ${results.USERFAULTFD.detail}, and ${results.USERFAULTFD_DEVICE.detail}: numactlx needs ${FEATURE.USERFAULTFD.purpose}` +
-      ` (${userfaultfdFix(results)}; numactlx doctor tells more)`;
+    return `no way to make ${FEATURE.USERFAULTFD.purpose}: ${results.USERFAULTFD.detail}; ` +
+      `${results.USERFAULTFD_DEVICE.detail}; ${userfaultfdFix(results)}`;
   }
   const why = p.fix ? `; ${p.fix}` : '';
   return `${f.label} is missing (${p.detail}): numactlx needs it for ${f.purpose}${f.since ? `; Linux ${f.since} has it` : ''}${why}`;
 }
 
-/** How a user gets a userfaultfd that traps kernel-mode faults. */
+/** How a user gets a userfaultfd that traps kernel-mode faults: the device's access if it exists, else privilege. */
 export function userfaultfdFix(results: ProbeResults): string {
-  return results.USERFAULTFD_DEVICE.fix ?? results.USERFAULTFD.fix ??
+  const device = results.USERFAULTFD_DEVICE;
+  const access = device.fix?.startsWith('give the user') ? device.fix : undefined;
+  return [access, results.USERFAULTFD.fix].filter((f) => f !== undefined).join('; or ') ||
     'run as root, or give the user read-write access to /dev/userfaultfd';
 }

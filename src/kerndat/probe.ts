@@ -65,14 +65,15 @@ export function hasCapSysPtrace(): boolean {
   return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_PTRACE) & 1n) === 1n;
 }
 
-const PRIVILEGE_FIX = 'run as root, or grant CAP_SYS_PTRACE, or give the user read-write access to /dev/userfaultfd';
+const PRIVILEGE_FIX = 'run as root, or grant CAP_SYS_PTRACE, or set vm.unprivileged_userfaultfd=1';
 
 function probeSyscall(): Probe {
   const unpriv = readText('/proc/sys/vm/unprivileged_userfaultfd');
   const who = `uid ${process.getuid?.() ?? '?'}, vm.unprivileged_userfaultfd=${unpriv ?? 'absent'}`;
-  return attempt(() => withFd(uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => `userfaultfd(2) works (${who})`),
+  const probe = attempt(() => withFd(uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => `userfaultfd(2) works (${who})`),
     (e) => (e === 'ENOSYS' ? 'a kernel built with CONFIG_USERFAULTFD=y'
       : e === 'EPERM' ? PRIVILEGE_FIX : 'allow the userfaultfd system call (a container\'s seccomp profile?)'));
+  return probe.present ? probe : { ...probe, detail: `${probe.detail} (${who})` };
 }
 
 function probeDevice(): Probe {

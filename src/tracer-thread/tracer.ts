@@ -10,8 +10,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
-import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize, setSiginfo, SIGINFO_OFFSET } from '../sys/ptrace.js';
-import { busSiginfo, BUS_CODE, kill, SI_QUEUE } from '../sys/signal.js';
+import { cont, contSyscall, getEventMsg, getRegs, listen, PTRACE_EVENT, PTRACE_O, readReg, seize } from '../sys/ptrace.js';
+import { kill, SI_QUEUE } from '../sys/signal.js';
+import { asPoisonSigbus } from './full-node.js';
 import { CLONE_CHILD_CLEARTID, CLONE_THREAD, CLONE_VM } from '../sys/sched.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { SysError } from '../sys/libc.js';
@@ -184,7 +185,7 @@ export class Tracer {
       this.answerDoorbell();
       return;
     }
-    if (sig === SIGBUS) this.fromEngine(tid);
+    if (sig === SIGBUS) asPoisonSigbus(tid);
     // A signal-delivery stop: deliver the signal unchanged.
     if (sig === SIGCONT && tid === this.mainPid && this.mainStopped) {
       this.mainStopped = false;
@@ -198,18 +199,6 @@ export class Tracer {
     const head = siginfoHead(info);
     // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
     return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && info.readInt32LE(24) === COOKIE;
-  }
-
-  /**
-   * A SIGBUS the engine queued for a full --membind node (src/engine-thread/sigbus.ts:
-   * si_code SI_QUEUE, si_pid numactlx, the address as si_value) leaves with the siginfo
-   * an access to a page UFFDIO_POISON marked gets (measured on Linux 6.18): BUS_ADRERR,
-   * si_addr the page's address.
-   */
-  private fromEngine(tid: number): void {
-    const info = getSiginfo(tid);
-    if (siginfoHead(info).code !== SI_QUEUE || info.readInt32LE(SIGINFO_OFFSET.pid) !== process.pid) return;
-    setSiginfo(tid, busSiginfo(BUS_CODE.ADRERR, info.readBigUInt64LE(SIGINFO_OFFSET.value)));
   }
 
   private answerDoorbell(): void {
