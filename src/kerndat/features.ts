@@ -45,7 +45,7 @@ export const FEATURES: readonly FeatureInfo[] = [
     purpose: "the program's userfaultfd without CAP_SYS_PTRACE (access to the device decides)" },
   uffd('WP', '5.7', 'required', 'write protection: every snapshot is copy-on-write'),
   uffd('EVENT_FORK', '4.11', 'fallback', "a forked child's pages stay trapped",
-    "the tracer sets up each forked child's userfaultfd before it runs (≈ 0.1 ms more per fork)"),
+    "the tracer sets up each forked child's userfaultfd before it runs (a few system calls injected into it at each fork)"),
   uffd('EVENT_REMAP', '4.11', 'required', 'mremap moves pages on the node'),
   uffd('EVENT_REMOVE', '4.11', 'required', 'madvise(MADV_DONTNEED) frees pages on the node'),
   uffd('EVENT_UNMAP', '4.11', 'required', 'munmap frees pages on the node'),

@@ -1,0 +1,41 @@
+// Failures a user meets rather than causes by a typo — the reader of numactlx's output
+// gone, a program that cannot take its userfaultfd, a session that has ended — are one
+// `numactlx:` line, exit 1, never a stack trace; NUMACTLX_DEBUG=1 adds the trace.
+import path from 'node:path';
+import { execa } from 'execa';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+afterAll(removeTmpDirs);
+
+const TRACE = /^\s+at /m;
+
+test('the reader of numactlx\'s output gone (EPIPE): one line, exit 1', async () => {
+  const p = execa(NUMACTLX, ['--help'], { reject: false, stdin: 'ignore' });
+  p.stdout!.destroy(); // the read end closes before numactlx writes
+  const r = await p;
+  expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 1,
+    stderr: "numactlx: writing to stdout: EPIPE (the reader of numactlx's output went away)" });
+});
+
+test('a program that cannot take its userfaultfd (no free fd at its exec): one line, the program killed', async () => {
+  const backing = path.join(tmpDir(), 'n3.img');
+  const args = [`--remap=3,${backing},size=16m`, '--membind=3', '--', 'sh', '-c', 'ulimit -n 3; exec /bin/true'];
+  const r = await numactlx(args);
+  expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 1,
+    stderr: 'numactlx: the tracer failed and killed the program: userfaultfd in the program failed: EMFILE' });
+  const debug = await numactlx(args, { env: { NUMACTLX_DEBUG: '1' } });
+  expect(debug.stderr).toMatch(TRACE);
+});
+
+test('a session that has ended, a pid that is none: one line each', async () => {
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  for (const [args, line] of [
+    [['snapshot', '2147483646'], 'numactlx: snapshot: no numactlx session with pid 2147483646'],
+    [['status', '2147483646'], 'numactlx: status: no numactlx session with pid 2147483646'],
+    [['snapshot'], 'numactlx: snapshot: no numactlx session is running'],
+  ] as const) {
+    const r = await numactlx([...args], { env });
+    expect({ args, exit: r.exitCode, stderr: r.stderr }).toEqual({ args, exit: 1, stderr: line });
+  }
+});
