@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd.js';
+import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
 import { ABSENT, DIRTY, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';

@@ -3,7 +3,7 @@
 // drop them. Free functions over the engine's state (engine-core.ts).
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
-import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
 import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import { Mm } from './mm.js';
 import { getU64 } from './u64.js';
