@@ -46,7 +46,7 @@ export function retryPending(e: EngineCore): void {
     // A write fault goes through the whole write-fault path again, not a bare
     // unprotect: a freeze may have made the page PENDING meanwhile (a thread waiting
     // in a fault still enters a ptrace stop), and then it must be copied first.
-    if (r.write) e.writeFault(r.mm, r.addr);
+    if (r.write) e.snapshot.onWriteFault(r.mm, r.addr);
     else fault(e, r.mm, r.addr, true);
   }
 }

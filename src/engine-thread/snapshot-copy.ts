@@ -16,7 +16,7 @@ import type { ChecksumQueue } from '../channels/checksum-ring.js';
 const COPY_BATCH_PAGES = 16;
 const { ESRCH } = os.constants.errno;
 
-/** Copies the frozen pages of the snapshot being taken (engine.run) into frames. */
+/** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
   private readonly batch: number[] = [];
   private readonly batchSlot = new Int32Array(MAX_IOV);
@@ -55,7 +55,7 @@ export class FrozenPageCopier {
   private copyFirst(mm: Mm, page: number): boolean {
     let copied = false;
     if (mm.table.flagsOf(page) & PENDING) {
-      const part = this.engine.run?.parts.get(mm);
+      const part = this.engine.snapshot.copying?.parts.get(mm);
       if (part) {
         this.batch.length = 0;
         this.batch.push(page);
@@ -94,7 +94,7 @@ export class FrozenPageCopier {
    * without pause and waits behind this step); true while pages remain.
    */
   step(pages = COPY_BATCH_PAGES): boolean {
-    const run = this.engine.run;
+    const run = this.engine.snapshot.copying;
     if (!run || !run.pauseKnown) return false;
     let budget = pages;
     const batch = this.batch;
@@ -119,7 +119,7 @@ export class FrozenPageCopier {
     if (mm.pids.size === 0) {
       // The mm was closed (its last process exec'd or ended without an exit stop): its
       // frames are released and its pid may now name another image. Never read it.
-      const part = this.engine.run?.parts.get(mm);
+      const part = this.engine.snapshot.copying?.parts.get(mm);
       for (let i = 0; i < taken; i++) part?.lost.add(batch[i]);
       batch.length = 0;
       return 0;
@@ -143,7 +143,7 @@ export class FrozenPageCopier {
    */
   private copyPages(mm: Mm, part: MmPart, addrs: number[]): void {
     const engine = this.engine;
-    const run = engine.run!;
+    const run = engine.snapshot.copying!;
     const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest } = this;
     let m = 0;
     this.remote.reset();
@@ -205,7 +205,7 @@ export class FrozenPageCopier {
   flushProcess(pid: number, exiting: boolean): void {
     const mm = this.engine.mmOf(pid);
     if (mm && exiting) mm.exited.add(pid);
-    const part = mm && this.engine.run?.parts.get(mm);
+    const part = mm && this.engine.snapshot.copying?.parts.get(mm);
     if (!mm || !part) return;
     const batch = this.batch;
     while (part.left > 0) {
