@@ -266,6 +266,11 @@ export class Engine implements EngineCore {
     faults.unprotect(this, mm, addr, len);
   }
 
+  /** Opens the run [start, start+len) for a write fault at addr (fault-service.ts unprotectRun). */
+  unprotectRun(mm: Mm, addr: number, start: number, len: number): void {
+    faults.unprotectRun(this, mm, addr, start, len);
+  }
+
   /** Clears write protection on [addr, addr+len) now (fault-service.ts unprotectNow); 0 or -errno. */
   unprotectNow(mm: Mm, addr: number, len: number): number {
     return faults.unprotectNow(this, mm, addr, len);

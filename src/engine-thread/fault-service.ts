@@ -254,6 +254,20 @@ export function unprotect(e: EngineCore, mm: Mm, addr: number, len: number): voi
 }
 
 /**
+ * Clears write protection on the run [start, start+len) opened by a write fault at addr,
+ * waking the writer. EAGAIN: retried through the write-fault path (retryPending). Any
+ * other failure (a run the kernel will not take whole, e.g. across a VMA that is not
+ * registered) falls back to the faulting page alone, so the writer is never left to
+ * fault on the same page for ever.
+ */
+export function unprotectRun(e: EngineCore, mm: Mm, addr: number, start: number, len: number): void {
+  if (len === PAGE) { unprotect(e, mm, addr, PAGE); return; }
+  const r = writeprotectFast(mm.uffd, start, len, false);
+  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
+  else if (r < 0) unprotect(e, mm, addr, PAGE);
+}
+
+/**
  * Clears write protection on [addr, addr+len) now, for a caller that cannot wait for
  * a retry (the tracer holds a thread stopped until this returns): on EAGAIN the
  * pending events are read and the call made again. 0 or -errno.

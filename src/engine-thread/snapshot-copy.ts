@@ -40,12 +40,41 @@ export class FrozenPageCopier {
   }
 
   /**
-   * A write to a write-protected page: copy it first if frozen, then let the write go.
-   * Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
+   * A write to a write-protected page: opens a run around it (write-runs.ts) — its frozen
+   * pages copied first, in one batch, every placed page marked DIRTY — then lets the
+   * write go. Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
    */
   onWriteFault(mm: Mm, addr: number): void {
-    if (mm.table.get(addr) > 0 && this.copyFirst(mm, addr)) this.woken = true;
-    this.engine.unprotect(mm, addr, PAGE);
+    const range = mm.table.get(addr) > 0 ? mm.ranges.find(addr) : undefined;
+    if (!range) {
+      this.engine.unprotect(mm, addr, PAGE);
+      return;
+    }
+    const [start, end] = mm.writeRuns.runAt(addr, range.start, range.end);
+    if (this.copyRunFirst(mm, start, end)) this.woken = true;
+    this.engine.unprotectRun(mm, addr, start, end - start);
+  }
+
+  /**
+   * copyFirst for every placed page of [start, end): the frozen ones not copied yet are
+   * copied in one batch (true then), and all are marked DIRTY.
+   */
+  private copyRunFirst(mm: Mm, start: number, end: number): boolean {
+    const part = this.engine.snapshot.copying?.parts.get(mm);
+    const batch = this.batch;
+    batch.length = 0;
+    for (let page = start; page < end; page += PAGE) {
+      if (mm.table.get(page) <= 0) continue;
+      const flags = mm.table.flagsOf(page);
+      if (part && (flags & PENDING)) batch.push(page);
+    }
+    if (batch.length > 0) this.copyPages(mm, part!, batch);
+    for (let page = start; page < end; page += PAGE) {
+      if (mm.table.get(page) <= 0) continue;
+      const flags = mm.table.flagsOf(page);
+      if (!(flags & DIRTY)) mm.table.setFlags(page, flags | DIRTY);
+    }
+    return batch.length > 0;
   }
 
   /**

@@ -176,3 +176,20 @@ test('after a snapshot a write fault only unprotects and marks the page dirty (n
   expect(mm.table.flagsOf(base + PAGE) & DIRTY).toBe(0);
   expect(rig.store.framesInUse).toBe(inUse);
 });
+
+test('a program rewriting in order opens ever larger runs: one write-protect fault per run, not per page', async () => {
+  const { engine, mm, base, writer, checksums } = rig;
+  await serveUntil(engine, mm, writer.fill(base, 32 * PAGE, 0x55));
+  const snaps = new SnapshotEngine(engine, checksums);
+  snaps.freeze({ id: 1, label: null, program: ['jest'] }, [], (tid) => tid);
+  snaps.setPause(0);
+  while (!snaps.commitStep()) snaps.step();
+  // Every page clean and protected again. Rewrite 5 pages in order, one at a time, from
+  // a page aligned to 8 pages (runs are aligned to their size).
+  const s0 = (8 - ((base / PAGE) % 8)) % 8;
+  for (let i = 0; i <= 4; i++) await serveUntil(engine, mm, writer.fill(base + (s0 + i) * PAGE, 8, 0x66));
+  const dirty = Array.from({ length: 16 }, (_, i) => (mm.table.flagsOf(base + (s0 + i) * PAGE) & DIRTY) !== 0);
+  // Runs opened: [0,1) [0,2) [0,4) — page 3 was writable already — then [0,8) at page 4.
+  expect(dirty).toEqual([...Array(8).fill(true), ...Array(8).fill(false)]);
+  for (let i = 0; i < s0; i++) expect(mm.table.flagsOf(base + i * PAGE) & DIRTY).toBe(0);
+});
