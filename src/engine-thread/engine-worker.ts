@@ -176,13 +176,12 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let order: Mm[] = [];
   let faultTurns = 0;
   for (;;) {
-    if (engine.pollListChanged) {
+    if (engine.takePollListChanged()) {
       order = [...engine.mms.values()];
       fds = Buffer.alloc(POLLFD_SIZE * (order.length + 1));
       fds.writeInt32LE(start.eventFd, 0);
       fds.writeInt16LE(POLLIN, 4);
       order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
-      engine.pollListChanged = false;
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
     // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)
