@@ -18,7 +18,7 @@
 //   fallback page.
 import fs from 'node:fs';
 import os from 'node:os';
-import { poisonFast, wakeFast } from '../sys/userfaultfd.js';
+import { poisonFast, wakeFast } from '../sys/userfaultfd-fast.js';
 import { signalsInMask, tgsigqueueinfoFast } from '../sys/signal.js';
 import { PAGE } from './page-table.js';
 import type { Mm } from './mm.js';

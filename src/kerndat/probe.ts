@@ -7,7 +7,8 @@
 // Every probe catches its own errors, closes every fd it opened, unmaps what it mapped and
 // reaps every child it started, whatever fails.
 import fs from 'node:fs';
-import * as uffd from '../sys/userfaultfd.js';
+import * as uffd from '../sys/userfaultfd-calls.js';
+import * as uapi from '../sys/userfaultfd-uapi.js';
 import { SysError } from '../sys/libc.js';
 import { seccompActionAvailable, SECCOMP_RET } from '../sys/seccomp.js';
 import * as mman from '../sys/mman.js';
@@ -70,14 +71,14 @@ const PRIVILEGE_FIX = 'run as root, or grant CAP_SYS_PTRACE, or set vm.unprivile
 function probeSyscall(): Probe {
   const unpriv = readText('/proc/sys/vm/unprivileged_userfaultfd');
   const who = `uid ${process.getuid?.() ?? '?'}, vm.unprivileged_userfaultfd=${unpriv ?? 'absent'}`;
-  const probe = attempt(() => withFd(uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => `userfaultfd(2) works (${who})`),
+  const probe = attempt(() => withFd(uffd.userfaultfd(uapi.O_CLOEXEC | uapi.O_NONBLOCK), () => `userfaultfd(2) works (${who})`),
     (e) => (e === 'ENOSYS' ? 'a kernel built with CONFIG_USERFAULTFD=y'
       : e === 'EPERM' ? PRIVILEGE_FIX : 'allow the userfaultfd system call (a container\'s seccomp profile?)'));
   return probe.present ? probe : { ...probe, detail: `${probe.detail} (${who})` };
 }
 
 function probeDevice(): Probe {
-  return attempt(() => withFd(uffd.userfaultfdFromDevice(uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => '/dev/userfaultfd: USERFAULTFD_IOC_NEW works'),
+  return attempt(() => withFd(uffd.userfaultfdFromDevice(uapi.O_CLOEXEC | uapi.O_NONBLOCK), () => '/dev/userfaultfd: USERFAULTFD_IOC_NEW works'),
     (e) => (e === 'ENOENT' ? 'Linux 6.1 or later has /dev/userfaultfd (CONFIG_USERFAULTFD)'
       : e === 'EACCES' || e === 'EPERM'
         ? 'give the user read-write access to /dev/userfaultfd (README, Permissions)'
@@ -87,19 +88,19 @@ function probeDevice(): Probe {
 /** A throw-away userfaultfd: user-mode-only needs no privilege; then the others. */
 function scratchFd(): number {
   try {
-    return uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    return uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
   } catch {
     try {
-      return uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+      return uffd.userfaultfd(uapi.O_CLOEXEC | uapi.O_NONBLOCK);
     } catch {
-      return uffd.userfaultfdFromDevice(uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+      return uffd.userfaultfdFromDevice(uapi.O_CLOEXEC | uapi.O_NONBLOCK);
     }
   }
 }
 
 type UffdFeature = 'WP' | 'EVENT_FORK' | 'EVENT_REMAP' | 'EVENT_REMOVE' | 'EVENT_UNMAP' | 'THREAD_ID' | 'POISON'
   | 'WP_UNPOPULATED' | 'WP_ASYNC' | 'MOVE';
-const UFFD_BITS: Record<UffdFeature, uffd.UffdFeatureName> = {
+const UFFD_BITS: Record<UffdFeature, uapi.UffdFeatureName> = {
   WP: 'PAGEFAULT_FLAG_WP', EVENT_FORK: 'EVENT_FORK', EVENT_REMAP: 'EVENT_REMAP', EVENT_REMOVE: 'EVENT_REMOVE',
   EVENT_UNMAP: 'EVENT_UNMAP', THREAD_ID: 'THREAD_ID', POISON: 'POISON', WP_UNPOPULATED: 'WP_UNPOPULATED',
   WP_ASYNC: 'WP_ASYNC', MOVE: 'MOVE',
@@ -115,24 +116,24 @@ function probeUffdFeatures(): Record<UffdFeature, Probe> {
     why = message(err);
   }
   const out = {} as Record<UffdFeature, Probe>;
-  for (const [name, bit] of Object.entries(UFFD_BITS) as Array<[UffdFeature, uffd.UffdFeatureName]>) {
+  for (const [name, bit] of Object.entries(UFFD_BITS) as Array<[UffdFeature, uapi.UffdFeatureName]>) {
     const flag = `UFFD_FEATURE_${bit}`;
     if (offered === undefined) {
       out[name] = { present: false, detail: `no userfaultfd to ask (${why})`, fix: 'see the userfaultfd rows' };
       continue;
     }
-    if ((offered & uffd.UFFD_FEATURE[bit]) === 0n) {
+    if ((offered & uapi.UFFD_FEATURE[bit]) === 0n) {
       out[name] = { present: false, detail: `UFFDIO_API does not offer ${flag}`,
         fix: name === 'WP' ? 'a kernel with CONFIG_HAVE_ARCH_USERFAULTFD_WP (x86_64: Linux 5.7)' : undefined };
       continue;
     }
     // Offered is not enough: EVENT_FORK also needs CAP_SYS_PTRACE in the caller of UFFDIO_API.
     out[name] = attempt(() => withFd(scratchFd(), (fd) => {
-      uffd.uffdioApi(fd, uffd.UFFD_FEATURE[bit]);
+      uffd.uffdioApi(fd, uapi.UFFD_FEATURE[bit]);
       if (name !== 'WP') return `${flag} offered and enabled`;
       // The way the engine registers every range: MISSING and WP on anonymous memory.
       return withAnonPage((addr) => {
-        uffd.register(fd, addr, PAGE, uffd.UFFDIO_REGISTER_MODE.MISSING | uffd.UFFDIO_REGISTER_MODE.WP);
+        uffd.register(fd, addr, PAGE, uapi.UFFDIO_REGISTER_MODE.MISSING | uapi.UFFDIO_REGISTER_MODE.WP);
         uffd.unregister(fd, addr, PAGE);
         return `${flag} enabled; anonymous memory registers for MISSING and WP`;
       });
