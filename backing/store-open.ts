@@ -100,7 +100,7 @@ export function openStoreMedium<T>(target: BackingTarget, format: FormatRequest 
   } catch (err) {
     // Undo what this call did, each step on its own: remove the file it created (an
     // ENOSPC must not leave a half-made file), empty again the file it formatted, zero
-    // again the superblocks it wrote on a zeroed device.
+    // again the superblocks a format wrote on a device (it held no data numactlx keeps).
     const undo = [
       (): void => (formattedDevice ? header.write(0n, Buffer.alloc(2 * SLOT_SIZE)) : undefined),
       (): void => header.close(),

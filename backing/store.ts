@@ -68,7 +68,7 @@ export class BackingStore {
 
   /**
    * Opens the backing `target` names (inspectBacking's result): creates and formats a
-   * missing file, formats an empty file or a zeroed dax device, checks an existing one,
+   * missing file, formats an empty file (a dax device only with `format`), checks an existing one,
    * grows it to target.size when its recorded size is smaller, takes the lock and maps
    * the frames. `format` (numactlx format, /dev/dax only): writes a new superblock first.
    * Throws BackingError.

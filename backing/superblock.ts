@@ -1,6 +1,6 @@
 // The superblock of an opened, locked backing, through its Header: written on a new
-// medium, picked from the two copies of an existing one (or written on a zeroed dax
-// device), grown, and advanced one generation at a time. The layout is drawn in
+// medium, picked from the two copies of an existing one (or written on a dax device by
+// `numactlx format`), grown, and advanced one generation at a time. The layout is drawn in
 // format.ts; which media may be formatted at all is in store-open.ts.
 import type { BackingTarget } from './inspect.js';
 import { BackingError } from './errors.js';
