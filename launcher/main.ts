@@ -54,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     const verb = VERBS.get(argv[0]);
     if (verb) {
       releaseHeld();
+      watchStdout();
       return await runVerb(verb, argv.slice(1));
     }
     if (PLANNED_VERBS.has(argv[0])) {
@@ -61,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const topo = readTopology();
     const plan = parseLaunchArgs(argv, topo);
+    if (plan.action !== 'run') watchStdout();
     switch (plan.action) {
       case 'help': process.stdout.write(USAGE); return 0;
       case 'version': process.stdout.write(`${VERSION}\n`); return 0;
@@ -82,9 +84,22 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /**
+ * numactlx's own output goes to stdout only from the verbs and --help, --version, --show,
+ * --hardware: those watch for its reader going away. A session never touches
+ * process.stdout: creating the stream makes fd 1 O_NONBLOCK — a file description the
+ * program shares (launcher/worker.ts).
+ */
+let stdoutWatched = false;
+function watchStdout(): void {
+  stdoutWatched = true;
+  process.stdout.on('error', (err) => stray(err, 'writing to stdout'));
+}
+
+/**
  * The last resort for what no caller caught: one line, never a stack trace (those come
  * with NUMACTLX_DEBUG=1). A reader of numactlx's output that went away (`… | head -1`)
- * is EPIPE on stdout, said once, exit status 1.
+ * is EPIPE on stdout, said once, exit status 1. Written with fs.writeSync(2): stderr is
+ * not made a stream here either.
  */
 let straySaid = false;
 function stray(err: Error & { code?: string }, where: string): never {
@@ -92,8 +107,8 @@ function stray(err: Error & { code?: string }, where: string): never {
     straySaid = true;
     const what = err.code === 'EPIPE' ? 'EPIPE (the reader of numactlx\'s output went away)' : describeError(err);
     try {
-      process.stderr.write(`numactlx: ${where}: ${what}\n`);
-      if (debugging()) process.stderr.write(`${err.stack ?? ''}\n`);
+      fs.writeSync(2, `numactlx: ${where}: ${what}\n`);
+      if (debugging()) fs.writeSync(2, `${err.stack ?? ''}\n`);
     } catch {
       // stderr is gone too
     }
@@ -103,8 +118,6 @@ function stray(err: Error & { code?: string }, where: string): never {
 
 /** bin/numactlx's entry point. */
 export function main(argv: string[]): void {
-  process.stdout.on('error', (err) => stray(err, 'writing to stdout'));
-  process.stderr.on('error', () => process.exit(1));
   process.on('uncaughtException', (err) => stray(err, 'internal error'));
   // process.exit, not exitCode: leaving the event loop to drain would close Node's
   // signal handles, and libuv then restores SIG_DFL; a SIGTERM sent to numactlx in that
@@ -113,7 +126,7 @@ export function main(argv: string[]): void {
   // written synchronously by then (stdout/stderr are files, pipes or terminals), but a
   // write that failed says so in an 'error' event still to come: looked at here.
   run(argv).then((code) => {
-    const failed = process.stdout.errored;
+    const failed = stdoutWatched ? process.stdout.errored : null;
     if (failed) stray(failed, 'writing to stdout');
     process.exit(code);
   }, (err) => stray(err as Error, 'internal error'));

@@ -39,3 +39,15 @@ test('a session that has ended, a pid that is none: one line each', async () => 
     expect({ args, exit: r.exitCode, stderr: r.stderr }).toEqual({ args, exit: 1, stderr: line });
   }
 });
+
+test('numactlx format refuses what is not a /dev/dax device, in one line', async () => {
+  const file = path.join(tmpDir(), 'n3.img');
+  for (const [args, line] of [
+    [['format', '/dev/null'], 'numactlx: format: /dev/null: a character device that is not a /dev/dax device (no dax entry in sysfs)'],
+    [['format', file, '--size', '16m'], `numactlx: format: ${file} is not a /dev/dax device; a backing file is created and formatted by --remap=NODE,PATH,size=SIZE`],
+    [['format', '/dev/null', '--size', 'lots'], "numactlx: format: invalid --size 'lots': "],
+  ] as const) {
+    const r = await numactlx([...args]);
+    expect({ args, exit: r.exitCode, line: String(r.stderr).split('\n')[0].slice(0, line.length) }).toEqual({ args, exit: 1, line });
+  }
+});

@@ -19,6 +19,7 @@ const TABLE: Array<[verb: string, valid: string]> = [
   ['diff', '--json, --help'],
   ['rm', '--help'],
   ['repair', '--help'],
+  ['format', '--size SIZE, --force, --help'],
 ];
 
 // No session is reached: parsing comes first; an empty socket directory makes sure.
