@@ -1,21 +1,23 @@
 // numactlx's entry: run(argv) does the work and returns the exit status; main() is
 // what bin/numactlx calls. Nothing runs at import time.
 //
-// launcher/ is the main thread's code. It owns the command line and the verbs, and in a
-// session (session.ts): the control socket, signals to numactlx, cron schedules, the
-// snapshot queue (src/snapshot/), the exit status. It starts the other threads and talks
-// to them through src/channels/ (engine-handle.ts, run-program.ts are its ends).
+// launcher/ is the main thread's code. It owns the command line and the verbs. A program
+// on real nodes only is exec'd in numactlx's own process, as numactl does
+// (exec-program.ts). With a virtual node it runs a session (session.ts): the control
+// socket, signals to numactlx, cron schedules, the snapshot queue (src/snapshot/), the
+// exit status; it starts the other threads and talks to them through src/channels/
+// (engine-handle.ts, run-program.ts are its ends). What only one path needs (the
+// session, each verb) is loaded when that path runs, for start-up time.
 import fs from 'node:fs';
 import { describeError, SetupError, UsageError } from './errors.js';
 import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
-import { dieBySignal, inheritedDispositions, runProgram, type ProgramEnd } from './run-program.js';
-import { runOnVirtualNodes } from './session.js';
-import type { TracerStart } from '../src/channels/tracer-messages.js';
+import { execProgram } from './exec-program.js';
+import { inheritedDispositions, programEnv, readInherited } from './inherited.js';
 import { resolveProgram } from './resolve-program.js';
 import { showReport } from './show.js';
 import { USAGE } from './usage.js';
-import { PLANNED_VERBS, VERBS } from './verbs/index.js';
+import { loadVerb, PLANNED_VERBS } from './verbs/index.js';
 import { runVerb } from './verbs/parse.js';
 import { releaseHeld } from './early-signals.js';
 import { kernelPolicy } from '../policy/placement.js';
@@ -23,38 +25,35 @@ import { readTopology, type Topology } from '../policy/topology.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
-/** The environment variable bin/numactlx uses to hand over the inherited SigIgn mask. */
-const SIGIGN_ENV = 'NUMACTLX_SIGIGN';
-
 async function launch(plan: LaunchPlan, topo: Topology): Promise<number> {
   const { placement } = plan;
   resolveProgram(plan.program[0]);
-  const env = Object.entries(process.env).filter(([k]) => k !== SIGIGN_ENV).map(([k, v]) => `${k}=${v}`);
   const real = kernelPolicy(placement.memory, placement.virtualNodes);
-  const start: TracerStart = {
-    // A policy left with no real node (--membind=3) leaves the kernel's policy alone.
-    kernelPolicy: plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined,
+  // A policy left with no real node (--membind=3) leaves the kernel's policy alone.
+  const policy = plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined;
+  const inherited = readInherited(process.env);
+  // No virtual node: numactl's semantics, the program replaces numactlx (same pid).
+  if (placement.virtualNodes.length === 0) return execProgram({ kernelPolicy: policy, cpus: placement.cpus, program: plan.program }, inherited);
+  // A virtual node: the session (engine, tracer, control socket), loaded only for it.
+  const { runOnVirtualNodes } = await import('./session.js');
+  const { dieBySignal } = await import('./run-program.js');
+  const end = await runOnVirtualNodes(plan, topo, {
+    kernelPolicy: policy,
     cpus: placement.cpus,
     program: plan.program,
-    env,
-    ...inheritedDispositions(process.env[SIGIGN_ENV]),
-  };
-  if (placement.virtualNodes.length === 0) return finish(await runProgram(start));
-  return finish(await runOnVirtualNodes(plan, topo, start));
-}
-
-function finish(end: ProgramEnd): number {
-  if ('signal' in end) dieBySignal(end.signal);
-  return end.code;
+    env: programEnv(process.env),
+    ...inheritedDispositions(inherited),
+  });
+  return 'signal' in end ? dieBySignal(end.signal) : end.code;
 }
 
 /** Runs numactlx with the arguments after the program name; resolves to the exit status. */
 export async function run(argv: string[]): Promise<number> {
   try {
-    const verb = VERBS.get(argv[0]);
+    const verb = loadVerb(argv[0]);
     if (verb) {
       releaseHeld();
-      return await runVerb(verb, argv.slice(1));
+      return await runVerb(await verb, argv.slice(1));
     }
     if (PLANNED_VERBS.has(argv[0])) {
       throw new SetupError(`${argv[0]}: this verb is not available in this build (to run a program named ${argv[0]}: numactlx -- ${argv[0]})`);

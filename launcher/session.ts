@@ -52,7 +52,7 @@ class FreezeWaiters {
 }
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
-export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: TracerStart): Promise<ProgramEnd> {
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
