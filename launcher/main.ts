@@ -10,15 +10,12 @@
 // session, each verb) is loaded when that path runs, for start-up time.
 import fs from 'node:fs';
 import { describeError, SetupError, UsageError } from './errors.js';
-import { hardwareReport } from './hardware.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
 import { execProgram } from './exec-program.js';
 import { inheritedDispositions, programEnv, readInherited } from './inherited.js';
 import { resolveProgram } from './resolve-program.js';
-import { showReport } from './show.js';
 import { USAGE } from './usage.js';
 import { loadVerb, PLANNED_VERBS } from './verbs/index.js';
-import { runVerb } from './verbs/parse.js';
 import { releaseHeld } from './early-signals.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
@@ -53,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     const verb = loadVerb(argv[0]);
     if (verb) {
       releaseHeld();
+      const { runVerb } = await import('./verbs/parse.js');
       return await runVerb(await verb, argv.slice(1));
     }
     if (PLANNED_VERBS.has(argv[0])) {
@@ -63,8 +61,16 @@ export async function run(argv: string[]): Promise<number> {
     switch (plan.action) {
       case 'help': process.stdout.write(USAGE); return 0;
       case 'version': process.stdout.write(`${VERSION}\n`); return 0;
-      case 'show': process.stdout.write(showReport(plan.placement, plan.policyGiven, topo)); return 0;
-      case 'hardware': process.stdout.write(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress)); return 0;
+      case 'show': {
+        const { showReport } = await import('./show.js');
+        process.stdout.write(showReport(plan.placement, plan.policyGiven, topo));
+        return 0;
+      }
+      case 'hardware': {
+        const { hardwareReport } = await import('./hardware.js');
+        process.stdout.write(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress));
+        return 0;
+      }
       case 'run': return await launch(plan, topo);
     }
   } catch (err) {
