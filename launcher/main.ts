@@ -9,31 +9,44 @@
 // (engine-handle.ts, run-program.ts are its ends). What only one path needs (the
 // session, each verb) is loaded when that path runs, for start-up time.
 import fs from 'node:fs';
+import os from 'node:os';
 import { describeError, SetupError, UsageError } from './errors.js';
 import { parseLaunchArgs, type LaunchPlan } from './options.js';
 import { execProgram } from './exec-program.js';
-import { inheritedDispositions, programEnv, readInherited } from './inherited.js';
+import { inheritedDispositions, programEnv, readInherited, type Inherited } from './inherited.js';
 import { resolveProgram } from './resolve-program.js';
 import { USAGE } from './usage.js';
 import { loadVerb, PLANNED_VERBS } from './verbs/index.js';
 import { releaseHeld } from './early-signals.js';
+import { endOnOutputError } from './ending.js';
+import { markStdoutClosed, OutputError, printErr, printOut } from './output.js';
+import { setSignalDisposition } from '../src/sys/signal.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
-async function launch(plan: LaunchPlan, topo: Topology): Promise<number> {
+/**
+ * numactlx will not start a program (a verb, --show, an error): the signals held since its
+ * first line act now, and those it inherited ignored are ignored again (so that, as for
+ * any tool, a closed pipe is EPIPE rather than SIGPIPE when SIGPIPE came in ignored).
+ */
+function settleSignals(inherited: Inherited): void {
+  releaseHeld(new Set(inherited.ignored));
+  for (const sig of inherited.ignored) setSignalDisposition(sig, 'ignore');
+}
+
+async function launch(plan: LaunchPlan, topo: Topology, inherited: Inherited): Promise<number> {
   const { placement } = plan;
   resolveProgram(plan.program[0]);
   const real = kernelPolicy(placement.memory, placement.virtualNodes);
   // A policy left with no real node (--membind=3) leaves the kernel's policy alone.
   const policy = plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined;
-  const inherited = readInherited(process.env);
   // No virtual node: numactl's semantics, the program replaces numactlx (same pid).
   if (placement.virtualNodes.length === 0) return execProgram({ kernelPolicy: policy, cpus: placement.cpus, program: plan.program }, inherited);
   // A virtual node: the session (engine, tracer, control socket), loaded only for it.
   const { runOnVirtualNodes } = await import('./session.js');
-  const { dieBySignal } = await import('./run-program.js');
+  const { dieBySignal } = await import('./ending.js');
   const end = await runOnVirtualNodes(plan, topo, {
     kernelPolicy: policy,
     cpus: placement.cpus,
@@ -46,10 +59,12 @@ async function launch(plan: LaunchPlan, topo: Topology): Promise<number> {
 
 /** Runs numactlx with the arguments after the program name; resolves to the exit status. */
 export async function run(argv: string[]): Promise<number> {
+  const inherited = readInherited(process.env);
+  if (inherited.fds && !inherited.fds.includes(1)) markStdoutClosed();
   try {
     const verb = loadVerb(argv[0]);
     if (verb) {
-      releaseHeld();
+      settleSignals(inherited);
       const { runVerb } = await import('./verbs/parse.js');
       return await runVerb(await verb, argv.slice(1));
     }
@@ -59,32 +74,33 @@ export async function run(argv: string[]): Promise<number> {
     const topo = readTopology();
     const plan = parseLaunchArgs(argv, topo);
     switch (plan.action) {
-      case 'help': process.stdout.write(USAGE); return 0;
-      case 'version': process.stdout.write(`${VERSION}\n`); return 0;
+      case 'help': printOut(USAGE); return 0;
+      case 'version': printOut(`${VERSION}\n`); return 0;
       case 'show': {
         const { showReport } = await import('./show.js');
-        process.stdout.write(showReport(plan.placement, plan.policyGiven, topo));
+        printOut(showReport(plan.placement, plan.policyGiven, topo));
         return 0;
       }
       case 'hardware': {
         const { hardwareReport } = await import('./hardware.js');
-        process.stdout.write(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress));
+        printOut(hardwareReport(topo, plan.placement.virtualNodes, plan.cpuCompress));
         return 0;
       }
-      case 'run': return await launch(plan, topo);
+      case 'run': return await launch(plan, topo, inherited);
     }
   } catch (err) {
-    process.stderr.write(`numactlx: ${describeError(err)}\n`);
-    if (err instanceof UsageError) process.stderr.write(USAGE);
-    if (!(err instanceof UsageError || err instanceof SetupError)) {
-      // A bug, not the user's input: keep the stack for the report.
-      process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    if (err instanceof OutputError) return endOnOutputError(err, inherited.ignored.includes(os.constants.signals.SIGPIPE));
+    printErr(`numactlx: ${describeError(err)}\n`);
+    if (err instanceof UsageError) printErr(USAGE);
+    // Not the user's input but a bug: the stack, for the report, only when asked for.
+    if (!(err instanceof UsageError || err instanceof SetupError) && process.env.NUMACTLX_DEBUG === '1') {
+      printErr(`${(err as Error).stack ?? ''}\n`);
     }
     return 1;
   } finally {
     // A run that never started its program (an error, --show): signals sent meanwhile
     // act now, as they would have on a numactlx that had not held them.
-    releaseHeld();
+    settleSignals(inherited);
   }
 }
 
@@ -98,7 +114,7 @@ export function main(argv: string[]): void {
   run(argv).then((code) => {
     process.exit(code);
   }, (err) => {
-    process.stderr.write(`numactlx: internal error: ${describeError(err)}\n`);
+    printErr(`numactlx: internal error: ${describeError(err)}\n`);
     process.exit(1);
   });
 }

@@ -7,8 +7,7 @@ import os from 'node:os';
 import { startWorker } from './worker.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
-import { kill, sigset, signalName } from '../src/sys/signal.js';
-import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
+import { kill } from '../src/sys/signal.js';
 import { onTracerEvent, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
 
@@ -98,18 +97,4 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
       reject(new SetupError('tracer thread failed', { cause: err }));
     });
   });
-}
-
-/**
- * Ends numactlx by the signal that ended the program, as if numactl had exec'd it:
- * restore the default action, no core file of numactlx itself, raise it. If the
- * signal does not terminate (its default is to ignore), exit with 128 + signal.
- */
-export function dieBySignal(sig: number): never {
-  // A signal Node has no name for (a real-time one) has no listener to remove.
-  process.removeAllListeners(signalName(sig));
-  resetSignalToDefault(sig);
-  disableCoreDumps();
-  raiseSignal(sigset([sig]), sig);
-  process.exit(128 + sig);
 }

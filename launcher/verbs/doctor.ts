@@ -7,6 +7,7 @@
 import { formatTable } from '../format.js';
 import { runChecks, type CheckResult } from './doctor-checks.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { printErr, printOut } from '../output.js';
 
 export const doctorCommand: Verb = {
   spec: { name: 'doctor', usage: 'usage: numactlx doctor [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
@@ -31,9 +32,9 @@ export function formatJson(checks: readonly CheckResult[]): string {
 async function runDoctor(args: VerbArgs): Promise<number> {
   positionals('doctor', args, []);
   const checks = runChecks();
-  process.stdout.write(args.flags.json ? formatJson(checks) : formatChecks(checks));
+  printOut(args.flags.json ? formatJson(checks) : formatChecks(checks));
   const failed = checks.filter((c) => c.required && !c.ok).length;
   if (failed === 0) return 0;
-  process.stderr.write(`numactlx: doctor: ${failed} checks failed\n`);
+  printErr(`numactlx: doctor: ${failed} checks failed\n`);
   return 1;
 }

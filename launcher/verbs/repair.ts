@@ -8,6 +8,7 @@
 import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { catalogError } from './snapshots.js';
 import { repairBacking } from '../../backing/catalog.js';
+import { printOut } from '../output.js';
 
 export const repairCommand: Verb = {
   spec: { name: 'repair', usage: 'usage: numactlx repair PATH\n', options: [] },
@@ -27,6 +28,6 @@ async function runRepair(args: VerbArgs): Promise<number> {
   for (const d of result.dropped) lines.push(`${path}: dropped snapshot ${d.id}: ${d.reason}`);
   if (lines.length === 0) lines.push(`${path}: nothing to repair (${result.kept.length} snapshots, both superblock copies valid)`);
   else lines.push(`${path}: kept ${result.kept.length} snapshot${result.kept.length === 1 ? '' : 's'}${result.kept.length ? ` (${result.kept.join(', ')})` : ''}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  printOut(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -7,6 +7,7 @@ import { findSession, request } from '../../src/control/client.js';
 import { ControlError, type SessionInfo, type StatusReply } from '../../src/control/protocol.js';
 import { formatCommand, formatPages, formatTable, formatUptime } from '../format.js';
 import type { Verb, VerbArgs } from './parse.js';
+import { printOut } from '../output.js';
 
 /** A pid argument: a positive decimal integer. */
 export function parsePid(verb: string, text: string): number {
@@ -94,6 +95,6 @@ async function runStatus(args: VerbArgs): Promise<number> {
   } catch (err) {
     throw verbError('status', err);
   }
-  process.stdout.write(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : formatStatus(reply));
+  printOut(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : formatStatus(reply));
   return 0;
 }
