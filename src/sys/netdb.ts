@@ -12,7 +12,7 @@ export const SIN_ADDR_OFFSET = 4;
 export const SIN6_ADDR_OFFSET = 8;
 
 /** struct addrinfo (glibc, x86_64): koffi lays it out with the C alignment. */
-export const Addrinfo = koffi.struct('numactlx_addrinfo', {
+export const Addrinfo = koffi.struct({
   ai_flags: 'int', ai_family: 'int', ai_socktype: 'int', ai_protocol: 'int', ai_addrlen: 'uint32_t',
   ai_addr: 'void *', ai_canonname: 'char *', ai_next: 'void *',
 });

@@ -95,7 +95,7 @@ describe.each(MODES)('%s', (_name, mode) => {
     // On real nodes numactlx execs the program: it is numactlx's own process.
     const program = await waitFor('the program', () => (mode.length === 0
       ? (exeOf(pid).endsWith('/sleep') ? pid : undefined)
-      : childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep'))));
+      : childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep'))), 20_000);
     process.kill(program, 'SIGSTOP');
     await waitFor('numactlx stopped', () => procState(pid) === 'T');
     process.kill(pid, 'SIGCONT');
