@@ -9,6 +9,7 @@
 // Node's dispositions); the signal state last, right before execve, so that a signal
 // arriving in between acts as it would on numactl about to exec: by its default action.
 import fs from 'node:fs';
+import os from 'node:os';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { inheritedDispositions, programEnv, type Inherited } from './inherited.js';
@@ -19,7 +20,6 @@ import { RLIMIT_NOFILE, setSoftRlimit } from '../src/sys/process.js';
 import { setSignalDisposition, setSignalMask, tgkill } from '../src/sys/signal.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
 import type { MemoryPolicy } from '../policy/placement.js';
-import os from 'node:os';
 
 export interface ExecStart {
   /** Applied to the main thread before execve (undefined: the kernel's policy is left alone). */
