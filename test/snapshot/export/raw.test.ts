@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { exportRaw, ExportError, RAW_FORMAT } from '../../../src/snapshot/export.js';
-import { FakeSource, patternPage } from '../../helpers/fake-source.js';
+import { FakeSource } from '../../helpers/fake-source.js';
+import { patternPage } from '../../helpers/pattern.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
 import type { SnapshotRecord } from '../../../src/snapshot/types.js';
 
