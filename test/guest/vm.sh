@@ -34,7 +34,7 @@ set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 cache=${NUMACTLX_GUEST_CACHE:-/var/cache/numactlx-guest}
 run=${NUMACTLX_GUEST_RUN:-/var/tmp/numactlx-guest}
-image= disk= share= project=$(cd "$here/../.." && pwd) kver= smp=2 mem=2G tmo=900
+image= disk= share= project=$(cd "$here/../.." && pwd) kver= smp=2 mem=2G tmo=900 cpu=max append=
 image_size=1G disk_size=2G fresh=0 quiet=0 use_disk=1
 envs=()
 
@@ -51,6 +51,8 @@ while [ $# -gt 0 ]; do
     --project) project=$2; shift 2;;
     --kernel) kver=$2; shift 2;;
     --smp) smp=$2; shift 2;;
+    --cpu) cpu=$2; shift 2;;
+    --append) append="$append $2"; shift 2;;
     --mem) mem=$2; shift 2;;
     --timeout) tmo=$2; shift 2;;
     --quiet) quiet=1; shift;;
@@ -97,32 +99,45 @@ fi
   for e in "${envs[@]}"; do echo "export $(printf %q "$e")"; done
   printf '%s\n' "$command"
 } > "$share/cmd.sh"
-rm -f "$share/rc" "$share/booted" "$share/powered-off" "$share/out.log"
-: > "$share/out.log"
-
-start=$(date +%s.%N)
-tail_pid=
-if [ "$quiet" = 0 ]; then tail -n +1 -F "$share/out.log" 2>/dev/null & tail_pid=$!; fi
-set +e
 # -accel tcg: this host's /dev/kvm (kvm_pvm, when present) cannot boot a stock kernel.
 # The NVDIMM: a file-backed memory backend shared with the host (so what the guest writes
 # is in the image file), 2 MiB aligned, on a q35 machine with nvdimm=on.
-timeout --kill-after=10 "$tmo" qemu-system-x86_64 \
-  -accel tcg,thread=single -cpu max -smp "$smp" \
-  -machine q35,nvdimm=on -m "$mem",slots=2,maxmem=$((8 + image_bytes / (1 << 30)))G \
-  -object memory-backend-file,id=nvmem,share=on,mem-path="$image",size="$image_bytes",align=2M \
-  -device nvdimm,memdev=nvmem,id=nvdimm0 \
-  -virtfs local,path=/,mount_tag=hostfs,security_model=passthrough,readonly=on,multidevs=remap \
-  -virtfs local,path="$share",mount_tag=share,security_model=passthrough \
-  -virtfs local,path="$project",mount_tag=project,security_model=passthrough,readonly=on,multidevs=remap \
-  "${drive[@]}" \
-  -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1 nxg.share=$share nxg.project=$project" \
-  -display none -serial file:"$share/console.log" -monitor none -nic none -no-reboot < /dev/null
-qemu=$?
+boot() {
+  rm -f "$share/rc" "$share/booted" "$share/powered-off"
+  : > "$share/out.log"
+  timeout --kill-after=10 "$tmo" qemu-system-x86_64 \
+    -accel tcg,thread=single -cpu "$cpu" -smp "$smp" \
+    -machine q35,nvdimm=on -m "$mem",slots=2,maxmem=$((8 + image_bytes / (1 << 30)))G \
+    -object memory-backend-file,id=nvmem,share=on,mem-path="$image",size="$image_bytes",align=2M \
+    -device nvdimm,memdev=nvmem,id=nvdimm0 \
+    -virtfs local,path=/,mount_tag=hostfs,security_model=passthrough,readonly=on,multidevs=remap \
+    -virtfs local,path="$share",mount_tag=share,security_model=passthrough \
+    -virtfs local,path="$project",mount_tag=project,security_model=passthrough,readonly=on,multidevs=remap \
+    "${drive[@]}" \
+    -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
+    -append "console=ttyS0 quiet panic=-1 nxg.share=$share nxg.project=$project$append" \
+    -display none -serial file:"$share/console.log" -monitor none -nic none -no-reboot < /dev/null &
+  local qemu_pid=$! tail_pid=
+  # the command's output as it comes; tail ends by itself after qemu (--pid)
+  if [ "$quiet" = 0 ]; then tail -n +1 -F --pid=$qemu_pid "$share/out.log" 2>/dev/null & tail_pid=$!; fi
+  wait $qemu_pid
+  qemu=$?
+  if [ -n "$tail_pid" ]; then wait "$tail_pid" || true; fi
+}
+
+start=$(date +%s.%N)
+set +e
+# QEMU 7.2's TCG (Debian 12) sometimes double-faults the guest kernel in its first second
+# (seen on 6.12, about 1 boot in 16: "traps: PANIC: double fault" in the console): a boot
+# that panicked before the command started ran nothing, and is tried again.
+for attempt in 1 2 3; do
+  boot
+  if [ -f "$share/booted" ] || ! grep -q 'Kernel panic' "$share/console.log"; then break; fi
+  cp "$share/console.log" "$share/console-panic-$attempt.log"
+  echo "vm: the guest kernel panicked while booting (console: $share/console-panic-$attempt.log); booting again" >&2
+done
 set -e
 end=$(date +%s.%N)
-if [ -n "$tail_pid" ]; then sleep 0.2; kill "$tail_pid" 2>/dev/null; wait "$tail_pid" 2>/dev/null || true; fi
 
 booted=$(cat "$share/booted" 2>/dev/null || echo '?')
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%d", b - a }')
