@@ -12,6 +12,7 @@
 // needs …"), never as passed or skipped, and costs no time.
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 
 const share = process.env.GUEST_SHARE ?? process.cwd();
@@ -54,7 +55,7 @@ export class Group {
   /** `name` as run-suite knows it ("snapshots", "persist-1"). */
   constructor(name) {
     this.name = name;
-    console.log(`# group ${name} on ${process.env.GUEST_KERNEL ?? 'an unknown kernel'}`);
+    console.log(`# group ${name} on ${process.env.GUEST_KERNEL ?? os.release()}`);
   }
 
   /**
@@ -110,6 +111,10 @@ export class Group {
    * vm.sh exits 0 for it because of the marker written first.
    */
   powerOff(why) {
+    // Only in the test guest: its init sets GUEST=1 and its kernel command line names the share.
+    if (process.env.GUEST !== '1' || !fs.readFileSync('/proc/cmdline', 'utf8').includes('nxg.share=')) {
+      throw new Error(`refusing to power off: not in the test guest (wanted to: ${why})`);
+    }
     console.log(`# group ${this.name}: ${this.#passed.size} passed, ${this.#failed.size} failed; powering off: ${why}`);
     fs.writeFileSync(path.join(share, 'powered-off'), `${this.name}: ${why}\n`);
     const r = spawnSync('/bin/busybox', ['poweroff', '-f', '-n'], { stdio: 'inherit' });
