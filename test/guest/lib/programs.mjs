@@ -32,11 +32,16 @@ export function backings() {
   });
 }
 
-/** The line of a failed command worth quoting: numactlx's own, a FAIL line, an exception, or the last. */
+/**
+ * What to quote of a failed command's stderr: numactlx's own line and the exception behind
+ * it (`numactlx: the tracer failed…` says less than `SysError: UFFDIO_API … EINVAL`), or a
+ * program's FAIL line, or the last line.
+ */
 export function why(stderr) {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.find((l) => /^numactlx: /.test(l)) ?? lines.find((l) => /^FAIL /.test(l))
-    ?? lines.find((l) => /^\w*Error: /.test(l)) ?? lines[lines.length - 1] ?? '(nothing on stderr)';
+  const picked = [lines.find((l) => /^numactlx: /.test(l)), lines.find((l) => /^\w*Error: /.test(l)), lines.find((l) => /^FAIL /.test(l))]
+    .filter(Boolean);
+  return picked.length > 0 ? picked.join(' / ') : lines[lines.length - 1] ?? '(nothing on stderr)';
 }
 
 const describeExit = (code, signal) => (signal ? `killed by ${signal}` : `exit status ${code}`);
