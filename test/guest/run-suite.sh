@@ -45,6 +45,7 @@ groups=(
 )
 
 suite_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "$build" = 1 ]; then
   echo "run-suite: building numactlx (tsc)"
   (cd "$project" && npx tsc -p tsconfig.json) || { echo "run-suite: the build failed"; exit 1; }
@@ -84,10 +85,13 @@ for entry in "${groups[@]}"; do
 done
 
 echo
-echo "run-suite: kernel ${kver:-$(cat "${NUMACTLX_GUEST_CACHE:-/var/cache/numactlx-guest}/default-kernel" 2>/dev/null)}, $(($(date +%s) - suite_start)) s in all"
+# TCG shares the host's CPUs: the load says how much of one the guest had
+echo "run-suite: kernel ${kver:-$(cat "${NUMACTLX_GUEST_CACHE:-/var/cache/numactlx-guest}/default-kernel" 2>/dev/null)}, $(($(date +%s) - suite_start)) s in all, host load average at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '  %s\n' "${summary[@]}"
 node -e '
-  const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  // a line cut by a power-off or a crash counts as a failed check, not as a crash of this summary
+  const parse = (l) => { try { return JSON.parse(l); } catch { return { group: "?", name: "a results line", ok: false, message: `unreadable: ${l}` }; } };
+  const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(parse);
   const failed = lines.filter((r) => !r.ok);
   if (failed.length) {
     console.log("failed checks:");

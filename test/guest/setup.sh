@@ -28,7 +28,8 @@ die() { echo "guest setup: $*" >&2; exit 1; }
 # for the guest's disk. apt-get update only when something is missing.
 need=
 command -v qemu-system-x86_64 >/dev/null || need="$need qemu-system-x86"
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx modprobe || need="$need busybox-static"
+# the initramfs needs a static busybox (busybox-static replaces Debian's dynamic busybox)
+{ [ -x /bin/busybox ] && /bin/busybox --list | grep -qx modprobe && ! ldd /bin/busybox >/dev/null 2>&1; } || need="$need busybox-static"
 command -v cpio >/dev/null || need="$need cpio"
 command -v mkfs.ext4 >/dev/null || need="$need e2fsprogs"
 command -v xz >/dev/null || need="$need xz-utils"    # 6.12's modules are .ko.xz
@@ -37,8 +38,7 @@ if [ -n "$need" ]; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends $need >/dev/null
 fi
-# busybox-static and busybox (dynamic) both provide /bin/busybox; the initramfs needs the static one
-ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is dynamically linked: apt-get install busybox-static"
+ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is still dynamically linked after installing busybox-static"
 
 # --- The kernel: a meta package (linux-image-amd64, linux-image-6.12-amd64) names the real
 # one in its Depends; a real one (linux-image-6.1.0-57-amd64) depends on no other image.
