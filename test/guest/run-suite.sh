@@ -76,7 +76,9 @@ for entry in "${groups[@]}"; do
   rc=$?
   secs=$(($(date +%s) - start))
   new=$(($(wc -l < "$results") - before))
-  if [ "$new" -eq 0 ] || { [ "$rc" -ne 0 ] && ! tail -n "$new" "$results" | grep -q '"ok":false'; }; then
+  # (grep -c reads to the end: grep -q would leave tail to die of SIGPIPE, a failure under pipefail)
+  failed_here=$(tail -n "$new" "$results" | grep -c '"ok":false')
+  if [ "$new" -eq 0 ] || { [ "$rc" -ne 0 ] && [ "$failed_here" -eq 0 ]; }; then
     # the guest died (or the group crashed) without reporting a failure: that is one
     printf '{"group":"%s","name":"%s: the boot","ok":false,"ms":%d,"message":"the guest ended with status %d and %d checks reported (see %s)"}\n' \
       "$name" "$name" $((secs * 1000)) "$rc" "$new" "$share/console.log" >> "$results"
