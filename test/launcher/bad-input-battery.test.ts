@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type Result } from 'execa';
 import { numactlx } from '../helpers/numactlx.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const dir = tmpDir('numactlx-battery-');
@@ -66,21 +67,9 @@ async function refused({ args, first, unchanged = [] }: Case): Promise<Result> {
   return r;
 }
 
-// Seeded random bytes (mulberry32), so a failure can be replayed: NUMACTLX_TEST_SEED=N.
-const seed = Number(process.env.NUMACTLX_TEST_SEED ?? (Date.now() >>> 0));
-console.log(`bad-input-battery: random seed ${seed} (replay with NUMACTLX_TEST_SEED=${seed})`);
-function randomBytes(n: number, s: number): Buffer {
-  let a = s >>> 0;
-  const out = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
-  }
-  return out;
-}
+// Seeded random bytes, so a failure can be replayed: NUMACTLX_TEST_SEED=N (../helpers/random.ts).
+const seed = testSeed('bad-input-battery');
+const randomBytes = (n: number, s: number): Buffer => prng(s).bytes(n);
 
 afterEach(() => fs.rmSync(marker, { force: true }));
 

@@ -121,6 +121,8 @@ test('snapshot signals racing the program\'s end: every session ends, 20 runs of
       let sent = 0;
       while (!ended) {
         try { process.kill(session.pid!, 'SIGUSR1'); sent++; } catch { break; }
+        // The pace of the signal storm (about one a millisecond, whatever the session is
+        // doing), not a wait for anything: the test is that any timing ends the session.
         await new Promise((r) => setTimeout(r, 1));
         if (sent > 20_000) throw new Error(`run ${run}: the session did not end (hung)`);
       }

@@ -31,6 +31,7 @@ import * as fcntl from '../../src/sys/fcntl.js';
 import * as netdb from '../../src/sys/netdb.js';
 import * as rtnetlink from '../../src/sys/rtnetlink.js';
 import * as processSys from '../../src/sys/process.js';
+import { patternPage } from '../helpers/pattern.js';
 
 type Value = number | bigint;
 /** [name, C expression, TypeScript value] */
@@ -238,7 +239,7 @@ describe('constants only newer uapi headers have', () => {
 const PAGE = BigInt(mman.PAGE_SIZE);
 const anon = (pages: number): bigint =>
   mman.mmap(0n, PAGE * BigInt(pages), mman.PROT_READ | mman.PROT_WRITE, mman.MAP_PRIVATE | mman.MAP_ANONYMOUS, -1, 0n);
-const pattern = (seed: number): Buffer => Buffer.from(Array.from({ length: mman.PAGE_SIZE }, (_, i) => (i * 7 + seed) & 0xff));
+const pattern = (seed: number): Buffer => patternPage(seed); // ../helpers/pattern.ts
 const NEEDED_FEATURES: uapi.UffdFeatureName[] = ['PAGEFAULT_FLAG_WP', 'WP_UNPOPULATED', 'WP_ASYNC', 'EVENT_FORK',
   'EVENT_REMAP', 'EVENT_REMOVE', 'EVENT_UNMAP', 'THREAD_ID', 'MOVE', 'POISON'];
 
