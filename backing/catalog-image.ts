@@ -1,7 +1,8 @@
 // A committed catalog as stored: the chains of frames that hold the root and the
 // records, written and read back with their checksums verified. Both sides use it: the
-// session through its store's mapping (catalog.ts), the offline readers through pread
-// or a read-only mapping (catalog-source.ts). The layout is drawn in catalog.ts.
+// session through its store (catalog.ts: kernel copies, so a truncated file is an error,
+// not a SIGBUS), the offline readers through pread or a read-only mapping
+// (catalog-source.ts). The layout is drawn in catalog.ts.
 import zlib from 'node:zlib';
 import { BackingError } from './errors.js';
 import { FRAME_SIZE } from './format.js';
@@ -24,16 +25,17 @@ export interface FrameReader {
   readFrame(frame: number, out: Buffer): void;
 }
 
-/** Writes `data` into the chain `frames` (chainFrames(data.length) of them) through `view`. */
-export function writeChain(view: (frame: number) => Buffer, data: Buffer, frames: readonly number[]): void {
+/** Writes `data` into the chain `frames` (chainFrames(data.length) of them), a frame at a time with `write`. */
+export function writeChain(write: (frame: number, bytes: Buffer) => void, data: Buffer, frames: readonly number[]): void {
   if (frames.length !== chainFrames(data.length)) {
     throw new RangeError(`writeChain: ${frames.length} frames for ${data.length} bytes`);
   }
+  const frame = Buffer.alloc(FRAME_SIZE);
   for (let i = 0; i < frames.length; i++) {
-    const frame = view(frames[i]);
     frame.writeUInt32LE(i + 1 < frames.length ? frames[i + 1] + 1 : 0, 0);
     const n = data.copy(frame, 4, i * CHAIN_PAYLOAD, (i + 1) * CHAIN_PAYLOAD);
     frame.fill(0, 4 + n);
+    write(frames[i], frame);
   }
 }
 

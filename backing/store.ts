@@ -31,6 +31,7 @@ import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from
 import { adopt, formatFile, grow, writeNext } from './superblock.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
+import { FrameCopy } from './frame-copy.js';
 import { close, fsync, ftruncate } from '../src/sys/fcntl.js';
 import { mmap, msync, munmap, MAP_NORESERVE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
 
@@ -83,6 +84,7 @@ export class BackingStore {
   readonly frameBase: bigint;
   private readonly frameBaseNumber: number;
   private readonly views: FrameViews;
+  private readonly copy = new FrameCopy();
   readonly frameCount: number;
   /** A damaged superblock copy found at open (superblock-copies.ts), for the caller to report. */
   superblockDamage: string | undefined;
@@ -238,11 +240,34 @@ export class BackingStore {
   /**
    * The 4 KiB of frame `f` as a Buffer over the mapping (koffi.view: no copy). The
    * Buffer must not be used after close(): its memory is unmapped then, and touching it
-   * is a crash, not an exception.
+   * is a crash, not an exception — as is touching a frame past the end of a truncated
+   * file (SIGBUS). For tests and tools; numactlx itself uses readFrame and writeFrame.
    */
   frameView(f: number): Buffer {
     this.checkFrame(f);
     return this.views.view(f);
+  }
+
+  /**
+   * Reads frame `f` into `out` (FRAME_SIZE bytes), and writeFrame writes one: through the
+   * kernel (frame-copy.ts), so that a frame past the end of a file truncated under the
+   * session is a BackingError 'lost', not a SIGBUS. The catalog's frames go through
+   * these; a device (which cannot be truncated) through the mapping.
+   */
+  readFrame(f: number, out: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') this.views.view(f).copy(out);
+    else if (this.copy.read([this.frameAddr(f)], 1, out) !== 1) throw this.lostFrame(f, 'read');
+  }
+
+  writeFrame(f: number, data: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') data.copy(this.views.view(f));
+    else if (!this.copy.write(this.frameAddr(f), data)) throw this.lostFrame(f, 'written');
+  }
+
+  private lostFrame(f: number, done: string): BackingError {
+    return new BackingError(this.path, 'lost', this.mediumProblem() ?? `backing ${this.path}: frame ${f} could not be ${done} (EFAULT)`);
   }
 
   /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */
@@ -279,17 +304,16 @@ export class BackingStore {
   }
 
   /**
-   * What has happened to the medium under the session, if anything (checked before a
-   * snapshot is frozen and before it is committed): the file deleted — its snapshots
-   * would vanish with the session — or truncated below its recorded size — a frame past
-   * the end is a SIGBUS for whoever touches it. A device cannot be either.
+   * What has happened to the medium under the session, if anything (checked at each
+   * freeze and commit, after a frame could not be copied, and at the session's end): the
+   * file deleted — its snapshots vanish with the session — or truncated below its
+   * recorded size — its frames past the end are gone (touched through the mapping, a
+   * SIGBUS). A device cannot be either.
    */
   mediumProblem(): string | undefined {
     if (this.kind === 'dax' || this.fd < 0) return undefined;
     const st = fs.fstatSync(this.fd);
-    if (st.nlink === 0) {
-      return `backing ${this.path} was deleted during the session: a snapshot in it would be lost when the session ends`;
-    }
+    if (st.nlink === 0) return `backing ${this.path} was deleted during the session`;
     if (BigInt(st.size) < this.sb.size) {
       return `backing ${this.path} was truncated to ${st.size} bytes during the session (its snapshots need ${this.sb.size})`;
     }

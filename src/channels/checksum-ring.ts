@@ -21,9 +21,16 @@
 // Ordering: a frame's bytes are written (process_vm_readv returned) before its entry is
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
+//
+// Frames are read by kernel copies (backing/frame-copy.ts), never through the mapping:
+// a file truncated under the session would make that a SIGBUS, which ends numactlx. A
+// frame that cannot be read gets CRC 0 and its slot is named in ctl [UNREADABLE] (slot
+// + 1, the first one): the engine then fails the snapshot and the session ends.
 import zlib from 'node:zlib';
 import type { SyncTarget } from '../../backing/store.js';
 import { FrameViews } from '../../backing/frame-views.js';
+import { FRAME_BATCH, FrameCopy } from '../../backing/frame-copy.js';
+import { FRAME_SIZE } from '../../backing/format.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -36,6 +43,8 @@ const WAITING = 5;
 const SYNC_REQ = 6;
 const SYNC_DONE = 7;
 const SYNC_FAILED = 8;
+/** 0, or 1 + the slot of the first frame that could not be read (its backing was truncated). */
+const UNREADABLE = 9;
 const CTL_SLOTS = 10;
 /** Entries: enough for a full snapshot of 4 GiB of 4 KiB frames without a worker (8 MiB of ring). */
 export const RING = 1 << 20;
@@ -55,17 +64,49 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
   };
 }
 
-/** Frame bytes by (slot, frame), over this process's mappings of the backings. */
-export class NodeFrames {
-  private readonly nodes: FrameViews[];
+/**
+ * CRC32 of frames by (slot, frame), in batches of FRAME_BATCH: one kernel copy per batch
+ * into a buffer of this thread's, then the CRCs (bench/frame-crc.mjs: no dearer than
+ * reading the mapping). A device's frames (which no truncation can take away) are read
+ * through the mapping.
+ */
+export class FrameCrcs {
+  private readonly copy = new FrameCopy();
+  private readonly buf = Buffer.alloc(FRAME_BATCH * FRAME_SIZE);
+  private readonly addrs = new Float64Array(FRAME_BATCH);
+  private readonly at = new Int32Array(FRAME_BATCH);
+  /** Per slot: views over a device's mapping, or undefined (a file: kernel copies). */
+  private readonly direct: Array<FrameViews | undefined>;
 
-  constructor(nodes: ChecksumShared['nodes']) {
-    this.nodes = nodes.map((n) => new FrameViews(n.frameBase, n.frameCount));
+  constructor(private readonly nodes: ChecksumShared['nodes']) {
+    this.direct = nodes.map((n) => (n.sync.kind === 'dax' ? new FrameViews(n.frameBase, n.frameCount) : undefined));
   }
 
-  view(slot: number, frame: number): Buffer {
-    return this.nodes[slot].view(frame);
+  /**
+   * CRCs of the entries (slots[i], frames[i]), i in [0, n), n ≤ FRAME_BATCH, into
+   * out[i]. Returns n, or the index of the first entry that could not be read (its CRC
+   * and the later ones' are not computed).
+   */
+  compute(slots: ArrayLike<number>, frames: ArrayLike<number>, n: number, out: Uint32Array): number {
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const views = this.direct[slots[i]];
+      if (views) {
+        out[i] = zlib.crc32(views.view(frames[i]));
+        continue;
+      }
+      this.addrs[m] = this.nodes[slots[i]].frameBase + frames[i] * FRAME_SIZE;
+      this.at[m++] = i;
+    }
+    const got = m > 0 ? this.copy.read(this.addrs, m, this.buf) : 0;
+    for (let j = 0; j < got; j++) out[this.at[j]] = zlib.crc32(this.buf.subarray(j * FRAME_SIZE, (j + 1) * FRAME_SIZE));
+    return got < m ? this.at[got] : n;
   }
+}
+
+/** One entry's CRC with `crcs`, or undefined when its frame could not be read. */
+function crcOne(crcs: FrameCrcs, slot: number, frame: number, one: Uint32Array): number | undefined {
+  return crcs.compute([slot], [frame], 1, one) === 1 ? one[0] : undefined;
 }
 
 /** The engine's side. */
@@ -73,14 +114,30 @@ export class ChecksumQueue {
   private readonly ctl: Int32Array;
   private readonly ring: Int32Array;
   private readonly crcs: Uint32Array[];
-  private readonly views: NodeFrames;
+  private readonly frames: FrameCrcs;
+  private readonly one = new Uint32Array(1);
   private head = 0;
 
   constructor(readonly shared: ChecksumShared) {
     this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
     this.ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
     this.crcs = shared.crcs.map((b) => new Uint32Array(b));
-    this.views = new NodeFrames(shared.nodes);
+    this.frames = new FrameCrcs(shared.nodes);
+  }
+
+  /** The CRC of one frame here (no worker, a full ring), or marks its slot unreadable. */
+  private computeOne(slot: number, frame: number): void {
+    const crc = crcOne(this.frames, slot, frame, this.one);
+    if (crc === undefined) markUnreadable(this.ctl, slot);
+    this.crcs[slot][frame] = crc ?? 0;
+  }
+
+  /**
+   * The slot of a frame that could not be read back for its CRC (its backing was
+   * truncated under the session: BackingStore.mediumProblem says so), or -1.
+   */
+  get unreadable(): number {
+    return Atomics.load(this.ctl, UNREADABLE) - 1;
   }
 
   /**
@@ -97,7 +154,7 @@ export class ChecksumQueue {
       Atomics.store(this.ctl, HEAD, ++this.head);
       return;
     }
-    this.crcs[slot][frame] = zlib.crc32(this.views.view(slot, frame));
+    this.computeOne(slot, frame);
   }
 
   /** End of a copy batch: wakes the worker if it sleeps. */
@@ -149,7 +206,7 @@ export class ChecksumQueue {
     const end = Math.min(this.head, n + max);
     for (; n < end; n++) {
       const i = 2 * (n % RING);
-      this.crcs[this.ring[i]][this.ring[i + 1]] = zlib.crc32(this.views.view(this.ring[i], this.ring[i + 1]));
+      this.computeOne(this.ring[i], this.ring[i + 1]);
     }
     if (!this.hasWorker) Atomics.store(this.ctl, TAIL, n);
     return this.head - n;
@@ -180,6 +237,9 @@ export class ChecksumRingReader {
   private readonly crcs: Uint32Array[];
   private tail: number;
   private synced: number;
+  private readonly slots = new Int32Array(FRAME_BATCH);
+  private readonly frames = new Int32Array(FRAME_BATCH);
+  private readonly out = new Uint32Array(FRAME_BATCH);
 
   constructor(shared: ChecksumShared) {
     this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
@@ -222,20 +282,30 @@ export class ChecksumRingReader {
   }
 
   /**
-   * Computes the CRC of up to `max` queued entries with `crcOf`, publishing progress
-   * every 64; stops early when the engine asks to stop (it unmaps the frames once we say
-   * STOPPED: never be inside a long batch then).
+   * Computes the CRC of up to `max` queued entries with `reader`, FRAME_BATCH at a time,
+   * publishing progress after each batch; stops early when the engine asks to stop (it
+   * unmaps the frames once we say STOPPED: never be inside a long batch then). A frame
+   * that cannot be read gets CRC 0 and names its slot (UNREADABLE).
    */
-  take(max: number, crcOf: (slot: number, frame: number) => number): void {
+  take(max: number, reader: FrameCrcs): void {
     const end = this.tail + max;
     while (this.tail < end) {
-      const i = 2 * (this.tail % RING);
-      this.crcs[this.ring[i]][this.ring[i + 1]] = crcOf(this.ring[i], this.ring[i + 1]);
-      this.tail++;
-      if ((this.tail & 63) === 0) {
-        Atomics.store(this.ctl, TAIL, this.tail);
-        if (this.stopRequested) break;
+      const n = Math.min(FRAME_BATCH, end - this.tail);
+      for (let k = 0; k < n; k++) {
+        const i = 2 * ((this.tail + k) % RING);
+        this.slots[k] = this.ring[i];
+        this.frames[k] = this.ring[i + 1];
       }
+      let done = reader.compute(this.slots, this.frames, n, this.out);
+      for (let k = 0; k < done; k++) this.crcs[this.slots[k]][this.frames[k]] = this.out[k];
+      if (done < n) {
+        markUnreadable(this.ctl, this.slots[done]);
+        this.crcs[this.slots[done]][this.frames[done]] = 0;
+        done++; // the next batch starts after it
+      }
+      this.tail += done;
+      Atomics.store(this.ctl, TAIL, this.tail);
+      if (this.stopRequested) break;
     }
     Atomics.store(this.ctl, TAIL, this.tail);
     Atomics.notify(this.ctl, TAIL);
@@ -247,4 +317,8 @@ export class ChecksumRingReader {
     Atomics.store(this.ctl, STOPPED, 1);
     Atomics.notify(this.ctl, STOPPED);
   }
+}
+
+function markUnreadable(ctl: Int32Array, slot: number): void {
+  Atomics.compareExchange(ctl, UNREADABLE, 0, slot + 1);
 }
