@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { daxInfo } from './dax.js';
 import { BackingError, fail } from './errors.js';
-import { SLOT_SIZE, FRAME_SIZE, newSuperblock, type Superblock } from './format.js';
+import { SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, decodeSuperblock, newSuperblock, slotOf, type Superblock } from './format.js';
 import { checkFrameCount, FrameAllocator } from './frames.js';
 import { clearOwner, readOwner, tryLock, unlock, writeOwner } from './lock.js';
 import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from './medium.js';
@@ -207,6 +207,22 @@ export class BackingStore {
   /** The superblock in force (a copy). */
   get superblock(): Superblock {
     return { ...this.sb };
+  }
+
+  /**
+   * The other superblock copy, when it passes its checks and describes the same frames:
+   * the commit before the one in force, whose catalog `numactlx repair` reads when the
+   * root in force is damaged (catalog-rebuild.ts).
+   */
+  otherSuperblock(): Superblock | undefined {
+    this.ensureOpen();
+    try {
+      const other = SLOT_OFFSETS[1 - slotOf(this.sb.generation)];
+      const sb = decodeSuperblock(this.header.read(other, SLOT_SIZE));
+      return sb.dataOffset === this.sb.dataOffset && sb.frameCount <= this.sb.frameCount ? sb : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Bytes of the medium the backing uses (its recorded size). */

@@ -19,8 +19,12 @@ export interface LiveSession {
   err(): string;
   /** The first match of `re` in the program's stdout (fails if the session ends first). */
   waitOut(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** Waits until `line` is a whole line of the program's stdout `count` times. */
+  waitLine(line: string, count?: number, ms?: number): Promise<void>;
   /** A line on the program's stdin. */
   send(line: string): void;
+  /** Closes the program's stdin (EOF). */
+  closeInput(): void;
   /** `numactlx status PID --json`. */
   status(): Promise<StatusReply>;
   /** Polls status until `probe` returns a value (fails if the session ends first). */
@@ -62,7 +66,11 @@ export function startSession(program: string[], opts: { size: string; extra?: st
     out: () => out,
     err: () => err,
     waitOut: (re, ms = 60_000) => whileRunning(`${re} in the program's output`, () => re.exec(out) ?? undefined, ms),
+    waitLine: async (line, count = 1, ms = 60_000) => {
+      await whileRunning(`'${line}' ${count} times in the program's output`, () => out.split('\n').filter((l) => l === line).length >= count, ms);
+    },
     send: (line) => { proc.stdin!.write(`${line}\n`); },
+    closeInput: () => { proc.stdin!.end(); },
     waitStatus: async (what, probe, ms = 60_000) => {
       const deadline = Date.now() + ms;
       for (;;) {
