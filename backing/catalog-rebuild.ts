@@ -20,9 +20,8 @@
 import { BackingError } from './errors.js';
 import { FRAME_SIZE } from './format.js';
 import { chainFrames, readRecordChain, readRootChain, type CatalogImage, type FrameReader } from './catalog-image.js';
-import {
-  CatalogFormatError, MAX_ENTRIES, parsePointer, ROOT_ENTRY, ROOT_HEADER, rootLength, type Root, type RootEntry,
-} from './catalog-codec.js';
+import { CatalogFormatError } from './catalog-bytes.js';
+import { MAX_ENTRIES, parsePointer, ROOT_ENTRY, ROOT_HEADER, rootLength, type Root, type RootEntry } from './catalog-root-codec.js';
 
 /** What rebuilding the root found. */
 export interface RootRebuild {

@@ -27,7 +27,7 @@
 // frame that cannot be read gets CRC 0 and its slot is named in ctl [UNREADABLE] (slot
 // + 1, the first one): the engine then fails the snapshot and the session ends.
 import zlib from 'node:zlib';
-import type { SyncTarget } from '../../backing/store.js';
+import type { SyncTarget } from '../../backing/durability.js';
 import { FrameViews } from '../../backing/frame-views.js';
 import { FRAME_BATCH, FrameCopy } from '../../backing/frame-copy.js';
 import { FRAME_SIZE } from '../../backing/format.js';
@@ -287,7 +287,7 @@ export class ChecksumRingReader {
    * unmaps the frames once we say STOPPED: never be inside a long batch then). A frame
    * that cannot be read gets CRC 0 and names its slot (UNREADABLE).
    */
-  take(max: number, reader: FrameCrcs): void {
+  take(max: number, reader: Pick<FrameCrcs, 'compute'>): void {
     const end = this.tail + max;
     while (this.tail < end) {
       const n = Math.min(FRAME_BATCH, end - this.tail);

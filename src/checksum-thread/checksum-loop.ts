@@ -3,7 +3,7 @@
 // not a SIGBUS that ends numactlx), and msync + fsync of every node's frames when
 // the engine asks. Runs until the engine asks it to stop. The ring is
 // src/channels/checksum-ring.ts.
-import { syncFrames } from '../../backing/store.js';
+import { syncFrames } from '../../backing/durability.js';
 import { ChecksumRingReader, FrameCrcs, type ChecksumShared } from '../channels/checksum-ring.js';
 
 export function runChecksumLoop(shared: ChecksumShared): void {

@@ -16,6 +16,18 @@ import type { EventStats, NodeStats } from '../channels/session-stats.js';
  */
 export interface RetryFault { mm: Mm; addr: number; write: boolean }
 
+/**
+ * What the fault service and the uffd events need of the snapshot in progress. The
+ * SnapshotEngine implements it and owns every field behind it; the Engine holds it
+ * read-only (Engine.attachSnapshots), so no class writes another's state.
+ */
+export interface SnapshotHooks {
+  /** The snapshot whose frozen pages are being copied (from the freeze to its commit), if any. */
+  readonly copying: SnapshotRun | undefined;
+  /** A write to a write-protected page: copy it first if frozen, then make it writable. */
+  onWriteFault(mm: Mm, addr: number): void;
+}
+
 export interface EngineCore extends NodeRoom {
   /** Every mm, by uffd. */
   readonly mms: Map<number, Mm>;
@@ -29,10 +41,10 @@ export interface EngineCore extends NodeRoom {
   readonly msgBuf: Uint8Array;
   readonly msgView: DataView;
   retries: RetryFault[];
-  pollListChanged: boolean;
-  /** The snapshot being copied, if any. */
-  run: SnapshotRun | undefined;
-  writeFault: (mm: Mm, addr: number) => void;
+  /** The set of uffds changed: the engine loop rebuilds its poll list. */
+  pollListChanged(): void;
+  /** The snapshot side (snapshot-engine.ts owns it; the engine only reads it). */
+  readonly snapshot: SnapshotHooks;
   /** Reads and handles every queued message of one uffd (uffd-events.ts). */
   service(mm: Mm): void;
   /** Serves a missing fault at page `addr` (fault-service.ts). */

@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd.js';
+import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
 import { ABSENT, DIRTY, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
@@ -46,7 +46,7 @@ export function retryPending(e: EngineCore): void {
     // A write fault goes through the whole write-fault path again, not a bare
     // unprotect: a freeze may have made the page PENDING meanwhile (a thread waiting
     // in a fault still enters a ptrace stop), and then it must be copied first.
-    if (r.write) e.writeFault(r.mm, r.addr);
+    if (r.write) e.snapshot.onWriteFault(r.mm, r.addr);
     else fault(e, r.mm, r.addr, true);
   }
 }
@@ -251,6 +251,20 @@ export function unprotect(e: EngineCore, mm: Mm, addr: number, len: number): voi
   const r = writeprotectFast(mm.uffd, addr, len, false);
   if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
   else if (r < 0) wake(e, mm, addr, len);
+}
+
+/**
+ * Clears write protection on the run [start, start+len) opened by a write fault at addr,
+ * waking the writer. EAGAIN: retried through the write-fault path (retryPending). Any
+ * other failure (a run the kernel will not take whole, e.g. across a VMA that is not
+ * registered) falls back to the faulting page alone, so the writer is never left to
+ * fault on the same page for ever.
+ */
+export function unprotectRun(e: EngineCore, mm: Mm, addr: number, start: number, len: number): void {
+  if (len === PAGE) { unprotect(e, mm, addr, PAGE); return; }
+  const r = writeprotectFast(mm.uffd, start, len, false);
+  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
+  else if (r < 0) unprotect(e, mm, addr, PAGE);
 }
 
 /**

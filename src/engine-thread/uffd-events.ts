@@ -3,7 +3,7 @@
 // drop them. Free functions over the engine's state (engine-core.ts).
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
-import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
 import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import { Mm } from './mm.js';
 import { getU64 } from './u64.js';
@@ -38,7 +38,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
       const addr = getU64(v, off + O.pagefaultAddress);
       const page = addr - (addr % PAGE);
       if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
-        e.writeFault(mm, page);
+        e.snapshot.onWriteFault(mm, page);
         break;
       }
       mm.faults++;
@@ -70,7 +70,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 
 /** munmap / DONTNEED: the pages are gone from the program. */
 function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
-  const part = e.run?.parts.get(mm);
+  const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
     if (entry > 0) mm.resident--;
     // A page frozen but not copied yet is lost to the snapshot being taken: its
@@ -105,12 +105,12 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
   });
   parent.unclaimedForks.push(child);
   e.mms.set(ufd, child);
-  e.pollListChanged = true;
+  e.pollListChanged();
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
   e.events.remap++;
-  const part = e.run?.parts.get(mm);
+  const part = e.snapshot.copying?.parts.get(mm);
   const moved: Array<[number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
     if (flags & PENDING && part) part.lost.add(addr);
