@@ -22,15 +22,13 @@
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
 //
-// Frames are read by kernel copies (backing/frame-copy.ts), never through the mapping:
+// Frames are read by kernel copies (backing/frame-crcs.ts), never through the mapping:
 // a file truncated under the session would make that a SIGBUS, which ends numactlx. A
 // frame that cannot be read gets CRC 0 and its slot is named in ctl [UNREADABLE] (slot
 // + 1, the first one): the engine then fails the snapshot and the session ends.
-import zlib from 'node:zlib';
 import type { SyncTarget } from '../../backing/durability.js';
-import { FrameViews } from '../../backing/frame-views.js';
-import { FRAME_BATCH, FrameCopy } from '../../backing/frame-copy.js';
-import { FRAME_SIZE } from '../../backing/format.js';
+import { FRAME_BATCH } from '../../backing/frame-copy.js';
+import { crcOne, FrameCrcs } from '../../backing/frame-crcs.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -62,51 +60,6 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
     crcs: nodes.map((n) => new SharedArrayBuffer(4 * n.frameCount)),
     nodes,
   };
-}
-
-/**
- * CRC32 of frames by (slot, frame), in batches of FRAME_BATCH: one kernel copy per batch
- * into a buffer of this thread's, then the CRCs (bench/frame-crc.mjs: no dearer than
- * reading the mapping). A device's frames (which no truncation can take away) are read
- * through the mapping.
- */
-export class FrameCrcs {
-  private readonly copy = new FrameCopy();
-  private readonly buf = Buffer.alloc(FRAME_BATCH * FRAME_SIZE);
-  private readonly addrs = new Float64Array(FRAME_BATCH);
-  private readonly at = new Int32Array(FRAME_BATCH);
-  /** Per slot: views over a device's mapping, or undefined (a file: kernel copies). */
-  private readonly direct: Array<FrameViews | undefined>;
-
-  constructor(private readonly nodes: ChecksumShared['nodes']) {
-    this.direct = nodes.map((n) => (n.sync.kind === 'dax' ? new FrameViews(n.frameBase, n.frameCount) : undefined));
-  }
-
-  /**
-   * CRCs of the entries (slots[i], frames[i]), i in [0, n), n ≤ FRAME_BATCH, into
-   * out[i]. Returns n, or the index of the first entry that could not be read (its CRC
-   * and the later ones' are not computed).
-   */
-  compute(slots: ArrayLike<number>, frames: ArrayLike<number>, n: number, out: Uint32Array): number {
-    let m = 0;
-    for (let i = 0; i < n; i++) {
-      const views = this.direct[slots[i]];
-      if (views) {
-        out[i] = zlib.crc32(views.view(frames[i]));
-        continue;
-      }
-      this.addrs[m] = this.nodes[slots[i]].frameBase + frames[i] * FRAME_SIZE;
-      this.at[m++] = i;
-    }
-    const got = m > 0 ? this.copy.read(this.addrs, m, this.buf) : 0;
-    for (let j = 0; j < got; j++) out[this.at[j]] = zlib.crc32(this.buf.subarray(j * FRAME_SIZE, (j + 1) * FRAME_SIZE));
-    return got < m ? this.at[got] : n;
-  }
-}
-
-/** One entry's CRC with `crcs`, or undefined when its frame could not be read. */
-function crcOne(crcs: FrameCrcs, slot: number, frame: number, one: Uint32Array): number | undefined {
-  return crcs.compute([slot], [frame], 1, one) === 1 ? one[0] : undefined;
 }
 
 /** The engine's side. */

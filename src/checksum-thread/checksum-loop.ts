@@ -4,7 +4,8 @@
 // the engine asks. Runs until the engine asks it to stop. The ring is
 // src/channels/checksum-ring.ts.
 import { syncFrames } from '../../backing/durability.js';
-import { ChecksumRingReader, FrameCrcs, type ChecksumShared } from '../channels/checksum-ring.js';
+import { FrameCrcs } from '../../backing/frame-crcs.js';
+import { ChecksumRingReader, type ChecksumShared } from '../channels/checksum-ring.js';
 
 export function runChecksumLoop(shared: ChecksumShared): void {
   const ring = new ChecksumRingReader(shared);

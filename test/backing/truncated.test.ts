@@ -8,7 +8,8 @@ import { inspectBacking } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
 import { loadCatalog } from '../../backing/catalog.js';
 import { commitSnapshot } from '../../backing/catalog-commit.js';
-import { ChecksumQueue, checksumShared, FrameCrcs } from '../../src/channels/checksum-ring.js';
+import { ChecksumQueue, checksumShared } from '../../src/channels/checksum-ring.js';
+import { FrameCrcs } from '../../backing/frame-crcs.js';
 import { makeRecord, pattern, writePages } from '../helpers/snapshots.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
