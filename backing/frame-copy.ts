@@ -45,12 +45,14 @@ export class FrameCopy {
     return got < 0 ? 0 : Math.floor(got / FRAME_SIZE);
   }
 
-  /** Writes `data` (at most one frame) at `addr`, a frame of this process; false when it could not be written. */
-  write(addr: number, data: Buffer): boolean {
-    if (data.length > FRAME_SIZE) throw new RangeError(`FrameCopy.write: ${data.length} bytes`);
-    // The frame is the local (destination) side; the caller's bytes the "remote" source.
-    put(this.local, 0, addr, data.length);
-    put(this.remote, 0, Number(bufferAddress(data)), data.length);
-    return processVmReadvFast(process.pid, this.local, 1, this.remote, 1) === data.length;
+  /**
+   * Writes `data` at `addr`, mapped memory of this process (a frame, a hugetlbfs file's
+   * header); false when it could not all be written.
+   */
+  write(addr: number, data: Uint8Array): boolean {
+    // The mapping is the local (destination) side; the caller's bytes the "remote" source.
+    put(this.local, 0, addr, data.byteLength);
+    put(this.remote, 0, Number(bufferAddress(data)), data.byteLength);
+    return processVmReadvFast(process.pid, this.local, 1, this.remote, 1) === data.byteLength;
   }
 }

@@ -77,8 +77,9 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   engine.snapshots.on('backing-lost', (message: string, found: string) => {
     if (lostBacking) return;
     lostBacking = message;
+    // `ending`: found at the end, once the program has ended by itself (nothing to kill).
     fs.writeSync(2, `numactlx: ${message} (found ${found}): its node's memory cannot be kept, so the session ends: ` +
-      `the program is killed and numactlx exits with status ${BACKING_LOST_STATUS}\n`);
+      `${ending ? '' : 'the program is killed and '}numactlx exits with status ${BACKING_LOST_STATUS}\n`);
     doorbell.requestEnd();
   });
 

@@ -62,3 +62,12 @@ test.each([
   expect(s.err()).toMatch(new RegExp(`^numactlx: backing ${s.backing} ${problem} \\(found as snapshot 1 was being frozen\\)` +
     `${ENDS.replace(/[()]/g, '\\$&')}\\n$`));
 }, 60_000);
+
+test('deleted while no snapshot is taken: said at the end of the session, exit 135', async () => {
+  const backing = path.join(tmpDir(), 'n3.img');
+  const s = startSession(['sh', '-c', `rm ${backing}; exit 0`], { size: '64m', backing });
+  const r = await s.done;
+  expect(r.exitCode).toBe(LOST_STATUS);
+  expect(s.err()).toBe(`numactlx: backing ${backing} was deleted during the session (found as the session ended): its node's memory ` +
+    'cannot be kept, so the session ends: numactlx exits with status 135\n');
+}, 60_000);
