@@ -59,7 +59,9 @@ export function formatStatus(r: StatusReply): string {
     + `fault-ahead window ${stats.fault_ahead_pages_window} pages\n`);
   if (stats.snapshots) {
     const { running, waiting } = stats.snapshots;
-    const now = running ? `snapshot ${running.id ?? '(freezing)'}${running.label ? ` '${running.label}'` : ''} in progress` : 'no snapshot in progress';
+    const copy = stats.copying && running?.id === stats.copying.id
+      ? ` (copying: ${formatPages(stats.copying.pages_left)} of ${formatPages(stats.copying.frozen_pages)} frozen left)` : '';
+    const now = running ? `snapshot ${running.id ?? '(freezing)'}${running.label ? ` '${running.label}'` : ''} in progress${copy}` : 'no snapshot in progress';
     const queued = waiting.reduce((n, w) => n + w.requests, 0);
     out.push(`snapshots: ${now}; ${queued} request${queued === 1 ? '' : 's'} waiting\n`);
   }

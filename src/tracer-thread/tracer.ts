@@ -65,6 +65,8 @@ export class Tracer {
   private exitSnapshotTaken = false;
   /** A process has ended: the doorbell may have rung it in vain (see run). */
   private doorbellMayBeLost = false;
+  /** The main thread ended the session (doorbell.requestEnd): every process is killed. */
+  private ending = false;
 
   constructor(private readonly setup: TracerSetup) {
     this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
@@ -97,6 +99,11 @@ export class Tracer {
       const { pid: tid, status } = waitpid(-1, __WALL);
       try {
         this.onStatus(tid, status);
+        if (!this.ending && this.setup.doorbell?.endRequested) {
+          // The session's backing is lost: the program cannot keep its memory on it.
+          this.ending = true;
+          this.killAll();
+        }
         // A request rung at a process that then ended without a signal stop (it was
         // already exiting) would wait for the next ring: take it now, while others run.
         if (this.doorbellMayBeLost && this.procs.size > 0) {
@@ -118,9 +125,9 @@ export class Tracer {
     else this.setup.post({ type: 'exited', code: WEXITSTATUS(s) });
   }
 
-  /** Kills every traced process (fatal setup errors). */
+  /** Kills every traced process, and children not announced yet (fatal errors, the session's end). */
   killAll(): void {
-    for (const pid of this.procs.keys()) {
+    for (const pid of [...this.procs.keys(), ...this.held]) {
       try { kill(pid, SIGKILL); } catch { /* gone */ }
     }
   }
@@ -333,6 +340,10 @@ export class Tracer {
       else this.setup.engine.sharesMm(parent.proc.pid, child);
     }
     if (this.held.delete(child)) cont(child);
+    // Forked as the session was ending: it goes too (a thread goes with its process).
+    if (this.ending && kind !== 'thread') {
+      try { kill(child, SIGKILL); } catch { /* gone */ }
+    }
   }
 
   /**

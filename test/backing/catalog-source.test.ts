@@ -101,7 +101,7 @@ describe('a source beside a session', () => {
     const root = loaded.rootFrames[0];
     store.frameView(root)[4] ^= 1; // the root's magic, in place: no commit is under way
     expect(thrown(() => openSnapshotSource(file))).toMatchObject({ reason: 'corrupt',
-      message: `catalog of ${file} is corrupt: root (frame ${root}): root: bad magic` });
+      message: `catalog of ${file} is corrupt: root (frame ${root}): root: bad magic; numactlx repair ${file} rebuilds it from the records that still read` });
     const foreign = path.join(dir, 'foreign');
     fs.writeFileSync(foreign, Buffer.alloc(3 << 20, 1));
     expect(thrown(() => openSnapshotSource(foreign))).toMatchObject({ reason: 'foreign',

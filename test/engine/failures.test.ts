@@ -139,18 +139,4 @@ test('an unusable control-socket directory: one line, exit 1, the backing is fre
   expect(again.exitCode).toBe(0);
 });
 
-// The backing deleted or truncated under a running session (reliability issue, item 6):
-// a deleted backing lost every later snapshot silently (they went into an unlinked
-// inode), a truncated one killed numactlx with SIGBUS. Now the snapshot fails with one
-// line naming what happened, and the program runs on and ends with its own status.
-test.each([
-  ['deleted', (file: string) => `rm ${file}`, /^numactlx: snapshot 1: backing .*n3\.img was deleted during the session: a snapshot in it would be lost when the session ends$/],
-  ['truncated', (file: string) => `truncate -s 2m ${file}`, /^numactlx: snapshot 1: backing .*n3\.img was truncated to \d+ bytes during the session \(its snapshots need 67108864\)$/],
-])('a backing %s during the session: the snapshot fails in one line, the program is unharmed', async (_what, act, line) => {
-  const { numactlx } = await import('../helpers/numactlx.js');
-  const backing = path.join(tmpDir(), 'n3.img');
-  const r = await numactlx([`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-on-exit', '--',
-    'sh', '-c', `${act(backing)} && echo survived; exit 4`], { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
-  expect({ exit: r.exitCode, stdout: r.stdout }).toEqual({ exit: 4, stdout: 'survived' });
-  expect(r.stderr).toMatch(line);
-}, 60_000);
+// The backing deleted or truncated under a running session: test/engine/backing-lost.test.ts.

@@ -136,6 +136,13 @@ fs.writeFileSync(aFile, 'x');
 const roMount = path.join(paths3, 'ro');
 fs.mkdirSync(roMount, { mode: 0o700 });
 let mounted = false;
+// A read-only bind mount of a writable directory: the directory stays writable under its
+// own name, the mount point refuses writes (MNT_READONLY on the mount, not the filesystem).
+const bindSource = path.join(paths3, 'bind-source');
+fs.mkdirSync(bindSource, { mode: 0o700 });
+const roBind = path.join(paths3, 'ro-bind');
+fs.mkdirSync(roBind, { mode: 0o700 });
+let bound = false;
 /** Made in beforeAll by a real session: a valid backing with one snapshot. */
 const real = path.join(dir, 'real.img');
 
@@ -151,11 +158,18 @@ beforeAll(async () => {
   mounted = true;
   fs.copyFileSync(real, path.join(roMount, 'backing.img'));
   await execa('mount', ['-o', 'remount,ro', roMount]);
+  fs.copyFileSync(real, path.join(bindSource, 'backing.img'));
+  const b = await execa('mount', ['--bind', bindSource, roBind], { reject: false });
+  if (b.exitCode !== 0) throw new Error(`mount --bind: ${b.stderr}`);
+  bound = true;
+  const ro = await execa('mount', ['-o', 'remount,bind,ro', roBind], { reject: false });
+  if (ro.exitCode !== 0) throw new Error(`mount -o remount,bind,ro: ${ro.stderr}`);
   makeCorrupt();
 }, 60_000);
 
 afterAll(async () => {
   if (mounted) await execa('umount', [roMount], { reject: false });
+  if (bound) await execa('umount', [roBind], { reject: false });
   removeTmpDirs();
 });
 
@@ -182,6 +196,11 @@ const paths: Case[] = [
     first: new RegExp(`^numactlx: backing ${esc(path.join(roMount, 'backing.img'))}: EROFS while opening it$`), unchanged: [path.join(roMount, 'backing.img')] },
   { name: 'a new backing on a read-only tmpfs', args: asBacking(path.join(roMount, 'new.img'), '16m'),
     first: new RegExp(`^numactlx: backing ${esc(path.join(roMount, 'new.img'))}: EROFS while creating it$`) },
+  { name: 'a valid backing on a read-only bind mount', args: asBacking(path.join(roBind, 'backing.img')),
+    first: new RegExp(`^numactlx: backing ${esc(path.join(roBind, 'backing.img'))}: EROFS while opening it$`),
+    unchanged: [path.join(bindSource, 'backing.img')] },
+  { name: 'a new backing on a read-only bind mount (its directory writable elsewhere)', args: asBacking(path.join(roBind, 'new.img'), '16m'),
+    first: new RegExp(`^numactlx: backing ${esc(path.join(roBind, 'new.img'))}: EROFS while creating it$`) },
   { name: 'a path whose parent is a regular file', args: asBacking(path.join(aFile, 'n.img'), '16m'),
     first: invalid(path.join(aFile, 'n.img'), 'cannot stat: ENOTDIR') },
 ];
