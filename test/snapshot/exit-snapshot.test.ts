@@ -62,7 +62,7 @@ test('a program exiting 7 during a snapshot: exit 7, the waiting client answered
       await session;
     }
   }
-}, 180_000);
+}, 600_000); // three rounds of a 256 MiB program; under load a round took 140 s
 
 // A supervisor's SIGTERM that arrives after the program ended, while numactlx finishes
 // the session (the exit snapshot, --stats), has no program left to reach: numactlx
