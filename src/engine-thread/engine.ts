@@ -10,7 +10,7 @@
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
-import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
+import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
 import { PAGE, PLACED_REAL } from './page-table.js';
@@ -27,8 +27,6 @@ import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../chann
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
 const REGISTER_MODE = Number(UFFDIO_REGISTER_MODE.MISSING | UFFDIO_REGISTER_MODE.WP);
-/** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
-const PAGEMAP_RUN = 512;
 
 export class Engine implements EngineCore {
   readonly mms = new Map<number, Mm>(); // by uffd
@@ -43,7 +41,6 @@ export class Engine implements EngineCore {
   private readonly zeros: Buffer;
   readonly zerosAddr: number;
   retries: RetryFault[] = [];
-  private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
   /** Processes whose mm is gone (exec or exit), for the statistics. */
   private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
@@ -159,50 +156,8 @@ export class Engine implements EngineCore {
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
-    this.keepPresentPages(child, childPid);
+    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
     return 0;
-  }
-
-  /**
-   * The child's table was copied from the parent's when its FORK event was read, but a
-   * read(2) of a uffd returns pending faults before pending events: pages the parent
-   * faulted in after dup_mmap were served (and entered in the parent's table) before the
-   * engine learnt of the fork, and the child does not have them. An entry for a page
-   * the child lacks would break the copier's rule (remote-copy.ts: a page it reads must
-   * be present, or this thread faults on a userfaultfd only it serves — a deadlock), so
-   * the child's entries are checked against its /proc/PID/pagemap now. The child has not
-   * run yet: the tracer holds it at its first stop until this returns.
-   */
-  private keepPresentPages(child: Mm, childPid: number): void {
-    const pages: number[] = [];
-    child.table.forEach((addr) => { pages.push(addr); });
-    if (pages.length === 0) return;
-    pages.sort((a, b) => a - b);
-    let fd: number;
-    try {
-      fd = openPagemap(childPid);
-    } catch {
-      return; // the child is gone already: its mm is closed when it is reaped
-    }
-    try {
-      const buf = this.pagemapBuf;
-      for (let i = 0; i < pages.length;) {
-        let j = i + 1;
-        while (j < pages.length && j - i < PAGEMAP_RUN && pages[j] === pages[j - 1] + PAGE) j++;
-        const read = readPagemapRun(fd, pages[i], j - i, buf);
-        for (let k = 0; k < j - i; k++) {
-          if (k < read && pagemapHasPage(buf, k)) continue;
-          const addr = pages[i + k];
-          child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
-            if (entry > 0) child.resident--;
-            this.release(entry, node);
-          });
-        }
-        i = j;
-      }
-    } finally {
-      closeFd(fd);
-    }
   }
 
   sharesMm(parentPid: number, childPid: number): void {
