@@ -10,7 +10,8 @@ import { loadCatalog } from '../../backing/catalog.js';
 import { commitSnapshot } from '../../backing/catalog-commit.js';
 import { ChecksumQueue, checksumShared } from '../../src/channels/checksum-ring.js';
 import { FrameCrcs } from '../../backing/frame-crcs.js';
-import { makeRecord, pattern, writePages } from '../helpers/snapshots.js';
+import { makeRecord, writePages } from '../helpers/snapshots.js';
+import { patternPage as pattern } from '../helpers/pattern.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const open: BackingStore[] = [];
