@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
-import { FRAME_SIZE, type Superblock } from './format.js';
+import { SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, decodeSuperblock, slotOf, type Superblock } from './format.js';
 import { FrameAllocator } from './frames.js';
 import { clearOwner, unlock } from './lock.js';
 import type { Header } from './medium.js';
@@ -19,6 +19,7 @@ import { writeNext, type FormatRequest } from './superblock.js';
 import { cacheFlush, missingFlush, type CacheFlush } from './persist.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
+import { FrameCopy } from './frame-copy.js';
 import { syncFrames, type Durability, type SyncTarget } from './durability.js';
 import { openStoreMedium } from './store-open.js';
 import { close } from '../src/sys/fcntl.js';
@@ -34,6 +35,7 @@ export class BackingStore {
   readonly frameBase: bigint;
   private readonly frameBaseNumber: number;
   private readonly views: FrameViews;
+  private readonly copy = new FrameCopy();
   readonly frameCount: number;
   /** A damaged superblock copy found at open (superblock-copies.ts), for the caller to report. */
   superblockDamage: string | undefined;
@@ -86,6 +88,22 @@ export class BackingStore {
     return { ...this.sb };
   }
 
+  /**
+   * The other superblock copy, when it passes its checks and describes the same frames:
+   * the commit before the one in force, whose catalog `numactlx repair` reads when the
+   * root in force is damaged (catalog-rebuild.ts).
+   */
+  otherSuperblock(): Superblock | undefined {
+    this.ensureOpen();
+    try {
+      const other = SLOT_OFFSETS[1 - slotOf(this.sb.generation)];
+      const sb = decodeSuperblock(this.header.read(other, SLOT_SIZE));
+      return sb.dataOffset === this.sb.dataOffset && sb.frameCount <= this.sb.frameCount ? sb : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Bytes of the medium the backing uses (its recorded size). */
   get size(): bigint {
     return this.sb.size;
@@ -108,15 +126,6 @@ export class BackingStore {
     }
   }
 
-  /**
-   * frameView for a frame about to be written by the catalog: on /dev/dax it is flushed
-   * from the CPU caches at the next sync(), before a superblock can name it.
-   */
-  frameForWrite(f: number): Buffer {
-    const view = this.frameView(f);
-    if (this.cache) this.unflushed.add(f);
-    return view;
-  }
 
   /** The address of frame `f` in this process. */
   frameAddress(f: number): bigint {
@@ -127,11 +136,37 @@ export class BackingStore {
   /**
    * The 4 KiB of frame `f` as a Buffer over the mapping (koffi.view: no copy). The
    * Buffer must not be used after close(): its memory is unmapped then, and touching it
-   * is a crash, not an exception.
+   * is a crash, not an exception — as is touching a frame past the end of a truncated
+   * file (SIGBUS). For tests and tools; numactlx itself uses readFrame and writeFrame.
    */
   frameView(f: number): Buffer {
     this.checkFrame(f);
     return this.views.view(f);
+  }
+
+  /**
+   * Reads frame `f` into `out` (FRAME_SIZE bytes), and writeFrame writes one: through the
+   * kernel (frame-copy.ts), so that a frame past the end of a file truncated under the
+   * session is a BackingError 'lost', not a SIGBUS. The catalog's frames go through
+   * these; a device (which cannot be truncated) through the mapping.
+   */
+  readFrame(f: number, out: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') this.views.view(f).copy(out);
+    else if (this.copy.read([this.frameAddr(f)], 1, out) !== 1) throw this.lostFrame(f, 'read');
+  }
+
+  writeFrame(f: number, data: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') {
+      data.copy(this.views.view(f));
+      // Flushed from the CPU caches at the next sync(), before a superblock can name it.
+      if (this.cache) this.unflushed.add(f);
+    } else if (!this.copy.write(this.frameAddr(f), data)) throw this.lostFrame(f, 'written');
+  }
+
+  private lostFrame(f: number, done: string): BackingError {
+    return new BackingError(this.path, 'lost', this.mediumProblem() ?? `backing ${this.path}: frame ${f} could not be ${done} (EFAULT)`);
   }
 
   /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */
@@ -168,17 +203,16 @@ export class BackingStore {
   }
 
   /**
-   * What has happened to the medium under the session, if anything (checked before a
-   * snapshot is frozen and before it is committed): the file deleted — its snapshots
-   * would vanish with the session — or truncated below its recorded size — a frame past
-   * the end is a SIGBUS for whoever touches it. A device cannot be either.
+   * What has happened to the medium under the session, if anything (checked at each
+   * freeze and commit, after a frame could not be copied, and at the session's end): the
+   * file deleted — its snapshots vanish with the session — or truncated below its
+   * recorded size — its frames past the end are gone (touched through the mapping, a
+   * SIGBUS). A device cannot be either.
    */
   mediumProblem(): string | undefined {
     if (this.kind === 'dax' || this.fd < 0) return undefined;
     const st = fs.fstatSync(this.fd);
-    if (st.nlink === 0) {
-      return `backing ${this.path} was deleted during the session: a snapshot in it would be lost when the session ends`;
-    }
+    if (st.nlink === 0) return `backing ${this.path} was deleted during the session`;
     if (BigInt(st.size) < this.sb.size) {
       return `backing ${this.path} was truncated to ${st.size} bytes during the session (its snapshots need ${this.sb.size})`;
     }

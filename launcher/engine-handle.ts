@@ -64,6 +64,7 @@ export class EngineHandle {
           case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
           case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
           case 'prepared': this.snapshots.emit('prepared'); break;
+          case 'backing-lost': this.snapshots.emit('backing-lost', ev.message, ev.found); break;
           case 'init-failed': reject(new SetupError(ev.message)); break;
           case 'stats':
             this.lastStats = ev.stats;

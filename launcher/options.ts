@@ -9,6 +9,7 @@ import { PAGE_SIZE } from '../src/sys/page.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
 import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
+import { deviceNodes, type DeviceContext } from '../src/placement/device-nodes.js';
 import {
   ConfigError, loadSnapshotConfig, mergeSnapshotSettings, parseKeep, parseSnapshotSignal,
   type PartialSnapshotSettings, type SnapshotSettings,
@@ -125,6 +126,8 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
   const virtualNodes = virtualNodeTable(events, topo);
   const virtualIds = virtualNodes.map((v) => v.node);
   const realIds = topo.nodes.map((n) => n.id);
+  // Device specifiers (netdev:eth0…) read sysfs; tests may move its root.
+  const devices: DeviceContext = { sysRoot: process.env.NUMACTLX_SYSFS_ROOT ?? '/sys', taskNodes: topo.allowedNodes.length };
 
   let parseAll = false;
   let didNodeCpuParse = false;
@@ -150,8 +153,10 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
     }
     didNodeCpuParse = true;
     const real = parseAll ? realIds : topo.allowedNodes;
-    const parse = (allowed: number[]): number[] =>
-      parseIdList(text, { kind: 'node', allowed, universe: realOnly ? realIds : [...realIds, ...virtualIds] });
+    const parse = (allowed: number[]): number[] => parseIdList(text, {
+      kind: 'node', allowed, universe: realOnly ? realIds : [...realIds, ...virtualIds],
+      device: (spec) => deviceNodes(spec, devices),
+    });
     try {
       return parse(realOnly ? real : [...real, ...virtualIds]);
     } catch (err) {

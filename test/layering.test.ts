@@ -78,9 +78,8 @@ test('only the main thread\'s launcher starts the workers, by their entry files'
 // (the second test fails while an entry names a file that is already short enough).
 const MAX_LINES = 300;
 const BEING_SPLIT: Record<string, string> = {
-  // Both are in thread folders other engineers are editing; sizes when listed.
-  'src/tracer-thread/tracer.ts': '374 lines',
-  'src/engine-thread/engine.ts': '317 lines (316 on main before the userfaultfd split added an import line)',
+  // Split on branch tracer11 (freeze.ts, new-tasks.ts, task-gone.ts), not merged yet.
+  'src/tracer-thread/tracer.ts': '385 lines',
 };
 /** Lines as `wc -l` counts them. */
 const lineCount = (f: string): number => (texts.get(f)!.match(/\n/g) ?? []).length;

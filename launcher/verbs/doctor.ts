@@ -11,6 +11,7 @@ import { probeKernel } from '../../src/kerndat/probe.js';
 import { THOROUGH } from '../../src/kerndat/probe-thorough.js';
 import { SetupError } from '../errors.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { printErr, printOut } from '../output.js';
 
 export const doctorCommand: Verb = {
   spec: { name: 'doctor', usage: 'usage: numactlx doctor [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
@@ -40,9 +41,9 @@ async function runDoctor(args: VerbArgs): Promise<number> {
   }
   // A fix is shown where something is absent and it matters.
   const shown = rows.map((r) => (r.status === 'ok' || r.status === 'unused' ? { ...r, fix: undefined } : r));
-  process.stdout.write(args.flags.json ? formatJson(shown) : formatRows(shown));
+  printOut(args.flags.json ? formatJson(shown) : formatRows(shown));
   const missing = rows.filter((r) => r.status === 'missing').length;
   if (missing === 0) return 0;
-  process.stderr.write(`numactlx: doctor: ${missing} feature${missing === 1 ? '' : 's'} missing\n`);
+  printErr(`numactlx: doctor: ${missing} feature${missing === 1 ? '' : 's'} missing\n`);
   return 1;
 }

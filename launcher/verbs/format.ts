@@ -12,6 +12,7 @@ import { BackingError, BackingStore } from '../../backing/store.js';
 import { parseSize } from '../../policy/size.js';
 import { SetupError, UsageError } from '../errors.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { printErr, printOut } from '../output.js';
 
 export const formatCommand: Verb = {
   spec: {
@@ -51,8 +52,8 @@ async function runFormat(args: VerbArgs): Promise<number> {
   const sb = store.superblock;
   const note = store.durabilityNote;
   store.close();
-  process.stdout.write(`formatted ${path}: ${sb.size} bytes, ${sb.frameCount} frames of 4 KiB from offset ${sb.dataOffset} ` +
+  printOut(`formatted ${path}: ${sb.size} bytes, ${sb.frameCount} frames of 4 KiB from offset ${sb.dataOffset} ` +
     `(device alignment ${target.align})\n`);
-  if (note) process.stderr.write(`numactlx: ${path}: ${note}\n`);
+  if (note) printErr(`numactlx: ${path}: ${note}\n`);
   return 0;
 }

@@ -38,6 +38,12 @@ export type EngineEvent =
   | { type: 'snapshot-failed'; id: number; message: string }
   | { type: 'pruned'; ids: number[]; error?: string }
   | { type: 'prepared' }
+  /**
+   * A backing deleted or truncated under the session (BackingStore.mediumProblem), and
+   * where it was found ("while snapshot 3 was being copied"): the session must end.
+   * Posted once, before the failure of the snapshot it cost.
+   */
+  | { type: 'backing-lost'; message: string; found: string }
   | { type: 'init-failed'; message: string }
   | { type: 'stats'; stats: SessionStats }
   | { type: 'closed' }

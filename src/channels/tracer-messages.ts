@@ -1,7 +1,8 @@
 // Main thread ↔ tracer worker messages, both ends: what the main thread starts the tracer
 // with (TracerStart, as workerData), and the events the tracer posts back (postToMain on
 // the tracer's side, onTracerEvent on the main thread's). The worker owns the program's
-// process: it spawns it and is the only thread that waits for it. Snapshot requests reach
+// process: it spawns it and is the only thread that waits for it. (Only a program on a
+// virtual node has a tracer; on real nodes only, numactlx execs it.) Snapshot requests reach
 // the tracer through the doorbell (doorbell.ts), not as messages: it sits in waitpid.
 import { parentPort, type Worker } from 'node:worker_threads';
 import type { MemoryPolicy } from '../../policy/placement.js';
@@ -32,8 +33,8 @@ export interface TracerStart {
   defaultSignals: number[];
   /** Signals the program must start with ignored (numactlx inherited them ignored). */
   ignoredSignals: number[];
-  /** Present when the program runs under ptrace with virtual nodes. */
-  traced?: TracedSetup;
+  /** The session's side of the tracer (the program always runs traced here). */
+  traced: TracedSetup;
 }
 
 export type TracerEvent =

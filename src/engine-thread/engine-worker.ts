@@ -105,6 +105,15 @@ function policyAt(args: Float64Array, at: number): PagePolicy {
   return { mode: args[at], nodes: Array.from(args.subarray(at + 2, at + 2 + n)) };
 }
 
+/** A backing lost under the session, told to the main thread once (it ends the session). */
+let lostTold = false;
+function tellLost(snaps: SnapshotEngine): void {
+  const lost = snaps.lostMedium;
+  if (!lost || lostTold) return;
+  lostTold = true;
+  post({ type: 'backing-lost', message: lost.problem, found: lost.found });
+}
+
 function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array): number {
   switch (op) {
     case TracerOp.Freeze: {
@@ -115,6 +124,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
         return snaps.freeze({ id: a[0], label, program: start.program }, threads,
           (tid) => tgid.get(tid) ?? tid);
       } catch (err) {
+        tellLost(snaps);
         post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
         return -EIO;
       }
@@ -169,6 +179,9 @@ function commitStep(snaps: SnapshotEngine, finishNow = false): void {
     const r = result.records[0];
     post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records), lost_pages: result.lostPages } });
   } catch (err) {
+    // A catalog frame that could not be written or read back (BackingError 'lost').
+    snaps.noteMedium(`as snapshot ${id} was being committed`);
+    tellLost(snaps);
     post({ type: 'snapshot-failed', id, message: (err as Error).message });
   }
 }
@@ -218,17 +231,22 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       const op = channel.pending();
       if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args));
       const req = mailbox.take();
-      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: engine.stats(exeOf) });
+      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...engine.stats(exeOf), copying: snaps.progress } });
       if (req & (1 << MainRequest.Prune)) {
         try {
           post({ type: 'pruned', ids: snaps.prune(mailbox.value()) });
         } catch (err) {
+          snaps.noteMedium('while --keep deleted old snapshots');
+          tellLost(snaps);
           post({ type: 'pruned', ids: [], error: (err as Error).message });
         }
       }
       if (req & (1 << MainRequest.Prepare)) snaps.prepare();
       if (req & (1 << MainRequest.Shutdown)) {
         if (snaps.active) commitStep(snaps, true); // the program has ended: copy what is left, then commit
+        // Deleted or truncated while no snapshot looked: said now, not lost in silence.
+        snaps.noteMedium('as the session ended');
+        tellLost(snaps);
         post({ type: 'stats', stats: engine.stats(exeOf) });
         checksums.stop(); // it reads the frames: before they are unmapped
         for (const s of stores) s.close();
@@ -253,6 +271,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step(streak ? STREAK_STEP_PAGES : undefined);
+      tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps);
     }
   }

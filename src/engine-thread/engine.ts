@@ -10,6 +10,7 @@
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
+import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
 import { PAGE, PLACED_REAL } from './page-table.js';
@@ -17,7 +18,6 @@ import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
 import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
-import { keepPresentPages } from './fork-pages.js';
 
 export { Mm } from './mm.js';
 export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
@@ -156,7 +156,7 @@ export class Engine implements EngineCore {
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
-    keepPresentPages(this, child, childPid);
+    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
     return 0;
   }
 
@@ -185,7 +185,7 @@ export class Engine implements EngineCore {
       // A range whose mapping the child does not have (gone before the fork) is not its.
       if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end);
     }
-    keepPresentPages(this, child, childPid);
+    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
     return 0;
   }
 

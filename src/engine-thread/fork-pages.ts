@@ -1,15 +1,12 @@
-// A forked child's pages checked against the kernel's: after a fork, the engine's table
-// for the child (copied from the parent's) may name pages the child does not have.
-// Called by the engine (engine.ts) while the child is held at its first stop.
+// A forked child's pages, checked against what the kernel gave it (engine.ts forked).
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import type { Mm } from './mm.js';
-import type { EngineCore } from './engine-core.js';
 
 /** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
 const PAGEMAP_RUN = 512;
-/** Scratch for those reads; the engine thread's only. */
+/** Scratch for those reads (the engine thread only). */
 const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
 
 /**
@@ -22,7 +19,7 @@ const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
  * the child's entries are checked against its /proc/PID/pagemap now. The child has not
  * run yet: the tracer holds it at its first stop until this returns.
  */
-export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): void {
+export function keepPresentPages(child: Mm, childPid: number, release: (entry: number, node: number) => void): void {
   const pages: number[] = [];
   child.table.forEach((addr) => { pages.push(addr); });
   if (pages.length === 0) return;
@@ -44,7 +41,7 @@ export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): vo
         const addr = pages[i + k];
         child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
           if (entry > 0) child.resident--;
-          e.release(entry, node);
+          release(entry, node);
         });
       }
       i = j;

@@ -86,6 +86,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     mm.drops = [];
     run.parts.set(mm, part);
   }
+  run.frozenPages = frozen;
   return { run, frozen };
 }
 

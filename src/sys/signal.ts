@@ -1,7 +1,8 @@
-// Signals: kill(2), tgkill(2), sigqueue(3) (over rt_sigqueueinfo(2)), sigset_t handling
-// and signal names (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> of Linux 6.1).
+// Signals: kill(2), tgkill(2), sigqueue(3) (over rt_sigqueueinfo(2)), rt_sigaction(2) and
+// rt_sigprocmask(2) for the state an exec hands on, sigset_t handling and signal names
+// (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> and <asm/signal.h> of Linux 6.1).
 import os from 'node:os';
-import { libc, check, lastErrno, bindSyscall } from './libc.js';
+import { libc, bindSyscall, check, lastErrno } from './libc.js';
 import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
@@ -99,4 +100,35 @@ export function signalsInMask(hex: string): number[] {
   const out: number[] = [];
   for (let sig = 1; sig <= 64; sig++) if ((mask >> BigInt(sig - 1)) & 1n) out.push(sig);
   return out;
+}
+
+// struct kernel_sigaction (<asm/signal.h>, x86_64): handler, flags, restorer, then the
+// kernel's 64-bit sigset. SIG_DFL and SIG_IGN need no restorer (SA_RESTORER is only for
+// handlers that return).
+const KERNEL_SIGACTION_BYTES = 32;
+const KERNEL_SIGSET_BYTES = 8;
+const SIG_DFL = 0n;
+const SIG_IGN = 1n;
+const SIG_SETMASK = 2;
+const rtSigactionRaw = bindSyscall(['int', 'const void *', 'void *', 'size_t']);
+const rtSigprocmaskRaw = bindSyscall(['int', 'const void *', 'void *', 'size_t']);
+
+/**
+ * Sets `sig` to its default action or to ignored, in the whole process: the two
+ * dispositions execve(2) keeps (caught signals revert to the default). Raw rt_sigaction
+ * because glibc's sigaction refuses its own signals 32 and 33.
+ */
+export function setSignalDisposition(sig: number, action: 'default' | 'ignore'): void {
+  const act = Buffer.alloc(KERNEL_SIGACTION_BYTES);
+  act.writeBigUInt64LE(action === 'ignore' ? SIG_IGN : SIG_DFL, 0);
+  check('rt_sigaction', rtSigactionRaw(SYS.rt_sigaction, sig, act, null, KERNEL_SIGSET_BYTES));
+}
+
+/**
+ * Sets the calling thread's signal mask to exactly `signals` (rt_sigprocmask(SIG_SETMASK)):
+ * the mask is per thread and execve(2) keeps the exec'ing thread's.
+ */
+export function setSignalMask(signals: Iterable<number>): void {
+  const set = sigset(signals).subarray(0, KERNEL_SIGSET_BYTES);
+  check('rt_sigprocmask', rtSigprocmaskRaw(SYS.rt_sigprocmask, SIG_SETMASK, set, null, KERNEL_SIGSET_BYTES));
 }

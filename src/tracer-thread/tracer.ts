@@ -69,6 +69,8 @@ export class Tracer {
   private exitSnapshotTaken = false;
   /** A process has ended: the doorbell may have rung it in vain (see run). */
   private doorbellMayBeLost = false;
+  /** The main thread ended the session (doorbell.requestEnd): every process is killed. */
+  private ending = false;
   /** How each new mm gets its userfaultfd. */
   private readonly uffdSource: UffdSource;
   /** The kernel hands a forked child's uffd over (UFFD_EVENT_FORK); else the tracer makes one. */
@@ -107,6 +109,11 @@ export class Tracer {
       const { pid: tid, status } = waitpid(-1, __WALL);
       try {
         this.onStatus(tid, status);
+        if (!this.ending && this.setup.doorbell?.endRequested) {
+          // The session's backing is lost: the program cannot keep its memory on it.
+          this.ending = true;
+          this.killAll();
+        }
         // A request rung at a process that then ended without a signal stop (it was
         // already exiting) would wait for the next ring: take it now, while others run.
         if (this.doorbellMayBeLost && this.procs.size > 0) {
@@ -128,9 +135,9 @@ export class Tracer {
     else this.setup.post({ type: 'exited', code: WEXITSTATUS(s) });
   }
 
-  /** Kills every traced process (fatal setup errors). */
+  /** Kills every traced process, and children not announced yet (fatal errors, the session's end). */
   killAll(): void {
-    for (const pid of this.procs.keys()) {
+    for (const pid of [...this.procs.keys(), ...this.held]) {
       try { kill(pid, SIGKILL); } catch { /* gone */ }
     }
   }
@@ -345,6 +352,10 @@ export class Tracer {
       else if (parent.proc.execed && !this.setUpForkedChild(parent.proc, proc)) return;
     }
     if (this.held.delete(child)) cont(child);
+    // Forked as the session was ending: it goes too (a thread goes with its process).
+    if (this.ending && kind !== 'thread') {
+      try { kill(child, SIGKILL); } catch { /* gone */ }
+    }
   }
 
   /**

@@ -13,6 +13,8 @@ export const SYS = {
   read: 0,
   write: 1,
   close: 3,
+  rt_sigaction: 13,
+  rt_sigprocmask: 14,
   openat: 257,
   mmap: 9,
   munmap: 11,
