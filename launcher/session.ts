@@ -24,8 +24,7 @@ import type { Topology } from '../policy/topology.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { SnapshotSummary } from '../src/channels/engine-messages.js';
 import type { TracerEvent, TracerStart } from '../src/channels/tracer-messages.js';
-import { missingLine, presentFeatures, type KernelFeatures } from '../src/kerndat/features.js';
-import { probeKernel } from '../src/kerndat/probe.js';
+import { sessionFeatures } from '../src/kerndat/probe.js';
 
 /**
  * numactlx's exit status when a backing was lost under the session (deleted or
@@ -66,7 +65,9 @@ class FreezeWaiters {
 export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
-  const features = kernelFeatures();
+  // Probed once, before anything is opened or started (src/kerndat/): a missing feature
+  // without a fallback ends numactlx here, in one line.
+  const features = sessionFeatures();
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
   await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features);
@@ -261,22 +262,6 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     }
   }
   return lostBacking ? { code: BACKING_LOST_STATUS } : end;
-}
-
-/**
- * The kernel features the session has (src/kerndat/), probed once before anything is
- * opened or started; a missing one that has no fallback stops numactlx here, in one line.
- */
-function kernelFeatures(): KernelFeatures {
-  let results;
-  try {
-    results = probeKernel();
-  } catch (err) {
-    throw new SetupError((err as Error).message, { cause: err });
-  }
-  const missing = missingLine(results);
-  if (missing) throw new SetupError(missing);
-  return presentFeatures(results);
 }
 
 /**

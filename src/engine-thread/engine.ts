@@ -182,8 +182,7 @@ export class Engine implements EngineCore {
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
     for (const r of [...child.ranges.all()]) {
-      // A range whose mapping the child does not have (gone before the fork) is not its.
-      if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end);
+      if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end); // gone before the fork
     }
     keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
     return 0;

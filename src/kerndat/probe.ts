@@ -13,7 +13,10 @@ import { SysError } from '../sys/libc.js';
 import { seccompActionAvailable, SECCOMP_RET } from '../sys/seccomp.js';
 import * as mman from '../sys/mman.js';
 import { pidfdOpen, pidfdGetfd } from '../sys/pidfd.js';
-import { DISABLE_ENV, disabledFeatures, FEATURE_NAMES, type FeatureName, type Probe, type ProbeResults } from './features.js';
+import {
+  DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
+  type Probe, type ProbeResults,
+} from './features.js';
 
 const PAGE = BigInt(mman.PAGE_SIZE);
 /** CAP_SYS_PTRACE's bit in /proc/self/status CapEff (<linux/capability.h>). */
@@ -204,4 +207,15 @@ export function probeKernel(more: MoreProbes = {}, env: NodeJS.ProcessEnv = proc
     if (disabled.has(name)) results[name] = { present: false, detail: `disabled by ${DISABLE_ENV}` };
   }
   return results;
+}
+
+/**
+ * A session's start: the features present (for the threads' start data), or a throw
+ * whose message is the one line naming the missing feature and the kernel that has it.
+ */
+export function sessionFeatures(): KernelFeatures {
+  const results = probeKernel();
+  const missing = missingLine(results);
+  if (missing) throw new Error(missing);
+  return presentFeatures(results);
 }

@@ -194,7 +194,7 @@ describe('/dev/dax code path (emulated)', () => {
     const usable = store.frameCount - (2 << 20) / 4096;
     for (let i = 0; i < store.frameCount; i++) expect(store.allocFrame()).toBe(i); // no fallocate on dax
     expect(store.allocFrame()).toBe(-1);
-    store.frameForWrite(usable - 1).fill(0xda);
+    store.writeFrame(usable - 1, Buffer.alloc(4096, 0xda));
     expect(store.frameView(usable - 1)[4095]).toBe(0xda);
     expect(() => store.sync()).not.toThrow(); // the frame written is flushed (libpmem)
     // The lock holds; the owner's pid cannot be read back through a second /dev/zero
