@@ -112,11 +112,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     durable.catch(() => undefined); // the queue observes it; never an unhandled rejection
     const frozen = freezes.wait(id);
     try {
-      // No process to signal: the tracer may still take the request where it waits for
-      // one (a process at its exit stop with --snapshot-on-exit), and answers it
-      // (frozen, or freeze-failed) — or the session ends and fails it. Refused at once only
-      // when the session is ending: then nothing will take it.
-      if (!doorbell.ring(id, label) && ending) throw new SnapshotError('no process of the session is running', { label });
+      if (!doorbell.ring(id, label)) throw new SnapshotError('no process of the session is running', { label });
       await frozen;
     } catch (err) {
       stopListening(); // never frozen: no outcome will come

@@ -9,22 +9,7 @@
 // timer is re-armed at most a day ahead; `unref: true` makes every re-armed timer unref'd,
 // so schedules never keep the process alive — the session lasts as long as its program,
 // as the control server does. stop() clears the timers.
-import { createRequire } from 'node:module';
-import type { Logger, ScheduledTask } from 'node-cron';
-
-type NodeCron = typeof import('node-cron').default;
-let loaded: NodeCron | undefined;
-
-/**
- * node-cron, loaded on first use (its CommonJS build, synchronously): every launch parses
- * the options through this module, and only a --schedule needs node-cron — loading it
- * cost a numactl-style run without snapshots a sizeable part of its start-up. It is the
- * only way this tree reaches node-cron, so its module-wide task registry is one.
- */
-function cron(): NodeCron {
-  loaded ??= createRequire(import.meta.url)('node-cron') as NodeCron;
-  return loaded;
-}
+import cron, { type Logger, type ScheduledTask } from 'node-cron';
 
 export interface Schedule {
   expr: string;
@@ -61,9 +46,9 @@ export const CRON_FORMAT = '[second] minute hour day-of-month month day-of-week'
 /** Throws a ScheduleError, quoting the expression and saying which field is wrong, unless valid. */
 export function checkCronExpression(expr: string): void {
   if (expr.trim() === '') throw new ScheduleError(expr, `empty (fields: ${CRON_FORMAT})`);
-  let result: ReturnType<NodeCron['validateDetailed']>;
+  let result: ReturnType<typeof cron.validateDetailed>;
   try {
-    result = cron().validateDetailed(expr);
+    result = cron.validateDetailed(expr);
   } catch (err) {
     throw new ScheduleError(expr, `${(err as Error).message} (fields: ${CRON_FORMAT})`);
   }
@@ -101,7 +86,7 @@ export function startSchedules(schedules: readonly (string | Schedule)[],
   const logger: Logger = { info: () => {}, debug: () => {}, warn, error: warn };
   let stopped = false;
   const tasks: ScheduledTask[] = specs.map(({ expr, label }) => {
-    const task = cron().schedule(expr, () => {
+    const task = cron.schedule(expr, () => {
       if (!stopped) onTick(expr, label);
     }, { unref: true, logger });
     // With a listener node-cron reports a missed tick here instead of warning about it.

@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/proc.js';
 import { testSeed } from '../helpers/random.js';
 import { RawSnapshot } from '../helpers/raw-export.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterAll(removeTmpDirs);
 

@@ -11,7 +11,7 @@ import { compileFixture } from '../helpers/fixtures.js';
 import { patternPage } from '../helpers/pattern.js';
 import { procState, waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
-import type { SessionStats } from '../../src/engine/stats.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 const PAGE = 4096;
 const MiB = 1 << 20;
