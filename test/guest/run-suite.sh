@@ -71,7 +71,7 @@ for entry in "${groups[@]}"; do
   start=$(date +%s)
   # shellcheck disable=SC2086 # opts is a word list
   "$here/vm.sh" $opts "${kernel_opt[@]}" --share "$share" --project "$project" \
-    --env "GUEST_BIN=$share/bin" --env "GUEST_BACKINGS=$backings" \
+    --env "GUEST_BIN=$share/bin" --env "GUEST_BACKINGS=$backings" --env "GUEST_FRESH=$([[ $opts == *--fresh* ]] && echo 1 || echo 0)" \
     "exec node \"\$PROJECT/test/guest/groups/$script\" $args"
   rc=$?
   secs=$(($(date +%s) - start))

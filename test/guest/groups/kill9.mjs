@@ -5,10 +5,11 @@
 import fs from 'node:fs';
 import { Group, assert, waitUntil } from '../lib/harness.mjs';
 import {
-  MEMHOLD, NUMACTLX, backings, checkSnapshotPages, numactlx, numactlxJson, run, snapshotList, startMemhold, why,
+  MEMHOLD, NUMACTLX, backings, checkSnapshotPages, numactlx, numactlxJson, prepareFreshBackings, run, snapshotList, startMemhold, why,
 } from '../lib/programs.mjs';
 
 const g = new Group('kill9');
+await prepareFreshBackings(g);
 const SIZE = '128m';
 
 for (const b of backings()) {

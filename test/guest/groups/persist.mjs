@@ -14,10 +14,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Group, assert } from '../lib/harness.mjs';
-import { backings, checkSnapshotPages, numactlx, numactlxJson, snapshotList, startMemhold } from '../lib/programs.mjs';
+import { backings, checkSnapshotPages, numactlx, numactlxJson, prepareFreshBackings, snapshotList, startMemhold } from '../lib/programs.mjs';
 
 const phase = Number(process.argv[2]);
 const g = new Group(`persist-${phase}`);
+await prepareFreshBackings(g);
 const STATE = path.join(process.env.GUEST_SHARE ?? '.', 'persist-state.json');
 const state = fs.existsSync(STATE) ? JSON.parse(fs.readFileSync(STATE, 'utf8')) : {};
 // written with fsync: the next thing may be a power-off (the share is 9p: the host has it then)

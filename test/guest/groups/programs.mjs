@@ -2,11 +2,11 @@
 // node 3 — python3 and redis-server — on each backing, their results checked against the
 // same program run without numactlx, and the node's statistics showing the memory there.
 import { Group, assert } from '../lib/harness.mjs';
-import { NUMACTLX, Session, backings, readStats, run, why } from '../lib/programs.mjs';
+import { NUMACTLX, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
-await g.check('doctor: every required check passes', async () => {
+await g.check('doctor: no feature numactlx needs is missing', async () => {
   const r = await run(NUMACTLX, ['doctor', '--json']);
   let report;
   try {
@@ -14,10 +14,15 @@ await g.check('doctor: every required check passes', async () => {
   } catch {
     throw new Error(`numactlx doctor --json printed no JSON (exit status ${r.code}): ${why(r.stderr)}`);
   }
-  const failed = report.checks.filter((c) => c.required && !c.ok);
-  assert(r.code === 0 && failed.length === 0,
-    `numactlx doctor: exit status ${r.code}, failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`);
+  const missing = report.checks.filter((c) => c.status === 'missing');
+  assert(r.code === 0 && missing.length === 0,
+    `numactlx doctor: exit status ${r.code}, missing: ${missing.map((c) => `${c.name} (${c.detail})`).join('; ')}`);
+  // What this kernel lacks and numactlx falls back for (6.1: POISON, WP_ASYNC, …), in the log.
+  const degraded = report.checks.filter((c) => c.status === 'degraded').map((c) => c.feature);
+  console.log(`doctor: degraded on ${process.env.GUEST_KERNEL}: ${degraded.join(', ') || 'none'}`);
 });
+
+await prepareFreshBackings(g);
 
 // 24 MiB of a bytearray, a dict of 100k strings: the heap (brk) and anonymous mmaps.
 const PYTHON = `

@@ -7,10 +7,11 @@
 import fs from 'node:fs';
 import { Group, assert, waitUntil } from '../lib/harness.mjs';
 import {
-  MEMHOLD, backings, checkSnapshotPages, numactlx, numactlxJson, patternWord, readStats, run, snapshotList, startMemhold, why,
+  MEMHOLD, backings, checkSnapshotPages, numactlx, numactlxJson, prepareFreshBackings, patternWord, readStats, run, snapshotList, startMemhold, why,
 } from '../lib/programs.mjs';
 
 const g = new Group('snapshots');
+await prepareFreshBackings(g);
 const SIZE = '32m';
 const SEED = 1;
 const SEED2 = 2;

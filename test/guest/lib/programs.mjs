@@ -33,6 +33,27 @@ export function backings() {
 }
 
 /**
+ * On a group's fresh images (run-suite.sh sets GUEST_FRESH=1 for the boots that start from
+ * new ones), makes /dev/dax0.0 a numactlx backing: `numactlx format` writes its
+ * superblock. numactlx never writes a device it was not told to, so a session on the
+ * blank device must be refused first, in one line naming the verb. A file backing needs
+ * nothing: a session creates it. Later boots on the same images (persist-2, -3) find the
+ * device formatted, with what the earlier boots left on it.
+ */
+export async function prepareFreshBackings(g) {
+  if (process.env.GUEST_FRESH !== '1' || !backings().some((b) => b.name === 'dax')) return;
+  await g.check('dax: a session on the blank device is refused in one line naming `numactlx format`', async () => {
+    const r = await run(NUMACTLX, ['--remap=3,/dev/dax0.0', '--membind=3', '--', '/bin/true']);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert(r.code !== 0 && lines.length === 1 && /numactlx format/.test(lines[0]),
+      `expected a failure with one line naming numactlx format; ${describeExit(r.code, r.signal)}, stderr: ${JSON.stringify(r.stderr)}`);
+  });
+  await g.check('dax: numactlx format /dev/dax0.0', async () => {
+    await numactlx(['format', '/dev/dax0.0']);
+  });
+}
+
+/**
  * What to quote of a failed command's stderr: numactlx's own line and the exception behind
  * it (`numactlx: the tracer failed…` says less than `SysError: UFFDIO_API … EINVAL`), or a
  * program's FAIL line, or the last line.
