@@ -78,7 +78,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'setup-failed':
           cleanUp();
-          reject(new SetupError(`${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
+          reject(new SetupError(ev.message ?? `${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
           break;
         case 'stopped':
           // The program stopped (Ctrl-Z, SIGSTOP): stop numactlx too so the shell sees
@@ -102,8 +102,8 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'tracer-failed':
           cleanUp();
-          fs.writeSync(2, `${ev.message}\n`);
-          reject(new SetupError('the tracer failed and killed the program'));
+          if (process.env.NUMACTLX_DEBUG === '1') fs.writeSync(2, `${ev.stack}\n`);
+          reject(new SetupError(`the tracer failed and killed the program: ${ev.message}`));
           break;
       }
     });

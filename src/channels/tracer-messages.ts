@@ -35,12 +35,14 @@ export interface TracerStart {
 
 export type TracerEvent =
   | { type: 'spawned'; pid: number }
-  | { type: 'setup-failed'; what: string; errno: number; code: string }
+  /** `message`, when set, is the whole story (said as it is). */
+  | { type: 'setup-failed'; what: string; errno: number; code: string; message?: string }
   | { type: 'stopped'; signal: number }
   | { type: 'continued' }
   | { type: 'exited'; code: number }
   | { type: 'killed'; signal: number; core: boolean }
-  | { type: 'tracer-failed'; message: string }
+  /** numactlx's own failure: the tracer killed the program. `stack` for NUMACTLX_DEBUG=1. */
+  | { type: 'tracer-failed'; message: string; stack: string }
   | { type: 'frozen'; id: number; pause_ms: number; pages: number }
   /** A snapshot request the tracer took with no process left to freeze. */
   | { type: 'freeze-failed'; id: number; message: string }

@@ -4,10 +4,12 @@
 // the seccomp filter on the first exec (children inherit it, and it survives exec);
 // the break; and, when the policy names a virtual node, the anonymous ranges the new
 // image already has (stack, bss, heap) registered before it runs an instruction.
+import fs from 'node:fs';
+import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
-import { SysError } from '../sys/libc.js';
+import { errnoName, SysError } from '../sys/libc.js';
 import { O_CLOEXEC, O_NONBLOCK } from '../sys/userfaultfd.js';
 import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
@@ -42,21 +44,61 @@ export function installFilter(pid: number): void {
   if (ret < 0n) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER) in the program', Number(-ret));
 }
 
-/** Creates a userfaultfd in `pid` and returns numactlx's duplicate of it. */
-export function takeUserfaultfd(pid: number): number {
-  const remoteFd = injectChecked(pid, 'userfaultfd in the program', SYS.userfaultfd, [BigInt(O_CLOEXEC | O_NONBLOCK)]);
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, Number(remoteFd));
-  } finally {
-    closeFd(pidfd);
-    injectSyscall(pid, SYS.close, [remoteFd]);
+const { EMFILE, ENFILE, ENOMEM, EPERM } = os.constants.errno;
+/**
+ * What the program's own state can make userfaultfd(2) answer: EPERM for a process
+ * that dropped root (vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE), no fd
+ * left, no memory.
+ */
+const REFUSED = new Set([EPERM, EMFILE, ENFILE, ENOMEM]);
+
+/** The program's process cannot have a userfaultfd: its memory stays ordinary memory. */
+export class UserfaultfdRefused extends Error {
+  constructor(readonly pid: number, readonly errno: number) {
+    super(`userfaultfd in pid ${pid} failed: ${errnoName(errno)}`);
+    this.name = 'UserfaultfdRefused';
   }
 }
 
-/** The current program break of `pid`. */
-export function currentBreak(pid: number): bigint {
-  return injectSyscall(pid, SYS.brk, [0n]);
+/**
+ * Creates a userfaultfd in `pid` and returns numactlx's duplicate of it, which the
+ * caller owns. If the program dies on the way, nothing of it is left open here.
+ */
+export function takeUserfaultfd(pid: number): number {
+  const ret = injectSyscall(pid, SYS.userfaultfd, [BigInt(O_CLOEXEC | O_NONBLOCK)]);
+  if (ret < 0n && ret > -4096n) {
+    const errno = Number(-ret);
+    if (REFUSED.has(errno)) throw new UserfaultfdRefused(pid, errno);
+    throw new SysError('userfaultfd in the program', errno);
+  }
+  const remoteFd = ret;
+  let fd = -1;
+  const pidfd = pidfdOpen(pid);
+  try {
+    fd = pidfdGetfd(pidfd, Number(remoteFd));
+  } finally {
+    closeFd(pidfd);
+  }
+  try {
+    injectSyscall(pid, SYS.close, [remoteFd]);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/**
+ * The program break of `pid` at its exec stop: start_brk, field 47 of /proc/PID/stat
+ * (exec sets brk = start_brk; the new image has not run). Read, not asked for with an
+ * injected brk(0): that costs a round of single steps, and brk is trapped by the filter.
+ */
+export function breakAtExec(pid: number): bigint {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields from the 3rd on follow the command's closing parenthesis (the command may hold spaces).
+  const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[47 - 3];
+  if (field === undefined) throw new Error(`no start_brk in /proc/${pid}/stat`);
+  return BigInt(field);
 }
 
 export interface AnonRange {
@@ -74,7 +116,6 @@ export function setUpExec(proc: Proc): { uffd: number } {
     installFilter(proc.pid);
     proc.filtered = true;
   }
-  const uffd = takeUserfaultfd(proc.pid);
-  proc.brk = currentBreak(proc.pid);
-  return { uffd };
+  proc.brk = breakAtExec(proc.pid);
+  return { uffd: takeUserfaultfd(proc.pid) };
 }

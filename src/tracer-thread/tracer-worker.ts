@@ -27,6 +27,7 @@ import {
 import { MODE_NUMBER } from '../../policy/placement.js';
 import { postToMain as post, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
+import { ForeignTracerError } from './limits.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
 import { Doorbell } from '../channels/doorbell.js';
 
@@ -34,7 +35,8 @@ if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
 function fail(what: string, err: unknown): void {
   const e = err as { code?: string; errno?: number };
-  post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err) });
+  const message = err instanceof ForeignTracerError ? `${what}: ${err.message}` : undefined;
+  post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err), message });
 }
 
 /**
@@ -119,7 +121,8 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     tracer.run();
   } catch (err) {
     tracer.killAll();
-    post({ type: 'tracer-failed', message: (err as Error).stack ?? String(err) });
+    const e = err as Error;
+    post({ type: 'tracer-failed', message: e.message ?? String(err), stack: e.stack ?? String(err) });
   }
 }
 
