@@ -64,7 +64,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'setup-failed':
           cleanUp();
-          reject(new SetupError(`${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
+          reject(new SetupError(ev.message ?? `${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
           break;
         case 'stopped':
           // The program stopped (Ctrl-Z, SIGSTOP): stop numactlx too so the shell sees

@@ -39,7 +39,7 @@ export interface TracerStart {
 
 export type TracerEvent =
   | { type: 'spawned'; pid: number }
-  | { type: 'setup-failed'; what: string; errno: number; code: string }
+  | { type: 'setup-failed'; what: string; errno: number; code: string; message?: string }
   | { type: 'stopped'; signal: number }
   | { type: 'continued' }
   | { type: 'exited'; code: number }

@@ -19,6 +19,7 @@ import { isMainThread, workerData } from 'node:worker_threads';
 import { PlacementError, takePlacement } from '../placement/take-placement.js';
 import { postToMain as post, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
+import { ForeignTracerError } from './limits.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
 import { Doorbell } from '../channels/doorbell.js';
 
@@ -26,7 +27,8 @@ if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
 function fail(what: string, err: unknown): void {
   const e = err as { code?: string; errno?: number };
-  post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err) });
+  const message = err instanceof ForeignTracerError ? `${what}: ${err.message}` : undefined;
+  post({ type: 'setup-failed', what, errno: e.errno ?? 0, code: e.code ?? String(err), message });
 }
 
 /** Takes on the program's real-node policy and CPU affinity; false (reported) on failure. */
