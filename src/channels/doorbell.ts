@@ -40,7 +40,12 @@ export class Doorbell {
     this.bytes = new Uint8Array(sab);
   }
 
-  /** Main thread: posts a request and rings. False when there is no process to ring. */
+  /**
+   * Main thread: posts a request and rings. False when there is no process to ring and
+   * the request was withdrawn: nobody will answer it. True when the tracer will answer
+   * it — it was rung, or it took the request already (at an exit stop, or as its last
+   * process ended), so each request has exactly one outcome.
+   */
   ring(id: number, label: string | null): boolean {
     const text = Buffer.from(JSON.stringify({ label }));
     if (text.length > LABEL_MAX) throw new Error(`snapshot label longer than ${LABEL_MAX - 16} bytes`);
@@ -50,7 +55,8 @@ export class Doorbell {
     Atomics.store(this.ctl, 0, 1);
     Atomics.notify(this.ctl, 0);
     const pid = Atomics.load(this.ctl, 4);
-    if (pid <= 0) return false;
+    // Withdrawn only if still pending: the tracer may have taken it since it was posted.
+    if (pid <= 0) return Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1;
     // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
     sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
     return true;

@@ -80,10 +80,16 @@ describe('MainMailbox (main → engine)', () => {
 });
 
 describe('Doorbell (main → tracer → engine)', () => {
-  test('a ring with no process published says so; a request is taken once, with its label', () => {
+  test('a ring with no process published is withdrawn (one outcome: the caller\'s failure); a request is taken once, with its label', () => {
     const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
-    expect(bell.ring(5, 'before-upgrade')).toBe(false); // no pid: the tracer takes it at its next stop
-    expect(bell.take()).toEqual({ id: 5, label: 'before-upgrade' });
+    expect(bell.ring(5, 'lost')).toBe(false);
+    // Withdrawn: a tracer at an exit stop, or at the end of its run, must not answer it too.
+    expect(bell.take()).toBeUndefined();
+    expect(bell.waitRequest(0)).toBeUndefined();
+    // SIGURG to this process: ignored by default, as by a program that was not traced.
+    bell.publishPid(process.pid);
+    expect(bell.ring(6, 'before-upgrade')).toBe(true);
+    expect(bell.take()).toEqual({ id: 6, label: 'before-upgrade' });
     expect(bell.take()).toBeUndefined();
     expect(bell.label()).toBe('before-upgrade'); // the engine reads it for the record
   });
