@@ -19,8 +19,7 @@ import type { EngineCore, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
 import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 
-export { Mm } from './mm.js';
-export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
+export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import { type PagePolicy } from './ranges.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 
@@ -116,6 +115,7 @@ export class Engine implements EngineCore {
     const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
     if (r < 0) return r;
     mm.ranges.add(start, start + len, policy);
+    mm.mayHoldUntracked(start, start + len);
     return 0;
   }
 

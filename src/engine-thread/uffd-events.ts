@@ -97,6 +97,8 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   child.command = parent.command;
   for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
   child.policy = parent.policy;
+  // The child has a copy of every page the parent had, tracked or not.
+  child.untracked = parent.untracked.map(([a, b]) => [a, b]);
   parent.table.forEach((addr, entry, node) => {
     if (entry > 0) {
       const f = e.slots[node].store.allocFrame();
