@@ -201,6 +201,18 @@ export class PageTable {
     return count;
   }
 
+  /** Every non-absent page of [start, end), in no particular order; costs O(chunks), not O(range). */
+  forEachIn(start: number, end: number, fn: (addr: number, entry: number) => void): void {
+    for (const [key, c] of this.chunks) {
+      const base = key * CHUNK;
+      if (base + CHUNK <= start || base >= end) continue;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+        const addr = base + i * PAGE;
+        if (c.entry[i] !== ABSENT && addr >= start && addr < end) fn(addr, c.entry[i]);
+      }
+    }
+  }
+
   /** Every non-absent page, in no particular order (fork copies, exit frees). */
   forEach(fn: (addr: number, entry: number, node: number, flags: number) => void): void {
     for (const [key, c] of this.chunks) {

@@ -80,7 +80,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
       pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
       threads: mmThreads, reader,
       runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
-      copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
+      copied: new PageMap(), extra: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
     };
     mm.staged = [];
     mm.drops = [];
