@@ -1,7 +1,8 @@
-// A forked child's pages, checked against what the kernel gave it (engine.ts forked).
+// A forked child's pages, checked against what the kernel gave it (engine.ts forked):
+// present, and write-protected where the table says clean.
 import { closeFd } from '../sys/eventfd.js';
-import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
-import { PAGE } from './page-table.js';
+import { openPagemap, pagemapHasPage, pagemapUffdWp, readPagemapRun } from '../sys/pagemap.js';
+import { DIRTY, PAGE } from './page-table.js';
 import type { Mm } from './mm.js';
 
 /** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
@@ -37,8 +38,15 @@ export function keepPresentPages(child: Mm, childPid: number, release: (entry: n
       while (j < pages.length && j - i < PAGEMAP_RUN && pages[j] === pages[j - 1] + PAGE) j++;
       const read = readPagemapRun(fd, pages[i], j - i, buf);
       for (let k = 0; k < j - i; k++) {
-        if (k < read && pagemapHasPage(buf, k)) continue;
         const addr = pages[i + k];
+        if (k < read && pagemapHasPage(buf, k)) {
+          // Clean in the table means write-protected: a write must reach the engine.
+          // The kernel keeps uffd-wp on a fork's copy only when the child's VMA is
+          // registered for it (UFFD_EVENT_FORK); else the page is DIRTY from now on.
+          if (child.table.get(addr) > 0 && child.table.flagsOf(addr) === 0 && !pagemapUffdWp(buf, k)) child.table.setFlags(addr, DIRTY);
+          continue;
+        }
+        child.drops.push([addr, addr + PAGE]); // nor in its snapshots
         child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
           if (entry > 0) child.resident--;
           release(entry, node);

@@ -61,8 +61,12 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
    */
   lostMedium: { problem: string; found: string } | undefined;
 
+  /**
+   * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts);
+   * off only where the "program" is this very process (test/engine/engine-unit.test.ts).
+   */
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
-    existing: CommittedSnapshot[] = []) {
+    existing: CommittedSnapshot[] = [], private readonly options = { extraPages: true }) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote,
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
@@ -184,7 +188,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     const { run, frozen } = freeze(this.engine, req, threads, tgidOf);
     this.phase = { kind: 'copying', run };
     const t0 = performance.now();
-    run.extraPages = this.extras.read(run);
+    run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;
     run.extraMs = performance.now() - t0;
     return frozen;
   }

@@ -6,6 +6,7 @@ import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
 import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import { Mm } from './mm.js';
+import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
 
@@ -89,8 +90,13 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
 /**
  * The mm of a child forked from `parent`, on userfaultfd `ufd` (from UFFD_EVENT_FORK, or
  * made by the tracer where the kernel has no fork event): the parent's ranges and policy,
- * and its pages — the child has a copy of every present page, so virtual pages get
- * frames of their own, DIRTY (in no frame yet). Joins the engine's poll list.
+ * and its pages. A virtual page shares its parent's home frame (one more reference): a
+ * fork charges the node nothing, as a real node's copy-on-write does not; the snapshot
+ * that first copies one of the two pages gives it a frame of its own (a frame with
+ * more than one reference is never written in place: snapshot-copy.ts). A page clean in
+ * the parent (its frame holds its content, write-protected) stays clean in the child if
+ * the kernel kept the protection on the child's copy; fork-pages.ts checks that against
+ * the child's pagemap and makes the others DIRTY. Joins the engine's poll list.
  */
 export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   const child = new Mm(ufd, parent.exe);
@@ -99,20 +105,23 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   child.policy = parent.policy;
   // The child has a copy of every page the parent had, tracked or not.
   child.untracked = parent.untracked.map(([a, b]) => [a, b]);
-  parent.table.forEach((addr, entry, node) => {
-    if (entry > 0) {
-      const f = e.slots[node].store.allocFrame();
-      if (f >= 0) {
-        child.table.set(addr, f + 1, node, DIRTY);
-        e.slots[node].refs.set(f, 1);
-        child.resident++;
-        if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
-        e.nodeStats[node].pages_resident++;
-        return;
-      }
-      e.nodeStats[node].pages_fallback++;
+  // Its clean pages are the parent's last snapshot's (same frames, same content): its
+  // first snapshot starts from that map, less what the parent dropped since.
+  child.snap = parent.snap.derive(parent.drops, [], new PageMap());
+  parent.table.forEach((addr, entry, node, flags) => {
+    if (entry <= 0) {
+      child.table.set(addr, PLACED_REAL);
+      return;
     }
-    child.table.set(addr, PLACED_REAL);
+    // Clean in the child only where its content is the parent's last committed
+    // snapshot's: PENDING (frozen for a snapshot the child is not part of) and pages that
+    // snapshot is copying now (their frame is not the committed map's yet) are DIRTY.
+    const clean = (flags & (DIRTY | PENDING)) === 0 && parent.snap.frameOf(addr) === entry - 1;
+    child.table.set(addr, entry, node, clean ? 0 : DIRTY);
+    e.slots[node].refs.inc(entry - 1);
+    child.resident++;
+    if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
+    e.nodeStats[node].pages_resident++;
   });
   e.mms.set(ufd, child);
   e.pollListChanged();
