@@ -17,10 +17,9 @@ import { PAGE, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
-
-export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
+import { dropStale, forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 import { type PagePolicy } from './ranges.js';
+export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
@@ -112,6 +111,7 @@ export class Engine implements EngineCore {
   register(pid: number, start: number, len: number, policy: PagePolicy): number {
     const mm = this.byPid.get(pid);
     if (!mm) return -ESRCH;
+    dropStale(this, mm, start, start + len); // a reused address: the old pages go first
     const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
     if (r < 0) return r;
     mm.ranges.add(start, start + len, policy);

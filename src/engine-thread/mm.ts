@@ -94,6 +94,8 @@ export class Mm {
     if (this.untracked.length < UNTRACKED_MAX) this.untracked.push([start, end]);
     else this.untracked = [[0, Number.MAX_SAFE_INTEGER]];
   }
+  /** Ranges dropped before their UNMAP/REMAP was read: the event leaves them alone (reused-addresses.ts). */
+  predropped: Array<{ start: number; end: number; at: number }> = [];
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */

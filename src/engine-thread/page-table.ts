@@ -201,6 +201,23 @@ export class PageTable {
     return count;
   }
 
+  /** Whether a page of [start, end) is not absent; costs O(min(chunks, range / 2 MiB)). */
+  anyIn(start: number, end: number): boolean {
+    const first = Math.floor(start / CHUNK);
+    const last = Math.floor((end - 1) / CHUNK);
+    const keys = last - first + 1 <= this.chunks.size
+      ? Array.from({ length: last - first + 1 }, (_, i) => first + i)
+      : [...this.chunks.keys()].filter((k) => k >= first && k <= last);
+    for (const key of keys) {
+      const c = this.chunks.get(key);
+      if (c === undefined || c.used === 0) continue;
+      const lo = Math.max(start, key * CHUNK);
+      const hi = Math.min(end, (key + 1) * CHUNK);
+      for (let addr = lo; addr < hi; addr += PAGE) if (c.entry[(addr - key * CHUNK) / PAGE] !== ABSENT) return true;
+    }
+    return false;
+  }
+
   /** Every non-absent page of [start, end), in no particular order; costs O(chunks), not O(range). */
   forEachIn(start: number, end: number, fn: (addr: number, entry: number) => void): void {
     for (const [key, c] of this.chunks) {

@@ -9,6 +9,7 @@ import { Mm } from './mm.js';
 import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
+import { eventPieces, notePredropped } from './reused-addresses.js';
 
 const { EAGAIN } = os.constants.errno;
 /** Messages read per read(2) of a uffd. */
@@ -49,19 +50,23 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
     case UFFD_EVENT.FORK:
       onFork(e, mm, v.getUint32(off + O.forkUfd, true));
       break;
-    case UFFD_EVENT.REMAP:
-      onRemap(e, mm, getU64(v, off + O.remapFrom), getU64(v, off + O.remapTo), getU64(v, off + O.remapLen));
+    case UFFD_EVENT.REMAP: {
+      const from = getU64(v, off + O.remapFrom);
+      const to = getU64(v, off + O.remapTo);
+      e.events.remap++;
+      for (const [a, b] of eventPieces(mm, from, from + getU64(v, off + O.remapLen))) onRemap(e, mm, a, a - from + to, b - a);
       break;
+    }
     case UFFD_EVENT.REMOVE:
       e.events.remove++;
       drop(e, mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd));
       break;
     case UFFD_EVENT.UNMAP: {
       e.events.unmap++;
-      const start = getU64(v, off + O.removeStart);
-      const end = getU64(v, off + O.removeEnd);
-      drop(e, mm, start, end);
-      mm.ranges.remove(start, end);
+      for (const [start, end] of eventPieces(mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd))) {
+        drop(e, mm, start, end);
+        mm.ranges.remove(start, end);
+      }
       break;
     }
     default:
@@ -70,7 +75,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 }
 
 /** munmap / DONTNEED: the pages are gone from the program. */
-function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
+export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
   const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
     if (entry > 0) mm.resident--;
@@ -80,6 +85,20 @@ function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
     e.release(entry, node);
   });
   mm.drops.push([start, end]);
+}
+
+/**
+ * [start, end) of mm is about to be registered while the table still holds pages there:
+ * an address reused before the engine read its unmap (reused-addresses.ts). What is
+ * queued is read first; pages still there are dropped now, as the event will.
+ */
+export function dropStale(e: EngineCore, mm: Mm, start: number, end: number): void {
+  if (!mm.table.anyIn(start, end)) return;
+  service(e, mm);
+  if (!e.mms.has(mm.uffd) || !mm.table.anyIn(start, end)) return;
+  drop(e, mm, start, end);
+  mm.ranges.remove(start, end);
+  notePredropped(mm, start, end);
 }
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
@@ -129,7 +148,6 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
-  e.events.remap++;
   const part = e.snapshot.copying?.parts.get(mm);
   const moved: Array<[number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
