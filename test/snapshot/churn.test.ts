@@ -69,7 +69,9 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     const verify = await numactlx(['verify', backing]);
     expect({ exit: verify.exitCode, stderr: verify.stderr }).toEqual({ exit: 0, stderr: '' });
     const list = await numactlx(['snapshots', backing, '--json']);
-    expect((JSON.parse(list.stdout) as unknown[]).length).toBe(SNAPSHOTS);
+    // (seen once in 80 sessions: an empty stdout here, reason unknown: the status and stderr say it next time)
+    expect({ exit: list.exitCode, stderr: list.stderr, empty: list.stdout === '' }).toEqual({ exit: 0, stderr: '', empty: false });
+    expect((JSON.parse(String(list.stdout)) as unknown[]).length).toBe(SNAPSHOTS);
   } finally {
     proc.kill('SIGKILL');
     await proc;
