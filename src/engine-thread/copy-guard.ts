@@ -38,7 +38,8 @@ export class CopyGuard {
       let read = readPagemapRun(this.fd, addrs[i], j - i, this.buf);
       if (read < 0 && this.open(pid, true)) read = readPagemapRun(this.fd, addrs[i], j - i, this.buf);
       for (let k = i; k < j; k++) {
-        if (read < 0 || pagemapHasPage(this.buf, k - i)) { addrs[kept++] = addrs[k]; continue; }
+        // Not read (an error, a short read): not known to be gone, left to the copy.
+        if (k - i >= read || pagemapHasPage(this.buf, k - i)) { addrs[kept++] = addrs[k]; continue; }
         this.strays++;
         if (DEBUG) fs.writeSync(2, `numactlx-engine: copier: page 0x${addrs[k].toString(16)} of pid ${pid} is in the table but not in the program: dropped\n`);
         gone(addrs[k]);
