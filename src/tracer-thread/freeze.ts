@@ -8,12 +8,13 @@
 // with SIGTRAP — at its next resume, before it runs an instruction. The run loop and an
 // injection take that trap as nothing and resume it.
 import fs from 'node:fs';
-import { getEventMsg, getRegs, interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
+import { getRegs, interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
 import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, __WALL } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { Doorbell } from '../channels/doorbell.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import type { Tasks } from './state.js';
+import { eventMessage } from './task-gone.js';
 
 export interface FreezeHost {
   readonly tasks: Tasks;
@@ -67,9 +68,9 @@ export function freeze(host: FreezeHost, id: number, stoppedTid = 0): void {
     // never reports again (ptrace(2), "execve(2) under ptrace").
     if (WPTRACEEVENT(status) === PTRACE_EVENT.EXEC) {
       try {
-        waiting.delete(Number(getEventMsg(tid)));
+        waiting.delete(Number(eventMessage(tid, PTRACE_EVENT.EXEC)));
       } catch {
-        // killed at its exec stop: its death comes as a status
+        // killed at its exec stop: its exit stop and death come as statuses
       }
     }
     stash.set(tid, status);
