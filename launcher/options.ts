@@ -33,6 +33,7 @@ export const LAUNCHER_OPTIONS: readonly OptionSpec[] = [
   { long: 'version', takesValue: false },
   { long: 'help', short: 'h', takesValue: false },
   { long: 'remap', takesValue: true },
+  { long: 'max-resident', takesValue: true },
   { long: 'fault-ahead', takesValue: true },
   { long: 'stats', takesValue: true },
   // Snapshots of the virtual nodes (src/snapshot/config.ts).
@@ -99,6 +100,18 @@ function succeeds(fn: () => unknown): boolean {
 }
 
 function virtualNodeTable(events: OptionEvent[], topo: Topology): VirtualNode[] {
+  // --max-resident SIZE: every virtual node's resident limit (a node's resident= wins).
+  let maxResident: bigint | undefined;
+  for (const ev of events.filter((e) => e.name === 'max-resident')) {
+    try {
+      maxResident = parseSize(ev.value ?? '');
+    } catch (err) {
+      throw new UsageError(`invalid ${ev.spelled} '${ev.value}': ${(err as Error).message}`, { cause: err });
+    }
+    if (!events.some((e) => e.name === 'remap')) {
+      throw new UsageError(`${ev.spelled} needs a virtual node (--remap=NODE,PATH): it limits the memory of virtual nodes`);
+    }
+  }
   const remaps: RemapSpec[] = events.filter((e) => e.name === 'remap').map((e) => {
     try {
       return parseRemap(e.value ?? '');
@@ -107,7 +120,7 @@ function virtualNodeTable(events: OptionEvent[], topo: Topology): VirtualNode[] 
     }
   });
   try {
-    return buildVirtualNodes(remaps, topo);
+    return buildVirtualNodes(remaps, topo, maxResident);
   } catch (err) {
     throw new UsageError(`invalid --remap: ${(err as Error).message}`, { cause: err });
   }
@@ -209,7 +222,7 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
       case 'cpu-compress': cpuCompress = true; break;
       case 'version': if (action === 'run') action = 'version'; break;
       case 'help': action = 'help'; break;
-      case 'remap': break; // handled above
+      case 'remap': case 'max-resident': break; // handled above
       case 'fault-ahead':
         try {
           faultAhead = parseSize(ev.value ?? '');

@@ -9,7 +9,8 @@ import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
 
 export interface EngineStart {
-  nodes: Array<{ node: number; target: BackingTarget }>;
+  /** `maxResidentPages`: --max-resident, the most of the node's pages in the program's memory. */
+  nodes: Array<{ node: number; target: BackingTarget; maxResidentPages?: number }>;
   faultAheadPages: number;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
@@ -18,6 +19,8 @@ export interface EngineStart {
   /** The session's program, recorded in every snapshot. */
   program: string[];
   eventFd: number;
+  /** The eviction channel (evict-request.ts), when a node has a resident limit. */
+  evict?: SharedArrayBuffer;
 }
 
 export interface SnapshotSummary {

@@ -17,6 +17,8 @@ export interface TracedSetup {
   allowedReal: number[];
   doorbell: SharedArrayBuffer;
   snapshotOnExit: boolean;
+  /** --max-resident: the eviction channel (evict-request.ts), when a node has a resident limit. */
+  evict?: SharedArrayBuffer;
 }
 
 export interface TracerStart {

@@ -2,7 +2,7 @@
 // service (fault-service.ts) and the uffd event handling (uffd-events.ts) see it. Types
 // only, so that those modules take the engine as a parameter without importing it (the
 // engine imports them). Owned and written by the engine thread only.
-import type { SnapshotRun } from './snapshot.js';
+import type { MmPart, SnapshotRun } from './snapshot.js';
 import type { Mm, VirtualNodeRuntime } from './mm.js';
 import type { NodeRoom } from './placement.js';
 import type { EventStats, NodeStats } from '../channels/session-stats.js';
@@ -15,6 +15,21 @@ import type { EventStats, NodeStats } from '../channels/session-stats.js';
  * hangs it, and the next freeze with it.
  */
 export interface RetryFault { mm: Mm; addr: number; write: boolean }
+
+/**
+ * What the fault service and the uffd events ask of eviction (--max-resident,
+ * eviction.ts), present when a node has a resident limit.
+ */
+export interface EvictionHooks {
+  /** Serves a missing fault on an evicted page from its frame (refault.ts). */
+  refault(mm: Mm, addr: number, isRetry: boolean): void;
+  /** A fault that would place up to `pages` pages (default: a fault-ahead window) on node `slot` must wait: the node is at its limit. */
+  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages?: number): boolean;
+  /** A REMOVE event of the engine's own drop (its pages are evicted, not discarded). */
+  isOwnDrop(mm: Mm, start: number, end: number): boolean;
+  /** The freeze: mm's pages whose frames eviction wrote since the last snapshot join it as they are. */
+  recordFresh(mm: Mm, part: MmPart): void;
+}
 
 export interface EngineCore extends NodeRoom {
   /** Every mm, by uffd. */
@@ -29,6 +44,10 @@ export interface EngineCore extends NodeRoom {
   readonly msgBuf: Uint8Array;
   readonly msgView: DataView;
   retries: RetryFault[];
+  /** --max-resident: eviction's hooks, when a node has a resident limit. */
+  eviction: EvictionHooks | undefined;
+  /** The thread whose fault message is being handled (UFFD_FEATURE_THREAD_ID; 0 unknown). */
+  faultTid: number;
   pollListChanged: boolean;
   /** The snapshot being copied, if any. */
   run: SnapshotRun | undefined;
@@ -39,6 +58,6 @@ export interface EngineCore extends NodeRoom {
   fault(mm: Mm, addr: number, isRetry: boolean): void;
   /** The mm's uffd failed: forget it and every process on it. */
   leaveAll(mm: Mm): void;
-  /** Gives back what a page held: its frame and its place on the node. */
-  release(entry: number, node: number): void;
+  /** Gives back what a page held: its frame and its place on the node (`flags`: EVICTED counts). */
+  release(entry: number, node: number, flags?: number): void;
 }

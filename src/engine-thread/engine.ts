@@ -12,10 +12,10 @@ import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { registerFast, UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd.js';
-import { PAGE, PLACED_REAL } from './page-table.js';
+import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { SnapshotRun } from './snapshot.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
-import type { EngineCore, RetryFault } from './engine-core.js';
+import type { EngineCore, EvictionHooks, RetryFault } from './engine-core.js';
 import * as faults from './fault-service.js';
 import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 
@@ -50,6 +50,10 @@ export class Engine implements EngineCore {
   pollListChanged = true;
   /** The snapshot being copied, if any (snapshot-engine.ts drives it). */
   run: SnapshotRun | undefined;
+  /** --max-resident: eviction's hooks (eviction.ts sets them when a node has a limit). */
+  eviction: EvictionHooks | undefined;
+  /** The thread whose fault message is being handled (uffd-events.ts). */
+  faultTid = 0;
   /** Called on a write to a write-protected page (set by the snapshot engine). */
   writeFault: (mm: Mm, addr: number) => void = (mm, addr) => this.unprotect(mm, addr, PAGE);
 
@@ -172,6 +176,8 @@ export class Engine implements EngineCore {
         for (let k = 0; k < j - i; k++) {
           if (k < read && pagemapHasPage(buf, k)) continue;
           const addr = pages[i + k];
+          // [eviction] An evicted page is absent on purpose: it comes back from its frame.
+          if (child.table.flagsOf(addr) & EVICTED) continue;
           child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
             if (entry > 0) child.resident--;
             this.release(entry, node);
@@ -211,8 +217,9 @@ export class Engine implements EngineCore {
     if (mm.ownerPid !== 0) {
       this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, pages_resident: 0, ranges: 0 });
     }
-    mm.table.forEach((addr, entry, node) => this.release(entry, node));
+    mm.table.forEach((addr, entry, node, flags) => this.release(entry, node, flags));
     mm.resident = 0;
+    mm.eviction.evicted = 0;
     for (const child of mm.unclaimedForks) this.closeMm(child);
     this.mms.delete(mm.uffd);
     closeFd(mm.uffd);
@@ -261,11 +268,13 @@ export class Engine implements EngineCore {
     return this.slots;
   }
 
-  /** Gives back what a page held: its frame and its place on the node. */
-  release(entry: number, node: number): void {
+  /** Gives back what a page held: its frame and its place on the node (or among the evicted). */
+  release(entry: number, node: number, flags = 0): void {
     if (entry > 0) {
       this.unref(node, entry - 1);
-      this.nodeStats[node].pages_resident--;
+      const stats = this.nodeStats[node];
+      if (!(flags & EVICTED)) stats.pages_resident--;
+      else if (stats.eviction) stats.eviction.pages_evicted--;
     }
   }
 
@@ -279,10 +288,12 @@ export class Engine implements EngineCore {
   stats(exeOf: (pid: number) => string): SessionStats {
     const live = [...this.byPid.entries()].map(([pid, mm]) => ({
       pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
+      ...(this.eviction ? { pages_evicted: mm.eviction.evicted } : {}),
     }));
     const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
     return {
-      nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse })),
+      nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse,
+        ...(s.eviction ? { eviction: { ...s.eviction } } : {}) })),
       processes,
       events: { ...this.events },
       fault_ahead_pages_window: this.faultAheadPages,

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
 import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd.js';
-import { ABSENT, DIRTY, PAGE, PLACED_REAL } from './page-table.js';
+import { ABSENT, DIRTY, EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
 import type { Range } from './ranges.js';
@@ -54,6 +54,11 @@ export function retryPending(e: EngineCore): void {
 /** Serves a missing fault at page `addr`. */
 export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): void {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
+  // [eviction] An evicted page comes back from its frame (refault.ts).
+  if (e.eviction && mm.table.flagsOf(addr) & EVICTED && mm.table.get(addr) > 0) {
+    e.eviction.refault(mm, addr, isRetry);
+    return;
+  }
   if (mm.table.get(addr) !== ABSENT) {
     // Served already as part of a run (a duplicate message): make sure it is awake.
     wake(e, mm, addr, PAGE);
@@ -78,6 +83,11 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): vo
   const indexOf = (a: number): number => (a - range!.start) / PAGE;
   let faultTarget = placePage(policy, indexOf(addr), e);
   if (faultTarget === TO_SIGBUS) { sigbus(e, mm, addr); return; }
+  // [eviction] The node is at its --max-resident limit: the fault waits for a round to make room.
+  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) {
+    e.retries.push({ mm, addr, write: false });
+    return;
+  }
   let faultFrame = reserve(e, faultTarget);
   if (faultTarget >= 0 && faultFrame < 0) {
     // The store had no frame after all (its filesystem is full: ENOSPC).

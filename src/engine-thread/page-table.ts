@@ -33,6 +33,21 @@ export const PENDING = 2;
  * the frozen ones, and must not be copied twice in one batch (it would take two frames).
  */
 export const COPYING = 4;
+// ---- eviction (--max-resident: eviction.ts, resident-set.ts, refault.ts) ---------------
+/**
+ * Evicted: not in the program any more; the entry keeps its frame, which holds the
+ * page's content (a missing fault brings it back from there). Never DIRTY, never PENDING.
+ */
+export const EVICTED = 8;
+/**
+ * The frame was written by eviction after the last snapshot (and the page is clean or
+ * evicted since): the next freeze records it as it is, without a copy.
+ */
+export const FRESH = 16;
+/** Referenced since the CLOCK hand last passed: a refault or a write fault set it. */
+export const REF = 32;
+/** Chosen by the CLOCK hand and clean: dropped at the next eviction stop unless a fault touches it first. */
+export const VICTIM = 64;
 
 interface Chunk {
   entry: Int32Array;
@@ -196,6 +211,17 @@ export class PageTable {
       }
     }
     return count;
+  }
+
+  // ---- eviction hooks (resident-set.ts scans chunks in place) ----------------------------
+  /** The keys of the table's chunks, ascending. */
+  chunkKeys(): number[] {
+    return [...this.chunks.keys()].sort((a, b) => a - b);
+  }
+
+  /** The arrays of chunk `key` (read and changed in place by the CLOCK hand), or undefined. */
+  chunkArrays(key: number): { entry: Int32Array; node: Uint8Array; flags: Uint8Array } | undefined {
+    return this.chunks.get(key);
   }
 
   /** Every non-absent page, in no particular order (fork copies, exit frees). */

@@ -85,6 +85,8 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     mm.staged = [];
     mm.drops = [];
     run.parts.set(mm, part);
+    // [eviction] Frames eviction wrote since the last snapshot join this one as they are.
+    engine.eviction?.recordFresh(mm, part);
   }
   engine.run = run;
   return frozen;

@@ -4,7 +4,8 @@
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd.js';
-import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { DIRTY, EVICTED, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { countOut, forkEvicted, remapFlags } from './evicted-pages.js';
 import { Mm } from './mm.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
@@ -37,6 +38,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
     case UFFD_EVENT.PAGEFAULT: {
       const addr = getU64(v, off + O.pagefaultAddress);
       const page = addr - (addr % PAGE);
+      e.faultTid = v.getUint32(off + O.pagefaultPtid, true);
       if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
         e.writeFault(mm, page);
         break;
@@ -70,13 +72,15 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 
 /** munmap / DONTNEED: the pages are gone from the program. */
 function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
+  // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
+  if (e.eviction?.isOwnDrop(mm, start, end)) return;
   const part = e.run?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
-    if (entry > 0) mm.resident--;
+    countOut(mm, entry, flags);
     // A page frozen but not copied yet is lost to the snapshot being taken: its
     // content is gone before it could be read (README, "Known limits").
     if (flags & PENDING && part) part.lost.add(addr);
-    e.release(entry, node);
+    e.release(entry, node, flags);
   });
   mm.drops.push([start, end]);
 }
@@ -88,7 +92,9 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
   for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
   child.policy = parent.policy;
   // The child has a copy of every present page: virtual pages get frames of their own.
-  parent.table.forEach((addr, entry, node) => {
+  parent.table.forEach((addr, entry, node, flags) => {
+    // [eviction] The child has no page where the parent's is evicted: it shares the frame.
+    if (flags & EVICTED) { forkEvicted(e, child, addr, entry, node); return; }
     if (entry > 0) {
       const f = e.slots[node].store.allocFrame();
       if (f >= 0) {
@@ -111,15 +117,16 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
   e.events.remap++;
   const part = e.run?.parts.get(mm);
-  const moved: Array<[number, number, number]> = [];
+  const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
     if (flags & PENDING && part) part.lost.add(addr);
-    moved.push([addr - from + to, entry, node]);
+    moved.push([addr - from + to, entry, node, flags]);
   });
   // Moved pages keep their frame but count as new at their new address (DIRTY): the
-  // next snapshot copies them there, and their old addresses leave it.
-  for (const [addr, entry, node] of moved) {
-    mm.table.set(addr, entry, node, entry > 0 ? DIRTY : 0);
+  // next snapshot copies them there, and their old addresses leave it. [eviction] An
+  // evicted page stays evicted; the next snapshot records its frame (remapFlags).
+  for (const [addr, entry, node, flags] of moved) {
+    mm.table.set(addr, entry, node, entry > 0 ? remapFlags(mm, addr, flags) : 0);
   }
   mm.drops.push([from, from + len]);
   const pieces = mm.ranges.slice(from, from + len);

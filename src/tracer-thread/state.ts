@@ -34,5 +34,7 @@ export class Thread {
   clearChildTid = 0n;
   /** Past its exit stop: it will not run again, though waitpid has not reported it yet. */
   exiting = false;
+  /** Between its vfork event and VFORK_DONE: blocked in the kernel until the child execs or exits. */
+  vforking = false;
   constructor(readonly tid: number, public proc: Proc) {}
 }

@@ -29,6 +29,7 @@ import { postToMain as post, type TracedSetup, type TracerStart } from '../chann
 import { Tracer } from './tracer.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
 import { Doorbell } from '../channels/doorbell.js';
+import { EvictChannel } from '../channels/evict-request.js';
 
 if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
@@ -107,6 +108,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     ignoredSignals: start.ignoredSignals, policy: traced.policy, virtualNodes: traced.virtualNodes,
     allowedReal: traced.allowedReal,
     doorbell: new Doorbell(traced.doorbell), snapshotOnExit: traced.snapshotOnExit,
+    evict: traced.evict ? new EvictChannel(traced.evict) : undefined,
     engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post,
   });
   try {

@@ -28,16 +28,22 @@ import { Proc, Thread } from './state.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import { COOKIE, DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
 import { getSiginfo, interrupt, siginfoHead } from '../sys/ptrace.js';
+import { EVICT_COOKIE, type EvictChannel } from '../channels/evict-request.js';
+import { EvictStopper } from './evict-stop.js';
 
 const { SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
 const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
-  | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
+  | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL
+  // VFORK_DONE: when a vfork's parent runs again (Thread.vforking; an eviction stop must not wait for it).
+  | PTRACE_O.TRACEVFORKDONE;
 
 export interface TracerSetup {
   /** Snapshot requests from the main thread (src/channels/doorbell.ts). */
   doorbell?: Doorbell;
+  /** --max-resident: eviction stops the engine asks for (src/channels/evict-request.ts). */
+  evict?: EvictChannel;
   /** Take a snapshot at the program's exit stop (--snapshot-on-exit). */
   snapshotOnExit?: boolean;
   program: string[];
@@ -65,9 +71,17 @@ export class Tracer {
   private exitSnapshotTaken = false;
   /** A process has ended: the doorbell may have rung it in vain (see run). */
   private doorbellMayBeLost = false;
+  /** --max-resident: stops an address space for the engine's drops (evict-stop.ts). */
+  private readonly evictions: EvictStopper | undefined;
 
   constructor(private readonly setup: TracerSetup) {
     this.ctx = { engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal };
+    if (setup.evict) {
+      this.evictions = new EvictStopper({
+        threads: this.threads, held: this.held,
+        replay: (tid, status) => this.onStatus(tid, status), gone: (tid, status) => this.onGone(tid, status),
+      }, setup.engine, setup.evict);
+    }
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -103,6 +117,8 @@ export class Tracer {
           this.doorbellMayBeLost = false;
           this.answerDoorbell();
         }
+        // [eviction] A request whose SIGURG was lost (one already pending swallows it).
+        if (this.evictions?.pending && this.procs.size > 0) this.evictions.serve(0);
       } catch (err) {
         // A tracee that vanished under us (SIGKILL) is reported by its exit status next.
         if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
@@ -150,6 +166,8 @@ export class Tracer {
       case PTRACE_EVENT.FORK:
       case PTRACE_EVENT.VFORK:
       case PTRACE_EVENT.CLONE:
+        // [eviction] A vfork's parent is blocked until VFORK_DONE: no stop waits for it.
+        if (event === PTRACE_EVENT.VFORK) thread.vforking = true;
         this.onNewTask(thread, event, Number(getEventMsg(tid)));
         return cont(tid);
       case PTRACE_EVENT.STOP:
@@ -159,6 +177,7 @@ export class Tracer {
         this.onExitStop(thread);
         return cont(tid);
       case PTRACE_EVENT.VFORK_DONE:
+        thread.vforking = false;
         return cont(tid);
       default:
         break;
@@ -169,9 +188,11 @@ export class Tracer {
       thread.pending = undefined;
       return cont(tid);
     }
-    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered.
+    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered. [eviction]
+    // Also the engine's eviction ring (one SIGURG may stand for both): that request first,
+    // with this thread stopped already (serve resumes it).
     if (sig === DOORBELL_SIGNAL && this.isDoorbell(tid)) {
-      cont(tid);
+      if (!this.evictions?.serve(tid)) cont(tid);
       this.answerDoorbell();
       return;
     }
@@ -187,7 +208,8 @@ export class Tracer {
     const info = getSiginfo(tid);
     const head = siginfoHead(info);
     // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
-    return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && info.readInt32LE(24) === COOKIE;
+    const cookie = info.readInt32LE(24);
+    return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && (cookie === COOKIE || cookie === EVICT_COOKIE);
   }
 
   private answerDoorbell(): void {
