@@ -1,5 +1,6 @@
-// Little-endian byte streams for the catalog's encodings (catalog-codec.ts): a growing
-// writer and a bounds-checked reader whose every failure is a CatalogFormatError.
+// Little-endian byte streams for the catalog's encodings (catalog-root-codec.ts,
+// catalog-record-codec.ts): a growing writer and a bounds-checked reader whose every
+// failure is a CatalogFormatError.
 
 /** Bytes of the catalog that do not decode; the loader adds where they were. */
 export class CatalogFormatError extends Error {

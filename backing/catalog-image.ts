@@ -5,9 +5,9 @@
 import zlib from 'node:zlib';
 import { BackingError } from './errors.js';
 import { FRAME_SIZE } from './format.js';
-import {
-  CatalogFormatError, decodeRecord, decodeRoot, parsePointer, rootLengthOf, ROOT_HEADER, type Root, type RootEntry,
-} from './catalog-codec.js';
+import { CatalogFormatError } from './catalog-bytes.js';
+import { decodeRecord } from './catalog-record-codec.js';
+import { decodeRoot, parsePointer, rootLengthOf, ROOT_HEADER, type Root, type RootEntry } from './catalog-root-codec.js';
 import type { SnapshotRecord } from './record-types.js';
 
 /** Bytes of a blob per frame of its chain: the first 4 bytes link to the next frame. */

@@ -14,6 +14,7 @@
 import os from 'node:os';
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../src/sys/fcntl.js';
 import { SysError } from '../src/sys/libc.js';
+import { BackingError } from './errors.js';
 import { decodeOwner, encodeOwner, OWNER_OFFSET, OWNER_SIZE } from './format.js';
 
 /** Reads and writes bytes of the backing's header (medium.ts chooses how per medium). */
@@ -50,4 +51,21 @@ export function writeOwner(header: HeaderAccess, pid: number = process.pid): voi
 /** Clears the record before the lock is released. */
 export function clearOwner(header: HeaderAccess): void {
   header.write(OWNER_OFFSET, Buffer.alloc(OWNER_SIZE));
+}
+
+/**
+ * Takes the lock, or throws BackingError 'in-use' naming the holder's pid when its owner
+ * record has one.
+ */
+export function lockOrExplain(path: string, fd: number, header: HeaderAccess): void {
+  if (tryLock(fd)) return;
+  let pid: number | undefined;
+  try {
+    pid = readOwner(header);
+  } catch {
+    pid = undefined;
+  }
+  throw new BackingError(path, 'in-use', pid === undefined
+    ? `${path} is in use: another process holds its lock (flock)`
+    : `${path} is in use by another numactlx (pid ${pid})`);
 }

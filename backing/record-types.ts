@@ -1,8 +1,8 @@
 // The records the catalog stores, one per snapshot per virtual node (each node's backing
 // holds its own pages), and the interface the offline verbs read them through. The id is
 // the session's (1, 2, …) and the same on every node of one snapshot. These are the
-// on-media format's types: the engine fills them in, backing/catalog-codec.ts lays them
-// out, and src/snapshot/types.ts re-exports them for the layers above.
+// on-media format's types: the engine fills them in, backing/catalog-record-codec.ts lays
+// them out, and src/snapshot/types.ts re-exports them for the layers above.
 
 /** A page of the snapshot: its address in the process and the frame holding its bytes. */
 export interface SnapshotPage {

@@ -4,76 +4,26 @@
 // opening the medium and its header bytes are in medium.ts, reading and writing the
 // superblock in superblock.ts, the allocator in frames.ts, the errors in errors.ts.
 //
-// Never overwriting a foreign file: a non-empty file is written only after one of its
-// superblock copies passed every check; an empty file or one this call created is
-// formatted; a /dev/dax device is formatted only when its first 8 KiB are zero.
+// Opening it (checking or formatting, growing, mapping) is store-open.ts's.
 //
-// Durability (what sync() can promise):
-// - file: fsync, after msync of the frame mapping: frames and superblock reach the disk.
-// - tmpfs, hugetlbfs: the pages are RAM. They outlive numactlx (a crash or kill -9 loses
-//   nothing) but not a reboot; fsync has nothing to do.
-// - /dev/dax: stores through the mapping go to the CPU caches. Device dax has no msync
-//   (it fails with EINVAL, DESIGN.md §4) and the flushes that make a store durable
-//   (clwb or clflushopt, then sfence) cannot be issued from JavaScript. numactlx issues
-//   none: sync() returns without error and `durability` says 'platform'. The data is
-//   durable against power loss only where the platform's persistence domain includes the
-//   CPU caches (eADR: /sys/bus/nd/devices/regionN/persistence_domain reads "cpu_cache");
-//   on ADR platforms ("memory_controller") lines still in cache at a power failure are
-//   lost. A crash or kill -9 of numactlx loses nothing: the caches are written back.
+// What sync() promises on each medium (fsync, RAM, the platform's persistence domain) is
+// drawn in durability.ts.
 import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
-import { daxInfo } from './dax.js';
 import { BackingError, fail } from './errors.js';
-import { SLOT_SIZE, FRAME_SIZE, newSuperblock, type Superblock } from './format.js';
-import { checkFrameCount, FrameAllocator } from './frames.js';
-import { clearOwner, readOwner, tryLock, unlock, writeOwner } from './lock.js';
-import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from './medium.js';
-import { adopt, formatFile, grow, writeNext } from './superblock.js';
+import { FRAME_SIZE, type Superblock } from './format.js';
+import { FrameAllocator } from './frames.js';
+import { clearOwner, unlock } from './lock.js';
+import type { Header } from './medium.js';
+import { writeNext } from './superblock.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
-import { close, fsync, ftruncate } from '../src/sys/fcntl.js';
-import { mmap, msync, munmap, MAP_NORESERVE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
+import { syncFrames, type Durability, type SyncTarget } from './durability.js';
+import { openStoreMedium } from './store-open.js';
+import { close } from '../src/sys/fcntl.js';
+import { munmap } from '../src/sys/mman.js';
 
 export { BackingError, type BackingErrorReason } from './errors.js';
-
-/** How far sync() carries the data; see the header comment. */
-export type Durability = 'fsync' | 'ram' | 'platform';
-
-function lockOrExplain(path: string, fd: number, header: Header): void {
-  if (tryLock(fd)) return;
-  let pid: number | undefined;
-  try {
-    pid = readOwner(header);
-  } catch {
-    pid = undefined;
-  }
-  throw new BackingError(path, 'in-use', pid === undefined
-    ? `${path} is in use: another process holds its lock (flock)`
-    : `${path} is in use by another numactlx (pid ${pid})`);
-}
-
-/** A store's mapping and descriptor, as plain numbers (they cross to the checksum worker). */
-export interface SyncTarget {
-  path: string;
-  kind: BackingKind;
-  frameBase: number;
-  mapLength: number;
-  fd: number;
-}
-
-/**
- * Makes the frames durable as far as the medium allows (header comment, "Durability"):
- * msync, then fsync for a file; nothing on device dax. Throws BackingError.
- */
-export function syncFrames(t: SyncTarget): void {
-  if (t.kind === 'dax') return; // no msync on device dax: see the header comment
-  try {
-    msync(BigInt(t.frameBase), BigInt(t.mapLength), MS_SYNC);
-    if (t.kind === 'file') fsync(t.fd);
-  } catch (err) {
-    throw fail(t.path, err, 'syncing it');
-  }
-}
 
 export class BackingStore {
   readonly path: string;
@@ -115,91 +65,11 @@ export class BackingStore {
    * the frames. Throws BackingError.
    */
   static open(target: BackingTarget): BackingStore {
-    const { path } = target;
-    const page = BigInt(FRAME_SIZE);
-    const mapLength = headerMapLength(target);
-    let fresh: Superblock | undefined;
-    if (!target.exists) {
-      try {
-        fresh = newSuperblock(target.size, target.align);
-      } catch (err) {
-        throw fail(path, err, 'creating it');
-      }
-      checkFrameCount(path, fresh);
-    }
-
-    const { fd, created } = openMedium(target);
-    const header = new Header(fd, target.kind, mapLength);
-    let doing = created ? 'creating it' : 'opening it';
-    let formattedEmpty = false;
-    let damage: string | undefined;
-    let formattedDevice = false;
-    try {
-      lockOrExplain(path, fd, header);
-      const stat = fs.fstatSync(fd);
-      if (target.kind === 'dax' ? !stat.isCharacterDevice() : !stat.isFile()) {
-        throw new BackingError(path, 'unsupported', `${path} changed type while it was being opened`);
-      }
-      const mediumSize = target.kind === 'dax' ? daxInfo(path, stat)?.size ?? target.size : BigInt(stat.size);
-
-      let sb: Superblock;
-      if (created || (target.kind !== 'dax' && mediumSize === 0n)) {
-        if (!created) {
-          checkPrivate(path, stat); // before a byte is written into it
-          doing = 'formatting it';
-        }
-        formattedEmpty = !created;
-        sb = fresh ?? newSuperblock(target.size, target.align);
-        checkFrameCount(path, sb);
-        sb = formatFile(fd, header, sb);
-      } else {
-        doing = 'reading its superblock';
-        ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize));
-        // Read-only so far (a file is never formatted by adopt): a file that is not a
-        // backing is named as such first; a backing others could read is refused here.
-        if (target.kind !== 'dax') checkPrivate(path, stat);
-      }
-      checkFrameCount(path, sb);
-      if (sb.dataOffset % target.align !== 0n || (target.kind === 'dax' && sb.size % target.align !== 0n)) {
-        throw new BackingError(path, 'unsupported',
-          `${path}: its layout (data offset ${sb.dataOffset}, size ${sb.size}) does not fit this medium's ` +
-          `alignment of ${target.align} bytes`);
-      }
-      if (sb.size < target.size) {
-        doing = 'growing it';
-        sb = grow(target, fd, header, sb, mediumSize);
-      }
-
-      doing = 'recording its owner';
-      writeOwner(header);
-      doing = 'mapping it';
-      // SAFETY: the frame mapping belongs to the store and lives until close(); the
-      // medium holds [dataOffset, size) (checked above). MAP_NORESERVE on hugetlbfs: huge
-      // pages are reserved chunk by chunk by fallocate, not all at mmap.
-      const flags = MAP_SHARED | (target.kind === 'hugetlbfs' ? MAP_NORESERVE : 0);
-      const base = mmap(0n, sb.frameCount * page, PROT_READ | PROT_WRITE, flags, fd, sb.dataOffset);
-      const store = new BackingStore(target, fd, header, sb, base);
+    return openStoreMedium(target, (fd, header, sb, frameBase, damage) => {
+      const store = new BackingStore(target, fd, header, sb, frameBase);
       store.superblockDamage = damage;
       return store;
-    } catch (err) {
-      // Undo what this call did, each step on its own: remove the file it created (an
-      // ENOSPC must not leave a half-made file), empty again the file it formatted, zero
-      // again the superblocks it wrote on a zeroed device.
-      const undo = [
-        (): void => (formattedDevice ? header.write(0n, Buffer.alloc(2 * SLOT_SIZE)) : undefined),
-        (): void => header.close(),
-        (): void => (created ? removeCreated(path, fd) : formattedEmpty ? ftruncate(fd, 0n) : undefined),
-        (): void => close(fd),
-      ];
-      for (const step of undo) {
-        try {
-          step();
-        } catch {
-          // the original error is the one to report
-        }
-      }
-      throw fail(path, err, doing);
-    }
+    });
   }
 
   /** The superblock in force (a copy). */

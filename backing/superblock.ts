@@ -1,7 +1,7 @@
 // The superblock of an opened, locked backing, through its Header: written on a new
 // medium, picked from the two copies of an existing one (or written on a zeroed dax
 // device), grown, and advanced one generation at a time. The layout is drawn in
-// format.ts; which media may be formatted at all is in store.ts.
+// format.ts; which media may be formatted at all is in store-open.ts.
 import type { BackingTarget } from './inspect.js';
 import { BackingError } from './errors.js';
 import { examineSuperblocks } from './superblock-copies.js';

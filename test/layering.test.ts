@@ -72,3 +72,25 @@ test('only the main thread\'s launcher starts the workers, by their entry files'
   expect(entries.sort()).toEqual(['launcher/engine-handle.ts', 'launcher/run-program.ts']);
   for (const d of THREADS) expect(fs.readdirSync(path.join(ROOT, d)).filter((n) => n.endsWith('-worker.ts'))).toHaveLength(1);
 });
+
+// Files stay under ~300 lines (STYLE.md). Files over that which other engineers are still
+// splitting are listed here by name, not hidden: remove an entry once its file is split
+// (the second test fails while an entry names a file that is already short enough).
+const MAX_LINES = 300;
+const BEING_SPLIT: Record<string, string> = {
+  // Both are in thread folders other engineers are editing; sizes when listed.
+  'src/tracer-thread/tracer.ts': '374 lines',
+  'src/engine-thread/engine.ts': '317 lines (316 on main before the userfaultfd split added an import line)',
+};
+/** Lines as `wc -l` counts them. */
+const lineCount = (f: string): number => (texts.get(f)!.match(/\n/g) ?? []).length;
+
+test(`every .ts file under ${DIRS.join('/, ')}/ has at most ${MAX_LINES} lines, but for the listed ones being split`, () => {
+  const long = files.filter((f) => lineCount(f) > MAX_LINES && !(f in BEING_SPLIT)).map((f) => `${f}: ${lineCount(f)} lines`);
+  expect(long).toEqual([]);
+});
+
+test('the list of files being split names only files that exist and are still too long', () => {
+  const stale = Object.keys(BEING_SPLIT).filter((f) => !texts.has(f) || lineCount(f) <= MAX_LINES);
+  expect(stale).toEqual([]);
+});

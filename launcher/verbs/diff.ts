@@ -7,7 +7,7 @@
 //
 // With several processes each line starts with `pid P: `. Exit 0 whatever the difference.
 import { diffSnapshots, pagesToCompare, type DiffKind, type DiffResult } from '../../src/snapshot/diff.js';
-import { hex } from '../../src/snapshot/export.js';
+import { hex } from '../../src/snapshot/export-pages.js';
 import { createProgress, type Progress } from '../../src/snapshot/progress.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';

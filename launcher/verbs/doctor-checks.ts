@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { describeError, errnoOf } from '../errors.js';
-import * as uffd from '../../src/sys/userfaultfd.js';
+import * as uffd from '../../src/sys/userfaultfd-calls.js';
+import * as uapi from '../../src/sys/userfaultfd-uapi.js';
 import { seize, PTRACE_O } from '../../src/sys/ptrace.js';
 import { seccompActionAvailable, SECCOMP_RET } from '../../src/sys/seccomp.js';
 import * as mman from '../../src/sys/mman.js';
@@ -72,9 +73,9 @@ function withAnonPage<T>(use: (addr: bigint) => T): T {
 /** A throw-away userfaultfd for probing: user-mode-only needs no privilege, plain is the fallback. */
 function probeFd(): number {
   try {
-    return uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    return uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
   } catch {
-    return uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    return uffd.userfaultfd(uapi.O_CLOEXEC | uapi.O_NONBLOCK);
   }
 }
 
@@ -83,7 +84,7 @@ function checkUserfaultfd(): CheckResult[] {
   const sysctl = `vm.unprivileged_userfaultfd=${unpriv ?? 'absent'}`;
   return [
     attempt('userfaultfd (user-mode faults)', true, () => {
-      withFd(uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => undefined);
+      withFd(uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK), () => undefined);
       return 'userfaultfd(UFFD_USER_MODE_ONLY) works';
     }, (e) => (e === 'ENOSYS' ? 'a kernel built with CONFIG_USERFAULTFD=y'
       : e === 'EINVAL' ? 'kernel ≥ 5.11 for UFFD_USER_MODE_ONLY'
@@ -91,11 +92,11 @@ function checkUserfaultfd(): CheckResult[] {
     // The program's own syscalls (read() into trapped memory…) fault in kernel mode:
     // numactlx needs a uffd without UFFD_USER_MODE_ONLY.
     attempt('userfaultfd (kernel-mode faults)', true, () => {
-      withFd(uffd.userfaultfd(uffd.O_CLOEXEC | uffd.O_NONBLOCK), () => undefined);
+      withFd(uffd.userfaultfd(uapi.O_CLOEXEC | uapi.O_NONBLOCK), () => undefined);
       return `allowed (uid ${process.getuid?.() ?? '?'}, ${sysctl})`;
     }, (e) => (e === 'EPERM' ? ROOT_OR_SYSCTL : 'a kernel built with CONFIG_USERFAULTFD=y')),
     attempt('/dev/userfaultfd', false, () => {
-      withFd(uffd.userfaultfdFromDevice(uffd.O_CLOEXEC), () => undefined);
+      withFd(uffd.userfaultfdFromDevice(uapi.O_CLOEXEC), () => undefined);
       return 'USERFAULTFD_IOC_NEW works';
     }, (e) => (e === 'ENOENT' ? '(optional) kernel ≥ 6.1 provides /dev/userfaultfd'
       : e === 'EACCES' || e === 'EPERM' ? '(optional) give the user read-write access to /dev/userfaultfd'
@@ -104,7 +105,7 @@ function checkUserfaultfd(): CheckResult[] {
 }
 
 /** The features numactlx enables, with the release that added them and what they are for. */
-const FEATURES: { key: uffd.UffdFeatureName; label: string; since: string }[] = [
+const FEATURES: { key: uapi.UffdFeatureName; label: string; since: string }[] = [
   { key: 'PAGEFAULT_FLAG_WP', label: 'WP', since: '5.7' },
   { key: 'WP_UNPOPULATED', label: 'WP_UNPOPULATED', since: '6.4' },
   { key: 'WP_ASYNC', label: 'WP_ASYNC', since: '6.7' },
@@ -123,7 +124,7 @@ function checkFeatures(): CheckResult[] {
     offered = uffd.uffdioApi(fd, 0n).features;
     // MISSING has no feature bit: it is the base mode; register a page to prove it.
     return withAnonPage((addr) => {
-      uffd.register(fd, addr, PAGE, uffd.UFFDIO_REGISTER_MODE.MISSING);
+      uffd.register(fd, addr, PAGE, uapi.UFFDIO_REGISTER_MODE.MISSING);
       uffd.unregister(fd, addr, PAGE);
       return 'UFFDIO_API and UFFDIO_REGISTER (anonymous memory) work';
     });
@@ -135,9 +136,9 @@ function checkFeatures(): CheckResult[] {
       : `kernel ≥ ${since} for UFFD_FEATURE_${key}`;
     rows.push(attempt(`uffd ${label}`, true, () => {
       if (offered === undefined) throw new Error('no UFFDIO_API answer');
-      if ((offered & uffd.UFFD_FEATURE[key]) === 0n) throw new Error(`UFFDIO_API does not offer UFFD_FEATURE_${key}`);
+      if ((offered & uapi.UFFD_FEATURE[key]) === 0n) throw new Error(`UFFDIO_API does not offer UFFD_FEATURE_${key}`);
       // Offered is not enough: EVENT_FORK, for one, also needs CAP_SYS_PTRACE to enable.
-      withFd(probeFd(), (fd) => uffd.uffdioApi(fd, uffd.UFFD_FEATURE[key]));
+      withFd(probeFd(), (fd) => uffd.uffdioApi(fd, uapi.UFFD_FEATURE[key]));
       return 'offered and enabled';
     }, (e) => (e === 'EPERM' ? 'needs CAP_SYS_PTRACE: run as root' : fix)));
   }

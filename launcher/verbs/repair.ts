@@ -7,7 +7,7 @@
 // data frames of a snapshot — see `verify`) it says, and changes nothing.
 import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { catalogError } from './snapshots.js';
-import { repairBacking } from '../../backing/catalog.js';
+import { repairBacking } from '../../backing/catalog-offline.js';
 
 export const repairCommand: Verb = {
   spec: { name: 'repair', usage: 'usage: numactlx repair PATH\n', options: [] },

@@ -1,11 +1,11 @@
 // `numactlx rm PATH SNAP`: removes one committed snapshot (an id, or a label one snapshot
-// carries) from a backing. The catalog does the removal (backing/catalog.ts:
+// carries) from a backing. The catalog does the removal (backing/catalog-offline.ts:
 // removeSnapshot — an atomic commit; frames no other snapshot references become free);
 // this verb checks that the snapshot exists, closes its own view of the backing first (the
 // catalog takes the backing's lock to write) and reports.
 import { catalogError, findSnapshot, withSource } from './snapshots.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
-import { removeSnapshot } from '../../backing/catalog.js';
+import { removeSnapshot } from '../../backing/catalog-offline.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
 

@@ -6,7 +6,7 @@
 import { UsageError } from '../errors.js';
 import { findSession, request } from '../../src/control/client.js';
 import { ControlError, type SnapshotReply } from '../../src/control/protocol.js';
-import { labelProblem } from '../../src/snapshot/queue.js';
+import { labelProblem } from '../../src/snapshot/labels.js';
 import type { Verb, VerbArgs } from './parse.js';
 import { parsePid, verbError } from './status.js';
 

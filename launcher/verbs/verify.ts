@@ -5,7 +5,7 @@
 // summary; exit 0 only when clean. A frame shared by several snapshots is read once.
 import zlib from 'node:zlib';
 import { createProgress, NO_PROGRESS, type Progress } from '../../src/snapshot/progress.js';
-import { hex, readFrameInto } from '../../src/snapshot/export.js';
+import { hex, readFrameInto } from '../../src/snapshot/export-pages.js';
 import { USER_REGS_SIZE } from '../../src/sys/arch/index.js';
 import { PAGE_SIZE } from '../../src/sys/page.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';

@@ -22,7 +22,7 @@
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
 import zlib from 'node:zlib';
-import type { SyncTarget } from '../../backing/store.js';
+import type { SyncTarget } from '../../backing/durability.js';
 import { FrameViews } from '../../backing/frame-views.js';
 
 const HEAD = 0;

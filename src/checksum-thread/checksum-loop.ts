@@ -3,7 +3,7 @@
 // the engine asks. Runs until the engine asks it to stop. The ring is
 // src/channels/checksum-ring.ts.
 import zlib from 'node:zlib';
-import { syncFrames } from '../../backing/store.js';
+import { syncFrames } from '../../backing/durability.js';
 import { ChecksumRingReader, NodeFrames, type ChecksumShared } from '../channels/checksum-ring.js';
 
 export function runChecksumLoop(shared: ChecksumShared): void {

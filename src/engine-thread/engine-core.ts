@@ -17,12 +17,25 @@ import type { EventStats, NodeStats } from '../channels/session-stats.js';
 export interface RetryFault { mm: Mm; addr: number; write: boolean }
 
 /**
+ * What the fault service and the uffd events need of the snapshot in progress. The
+ * SnapshotEngine implements it and owns every field behind it; the Engine holds it
+ * read-only (Engine.attachSnapshots), so no class writes another's state.
+ */
+export interface SnapshotHooks {
+  /** The snapshot whose frozen pages are being copied (from the freeze to its commit), if any. */
+  readonly copying: SnapshotRun | undefined;
+  /** A write to a write-protected page: copy it first if frozen, then make it writable. */
+  onWriteFault(mm: Mm, addr: number): void;
+}
+
+/**
  * What the fault service and the uffd events ask of eviction (--max-resident,
- * eviction.ts), present when a node has a resident limit.
+ * eviction.ts): the Evictor implements it, attached when a node has a resident limit
+ * (Engine.attachEviction).
  */
 export interface EvictionHooks {
-  /** Serves a missing fault on an evicted page from its frame (refault.ts). */
-  refault(mm: Mm, addr: number, isRetry: boolean): void;
+  /** Serves a missing fault on an evicted page from its frame (refault.ts): true (handled). */
+  refault(mm: Mm, addr: number, isRetry: boolean): boolean;
   /** A fault that would place up to `pages` pages (default: a fault-ahead window) on node `slot` must wait: the node is at its limit. */
   mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages?: number): boolean;
   /** A REMOVE event of the engine's own drop (its pages are evicted, not discarded). */
@@ -44,14 +57,12 @@ export interface EngineCore extends NodeRoom {
   readonly msgBuf: Uint8Array;
   readonly msgView: DataView;
   retries: RetryFault[];
+  /** The set of uffds changed: the engine loop rebuilds its poll list. */
+  pollListChanged(): void;
+  /** The snapshot side (snapshot-engine.ts owns it; the engine only reads it). */
+  readonly snapshot: SnapshotHooks;
   /** --max-resident: eviction's hooks, when a node has a resident limit. */
-  eviction: EvictionHooks | undefined;
-  /** The thread whose fault message is being handled (UFFD_FEATURE_THREAD_ID; 0 unknown). */
-  faultTid: number;
-  pollListChanged: boolean;
-  /** The snapshot being copied, if any. */
-  run: SnapshotRun | undefined;
-  writeFault: (mm: Mm, addr: number) => void;
+  readonly eviction: EvictionHooks | undefined;
   /** Reads and handles every queued message of one uffd (uffd-events.ts). */
   service(mm: Mm): void;
   /** Serves a missing fault at page `addr` (fault-service.ts). */

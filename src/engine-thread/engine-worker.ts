@@ -13,10 +13,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
-import { loadCatalog, SnapshotCatalog, type LoadedCatalog } from '../../backing/catalog.js';
+import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
+import { SnapshotCatalog } from '../../backing/catalog-commit.js';
 import { repairHint } from '../../backing/catalog-image.js';
 import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
-import { uffdioApi, UFFD_FEATURE } from '../sys/userfaultfd.js';
+import { uffdioApi } from '../sys/userfaultfd-calls.js';
+import { UFFD_FEATURE } from '../sys/userfaultfd-uapi.js';
 import { SysError } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
 import { TracerChannelServer, TracerOp } from '../channels/tracer-engine.js';
@@ -184,13 +186,12 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let order: Mm[] = [];
   let faultTurns = 0;
   for (;;) {
-    if (engine.pollListChanged) {
+    if (engine.takePollListChanged()) {
       order = [...engine.mms.values()];
       fds = Buffer.alloc(POLLFD_SIZE * (order.length + 1));
       fds.writeInt32LE(start.eventFd, 0);
       fds.writeInt16LE(POLLIN, 4);
       order.forEach((mm, i) => { fds.writeInt32LE(mm.uffd, (i + 1) * POLLFD_SIZE); fds.writeInt16LE(POLLIN, (i + 1) * POLLFD_SIZE + 4); });
-      engine.pollListChanged = false;
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
     // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)

@@ -11,11 +11,11 @@ import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
-import { registerFast, UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd.js';
+import { registerFast } from '../sys/userfaultfd-fast.js';
+import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
 import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
-import type { SnapshotRun } from './snapshot.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
-import type { EngineCore, EvictionHooks, RetryFault } from './engine-core.js';
+import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
 import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 
@@ -47,15 +47,14 @@ export class Engine implements EngineCore {
   /** Processes whose mm is gone (exec or exit), for the statistics. */
   private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
-  pollListChanged = true;
-  /** The snapshot being copied, if any (snapshot-engine.ts drives it). */
-  run: SnapshotRun | undefined;
-  /** --max-resident: eviction's hooks (eviction.ts sets them when a node has a limit). */
-  eviction: EvictionHooks | undefined;
-  /** The thread whose fault message is being handled (uffd-events.ts). */
-  faultTid = 0;
-  /** Called on a write to a write-protected page (set by the snapshot engine). */
-  writeFault: (mm: Mm, addr: number) => void = (mm, addr) => this.unprotect(mm, addr, PAGE);
+  private pollListStale = true;
+  /** Without a snapshot engine (never in a session): a write fault only unprotects. */
+  private snapshotHooks: SnapshotHooks = {
+    copying: undefined,
+    onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE),
+  };
+  /** --max-resident: eviction (eviction.ts), attached when a node has a resident limit. */
+  private evictionHooks: EvictionHooks | undefined;
 
   constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number) {
     this.slots = nodes;
@@ -67,6 +66,35 @@ export class Engine implements EngineCore {
     }));
     this.zeros = Buffer.alloc(Math.max(1, faultAheadPages) * PAGE);
     this.zerosAddr = Number(bufferAddress(this.zeros));
+  }
+
+  /** The snapshot engine, once: from then on write faults and uffd events consult it. */
+  attachSnapshots(hooks: SnapshotHooks): void {
+    this.snapshotHooks = hooks;
+  }
+
+  /** Eviction (--max-resident), once: from then on faults and drops consult it. */
+  attachEviction(hooks: EvictionHooks): void {
+    this.evictionHooks = hooks;
+  }
+
+  get eviction(): EvictionHooks | undefined {
+    return this.evictionHooks;
+  }
+
+  get snapshot(): SnapshotHooks {
+    return this.snapshotHooks;
+  }
+
+  pollListChanged(): void {
+    this.pollListStale = true;
+  }
+
+  /** Whether the poll list must be rebuilt; clears the flag. */
+  takePollListChanged(): boolean {
+    const stale = this.pollListStale;
+    this.pollListStale = false;
+    return stale;
   }
 
   // ---- NodeRoom ------------------------------------------------------------------------
@@ -88,7 +116,7 @@ export class Engine implements EngineCore {
     mm.pids.add(pid);
     this.mms.set(uffd, mm);
     this.byPid.set(pid, mm);
-    this.pollListChanged = true;
+    this.pollListStale = true;
   }
 
   mmOf(pid: number): Mm | undefined {
@@ -224,7 +252,7 @@ export class Engine implements EngineCore {
     this.mms.delete(mm.uffd);
     closeFd(mm.uffd);
     this.retries = this.retries.filter((r) => r.mm !== mm);
-    this.pollListChanged = true;
+    this.pollListStale = true;
   }
 
   // ---- fault service and uffd events (fault-service.ts, uffd-events.ts) ---------------
@@ -251,6 +279,11 @@ export class Engine implements EngineCore {
   /** Answers a write fault on page `addr` (fault-service.ts unprotect). */
   unprotect(mm: Mm, addr: number, len: number): void {
     faults.unprotect(this, mm, addr, len);
+  }
+
+  /** Opens the run [start, start+len) for a write fault at addr (fault-service.ts unprotectRun). */
+  unprotectRun(mm: Mm, addr: number, start: number, len: number): void {
+    faults.unprotectRun(this, mm, addr, start, len);
   }
 
   /** Clears write protection on [addr, addr+len) now (fault-service.ts unprotectNow); 0 or -errno. */
@@ -288,7 +321,7 @@ export class Engine implements EngineCore {
   stats(exeOf: (pid: number) => string): SessionStats {
     const live = [...this.byPid.entries()].map(([pid, mm]) => ({
       pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
-      ...(this.eviction ? { pages_evicted: mm.eviction.evicted } : {}),
+      ...(this.evictionHooks ? { pages_evicted: mm.eviction.evicted } : {}),
     }));
     const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
     return {

@@ -12,6 +12,8 @@
 // - A page whose frame eviction wrote after the last snapshot is FRESH until the next
 //   freeze records that frame (recordFresh): a clean or evicted page that is not FRESH
 //   has the frame the last snapshot's map (Mm.snap) names.
+import { closeFd } from '../sys/eventfd.js';
+import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK, PENDING, COPYING } from './page-table.js';
 import type { Mm } from './mm.js';
 import type { MmPart } from './snapshot.js';
@@ -87,4 +89,33 @@ export function recordFresh(e: EngineCore, mm: Mm, part: MmPart, checksums: Chec
   mm.eviction.freshChunks.clear();
   if (n > 0) checksums.kick();
   return n;
+}
+
+/**
+ * An evicted page that /proc/PID/pagemap shows mapped after all is resident again (a
+ * write-protect fault on it can only mean that: eviction.ts onWriteFault). Returns whether.
+ */
+export function residentIfMapped(e: EngineCore, mm: Mm, addr: number): boolean {
+  const pid = mm.pids.values().next().value;
+  if (pid === undefined) return false;
+  let fd: number;
+  try {
+    fd = openPagemap(pid);
+  } catch {
+    return false;
+  }
+  const buf = Buffer.alloc(8);
+  try {
+    if (readPagemapRun(fd, addr, 1, buf) !== 1 || !pagemapHasPage(buf, 0)) return false;
+  } finally {
+    closeFd(fd);
+  }
+  const slot = mm.table.nodeOf(addr);
+  mm.table.setFlags(addr, mm.table.flagsOf(addr) & ~EVICTED);
+  mm.resident++;
+  mm.eviction.evicted--;
+  const stats = e.nodeStats[slot];
+  stats.pages_resident++;
+  if (stats.eviction) stats.eviction.pages_evicted--;
+  return true;
 }

@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd.js';
+import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
 import { ABSENT, DIRTY, EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
@@ -46,7 +46,7 @@ export function retryPending(e: EngineCore): void {
     // A write fault goes through the whole write-fault path again, not a bare
     // unprotect: a freeze may have made the page PENDING meanwhile (a thread waiting
     // in a fault still enters a ptrace stop), and then it must be copied first.
-    if (r.write) e.writeFault(r.mm, r.addr);
+    if (r.write) e.snapshot.onWriteFault(r.mm, r.addr);
     else fault(e, r.mm, r.addr, true);
   }
 }
@@ -55,10 +55,7 @@ export function retryPending(e: EngineCore): void {
 export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): void {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
   // [eviction] An evicted page comes back from its frame (refault.ts).
-  if (e.eviction && mm.table.flagsOf(addr) & EVICTED && mm.table.get(addr) > 0) {
-    e.eviction.refault(mm, addr, isRetry);
-    return;
-  }
+  if (mm.table.flagsOf(addr) & EVICTED && e.eviction?.refault(mm, addr, isRetry)) return;
   if (mm.table.get(addr) !== ABSENT) {
     // Served already as part of a run (a duplicate message): make sure it is awake.
     wake(e, mm, addr, PAGE);
@@ -84,10 +81,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): vo
   let faultTarget = placePage(policy, indexOf(addr), e);
   if (faultTarget === TO_SIGBUS) { sigbus(e, mm, addr); return; }
   // [eviction] The node is at its --max-resident limit: the fault waits for a round to make room.
-  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) {
-    e.retries.push({ mm, addr, write: false });
-    return;
-  }
+  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) return void e.retries.push({ mm, addr, write: false });
   let faultFrame = reserve(e, faultTarget);
   if (faultTarget >= 0 && faultFrame < 0) {
     // The store had no frame after all (its filesystem is full: ENOSPC).
@@ -261,6 +255,20 @@ export function unprotect(e: EngineCore, mm: Mm, addr: number, len: number): voi
   const r = writeprotectFast(mm.uffd, addr, len, false);
   if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
   else if (r < 0) wake(e, mm, addr, len);
+}
+
+/**
+ * Clears write protection on the run [start, start+len) opened by a write fault at addr,
+ * waking the writer. EAGAIN: retried through the write-fault path (retryPending). Any
+ * other failure (a run the kernel will not take whole, e.g. across a VMA that is not
+ * registered) falls back to the faulting page alone, so the writer is never left to
+ * fault on the same page for ever.
+ */
+export function unprotectRun(e: EngineCore, mm: Mm, addr: number, start: number, len: number): void {
+  if (len === PAGE) { unprotect(e, mm, addr, PAGE); return; }
+  const r = writeprotectFast(mm.uffd, start, len, false);
+  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
+  else if (r < 0) unprotect(e, mm, addr, PAGE);
 }
 
 /**

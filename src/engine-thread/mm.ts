@@ -4,6 +4,7 @@
 import { PageSet, PageTable } from './page-table.js';
 import { RangeSet, type PagePolicy } from './ranges.js';
 import { PageMap } from './page-map.js';
+import { WriteRunSizer } from './write-runs.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 import type { FrameCounts } from '../../backing/frame-counts.js';
 import { MmEviction } from './mm-eviction.js';
@@ -68,6 +69,8 @@ export class Mm {
    * an exiting thread is reported gone only after that write.
    */
   readonly pins = new Set<number>();
+  /** How many pages the next write fault opens (write-runs.ts). */
+  readonly writeRuns = new WriteRunSizer();
   /**
    * Processes of this mm past their last thread's exit stop (their frozen pages were
    * copied there): their memory goes at any moment, so a later freeze leaves the mm out

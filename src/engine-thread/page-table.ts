@@ -12,7 +12,10 @@
 // The node of a virtual page is in a parallel Uint8Array (index into the virtual
 // node table).
 
-export const PAGE = 4096;
+import { PAGE_SIZE } from '../sys/page.js';
+
+/** The engine's page: the base page size (src/sys/page.ts). */
+export const PAGE = PAGE_SIZE;
 export const PAGES_PER_CHUNK = 512;
 const CHUNK = PAGE * PAGES_PER_CHUNK;
 

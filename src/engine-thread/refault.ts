@@ -18,7 +18,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
-import { copiedFast, copyFast, UFFDIO_COPY_MODE, wakeFast } from '../sys/userfaultfd.js';
+import { copiedFast, copyFast, wakeFast } from '../sys/userfaultfd-fast.js';
+import { UFFDIO_COPY_MODE } from '../sys/userfaultfd-uapi.js';
 import { EVICTED, PAGE, REF } from './page-table.js';
 import type { Mm } from './mm.js';
 import type { EngineCore } from './engine-core.js';

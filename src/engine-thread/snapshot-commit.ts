@@ -82,7 +82,6 @@ function* syncFrames(ctx: CommitContext): Generator<void, void> {
  */
 export function* finishSteps(ctx: CommitContext, run: SnapshotRun): Generator<void, SnapshotResult> {
   const engine = ctx.engine;
-  engine.run = undefined;
   try {
     return yield* commitRun(ctx, run);
   } finally {

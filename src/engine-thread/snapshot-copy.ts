@@ -3,7 +3,7 @@
 // fault service (COPY_BATCH_PAGES), a write to a frozen page copying that page first.
 // The page states and the invariants are in snapshot.ts.
 import os from 'node:os';
-import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
+import { COPYING, DIRTY, EVICTED, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
 import { takePending, type MmPart } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
@@ -16,7 +16,7 @@ import type { ChecksumQueue } from '../channels/checksum-ring.js';
 const COPY_BATCH_PAGES = 16;
 const { ESRCH } = os.constants.errno;
 
-/** Copies the frozen pages of the snapshot being taken (engine.run) into frames. */
+/** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
   private readonly batch: number[] = [];
   private readonly batchSlot = new Int32Array(MAX_IOV);
@@ -40,12 +40,42 @@ export class FrozenPageCopier {
   }
 
   /**
-   * A write to a write-protected page: copy it first if frozen, then let the write go.
-   * Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
+   * A write to a write-protected page: opens a run around it (write-runs.ts) — its frozen
+   * pages copied first, in one batch, every placed page marked DIRTY — then lets the
+   * write go. Before the freeze a staged page is not copied: it becomes DIRTY|PENDING.
    */
   onWriteFault(mm: Mm, addr: number): void {
-    if (mm.table.get(addr) > 0 && this.copyFirst(mm, addr)) this.woken = true;
-    this.engine.unprotect(mm, addr, PAGE);
+    const range = mm.table.get(addr) > 0 ? mm.ranges.find(addr) : undefined;
+    if (!range) {
+      this.engine.unprotect(mm, addr, PAGE);
+      return;
+    }
+    const [start, end] = mm.writeRuns.runAt(addr, range.start, range.end);
+    if (this.copyRunFirst(mm, start, end)) this.woken = true;
+    this.engine.unprotectRun(mm, addr, start, end - start);
+  }
+
+  /**
+   * copyFirst for every placed page of [start, end): the frozen ones not copied yet are
+   * copied in one batch (true then), and all are marked DIRTY.
+   */
+  private copyRunFirst(mm: Mm, start: number, end: number): boolean {
+    const part = this.engine.snapshot.copying?.parts.get(mm);
+    const batch = this.batch;
+    batch.length = 0;
+    for (let page = start; page < end; page += PAGE) {
+      if (mm.table.get(page) <= 0) continue;
+      const flags = mm.table.flagsOf(page);
+      if (part && (flags & PENDING)) batch.push(page);
+    }
+    if (batch.length > 0) this.copyPages(mm, part!, batch);
+    for (let page = start; page < end; page += PAGE) {
+      if (mm.table.get(page) <= 0) continue;
+      const flags = mm.table.flagsOf(page);
+      // [eviction] An evicted page is not in the program: never DIRTY (the copier would read it).
+      if (!(flags & (DIRTY | EVICTED))) mm.table.setFlags(page, flags | DIRTY);
+    }
+    return batch.length > 0;
   }
 
   /**
@@ -55,7 +85,7 @@ export class FrozenPageCopier {
   private copyFirst(mm: Mm, page: number): boolean {
     let copied = false;
     if (mm.table.flagsOf(page) & PENDING) {
-      const part = this.engine.run?.parts.get(mm);
+      const part = this.engine.snapshot.copying?.parts.get(mm);
       if (part) {
         this.batch.length = 0;
         this.batch.push(page);
@@ -94,7 +124,7 @@ export class FrozenPageCopier {
    * without pause and waits behind this step); true while pages remain.
    */
   step(pages = COPY_BATCH_PAGES): boolean {
-    const run = this.engine.run;
+    const run = this.engine.snapshot.copying;
     if (!run || !run.pauseKnown) return false;
     let budget = pages;
     const batch = this.batch;
@@ -119,7 +149,7 @@ export class FrozenPageCopier {
     if (mm.pids.size === 0) {
       // The mm was closed (its last process exec'd or ended without an exit stop): its
       // frames are released and its pid may now name another image. Never read it.
-      const part = this.engine.run?.parts.get(mm);
+      const part = this.engine.snapshot.copying?.parts.get(mm);
       for (let i = 0; i < taken; i++) part?.lost.add(batch[i]);
       batch.length = 0;
       return 0;
@@ -143,7 +173,7 @@ export class FrozenPageCopier {
    */
   private copyPages(mm: Mm, part: MmPart, addrs: number[]): void {
     const engine = this.engine;
-    const run = engine.run!;
+    const run = engine.snapshot.copying!;
     const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest } = this;
     let m = 0;
     this.remote.reset();
@@ -205,7 +235,7 @@ export class FrozenPageCopier {
   flushProcess(pid: number, exiting: boolean): void {
     const mm = this.engine.mmOf(pid);
     if (mm && exiting) mm.exited.add(pid);
-    const part = mm && this.engine.run?.parts.get(mm);
+    const part = mm && this.engine.snapshot.copying?.parts.get(mm);
     if (!mm || !part) return;
     const batch = this.batch;
     while (part.left > 0) {

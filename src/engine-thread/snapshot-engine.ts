@@ -9,7 +9,9 @@
 // along; each phase is its own module (snapshot-prepare.ts, snapshot-freeze.ts,
 // snapshot-copy.ts, snapshot-commit.ts), and --keep is snapshot-retention.ts.
 import { RemoteCopier } from './remote-copy.js';
-import type { SnapshotRequest } from './snapshot.js';
+import type { SnapshotRequest, SnapshotRun } from './snapshot.js';
+import type { Mm } from './mm.js';
+import type { SnapshotHooks } from './engine-core.js';
 import type { Engine } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
 import type { ThreadRegs } from '../snapshot/types.js';
@@ -22,21 +24,23 @@ import { prune } from './snapshot-retention.js';
 export type { SnapshotResult } from './snapshot-commit.js';
 
 /**
- * The phase of the snapshot engine. Copying is not in it: a snapshot is being copied
- * while engine.run is set (from the freeze to the commit's first step), because the
- * fault service needs the run too (a write to a frozen page, an unmap of one).
- * Preparing, copying and committing never overlap: a prepare starts only when no
- * snapshot is active, and the freeze ends a prepare that has not finished.
+ * The phase of the snapshot engine: idle → preparing → copying → committing → idle.
+ * The phases never overlap: a prepare starts only when no snapshot is active, and the
+ * freeze ends a prepare that has not finished (--snapshot-on-exit, a lost program).
+ * While copying, the fault service reads the run through SnapshotHooks.copying (a write
+ * to a frozen page is copied first, an unmap of one copies it before it goes).
  */
 type Phase =
   | { kind: 'idle' }
   | { kind: 'preparing'; steps: Generator<void, void> }
+  /** From the freeze until every page is copied and the pause is known. */
+  | { kind: 'copying'; run: SnapshotRun }
   /** `id`: the id of the snapshot `steps` commits. */
   | { kind: 'committing'; id: number; steps: Generator<void, SnapshotResult> };
 
 const IDLE: Phase = { kind: 'idle' };
 
-export class SnapshotEngine implements CommitContext {
+export class SnapshotEngine implements CommitContext, SnapshotHooks {
   readonly remote = new RemoteCopier();
   private readonly copier: FrozenPageCopier;
   private phase: Phase = IDLE;
@@ -51,8 +55,17 @@ export class SnapshotEngine implements CommitContext {
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
     existing: CommittedSnapshot[] = []) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote);
-    engine.writeFault = (mm, addr) => this.copier.onWriteFault(mm, addr);
     this.committed = [...existing].sort((a, b) => a.id - b.id);
+    engine.attachSnapshots(this);
+  }
+
+  // ---- SnapshotHooks (read by the fault service and the uffd events) ---------------------
+  get copying(): SnapshotRun | undefined {
+    return this.phase.kind === 'copying' ? this.phase.run : undefined;
+  }
+
+  onWriteFault(mm: Mm, addr: number): void {
+    this.copier.onWriteFault(mm, addr);
   }
 
   /**
@@ -65,15 +78,15 @@ export class SnapshotEngine implements CommitContext {
 
   /** A snapshot is frozen and not committed yet. */
   get active(): boolean {
-    return this.engine.run !== undefined || this.phase.kind === 'committing';
+    return this.phase.kind === 'copying' || this.phase.kind === 'committing';
   }
 
   /** Something to do between polls: the engine loop must not block in poll. */
   get busy(): boolean {
     // Copying starts once the tracer has resumed the program (pauseKnown): until then the
     // engine blocks in poll, so that a tracer sharing its CPU gets it at once.
-    return this.phase.kind !== 'idle' || this.prepareWanted
-      || (this.engine.run !== undefined && this.engine.run.pauseKnown);
+    return this.phase.kind === 'preparing' || this.phase.kind === 'committing' || this.prepareWanted
+      || (this.phase.kind === 'copying' && this.phase.run.pauseKnown);
   }
 
   /**
@@ -85,12 +98,13 @@ export class SnapshotEngine implements CommitContext {
   }
 
   /**
-   * The id of the snapshot being copied or committed (0 when none). Not engine.run's
-   * alone: the commit clears engine.run in its first step, and a snapshot that fails in a
-   * later step must still be reported under its id (with 0 its client waited forever).
+   * The id of the snapshot being copied or committed (0 when none): a snapshot that fails
+   * in a later commit step must still be reported under its id (with 0 its client waited
+   * forever).
    */
   get currentId(): number {
-    return this.engine.run?.req.id ?? (this.phase.kind === 'committing' ? this.phase.id : 0);
+    if (this.phase.kind === 'copying') return this.phase.run.req.id;
+    return this.phase.kind === 'committing' ? this.phase.id : 0;
   }
 
   /** A backing deleted or truncated under the session (BackingStore.mediumProblem). */
@@ -135,13 +149,13 @@ export class SnapshotEngine implements CommitContext {
    * number of pages frozen for copying.
    */
   freeze(req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
-    const engine = this.engine;
-    if (engine.run || this.phase.kind === 'committing') throw new Error(`snapshot ${engine.run?.req.id ?? ''} is still being taken`);
+    if (this.active) throw new Error(`snapshot ${this.currentId} is still being taken`);
     this.checkMedia();
     // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
     // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
-    if (this.phase.kind === 'preparing') this.phase = IDLE;
-    return freeze(engine, req, threads, tgidOf);
+    const { run, frozen } = freeze(this.engine, req, threads, tgidOf);
+    this.phase = { kind: 'copying', run };
+    return frozen;
   }
 
   // ---- copy -----------------------------------------------------------------------------
@@ -162,16 +176,17 @@ export class SnapshotEngine implements CommitContext {
 
   /** Records the pause the tracer measured (interrupt to resume). */
   setPause(ms: number): void {
-    if (this.engine.run) {
-      this.engine.run.pauseMs = ms;
-      this.engine.run.pauseKnown = true;
-      this.engine.run.resumedAt = process.hrtime.bigint();
+    const run = this.copying;
+    if (run) {
+      run.pauseMs = ms;
+      run.pauseKnown = true;
+      run.resumedAt = process.hrtime.bigint();
     }
   }
 
   /** Every frozen page is copied (the commit may still wait for the pause). */
   get copied(): boolean {
-    return (this.engine.run?.remaining ?? 0) === 0;
+    return (this.copying?.remaining ?? 0) === 0;
   }
 
   // ---- commit ---------------------------------------------------------------------------
@@ -181,8 +196,8 @@ export class SnapshotEngine implements CommitContext {
    * the snapshot failed (earlier ones intact).
    */
   commitStep(): SnapshotResult | undefined {
-    const run = this.engine.run;
     if (this.phase.kind !== 'committing') {
+      const run = this.copying;
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
       // Caught here, the snapshot fails with the reason instead of being committed into
       // a file no one will see again (or numactlx dying of SIGBUS on a truncated one).
@@ -204,7 +219,7 @@ export class SnapshotEngine implements CommitContext {
 
   /** The program has ended: copy what is left and commit now. */
   finishNow(): SnapshotResult | undefined {
-    const run = this.engine.run;
+    const run = this.copying;
     if (run) {
       run.pauseKnown = true;
       while (this.step()) { /* copy what is left */ }

@@ -21,9 +21,9 @@ const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Numbe
 /**
  * The freeze. Every thread of the program is stopped. Write-protects the pages DIRTY
  * now and takes the staged ones; records what the snapshot will hold; returns the
- * number of pages frozen for copying. Sets engine.run: the copy starts.
+ * number of pages frozen for copying, and the run the copy then works through.
  */
-export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
+export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): { run: SnapshotRun; frozen: number } {
   const run = new SnapshotRun(req);
   let frozen = 0;
   for (const mm of freezable(engine)) {
@@ -88,8 +88,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     // [eviction] Frames eviction wrote since the last snapshot join this one as they are.
     engine.eviction?.recordFresh(mm, part);
   }
-  engine.run = run;
-  return frozen;
+  return { run, frozen };
 }
 
 /**

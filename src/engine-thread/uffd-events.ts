@@ -3,7 +3,7 @@
 // drop them. Free functions over the engine's state (engine-core.ts).
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
-import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd.js';
+import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
 import { DIRTY, EVICTED, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import { countOut, forkEvicted, remapFlags } from './evicted-pages.js';
 import { Mm } from './mm.js';
@@ -38,9 +38,8 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
     case UFFD_EVENT.PAGEFAULT: {
       const addr = getU64(v, off + O.pagefaultAddress);
       const page = addr - (addr % PAGE);
-      e.faultTid = v.getUint32(off + O.pagefaultPtid, true);
       if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
-        e.writeFault(mm, page);
+        e.snapshot.onWriteFault(mm, page);
         break;
       }
       mm.faults++;
@@ -74,7 +73,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
   // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
   if (e.eviction?.isOwnDrop(mm, start, end)) return;
-  const part = e.run?.parts.get(mm);
+  const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
     countOut(mm, entry, flags);
     // A page frozen but not copied yet is lost to the snapshot being taken: its
@@ -111,12 +110,12 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
   });
   parent.unclaimedForks.push(child);
   e.mms.set(ufd, child);
-  e.pollListChanged = true;
+  e.pollListChanged();
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
   e.events.remap++;
-  const part = e.run?.parts.get(mm);
+  const part = e.snapshot.copying?.parts.get(mm);
   const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
     if (flags & PENDING && part) part.lost.add(addr);

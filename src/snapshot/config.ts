@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { signalName } from '../sys/signal.js';
-import { labelProblem } from './queue.js';
+import { labelProblem } from './labels.js';
 import { checkCronExpression, type Schedule } from './schedule.js';
 
 const S = os.constants.signals;

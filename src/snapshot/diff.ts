@@ -7,7 +7,7 @@
 // (unmapped, newly mapped, a process that ended or forked) is "only in" the other.
 import type { SnapshotSource } from './source.js';
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord } from './types.js';
-import { readFrameInto } from './export.js';
+import { readFrameInto } from './export-pages.js';
 import { PAGE_SIZE } from '../sys/page.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 

@@ -22,110 +22,15 @@
 //   failed snapshot the queue goes on with the next one.
 // - close() refuses new requests ("the session is ending"); the ones already queued are
 //   still taken, and drain() resolves when they have all been answered.
-import type { SnapshotStats } from './types.js';
-
-/** Who asked: the snapshot signal, the control socket, a cron schedule, the program's end. */
-export type SnapshotSource = 'signal' | 'socket' | 'cron' | 'exit';
-
-/** A committed snapshot. */
-export interface SnapshotDone {
-  id: number;
-  label: string | null;
-  /** ISO 8601, the freeze. */
-  time: string;
-  stats: SnapshotStats;
-  /** Frozen pages the program discarded before they were copied (not in the snapshot). */
-  lost_pages?: number;
-}
-
-/**
- * What the engine's take() resolves to once the program has been frozen and resumed: the
- * snapshot's id, and `durable`, which resolves when the snapshot is committed or rejects
- * with the reason it was not (`backing /x: ENOSPC: no frame for the snapshot`).
- */
-export interface SnapshotOutcome {
-  id: number;
-  durable: Promise<SnapshotDone>;
-}
-
-export type TakeSnapshot = (label: string | null) => Promise<SnapshotOutcome>;
-
-/** Retention: delete the oldest unlabelled snapshots beyond `keep`; resolves to the ids deleted. */
-export type PruneSnapshots = (keep: number) => Promise<number[]>;
-
-export interface SnapshotRequest {
-  label?: string | null;
-  /** Answer when the snapshot is durable (with the SnapshotDone) instead of when its id is known. */
-  wait?: boolean;
-  source: SnapshotSource;
-}
-
-/** The answer to a request: the id and label, and when it waited, time and stats too. */
-export type SnapshotAnswer = { id: number; label: string | null } | SnapshotDone;
-
-/** What the queue reports as it goes (for the session's log and progress). */
-export type SnapshotEvent =
-  | { type: 'taken'; id: number; label: string | null; sources: SnapshotSource[] }
-  | { type: 'durable'; done: SnapshotDone; sources: SnapshotSource[] }
-  | { type: 'failed'; id: number | null; label: string | null; sources: SnapshotSource[]; error: SnapshotError }
-  | { type: 'pruned'; ids: number[] }
-  | { type: 'prune-failed'; error: Error };
-
-export interface SnapshotQueueOptions {
-  /** --keep N: after each durable snapshot, prune(keep) is called. Needs `prune`. */
-  keep?: number;
-  prune?: PruneSnapshots;
-  /** Must not throw (a throw is re-raised outside the queue, which carries on). */
-  onEvent?: (event: SnapshotEvent) => void;
-}
-
-/** What is in progress, for `numactlx status`. */
-export interface SnapshotQueueState {
-  /** The snapshot being taken or copied; id is null until the freeze is over. */
-  running: { id: number | null; label: string | null } | null;
-  waiting: { label: string | null; requests: number }[];
-  closed: boolean;
-}
-
-/** A request the queue could not satisfy: the snapshot failed, or the request was refused. */
-export class SnapshotError extends Error {
-  /** The snapshot's id when it was known (the freeze succeeded, the commit did not). */
-  readonly id: number | null;
-  readonly label: string | null;
-
-  constructor(message: string, options: { id?: number | null; label?: string | null; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'SnapshotError';
-    this.id = options.id ?? null;
-    this.label = options.label ?? null;
-  }
-}
-
-export const SESSION_ENDING = 'the session is ending';
-
-/** Labels are stored in the catalog and name snapshots in `export PATH SNAP`: at most this many bytes. */
-export const MAX_LABEL_BYTES = 128;
-
-/**
- * Why `label` cannot be a snapshot label, or undefined when it can. A label is 1 to 128
- * bytes of UTF-8 with no control characters and no surrounding white space, and is not a
- * number (verbs taking SNAP accept an id or a label; `42` must mean snapshot 42).
- */
-export function labelProblem(label: string): string | undefined {
-  if (label === '') return 'a label must not be empty';
-  if (Buffer.byteLength(label) > MAX_LABEL_BYTES) return `a label is at most ${MAX_LABEL_BYTES} bytes`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(label)) return 'a label must not contain control characters';
-  if (label.trim() !== label) return 'a label must not begin or end with white space';
-  if (/^\d+$/.test(label)) return 'a label must not be a number (it would read as a snapshot id)';
-  return undefined;
-}
-
-/** Throws a SnapshotError when `label` is not a valid label. */
-export function checkLabel(label: string): void {
-  const problem = labelProblem(label);
-  if (problem) throw new SnapshotError(`invalid label ${JSON.stringify(label)}: ${problem}`);
-}
+//
+// The request/answer/event types and SnapshotError are in queue-api.ts, the label rules
+// in labels.ts.
+import { labelProblem } from './labels.js';
+import {
+  SESSION_ENDING, SnapshotError, type PruneSnapshots, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent,
+  type SnapshotOutcome, type SnapshotQueueOptions, type SnapshotQueueState, type SnapshotRequest, type SnapshotSource,
+  type TakeSnapshot,
+} from './queue-api.js';
 
 interface Waiter {
   wait: boolean;

@@ -1,6 +1,7 @@
 // eventfd(2) and poll(2) (glibc 2.36, <sys/eventfd.h>, <poll.h>), and raw read/write/
 // close on fds the caller owns. The engine thread polls its userfaultfds and one
 // eventfd that other threads write to when they leave it a command.
+import os from 'node:os';
 import { libc, check, SysError, lastErrno } from './libc.js';
 
 export const EFD_CLOEXEC = 0o2000000;
@@ -19,8 +20,7 @@ const readRaw = libc.func('long read(int fd, void *buf, unsigned long count)');
 const writeRaw = libc.func('long write(int fd, const void *buf, unsigned long count)');
 const closeRaw = libc.func('int close(int fd)');
 
-const EAGAIN = 11;
-const EINTR = 4;
+const { EAGAIN, EINTR } = os.constants.errno;
 
 export function eventfd(initval: number, flags: number): number {
   return check('eventfd', eventfdRaw(initval, flags) as number);

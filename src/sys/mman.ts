@@ -184,7 +184,7 @@ export function processVmWritev(pid: number, local: readonly IoRange[], remote: 
 }
 
 // ---- fast wrappers (the snapshot copier's hot path) ------------------------------------
-// Numbers in, a result or -errno out, no BigInt and no exception, as userfaultfd.ts's
+// Numbers in, a result or -errno out, no BigInt and no exception, as userfaultfd-fast.ts's
 // *Fast functions: addresses are user-space addresses (below 2^47), exact as Numbers.
 
 /** madvise(2) of [addr, addr+len): 0 or -errno. */

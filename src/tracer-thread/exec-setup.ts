@@ -8,7 +8,7 @@ import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
 import { SysError } from '../sys/libc.js';
-import { O_CLOEXEC, O_NONBLOCK } from '../sys/userfaultfd.js';
+import { O_CLOEXEC, O_NONBLOCK } from '../sys/userfaultfd-uapi.js';
 import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
 import { injectChecked, injectSyscall } from './inject.js';

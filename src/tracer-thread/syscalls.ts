@@ -24,8 +24,9 @@ import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { readRemote, writeRemote } from './remote.js';
 import type { Proc, Thread } from './state.js';
+import { PAGE_SIZE } from '../sys/page.js';
 
-const PAGE = 4096n;
+const PAGE = BigInt(PAGE_SIZE);
 const { EFAULT } = os.constants.errno;
 const pageUp = (x: bigint): bigint => (x + PAGE - 1n) & ~(PAGE - 1n);
 const isError = (ret: bigint): boolean => ret < 0n && ret > -4096n;

@@ -1,9 +1,9 @@
 // The catalog's encodings: records and roots round trip, the page map stays compact,
 // and bytes that do not decode are refused with the first thing wrong.
 import zlib from 'node:zlib';
-import {
-  CatalogFormatError, catalogPointer, decodeRecord, decodeRoot, encodeRecord, encodeRoot, parsePointer, rootLengthOf,
-} from '../../backing/catalog-codec.js';
+import { CatalogFormatError } from '../../backing/catalog-bytes.js';
+import { decodeRecord, encodeRecord } from '../../backing/catalog-record-codec.js';
+import { catalogPointer, decodeRoot, encodeRoot, parsePointer, rootLengthOf } from '../../backing/catalog-root-codec.js';
 import { CHAIN_PAYLOAD, readChain, writeChain, type FrameReader } from '../../backing/catalog-image.js';
 import type { SnapshotPage, SnapshotRecord } from '../../src/snapshot/types.js';
 

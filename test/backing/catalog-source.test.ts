@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
 import { inspectBacking } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
-import { commitSnapshot, loadCatalog, openSnapshotSource } from '../../backing/catalog.js';
+import { loadCatalog, openSnapshotSource } from '../../backing/catalog.js';
+import { commitSnapshot } from '../../backing/catalog-commit.js';
 import { badPages, makeRecord, writePages } from '../helpers/snapshots.js';
 import { ROOT } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -116,7 +117,8 @@ const WRITER = `
 const [dist, file, stop] = process.argv.slice(1);
 const { BackingStore } = await import(dist + '/backing/store.js');
 const { inspectBacking } = await import(dist + '/backing/inspect.js');
-const { loadCatalog, commitSnapshot, deleteSnapshots } = await import(dist + '/backing/catalog.js');
+const { loadCatalog } = await import(dist + '/backing/catalog.js');
+const { commitSnapshot, deleteSnapshots } = await import(dist + '/backing/catalog-commit.js');
 const zlib = await import('node:zlib');
 const store = BackingStore.open(inspectBacking(file));
 const loaded = loadCatalog(store);
@@ -147,7 +149,8 @@ store.close();
 `;
 
 function distIsCurrent(): void {
-  for (const name of ['catalog', 'catalog-codec', 'catalog-bytes', 'catalog-image', 'catalog-source', 'store', 'frames']) {
+  for (const name of ['catalog', 'catalog-commit', 'catalog-root-codec', 'catalog-record-codec', 'catalog-bytes', 'catalog-image',
+    'catalog-source', 'store', 'frames']) {
     const built = path.join(ROOT, 'dist/backing', `${name}.js`);
     const source = path.join(ROOT, 'backing', `${name}.ts`);
     if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(source).mtimeMs) {

@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { inspectBacking } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
-import {
-  commitSnapshot, deleteSnapshots, dropDamaged, loadCatalog, removeSnapshot, UnknownSnapshotError, type LoadedCatalog,
-} from '../../backing/catalog.js';
+import { loadCatalog, UnknownSnapshotError, type LoadedCatalog } from '../../backing/catalog.js';
+import { commitSnapshot, deleteSnapshots, dropDamaged } from '../../backing/catalog-commit.js';
+import { removeSnapshot } from '../../backing/catalog-offline.js';
 import { badPages, makeRecord, writePage, writePages } from '../helpers/snapshots.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';

@@ -1,10 +1,10 @@
 // The snapshot queue as pure logic, over a fake engine whose take() and durable promises
 // the test settles by hand (or, for the many-requesters test, after random short delays).
 import { jest } from '@jest/globals';
+import { SnapshotQueue, snapshotOp } from '../../src/snapshot/queue.js';
 import {
-  SnapshotError, SnapshotQueue, snapshotOp, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent,
-  type SnapshotOutcome, type SnapshotQueueOptions,
-} from '../../src/snapshot/queue.js';
+  SnapshotError, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent, type SnapshotOutcome, type SnapshotQueueOptions,
+} from '../../src/snapshot/queue-api.js';
 
 interface Deferred<T> {
   promise: Promise<T>;

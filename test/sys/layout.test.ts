@@ -17,7 +17,8 @@ import path from 'node:path';
 import type { TypeObject } from 'koffi';
 import { koffi } from '../../src/sys/libc.js';
 import { arch, SYS, USER_REGS_FIELDS } from '../../src/sys/arch/index.js';
-import * as uffd from '../../src/sys/userfaultfd.js';
+import * as uffd from '../../src/sys/userfaultfd-calls.js';
+import * as uapi from '../../src/sys/userfaultfd-uapi.js';
 import * as ptrace from '../../src/sys/ptrace.js';
 import * as seccomp from '../../src/sys/seccomp.js';
 import * as mman from '../../src/sys/mman.js';
@@ -41,19 +42,19 @@ const fields = (cType: string, t: TypeObject, names: string[]): void => {
 };
 
 // ---- userfaultfd ----
-fields('struct uffdio_api', uffd.UffdioApi, ['api', 'features', 'ioctls']);
-fields('struct uffdio_range', uffd.UffdioRange, ['start', 'len']);
-fields('struct uffdio_register', uffd.UffdioRegister, ['range', 'mode', 'ioctls']);
-fields('struct uffdio_copy', uffd.UffdioCopy, ['dst', 'src', 'len', 'mode', 'copy']);
-fields('struct uffdio_zeropage', uffd.UffdioZeropage, ['range', 'mode', 'zeropage']);
-fields('struct uffdio_writeprotect', uffd.UffdioWriteprotect, ['range', 'mode']);
-fields('struct uffdio_continue', uffd.UffdioContinue, ['range', 'mode', 'mapped']);
-fields('struct uffdio_move_v68', uffd.UffdioMove, ['dst', 'src', 'len', 'mode', 'move']);
-fields('struct uffdio_poison_v66', uffd.UffdioPoison, ['range', 'mode', 'updated']);
-size('struct uffd_msg', uffd.UffdMsg);
-const M = uffd.UFFD_MSG_OFFSET;
+fields('struct uffdio_api', uapi.UffdioApi, ['api', 'features', 'ioctls']);
+fields('struct uffdio_range', uapi.UffdioRange, ['start', 'len']);
+fields('struct uffdio_register', uapi.UffdioRegister, ['range', 'mode', 'ioctls']);
+fields('struct uffdio_copy', uapi.UffdioCopy, ['dst', 'src', 'len', 'mode', 'copy']);
+fields('struct uffdio_zeropage', uapi.UffdioZeropage, ['range', 'mode', 'zeropage']);
+fields('struct uffdio_writeprotect', uapi.UffdioWriteprotect, ['range', 'mode']);
+fields('struct uffdio_continue', uapi.UffdioContinue, ['range', 'mode', 'mapped']);
+fields('struct uffdio_move_v68', uapi.UffdioMove, ['dst', 'src', 'len', 'mode', 'move']);
+fields('struct uffdio_poison_v66', uapi.UffdioPoison, ['range', 'mode', 'updated']);
+size('struct uffd_msg', uapi.UffdMsg);
+const M = uapi.UFFD_MSG_OFFSET;
 off('struct uffd_msg', 'event', M.event);
-off('struct uffd_msg', 'arg', koffi.offsetof(uffd.UffdMsg, 'arg'));
+off('struct uffd_msg', 'arg', koffi.offsetof(uapi.UffdMsg, 'arg'));
 off('struct uffd_msg', 'arg.pagefault.flags', M.pagefaultFlags);
 off('struct uffd_msg', 'arg.pagefault.address', M.pagefaultAddress);
 off('struct uffd_msg', 'arg.pagefault.feat.ptid', M.pagefaultPtid);
@@ -64,36 +65,36 @@ off('struct uffd_msg', 'arg.remap.len', M.remapLen);
 off('struct uffd_msg', 'arg.remove.start', M.removeStart);
 off('struct uffd_msg', 'arg.remove.end', M.removeEnd);
 for (const k of ['API', 'REGISTER', 'UNREGISTER', 'WAKE', 'COPY', 'ZEROPAGE', 'WRITEPROTECT', 'CONTINUE'] as const) {
-  c(`UFFDIO_${k}`, `UFFDIO_${k}`, uffd.UFFDIO[k]);
-  c(`_UFFDIO_${k}`, `_UFFDIO_${k}`, uffd.UFFDIO_NR[k]);
+  c(`UFFDIO_${k}`, `UFFDIO_${k}`, uapi.UFFDIO[k]);
+  c(`_UFFDIO_${k}`, `_UFFDIO_${k}`, uapi.UFFDIO_NR[k]);
 }
-c('UFFDIO_MOVE', '_IOWR(UFFDIO, 0x05, struct uffdio_move_v68)', uffd.UFFDIO.MOVE);
-c('UFFDIO_POISON', '_IOWR(UFFDIO, 0x08, struct uffdio_poison_v66)', uffd.UFFDIO.POISON);
-c('USERFAULTFD_IOC_NEW', 'USERFAULTFD_IOC_NEW', uffd.USERFAULTFD_IOC_NEW);
-c('UFFDIO', 'UFFDIO', uffd.UFFDIO_TYPE);
-c('UFFD_API', 'UFFD_API', uffd.UFFD_API);
-c('UFFD_USER_MODE_ONLY', 'UFFD_USER_MODE_ONLY', uffd.UFFD_USER_MODE_ONLY);
-c('O_CLOEXEC', 'O_CLOEXEC', uffd.O_CLOEXEC);
-c('O_NONBLOCK', 'O_NONBLOCK', uffd.O_NONBLOCK);
-c('O_RDWR', 'O_RDWR', uffd.O_RDWR);
+c('UFFDIO_MOVE', '_IOWR(UFFDIO, 0x05, struct uffdio_move_v68)', uapi.UFFDIO.MOVE);
+c('UFFDIO_POISON', '_IOWR(UFFDIO, 0x08, struct uffdio_poison_v66)', uapi.UFFDIO.POISON);
+c('USERFAULTFD_IOC_NEW', 'USERFAULTFD_IOC_NEW', uapi.USERFAULTFD_IOC_NEW);
+c('UFFDIO', 'UFFDIO', uapi.UFFDIO_TYPE);
+c('UFFD_API', 'UFFD_API', uapi.UFFD_API);
+c('UFFD_USER_MODE_ONLY', 'UFFD_USER_MODE_ONLY', uapi.UFFD_USER_MODE_ONLY);
+c('O_CLOEXEC', 'O_CLOEXEC', uapi.O_CLOEXEC);
+c('O_NONBLOCK', 'O_NONBLOCK', uapi.O_NONBLOCK);
+c('O_RDWR', 'O_RDWR', uapi.O_RDWR);
 const NEWER_FEATURES: Record<string, bigint> = { WP_UNPOPULATED: 1n << 13n, POISON: 1n << 14n, WP_ASYNC: 1n << 15n, MOVE: 1n << 16n };
-for (const [k, v] of Object.entries(uffd.UFFD_FEATURE)) {
+for (const [k, v] of Object.entries(uapi.UFFD_FEATURE)) {
   if (k in NEWER_FEATURES) newer.push([`UFFD_FEATURE_${k}`, NEWER_FEATURES[k], v]);
   else c(`UFFD_FEATURE_${k}`, `UFFD_FEATURE_${k}`, v);
 }
-for (const [k, v] of Object.entries(uffd.UFFD_EVENT)) c(`UFFD_EVENT_${k}`, `UFFD_EVENT_${k}`, v);
-for (const [k, v] of Object.entries(uffd.UFFD_PAGEFAULT_FLAG)) c(`UFFD_PAGEFAULT_FLAG_${k}`, `UFFD_PAGEFAULT_FLAG_${k}`, v);
-for (const [k, v] of Object.entries(uffd.UFFDIO_REGISTER_MODE)) c(`UFFDIO_REGISTER_MODE_${k}`, `UFFDIO_REGISTER_MODE_${k}`, v);
-for (const [k, v] of Object.entries(uffd.UFFDIO_COPY_MODE)) c(`UFFDIO_COPY_MODE_${k}`, `UFFDIO_COPY_MODE_${k}`, v);
-for (const [k, v] of Object.entries(uffd.UFFDIO_ZEROPAGE_MODE)) c(`UFFDIO_ZEROPAGE_MODE_${k}`, `UFFDIO_ZEROPAGE_MODE_${k}`, v);
-for (const [k, v] of Object.entries(uffd.UFFDIO_WRITEPROTECT_MODE)) c(`UFFDIO_WRITEPROTECT_MODE_${k}`, `UFFDIO_WRITEPROTECT_MODE_${k}`, v);
-c('UFFDIO_CONTINUE_MODE_DONTWAKE', 'UFFDIO_CONTINUE_MODE_DONTWAKE', uffd.UFFDIO_CONTINUE_MODE.DONTWAKE);
-newer.push(['UFFDIO_CONTINUE_MODE_WP', 1n << 1n, uffd.UFFDIO_CONTINUE_MODE.WP]);
-newer.push(['UFFDIO_POISON_MODE_DONTWAKE', 1n << 0n, uffd.UFFDIO_POISON_MODE.DONTWAKE]);
-newer.push(['UFFDIO_MOVE_MODE_DONTWAKE', 1n << 0n, uffd.UFFDIO_MOVE_MODE.DONTWAKE]);
-newer.push(['UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES', 1n << 1n, uffd.UFFDIO_MOVE_MODE.ALLOW_SRC_HOLES]);
-newer.push(['_UFFDIO_MOVE', 0x05, uffd.UFFDIO_NR.MOVE]);
-newer.push(['_UFFDIO_POISON', 0x08, uffd.UFFDIO_NR.POISON]);
+for (const [k, v] of Object.entries(uapi.UFFD_EVENT)) c(`UFFD_EVENT_${k}`, `UFFD_EVENT_${k}`, v);
+for (const [k, v] of Object.entries(uapi.UFFD_PAGEFAULT_FLAG)) c(`UFFD_PAGEFAULT_FLAG_${k}`, `UFFD_PAGEFAULT_FLAG_${k}`, v);
+for (const [k, v] of Object.entries(uapi.UFFDIO_REGISTER_MODE)) c(`UFFDIO_REGISTER_MODE_${k}`, `UFFDIO_REGISTER_MODE_${k}`, v);
+for (const [k, v] of Object.entries(uapi.UFFDIO_COPY_MODE)) c(`UFFDIO_COPY_MODE_${k}`, `UFFDIO_COPY_MODE_${k}`, v);
+for (const [k, v] of Object.entries(uapi.UFFDIO_ZEROPAGE_MODE)) c(`UFFDIO_ZEROPAGE_MODE_${k}`, `UFFDIO_ZEROPAGE_MODE_${k}`, v);
+for (const [k, v] of Object.entries(uapi.UFFDIO_WRITEPROTECT_MODE)) c(`UFFDIO_WRITEPROTECT_MODE_${k}`, `UFFDIO_WRITEPROTECT_MODE_${k}`, v);
+c('UFFDIO_CONTINUE_MODE_DONTWAKE', 'UFFDIO_CONTINUE_MODE_DONTWAKE', uapi.UFFDIO_CONTINUE_MODE.DONTWAKE);
+newer.push(['UFFDIO_CONTINUE_MODE_WP', 1n << 1n, uapi.UFFDIO_CONTINUE_MODE.WP]);
+newer.push(['UFFDIO_POISON_MODE_DONTWAKE', 1n << 0n, uapi.UFFDIO_POISON_MODE.DONTWAKE]);
+newer.push(['UFFDIO_MOVE_MODE_DONTWAKE', 1n << 0n, uapi.UFFDIO_MOVE_MODE.DONTWAKE]);
+newer.push(['UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES', 1n << 1n, uapi.UFFDIO_MOVE_MODE.ALLOW_SRC_HOLES]);
+newer.push(['_UFFDIO_MOVE', 0x05, uapi.UFFDIO_NR.MOVE]);
+newer.push(['_UFFDIO_POISON', 0x08, uapi.UFFDIO_NR.POISON]);
 
 // ---- ptrace (glibc <sys/ptrace.h> spells PEEKUSER/POKEUSER like this module) ----
 for (const [k, v] of Object.entries(ptrace.PTRACE)) c(`PTRACE_${k}`, `PTRACE_${k}`, v);
@@ -213,18 +214,18 @@ const PAGE = BigInt(mman.PAGE_SIZE);
 const anon = (pages: number): bigint =>
   mman.mmap(0n, PAGE * BigInt(pages), mman.PROT_READ | mman.PROT_WRITE, mman.MAP_PRIVATE | mman.MAP_ANONYMOUS, -1, 0n);
 const pattern = (seed: number): Buffer => Buffer.from(Array.from({ length: mman.PAGE_SIZE }, (_, i) => (i * 7 + seed) & 0xff));
-const NEEDED_FEATURES: uffd.UffdFeatureName[] = ['PAGEFAULT_FLAG_WP', 'WP_UNPOPULATED', 'WP_ASYNC', 'EVENT_FORK',
+const NEEDED_FEATURES: uapi.UffdFeatureName[] = ['PAGEFAULT_FLAG_WP', 'WP_UNPOPULATED', 'WP_ASYNC', 'EVENT_FORK',
   'EVENT_REMAP', 'EVENT_REMOVE', 'EVENT_UNMAP', 'THREAD_ID', 'MOVE', 'POISON'];
 
 describe('userfaultfd', () => {
   test('UFFD_USER_MODE_ONLY handshake reports every feature numactlx uses', () => {
-    const fd = uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    const fd = uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
     try {
-      const api = uffd.uffdioApi(fd, uffd.UFFD_FEATURE.PAGEFAULT_FLAG_WP);
-      expect(api.api).toBe(uffd.UFFD_API);
-      for (const f of NEEDED_FEATURES) expect(uffd.featureNames(api.features)).toContain(f);
-      for (const nr of [uffd.UFFDIO_NR.API, uffd.UFFDIO_NR.REGISTER, uffd.UFFDIO_NR.UNREGISTER]) {
-        expect(uffd.hasIoctl(api.ioctls, nr)).toBe(true);
+      const api = uffd.uffdioApi(fd, uapi.UFFD_FEATURE.PAGEFAULT_FLAG_WP);
+      expect(api.api).toBe(uapi.UFFD_API);
+      for (const f of NEEDED_FEATURES) expect(uapi.featureNames(api.features)).toContain(f);
+      for (const nr of [uapi.UFFDIO_NR.API, uapi.UFFDIO_NR.REGISTER, uapi.UFFDIO_NR.UNREGISTER]) {
+        expect(uapi.hasIoctl(api.ioctls, nr)).toBe(true);
       }
       expect(() => uffd.uffdioApi(fd, 0n)).toThrow('ioctl(UFFDIO_API) failed: EINVAL');
     } finally {
@@ -233,9 +234,9 @@ describe('userfaultfd', () => {
   });
 
   test('kernel-mode userfaultfd: plain syscall and /dev/userfaultfd', () => {
-    for (const fd of [uffd.userfaultfd(uffd.O_CLOEXEC), uffd.userfaultfdFromDevice(uffd.O_CLOEXEC)]) {
+    for (const fd of [uffd.userfaultfd(uapi.O_CLOEXEC), uffd.userfaultfdFromDevice(uapi.O_CLOEXEC)]) {
       try {
-        expect(uffd.uffdioApi(fd, 0n).features & uffd.UFFD_FEATURE.EVENT_FORK).toBe(uffd.UFFD_FEATURE.EVENT_FORK);
+        expect(uffd.uffdioApi(fd, 0n).features & uapi.UFFD_FEATURE.EVENT_FORK).toBe(uapi.UFFD_FEATURE.EVENT_FORK);
       } finally {
         fs.closeSync(fd);
       }
@@ -244,20 +245,20 @@ describe('userfaultfd', () => {
   });
 
   test('REGISTER, COPY (WP), ZEROPAGE, WRITEPROTECT, MOVE, POISON, UNREGISTER on anonymous memory', () => {
-    const fd = uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    const fd = uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
     const area = anon(4);
     const src = anon(1);
     const pm = pagemap.openPagemap('self');
     try {
-      const api = uffd.uffdioApi(fd, uffd.UFFD_FEATURE.PAGEFAULT_FLAG_WP | uffd.UFFD_FEATURE.MOVE | uffd.UFFD_FEATURE.POISON);
-      expect(uffd.featureNames(api.features)).toContain('MOVE');
-      const ioctls = uffd.register(fd, area, 4n * PAGE, uffd.UFFDIO_REGISTER_MODE.MISSING | uffd.UFFDIO_REGISTER_MODE.WP);
+      const api = uffd.uffdioApi(fd, uapi.UFFD_FEATURE.PAGEFAULT_FLAG_WP | uapi.UFFD_FEATURE.MOVE | uapi.UFFD_FEATURE.POISON);
+      expect(uapi.featureNames(api.features)).toContain('MOVE');
+      const ioctls = uffd.register(fd, area, 4n * PAGE, uapi.UFFDIO_REGISTER_MODE.MISSING | uapi.UFFDIO_REGISTER_MODE.WP);
       for (const k of ['WAKE', 'COPY', 'ZEROPAGE', 'WRITEPROTECT', 'MOVE', 'POISON'] as const) {
-        expect(`${k}: ${uffd.hasIoctl(ioctls, uffd.UFFDIO_NR[k])}`).toBe(`${k}: true`);
+        expect(`${k}: ${uapi.hasIoctl(ioctls, uapi.UFFDIO_NR[k])}`).toBe(`${k}: true`);
       }
 
       const data = pattern(1);
-      expect(uffd.copy(fd, area, mman.bufferAddress(data), PAGE, uffd.UFFDIO_COPY_MODE.WP)).toBe(PAGE);
+      expect(uffd.copy(fd, area, mman.bufferAddress(data), PAGE, uapi.UFFDIO_COPY_MODE.WP)).toBe(PAGE);
       expect(mman.copyFromAddress(area, mman.PAGE_SIZE).equals(data)).toBe(true);
       expect(pagemap.readPagemapEntry(pm, area) & pagemap.PM_ENTRY.UFFD_WP).toBe(pagemap.PM_ENTRY.UFFD_WP);
       uffd.writeprotect(fd, area, PAGE, 0n);
@@ -278,7 +279,7 @@ describe('userfaultfd', () => {
 
       expect(uffd.poison(fd, area + 3n * PAGE, PAGE, 0n)).toBe(PAGE);
       uffd.wake(fd, area, 4n * PAGE);
-      expect(uffd.readMsgs(fd, Buffer.alloc(4 * uffd.UFFD_MSG_SIZE))).toBe(0);
+      expect(uffd.readMsgs(fd, Buffer.alloc(4 * uapi.UFFD_MSG_SIZE))).toBe(0);
       uffd.unregister(fd, area, 4n * PAGE);
     } finally {
       fs.closeSync(pm);
@@ -289,18 +290,18 @@ describe('userfaultfd', () => {
   });
 
   test('decodeMsg reads every event kind', () => {
-    const buf = Buffer.alloc(5 * uffd.UFFD_MSG_SIZE);
-    const at = (i: number, o: number): number => i * uffd.UFFD_MSG_SIZE + o;
-    const M = uffd.UFFD_MSG_OFFSET;
-    buf[at(0, 0)] = uffd.UFFD_EVENT.PAGEFAULT;
+    const buf = Buffer.alloc(5 * uapi.UFFD_MSG_SIZE);
+    const at = (i: number, o: number): number => i * uapi.UFFD_MSG_SIZE + o;
+    const M = uapi.UFFD_MSG_OFFSET;
+    buf[at(0, 0)] = uapi.UFFD_EVENT.PAGEFAULT;
     buf.writeBigUInt64LE(3n, at(0, M.pagefaultFlags));
     buf.writeBigUInt64LE(0x7fff_1234_5000n, at(0, M.pagefaultAddress));
     buf.writeUInt32LE(4242, at(0, M.pagefaultPtid));
-    buf[at(1, 0)] = uffd.UFFD_EVENT.FORK;
+    buf[at(1, 0)] = uapi.UFFD_EVENT.FORK;
     buf.writeUInt32LE(9, at(1, M.forkUfd));
-    buf[at(2, 0)] = uffd.UFFD_EVENT.REMAP;
+    buf[at(2, 0)] = uapi.UFFD_EVENT.REMAP;
     [1n, 2n, 3n].forEach((v, i) => buf.writeBigUInt64LE(v, at(2, M.remapFrom + 8 * i)));
-    buf[at(3, 0)] = uffd.UFFD_EVENT.UNMAP;
+    buf[at(3, 0)] = uapi.UFFD_EVENT.UNMAP;
     [4n, 5n].forEach((v, i) => buf.writeBigUInt64LE(v, at(3, M.removeStart + 8 * i)));
     buf[at(4, 0)] = 0x7f;
     expect([0, 1, 2, 3, 4].map((i) => uffd.decodeMsg(buf, i))).toEqual([
@@ -425,16 +426,16 @@ describe('pagemap', () => {
   });
 
   test('UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN track the pages written since the last scan', () => {
-    const fd = uffd.userfaultfd(uffd.UFFD_USER_MODE_ONLY | uffd.O_CLOEXEC | uffd.O_NONBLOCK);
+    const fd = uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
     const pm = pagemap.openPagemap('self');
     const area = anon(4);
-    const F = uffd.UFFD_FEATURE;
+    const F = uapi.UFFD_FEATURE;
     try {
       mman.copyToAddress(area, pattern(6));
       const api = uffd.uffdioApi(fd, F.PAGEFAULT_FLAG_WP | F.WP_UNPOPULATED | F.WP_ASYNC);
       // Without WP_ASYNC the write below would block this thread forever: stop here instead.
-      expect(uffd.featureNames(api.features)).toContain('WP_ASYNC');
-      uffd.register(fd, area, 4n * PAGE, uffd.UFFDIO_REGISTER_MODE.WP);
+      expect(uapi.featureNames(api.features)).toContain('WP_ASYNC');
+      uffd.register(fd, area, 4n * PAGE, uapi.UFFDIO_REGISTER_MODE.WP);
       const scan = (flags: number): pagemap.PageRegionData[] => pagemap.pagemapScan(pm, {
         start: area, end: area + 4n * PAGE, flags,
         categoryMask: pagemap.PAGE_IS.WRITTEN, returnMask: pagemap.PAGE_IS.WRITTEN,
@@ -445,7 +446,7 @@ describe('pagemap', () => {
       mman.copyToAddress(area + PAGE, pattern(7)); // resolved by the kernel, no message
       expect(scan(WP)).toEqual([{ start: area + PAGE, end: area + 2n * PAGE, categories: pagemap.PAGE_IS.WRITTEN }]);
       expect(scan(0)).toEqual([]);
-      expect(uffd.readMsgs(fd, Buffer.alloc(uffd.UFFD_MSG_SIZE))).toBe(0);
+      expect(uffd.readMsgs(fd, Buffer.alloc(uapi.UFFD_MSG_SIZE))).toBe(0);
       uffd.unregister(fd, area, 4n * PAGE);
     } finally {
       mman.munmap(area, 4n * PAGE);

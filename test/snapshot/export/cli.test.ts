@@ -10,7 +10,8 @@ import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
 import { fakeRegs, patternPage } from '../../helpers/fake-source.js';
 import { inspectBacking } from '../../../backing/inspect.js';
 import { BackingStore } from '../../../backing/store.js';
-import { commitSnapshot, loadCatalog } from '../../../backing/catalog.js';
+import { loadCatalog } from '../../../backing/catalog.js';
+import { commitSnapshot } from '../../../backing/catalog-commit.js';
 import type { SnapshotPage, SnapshotRecord } from '../../../src/snapshot/types.js';
 
 const dir = tmpDir('numactlx-offline-');

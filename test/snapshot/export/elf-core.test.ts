@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { buildHeaders, writeCore } from '../../../src/snapshot/elf-core.js';
 import {
-  buildHeaders, encodeNtFile, NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, PRPSINFO, PRSTATUS, writeCore,
-} from '../../../src/snapshot/elf-core.js';
-import { ExportError, type PageRun } from '../../../src/snapshot/export.js';
+  encodeNtFile, NT_AUXV, NT_FILE, NT_PRPSINFO, NT_PRSTATUS, PRPSINFO, PRSTATUS,
+} from '../../../src/snapshot/elf-core-notes.js';
+import { ExportError, type PageRun } from '../../../src/snapshot/export-pages.js';
 import { FakeSource, fakeRegs } from '../../helpers/fake-source.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
 import { snapshotOf, startStopped } from './live-process.js';

@@ -2,7 +2,8 @@
 // are created (0600, never through a symlink, --force by rename).
 import fs from 'node:fs';
 import path from 'node:path';
-import { exportRaw, ExportError, RAW_FORMAT } from '../../../src/snapshot/export.js';
+import { ExportError } from '../../../src/snapshot/export-pages.js';
+import { exportRaw, RAW_FORMAT } from '../../../src/snapshot/export-raw.js';
 import { FakeSource, patternPage } from '../../helpers/fake-source.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
 import type { SnapshotRecord } from '../../../src/snapshot/types.js';

@@ -1,6 +1,7 @@
-// The snapshot catalog's two encodings, the root and a snapshot record, as pure
-// functions over Buffers. The layout (byte by byte) and why it is shaped so are drawn
-// in catalog.ts; chains of frames and checksums are catalog-image.ts's.
+// A snapshot record as bytes (the catalog's second encoding; the root is
+// catalog-root-codec.ts's), as pure functions over Buffers. The layout (byte by byte) and
+// why it is shaped so are drawn in catalog.ts; chains of frames and checksums are
+// catalog-image.ts's.
 //
 // Numbers throughout: ids, frames and lengths are u32 (or a u64 length read as an
 // exact Number below 2^53), page addresses are below 2^47 and page numbers below 2^35,
@@ -11,99 +12,12 @@ import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma 
 import { ByteReader, ByteWriter, CatalogFormatError, check } from './catalog-bytes.js';
 import { PAGE_SIZE as PAGE } from '../src/sys/page.js';
 
-export { CatalogFormatError } from './catalog-bytes.js';
-
-const ROOT_MAGIC = 'NXCATLG\0';
 const RECORD_MAGIC = 'NXSNAPR\0';
+/** The record's format version (the root has its own: catalog-root-codec.ts). */
 const VERSION = 1;
-/** The root's fixed part and one entry. */
-export const ROOT_HEADER = 24;
-export const ROOT_ENTRY = 24;
-/** At most this many snapshots per catalog: keeps a corrupt count from asking for gigabytes. */
-export const MAX_ENTRIES = 1 << 20;
 const MAX_U32 = 0xffff_ffff;
 /** The highest page number whose address is still an exact Number. */
 const MAX_PAGE = Math.floor(Number.MAX_SAFE_INTEGER / PAGE);
-
-/** Where one snapshot's record is: its chain's first frame, its length and CRC32. */
-export interface RootEntry {
-  id: number;
-  frame: number;
-  length: number;
-  crc: number;
-}
-
-export interface Root {
-  /** The id the next snapshot gets at the least (ids are never reused on a backing). */
-  nextId: number;
-  /** Ascending id. */
-  entries: RootEntry[];
-}
-
-/** The superblock's catalog field: 0 = none, else root frame + 1 (low 32) and root CRC32 (high 32). */
-export function catalogPointer(frame: number, crc: number): bigint {
-  return (BigInt(crc >>> 0) << 32n) | BigInt(frame + 1);
-}
-
-/** The root a catalog field points at, or undefined for none. */
-export function parsePointer(pointer: bigint): { frame: number; crc: number } | undefined {
-  const low = Number(pointer & 0xffff_ffffn);
-  if (low === 0) {
-    if (pointer !== 0n) throw new CatalogFormatError(`catalog field 0x${pointer.toString(16)} names no frame`);
-    return undefined;
-  }
-  return { frame: low - 1, crc: Number(pointer >> 32n) };
-}
-
-export function rootLength(entries: number): number {
-  return ROOT_HEADER + entries * ROOT_ENTRY;
-}
-
-export function encodeRoot(root: Root): Buffer {
-  const w = new ByteWriter(rootLength(root.entries.length));
-  w.ascii(ROOT_MAGIC);
-  w.u32(VERSION);
-  w.u32(root.entries.length);
-  w.u32(root.nextId);
-  w.u32(0);
-  for (const e of root.entries) {
-    w.u32(e.id);
-    w.u32(e.frame);
-    w.u64(e.length);
-    w.u32(e.crc);
-    w.u32(0);
-  }
-  return w.done();
-}
-
-/** The root's length from its first ROOT_HEADER bytes (magic, version and count checked). */
-export function rootLengthOf(head: Buffer): number {
-  const r = new ByteReader(head, 'root');
-  r.magic(ROOT_MAGIC);
-  r.version(VERSION);
-  const n = r.u32();
-  check(n <= MAX_ENTRIES, `root: ${n} entries (at most ${MAX_ENTRIES})`);
-  return rootLength(n);
-}
-
-export function decodeRoot(buf: Buffer): Root {
-  const length = rootLengthOf(buf);
-  check(buf.length === length, `root: ${buf.length} bytes, its count needs ${length}`);
-  const r = new ByteReader(buf, 'root');
-  r.skip(12);
-  const n = r.u32();
-  const nextId = r.u32();
-  r.skip(4);
-  const entries: RootEntry[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = { id: r.u32(), frame: r.u32(), length: r.u64(), crc: r.u32() };
-    r.skip(4);
-    if (i > 0 && e.id <= entries[i - 1].id) throw new CatalogFormatError(`root: snapshot ${e.id} after ${entries[i - 1].id}`);
-    if (e.id >= nextId) throw new CatalogFormatError(`root: snapshot ${e.id} is not below the next id ${nextId}`);
-    entries.push(e);
-  }
-  return { nextId, entries };
-}
 
 function vmaRow(v: Vma): [number, number, string, number, string] {
   return [v.start, v.end, v.perms, v.offset, v.path];

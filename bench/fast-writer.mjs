@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// What a program writing at full speed feels of a snapshot, next to what it feels of
+// forking itself (Redis BGSAVE's way) — the snapshot-speed issue's benchmark
+// (docs/BENCHMARKS.md, "A program writing at full speed").
+//
+//   node bench/fast-writer.mjs [--size 1g] [--mode random64|seq] [--reps 2]
+//                              [--placement pinned|unpinned|both] [--md FILE]
+//
+// Variants, side by side in each repetition (order rotated):
+//   plain      bench/fast_writer SIZE MODE, no numactlx, no snapshot (the rate ceiling)
+//   fork       the same, sent SIGUSR2 twice (AT_S and AT_S+GAP_S after ready): it forks,
+//              the child writes the whole memory to a file and exits; "durable" is when the
+//              parent sees the child gone
+//   numactlx   numactlx --remap=3,FILE,size=… --membind=3 -- fast_writer …, two snapshots
+//              (`numactlx snapshot --wait`) at the same times: the first full, the second
+//              of what the program wrote since; "durable" is the answer
+//   nx-quiet   the same session, no snapshot (the rate under numactlx alone)
+//   nx-idle    fast_writer idle (no writes) under numactlx, the same two snapshots: the
+//              request-to-durable time of a program that does not write
+// Per snapshot (or fork): the writer's rate in the second before the request, its slowest
+// 250 ms window from the request to durable, its longest stall in that span, its rate in
+// the second after durable, and request-to-durable. Ratios against the rate before.
+// Pinned: the writer and numactlx on CPU 0 (taskset); unpinned: free.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { median, fmt, table } from './lib/stats.mjs';
+import { runAsync } from './lib/nxsession.mjs';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.dirname(benchDir);
+const numactlx = path.join(repo, 'bin/numactlx');
+const { values: opt } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1g' }, mode: { type: 'string', default: 'random64' },
+    reps: { type: 'string', default: '2' }, placement: { type: 'string', default: 'both' },
+    md: { type: 'string' },
+  },
+});
+const AT_S = 3;
+const GAP_S = 4;
+const TAIL_S = 6;
+const BIN_MS = 10;
+const now = () => process.hrtime.bigint();
+const sleepUntil = async (t) => { while (now() < t) await new Promise((r) => setTimeout(r, 5)); };
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'numactlx-fastwriter-'));
+const writer = path.join(work, 'fast_writer');
+execFileSync('cc', ['-O2', '-o', writer, path.join(benchDir, 'fast_writer.c')]);
+
+/** Runs one variant; returns the writer's record and each event's [request, durable] ns. */
+async function runVariant(variant, pinned) {
+  const mode = variant === 'nx-idle' ? 'idle' : opt.mode;
+  const seconds = AT_S + GAP_S + TAIL_S + 20;
+  const runtime = fs.mkdtempSync(path.join(work, 'rt-'));
+  const backing = path.join(work, `node3-${variant}.img`);
+  fs.rmSync(backing, { force: true });
+  const env = { ...process.env, NUMACTLX_RUNTIME_DIR: runtime, FAST_WRITER_DUMP: path.join(work, 'dump.rdb') };
+  let argv = [writer, opt.size, mode, String(seconds)];
+  const underNx = variant.startsWith('nx') || variant === 'numactlx';
+  if (underNx) argv = [numactlx, `--remap=3,${backing},size=4g`, '--membind=3', '--', ...argv];
+  if (pinned) argv = ['taskset', '-c', '0', ...argv];
+  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const ready = new Promise((resolve) => child.stdout.on('data', (d) => { out += d; if (/^ready/m.test(out)) resolve(now()); }));
+  const ended = new Promise((resolve) => child.on('close', resolve));
+  const t0 = await ready;
+  const events = [];
+  const snapshots = variant === 'numactlx' || variant === 'nx-idle';
+  if (variant === 'fork' || snapshots) {
+    for (const at of [AT_S, AT_S + GAP_S]) {
+      await sleepUntil(t0 + BigInt(at * 1e9));
+      const req = now();
+      if (variant === 'fork') {
+        process.kill(child.pid, 'SIGUSR2');
+        events.push({ req });
+      } else {
+        const r = await runAsync([numactlx, 'snapshot', '--wait', '--json', String(child.pid)], { env });
+        if (r.status !== 0) throw new Error(`snapshot failed: ${r.stderr}`);
+        events.push({ req, done: now(), answer: JSON.parse(r.stdout) });
+      }
+    }
+  }
+  await ended;
+  const lines = out.split('\n');
+  const start = BigInt(lines.find((l) => l.startsWith('start ')).split(' ')[1]);
+  const at = lines.findIndex((l) => l.startsWith('bins '));
+  const bins = lines[at + 1].split(' ').map(Number);
+  const gaps = lines[at + 2].split(' ').map(Number);
+  const forks = lines.filter((l) => l.startsWith('fork_ns ')).map((l) => l.split(' ').slice(1).map(BigInt));
+  const dones = lines.filter((l) => l.startsWith('child_done ')).map((l) => BigInt(l.split(' ')[1]));
+  if (variant === 'fork') events.forEach((e, i) => { e.done = dones[i]; e.forkMs = forks[i] ? Number(forks[i][1]) / 1e6 : NaN; });
+  fs.rmSync(runtime, { recursive: true, force: true });
+  fs.rmSync(backing, { force: true });
+  return { start, bins, gaps, events };
+}
+
+const binOf = (rec, t) => Math.floor(Number(t - rec.start) / 1e6 / BIN_MS);
+const turnsPerS = (rec, from, to) => {
+  let n = 0;
+  for (let b = Math.max(0, from); b < Math.min(rec.bins.length, to); b++) n += rec.bins[b];
+  return (n * 1000) / ((to - from) * BIN_MS);
+};
+
+/** The figures of one snapshot/fork event of a run. */
+function figures(rec, ev) {
+  const bReq = binOf(rec, ev.req);
+  const bDone = Math.max(bReq + 1, binOf(rec, ev.done));
+  const perS = 1000 / BIN_MS;
+  const win = 250 / BIN_MS;
+  let slowest = Infinity;
+  for (let b = bReq; b + win <= Math.max(bDone, bReq + win); b++) slowest = Math.min(slowest, turnsPerS(rec, b, b + win));
+  let stall = 0;
+  for (let b = bReq; b <= Math.min(rec.gaps.length - 1, bDone + perS); b++) stall = Math.max(stall, rec.gaps[b]);
+  return {
+    before: turnsPerS(rec, bReq - perS, bReq), slowest, stallMs: stall / 1000,
+    after: turnsPerS(rec, bDone, bDone + perS), durableMs: Number(ev.done - ev.req) / 1e6, forkMs: ev.forkMs,
+  };
+}
+
+const variants = ['plain', 'fork', 'nx-quiet', 'numactlx', 'nx-idle'];
+const placements = opt.placement === 'both' ? [true, false] : [opt.placement === 'pinned'];
+const results = {}; // key placement/variant → array of figures per event index
+for (let rep = 0; rep < Number(opt.reps); rep++) {
+  for (const pinned of placements) {
+    const order = variants.map((_, i) => variants[(i + rep) % variants.length]);
+    for (const v of order) {
+      const rec = await runVariant(v, pinned);
+      const key = `${pinned ? 'pinned' : 'unpinned'}/${v}`;
+      results[key] ??= [];
+      if (rec.events.length === 0) {
+        const mid = Math.floor(rec.bins.length / 3);
+        results[key].push([{ before: turnsPerS(rec, mid - 100, mid + 100) }]);
+      } else {
+        results[key].push(rec.events.map((e) => figures(rec, e)));
+      }
+      process.stderr.write(`rep ${rep} ${key} done\n`);
+    }
+  }
+}
+
+const rows = [];
+for (const [key, runs] of Object.entries(results)) {
+  const nEvents = runs[0].length;
+  for (let i = 0; i < nEvents; i++) {
+    const pick = (f) => median(runs.map((r) => r[i]?.[f]).filter((x) => x !== undefined && !Number.isNaN(x)));
+    const before = pick('before');
+    rows.push([key, runs[0][i].durableMs === undefined ? '-' : `#${i + 1}`, fmt(before, 0),
+      fmt(pick('slowest') / before, 3), fmt(pick('stallMs'), 1), fmt(pick('after') / before, 3),
+      fmt(pick('durableMs'), 0), fmt(pick('forkMs'), 1)]);
+  }
+}
+const header = ['placement/variant', 'event', 'turns/s before', 'slowest 250 ms / before', 'longest stall ms',
+  '1 s after durable / before', 'request→durable ms', 'fork() ms'];
+const text = `fast-writer ${opt.size} ${opt.mode}, ${opt.reps} reps, medians; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table(header, rows)}\n`;
+process.stdout.write(text);
+if (opt.md) fs.writeFileSync(opt.md, text);
+fs.rmSync(work, { recursive: true, force: true });
