@@ -40,11 +40,7 @@ export function parseRemap(value: string): RemapSpec {
   for (const opt of m[3].split(',').slice(1)) {
     const [key, text] = opt.split('=') as ['size' | 'resident', string];
     if (spec[key] !== undefined) throw new PolicyError(`${key}= given twice`);
-    try {
-      spec[key] = parseSize(text);
-    } catch (err) {
-      throw new PolicyError(`${key}=${text}: ${(err as Error).message}`, { cause: err });
-    }
+    spec[key] = parseSize(text);
   }
   return spec;
 }

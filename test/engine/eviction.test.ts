@@ -3,7 +3,9 @@
 // wrong, torn or stale page fails it) and reports VmHWM, the most it ever had resident:
 // it must stay within the limit plus a stated slack, and --stats must show the pages
 // going to the backing and coming back.
+import path from 'node:path';
 import { compileFixture } from '../helpers/fixtures.js';
+import { ROOT } from '../helpers/numactlx.js';
 import { node3, onVirtualNode } from '../helpers/virtual.js';
 import { removeTmpDirs } from '../helpers/tmp.js';
 
@@ -47,4 +49,18 @@ test.each([
   expect(ev.rounds).toBeGreaterThan(0);
   expect(ev.peak_resident_pages * 4).toBeLessThanOrEqual(limitKb + 1024);
   expect(node3(stats).pages_resident).toBe(0); // the program has ended
+}, 300000);
+
+test('python3 with 64 MiB of data under resident=16m: every chunk checked in random order, twice, and rewritten', async () => {
+  const { result, stats } = await onVirtualNode(['/usr/bin/python3', path.join(ROOT, 'test/fixtures/python_evict.py'), '64', '3', '2'],
+    { size: '512m,resident=16m' });
+  expect(result.stderr).toBe('');
+  expect(result.exitCode).toBe(0);
+  const m = /^python ok chunks=1024 hwm_kb=(\d+) file_kb=(\d+)$/.exec(String(result.stdout));
+  expect(m).not.toBeNull();
+  // The interpreter's own code and libraries are file-backed, not on the node.
+  expect(Number(m![1]) - Number(m![2])).toBeLessThanOrEqual(16 * 1024 + SLACK_KB);
+  const ev = node3(stats).eviction!;
+  expect(ev.evictions).toBeGreaterThan(3 * 16 * MIB / 4096);
+  expect(ev.refaults).toBeGreaterThan(0);
 }, 300000);
