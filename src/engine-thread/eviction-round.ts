@@ -15,6 +15,8 @@ const { ESRCH } = os.constants.errno;
 /** Victims written back per step between fault service (~50–100 µs of process_vm_readv). */
 const WRITE_STEP = 64;
 const PAGEMAP_RUN = 512;
+/** Absent pages a run to drop may span between two victims (one page-table chunk). */
+const MAX_GAP = 512;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 export type RoundPhase = 'writing' | 'requested' | 'dropping';
@@ -151,12 +153,28 @@ export class EvictionRound {
       node.pages_resident--;
       stats.pages_evicted++;
       stats.evictions++;
-      if (runs.length > 0 && runs[runs.length - 1] === addr) runs[runs.length - 1] = addr + PAGE;
+      if (runs.length > 0 && this.joins(runs[runs.length - 1], addr)) runs[runs.length - 1] = addr + PAGE;
       else runs.push(addr, addr + PAGE);
     }
     this.runs = runs;
     this.phase = 'dropping';
     return runs;
+  }
+
+  /**
+   * Whether a run ending at `end` may be extended to the victim at `addr`: every page
+   * between is absent already (never placed, or evicted), within one trapped range, and
+   * at most MAX_GAP pages — dropping those changes nothing, and each range a drop takes
+   * costs a REMOVE event's round trip through this thread.
+   */
+  private joins(end: number, addr: number): boolean {
+    if (addr === end) return true;
+    if (addr - end > MAX_GAP * PAGE || this.mm.ranges.find(end) !== this.mm.ranges.find(addr)) return false;
+    for (let a = end; a < addr; a += PAGE) {
+      const entry = this.mm.table.get(a);
+      if (entry !== 0 && !(entry > 0 && this.mm.table.flagsOf(a) & EVICTED)) return false;
+    }
+    return true;
   }
 
   /** Whether [start, end) lies within one of the runs being dropped. */

@@ -157,11 +157,13 @@ export class Evictor implements EvictionHooks {
     if (slot < 0) return;
     const set = this.sets[slot]!;
     const victims: number[] = [];
-    // Two turns of the hand at most: the first may only clear REF bits.
-    const budget = 2 * this.engine.nodeStats[slot].pages_resident + 1024;
+    // Two turns of the hand at most (the first may only clear REF bits), in chunks.
+    let budget = 2;
+    for (const mm of this.engine.mms.values()) budget += 2 * mm.table.chunkCount;
     const mm = set.sweep(this.engine.mms.values(), this.batch(set), budget, victims);
     if (!mm || victims.length === 0) {
       this.stuckUntil[slot] = performance.now() + STUCK_MS;
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: eviction: no victim found (resident ${this.engine.nodeStats[slot].pages_resident})\n`);
       return;
     }
     this.round = new EvictionRound(this.engine, slot, mm, victims);

@@ -217,6 +217,11 @@ export class PageTable {
   }
 
   // ---- eviction hooks (resident-set.ts scans chunks in place) ----------------------------
+  /** How many chunks the table has. */
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
   /** The keys of the table's chunks, ascending. */
   chunkKeys(): number[] {
     return [...this.chunks.keys()].sort((a, b) => a - b);

@@ -29,9 +29,9 @@ export class ResidentSet {
   constructor(readonly slot: number, readonly limit: number) {}
 
   /**
-   * Moves the hand over at most `budget` pages and collects up to `max` victims of one
-   * mm into `out` (ascending within a chunk). Returns that mm, or undefined when none was
-   * found within the budget. `mms`: the engine's mms now (for the next wrap).
+   * Moves the hand over at most `budget` chunks and collects up to `max` victims of one
+   * mm into `out` (ascending). Returns that mm, or undefined when none was found within
+   * the budget. `mms`: the engine's mms now (for the next wrap).
    */
   sweep(mms: Iterable<Mm>, max: number, budget: number, out: number[]): Mm | undefined {
     out.length = 0;
@@ -69,7 +69,7 @@ export class ResidentSet {
         out.push(addr);
         from = mm;
       }
-      budget -= i - this.pageAt;
+      budget--;
       if (i < PAGES_PER_CHUNK) {
         this.pageAt = i;
         return from;

@@ -25,6 +25,7 @@
 // Each range's MADV_DONTNEED waits until the engine has read its REMOVE event (the
 // engine runs meanwhile: it is not waiting on this thread). A thread blocked in a vfork
 // is not stopped: it runs no user code until its child has exec'd or exited.
+import fs from 'node:fs';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
@@ -38,6 +39,8 @@ import { readRemote, writeRemote } from './remote.js';
 import type { Thread } from './state.js';
 
 const { SIGTRAP } = os.constants.signals;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
 const { ESRCH } = os.constants.errno;
 /** PIDFD_SELF_THREAD (Linux 6.15, <linux/pidfd.h>): "the calling thread" for pidfd-taking calls. */
 const PIDFD_SELF_THREAD = -10000n;
@@ -84,8 +87,14 @@ export class EvictStopper {
     try {
       if (inj !== undefined) {
         pid = this.host.threads.get(inj)?.proc.pid ?? pid;
+        const t1 = process.hrtime.bigint();
         const n = this.engine.evictRanges(pid, this.keepRanges(inj, stoppedTid, stash));
+        const t2 = process.hrtime.bigint();
         bytes = n > 0 ? this.drop(inj, n) : 0;
+        if (DEBUG) {
+          fs.writeSync(2, `numactlx-tracer: eviction stop of ${procs.size} process(es): stop ${ms(t0, t1)} ms, ` +
+            `choose ${ms(t1, t2)} ms, drop ${n} ranges ${ms(t2)} ms\n`);
+        }
       }
     } catch (err) {
       // The thread or its process ended under us: nothing (more) dropped.
