@@ -25,6 +25,8 @@ export class EvictionRound {
   phase: RoundPhase = 'writing';
   readonly startedAt = performance.now();
   rungAt = 0;
+  /** When the tracer was asked for the stop. */
+  requestedAt = 0;
   /** [start, end) runs being dropped, ascending (from markEvicted on). */
   runs: number[] = [];
   /** Victims written back so far. */

@@ -50,6 +50,8 @@ const MAX_BATCH = 8192;
 const RERING_MS = 50;
 /** A sweep that found no victim: the node is let over its limit this long before the next try. */
 const STUCK_MS = 10;
+/** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
+const STALL_MS = 500;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 export class Evictor implements EvictionHooks {
@@ -124,8 +126,13 @@ export class Evictor implements EvictionHooks {
       // Every victim written back: the tracer stops the mm for the drop.
       this.channel.post([...r.mm.pids]);
       r.phase = 'requested';
+      r.requestedAt = performance.now();
       this.ring(r);
     } else if (r.phase === 'requested' && performance.now() - r.rungAt > RERING_MS && !this.channel.taken) {
+      // Not taken: a SIGURG of the program pending swallowed ours, or it blocks SIGURG in
+      // every thread (the tracer then takes the request at its next stop of any kind).
+      // Meanwhile faults must not wait for room that may not come: the node goes over.
+      if (performance.now() - r.requestedAt > STALL_MS) this.stuckUntil[r.slot] = performance.now() + STALL_MS;
       this.ring(r);
     }
   }
