@@ -64,3 +64,13 @@ test('python3 with 64 MiB of data under resident=16m: every chunk checked in ran
   expect(ev.evictions).toBeGreaterThan(3 * 16 * MIB / 4096);
   expect(ev.refaults).toBeGreaterThan(0);
 }, 300000);
+
+test('four threads filling 40 MiB under resident=8m: every thread\'s pages right, the rounds stop all of them', async () => {
+  const bin = await compileFixture('threads');
+  const { result, stats } = await onVirtualNode([bin, '4', '8'], { size: '512m,resident=8m' });
+  expect(result.exitCode).toBe(0);
+  expect(result.stdout).toBe('threads ok 4 f2efebe63398ddc7');
+  const ev = node3(stats).eviction!;
+  expect(ev.evictions).toBeGreaterThan(4 * 8 * MIB / 4096 / 2);
+  expect(ev.peak_resident_pages).toBeLessThanOrEqual(8 * MIB / 4096 + 256);
+}, 300000);
