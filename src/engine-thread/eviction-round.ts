@@ -121,6 +121,11 @@ export class EvictionRound {
     }
   }
 
+  /** Whether a victim is still one (not written to, not refused by the write-back). */
+  hasVictims(): boolean {
+    return this.victims.some((addr) => (this.mm.table.flagsOf(addr) & VICTIM) !== 0);
+  }
+
   /** The round ends without a drop: its victims are ordinary pages again. */
   abandon(): void {
     for (const addr of this.victims) {

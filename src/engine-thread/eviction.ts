@@ -123,6 +123,12 @@ export class Evictor implements EvictionHooks {
     }
     if (r.phase === 'writing') {
       if (!r.writeStep(this.remote)) return;
+      if (!r.hasVictims()) {
+        // None left to drop (written to since, or no free frame to write one back to).
+        this.round = undefined;
+        this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+        return;
+      }
       // Every victim written back: the tracer stops the mm for the drop.
       this.channel.post([...r.mm.pids]);
       r.phase = 'requested';
@@ -204,6 +210,9 @@ export class Evictor implements EvictionHooks {
       return;
     }
     const left = this.engine.mms.has(r.mm.uffd) ? r.reconcile(pid) : 0;
+    // Nothing could go (every victim written to since, or no free frame for its write-back:
+    // the backing is full): the node may stay over its limit rather than hold faults forever.
+    if (r.runs.length === 0) this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
     const stats = this.stats(r.slot);
     stats.rounds++;
     stats.evict_ms += performance.now() - r.startedAt;
