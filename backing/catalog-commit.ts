@@ -70,7 +70,7 @@ function publish(store: BackingStore, loaded: LoadedCatalog, next: Catalog, fres
   }
   rootFrames.push(...more);
   try {
-    writeChain((f) => store.frameView(f), root, rootFrames);
+    writeChain((f, bytes) => store.writeFrame(f, bytes), root, rootFrames);
     store.sync();
   } catch (err) {
     undo();
@@ -122,7 +122,7 @@ export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog,
   if (frames === undefined) throw noFrame(store);
   const entry: CatalogEntry = { id: record.id, frame: frames[0], length: data.length, crc: zlib.crc32(data), frames };
   try {
-    writeChain((f) => store.frameView(f), data, frames);
+    writeChain((f, bytes) => store.writeFrame(f, bytes), data, frames);
   } catch (err) {
     for (const f of frames) store.freeFrame(f);
     throw err;

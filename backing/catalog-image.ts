@@ -1,7 +1,8 @@
 // A committed catalog as stored: the chains of frames that hold the root and the
 // records, written and read back with their checksums verified. Both sides use it: the
-// session through its store's mapping (catalog.ts), the offline readers through pread
-// or a read-only mapping (catalog-source.ts). The layout is drawn in catalog.ts.
+// session through its store (catalog.ts: kernel copies, so a truncated file is an error,
+// not a SIGBUS), the offline readers through pread or a read-only mapping
+// (catalog-source.ts). The layout is drawn in catalog.ts.
 import zlib from 'node:zlib';
 import { BackingError } from './errors.js';
 import { FRAME_SIZE } from './format.js';
@@ -24,16 +25,17 @@ export interface FrameReader {
   readFrame(frame: number, out: Buffer): void;
 }
 
-/** Writes `data` into the chain `frames` (chainFrames(data.length) of them) through `view`. */
-export function writeChain(view: (frame: number) => Buffer, data: Buffer, frames: readonly number[]): void {
+/** Writes `data` into the chain `frames` (chainFrames(data.length) of them), a frame at a time with `write`. */
+export function writeChain(write: (frame: number, bytes: Buffer) => void, data: Buffer, frames: readonly number[]): void {
   if (frames.length !== chainFrames(data.length)) {
     throw new RangeError(`writeChain: ${frames.length} frames for ${data.length} bytes`);
   }
+  const frame = Buffer.alloc(FRAME_SIZE);
   for (let i = 0; i < frames.length; i++) {
-    const frame = view(frames[i]);
     frame.writeUInt32LE(i + 1 < frames.length ? frames[i + 1] + 1 : 0, 0);
     const n = data.copy(frame, 4, i * CHAIN_PAYLOAD, (i + 1) * CHAIN_PAYLOAD);
     frame.fill(0, 4 + n);
+    write(frames[i], frame);
   }
 }
 
@@ -116,9 +118,10 @@ export class CatalogCorruption extends Error {
   }
 }
 
-/** The catalog's corruption as the backing's error. */
+/** The catalog's corruption as the backing's error (a damaged root: with what rebuilds it). */
 export function corruptCatalog(path: string, err: CatalogCorruption): BackingError {
-  return new BackingError(path, 'corrupt', `catalog of ${path} is corrupt: ${err.message}`, { cause: err });
+  const hint = err.where.startsWith('root') ? `; numactlx repair ${path} rebuilds it from the records that still read` : '';
+  return new BackingError(path, 'corrupt', `catalog of ${path} is corrupt: ${err.message}${hint}`, { cause: err });
 }
 
 function at<T>(where: string, read: () => T): T {
@@ -146,28 +149,40 @@ export function readImage(reader: FrameReader, pointer: bigint): CatalogImage | 
   const at0 = at('catalog field', () => parsePointer(pointer));
   if (at0 === undefined) return undefined;
   const taken = new Set<number>();
-  const { root, rootFrames } = at(`root (frame ${at0.frame})`, () => {
-    const blob = readChain(reader, at0.frame, rootLengthOf, taken);
-    crcCheck(blob.data, at0.crc);
-    return { root: decodeRoot(blob.data), rootFrames: blob.frames };
-  });
+  const { root, rootFrames } = at(`root (frame ${at0.frame})`, () => readRootChain(reader, at0, taken));
   // A damaged record costs that snapshot only: the others are read on.
   const records: CatalogImage['records'] = [];
   const damaged: DamagedRecord[] = [];
   for (const entry of root.entries) {
     const where = `snapshot ${entry.id} (record at frame ${entry.frame})`;
-    let frames: number[] = [];
+    const chain: number[] = [];
     try {
-      const blob = readChain(reader, entry.frame, entry.length, taken);
-      frames = blob.frames;
-      crcCheck(blob.data, entry.crc);
+      const blob = readRecordChain(reader, entry, taken, chain);
       records.push({ entry, frames: blob.frames, data: blob.data });
     } catch (err) {
       if (!(err instanceof CatalogFormatError)) throw err;
-      damaged.push({ entry, frames, reason: `${where}: ${err.message}` });
+      damaged.push({ entry, frames: chain, reason: `${where}: ${err.message}` });
     }
   }
   return { root, rootFrames, records, damaged };
+}
+
+/** The root at `pointer` (the catalog field, parsed), checked against the CRC it holds. Throws CatalogFormatError. */
+export function readRootChain(reader: FrameReader, pointer: { frame: number; crc: number }, taken: Set<number>): { root: Root; rootFrames: number[] } {
+  const blob = readChain(reader, pointer.frame, rootLengthOf, taken);
+  crcCheck(blob.data, pointer.crc);
+  return { root: decodeRoot(blob.data), rootFrames: blob.frames };
+}
+
+/**
+ * A record's chain, checked against the CRC its root entry holds. Throws
+ * CatalogFormatError; `chain` gets the frames of a chain that could be followed even then.
+ */
+export function readRecordChain(reader: FrameReader, entry: RootEntry, taken: Set<number>, chain: number[] = []): ChainBlob {
+  const blob = readChain(reader, entry.frame, entry.length, taken);
+  chain.push(...blob.frames);
+  crcCheck(blob.data, entry.crc);
+  return blob;
 }
 
 /**

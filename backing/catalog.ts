@@ -106,7 +106,7 @@ export class UnknownSnapshotError extends Error {
 
 /** The store's frames as a catalog-image.ts FrameReader. */
 export function storeReader(store: BackingStore): FrameReader {
-  return { frameCount: store.frameCount, readFrame: (f, out) => store.frameView(f).copy(out) };
+  return { frameCount: store.frameCount, readFrame: (f, out) => store.readFrame(f, out) };
 }
 
 /**
@@ -130,10 +130,19 @@ export function tidySpares(store: BackingStore, loaded: LoadedCatalog): void {
  * catalog is never dropped.
  */
 export function loadCatalog(store: BackingStore): LoadedCatalog {
-  let snapshots: SnapshotRecord[] = [];
   let image: CatalogImage | undefined;
   try {
     image = readImage(storeReader(store), store.superblock.catalog);
+  } catch (err) {
+    throw err instanceof CatalogCorruption ? corruptCatalog(store.path, err) : err;
+  }
+  return loadImage(store, image);
+}
+
+/** loadCatalog, once the image is read (or rebuilt: catalog-rebuild.ts). */
+export function loadImage(store: BackingStore, image: CatalogImage | undefined): LoadedCatalog {
+  let snapshots: SnapshotRecord[] = [];
+  try {
     if (image) snapshots = decodeImage(image, store.frameCount);
   } catch (err) {
     throw err instanceof CatalogCorruption ? corruptCatalog(store.path, err) : err;

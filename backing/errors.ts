@@ -4,7 +4,9 @@ import { FormatError } from './format.js';
 import { SysError } from '../src/sys/libc.js';
 
 export type BackingErrorReason = 'foreign' | 'corrupt' | 'version' | 'too-small' | 'in-use' | 'symlink' |
-  'unsupported' | 'no-space' | 'io';
+  'unsupported' | 'no-space' | 'io' |
+  /** Deleted or truncated under the session (BackingStore.mediumProblem). */
+  'lost';
 
 /** A backing that cannot be opened or used; the message is the user's line. */
 export class BackingError extends Error {

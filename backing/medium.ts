@@ -8,13 +8,18 @@
 // length are multiples of the device alignment (DESIGN.md §4), so everything goes
 // through mappings there.
 import fs from 'node:fs';
+import os from 'node:os';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
 import { HEADER_SIZE } from './format.js';
 import type { HeaderAccess } from './lock.js';
+import { cacheFlush, type CacheFlush } from './persist.js';
 import { SysError } from '../src/sys/libc.js';
 import { fsync, open, pread, pwrite, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDWR } from '../src/sys/fcntl.js';
 import { copyFromAddress, copyToAddress, mmap, munmap, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
+import { FrameCopy } from './frame-copy.js';
+
+const { EFAULT } = os.constants.errno;
 
 function roundUp(n: bigint, align: bigint): bigint {
   return ((n + align - 1n) / align) * align;
@@ -29,8 +34,12 @@ export function headerMapLength(target: BackingTarget): bigint {
 export class Header implements HeaderAccess {
   private addr = 0n;
   private mapped = 0n;
+  /** /dev/dax: every write is flushed from the CPU caches before write() returns (persist.ts). */
+  private readonly cache: CacheFlush | undefined;
 
-  constructor(private readonly fd: number, private readonly kind: BackingKind, private readonly mapLength: bigint) {}
+  constructor(private readonly fd: number, private readonly kind: BackingKind, private readonly mapLength: bigint) {
+    this.cache = cacheFlush(kind);
+  }
 
   read(offset: bigint, length: number): Buffer {
     if (this.kind === 'dax') return copyFromAddress(this.map() + offset, length);
@@ -41,10 +50,16 @@ export class Header implements HeaderAccess {
 
   write(offset: bigint, data: Buffer): void {
     if (this.kind === 'file' || this.kind === 'tmpfs') pwrite(this.fd, data, offset);
-    else copyToAddress(this.map() + offset, data);
+    else if (this.kind === 'dax') {
+      const at = this.map() + offset;
+      copyToAddress(at, data);
+      this.cache?.persist(Number(at), data.length);
+    // A hugetlbfs file can be truncated under the session: a kernel copy (frame-copy.ts)
+    // makes that EFAULT, where a store through the mapping would be a SIGBUS.
+    } else if (!new FrameCopy().write(Number(this.map() + offset), data)) throw new SysError('write to the header mapping', EFAULT);
   }
 
-  /** Makes header writes durable as far as the medium allows (files only). */
+  /** Makes header writes durable as far as the medium allows (files: fsync; dax: done by write). */
   flush(): void {
     if (this.kind === 'file') fsync(this.fd);
   }

@@ -4,7 +4,8 @@
 //
 // Never overwriting a foreign file: a non-empty file is written only after one of its
 // superblock copies passed every check; an empty file or one this call created is
-// formatted; a /dev/dax device is formatted only when its first 8 KiB are zero.
+// formatted; a /dev/dax device only when the user asked (`numactlx format`: `format`),
+// and a numactlx backing on it only with --force.
 //
 // All or nothing: when a step fails, each step of what this call did is undone on its
 // own, and the failure is thrown as a BackingError naming what was being done.
@@ -16,7 +17,7 @@ import { SLOT_SIZE, FRAME_SIZE, newSuperblock, type Superblock } from './format.
 import { checkFrameCount } from './frames.js';
 import { lockOrExplain, writeOwner } from './lock.js';
 import { checkPrivate, Header, headerMapLength, openMedium, removeCreated } from './medium.js';
-import { adopt, formatFile, grow } from './superblock.js';
+import { adopt, formatFile, grow, type FormatRequest } from './superblock.js';
 import { close, ftruncate } from '../src/sys/fcntl.js';
 import { mmap, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/sys/mman.js';
 
@@ -27,8 +28,12 @@ import { mmap, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/s
 export type MakeStore<T> = (fd: number, header: Header, sb: Superblock, frameBase: bigint, damage: string | undefined) => T;
 
 /** BackingStore.open's work (see there); `make` builds the store. Throws BackingError. */
-export function openStoreMedium<T>(target: BackingTarget, make: MakeStore<T>): T {
+export function openStoreMedium<T>(target: BackingTarget, format: FormatRequest | undefined, make: MakeStore<T>): T {
   const { path } = target;
+  if (format && target.kind !== 'dax') {
+    throw new BackingError(path, 'unsupported', `${path}: numactlx format is for /dev/dax devices; a backing file is ` +
+      'created and formatted by --remap=NODE,PATH,size=SIZE');
+  }
   const page = BigInt(FRAME_SIZE);
   const mapLength = headerMapLength(target);
   let fresh: Superblock | undefined;
@@ -66,8 +71,8 @@ export function openStoreMedium<T>(target: BackingTarget, make: MakeStore<T>): T
       checkFrameCount(path, sb);
       sb = formatFile(fd, header, sb);
     } else {
-      doing = 'reading its superblock';
-      ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize));
+      doing = format ? 'formatting it' : 'reading its superblock';
+      ({ sb, formatted: formattedDevice, damage } = adopt(target, header, mediumSize, format));
       // Read-only so far (a file is never formatted by adopt): a file that is not a
       // backing is named as such first; a backing others could read is refused here.
       if (target.kind !== 'dax') checkPrivate(path, stat);
@@ -95,7 +100,7 @@ export function openStoreMedium<T>(target: BackingTarget, make: MakeStore<T>): T
   } catch (err) {
     // Undo what this call did, each step on its own: remove the file it created (an
     // ENOSPC must not leave a half-made file), empty again the file it formatted, zero
-    // again the superblocks it wrote on a zeroed device.
+    // again the superblocks a format wrote on a device (it held no data numactlx keeps).
     const undo = [
       (): void => (formattedDevice ? header.write(0n, Buffer.alloc(2 * SLOT_SIZE)) : undefined),
       (): void => header.close(),

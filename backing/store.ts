@@ -11,13 +11,15 @@
 import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
-import { FRAME_SIZE, type Superblock } from './format.js';
+import { SLOT_OFFSETS, SLOT_SIZE, FRAME_SIZE, decodeSuperblock, slotOf, type Superblock } from './format.js';
 import { FrameAllocator } from './frames.js';
 import { clearOwner, unlock } from './lock.js';
 import type { Header } from './medium.js';
-import { writeNext } from './superblock.js';
+import { writeNext, type FormatRequest } from './superblock.js';
+import { cacheFlush, missingFlush, type CacheFlush } from './persist.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
+import { FrameCopy } from './frame-copy.js';
 import { syncFrames, type Durability, type SyncTarget } from './durability.js';
 import { openStoreMedium } from './store-open.js';
 import { close } from '../src/sys/fcntl.js';
@@ -33,6 +35,7 @@ export class BackingStore {
   readonly frameBase: bigint;
   private readonly frameBaseNumber: number;
   private readonly views: FrameViews;
+  private readonly copy = new FrameCopy();
   readonly frameCount: number;
   /** A damaged superblock copy found at open (superblock-copies.ts), for the caller to report. */
   superblockDamage: string | undefined;
@@ -42,11 +45,18 @@ export class BackingStore {
   private readonly mapLength: bigint;
   private readonly frames: FrameAllocator;
   private closed = false;
+  /** /dev/dax: the CPU cache flush (persist.ts), and the frames written since the last sync(). */
+  private readonly cache: CacheFlush | undefined;
+  private readonly unflushed = new Set<number>();
+  /** Why a /dev/dax backing's snapshots are not durable against power loss, for the caller to say. */
+  readonly durabilityNote: string | undefined;
 
   private constructor(target: BackingTarget, fd: number, header: Header, sb: Superblock, frameBase: bigint) {
     this.path = target.path;
     this.kind = target.kind;
-    this.durability = target.kind === 'file' ? 'fsync' : target.kind === 'dax' ? 'platform' : 'ram';
+    this.cache = cacheFlush(target.kind);
+    this.durabilityNote = missingFlush(target.kind);
+    this.durability = target.kind === 'file' ? 'fsync' : target.kind !== 'dax' ? 'ram' : this.cache ? 'pmem' : 'platform';
     this.fd = fd;
     this.header = header;
     this.sb = sb;
@@ -60,12 +70,13 @@ export class BackingStore {
 
   /**
    * Opens the backing `target` names (inspectBacking's result): creates and formats a
-   * missing file, formats an empty file or a zeroed dax device, checks an existing one,
+   * missing file, formats an empty file (a dax device only with `format`), checks an existing one,
    * grows it to target.size when its recorded size is smaller, takes the lock and maps
-   * the frames. Throws BackingError.
+   * the frames. `format` (numactlx format, /dev/dax only): writes a new superblock first.
+   * Throws BackingError.
    */
-  static open(target: BackingTarget): BackingStore {
-    return openStoreMedium(target, (fd, header, sb, frameBase, damage) => {
+  static open(target: BackingTarget, format?: FormatRequest): BackingStore {
+    return openStoreMedium(target, format, (fd, header, sb, frameBase, damage) => {
       const store = new BackingStore(target, fd, header, sb, frameBase);
       store.superblockDamage = damage;
       return store;
@@ -75,6 +86,22 @@ export class BackingStore {
   /** The superblock in force (a copy). */
   get superblock(): Superblock {
     return { ...this.sb };
+  }
+
+  /**
+   * The other superblock copy, when it passes its checks and describes the same frames:
+   * the commit before the one in force, whose catalog `numactlx repair` reads when the
+   * root in force is damaged (catalog-rebuild.ts).
+   */
+  otherSuperblock(): Superblock | undefined {
+    this.ensureOpen();
+    try {
+      const other = SLOT_OFFSETS[1 - slotOf(this.sb.generation)];
+      const sb = decodeSuperblock(this.header.read(other, SLOT_SIZE));
+      return sb.dataOffset === this.sb.dataOffset && sb.frameCount <= this.sb.frameCount ? sb : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Bytes of the medium the backing uses (its recorded size). */
@@ -99,6 +126,7 @@ export class BackingStore {
     }
   }
 
+
   /** The address of frame `f` in this process. */
   frameAddress(f: number): bigint {
     this.checkFrame(f);
@@ -108,11 +136,37 @@ export class BackingStore {
   /**
    * The 4 KiB of frame `f` as a Buffer over the mapping (koffi.view: no copy). The
    * Buffer must not be used after close(): its memory is unmapped then, and touching it
-   * is a crash, not an exception.
+   * is a crash, not an exception — as is touching a frame past the end of a truncated
+   * file (SIGBUS). For tests and tools; numactlx itself uses readFrame and writeFrame.
    */
   frameView(f: number): Buffer {
     this.checkFrame(f);
     return this.views.view(f);
+  }
+
+  /**
+   * Reads frame `f` into `out` (FRAME_SIZE bytes), and writeFrame writes one: through the
+   * kernel (frame-copy.ts), so that a frame past the end of a file truncated under the
+   * session is a BackingError 'lost', not a SIGBUS. The catalog's frames go through
+   * these; a device (which cannot be truncated) through the mapping.
+   */
+  readFrame(f: number, out: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') this.views.view(f).copy(out);
+    else if (this.copy.read([this.frameAddr(f)], 1, out) !== 1) throw this.lostFrame(f, 'read');
+  }
+
+  writeFrame(f: number, data: Buffer): void {
+    this.checkFrame(f);
+    if (this.kind === 'dax') {
+      data.copy(this.views.view(f));
+      // Flushed from the CPU caches at the next sync(), before a superblock can name it.
+      if (this.cache) this.unflushed.add(f);
+    } else if (!this.copy.write(this.frameAddr(f), data)) throw this.lostFrame(f, 'written');
+  }
+
+  private lostFrame(f: number, done: string): BackingError {
+    return new BackingError(this.path, 'lost', this.mediumProblem() ?? `backing ${this.path}: frame ${f} could not be ${done} (EFAULT)`);
   }
 
   /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */
@@ -149,17 +203,16 @@ export class BackingStore {
   }
 
   /**
-   * What has happened to the medium under the session, if anything (checked before a
-   * snapshot is frozen and before it is committed): the file deleted — its snapshots
-   * would vanish with the session — or truncated below its recorded size — a frame past
-   * the end is a SIGBUS for whoever touches it. A device cannot be either.
+   * What has happened to the medium under the session, if anything (checked at each
+   * freeze and commit, after a frame could not be copied, and at the session's end): the
+   * file deleted — its snapshots vanish with the session — or truncated below its
+   * recorded size — its frames past the end are gone (touched through the mapping, a
+   * SIGBUS). A device cannot be either.
    */
   mediumProblem(): string | undefined {
     if (this.kind === 'dax' || this.fd < 0) return undefined;
     const st = fs.fstatSync(this.fd);
-    if (st.nlink === 0) {
-      return `backing ${this.path} was deleted during the session: a snapshot in it would be lost when the session ends`;
-    }
+    if (st.nlink === 0) return `backing ${this.path} was deleted during the session`;
     if (BigInt(st.size) < this.sb.size) {
       return `backing ${this.path} was truncated to ${st.size} bytes during the session (its snapshots need ${this.sb.size})`;
     }
@@ -169,6 +222,10 @@ export class BackingStore {
   /** Makes frame writes and the superblock durable as far as the medium allows. */
   sync(): void {
     this.ensureOpen();
+    if (this.cache) {
+      for (const f of this.unflushed) this.cache.persist(this.frameAddr(f), FRAME_SIZE);
+      this.unflushed.clear();
+    }
     syncFrames(this.syncTarget());
   }
 

@@ -1,6 +1,6 @@
 // The superblock of an opened, locked backing, through its Header: written on a new
-// medium, picked from the two copies of an existing one (or written on a zeroed dax
-// device), grown, and advanced one generation at a time. The layout is drawn in
+// medium, picked from the two copies of an existing one (or written on a dax device by
+// `numactlx format`), grown, and advanced one generation at a time. The layout is drawn in
 // format.ts; which media may be formatted at all is in store-open.ts.
 import type { BackingTarget } from './inspect.js';
 import { BackingError } from './errors.js';
@@ -37,10 +37,21 @@ function isZero(buf: Buffer): boolean {
   return true;
 }
 
-/** Picks the superblock of an existing backing, or formats a zeroed dax device. */
-export function adopt(target: BackingTarget, header: Header, mediumSize: bigint): { sb: Superblock; formatted: boolean; damage?: string } {
+/** What `numactlx format` asked for: write a new superblock; `force`: even over a numactlx backing. */
+export interface FormatRequest {
+  force: boolean;
+}
+
+/**
+ * Picks the superblock of an existing backing. A /dev/dax device is written only when
+ * the user said so (`format`: numactlx format PATH): a device without a numactlx
+ * superblock — zeroed or not — is refused otherwise, and a numactlx backing is
+ * formatted again only with `force`.
+ */
+export function adopt(target: BackingTarget, header: Header, mediumSize: bigint, format?: FormatRequest): { sb: Superblock; formatted: boolean; damage?: string } {
   const { path } = target;
   const slots = header.read(0n, 2 * SLOT_SIZE);
+  if (format) return formatDevice(target, header, slots, format);
   let sb: Superblock;
   let damage: string | undefined;
   try {
@@ -59,20 +70,34 @@ export function adopt(target: BackingTarget, header: Header, mediumSize: bigint)
     }
   } catch (err) {
     if (!(err instanceof FormatError) || target.kind !== 'dax') throw err;
-    if (!isZero(slots)) {
-      const what = err.reason === 'bad-magic' ? 'is not a numactlx backing (bad magic)' : `has a damaged superblock (${err.message})`;
-      throw new BackingError(path, err.reason === 'bad-magic' ? 'foreign' : 'corrupt',
-        `${path} ${what}; numactlx formats a /dev/dax device only when its first 8 KiB are zero`, { cause: err });
-    }
-    sb = newSuperblock(target.size, target.align);
-    writeFormat(header, sb);
-    return { sb: { ...sb, generation: 1n }, formatted: true };
+    const what = isZero(slots) ? 'has no numactlx superblock (its first 8 KiB are zero)'
+      : err.reason === 'bad-magic' ? 'is not a numactlx backing (bad magic)' : `has a damaged superblock (${err.message})`;
+    throw new BackingError(path, err.reason === 'bad-magic' ? 'foreign' : 'corrupt',
+      `${path} ${what}; numactlx writes a /dev/dax device only once told to: numactlx format ${path}`, { cause: err });
   }
   if (sb.size > mediumSize) {
     throw new BackingError(path, 'too-small',
       `${path}: too small: its superblock records ${sb.size} bytes, the ${target.kind === 'dax' ? 'device' : 'file'} has ${mediumSize}`);
   }
   return { sb, formatted: false, damage };
+}
+
+/** `numactlx format` on a device: a new superblock (both copies), over a numactlx backing only with force. */
+function formatDevice(target: BackingTarget, header: Header, slots: Buffer, { force }: FormatRequest): { sb: Superblock; formatted: boolean } {
+  let existing: Superblock | undefined;
+  try {
+    existing = examineSuperblocks(slots).sb;
+  } catch {
+    existing = undefined; // zeroed, foreign or damaged: the user asked for a format
+  }
+  if (existing && !force) {
+    throw new BackingError(target.path, 'in-use', `${target.path} is a numactlx backing already (superblock generation ` +
+      `${existing.generation}${existing.catalog !== 0n ? ', with snapshots' : ''}); numactlx format --force erases it`);
+  }
+  const sb = newSuperblock(target.size, target.align);
+  checkFrameCount(target.path, sb);
+  writeFormat(header, sb);
+  return { sb: { ...sb, generation: 1n }, formatted: true };
 }
 
 /** Grows a backing to target.size: the medium first, then a new superblock. */

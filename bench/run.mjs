@@ -9,6 +9,8 @@
 //     --placement P        pinned | unpinned | both (default both; pinned = taskset -c 0)
 //     --numactlx PATH      the numactlx to measure (default: bin/numactlx of this checkout;
 //                          run `npm run build` first)
+//     --baseline PATH      another numactlx (e.g. "$(bench/snapshot.sh main)") measured side by
+//                          side where a benchmark supports it (startup)
 //     --redis-port PORT    default 7390
 //     --max-foreign F      run a repetition again when other processes took more than F
 //                          of one CPU during one of its runs (default 0.25; the VM is shared)
@@ -85,7 +87,7 @@ function render(raw, names) {
 
 function usage(msg) {
   process.stderr.write(`run.mjs: ${msg}\nusage: node bench/run.mjs [--quick] [--reps N] [--placement pinned|unpinned|both] ` +
-    `[--numactlx PATH] [--redis-port PORT] [--max-foreign F] [--retries N] [--max-wait S] [--json FILE] [--md FILE] [${Object.keys(BENCHES).join('|')} ...]\n`);
+    `[--numactlx PATH] [--baseline PATH] [--redis-port PORT] [--max-foreign F] [--retries N] [--max-wait S] [--json FILE] [--md FILE] [${Object.keys(BENCHES).join('|')} ...]\n`);
   process.exit(2);
 }
 
@@ -99,6 +101,7 @@ async function main() {
         reps: { type: 'string' },
         placement: { type: 'string', default: 'both' },
         numactlx: { type: 'string', default: path.join(repo, 'bin', 'numactlx') },
+        baseline: { type: 'string' },
         'redis-port': { type: 'string', default: '7390' },
         'max-foreign': { type: 'string', default: '0.25' },
         retries: { type: 'string', default: '3' },
@@ -151,6 +154,7 @@ async function main() {
   const ctx = {
     bins: buildPrograms(benchDir),
     numactlx,
+    baseline: o.baseline && { path: path.resolve(o.baseline), commit: machine(path.resolve(o.baseline)).numactlxCommit },
     numactlxArgv: [numactlx, `--remap=3,${backing},size=2g`, '--membind=3'],
     backing,
     tmp,

@@ -3,12 +3,17 @@
 // alone shows that floor):
 //   /bin/true
 //   numactl --membind=0 /bin/true
-//   numactlx -- /bin/true                           (no virtual node: no tracer, no engine)
+//   numactlx -- /bin/true                           (no virtual node: numactlx execs it)
+//   numactlx --membind=0 -- /bin/true               (the same, with set_mempolicy first)
 //   numactlx --remap=3,F --membind=3 -- /bin/true   (backing F exists: opened, locked)
-// and, to split numactlx's time: `node -e 0` (Node's own start-up) and
-// `numactlx --version` (numactlx's modules loaded, nothing run).
+// and, to split numactlx's time: `node -e 0` (Node's own start-up), `node exec_floor.mjs
+// /bin/true` (Node, koffi and execvpe: the floor of a Node launcher that execs) and
+// `numactlx --version` (numactlx's modules for a launch loaded, nothing run).
+// With --baseline, another build's `--membind=0 -- /bin/true` too.
 // 20 runs each (10 with --quick) after 2 warm-up runs, in rotated order, each round
 // started on a quiet machine (less than --max-foreign of a CPU busy for a second).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { rotate, runSync, waitQuiet } from './lib/proc.mjs';
 import { cell, summary, table } from './lib/stats.mjs';
 
@@ -17,10 +22,14 @@ export async function runStartup(ctx) {
   const list = [
     { id: '/bin/true', argv: ['/bin/true'] },
     { id: 'node -e 0', argv: [process.execPath, '-e', '0'] },
+    { id: 'node exec_floor.mjs /bin/true', argv: [process.execPath, path.join(path.dirname(fileURLToPath(import.meta.url)), 'exec_floor.mjs'), '/bin/true'] },
     { id: 'numactlx --version', argv: [ctx.numactlx, '--version'] },
     { id: 'numactl --membind=0 /bin/true', argv: ['numactl', '--membind=0', '/bin/true'] },
     { id: 'numactlx -- /bin/true', argv: [ctx.numactlx, '--', '/bin/true'] },
+    { id: 'numactlx --membind=0 -- /bin/true', argv: [ctx.numactlx, '--membind=0', '--', '/bin/true'] },
     { id: 'numactlx --remap=3,F --membind=3 -- /bin/true', argv: [ctx.numactlx, `--remap=3,${ctx.backing}`, '--membind=3', '--', '/bin/true'] },
+    // --baseline: the same launch by another build, side by side.
+    ...(ctx.baseline ? [{ id: `numactlx ${ctx.baseline.commit} --membind=0 -- /bin/true`, argv: [ctx.baseline.path, '--membind=0', '--', '/bin/true'] }] : []),
   ];
   // The backing exists before the first timed run (created at its size by a warm-up).
   runSync([...ctx.numactlxArgv, '--', '/bin/true']);

@@ -8,6 +8,7 @@
 //
 // This module is loaded first and alone: nothing heavy (koffi, the engine) before the
 // listeners are in place. What is left is Node's own start-up, before any JavaScript.
+import os from 'node:os';
 
 /**
  * Signals numactlx passes on to the program. Not SIGCHLD (numactlx's own children),
@@ -46,10 +47,12 @@ export function takeHeld(name: NodeJS.Signals): number {
 
 /**
  * A verb, or a run that ends before the program starts: the held signals act as they
- * would have, by their default action (a SIGTERM sent to `numactlx export` ends it).
+ * would have, by their default action (a SIGTERM sent to `numactlx export` ends it) —
+ * except those numactlx inherited as ignored (`ignored`, signal numbers), which are
+ * dropped, as they would have been.
  */
-export function releaseHeld(): void {
+export function releaseHeld(ignored: ReadonlySet<number> = new Set()): void {
   for (const name of [...held.keys()]) {
-    if (takeHeld(name) > 0) process.kill(process.pid, name);
+    if (takeHeld(name) > 0 && !ignored.has(os.constants.signals[name])) process.kill(process.pid, name);
   }
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { DOORBELL_BYTES } from '../src/channels/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
-import { SetupError } from './errors.js';
+import { debugging, SetupError } from './errors.js';
 import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
@@ -15,6 +15,7 @@ import type { ChecksumShared } from '../src/channels/checksum-ring.js';
 import { schedGetaffinity } from '../src/sys/sched.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
+import type { KernelFeatures } from '../src/kerndat/features.js';
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -38,11 +39,11 @@ export class EngineHandle {
   }
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
-  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[]): Promise<void> {
+  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures): Promise<void> {
     if (nodes.some((n) => n.maxResident !== undefined)) this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
     const data: EngineStart = {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing, maxResidentPages: n.maxResident === undefined ? undefined : Number(n.maxResident / 4096n) })),
-      faultAheadPages, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
+      faultAheadPages, features, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
       evict: this.evict,
     };
     this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);
@@ -52,10 +53,12 @@ export class EngineHandle {
       void this.checksumWorker?.terminate();
       resolve();
     }));
+    let ready = false;
     return new Promise((resolve, reject) => {
       onEngineEvent(this.worker, (ev) => {
         switch (ev.type) {
           case 'ready':
+            ready = true;
             this.nextId = ev.nextId;
             // On one CPU a checksum thread has no CPU of its own: the engine computes the CRCs
             // itself (the worker would only add a context switch per copy batch).
@@ -66,14 +69,17 @@ export class EngineHandle {
           case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
           case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
           case 'prepared': this.snapshots.emit('prepared'); break;
+          case 'backing-lost': this.snapshots.emit('backing-lost', ev.message, ev.found); break;
           case 'init-failed': reject(new SetupError(ev.message)); break;
           case 'stats':
             this.lastStats = ev.stats;
             for (const w of this.statsWaiters.splice(0)) w(ev.stats);
             break;
           case 'failed':
-            fs.writeSync(2, `numactlx: engine thread failed: ${ev.message}\n`);
-            reject(new SetupError('engine thread failed'));
+            if (debugging()) fs.writeSync(2, `${ev.stack ?? ev.message}\n`);
+            // Before 'ready' the rejection is the one line; after it, nobody awaits start().
+            if (ready) fs.writeSync(2, `numactlx: the engine thread failed: ${ev.message}\n`);
+            reject(new SetupError(`the engine thread failed: ${ev.message}`));
             break;
           case 'closed': break;
         }

@@ -4,6 +4,11 @@
 // stderr, exit status 1 (numactl's convention); usage errors add the usage text.
 import { SysError } from '../src/sys/libc.js';
 
+/** NUMACTLX_DEBUG=1: stack traces and the engine's failed kernel calls on stderr; never otherwise. */
+export function debugging(): boolean {
+  return process.env.NUMACTLX_DEBUG === '1';
+}
+
 /** A bad command line: printed with the usage text. */
 export class UsageError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -7,8 +7,9 @@ import { parseIdList } from '../policy/idlist.js';
 import { parseSize } from '../policy/size.js';
 import { PAGE_SIZE } from '../src/sys/page.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
-import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
+import { virtualNodeTable } from './virtual-nodes.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
+import { deviceNodes, type DeviceContext } from '../src/placement/device-nodes.js';
 import {
   ConfigError, loadSnapshotConfig, mergeSnapshotSettings, parseKeep, parseSnapshotSignal,
   type PartialSnapshotSettings, type SnapshotSettings,
@@ -99,33 +100,6 @@ function succeeds(fn: () => unknown): boolean {
   }
 }
 
-function virtualNodeTable(events: OptionEvent[], topo: Topology): VirtualNode[] {
-  // --max-resident SIZE: every virtual node's resident limit (a node's resident= wins).
-  let maxResident: bigint | undefined;
-  for (const ev of events.filter((e) => e.name === 'max-resident')) {
-    try {
-      maxResident = parseSize(ev.value ?? '');
-    } catch (err) {
-      throw new UsageError(`invalid ${ev.spelled} '${ev.value}': ${(err as Error).message}`, { cause: err });
-    }
-    if (!events.some((e) => e.name === 'remap')) {
-      throw new UsageError(`${ev.spelled} needs a virtual node (--remap=NODE,PATH): it limits the memory of virtual nodes`);
-    }
-  }
-  const remaps: RemapSpec[] = events.filter((e) => e.name === 'remap').map((e) => {
-    try {
-      return parseRemap(e.value ?? '');
-    } catch (err) {
-      throw new UsageError(`invalid --remap '${e.value}': ${(err as Error).message}`, { cause: err });
-    }
-  });
-  try {
-    return buildVirtualNodes(remaps, topo, maxResident);
-  } catch (err) {
-    throw new UsageError(`invalid --remap: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 /** Parses the launcher command line against the machine's topology. */
 export function parseLaunchArgs(argv: readonly string[], topo: Topology): LaunchPlan {
   const { events, program } = splitArgv(argv, LAUNCHER_OPTIONS);
@@ -138,6 +112,8 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
   const virtualNodes = virtualNodeTable(events, topo);
   const virtualIds = virtualNodes.map((v) => v.node);
   const realIds = topo.nodes.map((n) => n.id);
+  // Device specifiers (netdev:eth0…) read sysfs; tests may move its root.
+  const devices: DeviceContext = { sysRoot: process.env.NUMACTLX_SYSFS_ROOT ?? '/sys', taskNodes: topo.allowedNodes.length };
 
   let parseAll = false;
   let didNodeCpuParse = false;
@@ -163,8 +139,10 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
     }
     didNodeCpuParse = true;
     const real = parseAll ? realIds : topo.allowedNodes;
-    const parse = (allowed: number[]): number[] =>
-      parseIdList(text, { kind: 'node', allowed, universe: realOnly ? realIds : [...realIds, ...virtualIds] });
+    const parse = (allowed: number[]): number[] => parseIdList(text, {
+      kind: 'node', allowed, universe: realOnly ? realIds : [...realIds, ...virtualIds],
+      device: (spec) => deviceNodes(spec, devices),
+    });
     try {
       return parse(realOnly ? real : [...real, ...virtualIds]);
     } catch (err) {

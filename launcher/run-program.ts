@@ -1,15 +1,16 @@
-// Running the program: the tracer worker spawns it; this thread forwards signals,
-// mirrors job-control stops, and ends numactlx the way the program ended, so that
-// numactlx is as transparent as numactl's exec.
+// Running the program on a virtual node: the tracer worker spawns it; this thread
+// forwards signals, mirrors job-control stops, and ends numactlx the way the program
+// ended, so that numactlx is as transparent as numactl's exec. (On real nodes only there
+// is nothing to forward: numactlx execs the program, exec-program.ts.)
 import fs from 'node:fs';
 import os from 'node:os';
 import { startWorker } from './worker.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
-import { kill, sigset, signalName, signalsInMask, ALL_SIGNALS } from '../src/sys/signal.js';
-import { disableCoreDumps, raiseSignal, resetSignalToDefault } from '../src/sys/process.js';
+import { kill } from '../src/sys/signal.js';
 import { onTracerEvent, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
 import { errnoText, SysError } from '../src/sys/libc.js';
+import { debugging } from './errors.js';
 
 const S = os.constants.signals;
 
@@ -17,21 +18,6 @@ export { FORWARDED_SIGNALS };
 
 /** How the program ended. */
 export type ProgramEnd = { code: number } | { signal: number; core: boolean };
-
-/**
- * Signals the program gets with their default action: every standard signal except
- * those numactlx itself inherited as ignored (nohup, `&` in a script). Node resets
- * dispositions at start-up, so bin/numactlx records the inherited SigIgn mask in
- * NUMACTLX_SIGIGN before Node starts.
- */
-export function inheritedDispositions(inheritedIgnored: string | undefined): { defaultSignals: number[]; ignoredSignals: number[] } {
-  const ignored = new Set(inheritedIgnored ? signalsInMask(inheritedIgnored) : []);
-  const catchable = ALL_SIGNALS.filter((sig) => sig !== S.SIGKILL && sig !== S.SIGSTOP);
-  return {
-    defaultSignals: catchable.filter((sig) => !ignored.has(sig)),
-    ignoredSignals: catchable.filter((sig) => ignored.has(sig)),
-  };
-}
 
 /** Spawns the program through the tracer worker and resolves when it has ended. */
 export interface RunHooks {
@@ -78,7 +64,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'setup-failed':
           cleanUp();
-          reject(new SetupError(`${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
+          reject(new SetupError(ev.message ?? `${ev.what}: ${ev.code} (${errnoText(ev.errno)})`));
           break;
         case 'stopped':
           // The program stopped (Ctrl-Z, SIGSTOP): stop numactlx too so the shell sees
@@ -102,8 +88,8 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
         case 'tracer-failed':
           cleanUp();
-          fs.writeSync(2, `${ev.message}\n`);
-          reject(new SetupError('the tracer failed and killed the program'));
+          if (debugging()) fs.writeSync(2, `${ev.stack ?? ev.message}\n`);
+          reject(new SetupError(`the tracer failed and killed the program: ${ev.message}`));
           break;
       }
     });
@@ -112,18 +98,4 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
       reject(new SetupError('tracer thread failed', { cause: err }));
     });
   });
-}
-
-/**
- * Ends numactlx by the signal that ended the program, as if numactl had exec'd it:
- * restore the default action, no core file of numactlx itself, raise it. If the
- * signal does not terminate (its default is to ignore), exit with 128 + signal.
- */
-export function dieBySignal(sig: number): never {
-  // A signal Node has no name for (a real-time one) has no listener to remove.
-  process.removeAllListeners(signalName(sig));
-  resetSignalToDefault(sig);
-  disableCoreDumps();
-  raiseSignal(sigset([sig]), sig);
-  process.exit(128 + sig);
 }

@@ -3,6 +3,7 @@
 // snapshot signal, `numactlx snapshot`, cron schedules and --snapshot-on-exit — which
 // all go through one queue (one snapshot at a time, requests coalesced, none lost).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
@@ -23,6 +24,14 @@ import type { Topology } from '../policy/topology.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { SnapshotSummary } from '../src/channels/engine-messages.js';
 import type { TracerEvent, TracerStart } from '../src/channels/tracer-messages.js';
+import { sessionFeatures } from '../src/kerndat/probe.js';
+
+/**
+ * numactlx's exit status when a backing was lost under the session (deleted or
+ * truncated): 128 + SIGBUS, what a shell reports for a program whose memory-mapped file
+ * was truncated under it — as a QEMU whose guest memory file is truncated dies of SIGBUS.
+ */
+export const BACKING_LOST_STATUS = 128 + os.constants.signals.SIGBUS;
 
 /** Snapshot ids the tracer has frozen, and what waits for them. */
 class FreezeWaiters {
@@ -53,14 +62,30 @@ class FreezeWaiters {
 }
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
-export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: TracerStart): Promise<ProgramEnd> {
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
+  // Probed once, before anything is opened or started (src/kerndat/): a missing feature
+  // without a fallback ends numactlx here, in one line.
+  const features = sessionFeatures();
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program);
+  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features);
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
+  // A backing deleted or truncated under the session: the node's memory cannot be kept,
+  // so the session ends — one line, the program killed (the tracer kills every process
+  // of it), exit status BACKING_LOST_STATUS. The snapshot it cost fails for its
+  // requesters with the same reason; no second line is printed for it.
+  let lostBacking: string | undefined;
+  engine.snapshots.on('backing-lost', (message: string, found: string) => {
+    if (lostBacking) return;
+    lostBacking = message;
+    // `ending`: found at the end, once the program has ended by itself (nothing to kill).
+    fs.writeSync(2, `numactlx: ${message} (found ${found}): its node's memory cannot be kept, so the session ends: ` +
+      `${ending ? '' : 'the program is killed and '}numactlx exits with status ${BACKING_LOST_STATUS}\n`);
+    doorbell.requestEnd();
+  });
 
   // take(): let the engine stage the dirty pages, ring the tracer, learn the id when the
   // program is running again, and the commit from the engine.
@@ -100,11 +125,11 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     keep: settings?.keep,
     prune: settings?.keep === undefined ? undefined : (keep) => engine.prune(keep),
     onEvent: (ev) => {
-      if (ev.type === 'failed') {
+      if (ev.type === 'failed' && !lostBacking) {
         const what = ev.id && !ev.error.message.startsWith(`snapshot ${ev.id}`) ? `snapshot ${ev.id}: ` : '';
         fs.writeSync(2, `numactlx: ${what}${ev.error.message}\n`);
       }
-      if (ev.type === 'prune-failed') fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
+      if (ev.type === 'prune-failed' && !lostBacking) fs.writeSync(2, `numactlx: --keep: ${ev.error.message}\n`);
       if (ev.type === 'durable') {
         const { id, label, stats } = ev.done;
         // Never a silent hole: the pages the program let go of between the freeze and
@@ -193,6 +218,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
         virtualNodes: placement.virtualNodes.map((v) => v.node),
         allowedReal: topo.allowedNodes,
+        features,
       },
     }, {
       onSpawned: (pid) => {
@@ -232,7 +258,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       }
     }
   }
-  return end;
+  return lostBacking ? { code: BACKING_LOST_STATUS } : end;
 }
 
 /**

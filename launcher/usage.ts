@@ -19,7 +19,7 @@ export const USAGE = `usage: numactlx [--all | -a] [--balancing | -b]
        numactlx snapshots PATH [--json]      numactlx verify PATH [--json]
        numactlx export PATH SNAP --format core|raw -o OUT [--pid PID] [--force]
        numactlx diff PATH A B [--json]       numactlx rm PATH SNAP
-       numactlx repair PATH
+       numactlx repair PATH                  numactlx format PATH [--size SIZE] [--force]
 
 memory policy is --preferred | -p, --membind | -m, --localalloc | -l,
                  --interleave | -i, --weighted-interleave | -w, --preferred-many | -P

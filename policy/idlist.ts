@@ -2,7 +2,10 @@
 //   N, N-M, comma-separated; "all" (the allowed set); a leading "!" inverts the list
 //   over every configured id; a leading "+" makes numbers relative to the allowed set
 //   (+0 is the first allowed id). Every id named must be in the allowed set; ids inside
-//   a range that are not allowed are skipped, as libnuma does.
+//   a range that are not allowed are skipped, as libnuma does. For node lists, an item
+//   that starts with a letter may be a device specifier (netdev:eth0): the caller's
+//   `device` resolver gets the rest of the list from there, and the nodes it returns are
+//   taken as they are (libnuma checks neither the allowed set nor "+" for them).
 import { PolicyError } from './errors.js';
 
 export interface IdListContext {
@@ -12,6 +15,11 @@ export interface IdListContext {
   allowed: readonly number[];
   /** Ids "!" inverts over (configured nodes/CPUs). */
   universe: readonly number[];
+  /**
+   * Node lists: the nodes a device specifier stands for, given the rest of the list from
+   * it on; undefined when it is not one. It throws when the device has no usable node.
+   */
+  device?: (spec: string) => number[] | undefined;
 }
 
 function parseNumber(text: string): number | undefined {
@@ -48,6 +56,11 @@ export function parseIdList(text: string, ctx: IdListContext): number[] {
     if (item === 'all' && i === items.length - 1) {
       for (const id of sortedAllowed) chosen.add(id);
       continue;
+    }
+    const deviceNodes = ctx.device && /^[a-z]/i.test(item) ? ctx.device(items.slice(i).join(',')) : undefined;
+    if (deviceNodes) {
+      for (const id of deviceNodes) chosen.add(id);
+      break; // the specifier took the rest of the list
     }
     const dash = item.indexOf('-', 1);
     if (dash < 0) {

@@ -12,6 +12,7 @@ import { createProgress, type Progress } from '../../src/snapshot/progress.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { findSnapshot, withSource } from './snapshots.js';
+import { printOut } from '../output.js';
 
 export const diffCommand: Verb = {
   spec: { name: 'diff', usage: 'usage: numactlx diff PATH A B [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
@@ -53,6 +54,6 @@ async function runDiff(args: VerbArgs): Promise<number> {
   const text = await withSource('diff', path, (source) => diffVerb(source, a, b, {
     json: args.flags.json, progress: (n) => createProgress('diff', n),
   }));
-  process.stdout.write(text);
+  printOut(text);
   return 0;
 }

@@ -13,6 +13,7 @@ import type { SnapshotSource } from '../../src/snapshot/source.js';
 import { formatBytes } from '../../policy/size.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { findSnapshot, parsePidOption, withSource } from './snapshots.js';
+import { printErr, printOut } from '../output.js';
 
 export const EXPORT_FORMATS = ['core', 'raw'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -121,7 +122,7 @@ async function runExport(args: VerbArgs): Promise<number> {
   };
   const done = await withSource('export', path, (source) => exportSnapshot(source, req));
   const text = formatExport(format as ExportFormat, done);
-  process.stdout.write(text.out);
-  process.stderr.write(text.err);
+  printOut(text.out);
+  printErr(text.err);
   return 0;
 }

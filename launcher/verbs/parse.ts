@@ -11,6 +11,7 @@
 // strict mode would make are made here, on the tokens, in the order given.
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { printErr, printOut } from '../output.js';
 
 export interface VerbOption {
   name: string;
@@ -118,13 +119,13 @@ export async function runVerb(verb: Verb, argv: string[]): Promise<number> {
   try {
     const args = parseVerbArgs(verb.spec, argv);
     if (args.help) {
-      process.stdout.write(verb.spec.usage);
+      printOut(verb.spec.usage);
       return 0;
     }
     return await verb.run(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`numactlx: ${err.message}\n${verb.spec.usage}`);
+    printErr(`numactlx: ${err.message}\n${verb.spec.usage}`);
     return 1;
   }
 }

@@ -9,6 +9,7 @@ import type { ControlError, StatusReply } from '../../src/control/protocol.js';
 import { formatCommand, formatPages, formatTable } from '../format.js';
 import type { Verb, VerbArgs } from './parse.js';
 import { verbError } from './status.js';
+import { printErr, printOut } from '../output.js';
 
 export const psCommand: Verb = {
   spec: { name: 'ps', usage: 'usage: numactlx ps [--json]\n', options: [{ name: 'json', type: 'boolean' }] },
@@ -34,7 +35,7 @@ export function formatPs(replies: readonly StatusReply[]): string {
 async function runPs(args: VerbArgs): Promise<number> {
   if (args.positional.length > 0) throw new UsageError(`ps: unexpected argument '${args.positional[0]}' (valid: --json)`);
   const warn = (pid: number, err: ControlError): void => {
-    process.stderr.write(`numactlx: ps: ${err.message.startsWith(`session ${pid}`) ? err.message : `session ${pid}: ${err.message}`}\n`);
+    printErr(`numactlx: ps: ${err.message.startsWith(`session ${pid}`) ? err.message : `session ${pid}: ${err.message}`}\n`);
   };
   let replies: StatusReply[];
   try {
@@ -48,6 +49,6 @@ async function runPs(args: VerbArgs): Promise<number> {
   } catch (err) {
     throw verbError('ps', err);
   }
-  process.stdout.write(args.flags.json ? `${JSON.stringify(replies, null, 2)}\n` : formatPs(replies));
+  printOut(args.flags.json ? `${JSON.stringify(replies, null, 2)}\n` : formatPs(replies));
   return 0;
 }

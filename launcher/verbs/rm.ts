@@ -8,6 +8,7 @@ import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { removeSnapshot } from '../../backing/catalog-offline.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
+import { printOut } from '../output.js';
 
 export const rmCommand: Verb = {
   spec: { name: 'rm', usage: 'usage: numactlx rm PATH SNAP\n', options: [] },
@@ -45,6 +46,6 @@ async function runRm(args: VerbArgs): Promise<number> {
     open: (work) => withSource('rm', path, work),
     remove: removeSnapshot,
   });
-  process.stdout.write(text);
+  printOut(text);
   return 0;
 }

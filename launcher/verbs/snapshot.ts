@@ -9,6 +9,7 @@ import { ControlError, type SnapshotReply } from '../../src/control/protocol.js'
 import { labelProblem } from '../../src/snapshot/labels.js';
 import type { Verb, VerbArgs } from './parse.js';
 import { parsePid, verbError } from './status.js';
+import { printOut } from '../output.js';
 
 export const snapshotCommand: Verb = {
   spec: {
@@ -55,6 +56,6 @@ async function runSnapshot(args: VerbArgs): Promise<number> {
       : err;
     throw verbError('snapshot', cleaned);
   }
-  process.stdout.write(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : `${reply.id}\n`);
+  printOut(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : `${reply.id}\n`);
   return 0;
 }

@@ -12,6 +12,7 @@ import { repairHint } from '../../backing/catalog-image.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotRecord } from '../../src/snapshot/types.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
+import { printErr, printOut } from '../output.js';
 
 // ---- shared by the offline verbs ----------------------------------------------------
 
@@ -128,9 +129,9 @@ export function damagedLines(verb: string, source: SnapshotSource): string {
 async function runSnapshots(args: VerbArgs): Promise<number> {
   const [path] = positionals('snapshots', args, ['PATH']);
   const text = await withSource('snapshots', path, (source) => {
-    process.stderr.write(damagedLines('snapshots', source));
+    printErr(damagedLines('snapshots', source));
     return listSnapshots(source, { json: args.flags.json });
   });
-  process.stdout.write(text);
+  printOut(text);
   return 0;
 }

@@ -8,6 +8,7 @@ import { ControlError, type SessionInfo, type StatusReply } from '../../src/cont
 import { formatCommand, formatMs, formatPages, formatTable, formatUptime } from '../format.js';
 import type { EvictionStats } from '../../src/channels/session-stats.js';
 import type { Verb, VerbArgs } from './parse.js';
+import { printOut } from '../output.js';
 
 /** A pid argument: a positive decimal integer. */
 export function parsePid(verb: string, text: string): number {
@@ -60,7 +61,9 @@ export function formatStatus(r: StatusReply): string {
     + `fault-ahead window ${stats.fault_ahead_pages_window} pages\n`);
   if (stats.snapshots) {
     const { running, waiting } = stats.snapshots;
-    const now = running ? `snapshot ${running.id ?? '(freezing)'}${running.label ? ` '${running.label}'` : ''} in progress` : 'no snapshot in progress';
+    const copy = stats.copying && running?.id === stats.copying.id
+      ? ` (copying: ${formatPages(stats.copying.pages_left)} of ${formatPages(stats.copying.frozen_pages)} frozen left)` : '';
+    const now = running ? `snapshot ${running.id ?? '(freezing)'}${running.label ? ` '${running.label}'` : ''} in progress${copy}` : 'no snapshot in progress';
     const queued = waiting.reduce((n, w) => n + w.requests, 0);
     out.push(`snapshots: ${now}; ${queued} request${queued === 1 ? '' : 's'} waiting\n`);
   }
@@ -104,6 +107,6 @@ async function runStatus(args: VerbArgs): Promise<number> {
   } catch (err) {
     throw verbError('status', err);
   }
-  process.stdout.write(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : formatStatus(reply));
+  printOut(args.flags.json ? `${JSON.stringify(reply, null, 2)}\n` : formatStatus(reply));
   return 0;
 }

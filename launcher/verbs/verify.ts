@@ -12,6 +12,7 @@ import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotProcess, SnapshotRecord } from '../../src/snapshot/types.js';
 import { positionals, type Verb, type VerbArgs } from './parse.js';
 import { withSource } from './snapshots.js';
+import { printOut } from '../output.js';
 
 export type ProblemKind = 'checksum' | 'unreadable' | 'frame-range' | 'order' | 'unaligned' | 'outside-vma' |
   'registers' | 'duplicate-id' | 'superblock';
@@ -134,7 +135,7 @@ async function runVerify(args: VerbArgs): Promise<number> {
     const total = source.snapshots().reduce((n, r) => n + r.processes.reduce((m, p) => m + p.pages.length, 0), 0);
     return verifySource(source, { progress: createProgress('verify', total) });
   });
-  process.stdout.write(args.flags.json ? `${JSON.stringify({ path, ...report, clean: report.problems.length === 0 }, null, 2)}\n`
+  printOut(args.flags.json ? `${JSON.stringify({ path, ...report, clean: report.problems.length === 0 }, null, 2)}\n`
     : formatVerify(path, report));
   return report.problems.length === 0 ? 0 : 1;
 }

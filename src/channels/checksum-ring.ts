@@ -21,9 +21,14 @@
 // Ordering: a frame's bytes are written (process_vm_readv returned) before its entry is
 // published with Atomics.store(HEAD); the worker reads HEAD with Atomics.load before it
 // reads the bytes. The commit waits until TAIL reaches HEAD before it reads `crcs`.
-import zlib from 'node:zlib';
+//
+// Frames are read by kernel copies (backing/frame-crcs.ts), never through the mapping:
+// a file truncated under the session would make that a SIGBUS, which ends numactlx. A
+// frame that cannot be read gets CRC 0 and its slot is named in ctl [UNREADABLE] (slot
+// + 1, the first one): the engine then fails the snapshot and the session ends.
 import type { SyncTarget } from '../../backing/durability.js';
-import { FrameViews } from '../../backing/frame-views.js';
+import { FRAME_BATCH } from '../../backing/frame-copy.js';
+import { crcOne, FrameCrcs } from '../../backing/frame-crcs.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -36,6 +41,8 @@ const WAITING = 5;
 const SYNC_REQ = 6;
 const SYNC_DONE = 7;
 const SYNC_FAILED = 8;
+/** 0, or 1 + the slot of the first frame that could not be read (its backing was truncated). */
+const UNREADABLE = 9;
 const CTL_SLOTS = 10;
 /** Entries: enough for a full snapshot of 4 GiB of 4 KiB frames without a worker (8 MiB of ring). */
 export const RING = 1 << 20;
@@ -55,32 +62,35 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
   };
 }
 
-/** Frame bytes by (slot, frame), over this process's mappings of the backings. */
-export class NodeFrames {
-  private readonly nodes: FrameViews[];
-
-  constructor(nodes: ChecksumShared['nodes']) {
-    this.nodes = nodes.map((n) => new FrameViews(n.frameBase, n.frameCount));
-  }
-
-  view(slot: number, frame: number): Buffer {
-    return this.nodes[slot].view(frame);
-  }
-}
-
 /** The engine's side. */
 export class ChecksumQueue {
   private readonly ctl: Int32Array;
   private readonly ring: Int32Array;
   private readonly crcs: Uint32Array[];
-  private readonly views: NodeFrames;
+  private readonly frames: FrameCrcs;
+  private readonly one = new Uint32Array(1);
   private head = 0;
 
   constructor(readonly shared: ChecksumShared) {
     this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
     this.ring = new Int32Array(shared.ctl, 4 * CTL_SLOTS);
     this.crcs = shared.crcs.map((b) => new Uint32Array(b));
-    this.views = new NodeFrames(shared.nodes);
+    this.frames = new FrameCrcs(shared.nodes);
+  }
+
+  /** The CRC of one frame here (no worker, a full ring), or marks its slot unreadable. */
+  private computeOne(slot: number, frame: number): void {
+    const crc = crcOne(this.frames, slot, frame, this.one);
+    if (crc === undefined) markUnreadable(this.ctl, slot);
+    this.crcs[slot][frame] = crc ?? 0;
+  }
+
+  /**
+   * The slot of a frame that could not be read back for its CRC (its backing was
+   * truncated under the session: BackingStore.mediumProblem says so), or -1.
+   */
+  get unreadable(): number {
+    return Atomics.load(this.ctl, UNREADABLE) - 1;
   }
 
   /**
@@ -97,7 +107,7 @@ export class ChecksumQueue {
       Atomics.store(this.ctl, HEAD, ++this.head);
       return;
     }
-    this.crcs[slot][frame] = zlib.crc32(this.views.view(slot, frame));
+    this.computeOne(slot, frame);
   }
 
   /** End of a copy batch: wakes the worker if it sleeps. */
@@ -149,7 +159,7 @@ export class ChecksumQueue {
     const end = Math.min(this.head, n + max);
     for (; n < end; n++) {
       const i = 2 * (n % RING);
-      this.crcs[this.ring[i]][this.ring[i + 1]] = zlib.crc32(this.views.view(this.ring[i], this.ring[i + 1]));
+      this.computeOne(this.ring[i], this.ring[i + 1]);
     }
     if (!this.hasWorker) Atomics.store(this.ctl, TAIL, n);
     return this.head - n;
@@ -180,6 +190,9 @@ export class ChecksumRingReader {
   private readonly crcs: Uint32Array[];
   private tail: number;
   private synced: number;
+  private readonly slots = new Int32Array(FRAME_BATCH);
+  private readonly frames = new Int32Array(FRAME_BATCH);
+  private readonly out = new Uint32Array(FRAME_BATCH);
 
   constructor(shared: ChecksumShared) {
     this.ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
@@ -222,20 +235,30 @@ export class ChecksumRingReader {
   }
 
   /**
-   * Computes the CRC of up to `max` queued entries with `crcOf`, publishing progress
-   * every 64; stops early when the engine asks to stop (it unmaps the frames once we say
-   * STOPPED: never be inside a long batch then).
+   * Computes the CRC of up to `max` queued entries with `reader`, FRAME_BATCH at a time,
+   * publishing progress after each batch; stops early when the engine asks to stop (it
+   * unmaps the frames once we say STOPPED: never be inside a long batch then). A frame
+   * that cannot be read gets CRC 0 and names its slot (UNREADABLE).
    */
-  take(max: number, crcOf: (slot: number, frame: number) => number): void {
+  take(max: number, reader: Pick<FrameCrcs, 'compute'>): void {
     const end = this.tail + max;
     while (this.tail < end) {
-      const i = 2 * (this.tail % RING);
-      this.crcs[this.ring[i]][this.ring[i + 1]] = crcOf(this.ring[i], this.ring[i + 1]);
-      this.tail++;
-      if ((this.tail & 63) === 0) {
-        Atomics.store(this.ctl, TAIL, this.tail);
-        if (this.stopRequested) break;
+      const n = Math.min(FRAME_BATCH, end - this.tail);
+      for (let k = 0; k < n; k++) {
+        const i = 2 * ((this.tail + k) % RING);
+        this.slots[k] = this.ring[i];
+        this.frames[k] = this.ring[i + 1];
       }
+      let done = reader.compute(this.slots, this.frames, n, this.out);
+      for (let k = 0; k < done; k++) this.crcs[this.slots[k]][this.frames[k]] = this.out[k];
+      if (done < n) {
+        markUnreadable(this.ctl, this.slots[done]);
+        this.crcs[this.slots[done]][this.frames[done]] = 0;
+        done++; // the next batch starts after it
+      }
+      this.tail += done;
+      Atomics.store(this.ctl, TAIL, this.tail);
+      if (this.stopRequested) break;
     }
     Atomics.store(this.ctl, TAIL, this.tail);
     Atomics.notify(this.ctl, TAIL);
@@ -247,4 +270,8 @@ export class ChecksumRingReader {
     Atomics.store(this.ctl, STOPPED, 1);
     Atomics.notify(this.ctl, STOPPED);
   }
+}
+
+function markUnreadable(ctl: Int32Array, slot: number): void {
+  Atomics.compareExchange(ctl, UNREADABLE, 0, slot + 1);
 }

@@ -5,11 +5,16 @@
 // si_value = COOKIE), suppresses the signal — the program never sees it — and freezes.
 // The same shared memory carries the threads' registers from the tracer to the engine.
 //
+// The end of the session (its backing lost) goes the same way: a flag, and SIGKILL to the
+// process the doorbell rings (nothing can catch it, and the tracer's waitpid returns at
+// once); the tracer then kills every other process of the program.
+//
 // Layout: Int32 [0] state (0 idle, 1 requested), [1] snapshot id, [2] label length,
-// [3] thread count, [4] the pid to ring (published by the tracer); label bytes at 64;
-// registers at REGS_OFFSET: per thread tgid u32, tid u32, then user_regs_struct.
+// [3] thread count, [4] the pid to ring (published by the tracer), [5] 1: end the
+// session; label bytes at 64; registers at REGS_OFFSET: per thread tgid u32, tid u32,
+// then user_regs_struct.
 import os from 'node:os';
-import { sigqueueFast } from '../sys/signal.js';
+import { kill, sigqueueFast } from '../sys/signal.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
@@ -23,6 +28,8 @@ export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY
 /** SIGURG: ignored by default, so a ring that arrives untraced does no harm. */
 export const DOORBELL_SIGNAL = os.constants.signals.SIGURG;
 export const COOKIE = 0x6e756d61; // "numa"
+/** ctl index: 1 once the main thread asked for the end of the session. */
+const END = 5;
 
 export class Doorbell {
   private readonly ctl: Int32Array;
@@ -33,7 +40,12 @@ export class Doorbell {
     this.bytes = new Uint8Array(sab);
   }
 
-  /** Main thread: posts a request and rings. False when there is no process to ring. */
+  /**
+   * Main thread: posts a request and rings. False when there is no process to ring and
+   * the request was withdrawn: nobody will answer it. True when the tracer will answer
+   * it — it was rung, or it took the request already (at an exit stop, or as its last
+   * process ended), so each request has exactly one outcome.
+   */
   ring(id: number, label: string | null): boolean {
     const text = Buffer.from(JSON.stringify({ label }));
     if (text.length > LABEL_MAX) throw new Error(`snapshot label longer than ${LABEL_MAX - 16} bytes`);
@@ -43,10 +55,31 @@ export class Doorbell {
     Atomics.store(this.ctl, 0, 1);
     Atomics.notify(this.ctl, 0);
     const pid = Atomics.load(this.ctl, 4);
-    if (pid <= 0) return false;
+    // Withdrawn only if still pending: the tracer may have taken it since it was posted.
+    if (pid <= 0) return Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1;
     // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
     sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
     return true;
+  }
+
+  /**
+   * Main thread: the session must end now (a backing was lost under it). The process
+   * the doorbell rings is killed here; the tracer kills the others (endRequested).
+   */
+  requestEnd(): void {
+    Atomics.store(this.ctl, END, 1);
+    Atomics.notify(this.ctl, 0); // a tracer waiting for a request at an exit stop
+    const pid = Atomics.load(this.ctl, 4);
+    try {
+      if (pid > 0) kill(pid, os.constants.signals.SIGKILL);
+    } catch {
+      // gone already: the tracer hears of that anyway
+    }
+  }
+
+  /** Tracer: the main thread asked for the end of the session (requestEnd). */
+  get endRequested(): boolean {
+    return Atomics.load(this.ctl, END) === 1;
   }
 
   /** Tracer: the pending request, taken, or undefined. */
@@ -63,6 +96,7 @@ export class Doorbell {
     for (;;) {
       const req = this.take();
       if (req) return req;
+      if (this.endRequested) return undefined;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       Atomics.wait(this.ctl, 0, 0, Math.min(left, 50));

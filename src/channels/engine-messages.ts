@@ -7,11 +7,14 @@ import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './session-stats.js';
 import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
+import type { KernelFeatures } from '../kerndat/features.js';
 
 export interface EngineStart {
   /** `maxResidentPages`: --max-resident, the most of the node's pages in the program's memory. */
   nodes: Array<{ node: number; target: BackingTarget; maxResidentPages?: number }>;
   faultAheadPages: number;
+  /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
+  features: KernelFeatures;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
   /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */
@@ -38,10 +41,17 @@ export type EngineEvent =
   | { type: 'snapshot-failed'; id: number; message: string }
   | { type: 'pruned'; ids: number[]; error?: string }
   | { type: 'prepared' }
+  /**
+   * A backing deleted or truncated under the session (BackingStore.mediumProblem), and
+   * where it was found ("while snapshot 3 was being copied"): the session must end.
+   * Posted once, before the failure of the snapshot it cost.
+   */
+  | { type: 'backing-lost'; message: string; found: string }
   | { type: 'init-failed'; message: string }
   | { type: 'stats'; stats: SessionStats }
   | { type: 'closed' }
-  | { type: 'failed'; message: string };
+  /** The engine's loop threw: what, and where (shown with NUMACTLX_DEBUG=1). */
+  | { type: 'failed'; message: string; stack?: string };
 
 /** The engine thread's end: one event to the main thread. */
 export function postToMain(ev: EngineEvent): void {

@@ -85,6 +85,11 @@ export class EvictChannel {
     Atomics.store(this.ctl, 0, IDLE);
   }
 
+  /** The pids of the request (those the tracer stops). */
+  pids(): number[] {
+    return Array.from(this.ctl.subarray(2, 2 + Atomics.load(this.ctl, 1)));
+  }
+
   /** Writes the ranges to drop ([start, end) pairs, flattened); returns how many. */
   setRanges(runs: readonly number[]): number {
     const n = Math.min(runs.length / 2, MAX_RANGES);
@@ -104,8 +109,7 @@ export class EvictChannel {
   /** Takes the waiting request: the pids to stop, or undefined. */
   take(): number[] | undefined {
     if (Atomics.compareExchange(this.ctl, 0, REQUESTED, TAKEN) !== REQUESTED) return undefined;
-    const n = Atomics.load(this.ctl, 1);
-    return Array.from(this.ctl.subarray(2, 2 + n));
+    return this.pids();
   }
 
   /** Range `i` the engine wrote: its start and length in bytes. */

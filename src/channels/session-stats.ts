@@ -84,6 +84,8 @@ export interface SessionStats {
     running: { id: number | null; label: string | null } | null;
     waiting: Array<{ label: string | null; requests: number }>;
   };
+  /** The snapshot being copied: pages frozen for it and pages still to copy (status). */
+  copying?: { id: number; frozen_pages: number; pages_left: number };
   /** What each trigger came to, and the recent snapshots' phase times (status, --stats). */
   triggers?: TriggerReport;
 }

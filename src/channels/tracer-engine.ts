@@ -48,15 +48,21 @@ export enum TracerOp {
    */
   ThreadExit = 12,
   /**
+   * parentPid, childPid, uffd: a fork the kernel reported to no userfaultfd (no
+   * UFFD_FEATURE_EVENT_FORK without CAP_SYS_PTRACE); the tracer made the child's uffd
+   * while the child is stopped before its first instruction.
+   */
+  ForkedWithUffd = 13,
+  /**
    * pid, n, then n [start, end) pairs (--max-resident): the threads of pid's mm are
    * stopped for an eviction. The engine writes the ranges to drop to the eviction channel
    * (evict-request.ts) and returns how many (or -errno). Nothing in the n ranges is
    * dropped: the kernel or the tracer touches them before the threads resume (the
    * injected thread's rseq area, the stopped threads' stack tops).
    */
-  EvictRanges = 13,
+  EvictRanges = 14,
   /** pid, bytes dropped (or -errno), pause ms: the drop is done; the threads resume next. */
-  EvictDone = 14,
+  EvictDone = 15,
 }
 
 const STATE = 0;
@@ -157,6 +163,11 @@ export class EngineClient {
   forked(parentPid: number, childPid: number): number {
     this.put([parentPid, childPid]);
     return this.channel.call(TracerOp.Forked);
+  }
+
+  forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {
+    this.put([parentPid, childPid, uffd]);
+    return this.channel.call(TracerOp.ForkedWithUffd);
   }
 
   sharesMm(parentPid: number, childPid: number): number {

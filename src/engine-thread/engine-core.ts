@@ -14,7 +14,7 @@ import type { EventStats, NodeStats } from '../channels/session-stats.js';
  * failed). Until then the faulting thread sleeps in the kernel: dropping one of these
  * hangs it, and the next freeze with it.
  */
-export interface RetryFault { mm: Mm; addr: number; write: boolean }
+export interface RetryFault { mm: Mm; addr: number; write: boolean; /** The faulting thread (0: unknown). */ tid: number }
 
 /**
  * What the fault service and the uffd events need of the snapshot in progress. The
@@ -51,6 +51,8 @@ export interface EngineCore extends NodeRoom {
   readonly nodeStats: NodeStats[];
   readonly events: EventStats;
   readonly faultAheadPages: number;
+  /** UFFDIO_POISON is there (Linux 6.6): a full --membind node poisons the page (sigbus.ts). */
+  readonly poison: boolean;
   /** The zero page run every fault is served from (a Buffer the engine keeps alive); never written. */
   readonly zerosAddr: number;
   /** Scratch for the messages read from a uffd (uffd-events.ts). */
@@ -65,8 +67,8 @@ export interface EngineCore extends NodeRoom {
   readonly eviction: EvictionHooks | undefined;
   /** Reads and handles every queued message of one uffd (uffd-events.ts). */
   service(mm: Mm): void;
-  /** Serves a missing fault at page `addr` (fault-service.ts). */
-  fault(mm: Mm, addr: number, isRetry: boolean): void;
+  /** Serves a missing fault at page `addr` by thread `tid` (fault-service.ts). */
+  fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void;
   /** The mm's uffd failed: forget it and every process on it. */
   leaveAll(mm: Mm): void;
   /** Gives back what a page held: its frame and its place on the node (`flags`: EVICTED counts). */

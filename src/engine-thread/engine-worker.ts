@@ -16,7 +16,7 @@ import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { SnapshotCatalog } from '../../backing/catalog-commit.js';
 import { repairHint } from '../../backing/catalog-image.js';
-import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
+import { closeFd, eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { uffdioApi } from '../sys/userfaultfd-calls.js';
 import { UFFD_FEATURE } from '../sys/userfaultfd-uapi.js';
 import { SysError } from '../sys/libc.js';
@@ -31,39 +31,29 @@ import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
+import { commandOf, exeOf } from './proc-info.js';
 import type { PagePolicy } from './ranges.js';
+import { has } from '../kerndat/features.js';
 
 const { EINVAL, EIO, ENOENT } = os.constants.errno;
 
 const start = workerData as EngineStart;
 const doorbell = new Doorbell(start.doorbell);
 
-/** Features asked of every new uffd: the events that keep page tables true. */
-const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_FORK | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
+/**
+ * Features asked of every new uffd: the events that keep page tables true, and what the
+ * kernel has of the rest (src/kerndat/): EVENT_FORK (without it the tracer makes each
+ * forked child's uffd), POISON (Linux 6.6; without it sigbus.ts signals the thread).
+ */
+const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
   | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
-  // UFFDIO_POISON (Linux 6.6): how a full --membind node answers a fault with SIGBUS.
-  | UFFD_FEATURE.POISON;
+  | (has(start.features, 'EVENT_FORK') ? UFFD_FEATURE.EVENT_FORK : 0n)
+  | (has(start.features, 'POISON') ? UFFD_FEATURE.POISON : 0n);
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
 const FAULT_TURNS = 1024;
 /** Pages copied by the step that ends such a streak. */
 const STREAK_STEP_PAGES = 2;
-
-function exeOf(pid: number): string {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return '';
-  }
-}
-
-function commandOf(pid: number): string[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  } catch {
-    return [];
-  }
-}
 
 interface OpenNode {
   store: BackingStore;
@@ -82,6 +72,7 @@ function openStores(): OpenNode[] | undefined {
       const store = BackingStore.open(n.target);
       stores.push(store);
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
+      if (store.durabilityNote) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.durabilityNote}\n`);
       const loaded = loadCatalog(store);
       for (const d of loaded.damaged) {
         fs.writeSync(2, `numactlx: ${n.target.path}: ${d.reason}: that snapshot is left out (${repairHint(n.target.path)})\n`);
@@ -101,6 +92,15 @@ function policyAt(args: Float64Array, at: number): PagePolicy {
   return { mode: args[at], nodes: Array.from(args.subarray(at + 2, at + 2 + n)) };
 }
 
+/** A backing lost under the session, told to the main thread once (it ends the session). */
+let lostTold = false;
+function tellLost(snaps: SnapshotEngine): void {
+  const lost = snaps.lostMedium;
+  if (!lost || lostTold) return;
+  lostTold = true;
+  post({ type: 'backing-lost', message: lost.problem, found: lost.found });
+}
+
 function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array, evictor: Evictor | undefined): number {
   switch (op) {
     case TracerOp.Freeze: {
@@ -111,6 +111,7 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
         return snaps.freeze({ id: a[0], label, program: start.program }, threads,
           (tid) => tgid.get(tid) ?? tid);
       } catch (err) {
+        tellLost(snaps);
         post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
         return -EIO;
       }
@@ -134,6 +135,15 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
     }
     case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));
     case TracerOp.Forked: return engine.forked(a[0], a[1]);
+    case TracerOp.ForkedWithUffd: {
+      try {
+        uffdioApi(a[2], FEATURES);
+      } catch (err) {
+        closeFd(a[2]);
+        return -((err as SysError).errno ?? EINVAL);
+      }
+      return engine.forkedWithUffd(a[0], a[1], a[2]);
+    }
     case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
     case TracerOp.SetRangePolicy: return engine.setRangePolicy(a[0], a[1], a[2], policyAt(a, 3));
@@ -160,6 +170,9 @@ function commitStep(snaps: SnapshotEngine, finishNow = false): void {
     const r = result.records[0];
     post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records), lost_pages: result.lostPages } });
   } catch (err) {
+    // A catalog frame that could not be written or read back (BackingError 'lost').
+    snaps.noteMedium(`as snapshot ${id} was being committed`);
+    tellLost(snaps);
     post({ type: 'snapshot-failed', id, message: (err as Error).message });
   }
 }
@@ -216,17 +229,22 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       const op = channel.pending();
       if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args, evictor));
       const req = mailbox.take();
-      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: engine.stats(exeOf) });
+      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...engine.stats(exeOf), copying: snaps.progress } });
       if (req & (1 << MainRequest.Prune)) {
         try {
           post({ type: 'pruned', ids: snaps.prune(mailbox.value()) });
         } catch (err) {
+          snaps.noteMedium('while --keep deleted old snapshots');
+          tellLost(snaps);
           post({ type: 'pruned', ids: [], error: (err as Error).message });
         }
       }
       if (req & (1 << MainRequest.Prepare)) snaps.prepare();
       if (req & (1 << MainRequest.Shutdown)) {
         if (snaps.active) commitStep(snaps, true); // the program has ended: copy what is left, then commit
+        // Deleted or truncated while no snapshot looked: said now, not lost in silence.
+        snaps.noteMedium('as the session ended');
+        tellLost(snaps);
         post({ type: 'stats', stats: engine.stats(exeOf) });
         checksums.stop(); // it reads the frames: before they are unmapped
         for (const s of stores) s.close();
@@ -254,6 +272,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step(streak ? STREAK_STEP_PAGES : undefined);
+      tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps);
     }
   }
@@ -266,12 +285,12 @@ if (opened) {
     node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
-  })), start.faultAheadPages);
+  })), start.faultAheadPages, has(start.features, 'POISON'));
   const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget() }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
     loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);
   } catch (err) {
-    post({ type: 'failed', message: (err as Error).stack ?? String(err) });
+    post({ type: 'failed', message: (err as Error).message ?? String(err), stack: (err as Error).stack });
   }
 }

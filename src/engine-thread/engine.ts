@@ -10,25 +10,24 @@
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
-import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
+import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
 import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 
 export { Mm } from './mm.js';
 export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
 import { type PagePolicy } from './ranges.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
+import { newNodeStats, sessionStats } from './engine-stats.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
 const REGISTER_MODE = Number(UFFDIO_REGISTER_MODE.MISSING | UFFDIO_REGISTER_MODE.WP);
-/** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
-const PAGEMAP_RUN = 512;
 
 export class Engine implements EngineCore {
   readonly mms = new Map<number, Mm>(); // by uffd
@@ -43,7 +42,6 @@ export class Engine implements EngineCore {
   private readonly zeros: Buffer;
   readonly zerosAddr: number;
   retries: RetryFault[] = [];
-  private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
   /** Processes whose mm is gone (exec or exit), for the statistics. */
   private readonly ended: ProcessStats[] = [];
   /** Set when the set of uffds changed, so the poll list is rebuilt. */
@@ -53,17 +51,13 @@ export class Engine implements EngineCore {
     copying: undefined,
     onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE),
   };
-  /** --max-resident: eviction (eviction.ts), attached when a node has a resident limit. */
-  private evictionHooks: EvictionHooks | undefined;
+  /** --max-resident: eviction (eviction.ts), attached once when a node has a resident limit. */
+  eviction: EvictionHooks | undefined;
 
-  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number) {
+  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true) {
     this.slots = nodes;
     nodes.forEach((n, i) => this.slotById.set(n.node, i));
-    this.nodeStats = nodes.map((n) => ({
-      node: n.node, backing: n.backing, kind: n.kind, size_bytes: n.store.frameCount * PAGE,
-      pages_placed: 0, pages_resident: 0, faults: 0, fault_ahead_pages: 0, pages_fallback: 0,
-      sigbus: 0, frames_in_use: 0,
-    }));
+    this.nodeStats = nodes.map(newNodeStats);
     this.zeros = Buffer.alloc(Math.max(1, faultAheadPages) * PAGE);
     this.zerosAddr = Number(bufferAddress(this.zeros));
   }
@@ -75,11 +69,7 @@ export class Engine implements EngineCore {
 
   /** Eviction (--max-resident), once: from then on faults and drops consult it. */
   attachEviction(hooks: EvictionHooks): void {
-    this.evictionHooks = hooks;
-  }
-
-  get eviction(): EvictionHooks | undefined {
-    return this.evictionHooks;
+    this.eviction = hooks;
   }
 
   get snapshot(): SnapshotHooks {
@@ -166,56 +156,42 @@ export class Engine implements EngineCore {
     const parent = this.byPid.get(parentPid);
     const child = parent?.unclaimedForks.shift();
     if (!parent || !child) return -ENOENT;
+    this.claim(child, childPid);
+    return 0;
+  }
+
+  /** childPid is on the forked mm `child` from now on; child's pages are checked against its pagemap. */
+  private claim(child: Mm, childPid: number): void {
     this.leaveMm(childPid);
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
-    this.keepPresentPages(child, childPid);
-    return 0;
+    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
   }
 
   /**
-   * The child's table was copied from the parent's when its FORK event was read, but a
-   * read(2) of a uffd returns pending faults before pending events: pages the parent
-   * faulted in after dup_mmap were served (and entered in the parent's table) before the
-   * engine learnt of the fork, and the child does not have them. An entry for a page
-   * the child lacks would break the copier's rule (remote-copy.ts: a page it reads must
-   * be present, or this thread faults on a userfaultfd only it serves — a deadlock), so
-   * the child's entries are checked against its /proc/PID/pagemap now. The child has not
-   * run yet: the tracer holds it at its first stop until this returns.
+   * A fork no userfaultfd reported (no UFFD_FEATURE_EVENT_FORK: it needs CAP_SYS_PTRACE).
+   * At fork the kernel dropped the child's registrations (dup_userfaultfd): its memory is
+   * plain anonymous memory, its inherited pages present and writable. The tracer made it
+   * `uffd` while it is stopped before its first instruction; the child gets what
+   * UFFD_EVENT_FORK would have given it, and its ranges are registered on `uffd`.
    */
-  private keepPresentPages(child: Mm, childPid: number): void {
-    const pages: number[] = [];
-    child.table.forEach((addr) => { pages.push(addr); });
-    if (pages.length === 0) return;
-    pages.sort((a, b) => a - b);
-    let fd: number;
-    try {
-      fd = openPagemap(childPid);
-    } catch {
-      return; // the child is gone already: its mm is closed when it is reaped
+  forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {
+    const parent = this.byPid.get(parentPid);
+    // Events the parent caused before the fork (munmap, mremap) change what the child has.
+    if (parent) readMessages(this, parent);
+    if (!parent || !this.mms.has(parent.uffd)) {
+      closeFd(uffd);
+      return -ENOENT;
     }
-    try {
-      const buf = this.pagemapBuf;
-      for (let i = 0; i < pages.length;) {
-        let j = i + 1;
-        while (j < pages.length && j - i < PAGEMAP_RUN && pages[j] === pages[j - 1] + PAGE) j++;
-        const read = readPagemapRun(fd, pages[i], j - i, buf);
-        for (let k = 0; k < j - i; k++) {
-          if (k < read && pagemapHasPage(buf, k)) continue;
-          const addr = pages[i + k];
-          // [eviction] An evicted page is absent on purpose: it comes back from its frame.
-          if (child.table.flagsOf(addr) & EVICTED) continue;
-          child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
-            if (entry > 0) child.resident--;
-            this.release(entry, node);
-          });
-        }
-        i = j;
-      }
-    } finally {
-      closeFd(fd);
+    this.leaveMm(childPid);
+    const child = forkChild(this, parent, uffd);
+    this.events.fork++;
+    for (const r of [...child.ranges.all()]) {
+      if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end); // gone before the fork
     }
+    this.claim(child, childPid);
+    return 0;
   }
 
   sharesMm(parentPid: number, childPid: number): void {
@@ -271,9 +247,9 @@ export class Engine implements EngineCore {
     faults.retryPending(this);
   }
 
-  /** Serves a missing fault at page `addr`. */
-  fault(mm: Mm, addr: number, isRetry: boolean): void {
-    faults.fault(this, mm, addr, isRetry);
+  /** Serves a missing fault at page `addr` by thread `tid` (0: unknown). */
+  fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void {
+    faults.fault(this, mm, addr, isRetry, tid);
   }
 
   /** Answers a write fault on page `addr` (fault-service.ts unprotect). */
@@ -319,17 +295,6 @@ export class Engine implements EngineCore {
 
   // ---- statistics ---------------------------------------------------------------------
   stats(exeOf: (pid: number) => string): SessionStats {
-    const live = [...this.byPid.entries()].map(([pid, mm]) => ({
-      pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
-      ...(this.evictionHooks ? { pages_evicted: mm.eviction.evicted } : {}),
-    }));
-    const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
-    return {
-      nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse,
-        ...(s.eviction ? { eviction: { ...s.eviction } } : {}) })),
-      processes,
-      events: { ...this.events },
-      fault_ahead_pages_window: this.faultAheadPages,
-    };
+    return sessionStats(this, this.byPid, this.ended, exeOf);
   }
 }

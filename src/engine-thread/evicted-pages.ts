@@ -19,6 +19,7 @@ import type { Mm } from './mm.js';
 import type { MmPart } from './snapshot.js';
 import type { EngineCore } from './engine-core.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
+import type { EvictionStats } from '../channels/session-stats.js';
 
 const CHUNK = PAGE * PAGES_PER_CHUNK;
 
@@ -118,4 +119,12 @@ export function residentIfMapped(e: EngineCore, mm: Mm, addr: number): boolean {
   stats.pages_resident++;
   if (stats.eviction) stats.eviction.pages_evicted--;
   return true;
+}
+
+/** A node's eviction counters at the start (`limit`: its --max-resident in pages). */
+export function newEvictionStats(limit: number): EvictionStats {
+  return {
+    max_resident_bytes: limit * PAGE, pages_evicted: 0, evictions: 0, refaults: 0, refault_faults: 0,
+    bytes_read: 0, bytes_written: 0, rounds: 0, evict_ms: 0, pause_ms: 0, fault_waits: 0, peak_resident_pages: 0,
+  };
 }

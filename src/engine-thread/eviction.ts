@@ -33,7 +33,7 @@ import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
 import { ResidentSet } from './resident-set.js';
 import { Refaulter } from './refault.js';
 import { RemoteCopier } from './remote-copy.js';
-import { recordFresh, residentIfMapped } from './evicted-pages.js';
+import { newEvictionStats, recordFresh, residentIfMapped } from './evicted-pages.js';
 import { EvictionRound } from './eviction-round.js';
 import type { EvictChannel } from '../channels/evict-request.js';
 import type { Engine, Mm } from './engine.js';
@@ -66,14 +66,7 @@ export class Evictor implements EvictionHooks {
     private readonly checksums: ChecksumQueue) {
     this.sets = limits.map((limit, slot) => (limit > 0 ? new ResidentSet(slot, limit) : undefined));
     this.stuckUntil = limits.map(() => 0);
-    limits.forEach((limit, slot) => {
-      if (limit > 0) {
-        engine.nodeStats[slot].eviction = {
-          max_resident_bytes: limit * PAGE, pages_evicted: 0, evictions: 0, refaults: 0, refault_faults: 0,
-          bytes_read: 0, bytes_written: 0, rounds: 0, evict_ms: 0, pause_ms: 0, fault_waits: 0, peak_resident_pages: 0,
-        };
-      }
-    });
+    limits.forEach((limit, slot) => { if (limit > 0) engine.nodeStats[slot].eviction = newEvictionStats(limit); });
     this.refaulter = new Refaulter(engine, Math.max(1, engine.faultAheadPages));
     // Attached after the snapshot engine, around its write-fault handler: a write is first
     // a sign of use (REF), then whatever the snapshot makes of it.
@@ -196,6 +189,10 @@ export class Evictor implements EvictionHooks {
     // program, a fork) is handled first: then nothing changes until the drop is done.
     this.engine.service(r.mm);
     if (!this.engine.mms.has(r.mm.uffd)) return 0;
+    // A process that joined the mm after the request (a vfork or CLONE_VM child the tracer
+    // learnt of meanwhile) was not stopped: nothing is dropped this time.
+    const stopped = this.channel.pids();
+    if ([...r.mm.pids].some((p) => !stopped.includes(p))) return 0;
     return this.channel.setRanges(r.markEvicted(keep));
   }
 
@@ -244,7 +241,7 @@ export class Evictor implements EvictionHooks {
   refault(mm: Mm, addr: number, isRetry: boolean): boolean {
     const slot = mm.table.nodeOf(addr);
     if (this.mustWait(slot, mm, addr, isRetry, 1)) {
-      this.engine.retries.push({ mm, addr, write: false });
+      this.engine.retries.push({ mm, addr, write: false, tid: 0 });
       return true;
     }
     // Read-ahead no further than the room left under the limit (one page at least).
@@ -296,5 +293,4 @@ export class Evictor implements EvictionHooks {
     }
     inner(mm, addr);
   }
-
 }

@@ -19,13 +19,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, poisonFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
+import { copiedFast, copyFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
 import { ABSENT, DIRTY, EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
 import type { Range } from './ranges.js';
 import { vmaAround } from './vma.js';
 import type { EngineCore } from './engine-core.js';
+import { sigbus, type SigbusOutcome } from './sigbus.js';
 
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
 /** Reads of pending events before unprotectNow gives up on EAGAIN. */
@@ -47,12 +48,12 @@ export function retryPending(e: EngineCore): void {
     // unprotect: a freeze may have made the page PENDING meanwhile (a thread waiting
     // in a fault still enters a ptrace stop), and then it must be copied first.
     if (r.write) e.snapshot.onWriteFault(r.mm, r.addr);
-    else fault(e, r.mm, r.addr, true);
+    else fault(e, r.mm, r.addr, true, r.tid);
   }
 }
 
-/** Serves a missing fault at page `addr`. */
-export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): void {
+/** Serves a missing fault at page `addr` by thread `tid` (0: unknown). */
+export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid = 0): void {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
   // [eviction] An evicted page comes back from its frame (refault.ts).
   if (mm.table.flagsOf(addr) & EVICTED && e.eviction?.refault(mm, addr, isRetry)) return;
@@ -79,16 +80,16 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): vo
   const policy = range.policy;
   const indexOf = (a: number): number => (a - range!.start) / PAGE;
   let faultTarget = placePage(policy, indexOf(addr), e);
-  if (faultTarget === TO_SIGBUS) { sigbus(e, mm, addr); return; }
   // [eviction] The node is at its --max-resident limit: the fault waits for a round to make room.
-  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) return void e.retries.push({ mm, addr, write: false });
-  let faultFrame = reserve(e, faultTarget);
-  if (faultTarget >= 0 && faultFrame < 0) {
-    // The store had no frame after all (its filesystem is full: ENOSPC).
-    if (placePage(policy, indexOf(addr), { slotOf: (id) => e.slotOf(id), hasRoom: () => false }) === TO_SIGBUS) {
-      sigbus(e, mm, addr);
-      return;
-    }
+  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) return void e.retries.push({ mm, addr, write: false, tid });
+  let faultFrame = faultTarget === TO_SIGBUS ? -1 : reserve(e, faultTarget);
+  // The store had no frame after all (its filesystem is full: ENOSPC).
+  if (faultTarget >= 0 && faultFrame < 0
+    && placePage(policy, indexOf(addr), { slotOf: (id) => e.slotOf(id), hasRoom: () => false }) === TO_SIGBUS) {
+    faultTarget = TO_SIGBUS;
+  }
+  if (faultTarget === TO_SIGBUS && fullNode(e, mm, addr, tid) !== 'fallback') return;
+  if (faultTarget === TO_SIGBUS || (faultTarget >= 0 && faultFrame < 0)) {
     fallbackStat(e, mm, addr);
     faultTarget = TO_REAL;
     faultFrame = -1;
@@ -112,7 +113,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean): vo
     frames.unshift(f);
   }
   if (!isRetry && faultTarget >= 0) e.nodeStats[faultTarget].faults++;
-  serveZero(e, mm, start, targets, frames, addr);
+  serveZero(e, mm, start, targets, frames, addr, tid);
 }
 
 /**
@@ -140,7 +141,7 @@ function reserve(e: EngineCore, target: number): number {
 }
 
 /** UFFDIO_COPY of zeros over the run at `start`, then records what was placed. */
-function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], frames: number[], faultAddr = start): void {
+function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], frames: number[], faultAddr = start, tid = 0): void {
   const count = targets.length;
   let done = 0;
   while (done < count) {
@@ -166,13 +167,13 @@ function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], fram
     if (errno === ENOENT && count - done > 1 && learnVmaBounds(e, mm, faultAddr)) {
       // The run crossed a VMA boundary (mprotect splits registered VMAs, and one
       // UFFDIO_COPY must stay inside one VMA): the ranges now know the boundary.
-      fault(e, mm, faultAddr, true);
+      fault(e, mm, faultAddr, true, tid);
       return;
     }
     if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
     // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
     // mapping or the process is gone. Anything else: the thread faults again.
-    if (errno === EAGAIN) e.retries.push({ mm, addr: faultAddr, write: false });
+    if (errno === EAGAIN) e.retries.push({ mm, addr: faultAddr, write: false, tid });
     break;
   }
 }
@@ -219,30 +220,28 @@ function fallbackStat(e: EngineCore, mm: Mm, addr: number): void {
   if (id !== undefined) e.nodeStats[e.slotOf(id)].pages_fallback++;
 }
 
-/** A full --membind node: the faulting thread gets SIGBUS (UFFDIO_POISON, Linux 6.6). */
-function sigbus(e: EngineCore, mm: Mm, addr: number): void {
-  const r = poisonFast(mm.uffd, addr, PAGE);
-  if (r === -EAGAIN) {
-    e.retries.push({ mm, addr, write: false });
-    return;
-  }
-  if (r < 0) {
-    if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_POISON 0x${addr.toString(16)} failed: errno ${-r}\n`);
-    // The thread must not sleep in its fault forever: wake it (it faults again, or
-    // its mapping is gone).
-    wake(e, mm, addr, PAGE);
-  }
+/** A full --membind node: the faulting thread gets SIGBUS (sigbus.ts), said once per node. */
+function fullNode(e: EngineCore, mm: Mm, addr: number, tid: number): SigbusOutcome {
+  const outcome = sigbus(e, mm, addr, tid);
+  if (outcome === 'retry') e.retries.push({ mm, addr, write: false, tid });
   const range = mm.ranges.find(addr);
   const id = range?.policy.nodes.find((n) => e.slotOf(n) >= 0);
-  if (id === undefined) return;
-  const stats = e.nodeStats[e.slotOf(id)];
+  if (outcome === 'retry' || id === undefined) return outcome;
+  const slot = e.slotOf(id);
+  const stats = e.nodeStats[slot];
+  const where = `node ${id} is full (backing ${e.slots[slot].backing}): a page the program touched there ` +
+    `(pid ${mm.ownerPid}, 0x${addr.toString(16)})`;
   // Once per node and session: the program may well die of it, and the shell's bare
   // "Bus error" would not say why.
-  if (stats.sigbus++ === 0) {
-    fs.writeSync(2, `numactlx: node ${id} is full (backing ${e.slots[e.slotOf(id)].backing}): a page the program ` +
-      `touched there (pid ${mm.ownerPid}, 0x${addr.toString(16)}) gets SIGBUS under --membind; a larger backing ` +
+  if (outcome === 'sent' && stats.sigbus++ === 0) {
+    fs.writeSync(2, `numactlx: ${where} gets SIGBUS under --membind; a larger backing ` +
       '(--remap=…,size=) or --preferred (falls back to ordinary memory) avoids it\n');
   }
+  if (outcome === 'fallback' && stats.pages_fallback === 0) {
+    fs.writeSync(2, `numactlx: ${where} goes to ordinary memory: its thread blocks or ignores SIGBUS, or is not ` +
+      "the program's, and without UFFDIO_POISON (Linux 6.6) numactlx cannot force the signal on it\n");
+  }
+  return outcome;
 }
 
 /**
@@ -253,7 +252,7 @@ function sigbus(e: EngineCore, mm: Mm, addr: number): void {
  */
 export function unprotect(e: EngineCore, mm: Mm, addr: number, len: number): void {
   const r = writeprotectFast(mm.uffd, addr, len, false);
-  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
+  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true, tid: 0 });
   else if (r < 0) wake(e, mm, addr, len);
 }
 
@@ -267,7 +266,7 @@ export function unprotect(e: EngineCore, mm: Mm, addr: number, len: number): voi
 export function unprotectRun(e: EngineCore, mm: Mm, addr: number, start: number, len: number): void {
   if (len === PAGE) { unprotect(e, mm, addr, PAGE); return; }
   const r = writeprotectFast(mm.uffd, start, len, false);
-  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true });
+  if (r === -EAGAIN) e.retries.push({ mm, addr, write: true, tid: 0 });
   else if (r < 0) unprotect(e, mm, addr, PAGE);
 }
 

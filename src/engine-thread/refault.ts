@@ -96,7 +96,7 @@ export class Refaulter {
       }
       if (DEBUG) fs.writeSync(2, `numactlx-engine: refault UFFDIO_COPY 0x${(lo + done * PAGE).toString(16)}+${len} failed: errno ${errno}\n`);
       if (errno === EAGAIN) {
-        e.retries.push({ mm, addr: faultAddr, write: false });
+        e.retries.push({ mm, addr: faultAddr, write: false, tid: 0 });
       } else if (errno === ENOENT && count > 1 && mm.table.flagsOf(faultAddr) & EVICTED) {
         // A VMA boundary inside the run (mprotect split the range): the faulting page alone.
         const f = mm.table.get(faultAddr) - 1;

@@ -46,6 +46,8 @@ export interface CommitContext {
   readonly committed: CommittedSnapshot[];
   /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
   waitingOnWorker: boolean;
+  /** A frame whose checksum could not be read back: the backing lost, as one sentence (found: where). */
+  noteUnreadable(found: string): string | undefined;
 }
 
 /**
@@ -107,6 +109,8 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
     yield;
   }
   for (const part of run.parts.values()) part.copied.fillCrcs((frame, slot) => ctx.checksums.crc(slot, frame));
+  const unreadable = ctx.noteUnreadable(`as snapshot ${run.req.id} was being committed`);
+  if (unreadable) run.failed ??= unreadable;
   const tFinish = process.hrtime.bigint();
   // Whether or not the commit succeeds, each mm's pages now live in the frames this
   // run left them in: the next snapshot must start from this map, not the older one.

@@ -26,8 +26,13 @@ export class FrozenPageCopier {
   /** A write waited for a copy and was let go since the last takeWoken(). */
   private woken = false;
 
+  /**
+   * `noteMedium`: after a short copy, whether a backing was lost (deleted or truncated:
+   * its frames past the end cannot be written — the kernel's copy stops there with
+   * EFAULT where a CPU store would be a SIGBUS), as one sentence.
+   */
   constructor(private readonly engine: Engine, private readonly checksums: ChecksumQueue,
-    readonly remote: RemoteCopier) {}
+    readonly remote: RemoteCopier, private readonly noteMedium: () => string | undefined) {}
 
   /**
    * Whether a thread waiting on a copy-before-write was woken since the last call: the
@@ -203,6 +208,12 @@ export class FrozenPageCopier {
       if (pid !== undefined && pid !== part.reader) n = this.remote.run(pid);
     }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+    // Short: a page the program let go of (lost to this snapshot), or a frame past the
+    // end of a truncated backing (the snapshot fails, and the session ends).
+    if (copied < m) {
+      const lost = this.noteMedium();
+      if (lost) run.failed ??= lost;
+    }
     for (let i = 0; i < m; i++) {
       const addr = dest[i];
       const slot = slots[i];

@@ -51,10 +51,17 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   readonly committed: CommittedSnapshot[];
+  /**
+   * A backing deleted or truncated under the session, once found (and where it was
+   * found): the session ends (engine-worker.ts tells the main thread). Remembered: the
+   * first finding is the one reported.
+   */
+  lostMedium: { problem: string; found: string } | undefined;
 
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
     existing: CommittedSnapshot[] = []) {
-    this.copier = new FrozenPageCopier(engine, checksums, this.remote);
+    this.copier = new FrozenPageCopier(engine, checksums, this.remote,
+      () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
     engine.attachSnapshots(this);
   }
@@ -107,18 +114,34 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     return this.phase.kind === 'committing' ? this.phase.id : 0;
   }
 
-  /** A backing deleted or truncated under the session (BackingStore.mediumProblem). */
-  private mediaProblem(): string | undefined {
-    for (const slot of this.engine.slots) {
-      const problem = slot.store.mediumProblem();
-      if (problem) return problem;
+  /**
+   * Looks at every backing (BackingStore.mediumProblem: one fstat each) and remembers
+   * the first one lost, with `found` (where it was found) — or `fallback` when a frame
+   * could not be read or written although the file looks whole. Returns the problem.
+   */
+  noteMedium(found: string, fallback?: string): string | undefined {
+    if (!this.lostMedium) {
+      let problem = fallback;
+      for (const slot of this.engine.slots) {
+        const p = slot.store.mediumProblem();
+        if (p) { problem = p; break; }
+      }
+      if (problem) this.lostMedium = { problem, found };
     }
-    return undefined;
+    return this.lostMedium?.problem;
   }
 
-  private checkMedia(): void {
-    const problem = this.mediaProblem();
-    if (problem) throw new Error(problem);
+  /** A frame the checksum worker could not read back (backing/frame-copy.ts): the backing is lost. */
+  noteUnreadable(found: string): string | undefined {
+    const slot = this.checksums.unreadable;
+    if (slot < 0) return undefined;
+    return this.noteMedium(found, `backing ${this.engine.slots[slot].backing}: a frame could not be read back for its checksum (EFAULT)`);
+  }
+
+  /** The snapshot being copied, as numactlx status shows it. */
+  get progress(): { id: number; frozen_pages: number; pages_left: number } | undefined {
+    const run = this.copying;
+    return run && { id: run.req.id, frozen_pages: run.frozenPages, pages_left: run.remaining };
   }
 
   // ---- prepare --------------------------------------------------------------------------
@@ -150,7 +173,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
    */
   freeze(req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): number {
     if (this.active) throw new Error(`snapshot ${this.currentId} is still being taken`);
-    this.checkMedia();
+    const lost = this.noteMedium(`as snapshot ${req.id} was being frozen`);
+    if (lost) throw new Error(lost);
     // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
     // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
     const { run, frozen } = freeze(this.engine, req, threads, tgidOf);
@@ -166,6 +190,11 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   /** Copies up to `pages` pending pages; true while pages remain (snapshot-copy.ts). */
   step(pages?: number): boolean {
+    const run = this.copying;
+    if (run && !run.failed) {
+      const lost = this.noteUnreadable(`while snapshot ${run.req.id} was being copied`);
+      if (lost) run.failed = lost;
+    }
     return this.copier.step(pages);
   }
 
@@ -200,8 +229,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       const run = this.copying;
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
       // Caught here, the snapshot fails with the reason instead of being committed into
-      // a file no one will see again (or numactlx dying of SIGBUS on a truncated one).
-      const problem = this.mediaProblem();
+      // a file no one will see again. (The commit checks the checksums read back too.)
+      const problem = this.noteMedium(`as snapshot ${run.req.id} was being committed`);
       if (problem) run.failed ??= problem;
       this.phase = { kind: 'committing', id: run.req.id, steps: finishSteps(this, run) };
     }

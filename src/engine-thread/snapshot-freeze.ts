@@ -88,6 +88,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     // [eviction] Frames eviction wrote since the last snapshot join this one as they are.
     engine.eviction?.recordFresh(mm, part);
   }
+  run.frozenPages = frozen;
   return { run, frozen };
 }
 

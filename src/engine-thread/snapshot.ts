@@ -77,6 +77,8 @@ export class SnapshotRun {
   /** When the tracer resumed the program (set with the pause). */
   resumedAt = process.hrtime.bigint();
   failed: string | undefined;
+  /** Pages frozen for copying (set by the freeze; `remaining` counts down from it). */
+  frozenPages = 0;
 
   constructor(readonly req: SnapshotRequest) {}
 

@@ -43,7 +43,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
         break;
       }
       mm.faults++;
-      e.fault(mm, page, false);
+      e.fault(mm, page, false, v.getUint32(off + O.pagefaultPtid, true));
       break;
     }
     case UFFD_EVENT.FORK:
@@ -86,11 +86,20 @@ function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
   e.events.fork++;
+  parent.unclaimedForks.push(forkChild(e, parent, ufd));
+}
+
+/**
+ * The mm of a child forked from `parent`, on userfaultfd `ufd` (from UFFD_EVENT_FORK, or
+ * made by the tracer where the kernel has no fork event): the parent's ranges and policy,
+ * and its pages — the child has a copy of every present page, so virtual pages get
+ * frames of their own, DIRTY (in no frame yet). Joins the engine's poll list.
+ */
+export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   const child = new Mm(ufd, parent.exe);
   child.command = parent.command;
   for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
   child.policy = parent.policy;
-  // The child has a copy of every present page: virtual pages get frames of their own.
   parent.table.forEach((addr, entry, node, flags) => {
     // [eviction] The child has no page where the parent's is evicted: it shares the frame.
     if (flags & EVICTED) { forkEvicted(e, child, addr, entry, node); return; }
@@ -108,9 +117,9 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
     }
     child.table.set(addr, PLACED_REAL);
   });
-  parent.unclaimedForks.push(child);
   e.mms.set(ufd, child);
   e.pollListChanged();
+  return child;
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {

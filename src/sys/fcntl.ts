@@ -23,6 +23,11 @@ export const O_DIRECTORY = 0o200000;
 export const O_NOFOLLOW = 0o400000;
 export const O_CLOEXEC = 0o2000000;
 
+/** fcntl(2) commands and the descriptor flag (<asm-generic/fcntl.h>). */
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
+
 /** flock(2) operations (<sys/file.h>). */
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
@@ -41,6 +46,8 @@ export const FALLOC_FL_UNSHARE_RANGE = 0x40;
 // is the same register in the x86_64 ABI (glibc reads it only with O_CREAT/O_TMPFILE).
 const openRaw = libc.func('open', 'int', ['const char *', 'int', 'uint32_t']);
 const closeRaw = libc.func('close', 'int', ['int']);
+// fcntl(2) is variadic; F_GETFD/F_SETFD take an int (or nothing) as the third argument.
+const fcntlIntRaw = libc.func('fcntl', 'int', ['int', 'int', 'int']);
 const flockRaw = libc.func('flock', 'int', ['int', 'int']);
 const fallocateRaw = libc.func('fallocate', 'int', ['int', 'int', 'int64_t', 'int64_t']);
 const ftruncateRaw = libc.func('ftruncate', 'int', ['int', 'int64_t']);
@@ -56,6 +63,12 @@ export function open(path: string, flags: number, mode = 0): number {
 
 export function close(fd: number): void {
   check('close', closeRaw(fd) as number);
+}
+
+/** Sets or clears FD_CLOEXEC on `fd` (a per-descriptor flag, not the open file's). */
+export function setCloseOnExec(fd: number, on: boolean): void {
+  const flags = check('fcntl(F_GETFD)', fcntlIntRaw(fd, F_GETFD, 0) as number);
+  check('fcntl(F_SETFD)', fcntlIntRaw(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) as number);
 }
 
 /** flock(2); with LOCK_NB a held lock fails with EWOULDBLOCK (EAGAIN on Linux). */

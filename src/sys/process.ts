@@ -1,5 +1,6 @@
-// Process-wide dispositions numactlx changes for itself: signal(2) to restore a
-// default action, setrlimit(2) for core dumps, and raise(3). Used only on the way out.
+// Process-wide state numactlx changes for itself: signal(2) to restore a default
+// action, getrlimit(2)/setrlimit(2) (core dumps; the open-file limit Node raises at
+// start-up), and raise(3). Used only on the way out, or on the way into an exec.
 import { libc, check } from './libc.js';
 
 const signalRaw = libc.func('void *signal(int sig, void *handler)');
@@ -7,7 +8,12 @@ const raiseRaw = libc.func('int raise(int sig)');
 const setrlimitRaw = libc.func('int setrlimit(int resource, const void *rlim)');
 const sigprocmaskRaw = libc.func('int sigprocmask(int how, const void *set, void *oldset)');
 
+const getrlimitRaw = libc.func('int getrlimit(int resource, _Out_ void *rlim)');
+
 const RLIMIT_CORE = 4;
+export const RLIMIT_NOFILE = 7;
+/** RLIM_INFINITY: "unlimited" (<asm-generic/resource.h>). */
+export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
 const SIG_UNBLOCK = 1;
 
 /** Restores SIG_DFL (a null handler) for `sig` in the whole process. */
@@ -18,6 +24,19 @@ export function resetSignalToDefault(sig: number): void {
 /** No core file for this process from now on (RLIMIT_CORE = 0). */
 export function disableCoreDumps(): void {
   check('setrlimit(RLIMIT_CORE)', setrlimitRaw(RLIMIT_CORE, new BigUint64Array([0n, 0n])) as number);
+}
+
+/** The soft and hard limits of `resource` (struct rlimit: two u64). */
+export function getRlimit(resource: number): { soft: bigint; hard: bigint } {
+  const rlim = new BigUint64Array(2);
+  check('getrlimit', getrlimitRaw(resource, rlim) as number);
+  return { soft: rlim[0], hard: rlim[1] };
+}
+
+/** Sets the soft limit of `resource`, keeping the hard one. */
+export function setSoftRlimit(resource: number, soft: bigint): void {
+  const { hard } = getRlimit(resource);
+  check('setrlimit', setrlimitRaw(resource, new BigUint64Array([soft, hard])) as number);
 }
 
 /** Unblocks `sig` on the calling thread and raises it there. */

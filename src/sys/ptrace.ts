@@ -72,6 +72,8 @@ export const SIGINFO_OFFSET = {
   signo: 0, errno: 4, code: 8,
   pid: 16, uid: 20, status: 24, // SIGCHLD, kill()
   addr: 16, // SIGSEGV, SIGBUS
+  addrLsb: 24, // SIGBUS BUS_MCEERR_* (short)
+  value: 24, // SI_QUEUE (sigval)
   callAddr: 16, syscall: 24, arch: 28, // SIGSYS
 } as const;
 
@@ -196,6 +198,12 @@ export interface SiginfoHead {
 export function getSiginfo(pid: number, out: Buffer = Buffer.alloc(SIGINFO_SIZE)): Buffer {
   callBuf('GETSIGINFO', pid, out);
   return out;
+}
+
+/** PTRACE_SETSIGINFO: the siginfo the tracee gets with the signal of its signal-delivery stop. */
+export function setSiginfo(pid: number, info: Buffer): void {
+  if (info.byteLength < SIGINFO_SIZE) throw new RangeError(`siginfo buffer of ${info.byteLength} bytes < ${SIGINFO_SIZE}`);
+  callBuf('SETSIGINFO', pid, info);
 }
 
 /** si_signo, si_errno and si_code of a siginfo buffer. */

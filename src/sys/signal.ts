@@ -1,10 +1,18 @@
-// Signals: kill(2), tgkill(2), sigqueue(3) (over rt_sigqueueinfo(2)), sigset_t handling
-// and signal names (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> of Linux 6.1).
+// Signals: kill(2), tgkill(2), sigqueue(3) (over rt_sigqueueinfo(2)), rt_sigaction(2) and
+// rt_sigprocmask(2) for the state an exec hands on, sigset_t handling and signal names
+// (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> and <asm/signal.h> of Linux 6.1).
 import os from 'node:os';
-import { libc, check, lastErrno } from './libc.js';
+import { libc, bindSyscall, check, lastErrno } from './libc.js';
+import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
 export const SI_QUEUE = -1;
+/** SIGBUS si_code values (<asm-generic/siginfo.h>). */
+export const BUS_CODE = { ADRERR: 2, MCEERR_AR: 4 } as const;
+
+/** siginfo_t (128 bytes on x86_64) and the offsets of the fields written here. */
+const SIGINFO_SIZE = 128;
+const SI = { signo: 0, errno: 4, code: 8, pid: 16, uid: 20, value: 24, addr: 16, addrLsb: 24 } as const;
 
 /** glibc's sigset_t is 1024 bits. */
 export const SIGSET_SIZE = 128;
@@ -35,6 +43,36 @@ export function sigqueueFast(pid: number, sig: number, value: number): number {
   return (sigqueueRaw(pid, sig, value) as number) === -1 ? -lastErrno() : 0;
 }
 
+const rtTgsigqueueinfoRaw = bindSyscall(['int', 'int', 'int', 'void *']);
+const getuidRaw = libc.func('unsigned int getuid(void)');
+const queued = Buffer.alloc(SIGINFO_SIZE);
+
+/**
+ * rt_tgsigqueueinfo(2): `sig` to thread `tid` of process `tgid` with si_code SI_QUEUE,
+ * si_pid and si_uid this process's, and `value` (an address: below 2^53) as si_value.
+ * Another process may only be sent a negative si_code, so a receiver can tell this
+ * signal from one the kernel raised. 0 or -errno, no exception.
+ */
+export function tgsigqueueinfoFast(tgid: number, tid: number, sig: number, value: number): number {
+  queued.fill(0);
+  queued.writeInt32LE(sig, SI.signo);
+  queued.writeInt32LE(SI_QUEUE, SI.code);
+  queued.writeInt32LE(process.pid, SI.pid);
+  queued.writeUInt32LE(getuidRaw() as number, SI.uid);
+  queued.writeBigUInt64LE(BigInt(value), SI.value);
+  return Number(rtTgsigqueueinfoRaw(SYS.rt_tgsigqueueinfo, tgid, tid, sig, queued)) === -1 ? -lastErrno() : 0;
+}
+
+/** The siginfo of a SIGBUS the kernel raises for an access at `addr` (si_addr_lsb: BUS_MCEERR_* only). */
+export function busSiginfo(code: number, addr: bigint, addrLsb = 0): Buffer {
+  const info = Buffer.alloc(SIGINFO_SIZE);
+  info.writeInt32LE(os.constants.signals.SIGBUS, SI.signo);
+  info.writeInt32LE(code, SI.code);
+  info.writeBigUInt64LE(addr, SI.addr);
+  info.writeInt16LE(addrLsb, SI.addrLsb);
+  return info;
+}
+
 /**
  * A sigset_t holding exactly `signals`, in a buffer the caller keeps alive while in
  * use. Bits are set directly (bit sig-1, the kernel's layout) because glibc's
@@ -62,4 +100,35 @@ export function signalsInMask(hex: string): number[] {
   const out: number[] = [];
   for (let sig = 1; sig <= 64; sig++) if ((mask >> BigInt(sig - 1)) & 1n) out.push(sig);
   return out;
+}
+
+// struct kernel_sigaction (<asm/signal.h>, x86_64): handler, flags, restorer, then the
+// kernel's 64-bit sigset. SIG_DFL and SIG_IGN need no restorer (SA_RESTORER is only for
+// handlers that return).
+const KERNEL_SIGACTION_BYTES = 32;
+const KERNEL_SIGSET_BYTES = 8;
+const SIG_DFL = 0n;
+const SIG_IGN = 1n;
+const SIG_SETMASK = 2;
+const rtSigactionRaw = bindSyscall(['int', 'const void *', 'void *', 'size_t']);
+const rtSigprocmaskRaw = bindSyscall(['int', 'const void *', 'void *', 'size_t']);
+
+/**
+ * Sets `sig` to its default action or to ignored, in the whole process: the two
+ * dispositions execve(2) keeps (caught signals revert to the default). Raw rt_sigaction
+ * because glibc's sigaction refuses its own signals 32 and 33.
+ */
+export function setSignalDisposition(sig: number, action: 'default' | 'ignore'): void {
+  const act = Buffer.alloc(KERNEL_SIGACTION_BYTES);
+  act.writeBigUInt64LE(action === 'ignore' ? SIG_IGN : SIG_DFL, 0);
+  check('rt_sigaction', rtSigactionRaw(SYS.rt_sigaction, sig, act, null, KERNEL_SIGSET_BYTES));
+}
+
+/**
+ * Sets the calling thread's signal mask to exactly `signals` (rt_sigprocmask(SIG_SETMASK)):
+ * the mask is per thread and execve(2) keeps the exec'ing thread's.
+ */
+export function setSignalMask(signals: Iterable<number>): void {
+  const set = sigset(signals).subarray(0, KERNEL_SIGSET_BYTES);
+  check('rt_sigprocmask', rtSigprocmaskRaw(SYS.rt_sigprocmask, SIG_SETMASK, set, null, KERNEL_SIGSET_BYTES));
 }

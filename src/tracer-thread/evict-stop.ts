@@ -23,20 +23,24 @@
 // event is handled, after the drop).
 //
 // Each range's MADV_DONTNEED waits until the engine has read its REMOVE event (the
-// engine runs meanwhile: it is not waiting on this thread). A thread blocked in a vfork
-// is not stopped: it runs no user code until its child has exec'd or exited.
+// engine runs meanwhile: it is not waiting on this thread). The threads are stopped as
+// for a freeze (stop-threads.ts: a vfork parent asleep until its stopped child resumes is
+// not waited for — it runs no user code until then). A task may die at any moment of the
+// stop (task-gone.ts): it is dropped and its death handled by the tracer's loop; the
+// drop stops there, the engine counts what it really did (EvictDone), and the session
+// goes on.
 import fs from 'node:fs';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
-import { cont, getRegs, getRseqArea, interrupt, PTRACE_EVENT, readReg } from '../sys/ptrace.js';
-import { SysError } from '../sys/libc.js';
-import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, WSTOPSIG, __WALL } from '../sys/wait.js';
+import { cont, getRegs, getRseqArea, PTRACE_EVENT, readReg } from '../sys/ptrace.js';
+import { WPTRACEEVENT, WSTOPSIG, type WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { EvictChannel } from '../channels/evict-request.js';
 import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
-import type { Thread } from './state.js';
+import { stopThreads, type StopHost } from './stop-threads.js';
+import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
 
 const { SIGTRAP } = os.constants.signals;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
@@ -52,17 +56,15 @@ const PAGE = 4096n;
 const STACK_KEEP = 8192n;
 
 /** What the stopper needs of the tracer (tracer.ts). */
-export interface StopHost {
-  readonly threads: ReadonlyMap<number, Thread>;
-  readonly held: Set<number>;
-  /** A status that arrived while the threads were held, handled now (it resumes the thread). */
-  replay(tid: number, status: number): void;
-  /** A task that ended while the threads were held. */
-  gone(tid: number, status: number): void;
+export interface EvictHost extends StopHost {
+  /** A stop read while the threads were held, handled now (it resumes the thread; a task gone meanwhile is dropped). */
+  handle(tid: number, status: number): void;
+  /** A status an injection's waitpid read (the task's death), for the tracer's loop to handle next. */
+  replay(r: WaitResult): void;
 }
 
 export class EvictStopper {
-  constructor(private readonly host: StopHost, private readonly engine: EngineClient,
+  constructor(private readonly host: EvictHost, private readonly engine: EngineClient,
     private readonly channel: EvictChannel) {}
 
   /** An eviction request waits to be taken. */
@@ -80,13 +82,15 @@ export class EvictStopper {
     if (!pids) return false;
     const t0 = process.hrtime.bigint();
     const procs = new Set(pids);
-    const stash = this.stopThreads(procs, stoppedTid);
-    const inj = this.injectable(procs, stoppedTid, stash);
+    let stash = new Map<number, number>();
     let bytes = -ESRCH;
     let pid = pids[0];
+    let inj: number | undefined;
     try {
+      stash = stopThreads(this.host, stoppedTid, (thread) => procs.has(thread.proc.pid));
+      inj = this.injectable(procs, stoppedTid, stash);
       if (inj !== undefined) {
-        pid = this.host.threads.get(inj)?.proc.pid ?? pid;
+        pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
         const t1 = process.hrtime.bigint();
         const n = this.engine.evictRanges(pid, this.keepRanges(inj, stoppedTid, stash));
         const t2 = process.hrtime.bigint();
@@ -97,22 +101,23 @@ export class EvictStopper {
         }
       }
     } catch (err) {
-      // The thread or its process ended under us: nothing (more) dropped.
-      if (!(err instanceof InjectionError || (err instanceof SysError && err.code === 'ESRCH'))) throw err;
-    } finally {
-      this.engine.evictDone(pid, bytes, Number(process.hrtime.bigint() - t0) / 1e6);
-      for (const [tid, status] of stash) {
-        try {
-          this.host.replay(tid, status);
-        } catch (err) {
-          if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
-        }
+      // The injected thread or its process ended under us: nothing more is dropped, and
+      // its death is the tracer loop's to handle (task-gone.ts).
+      if (err instanceof TaskGone) {
+        if (err.status !== undefined) this.host.replay({ pid: err.tid, status: err.status });
+      } else if (!(err instanceof InjectionError || isEsrch(err) || (inj !== undefined && !stillStopped(inj)))) {
+        throw err;
       }
+    } finally {
+      // The engine learns what was dropped (its pagemap check counts the rest resident)
+      // before any thread runs again.
+      this.engine.evictDone(pid, bytes, Number(process.hrtime.bigint() - t0) / 1e6);
+      for (const [tid, status] of stash) this.host.handle(tid, status);
       if (stoppedTid !== 0) {
         try {
           cont(stoppedTid);
-        } catch {
-          // gone
+        } catch (err) {
+          if (!isEsrch(err)) throw err;
         }
       }
     }
@@ -120,7 +125,7 @@ export class EvictStopper {
   }
 
   /** What the engine must keep ([start, end) pairs): see the header. */
-  private keepRanges(inj: number, stoppedTid: number, stash: Array<[number, number]>): number[] {
+  private keepRanges(inj: number, stoppedTid: number, stash: Map<number, number>): number[] {
     const keep: number[] = [];
     const add = (start: bigint, end: bigint): void => {
       keep.push(Number(start & ~(PAGE - 1n)), Number((end + PAGE - 1n) & ~(PAGE - 1n)));
@@ -131,7 +136,7 @@ export class EvictStopper {
     } catch {
       // no rseq (a kernel before 5.13, or none registered)
     }
-    for (const tid of [stoppedTid, ...stash.map(([t]) => t)]) {
+    for (const tid of [stoppedTid, ...stash.keys()]) {
       if (tid === 0 || keep.length >= 1000) continue;
       try {
         const rsp = readReg(getRegs(tid), 'rsp');
@@ -143,38 +148,15 @@ export class EvictStopper {
     return keep;
   }
 
-  /** PTRACE_INTERRUPTs every thread of `procs` and waits for each; returns what they reported. */
-  private stopThreads(procs: Set<number>, stoppedTid: number): Array<[number, number]> {
-    const waiting = new Set<number>();
-    for (const [tid, thread] of this.host.threads) {
-      if (!procs.has(thread.proc.pid) || tid === stoppedTid || this.host.held.has(tid) || thread.exiting || thread.vforking) continue;
-      try {
-        interrupt(tid);
-        waiting.add(tid);
-      } catch {
-        // exiting
-      }
-    }
-    const stash: Array<[number, number]> = [];
-    while (waiting.size > 0) {
-      const { pid: tid, status } = waitpid(-1, __WALL);
-      waiting.delete(tid);
-      if (WIFEXITED(status) || WIFSIGNALED(status)) { this.host.gone(tid, status); continue; }
-      if (!this.host.threads.has(tid)) { this.host.held.add(tid); continue; }
-      stash.push([tid, status]);
-    }
-    return stash;
-  }
-
   /**
    * A thread to inject into: the one at our SIGURG's delivery stop, else one stopped by
    * PTRACE_INTERRUPT (not a seccomp, exec or job-control stop, whose handling is pending).
    */
-  private injectable(procs: Set<number>, stoppedTid: number, stash: Array<[number, number]>): number | undefined {
-    const thread = this.host.threads.get(stoppedTid);
+  private injectable(procs: Set<number>, stoppedTid: number, stash: Map<number, number>): number | undefined {
+    const thread = this.host.tasks.threads.get(stoppedTid);
     if (thread && procs.has(thread.proc.pid)) return stoppedTid;
     for (const [tid, status] of stash) {
-      const t = this.host.threads.get(tid);
+      const t = this.host.tasks.threads.get(tid);
       if (t && procs.has(t.proc.pid) && WPTRACEEVENT(status) === PTRACE_EVENT.STOP && WSTOPSIG(status) === SIGTRAP) return tid;
     }
     return undefined;
@@ -203,10 +185,12 @@ export class EvictStopper {
           r = Number(injectSyscall(tid, SYS.process_madvise, [PIDFD_SELF_THREAD, scratch, BigInt(k), BigInt(MADV_DONTNEED), 0n]));
         }
       } catch (err) {
-        if (err instanceof InjectionError || (err instanceof SysError && err.code === 'ESRCH')) throw err;
+        if (err instanceof TaskGone || err instanceof InjectionError || isEsrch(err) || !stillStopped(tid)) throw err;
         // the code page could not be written: one call per range below
       } finally {
-        if (saved?.length === iov.length) writeRemote(tid, scratch, saved);
+        // The program's code back as it was — unless the thread is gone (killed: there
+        // is nothing of it to restore, and its death is what the caller must see).
+        if (saved?.length === iov.length) restoreCode(tid, scratch, saved);
       }
       // process_madvise advises the iovecs in order and returns the bytes done: the
       // ranges it finished are not dropped again (the engine may have brought a page of
@@ -224,5 +208,15 @@ export class EvictStopper {
       }
     }
     return total;
+  }
+}
+
+/** Puts `saved` back at `addr` in thread `tid`'s memory; nothing when the thread is no longer stopped (gone). */
+function restoreCode(tid: number, addr: bigint, saved: Buffer): void {
+  try {
+    writeRemote(tid, addr, saved);
+  } catch (err) {
+    if (isEsrch(err) || !stillStopped(tid)) return;
+    throw err;
   }
 }

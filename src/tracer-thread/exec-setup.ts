@@ -4,20 +4,25 @@
 // the seccomp filter on the first exec (children inherit it, and it survives exec);
 // the break; and, when the policy names a virtual node, the anonymous ranges the new
 // image already has (stack, bss, heap) registered before it runs an instruction.
+import fs from 'node:fs';
+import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
-import { SysError } from '../sys/libc.js';
-import { O_CLOEXEC, O_NONBLOCK } from '../sys/userfaultfd-uapi.js';
+import { errnoName, SysError } from '../sys/libc.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR, USERFAULTFD_IOC_NEW } from '../sys/userfaultfd-uapi.js';
 import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
 import { injectChecked, injectSyscall } from './inject.js';
 import { anonymousPrivate, readMaps } from './maps.js';
 import { writeRemote } from './remote.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
-import type { Proc } from './state.js';
+import type { Proc, Tasks, Thread } from './state.js';
+import type { EngineClient } from '../channels/tracer-engine.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
+const AT_FDCWD = -100n;
+const USERFAULTFD_DEVICE = Buffer.from('/dev/userfaultfd\0');
 const PR_SET_NO_NEW_PRIVS = 38n;
 const EACCES = 13n;
 /** The x86_64 ABI's red zone below rsp, which leaf code may use: never write there. */
@@ -42,21 +47,87 @@ export function installFilter(pid: number): void {
   if (ret < 0n) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER) in the program', Number(-ret));
 }
 
-/** Creates a userfaultfd in `pid` and returns numactlx's duplicate of it. */
-export function takeUserfaultfd(pid: number): number {
-  const remoteFd = injectChecked(pid, 'userfaultfd in the program', SYS.userfaultfd, [BigInt(O_CLOEXEC | O_NONBLOCK)]);
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, Number(remoteFd));
-  } finally {
-    closeFd(pidfd);
-    injectSyscall(pid, SYS.close, [remoteFd]);
+/** Where the program's userfaultfd comes from (src/kerndat/features.ts: USERFAULTFD, USERFAULTFD_DEVICE). */
+export type UffdSource = 'syscall' | 'device';
+
+const { EMFILE, ENFILE, ENOMEM, EPERM } = os.constants.errno;
+/**
+ * What the program's own state can make userfaultfd(2) answer: EPERM for a process
+ * that dropped root (vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE), no fd
+ * left, no memory.
+ */
+const REFUSED = new Set([EPERM, EMFILE, ENFILE, ENOMEM]);
+
+/** The program's process cannot have a userfaultfd: its memory stays ordinary memory. */
+export class UserfaultfdRefused extends Error {
+  constructor(readonly pid: number, readonly errno: number) {
+    super(`userfaultfd in pid ${pid} failed: ${errnoName(errno)}`);
+    this.name = 'UserfaultfdRefused';
   }
 }
 
-/** The current program break of `pid`. */
-export function currentBreak(pid: number): bigint {
-  return injectSyscall(pid, SYS.brk, [0n]);
+/** The uffd an injected call returned, or UserfaultfdRefused / SysError for its errno. */
+function uffdOrRefused(pid: number, what: string, ret: bigint): bigint {
+  if (ret >= 0n || ret <= -4096n) return ret;
+  const errno = Number(-ret);
+  if (REFUSED.has(errno)) throw new UserfaultfdRefused(pid, errno);
+  throw new SysError(what, errno);
+}
+
+/**
+ * A userfaultfd made inside `pid` (stopped): by userfaultfd(2), or — for a user
+ * without CAP_SYS_PTRACE, where that cannot trap kernel-mode faults — from
+ * /dev/userfaultfd, which the program opens with the user's own access to it. The
+ * device's path goes below the stack (past the red zone), like the seccomp filter.
+ */
+function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
+  const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
+  if (source === 'syscall') return uffdOrRefused(pid, 'userfaultfd in the program', injectSyscall(pid, SYS.userfaultfd, [flags]));
+  const rsp = readReg(getRegs(pid), 'rsp');
+  const pathAddr = (rsp - RED_ZONE - BigInt(USERFAULTFD_DEVICE.byteLength)) & ~15n;
+  writeRemote(pid, pathAddr, USERFAULTFD_DEVICE);
+  const dev = injectChecked(pid, 'open(/dev/userfaultfd) in the program', SYS.openat, [AT_FDCWD, pathAddr, BigInt(O_RDWR | O_CLOEXEC)]);
+  try {
+    return uffdOrRefused(pid, 'ioctl(USERFAULTFD_IOC_NEW) in the program',
+      injectSyscall(pid, SYS.ioctl, [dev, BigInt(USERFAULTFD_IOC_NEW), flags]));
+  } finally {
+    injectSyscall(pid, SYS.close, [dev]);
+  }
+}
+
+/**
+ * Creates a userfaultfd in `pid` and returns numactlx's duplicate of it, which the
+ * caller owns. If the program dies on the way, nothing of it is left open here.
+ */
+export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
+  const remoteFd = makeRemoteUserfaultfd(pid, source);
+  let fd = -1;
+  const pidfd = pidfdOpen(pid);
+  try {
+    fd = pidfdGetfd(pidfd, Number(remoteFd));
+  } finally {
+    closeFd(pidfd);
+  }
+  try {
+    injectSyscall(pid, SYS.close, [remoteFd]);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/**
+ * The program break of `pid` at its exec stop: start_brk, field 47 of /proc/PID/stat
+ * (exec sets brk = start_brk; the new image has not run). Read, not asked for with an
+ * injected brk(0): that costs a round of single steps, and brk is trapped by the filter.
+ */
+export function breakAtExec(pid: number): bigint {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields from the 3rd on follow the command's closing parenthesis (the command may hold spaces).
+  const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[47 - 3];
+  if (field === undefined) throw new Error(`no start_brk in /proc/${pid}/stat`);
+  return BigInt(field);
 }
 
 export interface AnonRange {
@@ -69,12 +140,41 @@ export function existingAnonRanges(pid: number): AnonRange[] {
   return anonymousPrivate(readMaps(pid)).map((e) => ({ start: e.start, len: e.end - e.start }));
 }
 
-export function setUpExec(proc: Proc): { uffd: number } {
+export function setUpExec(proc: Proc, source: UffdSource): { uffd: number } {
   if (!proc.filtered) {
     installFilter(proc.pid);
     proc.filtered = true;
   }
-  const uffd = takeUserfaultfd(proc.pid);
-  proc.brk = currentBreak(proc.pid);
-  return { uffd };
+  proc.brk = breakAtExec(proc.pid);
+  return { uffd: takeUserfaultfd(proc.pid, source) };
+}
+
+/**
+ * The syscall-exit stop of an exec (the exec stop itself is too early: see tracer.ts):
+ * `thread` is the thread-group leader now; a non-leader that exec'd is gone. The old mm
+ * is left, the new one gets its userfaultfd and the policy's ranges it already has. A
+ * process that cannot have a userfaultfd runs on with ordinary memory (`refused`).
+ */
+export function onExecStop(tasks: Tasks, engine: EngineClient, thread: Thread, formerTid: number,
+  source: UffdSource, refused: (err: UserfaultfdRefused) => void): void {
+  if (formerTid !== thread.tid) tasks.threads.delete(formerTid);
+  const proc = thread.proc;
+  proc.execed = true;
+  engine.leaveMm(proc.pid);
+  let uffd: number;
+  try {
+    ({ uffd } = setUpExec(proc, source));
+  } catch (err) {
+    if (!(err instanceof UserfaultfdRefused)) throw err;
+    refused(err);
+    return;
+  }
+  const r = engine.addMm(proc.pid, uffd);
+  if (r !== 0) {
+    closeFd(uffd);
+    throw new SysError(`UFFDIO_API for the program's userfaultfd (pid ${proc.pid})`, -r);
+  }
+  if (proc.policy) {
+    for (const range of existingAnonRanges(proc.pid)) engine.register(proc.pid, range.start, range.len, proc.policy);
+  }
 }

@@ -3,17 +3,24 @@
 //
 // Kernel facts (measured, DESIGN.md §5): orig_rax = -1 keeps the kernel's syscall
 // restart logic away from our registers; the first single-step from an exec stop
-// traps before the instruction, so we step until rip = addr + 2.
+// traps before the instruction, so we step until rip = addr + 2. An injected call the
+// program's seccomp filter traps stops at PTRACE_EVENT_SECCOMP on the way, with rip
+// already past the instruction and rax = -ENOSYS: that is not its result — stepping on
+// runs the call and traps after it.
+//
+// The task may be killed at any step: its death is handed back to the tracer
+// (TaskGone), whose loop handles it like any other.
 import { SYSCALL_REGS } from '../sys/arch/index.js';
-import { getRegs, peekData, pokeData, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
-import { waitpid, WIFSTOPPED, WSTOPSIG, __WALL } from '../sys/wait.js';
-import { SysError } from '../sys/libc.js';
+import { getRegs, peekData, pokeData, PTRACE_EVENT, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
+import { waitpid, WIFSTOPPED, WPTRACEEVENT, WSTOPSIG, __WALL } from '../sys/wait.js';
 import { tgkill } from '../sys/signal.js';
-import { readFileSync } from 'node:fs';
+import { SysError } from '../sys/libc.js';
 import os from 'node:os';
+import { isEsrch, TaskGone, taskStatus } from './task-gone.js';
 
 const { SIGTRAP } = os.constants.signals;
-const MAX_STEPS = 4;
+/** The exec stop's extra trap, a seccomp stop, a leftover interrupt: on top of the step that runs the call. */
+const MAX_STEPS = 8;
 
 export class InjectionError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -43,8 +50,19 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[]):
     for (let step = 0; step < MAX_STEPS; step++) {
       singleStep(tid);
       const { status } = waitpid(tid, __WALL);
-      if (!WIFSTOPPED(status)) throw new InjectionError(`thread ${tid} ended during an injected syscall ${nr}`);
+      if (!WIFSTOPPED(status)) throw new TaskGone(tid, status, `thread ${tid} ended during an injected syscall ${nr}`);
+      const event = WPTRACEEVENT(status);
       const sig = WSTOPSIG(status);
+      if (event === PTRACE_EVENT.SECCOMP) continue;
+      if (event === PTRACE_EVENT.EXIT) throw new TaskGone(tid, status, `thread ${tid} began to exit during an injected syscall ${nr}`);
+      if (event === PTRACE_EVENT.STOP) {
+        // SIGTRAP: a PTRACE_INTERRUPT (a freeze's) that reached the thread while it was
+        // in another stop stays pending and traps at its next resume, before the
+        // instruction ran. A stop signal: a group-stop, raised again after the call.
+        if (sig !== SIGTRAP) arrived.push(sig);
+        continue;
+      }
+      if (event !== 0) throw new InjectionError(`injected syscall ${nr} in thread ${tid}: unexpected ptrace event ${event}`);
       if (sig !== SIGTRAP) { arrived.push(sig); continue; }
       const now = getRegs(tid);
       if (readReg(now, 'rip') === rip + 2n) return BigInt.asIntN(64, readReg(now, 'rax'));
@@ -55,7 +73,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[]):
       pokeData(tid, rip, word);
       setRegs(tid, saved);
     } catch (err) {
-      if (!(err instanceof SysError && err.code === 'ESRCH')) throw err;
+      if (!isEsrch(err)) throw err; // killed meanwhile: nothing of it to restore
     }
     requeue(tid, arrived);
   }
@@ -70,12 +88,8 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[]):
  */
 function requeue(tid: number, signals: number[]): void {
   if (signals.length === 0) return;
-  let tgid = tid;
-  try {
-    tgid = Number(/^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))?.[1] ?? tid);
-  } catch {
-    return; // gone
-  }
+  const tgid = taskStatus(tid)?.tgid;
+  if (tgid === undefined) return; // gone
   for (const sig of signals) {
     try {
       tgkill(tgid, tid, sig);

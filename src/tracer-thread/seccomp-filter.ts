@@ -1,22 +1,25 @@
 // The seccomp filter installed in the program: SECCOMP_RET_TRACE (a ptrace stop in
 // the tracer) for exactly the calls that place memory — anonymous private mmap without
-// MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy — and the calls that discard
-// a process's memory without an exit stop (execve, execveat) — and ALLOW for everything
-// else, so untrapped calls run at full speed (≈ 10 ns of filter). A call from another
-// architecture (x32, i386) is allowed untouched.
+// MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy —, the calls that discard a
+// process's memory without an exit stop (execve, execveat), and the ptrace requests
+// that make the caller or another task a tracee (PTRACE_TRACEME, _ATTACH, _SEIZE: a
+// task of the program is numactlx's tracee already, and Linux allows one tracer) — and
+// ALLOW for everything else, so untrapped calls run at full speed (≈ 10 ns of filter).
+// A call from another architecture (x32, i386) is allowed untouched.
 import { AUDIT_ARCH, SYS } from '../sys/arch/index.js';
 import {
   BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_DATA,
   SECCOMP_RET, bpfJump, bpfStmt, encodeFilter,
 } from '../sys/seccomp.js';
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED } from '../sys/mman.js';
+import { PTRACE } from '../sys/ptrace.js';
 
 const MAP_TYPE = MAP_SHARED | MAP_PRIVATE; // 0x03 (also covers MAP_SHARED_VALIDATE)
 
 /** The filter program (struct sock_filter[]). */
 export function memoryTrapFilter(): Buffer {
-  const ALLOW = 13;
-  const TRACE = 14;
+  const ALLOW = 18;
+  const TRACE = 19;
   const j = (at: number, target: number): number => target - at - 1;
   return encodeFilter([
     /* 0 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arch),
@@ -32,7 +35,12 @@ export function memoryTrapFilter(): Buffer {
     /* 10 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.get_mempolicy, j(10, TRACE), 0),
     /* 11 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.execve, j(11, TRACE), 0),
     /* 12 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.execveat, j(12, TRACE), 0),
-    /* 13 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
-    /* 14 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
+    /* 13 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.ptrace, 0, j(13, ALLOW)),
+    /* 14 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arg(0)), // request, low 32 bits
+    /* 15 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.TRACEME, j(15, TRACE), 0),
+    /* 16 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.ATTACH, j(16, TRACE), 0),
+    /* 17 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.SEIZE, j(17, TRACE), j(17, ALLOW)),
+    /* 18 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
+    /* 19 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
   ]);
 }

@@ -34,7 +34,40 @@ export class Thread {
   clearChildTid = 0n;
   /** Past its exit stop: it will not run again, though waitpid has not reported it yet. */
   exiting = false;
-  /** Between its vfork event and VFORK_DONE: blocked in the kernel until the child execs or exits. */
-  vforking = false;
+  /**
+   * A vfork (CLONE_VFORK: glibc's posix_spawn too): the parent thread sleeps in the
+   * kernel until its child execs or exits, and cannot stop for a freeze meanwhile.
+   * Set on both from the parent's vfork event until the child's exec event or end.
+   */
+  vforkChild: Thread | undefined;
+  vforkParent: Thread | undefined;
   constructor(readonly tid: number, public proc: Proc) {}
+}
+
+/** Every task the tracer follows. */
+export class Tasks {
+  /** By pid (the thread-group id). */
+  readonly procs = new Map<number, Proc>();
+  /** By tid, processes' first threads included. */
+  readonly threads = new Map<number, Thread>();
+  /**
+   * Tasks whose first stop came before their creator's fork/clone event: left stopped
+   * until that event says what they are (new-tasks.ts), or adopted when it cannot come.
+   */
+  readonly held = new Set<number>();
+
+  /** The vfork between `child` and its parent is over (the child exec'd or ended). */
+  endVfork(child: Thread | undefined): void {
+    const parent = child?.vforkParent;
+    if (!parent) return;
+    parent.vforkChild = undefined;
+    child.vforkParent = undefined;
+  }
+
+  addProc(proc: Proc): Thread {
+    this.procs.set(proc.pid, proc);
+    const thread = new Thread(proc.pid, proc);
+    this.threads.set(proc.pid, thread);
+    return thread;
+  }
 }

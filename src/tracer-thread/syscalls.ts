@@ -5,7 +5,8 @@
 // - brk: runs; growth of the break is registered the same way;
 // - mbind / set_mempolicy naming a virtual node: emulated (the kernel does not know the
 //   node: it would say EINVAL) — the policy is remembered, the call returns 0;
-// - get_mempolicy: answered from the emulated policy when one applies.
+// - get_mempolicy: answered from the emulated policy when one applies;
+// - ptrace(TRACEME / ATTACH / SEIZE) of a task of the program: refused (ptrace-calls.ts).
 // To skip a call at its seccomp stop: orig_rax = -1, rax = the result (the kernel then
 // leaves rax alone).
 //
@@ -23,11 +24,12 @@ import {
 import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { readRemote, writeRemote } from './remote.js';
+import { refusePtrace, type PtraceRefusals } from './ptrace-calls.js';
 import type { Proc, Thread } from './state.js';
 import { PAGE_SIZE } from '../sys/page.js';
 
 const PAGE = BigInt(PAGE_SIZE);
-const { EFAULT } = os.constants.errno;
+const { EFAULT, EPERM } = os.constants.errno;
 const pageUp = (x: bigint): bigint => (x + PAGE - 1n) & ~(PAGE - 1n);
 const isError = (ret: bigint): boolean => ret < 0n && ret > -4096n;
 /** Node masks the kernel accepts have at most 1024 bits. */
@@ -38,6 +40,8 @@ export interface SyscallContext {
   virtualNodes: ReadonlySet<number>;
   /** Real nodes the program may use, for get_mempolicy(MPOL_F_MEMS_ALLOWED). */
   allowedReal: readonly number[];
+  /** The program's ptrace calls on itself (ptrace-calls.ts). */
+  ptrace: PtraceRefusals;
 }
 
 export type Resume = 'cont' | 'syscall';
@@ -143,6 +147,9 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
     }
     case SYS.get_mempolicy:
       return getMempolicy(tid, proc, regs, arg, ctx);
+    case SYS.ptrace:
+      if (refusePtrace(proc.pid, Number(arg(0)), Number(BigInt.asIntN(32, arg(1))), ctx.ptrace)) skip(tid, regs, -BigInt(EPERM));
+      return 'cont';
     case SYS.execve:
     case SYS.execveat:
       // A successful exec drops the process's memory with no exit stop: the pages a

@@ -82,3 +82,38 @@ test('repair of a damaged superblock copy rewrites both copies; verify is clean 
   expect(repair.stdout).toMatch(/superblock copy A is damaged .*; both copies rewritten\n.*kept 2 snapshots \(1, 2\)$/);
   expect((await numactlx(['verify', backing])).exitCode).toBe(0);
 }, 60_000);
+
+test('a flipped byte in the catalog root: verify and sessions name it with the repair; repair rebuilds it, every snapshot kept', async () => {
+  const backing = path.join(tmpDir(), 'n3.img');
+  for (let i = 0; i < 3; i++) expect((await session(backing)).exitCode).toBe(0);
+  const store = BackingStore.open(openBackingTarget(backing));
+  let offset: number;
+  try {
+    offset = Number(store.superblock.dataOffset) + loadCatalog(store).rootFrames[0] * 4096 + 4 + 24 + 24 + 16; // snapshot 2's CRC
+  } finally {
+    store.close();
+  }
+  const fd = fs.openSync(backing, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, offset);
+  b[0] ^= 0x01;
+  fs.writeSync(fd, b, 0, 1, offset);
+  fs.closeSync(fd);
+  const line = new RegExp(`catalog of ${backing} is corrupt: root \\(frame \\d+\\): checksum mismatch .*; numactlx repair ${backing} rebuilds it from the records that still read$`);
+
+  const verify = await numactlx(['verify', backing]);
+  expect(verify.exitCode).toBe(1);
+  expect(verify.stderr).toMatch(new RegExp(`^numactlx: verify: ${line.source}`));
+  const refused = await session(backing);
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stderr).toMatch(new RegExp(`^numactlx: ${line.source}`));
+
+  const repair = await numactlx(['repair', backing]);
+  expect(repair.exitCode).toBe(0);
+  expect(repair.stdout).toMatch(/: the catalog root was damaged \(root \(frame \d+\): checksum mismatch .*\): rebuilt from the records that still read \(snapshot 2 through the previous catalog's entries\)\n.*: kept 3 snapshots \(1, 2, 3\)$/);
+  expect((await numactlx(['verify', backing])).stdout).toMatch(/: 3 snapshots, .*: clean$/m);
+  // A session runs again; its snapshot gets id 4 (ids are not given twice).
+  expect((await session(backing)).exitCode).toBe(0);
+  const list = await numactlx(['snapshots', backing, '--json']);
+  expect((JSON.parse(list.stdout) as Array<{ id: number }>).map((s) => s.id)).toEqual([1, 2, 3, 4]);
+}, 120_000);

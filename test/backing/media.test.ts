@@ -156,40 +156,69 @@ describe('hugetlbfs', () => {
 });
 
 describe('/dev/dax code path (emulated)', () => {
-  // No /dev/dax device exists here (DESIGN.md §4). A node with the numbers of /dev/zero,
-  // described as a dax device by a sysfs fixture, takes the same path: opened without
-  // O_CREAT, header and frames reached only through align-sized MAP_SHARED mappings, no
-  // fallocate, sync() without msync. /dev/zero's shared mappings are fresh zeroed memory
-  // each time, so persistence and refusing a device with data cannot be shown here.
-  test('a zeroed device is formatted with the device alignment and its frames mapped', async () => {
+  // No /dev/dax device exists here (DESIGN.md §4; the real one is tested in a Linux 6.1
+  // guest). A node with the numbers of /dev/zero, described as a dax device by a sysfs
+  // fixture, takes the same path: opened without O_CREAT, header and frames reached only
+  // through align-sized MAP_SHARED mappings, no fallocate, sync() without msync, writes
+  // flushed through libpmem. /dev/zero's shared mappings are fresh zeroed memory each
+  // time, so what a format wrote cannot be read back by a second open here.
+  let dev: string;
+  let sysfs: string;
+  beforeAll(async () => {
     const dir = tmpDir('numactlx-dax-');
-    const sysfs = path.join(dir, 'sys');
+    sysfs = path.join(dir, 'sys');
     fs.mkdirSync(path.join(sysfs, 'dev/char/1:5'), { recursive: true });
     fs.writeFileSync(path.join(sysfs, 'dev/char/1:5/size'), String(64 << 20));
     fs.writeFileSync(path.join(sysfs, 'dev/char/1:5/align'), String(2 << 20));
-    const dev = path.join(dir, 'dax0.0');
+    dev = path.join(dir, 'dax0.0');
     const r = await execa('mknod', ['-m', '600', dev, 'c', '1', '5'], { reject: false });
     if (r.exitCode !== 0) throw new Error(`mknod (to emulate a /dev/dax node) failed: ${r.stderr}`);
-    process.env.NUMACTLX_SYSFS_ROOT = sysfs;
+  });
+  beforeEach(() => { process.env.NUMACTLX_SYSFS_ROOT = sysfs; });
+  afterEach(() => { delete process.env.NUMACTLX_SYSFS_ROOT; });
+
+  test('a device without a numactlx superblock is refused, naming numactlx format', () => {
+    expect(openError(dev)).toMatchObject({ reason: 'foreign',
+      message: `${dev} has no numactlx superblock (its first 8 KiB are zero); numactlx writes a /dev/dax device only ` +
+        `once told to: numactlx format ${dev}` });
+  });
+
+  test('format (open with a format request) writes a superblock at the device alignment and maps the frames', () => {
+    const store = BackingStore.open(inspectBacking(dev), { force: false });
+    stores.push(store);
+    expect(store).toMatchObject({ kind: 'dax', size: 64n * MiB, durability: 'pmem', durabilityNote: undefined,
+      frameCount: (62 << 20) / 4096 });
+    expect(store.superblock).toMatchObject({ dataOffset: 2n * MiB, generation: 1n });
+    // /dev/zero sizes its shared memory to the mapping's length and ignores the offset,
+    // so only the first frameCount - dataOffset/4096 frames are backed in this emulation.
+    const usable = store.frameCount - (2 << 20) / 4096;
+    for (let i = 0; i < store.frameCount; i++) expect(store.allocFrame()).toBe(i); // no fallocate on dax
+    expect(store.allocFrame()).toBe(-1);
+    store.writeFrame(usable - 1, Buffer.alloc(4096, 0xda));
+    expect(store.frameView(usable - 1)[4095]).toBe(0xda);
+    expect(() => store.sync()).not.toThrow(); // the frame written is flushed (libpmem)
+    // The lock holds; the owner's pid cannot be read back through a second /dev/zero
+    // mapping (it is new memory), so the message falls back to naming the flock.
+    expect(openError(dev)).toMatchObject({ reason: 'in-use',
+      message: `${dev} is in use: another process holds its lock (flock)` });
+  });
+
+  test('without libpmem (NUMACTLX_DISABLE_FEATURES=LIBPMEM) the store says what durability it lacks', () => {
+    process.env.NUMACTLX_DISABLE_FEATURES = 'LIBPMEM';
     try {
-      const store = openBacking(dev);
-      expect(store).toMatchObject({ kind: 'dax', size: 64n * MiB, durability: 'platform',
-        frameCount: (62 << 20) / 4096 });
-      expect(store.superblock).toMatchObject({ dataOffset: 2n * MiB, generation: 1n });
-      // /dev/zero sizes its shared memory to the mapping's length and ignores the offset,
-      // so only the first frameCount - dataOffset/4096 frames are backed in this emulation.
-      const usable = store.frameCount - (2 << 20) / 4096;
-      for (let i = 0; i < store.frameCount; i++) expect(store.allocFrame()).toBe(i); // no fallocate on dax
-      expect(store.allocFrame()).toBe(-1);
-      store.frameView(usable - 1).fill(0xda);
-      expect(store.frameView(usable - 1)[4095]).toBe(0xda);
-      expect(() => store.sync()).not.toThrow();
-      // The lock holds; the owner's pid cannot be read back through a second /dev/zero
-      // mapping (it is new memory), so the message falls back to naming the flock.
-      expect(openError(dev)).toMatchObject({ reason: 'in-use',
-        message: `${dev} is in use: another process holds its lock (flock)` });
+      const store = BackingStore.open(inspectBacking(dev), { force: false });
+      stores.push(store);
+      expect(store).toMatchObject({ durability: 'platform', durabilityNote: 'no CPU cache flush (libpmem disabled by ' +
+        'NUMACTLX_DISABLE_FEATURES): its snapshots survive a crash of numactlx, but power loss only on an eADR platform' });
     } finally {
-      delete process.env.NUMACTLX_SYSFS_ROOT;
+      delete process.env.NUMACTLX_DISABLE_FEATURES;
     }
+  });
+
+  test('format is for /dev/dax devices only', () => {
+    const file = path.join(tmpDir(), 'n.img');
+    expect(() => BackingStore.open(inspectBacking(file, 16n * MiB), { force: false })).toThrow(
+      `${file}: numactlx format is for /dev/dax devices; a backing file is created and formatted by --remap=NODE,PATH,size=SIZE`);
+    expect(fs.existsSync(file)).toBe(false);
   });
 });

@@ -7,6 +7,7 @@ import { BackingError, BackingStore } from '../../backing/store.js';
 import { encodeSuperblock, decodeSuperblock, SLOT_SIZE, type Superblock } from '../../backing/format.js';
 import { copyToAddress } from '../../src/sys/mman.js';
 import { ROOT } from '../helpers/numactlx.js';
+import { patternPage } from '../helpers/pattern.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1n << 20n;
@@ -56,16 +57,8 @@ function slots(file: string): [Superblock | string, Superblock | string] {
   return [one(buf.subarray(0, SLOT_SIZE)), one(buf.subarray(SLOT_SIZE))];
 }
 
-/** A seeded pattern for frame `f` (CRIU zdtm datagen style). */
-function pattern(f: number, seed: number): Buffer {
-  const buf = Buffer.alloc(4096);
-  let x = (f * 2654435761 + seed) >>> 0;
-  for (let i = 0; i < buf.length; i += 4) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    buf.writeUInt32LE(x, i);
-  }
-  return buf;
-}
+/** Frame `f`'s contents: page f of the pattern of `seed` (../helpers/pattern.ts). */
+const pattern = (f: number, seed: number): Buffer => patternPage(seed, f);
 
 let dir: string;
 beforeEach(() => {

@@ -9,8 +9,9 @@ import { CHANNEL_BYTES, TracerChannelServer, TracerOp } from '../../src/channels
 import { MainMailbox, MainRequest } from '../../src/channels/engine-mailbox.js';
 import { Doorbell, DOORBELL_BYTES, MAX_THREADS } from '../../src/channels/doorbell.js';
 import { ChecksumQueue, ChecksumRingReader, checksumShared } from '../../src/channels/checksum-ring.js';
+import { FrameCrcs } from '../../backing/frame-crcs.js';
 import { eventfd, eventfdDrain, closeFd, poll, POLLFD_SIZE, POLLIN, EFD_CLOEXEC, EFD_NONBLOCK } from '../../src/sys/eventfd.js';
-import { bufferAddress } from '../../src/sys/mman.js';
+import { bufferAddress, mmap, munmap, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../src/sys/mman.js';
 import { USER_REGS_SIZE } from '../../src/sys/arch/index.js';
 import { ROOT } from '../helpers/numactlx.js';
 
@@ -79,10 +80,16 @@ describe('MainMailbox (main → engine)', () => {
 });
 
 describe('Doorbell (main → tracer → engine)', () => {
-  test('a ring with no process published says so; a request is taken once, with its label', () => {
+  test('a ring with no process published is withdrawn (one outcome: the caller\'s failure); a request is taken once, with its label', () => {
     const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
-    expect(bell.ring(5, 'before-upgrade')).toBe(false); // no pid: the tracer takes it at its next stop
-    expect(bell.take()).toEqual({ id: 5, label: 'before-upgrade' });
+    expect(bell.ring(5, 'lost')).toBe(false);
+    // Withdrawn: a tracer at an exit stop, or at the end of its run, must not answer it too.
+    expect(bell.take()).toBeUndefined();
+    expect(bell.waitRequest(0)).toBeUndefined();
+    // SIGURG to this process: ignored by default, as by a program that was not traced.
+    bell.publishPid(process.pid);
+    expect(bell.ring(6, 'before-upgrade')).toBe(true);
+    expect(bell.take()).toEqual({ id: 6, label: 'before-upgrade' });
     expect(bell.take()).toBeUndefined();
     expect(bell.label()).toBe('before-upgrade'); // the engine reads it for the record
   });
@@ -95,6 +102,14 @@ describe('Doorbell (main → tracer → engine)', () => {
     const many = Array.from({ length: MAX_THREADS + 3 }, (_, i) => ({ tgid: 1, tid: i + 1, regs: Buffer.alloc(USER_REGS_SIZE) }));
     bell.writeThreads(many);
     expect(bell.readThreads()).toHaveLength(MAX_THREADS);
+  });
+
+  test('the end of the session: the tracer sees it, and a wait for a request at an exit stop returns at once', () => {
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    expect(bell.endRequested).toBe(false);
+    bell.requestEnd(); // no pid published: nothing to kill
+    expect(bell.endRequested).toBe(true);
+    expect(bell.waitRequest(10 * 60_000)).toBeUndefined(); // had it waited, the test would time out
   });
 });
 
@@ -117,7 +132,7 @@ describe('checksum ring (engine → checksum worker)', () => {
     expect(queue.pending).toBe(FRAMES);
     const queued = reader.waitForWork(0);
     expect(queued).toBe(FRAMES);
-    reader.take(queued, (slot, f) => zlib.crc32(frames.subarray(f * 4096, (f + 1) * 4096)));
+    reader.take(queued, new FrameCrcs(shared.nodes));
     expect(queue.settled).toBe(true);
     for (let f = 0; f < FRAMES; f++) expect(queue.crc(0, f)).toBe(crcOf(frames, f));
     reader.stopped();
@@ -155,9 +170,30 @@ describe('checksum ring (engine → checksum worker)', () => {
     let computed = 0;
     queue.stop(0); // asks; the reader has not stopped yet, so this waits 0 ms and returns
     expect(reader.stopRequested).toBe(true);
-    reader.take(FRAMES, (_s, f) => { computed++; return crcOf(frames, f); });
+    const crcs = new FrameCrcs(shared.nodes);
+    reader.take(FRAMES, { compute: (slots, fs, n, out) => { computed += n; return crcs.compute(slots, fs, n, out); } });
     expect(computed).toBe(64);
+    expect(queue.crc(0, 63)).toBe(crcOf(frames, 63));
     reader.stopped();
     expect(queue.hasWorker).toBe(false);
+  });
+
+  test('a frame that cannot be read (a truncated backing): CRC 0, its slot named, the others computed', () => {
+    // Two nodes: frames of slot 1 are mapped, then unmapped (as a truncation unmaps a
+    // file's pages past its end): reading one is EFAULT for the kernel's copy.
+    const { frames } = rig();
+    const gone = mmap(0n, 2n * 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+    munmap(gone, 2n * 4096n);
+    const sync = { path: '', kind: 'file' as const, frameBase: 0, mapLength: 0, fd: -1 };
+    const shared = checksumShared([{ frameBase: Number(bufferAddress(frames)), frameCount: FRAMES, sync },
+      { frameBase: Number(gone), frameCount: 2, sync }]);
+    const queue = new ChecksumQueue(shared);
+    const reader = new ChecksumRingReader(shared);
+    for (const [slot, f] of [[0, 1], [1, 1], [0, 2], [0, 3]]) queue.written(slot, f);
+    expect(queue.unreadable).toBe(-1);
+    reader.take(reader.waitForWork(0), new FrameCrcs(shared.nodes));
+    expect(queue.settled).toBe(true);
+    expect(queue.unreadable).toBe(1);
+    expect([queue.crc(0, 1), queue.crc(1, 1), queue.crc(0, 2), queue.crc(0, 3)]).toEqual([crcOf(frames, 1), 0, crcOf(frames, 2), crcOf(frames, 3)]);
   });
 });

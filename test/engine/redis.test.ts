@@ -2,6 +2,7 @@
 // read back; its memory must be on the node.
 import { execa } from 'execa';
 import { NUMACTLX } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,12 +27,15 @@ test('redis-server: 100k keys set and read back, its memory on node 3', async ()
   const server = execa(NUMACTLX, [`--remap=3,${dir}/node3.img,size=1g`, '--membind=3', '--stats', statsFile, '--',
     'redis-server', '--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
   { reject: false });
+  // redis-server logs to stdout (no logfile): it says when it listens.
+  let log = '';
+  server.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
   try {
-    for (let i = 0; i < 200; i++) {
-      const r = await execa('redis-cli', ['-h', '127.0.0.1', '-p', String(PORT), 'ping'], { reject: false });
-      if (r.stdout === 'PONG') break;
-      await new Promise((res) => setTimeout(res, 50));
-    }
+    await waitFor('redis-server to log "Ready to accept connections"', () => {
+      if (server.exitCode !== null) throw new Error(`redis-server ended (exit ${server.exitCode}) before it was ready`);
+      return log.includes('Ready to accept connections');
+    }, 60000).catch((err: Error) => { throw new Error(`${err.message}; its log: ${log}`); });
+    expect(await redisCli(['ping'])).toBe('PONG');
     const commands = Array.from({ length: KEYS }, (_, i) => `SET key:${i} value-${i * 7}-${'x'.repeat(i % 50)}\r\n`).join('');
     const loaded = await redisCli(['--pipe'], commands);
     expect(loaded).toContain(`errors: 0, replies: ${KEYS}`);

@@ -2,6 +2,7 @@
 // halve at a fault elsewhere, aligned to their size, inside the trapped range.
 import { MAX_RUN_PAGES, WriteRunSizer } from '../../src/engine-thread/write-runs.js';
 import { PAGE } from '../../src/engine-thread/page-table.js';
+import { prng, testSeed } from '../helpers/random.js';
 
 const LO = 0x7f0000000000;
 const HI = LO + 64 * 1024 * PAGE;
@@ -35,23 +36,14 @@ test('descending faults grow the run too', () => {
 });
 
 test('random faults keep the run at one page; the run never leaves the range', () => {
-  const seed = Number(process.env.NUMACTLX_TEST_SEED ?? 0x5eed);
-  console.log(`write-runs random test seed ${seed} (NUMACTLX_TEST_SEED)`);
-  let state = seed >>> 0; // mulberry32
-  const random = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = prng(testSeed('write-runs random faults'));
   const w = new WriteRunSizer();
   // Grow it first, then scatter: it falls back to single pages.
   let addr = LO;
   for (let i = 0; i < 10; i++) addr = w.runAt(addr, LO, HI)[1];
   let big = 0;
   for (let i = 0; i < 1000; i++) {
-    const at = LO + Math.floor(random() * 64 * 1024) * PAGE;
+    const at = LO + rng.below(64 * 1024) * PAGE;
     const [s, e] = w.runAt(at, LO, HI);
     expect(s).toBeLessThanOrEqual(at);
     expect(e).toBeGreaterThan(at);

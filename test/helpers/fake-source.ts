@@ -2,23 +2,11 @@
 // offline verbs (snapshots, verify, export, diff) are tested through until, and besides,
 // the on-media catalog.
 import zlib from 'node:zlib';
+import { patternPage } from './pattern.js';
 import type { SnapshotSource } from '../../src/snapshot/source.js';
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from '../../src/snapshot/types.js';
 
 export const PAGE = 4096;
-
-/** 4096 bytes that depend on `seed` only (a CRIU-datagen-like pattern). */
-export function patternPage(seed: number): Buffer {
-  const page = Buffer.alloc(PAGE);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < PAGE; i += 4) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    page.writeUInt32LE(x, i);
-  }
-  return page;
-}
 
 /** A user_regs_struct (216 bytes) with the named registers set, the others zero. */
 export function fakeRegs(values: Record<string, bigint> = {}): Buffer {
@@ -35,7 +23,7 @@ export function fakeRegs(values: Record<string, bigint> = {}): Buffer {
 
 export interface FakeProcessSpec {
   pid: number;
-  /** Page address → contents (a Buffer, or a seed for patternPage), or an existing frame. */
+  /** Page address → contents (a Buffer, or a seed: page 0 of its pattern, ./pattern.ts), or an existing frame. */
   pages: Array<[number, Buffer | number | { frame: number }]>;
   vmas?: Vma[];
   exe?: string;

@@ -25,14 +25,24 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Polls `probe` every 10 ms until it returns a value, or throws after `ms`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, ms = 5000): Promise<T> {
+/**
+ * Waits for an event the test cannot be told of directly (a process state, a file, a
+ * line of status): polls `probe` until it returns a value and returns that value, or
+ * throws `timed out after N s waiting for WHAT` after `ms` — 30 s unless given: a
+ * deadline that catches a hang, generous on a loaded machine, never a measure of speed.
+ * `probe` may be async (a `numactlx status` run); it is called again `every` ms after
+ * the last call ended. That pause is the polling interval, not a synchronisation:
+ * nothing is assumed to have happened when it ends. A probe that throws ends the wait
+ * with its error.
+ */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 30_000, every = 10): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
   }
 }
 

@@ -1,25 +1,15 @@
 // Snapshots for the catalog tests: pages written into frames with seeded patterns
 // (CRIU zdtm datagen style) and records built around them.
 import zlib from 'node:zlib';
+import { patternPage } from './pattern.js';
 import type { BackingStore } from '../../backing/store.js';
 import type { SnapshotPage, SnapshotRecord } from '../../src/snapshot/types.js';
 
-/** A seeded 4 KiB pattern. */
-export function pattern(seed: number): Buffer {
-  const buf = Buffer.alloc(4096);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < buf.length; i += 4) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    buf.writeUInt32LE(x, i);
-  }
-  return buf;
-}
-
-/** Writes `seed`'s pattern into a new frame of `store`: the page of a snapshot at `addr`. */
+/** Writes page 0 of `seed`'s pattern (./pattern.ts) into a new frame of `store`: the page of a snapshot at `addr`. */
 export function writePage(store: BackingStore, addr: number, seed: number): SnapshotPage {
   const frame = store.allocFrame();
   if (frame < 0) throw new Error(`no free frame in ${store.path}`);
-  const data = pattern(seed);
+  const data = patternPage(seed);
   data.copy(store.frameView(frame));
   return { addr, frame, crc: zlib.crc32(data) };
 }

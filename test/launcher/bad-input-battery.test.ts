@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type Result } from 'execa';
 import { numactlx } from '../helpers/numactlx.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const dir = tmpDir('numactlx-battery-');
@@ -66,21 +67,9 @@ async function refused({ args, first, unchanged = [] }: Case): Promise<Result> {
   return r;
 }
 
-// Seeded random bytes (mulberry32), so a failure can be replayed: NUMACTLX_TEST_SEED=N.
-const seed = Number(process.env.NUMACTLX_TEST_SEED ?? (Date.now() >>> 0));
-console.log(`bad-input-battery: random seed ${seed} (replay with NUMACTLX_TEST_SEED=${seed})`);
-function randomBytes(n: number, s: number): Buffer {
-  let a = s >>> 0;
-  const out = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
-  }
-  return out;
-}
+// Seeded random bytes, so a failure can be replayed: NUMACTLX_TEST_SEED=N (../helpers/random.ts).
+const seed = testSeed('bad-input-battery');
+const randomBytes = (n: number, s: number): Buffer => prng(s).bytes(n);
 
 afterEach(() => fs.rmSync(marker, { force: true }));
 
@@ -147,6 +136,13 @@ fs.writeFileSync(aFile, 'x');
 const roMount = path.join(paths3, 'ro');
 fs.mkdirSync(roMount, { mode: 0o700 });
 let mounted = false;
+// A read-only bind mount of a writable directory: the directory stays writable under its
+// own name, the mount point refuses writes (MNT_READONLY on the mount, not the filesystem).
+const bindSource = path.join(paths3, 'bind-source');
+fs.mkdirSync(bindSource, { mode: 0o700 });
+const roBind = path.join(paths3, 'ro-bind');
+fs.mkdirSync(roBind, { mode: 0o700 });
+let bound = false;
 /** Made in beforeAll by a real session: a valid backing with one snapshot. */
 const real = path.join(dir, 'real.img');
 
@@ -162,11 +158,18 @@ beforeAll(async () => {
   mounted = true;
   fs.copyFileSync(real, path.join(roMount, 'backing.img'));
   await execa('mount', ['-o', 'remount,ro', roMount]);
+  fs.copyFileSync(real, path.join(bindSource, 'backing.img'));
+  const b = await execa('mount', ['--bind', bindSource, roBind], { reject: false });
+  if (b.exitCode !== 0) throw new Error(`mount --bind: ${b.stderr}`);
+  bound = true;
+  const ro = await execa('mount', ['-o', 'remount,bind,ro', roBind], { reject: false });
+  if (ro.exitCode !== 0) throw new Error(`mount -o remount,bind,ro: ${ro.stderr}`);
   makeCorrupt();
 }, 60_000);
 
 afterAll(async () => {
   if (mounted) await execa('umount', [roMount], { reject: false });
+  if (bound) await execa('umount', [roBind], { reject: false });
   removeTmpDirs();
 });
 
@@ -193,6 +196,11 @@ const paths: Case[] = [
     first: new RegExp(`^numactlx: backing ${esc(path.join(roMount, 'backing.img'))}: EROFS while opening it$`), unchanged: [path.join(roMount, 'backing.img')] },
   { name: 'a new backing on a read-only tmpfs', args: asBacking(path.join(roMount, 'new.img'), '16m'),
     first: new RegExp(`^numactlx: backing ${esc(path.join(roMount, 'new.img'))}: EROFS while creating it$`) },
+  { name: 'a valid backing on a read-only bind mount', args: asBacking(path.join(roBind, 'backing.img')),
+    first: new RegExp(`^numactlx: backing ${esc(path.join(roBind, 'backing.img'))}: EROFS while opening it$`),
+    unchanged: [path.join(bindSource, 'backing.img')] },
+  { name: 'a new backing on a read-only bind mount (its directory writable elsewhere)', args: asBacking(path.join(roBind, 'new.img'), '16m'),
+    first: new RegExp(`^numactlx: backing ${esc(path.join(roBind, 'new.img'))}: EROFS while creating it$`) },
   { name: 'a path whose parent is a regular file', args: asBacking(path.join(aFile, 'n.img'), '16m'),
     first: invalid(path.join(aFile, 'n.img'), 'cannot stat: ENOTDIR') },
 ];

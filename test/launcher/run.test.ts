@@ -10,8 +10,8 @@ import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
 
-// Every transparency property holds on real nodes (the program is spawned and waited
-// for) and on a virtual node (the program runs under the tracer).
+// Every transparency property holds on real nodes (numactlx execs the program, as
+// numactl does) and on a virtual node (the program runs under the tracer).
 const virtualBacking = path.join(tmpDir(), 'node3.img');
 const MODES: Array<[string, string[]]> = [
   ['on real nodes', []],
@@ -92,7 +92,10 @@ describe.each(MODES)('%s', (_name, mode) => {
     const pid = child.pid!;
     // Whatever fails below, never leave a stopped numactlx behind (jest would wait for it).
     const cleanUp = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 15000);
-    const program = await waitFor('the program', () => childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep')));
+    // On real nodes numactlx execs the program: it is numactlx's own process.
+    const program = await waitFor('the program', () => (mode.length === 0
+      ? (exeOf(pid).endsWith('/sleep') ? pid : undefined)
+      : childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep'))), 20_000);
     process.kill(program, 'SIGSTOP');
     await waitFor('numactlx stopped', () => procState(pid) === 'T');
     process.kill(pid, 'SIGCONT');

@@ -36,12 +36,11 @@ test('SIGUSR1 sent during start-up, on a virtual node: one snapshot once the pro
     // Sent before the session was ready: its control socket did not exist yet.
     expect(fs.readdirSync(runtime)).toEqual([]);
     // The snapshot is taken once the program runs; it waits for a line meanwhile.
-    for (;;) {
-      const list = await numactlx(['snapshots', backing, '--json'], { env });
-      if (list.exitCode === 0 && (JSON.parse(list.stdout) as unknown[]).length === 1) break;
+    await waitFor(`one snapshot listed in ${backing}`, async () => {
       if (session.exitCode !== undefined && session.exitCode !== null) throw new Error(`numactlx ended: ${session.exitCode}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      const list = await numactlx(['snapshots', backing, '--json'], { env });
+      return list.exitCode === 0 && (JSON.parse(list.stdout) as unknown[]).length === 1;
+    }, 30_000);
     session.stdin!.end('bye\n');
     const r = await session;
     expect({ exit: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr }).toEqual({ exit: 0, signal: undefined, stdout: 'bye', stderr: '' });

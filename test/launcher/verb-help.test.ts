@@ -1,7 +1,7 @@
 // Every verb through the built binary: --help and -h print its usage on stdout (exit 0),
 // an unknown option is one `numactlx:` line naming it plus the same usage on stderr (exit 1).
 // One table, one check: the verbs share launcher/verbs/parse.ts, and this holds them to it.
-import { VERBS } from '../../launcher/verbs/index.js';
+import { VERB_NAMES } from '../../launcher/verbs/index.js';
 import { numactlx } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
@@ -19,13 +19,14 @@ const TABLE: Array<[verb: string, valid: string]> = [
   ['diff', '--json, --help'],
   ['rm', '--help'],
   ['repair', '--help'],
+  ['format', '--size SIZE, --force, --help'],
 ];
 
 // No session is reached: parsing comes first; an empty socket directory makes sure.
 const run = (args: string[]) => numactlx(args, { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
 
 test('the table names every verb', () => {
-  expect(TABLE.map(([verb]) => verb).sort()).toEqual([...VERBS.keys()].sort());
+  expect(TABLE.map(([verb]) => verb).sort()).toEqual([...VERB_NAMES].sort());
 });
 
 describe.each(TABLE)('numactlx %s', (verb, valid) => {

@@ -34,6 +34,43 @@ test.each([
   expect(() => parseIdList(text, ctx)).toThrow(message);
 });
 
+// Device specifiers: the resolver gets the rest of the list from the specifier on, and its
+// nodes are taken as they are (not checked against the allowed set, no "+").
+describe('with a device resolver', () => {
+  const asked: string[] = [];
+  const devices = {
+    ...ctx,
+    device: (spec: string): number[] | undefined => {
+      asked.push(spec);
+      if (spec.startsWith('fail:')) throw new Error(`no such device '${spec.slice(5)}'`);
+      return spec.startsWith('dev:') ? [2] : undefined;
+    },
+  };
+  beforeEach(() => { asked.length = 0; });
+
+  test.each([
+    ['dev:eth0', [2], ['dev:eth0']],
+    ['0,dev:eth0', [0, 2], ['dev:eth0']],
+    ['dev:eth0,1', [2], ['dev:eth0,1']], // the rest of the list is the device's name
+    ['!dev:eth0', [0, 1, 3, 8], ['dev:eth0']],
+    ['+dev:eth0', [2], ['dev:eth0']], // node 2 is not allowed, and "+" does not apply
+    ['all', [0, 1, 3, 8], []],
+    ['1-3', [1, 3], []],
+  ])('parseIdList(%p)', (text, ids, specs) => {
+    expect(parseIdList(text, devices)).toEqual(ids);
+    expect(asked).toEqual(specs);
+  });
+
+  test('a name that is not a specifier is still unparseable; a failing device says why', () => {
+    expect(() => parseIdList('eth0', devices)).toThrow("unparseable node description 'eth0'");
+    expect(() => parseIdList('0,fail:x', devices)).toThrow("no such device 'x'");
+  });
+
+  test('CPU lists have no device specifiers', () => {
+    expect(() => parseIdList('dev:eth0', { kind: 'cpu', allowed: [0, 1], universe: [0, 1] })).toThrow("unparseable cpu description 'dev:eth0'");
+  });
+});
+
 test('kernel list format round trip', () => {
   expect(parseKernelList('0-3,8,10-11\n')).toEqual([0, 1, 2, 3, 8, 10, 11]);
   expect(formatIdList([11, 0, 1, 2, 3, 8, 10])).toBe('0-3,8,10-11');

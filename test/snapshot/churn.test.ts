@@ -10,12 +10,13 @@
 // serves. Each hung the session.
 //
 // NUMACTLX_CHURN_RUNS sets the number of sessions (default 6); the seed of each is
-// printed, and NUMACTLX_CHURN_SEED replays one.
+// printed, and NUMACTLX_TEST_SEED replays one (../helpers/random.ts).
 import path from 'node:path';
 import { execa, type Result } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { compileFixture } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/proc.js';
+import { testSeed } from '../helpers/random.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const RUNS = Number(process.env.NUMACTLX_CHURN_RUNS ?? 6);
@@ -75,11 +76,11 @@ async function churnSession(churn: string, seed: number): Promise<void> {
 
 test(`${RUNS} sessions of writes, munmap/DONTNEED, exiting threads and forks under ${SNAPSHOTS} snapshots each: no hang`, async () => {
   const churn = await compileFixture('churn');
-  const first = Number(process.env.NUMACTLX_CHURN_SEED ?? (Date.now() % 1_000_000));
+  const first = testSeed('churn');
   for (let run = 0; run < RUNS; run++) {
-    const seed = first + run;
+    const seed = (first + run) >>> 0;
     // eslint-disable-next-line no-console
-    console.log(`churn run ${run + 1}/${RUNS}: seed ${seed} (NUMACTLX_CHURN_SEED=${seed} NUMACTLX_CHURN_RUNS=1 replays it)`);
+    console.log(`churn run ${run + 1}/${RUNS}: seed ${seed} (NUMACTLX_TEST_SEED=${seed} NUMACTLX_CHURN_RUNS=1 replays it)`);
     await churnSession(churn, seed);
   }
 }, RUNS * 4 * HUNG_MS);

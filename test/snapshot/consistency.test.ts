@@ -8,14 +8,23 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { compileFixture } from '../helpers/fixtures.js';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { patternWord } from '../helpers/pattern.js';
 import { waitFor } from '../helpers/proc.js';
+import { testSeed } from '../helpers/random.js';
 import { RawSnapshot } from '../helpers/raw-export.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterAll(removeTmpDirs);
 
 const PAGES = 2048;
 const PAGE = 4096;
+
+/** The session's stats from `numactlx status --json` (undefined while it does not answer). */
+async function sessionStats(pid: number, env: Record<string, string>): Promise<SessionStats | undefined> {
+  const r = await numactlx(['status', String(pid), '--json'], { env });
+  return r.exitCode === 0 ? (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats : undefined;
+}
 
 interface Ready { region: number; pages: number; log: number; committed: number }
 
@@ -54,8 +63,10 @@ test('every snapshot, by every trigger, is one cut of the write log', async () =
   const dir = tmpDir();
   const backing = path.join(dir, 'node3.img');
   const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  // The pages each thread writes are drawn from the seed.
+  const seed = testSeed('consistency oracle');
   const session = execa(NUMACTLX, [`--remap=3,${backing},size=256m`, '--membind=3', '--schedule', '*/1 * * * * *', '--',
-    bin, String(PAGES), '3'], { env, reject: false, buffer: false, stdin: 'pipe' });
+    bin, String(PAGES), '3', String(seed)], { env, reject: false, buffer: false, stdin: 'pipe' });
   const killer = setTimeout(() => session.kill('SIGKILL'), 60000);
   let out = '';
   session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -73,7 +84,11 @@ test('every snapshot, by every trigger, is one cut of the write log', async () =
     expect(labelled.exitCode).toBe(0);
     ids.add(JSON.parse(String(labelled.stdout)).id);
   }
-  await new Promise((r) => setTimeout(r, 1500)); // at least one cron tick
+  // A cron tick's snapshot committed after the last one asked for: every snapshot after
+  // the last labelled one (signal and CLI requests came before it) is the schedule's.
+  const lastAsked = Math.max(...ids);
+  await waitFor(`a scheduled snapshot committed after snapshot ${lastAsked}`, async () =>
+    (await sessionStats(session.pid!, env))?.triggers?.recent.some((s) => s.id > lastAsked), 20000, 100);
   session.stdin!.end();
   const r = await session;
   clearTimeout(killer);
@@ -133,8 +148,8 @@ test('an incremental snapshot copies only what changed, and both export the full
   for (const p of [0, 100, 99, 101, 12345, 262100]) {
     const va = a.word(base + p * 4096);
     const vb = b.word(base + p * 4096);
-    expect(va).toBe(patternWord(1n, BigInt(p), 0n));
-    expect(vb).toBe(patternWord(p % 100 === 0 ? 2n : 1n, BigInt(p), 0n));
+    expect(va).toBe(patternWord(1, p, 0));
+    expect(vb).toBe(patternWord(p % 100 === 0 ? 2 : 1, p, 0));
   }
   expect((await numactlx(['verify', backing])).exitCode).toBe(0);
 }, 240000);
@@ -157,32 +172,26 @@ test('export --format core: gdb reads the snapshot\'s memory', async () => {
   expect(exp.exitCode).toBe(0);
   const addr = out.split('\n')[0].split(' ')[1];
   const gdb = await execa('gdb', ['-batch', '-ex', `x/2gx ${addr}`, bin, core], { reject: false });
-  const want = patternWord(7n, 0n, 0n);
-  const want2 = patternWord(7n, 0n, 1n);
+  const want = patternWord(7, 0, 0);
+  const want2 = patternWord(7, 0, 1);
   expect(gdb.stdout).toMatch(new RegExp(`${addr}:\\s+0x0*${want.toString(16)}\\s+0x0*${want2.toString(16)}`));
 }, 60000);
-
-/** pattern.c's generator: word w of page p for seed s (see test/fixtures/pattern.c). */
-function patternWord(seed: bigint, page: bigint, word: bigint): bigint {
-  const M = (1n << 64n) - 1n;
-  let x = (seed * 0x9e3779b97f4a7c15n + (page + 1n) * 0xbf58476d1ce4e5b9n) & M;
-  x ^= x >> 30n; x = (x * 0xbf58476d1ce4e5b9n) & M;
-  x ^= x >> 27n; x = (x * 0x94d049bb133111ebn) & M;
-  x ^= x >> 31n;
-  x = x === 0n ? 1n : x;
-  let v = 0n;
-  for (let i = 0n; i <= word; i++) {
-    x ^= (x << 13n) & M; x ^= x >> 7n; x ^= (x << 17n) & M;
-    v = x;
-  }
-  return v;
-}
 
 test('--schedule every second with --keep 3 leaves exactly 3 snapshots, all valid', async () => {
   const dir = tmpDir();
   const backing = path.join(dir, 'node3.img');
-  const r = await numactlx([`--remap=3,${backing},size=64m`, '--membind=3', '--schedule', '*/1 * * * * *', '--keep', '3', '--',
-    'sh', '-c', 'i=0; while [ $i -lt 55 ]; do i=$((i+1)); sleep 0.1; done; echo done'], { env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  // The program runs until it reads a line: sent once the schedule has taken 5 snapshots.
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--schedule', '*/1 * * * * *', '--keep', '3', '--',
+    'sh', '-c', 'read line; echo done'], { env, reject: false, stdin: 'pipe' });
+  const killer = setTimeout(() => session.kill('SIGKILL'), 50000);
+  await waitFor('5 scheduled snapshots taken', async () => {
+    if (session.exitCode !== null) throw new Error(`the session ended early: exit ${session.exitCode}`);
+    return ((await sessionStats(session.pid!, env))?.triggers?.taken ?? 0) >= 5;
+  }, 40000, 100);
+  session.stdin!.end('stop\n');
+  const r = await session;
+  clearTimeout(killer);
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toBe('done');
   const list = JSON.parse(String((await numactlx(['snapshots', backing, '--json'])).stdout)) as Array<{ id: number }>;

@@ -62,7 +62,7 @@ test('a program exiting 7 during a snapshot: exit 7, the waiting client answered
       await session;
     }
   }
-}, 180_000);
+}, 600_000); // three rounds of a 256 MiB program; under load a round took 140 s
 
 // A supervisor's SIGTERM that arrives after the program ended, while numactlx finishes
 // the session (the exit snapshot, --stats), has no program left to reach: numactlx
@@ -121,6 +121,8 @@ test('snapshot signals racing the program\'s end: every session ends, 20 runs of
       let sent = 0;
       while (!ended) {
         try { process.kill(session.pid!, 'SIGUSR1'); sent++; } catch { break; }
+        // The pace of the signal storm (about one a millisecond, whatever the session is
+        // doing), not a wait for anything: the test is that any timing ends the session.
         await new Promise((r) => setTimeout(r, 1));
         if (sent > 20_000) throw new Error(`run ${run}: the session did not end (hung)`);
       }

@@ -5,16 +5,29 @@
 //   node fake-snapshot-session.mjs [CONFIG-JSON]
 //
 // CONFIG-JSON: `freeze_ms` and `commit_ms` (how long take() and durability take, default
-// 0), `fail_take` / `fail_durable` (the engine's error message for every snapshot). Once
-// listening it prints `ready {"socket":…,"numactlx_pid":…,"program_pid":…}`, then a line
+// 0: a slow engine, not a synchronisation), `hold_commit` (no snapshot becomes durable
+// until a line `commit` arrives on stdin; from then on every one does), `fail_take` /
+// `fail_durable` (the engine's error message for every snapshot). Once listening it
+// prints `ready {"socket":…,"numactlx_pid":…,"program_pid":…}`, then a line
+// `request <label as JSON>` each time a `snapshot` request arrives, and a line
 // `take <label as JSON>` each time the queue calls take(). SIGTERM ends it.
 import { spawn } from 'node:child_process';
+import readline from 'node:readline';
 import { startControlServer } from '../../dist/src/control/server.js';
 import { SnapshotQueue, snapshotOp } from '../../dist/src/snapshot/queue.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const program = spawn('sleep', ['1000'], { stdio: 'ignore' });
+
+// The commit gate: open at once unless hold_commit, then opened by `commit` on stdin.
+let openGate;
+const gate = config.hold_commit ? new Promise((resolve) => { openGate = resolve; }) : Promise.resolve();
+if (config.hold_commit) {
+  const lines = readline.createInterface({ input: process.stdin });
+  lines.on('line', (line) => { if (line === 'commit') openGate(); });
+  lines.on('close', () => openGate());
+}
 
 let nextId = 1;
 const queue = new SnapshotQueue(async (label) => {
@@ -24,6 +37,7 @@ const queue = new SnapshotQueue(async (label) => {
   const id = nextId++;
   const time = new Date().toISOString();
   const durable = (async () => {
+    await gate;
     await sleep(config.commit_ms ?? 0);
     if (config.fail_durable) throw new Error(config.fail_durable);
     return { id, label, time, stats: { pages: 256, new_pages: 16, bytes_written: 65536, pause_ms: 0.5, copy_ms: 3 } };
@@ -39,7 +53,10 @@ const server = await startControlServer({
   }),
   handlers: {
     status: async () => ({ nodes: [], processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0 }, fault_ahead_pages_window: 16 }),
-    snapshot: snapshotOp(queue),
+    snapshot: (req) => {
+      process.stdout.write(`request ${JSON.stringify(req.label ?? null)}\n`);
+      return snapshotOp(queue)(req);
+    },
   },
 });
 

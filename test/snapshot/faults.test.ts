@@ -8,50 +8,13 @@ import path from 'node:path';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { NUMACTLX, numactlx, ROOT } from '../helpers/numactlx.js';
 import { compileFixture } from '../helpers/fixtures.js';
+import { patternPage } from '../helpers/pattern.js';
 import { procState, waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 const PAGE = 4096;
 const MiB = 1 << 20;
-
-// ---------------------------------------------------------------------------------------
-// pattern.c's generator: word i of page p is the (i+1)-th xorshift64 step from
-// splitmix64(SEED, p) (page_state / xorshift in test/fixtures/pattern.c; snap_writer.c
-// uses the same).
-const M64 = (1n << 64n) - 1n;
-
-function pageState(seed: bigint, page: bigint): bigint {
-  let x = (seed * 0x9e3779b97f4a7c15n + (page + 1n) * 0xbf58476d1ce4e5b9n) & M64;
-  x ^= x >> 30n;
-  x = (x * 0xbf58476d1ce4e5b9n) & M64;
-  x ^= x >> 27n;
-  x = (x * 0x94d049bb133111ebn) & M64;
-  x ^= x >> 31n;
-  return x === 0n ? 1n : x;
-}
-
-/** Page `page` (0-based in the program's region) of pattern(seed). */
-function patternPage(seed: number, page: number): Buffer {
-  const buf = Buffer.alloc(PAGE);
-  let s = pageState(BigInt(seed), BigInt(page));
-  for (let i = 0; i < PAGE / 8; i++) {
-    s ^= (s << 13n) & M64;
-    s ^= s >> 7n;
-    s ^= (s << 17n) & M64;
-    buf.writeBigUInt64LE(s, i * 8);
-  }
-  return buf;
-}
-
-/** pattern.c's CHECKSUM over `pages` pages of pattern(seed): sum = rotl(sum, 1) ^ word. */
-function patternChecksum(seed: number, pages: number): string {
-  let sum = 0n;
-  for (let p = 0; p < pages; p++) {
-    const page = patternPage(seed, p);
-    for (let i = 0; i < PAGE; i += 8) sum = (((sum << 1n) | (sum >> 63n)) & M64) ^ page.readBigUInt64LE(i);
-  }
-  return sum.toString(16).padStart(16, '0');
-}
 
 /** Page indexes to check in a region of `pages`: the first, second and last, and 61 spread over it. */
 function samplePages(pages: number): number[] {
@@ -117,6 +80,13 @@ function startSession(program: string[], opts: { size: string; extra?: string[] 
 async function kill(s: Session): Promise<void> {
   if (sessions.has(s.proc)) s.proc.kill('SIGKILL');
   await s.done;
+}
+
+/** The session's stats, from `numactlx status --json`. */
+async function sessionStats(s: Session): Promise<SessionStats> {
+  const r = await numactlx(['status', String(s.pid), '--json'], { env: s.env });
+  if (r.exitCode !== 0) throw new Error(`status: exit ${r.exitCode}: ${r.stderr}`);
+  return (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats;
 }
 
 /** The program's pid, from `numactlx status --json`. */
@@ -238,17 +208,6 @@ function client(s: Session, args: string[]): ResultPromise {
 
 // ---------------------------------------------------------------------------------------
 
-test('the TS copy of pattern.c\'s generator matches pattern.c (its checksum)', async () => {
-  const bin = await compileFixture('pattern');
-  for (const [size, seed] of [[16, 3], [64, 12345]]) {
-    const r = await execa(bin, ['write', `${size}k`, String(seed)], { reject: false });
-    expect(r.exitCode).toBe(0);
-    const [, bytes, sum] = /^pattern ok (\d+) ([0-9a-f]{16}) /.exec(String(r.stdout))!;
-    expect(Number(bytes)).toBe(size * 1024);
-    expect(sum).toBe(patternChecksum(seed, (size * 1024) / PAGE));
-  }
-});
-
 test('kill -9 of numactlx while snapshot 2 is being copied: the program is gone, the backing verifies, snapshot 1 is intact', async () => {
   const bin = await compileFixture('snap_writer');
   const SEED = 71;
@@ -271,7 +230,10 @@ test('kill -9 of numactlx while snapshot 2 is being copied: the program is gone,
     await s.waitOut(/looping/);
 
     // Snapshot 2 without --wait: its id comes when the program runs again, before the
-    // 512 MiB copy is done. numactlx is killed a few ms later, during the copy.
+    // 512 MiB copy is done. numactlx is killed once the copy has taken frames: the
+    // backing's allocated blocks grow (frames are reserved with fallocate as they are
+    // handed out; the program's own pages were placed long before).
+    const blocksBefore = fs.statSync(s.backing).blocks;
     const second = execa(NUMACTLX, ['snapshot', String(s.pid)], { env: s.env, reject: false, stdin: 'ignore', buffer: false });
     let answered = '';
     let answerErr = '';
@@ -284,7 +246,8 @@ test('kill -9 of numactlx while snapshot 2 is being copied: the program is gone,
       void second.then(() => resolve());
     });
     await answeredAt;
-    await new Promise((r) => setTimeout(r, 5));
+    await waitFor(`snapshot 2's copy to take frames (${s.backing}'s allocated blocks to grow from ${blocksBefore})`,
+      () => fs.statSync(s.backing).blocks > blocksBefore, 60000);
     s.proc.kill('SIGKILL');
     const end = await s.done;
     await second;
@@ -306,7 +269,7 @@ test('kill -9 of numactlx while snapshot 2 is being copied: the program is gone,
     expect(ids[0]).toBe(snap1.id);
     expect(ids.every((id) => id === snap1.id || id === id2)).toBe(true);
     if (ids.includes(id2)) {
-      // Committed before the kill (the copy was faster than a few ms): it must be whole.
+      // Committed before the kill (the copy ended before the kill landed): it must be whole.
       expect(listed.find((x) => x.id === id2)!.pages).toBe(listed[0].pages);
     }
 
@@ -619,12 +582,14 @@ describe('the snapshot signal', () => {
       process.kill(s.pid, 'SIGUSR1');
       const listed = await waitForSnapshots(s.backing, 1);
       expect(listed.map((x) => x.id)).toEqual([1]);
-      // Long enough for a forwarded signal to run the trap (the loop sleeps 50 ms).
-      await new Promise((r) => setTimeout(r, 500));
+      // SIGUSR2 is forwarded: once the program has run its trap, a forwarded SIGUSR1
+      // (sent to it before the snapshot was even listed) would have run its own before.
+      process.kill(s.pid, 'SIGUSR2');
+      await s.waitOut(/got-USR2/);
       fs.writeFileSync(stop, '');
       const end = await s.done;
       expect(end.exitCode).toBe(0);
-      expect(s.out()).toBe('ready\ndone\n');
+      expect(s.out()).toBe('ready\ngot-USR2\ndone\n');
       expect(s.err()).toBe('');
     } finally {
       await kill(s);
@@ -641,7 +606,10 @@ describe('the snapshot signal', () => {
       expect((await waitForSnapshots(s.backing, 1)).map((x) => x.id)).toEqual([1]);
       process.kill(s.pid, 'SIGUSR1');
       await s.waitOut(/got-USR1/);
-      await new Promise((r) => setTimeout(r, 300));
+      // numactlx's listeners for SIGUSR1 all ran before it forwarded it: had one asked for
+      // a snapshot, the session would show it running, waiting or taken.
+      const stats = await sessionStats(s);
+      expect({ snapshots: stats.snapshots, taken: stats.triggers?.taken }).toEqual({ snapshots: { running: null, waiting: [] }, taken: 1 });
       expect(await listSnapshots(s.backing)).toHaveLength(1);
       fs.writeFileSync(stop, '');
       const end = await s.done;
@@ -654,13 +622,12 @@ describe('the snapshot signal', () => {
   }, 60000);
 });
 
-/** Polls `snapshots --json` until it lists `n` snapshots. */
+/** Waits until `snapshots --json` lists `n` snapshots. */
 async function waitForSnapshots(backing: string, n: number, ms = 20000): Promise<ListedSnapshot[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+  let has = 0;
+  return waitFor(`${n} snapshot(s) listed in ${backing}`, async () => {
     const listed = await listSnapshots(backing);
-    if (listed.length >= n) return listed;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} snapshot(s) in ${backing} (has ${listed.length})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    has = listed.length;
+    return listed.length >= n ? listed : undefined;
+  }, ms, 100).catch((err: Error) => { throw new Error(`${err.message} (has ${has})`); });
 }

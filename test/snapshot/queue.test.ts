@@ -2,6 +2,7 @@
 // the test settles by hand (or, for the many-requesters test, after random short delays).
 import { jest } from '@jest/globals';
 import { SnapshotQueue, snapshotOp } from '../../src/snapshot/queue.js';
+import { prng, testSeed } from '../helpers/random.js';
 import {
   SnapshotError, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent, type SnapshotOutcome, type SnapshotQueueOptions,
 } from '../../src/snapshot/queue-api.js';
@@ -315,6 +316,9 @@ test.each([
 });
 
 test('many concurrent requesters: every one answered, with a snapshot frozen after it asked', async () => {
+  // The delays are the stress itself (freezes and commits landing in random orders
+  // against the requests), not waits for anything: random, from a printed seed.
+  const rng = prng(testSeed('queue: many concurrent requesters'));
   const engine = new FakeEngine();
   let clock = 0;
   const startedAt = new Map<number, number>();
@@ -322,7 +326,7 @@ test('many concurrent requesters: every one answered, with a snapshot frozen aft
     const p = engine.take(label);
     const call = engine.last;
     startedAt.set(call.id, ++clock);
-    const ms = (): number => Math.floor(Math.random() * 3);
+    const ms = (): number => rng.below(3);
     setTimeout(() => {
       if (call.id % 7 === 0) {
         call.taken.reject(new Error(`freeze ${call.id} failed`));
@@ -342,7 +346,7 @@ test('many concurrent requesters: every one answered, with a snapshot frozen aft
     results.push(r);
     asks.push(queue.request({ label: r.label, wait: r.wait, source: 'socket' })
       .then((answer) => { (r as typeof results[0]).answer = answer; }, (err: SnapshotError) => { (r as typeof results[0]).error = err; }));
-    if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1)); // requests spread over the freezes and commits
   }
   await Promise.all(asks);
   await queue.drain();

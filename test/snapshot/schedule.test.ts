@@ -6,6 +6,7 @@ import cron from 'node-cron';
 import { execa } from 'execa';
 import { checkCronExpression, ScheduleError, startSchedules } from '../../src/snapshot/schedule.js';
 import { ROOT } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
 
 const FIELDS = '(fields: [second] minute hour day-of-month month day-of-week)';
 
@@ -54,12 +55,21 @@ test('a seconds schedule ticks with its expression and label; after stop(), noth
     ticks.push([expr, label]);
   });
   expect(cron.getTasks().size).toBe(before + 2);
-  const deadline = Date.now() + 5000;
-  while (ticks.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitFor('a tick of each schedule', () => ticks.some((t) => t[1] === 'every-second') && ticks.some((t) => t[1] === null), 10000);
   running.stop();
   expect(ticks).toEqual(expect.arrayContaining([['* * * * * *', 'every-second'], ['*/1 * * * * *', null]]));
   const seen = ticks.length;
-  await new Promise((resolve) => setTimeout(resolve, 2200));
+  expect(cron.getTasks().size).toBe(before);
+  // A witness schedule started after stop() ticks at the same second boundaries the
+  // stopped ones would have: once it has ticked twice, a whole second in which they
+  // would have ticked has passed.
+  let witnessed = 0;
+  const witness = startSchedules(['* * * * * *'], () => { witnessed++; });
+  try {
+    await waitFor('two ticks of the witness schedule', () => witnessed >= 2, 10000);
+  } finally {
+    witness.stop();
+  }
   expect(ticks.length).toBe(seen);
   expect(cron.getTasks().size).toBe(before);
   running.stop(); // twice is harmless
@@ -74,9 +84,10 @@ function child(script: string): Promise<{ exitCode?: number; stdout: string; tim
 
 test('a process whose schedules were stopped exits by itself', async () => {
   const r = await child(`
-    // The first tick stops the schedules; the timer standing for the program ends later.
-    const s = startSchedules(['* * * * * *'], () => { console.log('tick'); s.stop(); });
-    setTimeout(() => {}, 2500);
+    // The interval stands for the program, keeping the process alive until the first
+    // tick, which stops the schedules and ends it: then only stopped schedules are left.
+    const program = setInterval(() => {}, 1 << 30);
+    const s = startSchedules(['* * * * * *'], () => { console.log('tick'); s.stop(); clearInterval(program); });
   `);
   expect(r.timedOut).toBe(false);
   expect(r.exitCode).toBe(0);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { TriggerTally } from '../../src/snapshot/tally.js';
 import type { SessionStats } from '../../src/channels/session-stats.js';
@@ -40,20 +41,17 @@ test('a schedule\'s ticks and the snapshots\' phase times in status --json and -
   const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--schedule', '*/1 * * * * *', '--stats', statsFile, '--',
     'sh', '-c', 'read x; exit 0'], { env, reject: false, stdin: 'pipe' });
   try {
-    let status: SessionStats | undefined;
     let ended = false;
     void session.finally(() => { ended = true; });
     let last = '';
-    for (;;) {
+    await waitFor('3 ticks of the schedule and 2 snapshots in `numactlx status`', async () => {
       if (ended) throw new Error(`the session ended early; last status: ${last}`);
       const r = await numactlx(['status', String(session.pid), '--json'], { env });
       last = `${r.exitCode} ${r.stdout}${r.stderr}`;
-      if (r.exitCode === 0) {
-        status = (JSON.parse(r.stdout) as { stats: SessionStats }).stats;
-        if ((status.triggers?.schedules[0]?.ticks ?? 0) >= 3 && (status.triggers?.recent.length ?? 0) >= 2) break;
-      }
-      await new Promise((res) => setTimeout(res, 100));
-    }
+      if (r.exitCode !== 0) return false;
+      const status = (JSON.parse(r.stdout) as { stats: SessionStats }).stats;
+      return (status.triggers?.schedules[0]?.ticks ?? 0) >= 3 && (status.triggers?.recent.length ?? 0) >= 2;
+    }, 40_000, 100).catch((err: Error) => { throw new Error(`${err.message}; last status: ${last}`); });
     const text = await numactlx(['status', String(session.pid)], { env });
     expect(text.stdout).toMatch(/^schedule '\*\/1 \* \* \* \* \*': \d+ ticks, \d+ snapshots, \d+ merged into one already waiting, \d+ missed, \d+ failed$/m);
     expect(text.stdout).toMatch(/^\d+ snapshots? this session; the last, \d+: prepare [\d.]+ ms, pause [\d.]+ ms, copy [\d.]+ ms$/m);

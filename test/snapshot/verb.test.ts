@@ -17,6 +17,10 @@ interface Session {
   takes: (string | null)[];
   /** Resolves when take() has been called `n` times. */
   takesReached(n: number): Promise<void>;
+  /** Resolves when `n` snapshot requests have reached the session. */
+  requestsReached(n: number): Promise<void>;
+  /** With hold_commit: lets the snapshots held so far, and all later ones, commit. */
+  commit(): void;
 }
 
 const running: ResultPromise[] = [];
@@ -24,11 +28,16 @@ const running: ResultPromise[] = [];
 async function startSession(dir: string, config: Record<string, unknown> = {}): Promise<Session> {
   if (!fs.existsSync(path.join(ROOT, 'dist/src/snapshot/queue.js'))) throw new Error('dist/ is missing: npx tsc -p tsconfig.json first');
   const proc = execa(process.execPath, [SCRIPT, JSON.stringify(config)], {
-    reject: false, stdin: 'ignore', buffer: false, cwd: '/', env: { NUMACTLX_RUNTIME_DIR: dir },
+    reject: false, stdin: 'pipe', buffer: false, cwd: '/', env: { NUMACTLX_RUNTIME_DIR: dir },
   });
   running.push(proc);
   const takes: (string | null)[] = [];
+  let requests = 0;
   const waiters: (() => void)[] = [];
+  const reached = (count: () => number, n: number): Promise<void> => new Promise<void>((res) => {
+    const check = (): void => { if (count() >= n) res(); else waiters.push(check); };
+    check();
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -44,13 +53,15 @@ async function startSession(dir: string, config: Record<string, unknown> = {}): 
           resolve({
             ...ready,
             takes,
-            takesReached: (n) => new Promise<void>((res) => {
-              const check = (): void => { if (takes.length >= n) res(); else waiters.push(check); };
-              check();
-            }),
+            takesReached: (n) => reached(() => takes.length, n),
+            requestsReached: (n) => reached(() => requests, n),
+            commit: () => { proc.stdin.write('commit\n'); },
           });
         } else if (line.startsWith('take ')) {
           takes.push(JSON.parse(line.slice(5)) as string | null);
+          for (const w of waiters.splice(0)) w();
+        } else if (line.startsWith('request ')) {
+          requests++;
           for (const w of waiters.splice(0)) w();
         }
       }
@@ -95,7 +106,7 @@ test('--label, --json: the answer as the session gave it', async () => {
 
 test('--wait: answered when durable, with time and stats', async () => {
   const dir = tmpDir();
-  await startSession(dir, { commit_ms: 300 });
+  await startSession(dir, { commit_ms: 300 }); // a slow commit, to be waited for
   const r = await run(dir, ['--wait', '--json', '--label=nightly run']);
   expect(r.stderr).toBe('');
   expect(r.exitCode).toBe(0);
@@ -109,10 +120,14 @@ test('--wait: answered when durable, with time and stats', async () => {
 
 test('requests made while a snapshot is copying are coalesced into the next one', async () => {
   const dir = tmpDir();
-  const s = await startSession(dir, { commit_ms: 3000 });
+  // Snapshot 1 stays copying (not durable) until all four requests have reached the session.
+  const s = await startSession(dir, { hold_commit: true });
   const first = run(dir, []);
   await s.takesReached(1);
-  const later = await Promise.all([run(dir, []), run(dir, ['--wait']), run(dir, ['--label', 'x'])]);
+  const asked = Promise.all([run(dir, []), run(dir, ['--wait']), run(dir, ['--label', 'x'])]);
+  await s.requestsReached(4);
+  s.commit();
+  const later = await asked;
   expect((await first).stdout).toBe('1');
   expect(later.map((r) => r.exitCode)).toEqual([0, 0, 0]);
   // The two unlabelled requests share one snapshot; 'x' gets its own. Which of the two

@@ -27,6 +27,11 @@ import * as pagemap from '../../src/sys/pagemap.js';
 import { spawnProgram } from '../../src/sys/spawn.js';
 import { waitpid, __WALL, WIFSTOPPED, WPTRACEEVENT, WIFSIGNALED, WTERMSIG } from '../../src/sys/wait.js';
 import { kill } from '../../src/sys/signal.js';
+import * as fcntl from '../../src/sys/fcntl.js';
+import * as netdb from '../../src/sys/netdb.js';
+import * as rtnetlink from '../../src/sys/rtnetlink.js';
+import * as processSys from '../../src/sys/process.js';
+import { patternPage } from '../helpers/pattern.js';
 
 type Value = number | bigint;
 /** [name, C expression, TypeScript value] */
@@ -105,7 +110,7 @@ for (const r of USER_REGS_FIELDS) off('struct user_regs_struct', r, arch.userReg
 c('sizeof(siginfo_t)', 'sizeof(siginfo_t)', ptrace.SIGINFO_SIZE);
 const SI: Record<keyof typeof ptrace.SIGINFO_OFFSET, string> = {
   signo: 'si_signo', errno: 'si_errno', code: 'si_code', pid: 'si_pid', uid: 'si_uid', status: 'si_status',
-  addr: 'si_addr', callAddr: 'si_call_addr', syscall: 'si_syscall', arch: 'si_arch',
+  addr: 'si_addr', addrLsb: 'si_addr_lsb', value: 'si_value', callAddr: 'si_call_addr', syscall: 'si_syscall', arch: 'si_arch',
 };
 for (const [k, f] of Object.entries(SI)) off('siginfo_t', f, ptrace.SIGINFO_OFFSET[k as keyof typeof SI]);
 
@@ -137,6 +142,20 @@ fields('struct iovec', mman.Iovec, ['iov_base', 'iov_len']);
 c('PIDFD_NONBLOCK', 'PIDFD_NONBLOCK', pidfd.PIDFD_NONBLOCK);
 for (const [k, v] of Object.entries(SYS)) c(`__NR_${k}`, `__NR_${k}`, v);
 
+// ---- fcntl, resource limits, names and routes (exec-program, device node specifiers) ----
+for (const k of ['F_GETFD', 'F_SETFD', 'FD_CLOEXEC'] as const) c(k, k, fcntl[k]);
+c('RLIMIT_NOFILE', 'RLIMIT_NOFILE', processSys.RLIMIT_NOFILE);
+c('RLIM_INFINITY', 'RLIM_INFINITY', processSys.RLIM_INFINITY);
+fields('struct addrinfo', netdb.Addrinfo, ['ai_flags', 'ai_family', 'ai_socktype', 'ai_protocol', 'ai_addrlen', 'ai_addr', 'ai_canonname', 'ai_next']);
+for (const k of ['AF_INET', 'AF_INET6', 'IF_NAMESIZE'] as const) c(k, k, netdb[k]);
+for (const k of ['AF_NETLINK', 'SOCK_RAW', 'SOCK_CLOEXEC', 'NETLINK_ROUTE', 'RTM_GETROUTE', 'NLM_F_REQUEST', 'NLMSG_ERROR', 'RTA_DST', 'RTA_OIF', 'NLMSG_HDRLEN'] as const) {
+  c(k, k, rtnetlink[k]);
+}
+c('sizeof(struct rtmsg)', 'sizeof(struct rtmsg)', rtnetlink.RTMSG_LEN);
+c('sizeof(struct sockaddr_nl)', 'sizeof(struct sockaddr_nl)', rtnetlink.SOCKADDR_NL_LEN);
+off('struct sockaddr_in', 'sin_addr', netdb.SIN_ADDR_OFFSET);
+off('struct sockaddr_in6', 'sin6_addr', netdb.SIN6_ADDR_OFFSET);
+
 // ---- pagemap (Linux 6.7 <linux/fs.h>) ----
 fields('struct page_region_v67', pagemap.PageRegion, ['start', 'end', 'categories']);
 fields('struct pm_scan_arg_v67', pagemap.PmScanArg, ['size', 'flags', 'start', 'end', 'walk_end', 'vec', 'vec_len',
@@ -167,6 +186,13 @@ const PRELUDE = `#define _GNU_SOURCE
 #include <linux/seccomp.h>
 #include <linux/filter.h>
 #include <linux/audit.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netdb.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 /* Copies of structs the 6.1 headers lack, from the newer uapi headers. */
 struct uffdio_move_v68 { __u64 dst, src, len, mode; __s64 move; };
 struct uffdio_poison_v66 { struct uffdio_range range; __u64 mode; __s64 updated; };
@@ -213,7 +239,7 @@ describe('constants only newer uapi headers have', () => {
 const PAGE = BigInt(mman.PAGE_SIZE);
 const anon = (pages: number): bigint =>
   mman.mmap(0n, PAGE * BigInt(pages), mman.PROT_READ | mman.PROT_WRITE, mman.MAP_PRIVATE | mman.MAP_ANONYMOUS, -1, 0n);
-const pattern = (seed: number): Buffer => Buffer.from(Array.from({ length: mman.PAGE_SIZE }, (_, i) => (i * 7 + seed) & 0xff));
+const pattern = (seed: number): Buffer => patternPage(seed); // ../helpers/pattern.ts
 const NEEDED_FEATURES: uapi.UffdFeatureName[] = ['PAGEFAULT_FLAG_WP', 'WP_UNPOPULATED', 'WP_ASYNC', 'EVENT_FORK',
   'EVENT_REMAP', 'EVENT_REMOVE', 'EVENT_UNMAP', 'THREAD_ID', 'MOVE', 'POISON'];
 

@@ -7,7 +7,8 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { numactlx as run } from '../../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
-import { fakeRegs, patternPage } from '../../helpers/fake-source.js';
+import { fakeRegs } from '../../helpers/fake-source.js';
+import { patternPage } from '../../helpers/pattern.js';
 import { inspectBacking } from '../../../backing/inspect.js';
 import { BackingStore } from '../../../backing/store.js';
 import { loadCatalog } from '../../../backing/catalog.js';
@@ -182,7 +183,8 @@ describe('bad input: one line, exit 1, usage only for syntax', () => {
   fs.writeFileSync(aFile, '');
   const link = path.join(dir, 'link.img');
   fs.symlinkSync(backing, link);
-  const fresh = (): string => path.join(dir, `new-${Math.random().toString(36).slice(2)}`);
+  let made = 0;
+  const fresh = (): string => path.join(dir, `new-${++made}`); // a path nothing exists at
 
   const cases: Array<{ name: string; args: string[]; error: string | RegExp; usage: boolean }> = [
     { name: 'snapshots without PATH', args: ['snapshots'], error: 'snapshots: missing PATH', usage: true },

@@ -2,7 +2,8 @@
 // are compared byte for byte, ranges merge, pages and processes only in one snapshot.
 import { diffSnapshots, pagesToCompare } from '../../../src/snapshot/diff.js';
 import { diffJson, diffVerb, formatDiff } from '../../../launcher/verbs/diff.js';
-import { FakeSource, patternPage } from '../../helpers/fake-source.js';
+import { FakeSource } from '../../helpers/fake-source.js';
+import { patternPage } from '../../helpers/pattern.js';
 
 const P = 0x7f0000000000;
 const at = (i: number): number => P + i * 4096;

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExportError } from '../../../src/snapshot/export-pages.js';
 import { exportRaw, RAW_FORMAT } from '../../../src/snapshot/export-raw.js';
-import { FakeSource, patternPage } from '../../helpers/fake-source.js';
+import { FakeSource } from '../../helpers/fake-source.js';
+import { patternPage } from '../../helpers/pattern.js';
 import { removeTmpDirs, tmpDir } from '../../helpers/tmp.js';
 import type { SnapshotRecord } from '../../../src/snapshot/types.js';
 

@@ -1,0 +1,180 @@
+// What numactlx needs from the kernel, and what it does without each part (CRIU's
+// kerndat: probe once at start, then every thread reads the answers). The probes are in
+// ./probe.ts; this module is the table and the judgement, pure.
+//
+// Each feature is one of:
+// - required: no replacement; a session with virtual nodes stops before the program
+//   starts, with one line naming the feature and the kernel release that has it;
+// - fallback: absent, numactlx does the job another way, at a cost `doctor` states;
+// - unused: listed by `doctor` for what it is worth; this build does not use it.
+// USERFAULTFD and USERFAULTFD_DEVICE are two ways to the one thing numactlx needs, a
+// userfaultfd in the program that traps kernel-mode faults too: either will do.
+//
+// NUMACTLX_DISABLE_FEATURES=POISON,EVENT_FORK,… makes the probe report those absent,
+// so that the paths of older kernels run (and are tested) on a newer one.
+
+export const FEATURE_NAMES = [
+  'USERFAULTFD', 'USERFAULTFD_DEVICE', 'WP', 'EVENT_FORK', 'EVENT_REMAP', 'EVENT_REMOVE', 'EVENT_UNMAP',
+  'THREAD_ID', 'POISON', 'WP_UNPOPULATED', 'WP_ASYNC', 'MOVE', 'PTRACE', 'SECCOMP_TRACE', 'PIDFD_GETFD',
+  'PROCESS_MADVISE', 'PAGEMAP_SCAN', 'LIBPMEM',
+] as const;
+export type FeatureName = typeof FEATURE_NAMES[number];
+
+export type FeatureUse = 'required' | 'fallback' | 'unused';
+
+export interface FeatureInfo {
+  name: FeatureName;
+  /** The row `doctor` prints. */
+  label: string;
+  /** The Linux release that added it ('' when it is not a kernel feature). */
+  since: string;
+  use: FeatureUse;
+  /** What numactlx uses it for. */
+  purpose: string;
+  /** For a fallback: what numactlx does without it, and what that costs. */
+  without?: string;
+}
+
+const uffd = (name: FeatureName, since: string, use: FeatureUse, purpose: string, without?: string): FeatureInfo =>
+  ({ name, label: `uffd ${name}`, since, use, purpose, without });
+
+export const FEATURES: readonly FeatureInfo[] = [
+  { name: 'USERFAULTFD', label: 'userfaultfd (kernel-mode faults)', since: '4.3', use: 'required',
+    purpose: "the program's userfaultfd (trapping kernel-mode faults: read() into its memory)" },
+  { name: 'USERFAULTFD_DEVICE', label: '/dev/userfaultfd', since: '6.1', use: 'required',
+    purpose: "the program's userfaultfd without CAP_SYS_PTRACE (access to the device decides)" },
+  uffd('WP', '5.7', 'required', 'write protection: every snapshot is copy-on-write'),
+  uffd('EVENT_FORK', '4.11', 'fallback', "a forked child's pages stay trapped",
+    "the tracer sets up each forked child's userfaultfd before it runs (a few system calls injected into it at each fork)"),
+  uffd('EVENT_REMAP', '4.11', 'required', 'mremap moves pages on the node'),
+  uffd('EVENT_REMOVE', '4.11', 'required', 'madvise(MADV_DONTNEED) frees pages on the node'),
+  uffd('EVENT_UNMAP', '4.11', 'required', 'munmap frees pages on the node'),
+  uffd('THREAD_ID', '4.14', 'required', 'which thread faulted (a full node signals that thread)'),
+  uffd('POISON', '6.6', 'fallback', 'a full --membind node answers a fault with SIGBUS',
+    'numactlx signals the faulting thread itself, with the siginfo UFFDIO_POISON gives (each later access ' +
+    'to the page faults to numactlx again)'),
+  uffd('WP_UNPOPULATED', '6.4', 'unused', 'write protection of pages never touched',
+    'numactlx protects only pages it placed; a page never touched is caught as a missing fault anyway'),
+  uffd('WP_ASYNC', '6.7', 'unused', 'dirty tracking without write faults (with PAGEMAP_SCAN)'),
+  uffd('MOVE', '6.8', 'unused', 'moving pages between address spaces'),
+  { name: 'PTRACE', label: 'ptrace (PTRACE_SEIZE)', since: '3.4', use: 'required',
+    purpose: 'following the program (fork, exec, threads) and injecting its userfaultfd' },
+  { name: 'SECCOMP_TRACE', label: 'seccomp (SECCOMP_RET_TRACE)', since: '3.5', use: 'required',
+    purpose: 'trapping mmap, brk and mbind only, so other system calls run at full speed' },
+  { name: 'PIDFD_GETFD', label: 'pidfd_open + pidfd_getfd', since: '5.6', use: 'required',
+    purpose: "taking the program's userfaultfd" },
+  { name: 'PROCESS_MADVISE', label: 'process_madvise(MADV_DONTNEED)', since: '6.13', use: 'unused',
+    purpose: 'dropping pages (eviction, not built yet)' },
+  { name: 'PAGEMAP_SCAN', label: 'PAGEMAP_SCAN', since: '6.7', use: 'unused',
+    purpose: 'finding dirty pages in one ioctl (with WP_ASYNC)' },
+  { name: 'LIBPMEM', label: 'libpmem (cache flush for /dev/dax)', since: '', use: 'fallback',
+    purpose: 'CPU cache flushes (pmem_flush, pmem_drain) that make /dev/dax snapshots durable',
+    without: '/dev/dax snapshots survive a crash of numactlx, and power loss only on eADR platforms' },
+];
+
+export const FEATURE: Readonly<Record<FeatureName, FeatureInfo>> =
+  Object.fromEntries(FEATURES.map((f) => [f.name, f])) as Record<FeatureName, FeatureInfo>;
+
+/** One probe's answer. */
+export interface Probe {
+  present: boolean;
+  /** What was tried and what came of it. */
+  detail: string;
+  /** When absent: how to get it. */
+  fix?: string;
+  /** Not probed (too costly for a session start; `doctor` probes it). */
+  skipped?: boolean;
+}
+
+export type ProbeResults = Record<FeatureName, Probe>;
+
+/** What the threads get (in their start data): the features present. */
+export type KernelFeatures = readonly FeatureName[];
+
+export function has(features: KernelFeatures, name: FeatureName): boolean {
+  return features.includes(name);
+}
+
+export function presentFeatures(results: ProbeResults): KernelFeatures {
+  return FEATURE_NAMES.filter((n) => results[n].present);
+}
+
+export const DISABLE_ENV = 'NUMACTLX_DISABLE_FEATURES';
+
+/** The names in NUMACTLX_DISABLE_FEATURES; throws naming an unknown one. */
+export function disabledFeatures(value: string | undefined): Set<FeatureName> {
+  const out = new Set<FeatureName>();
+  for (const word of (value ?? '').split(',').map((w) => w.trim()).filter((w) => w !== '')) {
+    const name = word.toUpperCase();
+    if (!(FEATURE_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`${DISABLE_ENV}: unknown feature '${word}' (known: ${FEATURE_NAMES.join(', ')})`);
+    }
+    out.add(name as FeatureName);
+  }
+  return out;
+}
+
+export type FeatureStatus = 'ok' | 'degraded' | 'missing' | 'unused';
+
+export interface FeatureRow {
+  name: FeatureName;
+  label: string;
+  status: FeatureStatus;
+  /** What was found; for degraded, what the fallback costs; for missing, what cannot work. */
+  detail: string;
+  fix?: string;
+}
+
+const sinceText = (f: FeatureInfo): string => (f.since ? ` (Linux ${f.since})` : '');
+
+/** Judges every probe: the rows `doctor` prints, in table order. */
+export function judge(results: ProbeResults): FeatureRow[] {
+  const syscall = results.USERFAULTFD.present;
+  const device = results.USERFAULTFD_DEVICE.present;
+  return FEATURES.map((f): FeatureRow => {
+    const p = results[f.name];
+    const row = { name: f.name, label: f.label };
+    if (f.name === 'USERFAULTFD' || f.name === 'USERFAULTFD_DEVICE') {
+      const other = f.name === 'USERFAULTFD' ? device : syscall;
+      if (p.present) return { ...row, status: 'ok', detail: p.detail };
+      if (other) {
+        return { ...row, status: 'unused', detail: `${p.detail}; not needed: ` + (f.name === 'USERFAULTFD'
+          ? "the program's userfaultfd comes from /dev/userfaultfd" : 'userfaultfd(2) traps kernel-mode faults here') };
+      }
+      return { ...row, status: 'missing', detail: `${p.detail} (for ${f.purpose})`, fix: p.fix };
+    }
+    if (f.use === 'unused') {
+      return { ...row, status: 'unused', detail: `${p.present ? 'present' : `absent${sinceText(f)}`}; not used by this build` +
+        (f.without && !p.present ? ` (${f.without})` : '') };
+    }
+    if (p.present) return { ...row, status: 'ok', detail: p.detail };
+    if (f.use === 'fallback') return { ...row, status: 'degraded', detail: `${p.detail}; without it: ${f.without}`, fix: p.fix };
+    return { ...row, status: 'missing', detail: `${p.detail} (for ${f.purpose})`, fix: p.fix };
+  });
+}
+
+/**
+ * The first feature a session with virtual nodes cannot do without, as the one line
+ * numactlx stops with (without `numactlx: `), or undefined when it can run. `skipped`
+ * probes (not tried at a session's start) do not count.
+ */
+export function missingLine(results: ProbeResults): string | undefined {
+  const row = judge(results).find((r) => r.status === 'missing' && !results[r.name].skipped);
+  if (!row) return undefined;
+  const f = FEATURE[row.name];
+  const p = results[row.name];
+  if (f.name === 'USERFAULTFD' || f.name === 'USERFAULTFD_DEVICE') {
+    return `no way to make ${FEATURE.USERFAULTFD.purpose}: ${results.USERFAULTFD.detail}; ` +
+      `${results.USERFAULTFD_DEVICE.detail}; ${userfaultfdFix(results)}`;
+  }
+  const why = p.fix ? `; ${p.fix}` : '';
+  return `${f.label} is missing (${p.detail}): numactlx needs it for ${f.purpose}${f.since ? `; Linux ${f.since} has it` : ''}${why}`;
+}
+
+/** How a user gets a userfaultfd that traps kernel-mode faults: the device's access if it exists, else privilege. */
+export function userfaultfdFix(results: ProbeResults): string {
+  const device = results.USERFAULTFD_DEVICE;
+  const access = device.fix?.startsWith('give the user') ? device.fix : undefined;
+  return [access, results.USERFAULTFD.fix].filter((f) => f !== undefined).join('; or ') ||
+    'run as root, or give the user read-write access to /dev/userfaultfd';
+}

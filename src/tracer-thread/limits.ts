@@ -1,0 +1,53 @@
+// What numactlx cannot do for a program, each said in one line.
+//
+// - numactlx itself under a tracer (strace -f, gdb following forks): the tracer that
+//   follows numactlx's children attaches to the program before numactlx can, and Linux
+//   gives a task one tracer, so numactlx's PTRACE_SEIZE fails with EPERM. numactlx then
+//   stops at once, with one line that names the other tracer, and leaves nothing behind.
+// - A process of the program that cannot have a userfaultfd (it dropped root: with
+//   vm.unprivileged_userfaultfd = 0 creating one needs CAP_SYS_PTRACE; or it has no fd
+//   left): it runs on with ordinary memory, and the user is told once.
+import fs from 'node:fs';
+import { errnoName, SysError } from '../sys/libc.js';
+
+export function isEperm(err: unknown): boolean {
+  return err instanceof SysError && err.code === 'EPERM';
+}
+
+function commOf(pid: number, unknown: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return unknown;
+  }
+}
+
+function uidOf(pid: number): string {
+  try {
+    return /^Uid:\s+\d+\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+/** The line for a process that runs without a userfaultfd (`errno` from userfaultfd(2)). */
+export function untrappedMessage(pid: number, errno: number): string {
+  const why = errnoName(errno) === 'EPERM'
+    ? `it runs as uid ${uidOf(pid)}, and vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM`
+    : errnoName(errno);
+  return `numactlx: ${commOf(pid, 'a process')} (pid ${pid}) cannot have a userfaultfd (${why}): its memory is ` +
+    'ordinary memory, not on a virtual node, and not in snapshots (said once)';
+}
+
+/** The program was traced by another tracer before numactlx could seize it. */
+export class ForeignTracerError extends Error {
+  readonly tracerPid: number;
+
+  constructor(tracerPid: number, options?: { cause?: unknown }) {
+    super(`the program was attached by ${commOf(tracerPid, 'another tracer')} (pid ${tracerPid}), which traces numactlx and follows its ` +
+      'children, before numactlx could trace it (PTRACE_SEIZE: EPERM; a process has one tracer): trace numactlx ' +
+      'without following children (strace without -f), or run the program without --remap under the tracer', options);
+    this.name = 'ForeignTracerError';
+    this.tracerPid = tracerPid;
+  }
+}

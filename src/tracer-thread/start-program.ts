@@ -1,0 +1,67 @@
+// Starting the program seized, before its first instruction, and telling numactlx's own
+// doorbell signal from the program's.
+//
+// Start: posix_spawn of `sh -c 'kill -STOP $$; exec "$@"'`, waitpid(WUNTRACED),
+// PTRACE_SEIZE with the options below, SIGCONT; the shell then execs the program and
+// the first PTRACE_EVENT_EXEC is the program's. PTRACE_O_EXITKILL: if numactlx dies,
+// the kernel kills the program rather than let it run on with zero pages where the
+// backing held data. posix_spawn can reset a signal to its default but not make it
+// ignored: signals that must arrive ignored (nohup, `cmd &`) are set by the shell.
+import os from 'node:os';
+import { getSiginfo, PTRACE_O, seize, siginfoHead } from '../sys/ptrace.js';
+import { kill, SI_QUEUE } from '../sys/signal.js';
+import { spawnProgram } from '../sys/spawn.js';
+import { waitpid, WIFSTOPPED, WUNTRACED, __WALL } from '../sys/wait.js';
+import { COOKIE } from '../channels/doorbell.js';
+import { EVICT_COOKIE } from '../channels/evict-request.js';
+import { taskStatus } from './task-gone.js';
+import { ForeignTracerError, isEperm } from './limits.js';
+
+const { SIGCONT, SIGKILL } = os.constants.signals;
+
+const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
+  | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
+
+export interface ProgramStart {
+  program: string[];
+  env: string[];
+  defaultSignals: number[];
+  ignoredSignals: number[];
+}
+
+/** Spawns the start-up shell, seizes it and lets it exec the program; returns its pid. */
+export function startSeized(start: ProgramStart): number {
+  const { program, ignoredSignals } = start;
+  const traps = ignoredSignals.length ? `trap '' ${ignoredSignals.join(' ')}; ` : '';
+  const pid = spawnProgram({
+    file: '/bin/sh', argv: ['sh', '-c', `${traps}kill -STOP $$; exec "$@"`, 'numactlx', ...program],
+    env: start.env, defaultSignals: start.defaultSignals,
+  });
+  const { status } = waitpid(pid, WUNTRACED);
+  if (!WIFSTOPPED(status)) throw new Error(`the start-up shell ended before the program started (status ${status})`);
+  try {
+    seize(pid, OPTIONS);
+  } catch (err) {
+    // Nothing may be left behind: the stopped shell would outlive numactlx, and a
+    // tracer following it (strace -f) would wait for it for ever.
+    const foreign = taskStatus(pid)?.tracerPid ?? 0;
+    try { kill(pid, SIGKILL); } catch { /* gone */ }
+    try { waitpid(pid, __WALL); } catch { /* reaped */ }
+    if (isEperm(err) && foreign > 0) throw new ForeignTracerError(foreign, { cause: err });
+    throw err;
+  }
+  kill(pid, SIGCONT);
+  return pid;
+}
+
+/**
+ * `tid`'s signal-delivery stop is numactlx's doorbell: a SI_QUEUE signal from this process
+ * with its cookie — the snapshot doorbell's, or the engine's eviction ring's (--max-resident).
+ */
+export function isDoorbellStop(tid: number): boolean {
+  const info = getSiginfo(tid);
+  const head = siginfoHead(info);
+  // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
+  const cookie = info.readInt32LE(24);
+  return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && (cookie === COOKIE || cookie === EVICT_COOKIE);
+}

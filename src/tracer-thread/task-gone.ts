@@ -1,0 +1,72 @@
+// A task of the program may end at any moment — killed, exiting, replaced by another
+// thread's exec — including while the tracer works on it: between its stop being
+// reported and the tracer resuming it, in the middle of an injected syscall, during a
+// freeze. That is the program's business, never a reason to end the session: the
+// tracer drops what it was doing for that task, and the task's end reaches it through
+// waitpid like any other.
+//
+// Kernel facts:
+// - A task in a ptrace-stop that gets SIGKILL leaves the stop at once (TASK_WAKEKILL):
+//   every later ptrace request for it fails with ESRCH, whatever it is.
+// - A task with a fatal signal pending does not stop at a ptrace event any more
+//   (ptrace_stop() returns early since Linux 5.19): its fork/clone event, exit event
+//   and so on are simply not reported; its death is.
+// - A waitpid that is waiting for one task (the injection's single steps) consumes
+//   whatever that task reports, its death included: that status must be handled by
+//   the tracer as if its own waitpid had read it (TaskGone.status).
+import fs from 'node:fs';
+import { getEventMsg } from '../sys/ptrace.js';
+import { SysError } from '../sys/libc.js';
+
+/** The task ended while the tracer worked on it. */
+export class TaskGone extends Error {
+  /**
+   * @param status a waitpid status of the task that the tracer's loop has not seen and
+   *   must still handle (its death, its exit stop); undefined when it comes later.
+   */
+  constructor(readonly tid: number, readonly status: number | undefined, message: string) {
+    super(message);
+    this.name = 'TaskGone';
+  }
+}
+
+/** ESRCH from a call on a task: it is no longer in a ptrace-stop (killed, or gone). */
+export function isEsrch(err: unknown): boolean {
+  return err instanceof SysError && err.code === 'ESRCH';
+}
+
+/**
+ * Whether `tid` is still in the ptrace-stop the tracer is handling. Any ptrace request
+ * but a few checks that; PTRACE_GETEVENTMSG changes nothing. An error from work on a
+ * task that is no longer stopped is its death's, not numactlx's.
+ */
+export function stillStopped(tid: number): boolean {
+  try {
+    getEventMsg(tid);
+    return true;
+  } catch (err) {
+    if (isEsrch(err)) return false;
+    throw err;
+  }
+}
+
+export interface TaskStatus {
+  tgid: number;
+  ppid: number;
+  /** The task's tracer (a thread id), 0 when none. */
+  tracerPid: number;
+  /** The seccomp mode (2: a filter is installed). */
+  seccomp: number;
+}
+
+/** A task's /proc/TID/status fields the tracer uses; undefined once it is reaped. */
+export function taskStatus(tid: number): TaskStatus | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${tid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? -1);
+  return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp') };
+}

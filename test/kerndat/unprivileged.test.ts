@@ -1,0 +1,89 @@
+// numactlx run by a user without root or CAP_SYS_PTRACE (README, Permissions): given
+// read-write access to /dev/userfaultfd (and ptrace of their own children, which this
+// machine's kernel allows), the user runs numactlx fully; without it numactlx says what
+// is missing before the program starts. The second user (helpers/other-user.ts) runs
+// numactlx in a private mount namespace where /dev/userfaultfd is a node of the same
+// device that the test made theirs, so the machine's own device is left alone.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa, type Result } from 'execa';
+import { compileFixture } from '../helpers/fixtures.js';
+import { NUMACTLX } from '../helpers/numactlx.js';
+import { otherUser, OTHER_USER, type OtherUser } from '../helpers/other-user.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+let other: OtherUser;
+let device: { major: number; minor: number };
+
+beforeAll(async () => {
+  other = await otherUser();
+  const st = fs.statSync('/dev/userfaultfd', { throwIfNoEntry: false });
+  if (!st?.isCharacterDevice()) throw new Error('these tests need /dev/userfaultfd (Linux 6.1, CONFIG_USERFAULTFD)');
+  const rdev = BigInt(st.rdev); // glibc's gnu_dev_major/minor
+  device = { major: Number((rdev >> 8n) & 0xfffn), minor: Number((rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n)) };
+});
+afterAll(removeTmpDirs);
+
+/** A directory the other user owns (mode 0700): their backing and their socket directory. */
+function theirDir(): string {
+  const dir = tmpDir();
+  fs.chownSync(dir, other.uid, other.gid);
+  return dir;
+}
+
+/**
+ * Runs `numactlx ARGS` as the other user, with /dev/userfaultfd theirs at `mode` (0600:
+ * read-write; 0: no access) in a private mount namespace.
+ */
+async function asUser(args: string[], mode: number, cwd: string): Promise<Result> {
+  const node = path.join(tmpDir(), 'userfaultfd');
+  const r = await execa('mknod', ['-m', mode.toString(8), node, 'c', String(device.major), String(device.minor)], { reject: false });
+  if (r.exitCode !== 0) throw new Error(`mknod of a /dev/userfaultfd node failed: ${r.stderr}`);
+  fs.chownSync(node, other.uid, other.gid);
+  fs.chmodSync(path.dirname(node), 0o755);
+  return execa('unshare', ['-m', '--', 'sh', '-c', 'mount --bind "$1" /dev/userfaultfd && u=$2 && shift 2 && exec runuser -u "$u" -- "$@"',
+    'sh', node, OTHER_USER, NUMACTLX, ...args], {
+    reject: false, stdin: 'ignore', cwd, extendEnv: false,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', LANG: 'C.UTF-8', NUMACTLX_RUNTIME_DIR: cwd },
+  }) as Promise<Result>;
+}
+
+test('with read-write access to /dev/userfaultfd: doctor says ok (EVENT_FORK degraded), exit 0', async () => {
+  const dir = theirDir();
+  const r = await asUser(['doctor', '--json'], 0o600, dir);
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+  const by = new Map((JSON.parse(String(r.stdout)).checks as Array<{ feature: string; status: string; detail: string }>).map((c) => [c.feature, c]));
+  expect(by.get('USERFAULTFD')).toMatchObject({ status: 'unused', detail: expect.stringMatching(/^userfaultfd failed: EPERM \(uid \d+, vm\.unprivileged_userfaultfd=0\); not needed/) });
+  expect(by.get('USERFAULTFD_DEVICE')?.status).toBe('ok');
+  expect(by.get('EVENT_FORK')).toMatchObject({ status: 'degraded', detail: expect.stringMatching(/EPERM \(needs CAP_SYS_PTRACE\)/) });
+});
+
+test('with read-write access to /dev/userfaultfd: a program that forks and execs runs on the node, and its snapshot verifies', async () => {
+  const bin = await compileFixture('fork_exec');
+  const dir = theirDir();
+  const backing = path.join(dir, 'n3.img');
+  const r = await asUser([`--remap=3,${backing},size=256m`, '--membind=3', '--snapshot-on-exit', '--', bin, '16'], 0o600, dir);
+  expect({ exit: r.exitCode, err: r.stderr, last: String(r.stdout).split('\n').at(-1) }).toEqual({ exit: 0, err: '', last: 'fork_exec ok 16' });
+  expect(fs.statSync(backing).uid).toBe(other.uid);
+  const list = await asUser(['snapshots', backing, '--json'], 0o600, dir);
+  const snaps = JSON.parse(String(list.stdout)) as Array<{ pages: number }>;
+  expect(snaps).toHaveLength(1);
+  expect(snaps[0].pages).toBeGreaterThan(4096); // the 16 MiB the program wrote, at least
+  const verify = await asUser(['verify', backing], 0o600, dir);
+  expect({ exit: verify.exitCode, err: verify.stderr }).toEqual({ exit: 0, err: '' });
+}, 120000);
+
+test('without access to /dev/userfaultfd: one line says what is missing, before the program starts', async () => {
+  const dir = theirDir();
+  const marker = path.join(dir, 'ran');
+  const backing = path.join(dir, 'n3.img');
+  const r = await asUser([`--remap=3,${backing},size=16m`, '--membind=3', '--', 'touch', marker], 0, dir);
+  expect(r.stderr).toBe("numactlx: no way to make the program's userfaultfd (trapping kernel-mode faults: read() into its memory): " +
+    `userfaultfd failed: EPERM (uid ${other.uid}, vm.unprivileged_userfaultfd=0); open(/dev/userfaultfd) failed: EACCES; ` +
+    'give the user read-write access to /dev/userfaultfd (README, Permissions); or run as root, or grant CAP_SYS_PTRACE, ' +
+    'or set vm.unprivileged_userfaultfd=1');
+  expect(r.exitCode).toBe(1);
+  expect(fs.existsSync(marker)).toBe(false);
+  expect(fs.existsSync(backing)).toBe(false);
+});
