@@ -39,7 +39,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import type { EvictChannel } from '../channels/evict-request.js';
 import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
-import { stopThreads, type StopHost } from './stop-threads.js';
+import { handleStops, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
 
 const { SIGTRAP } = os.constants.signals;
@@ -60,7 +60,7 @@ export interface EvictHost extends StopHost {
   /** A stop read while the threads were held, handled now (it resumes the thread; a task gone meanwhile is dropped). */
   handle(tid: number, status: number): void;
   /** A status an injection's waitpid read (the task's death), for the tracer's loop to handle next. */
-  replay(r: WaitResult): void;
+  later(r: WaitResult): void;
 }
 
 export class EvictStopper {
@@ -104,15 +104,16 @@ export class EvictStopper {
       // The injected thread or its process ended under us: nothing more is dropped, and
       // its death is the tracer loop's to handle (task-gone.ts).
       if (err instanceof TaskGone) {
-        if (err.status !== undefined) this.host.replay({ pid: err.tid, status: err.status });
+        if (err.status !== undefined) this.host.later({ pid: err.tid, status: err.status });
       } else if (!(err instanceof InjectionError || isEsrch(err) || (inj !== undefined && !stillStopped(inj)))) {
         throw err;
       }
     } finally {
       // The engine learns what was dropped (its pagemap check counts the rest resident)
-      // before any thread runs again.
+      // before any thread runs again. The thread at our SIGURG goes first: a stop handled
+      // next may start a freeze, which must not find it still stopped (it would wait for
+      // a stop the kernel does not report twice).
       this.engine.evictDone(pid, bytes, Number(process.hrtime.bigint() - t0) / 1e6);
-      for (const [tid, status] of stash) this.host.handle(tid, status);
       if (stoppedTid !== 0) {
         try {
           cont(stoppedTid);
@@ -120,6 +121,7 @@ export class EvictStopper {
           if (!isEsrch(err)) throw err;
         }
       }
+      handleStops(this.host, stash);
     }
     return true;
   }
@@ -136,7 +138,8 @@ export class EvictStopper {
     } catch {
       // no rseq (a kernel before 5.13, or none registered)
     }
-    for (const tid of [stoppedTid, ...stash.keys()]) {
+    // Threads whose stops are still to be handled (an outer freeze's or eviction's) are stopped too.
+    for (const tid of [stoppedTid, ...stash.keys(), ...this.host.tasks.unhandled]) {
       if (tid === 0 || keep.length >= 1000) continue;
       try {
         const rsp = readReg(getRegs(tid), 'rsp');

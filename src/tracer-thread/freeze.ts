@@ -8,7 +8,7 @@ import { WPTRACEEVENT } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { Doorbell } from '../channels/doorbell.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
-import { stopThreads, type StopHost } from './stop-threads.js';
+import { handleStops, stopThreads, type StopHost } from './stop-threads.js';
 
 export interface FreezeHost extends StopHost {
   readonly engine: EngineClient;
@@ -47,7 +47,7 @@ export function freeze(host: FreezeHost, id: number, stoppedTid = 0): void {
   const tRegs = process.hrtime.bigint();
   const frozen = engine.freeze(id);
   const tEngine = process.hrtime.bigint();
-  for (const [tid, status] of stash) host.handle(tid, status);
+  handleStops(host, stash);
   const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
   if (process.env.NUMACTLX_DEBUG === '1') {
     fs.writeSync(2, `numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tEngine - tRegs) / 1e6} ms, resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);

@@ -1,7 +1,9 @@
 // Stopping the program's threads: every one selected is interrupted (PTRACE_INTERRUPT)
 // and waited for, so that none of them runs user code until the caller resumes them —
 // for a freeze (freeze.ts) or an eviction's drop (evict-stop.ts). Stops that arrive
-// meanwhile are kept and handed back, to be handled once the caller is done.
+// meanwhile are kept and handed back, to be handled once the caller is done
+// (handleStops). Stops within stops nest: a stop read and not yet handled is never
+// waited for again (Tasks.unhandled) — the kernel would not report it twice.
 //
 // Kernel fact: a thread interrupted while it is in a ptrace-stop already (reported or
 // not) reports no new stop; the interrupt stays pending and traps — PTRACE_EVENT_STOP
@@ -31,7 +33,7 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
     // exit stop runs no more user code and may never report again while we hold the
     // others: a thread-group leader's exit is reported only after every other thread
     // of its group has gone.
-    if (tasks.held.has(tid) || tid === stoppedTid || thread.exiting || !which(thread)) continue;
+    if (tasks.held.has(tid) || tasks.unhandled.has(tid) || tid === stoppedTid || thread.exiting || !which(thread)) continue;
     try {
       interrupt(tid);
       waiting.add(tid);
@@ -49,7 +51,7 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
     if (child === undefined) return false;
     const status = stash.get(child);
     if (status !== undefined) return WPTRACEEVENT(status) !== PTRACE_EVENT.EXEC;
-    return tasks.held.has(child) || child === stoppedTid;
+    return tasks.held.has(child) || tasks.unhandled.has(child) || child === stoppedTid;
   };
   const mustWait = (): boolean => [...waiting].some((tid) => !asleepInVfork(tid));
   while (waiting.size > 0 && mustWait()) {
@@ -67,6 +69,19 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
       }
     }
     stash.set(tid, status);
+    tasks.unhandled.add(tid);
   }
   return stash;
+}
+
+/**
+ * Handles the stops stopThreads read, in order (each resumes its thread). One of them may
+ * start another freeze or eviction (a doorbell's signal stop): the threads whose stops are
+ * still to be handled here are stopped already, and it leaves them be (Tasks.unhandled).
+ */
+export function handleStops(host: StopHost & { handle(tid: number, status: number): void }, stash: Map<number, number>): void {
+  for (const [tid, status] of stash) {
+    host.tasks.unhandled.delete(tid);
+    host.handle(tid, status);
+  }
 }

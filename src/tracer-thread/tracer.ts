@@ -26,12 +26,12 @@ import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js
 import { Proc, Tasks } from './state.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
-import { EvictStopper } from './evict-stop.js';
+import { EvictStopper, type EvictHost } from './evict-stop.js';
 
 const { SIGBUS, SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
-export class Tracer implements FreezeHost {
+export class Tracer implements FreezeHost, EvictHost {
   readonly tasks = new Tasks();
   readonly engine: EngineClient;
   /** Statuses read by a waitpid for one task (an injection's) that the loop must handle. */
@@ -63,9 +63,8 @@ export class Tracer implements FreezeHost {
     };
     this.uffdSource = has(setup.features, 'USERFAULTFD') ? 'syscall' : 'device';
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined
-      : { source: this.uffdSource, replay: (r) => this.replay.push(r), refused: (err) => this.sayUntrapped(err) };
-    if (setup.evict) this.evictions = new EvictStopper({ tasks: this.tasks, gone: (tid, status) => this.onGone(tid, status),
-      handle: (tid, status) => this.handle(tid, status), replay: (r) => this.replay.push(r) }, setup.engine, setup.evict);
+      : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
+    if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -83,6 +82,7 @@ export class Tracer implements FreezeHost {
   run(): void {
     while (this.tasks.procs.size > 0) {
       const { pid: tid, status } = this.replay.shift() ?? waitpid(-1, __WALL);
+      this.tasks.unhandled.delete(tid);
       this.handle(tid, status);
       if (!this.ending && this.setup.doorbell?.endRequested) {
         // The session's backing is lost: the program cannot keep its memory on it.
@@ -131,7 +131,7 @@ export class Tracer implements FreezeHost {
       this.onStatus(tid, status);
     } catch (err) {
       if (err instanceof TaskGone) {
-        if (err.status !== undefined) this.replay.push({ pid: err.tid, status: err.status });
+        if (err.status !== undefined) this.later({ pid: err.tid, status: err.status });
         return;
       }
       // ESRCH: a task killed in its stop. Anything else: if the task is no longer in
@@ -144,6 +144,12 @@ export class Tracer implements FreezeHost {
 
   gone(tid: number, status: number): void {
     this.onGone(tid, status);
+  }
+
+  /** A status read by a waitpid for one task (an injection's), handled by the loop next. */
+  later(r: WaitResult): void {
+    if (WIFSTOPPED(r.status)) this.tasks.unhandled.add(r.pid);
+    this.replay.push(r);
   }
 
   private onStatus(tid: number, status: number): void {
