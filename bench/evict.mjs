@@ -139,6 +139,7 @@ function report(results) {
 }
 
 const bin = build();
+fs.mkdirSync(opt.dir, { recursive: true }); // the backing's directory (swapOn makes it only for swap)
 const limit = bytes(opt.limit);
 const sizes = opt.sizes.split(',');
 const systems = opt.systems.split(',');
