@@ -48,6 +48,13 @@ export interface SnapshotStats {
   pause_ms: number;
   /** From the resume to every copied frame being durable (the commit of the record follows). */
   copy_ms: number;
+  /**
+   * Pages no virtual node holds (written library data, shared and real-node memory),
+   * copied while the program was stopped, and the part of the pause that took. In the
+   * first node's record; absent in records written before numactlx copied them.
+   */
+  extra_pages?: number;
+  extra_ms?: number;
 }
 
 export interface SnapshotRecord {

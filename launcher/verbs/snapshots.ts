@@ -105,6 +105,8 @@ export function snapshotSummary(r: SnapshotRecord): Record<string, unknown> {
     pids: r.processes.map((p) => p.pid),
     pages: r.stats.pages, new_pages: r.stats.new_pages, bytes_written: r.stats.bytes_written,
     pause_ms: r.stats.pause_ms, copy_ms: r.stats.copy_ms,
+    // Pages no virtual node holds, copied in the pause (written library data, shared memory).
+    ...(r.stats.extra_pages === undefined ? {} : { extra_pages: r.stats.extra_pages, extra_ms: r.stats.extra_ms }),
   };
 }
 

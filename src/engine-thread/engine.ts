@@ -17,11 +17,9 @@ import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
-
-export { Mm } from './mm.js';
-export type { FrameStore, NodeCatalog, VirtualNodeRuntime } from './mm.js';
+import { dropStale, forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 import { type PagePolicy } from './ranges.js';
+export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 import { newNodeStats, sessionStats } from './engine-stats.js';
 
@@ -117,9 +115,11 @@ export class Engine implements EngineCore {
   register(pid: number, start: number, len: number, policy: PagePolicy): number {
     const mm = this.byPid.get(pid);
     if (!mm) return -ESRCH;
+    dropStale(this, mm, start, start + len); // a reused address: the old pages go first
     const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
     if (r < 0) return r;
     mm.ranges.add(start, start + len, policy);
+    mm.mayHoldUntracked(start, start + len);
     return 0;
   }
 
@@ -166,7 +166,7 @@ export class Engine implements EngineCore {
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
-    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
+    keepPresentPages(this, child, childPid);
   }
 
   /**

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
-import { COPYING, DIRTY, EVICTED, FRESH, PAGE, PENDING, REF, VICTIM } from './page-table.js';
+import { BACK, COPYING, DIRTY, EVICTED, FRESH, PAGE, PENDING, REF, VICTIM } from './page-table.js';
 import { MAX_IOV, type RemoteCopier } from './remote-copy.js';
 import { noteFresh } from './evicted-pages.js';
 import type { Engine, Mm } from './engine.js';
@@ -109,7 +109,7 @@ export class EvictionRound {
         this.leave(addr);
         continue;
       }
-      const flags = (mm.table.flagsOf(addr) & ~DIRTY) | FRESH | VICTIM;
+      const flags = (mm.table.flagsOf(addr) & ~(DIRTY | BACK)) | FRESH | VICTIM;
       if (frames[i] !== olds[i]) {
         mm.table.set(addr, frames[i] + 1, slot, flags);
         engine.unref(slot, olds[i]);
@@ -154,7 +154,7 @@ export class EvictionRound {
         mm.table.setFlags(addr, flags & ~VICTIM);
         continue;
       }
-      mm.table.setFlags(addr, (flags & ~(VICTIM | REF)) | EVICTED);
+      mm.table.setFlags(addr, (flags & ~(VICTIM | REF | BACK)) | EVICTED);
       mm.resident--;
       mm.eviction.evicted++;
       node.pages_resident--;
@@ -244,7 +244,7 @@ export class EvictionRound {
     const d = evict ? 1 : -1;
     if (evict) {
       if (DEBUG) fs.writeSync(2, `numactlx-engine: eviction: 0x${addr.toString(16)} was written during its drop; its frame holds it as written back\n`);
-      mm.table.setFlags(addr, (flags & ~(DIRTY | VICTIM | REF)) | EVICTED | FRESH);
+      mm.table.setFlags(addr, (flags & ~(DIRTY | VICTIM | REF | BACK)) | EVICTED | FRESH);
       noteFresh(mm, addr);
     } else {
       mm.table.setFlags(addr, flags & ~EVICTED);

@@ -198,7 +198,8 @@ function unreserve(e: EngineCore, targets: number[], frames: number[], from: num
   for (let i = from; i < to; i++) if (targets[i] >= 0 && frames[i] >= 0) e.slots[targets[i]].store.freeFrame(frames[i]);
 }
 
-function placed(e: EngineCore, mm: Mm, addr: number, target: number, frame: number, faultAddr: number): void {
+/** Records page `addr` as placed on `target` (a slot, with its frame) or in ordinary memory; counts it. */
+export function placed(e: EngineCore, mm: Mm, addr: number, target: number, frame: number, faultAddr: number): void {
   if (target >= 0) {
     // A new page is DIRTY: its content (zeros, then whatever is written) is in no frame.
     mm.table.set(addr, frame + 1, target, DIRTY);

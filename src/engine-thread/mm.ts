@@ -41,6 +41,9 @@ export interface VirtualNodeRuntime {
   refs: FrameCounts;
 }
 
+/** Ranges remembered for the next prepare's look at untracked pages (Mm.untracked). */
+const UNTRACKED_MAX = 1024;
+
 /** One program address space: its uffd, its trapped ranges and its page table. */
 export class Mm {
   readonly ranges = new RangeSet();
@@ -77,6 +80,23 @@ export class Mm {
    * once all its processes are here — else its pages would be frozen and then lost.
    */
   readonly exited = new Set<number>();
+  /**
+   * Ranges registered since the last prepare ([start, end)) whose pages may be present
+   * without the engine having placed them: a range is registered after the kernel made
+   * it (exec's stack, an mmap with MAP_POPULATE, memory mbind moved onto a virtual
+   * node). The next prepare adopts such pages (present-pages.ts).
+   */
+  untracked: Array<[number, number]> = [];
+
+  /** [start, end) was just registered: it may hold pages the engine did not place. */
+  mayHoldUntracked(start: number, end: number): void {
+    // A program that maps often between snapshots: past a bound, the next prepare looks
+    // at every range (only VMAs holding memory are read: present-pages.ts).
+    if (this.untracked.length < UNTRACKED_MAX) this.untracked.push([start, end]);
+    else this.untracked = [[0, Number.MAX_SAFE_INTEGER]];
+  }
+  /** Ranges dropped before their UNMAP/REMAP was read: the event leaves them alone (reused-addresses.ts). */
+  predropped: Array<{ start: number; end: number; at: number }> = [];
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */

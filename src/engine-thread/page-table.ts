@@ -51,6 +51,13 @@ export const FRESH = 16;
 export const REF = 32;
 /** Chosen by the CLOCK hand and clean: dropped at the next eviction stop unless a fault touches it first. */
 export const VICTIM = 64;
+/**
+ * Came back from its frame (a refault) and that frame not written since: it still holds
+ * what the page held while evicted. A fork the engine learns of late needs it (a uffd
+ * gives faults before events): the child was copied while the page was evicted, so it
+ * has the page evicted (fork-pages.ts). Cleared when the frame is written.
+ */
+export const BACK = 128;
 
 interface Chunk {
   entry: Int32Array;
@@ -214,6 +221,35 @@ export class PageTable {
       }
     }
     return count;
+  }
+
+  /** Whether a page of [start, end) is not absent; costs O(min(chunks, range / 2 MiB)). */
+  anyIn(start: number, end: number): boolean {
+    const first = Math.floor(start / CHUNK);
+    const last = Math.floor((end - 1) / CHUNK);
+    const keys = last - first + 1 <= this.chunks.size
+      ? Array.from({ length: last - first + 1 }, (_, i) => first + i)
+      : [...this.chunks.keys()].filter((k) => k >= first && k <= last);
+    for (const key of keys) {
+      const c = this.chunks.get(key);
+      if (c === undefined || c.used === 0) continue;
+      const lo = Math.max(start, key * CHUNK);
+      const hi = Math.min(end, (key + 1) * CHUNK);
+      for (let addr = lo; addr < hi; addr += PAGE) if (c.entry[(addr - key * CHUNK) / PAGE] !== ABSENT) return true;
+    }
+    return false;
+  }
+
+  /** Every non-absent page of [start, end), in no particular order; costs O(chunks), not O(range). */
+  forEachIn(start: number, end: number, fn: (addr: number, entry: number) => void): void {
+    for (const [key, c] of this.chunks) {
+      const base = key * CHUNK;
+      if (base + CHUNK <= start || base >= end) continue;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+        const addr = base + i * PAGE;
+        if (c.entry[i] !== ABSENT && addr >= start && addr < end) fn(addr, c.entry[i]);
+      }
+    }
   }
 
   // ---- eviction hooks (resident-set.ts scans chunks in place) ----------------------------

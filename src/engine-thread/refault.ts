@@ -20,7 +20,7 @@ import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { copiedFast, copyFast, wakeFast } from '../sys/userfaultfd-fast.js';
 import { UFFDIO_COPY_MODE } from '../sys/userfaultfd-uapi.js';
-import { EVICTED, PAGE, REF } from './page-table.js';
+import { BACK, EVICTED, PAGE, REF } from './page-table.js';
 import type { Mm } from './mm.js';
 import type { EngineCore } from './engine-core.js';
 import { FrameViews } from '../../backing/frame-views.js';
@@ -110,9 +110,9 @@ export class Refaulter {
     if (stats && !isRetry) stats.refault_faults++;
   }
 
-  /** The page at addr is in the program again, clean and write-protected. */
+  /** The page at addr is in the program again, clean and write-protected; its frame holds it (BACK). */
   private back(mm: Mm, addr: number, faulted: boolean, slot: number): void {
-    const flags = mm.table.flagsOf(addr) & ~EVICTED;
+    const flags = (mm.table.flagsOf(addr) & ~EVICTED) | BACK;
     mm.table.setFlags(addr, faulted ? flags | REF : flags);
     mm.resident++;
     mm.eviction.evicted--;

@@ -87,7 +87,10 @@ export function* finishSteps(ctx: CommitContext, run: SnapshotRun): Generator<vo
   try {
     return yield* commitRun(ctx, run);
   } finally {
-    for (const part of run.parts.values()) part.copied.forEach((_addr, frame, _crc, slot) => engine.unref(slot, frame));
+    for (const part of run.parts.values()) {
+      part.copied.forEach((_addr, frame, _crc, slot) => engine.unref(slot, frame));
+      part.extra.forEach((_addr, frame, _crc, slot) => engine.unref(slot, frame));
+    }
   }
 }
 
@@ -108,7 +111,10 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
     if (ms(waitedSince) > CHECKSUM_STALL_MS) { ctx.checksums.settleSome(); break; }
     yield;
   }
-  for (const part of run.parts.values()) part.copied.fillCrcs((frame, slot) => ctx.checksums.crc(slot, frame));
+  for (const part of run.parts.values()) {
+    part.copied.fillCrcs((frame, slot) => ctx.checksums.crc(slot, frame));
+    part.extra.fillCrcs((frame, slot) => ctx.checksums.crc(slot, frame));
+  }
   const unreadable = ctx.noteUnreadable(`as snapshot ${run.req.id} was being committed`);
   if (unreadable) run.failed ??= unreadable;
   const tFinish = process.hrtime.bigint();
@@ -118,7 +124,8 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
   for (const [key, part] of run.parts) {
     const map = part.prev.derive(part.drops, part.lost, part.copied);
     key.snap = map;
-    maps.set(part, map);
+    // The record holds the extra pages too; the next snapshot copies its own (snapshot-extras.ts).
+    maps.set(part, part.extra.size > 0 ? map.derive([], [], part.extra) : map);
   }
   if (run.failed) throw new Error(run.failed);
   for (const part of run.parts.values()) part.vmas = vmasOf(part.maps);

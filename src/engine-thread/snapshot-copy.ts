@@ -5,6 +5,8 @@
 import os from 'node:os';
 import { COPYING, DIRTY, EVICTED, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
+import { CopyGuard } from './copy-guard.js';
+import { countOut } from './evicted-pages.js';
 import { takePending, type MmPart } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
@@ -19,6 +21,8 @@ const { ESRCH } = os.constants.errno;
 /** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
   private readonly batch: number[] = [];
+  /** Checks each batch against the program's pagemap before it is read (copy-guard.ts). */
+  private readonly guard = new CopyGuard();
   private readonly batchSlot = new Int32Array(MAX_IOV);
   private readonly batchFrame = new Int32Array(MAX_IOV);
   private readonly batchOld = new Int32Array(MAX_IOV);
@@ -168,7 +172,17 @@ export class FrozenPageCopier {
       }
     }
     batch.length = kept;
-    return kept;
+    const part = this.engine.snapshot.copying?.parts.get(mm);
+    if (part) {
+      this.guard.keepPresent(part.reader, batch, (addr) => {
+        part.lost.add(addr);
+        mm.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
+          countOut(mm, entry, flags);
+          this.engine.release(entry, node, flags);
+        });
+      });
+    }
+    return batch.length;
   }
 
   /**

@@ -9,6 +9,7 @@
 // along; each phase is its own module (snapshot-prepare.ts, snapshot-freeze.ts,
 // snapshot-copy.ts, snapshot-commit.ts), and --keep is snapshot-retention.ts.
 import { RemoteCopier } from './remote-copy.js';
+import { ExtraPages } from './snapshot-extras.js';
 import type { SnapshotRequest, SnapshotRun } from './snapshot.js';
 import type { Mm } from './mm.js';
 import type { SnapshotHooks } from './engine-core.js';
@@ -42,6 +43,8 @@ const IDLE: Phase = { kind: 'idle' };
 
 export class SnapshotEngine implements CommitContext, SnapshotHooks {
   readonly remote = new RemoteCopier();
+  /** The pages no virtual node holds, read in the freeze and stored at the commit. */
+  private readonly extras: ExtraPages;
   private readonly copier: FrozenPageCopier;
   private phase: Phase = IDLE;
   /** A prepare asked for while the previous snapshot is still being copied or committed. */
@@ -58,11 +61,16 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
    */
   lostMedium: { problem: string; found: string } | undefined;
 
+  /**
+   * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts);
+   * off only where the "program" is this very process (test/engine/engine-unit.test.ts).
+   */
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
-    existing: CommittedSnapshot[] = []) {
+    existing: CommittedSnapshot[] = [], private readonly options = { extraPages: true }) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote,
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
+    this.extras = new ExtraPages(engine, this.remote);
     engine.attachSnapshots(this);
   }
 
@@ -179,6 +187,9 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
     const { run, frozen } = freeze(this.engine, req, threads, tgidOf);
     this.phase = { kind: 'copying', run };
+    const t0 = performance.now();
+    run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;
+    run.extraMs = performance.now() - t0;
     return frozen;
   }
 
@@ -232,6 +243,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       // a file no one will see again. (The commit checks the checksums read back too.)
       const problem = this.noteMedium(`as snapshot ${run.req.id} was being committed`);
       if (problem) run.failed ??= problem;
+      // The pages read in the pause go to their frames now, out of it.
+      this.extras.store(run, this.checksums);
       this.phase = { kind: 'committing', id: run.req.id, steps: finishSteps(this, run) };
     }
     let r: IteratorResult<void, SnapshotResult>;

@@ -58,12 +58,21 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     const t2 = process.hrtime.bigint();
     const stagedPages = pagesInRuns(mm.staged);
     const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
-    // Memory is read through a thread that still has it: at an exit snapshot the
-    // thread-group leader may be a zombie already (its mm released), its last thread not.
+    // Memory is read through the thread-group leader: its pid cannot name another task
+    // while its process exists (it stays a zombie until the tracer reaps it). Any other
+    // thread's tid is freed when it exits, and a fork may get it: the copier would then
+    // read the child's memory — and a missing page of a child whose FORK event is not
+    // read yet faults on a userfaultfd only this thread serves (the churn test hung so).
+    // Only at an exit snapshot, where the leader may be a zombie already (its mm
+    // released) and its last thread not, is a thread the reader.
     const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
-    const reader = mmThreads.length > 0 ? mmThreads[0].tid : pid;
+    let reader = pid;
     // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
-    const maps = readMaps(reader);
+    let maps = readMaps(reader);
+    if (maps === '' && mmThreads.length > 0) {
+      reader = mmThreads[0].tid;
+      maps = readMaps(reader);
+    }
     if (maps === '') {
       // The process let go of its memory between the protect and here: it is past its
       // exit stop (a thread the tracer did not stop) and now a zombie. Its pages would be
@@ -80,7 +89,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
       pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
       threads: mmThreads, reader,
       runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
-      copied: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
+      copied: new PageMap(), extra: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
     };
     mm.staged = [];
     mm.drops = [];

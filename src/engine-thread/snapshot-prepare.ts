@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { DIRTY, PAGE } from './page-table.js';
 import type { Engine, Mm } from './engine.js';
+import { adoptPresentPages } from './present-pages.js';
 
 /** Pages write-protected per prepare step (about 50 µs of UFFDIO_WRITEPROTECT). */
 const PREPARE_STEP_PAGES = 1024;
@@ -21,6 +22,9 @@ const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Numbe
  */
 export function* prepareSteps(engine: Engine): Generator<void, void> {
   const t0 = process.hrtime.bigint();
+  // Pages the program had before their range was registered join the snapshot as new.
+  let adopted = 0;
+  for (const mm of freezable(engine)) if (mm.untracked.length > 0) adopted += adoptPresentPages(engine, mm);
   const passes: number[] = [];
   let budget = PREPARE_STEP_PAGES;
   for (let pass = 0; pass < PREPARE_PASSES; pass++) {
@@ -50,7 +54,7 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
     passes.push(staged);
     if (staged < PREPARE_AGAIN) break;
   }
-  if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, staged per pass ${passes.join(' ')}\n`);
+  if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, ${adopted} pages adopted, staged per pass ${passes.join(' ')}\n`);
 }
 
 /** The mms a snapshot covers: every distinct address space with a process. */

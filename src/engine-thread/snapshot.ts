@@ -53,6 +53,8 @@ export interface MmPart {
   left: number;
   /** The pages copied by this snapshot (frame, CRC, slot). */
   copied: PageMap;
+  /** The pages no virtual node holds, copied in the freeze (snapshot-extras.ts): this snapshot's alone. */
+  extra: PageMap;
   /** Pages copied per slot. */
   newPages: number[];
   /** Pending pages dropped (munmap, DONTNEED) before they could be copied. */
@@ -79,6 +81,9 @@ export class SnapshotRun {
   failed: string | undefined;
   /** Pages frozen for copying (set by the freeze; `remaining` counts down from it). */
   frozenPages = 0;
+  /** Pages copied in the freeze because no virtual node holds them, and the time that took. */
+  extraPages = 0;
+  extraMs = 0;
 
   constructor(readonly req: SnapshotRequest) {}
 
@@ -100,7 +105,8 @@ export class SnapshotRun {
     for (const p of this.parts.values()) newPages += p.newPages[slot] ?? 0;
     return {
       id: this.req.id, label: this.req.label, time: this.time, program: this.req.program, node, processes,
-      stats: { pages, new_pages: newPages, bytes_written: newPages * PAGE, pause_ms: this.pauseMs, copy_ms: copyMs },
+      stats: { pages, new_pages: newPages, bytes_written: newPages * PAGE, pause_ms: this.pauseMs, copy_ms: copyMs,
+        ...(slot === 0 ? { extra_pages: this.extraPages, extra_ms: Math.round(this.extraMs * 1000) / 1000 } : {}) },
     };
   }
 }

@@ -4,11 +4,13 @@
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
-import { DIRTY, EVICTED, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { BACK, DIRTY, EVICTED, FRESH, PAGE, PENDING, PLACED_REAL } from './page-table.js';
 import { countOut, forkEvicted, remapFlags } from './evicted-pages.js';
 import { Mm } from './mm.js';
+import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
+import { eventPieces, notePredropped } from './reused-addresses.js';
 
 const { EAGAIN } = os.constants.errno;
 /** Messages read per read(2) of a uffd. */
@@ -49,19 +51,27 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
     case UFFD_EVENT.FORK:
       onFork(e, mm, v.getUint32(off + O.forkUfd, true));
       break;
-    case UFFD_EVENT.REMAP:
-      onRemap(e, mm, getU64(v, off + O.remapFrom), getU64(v, off + O.remapTo), getU64(v, off + O.remapLen));
+    case UFFD_EVENT.REMAP: {
+      const from = getU64(v, off + O.remapFrom);
+      const to = getU64(v, off + O.remapTo);
+      e.events.remap++;
+      for (const [a, b] of eventPieces(mm, from, from + getU64(v, off + O.remapLen))) onRemap(e, mm, a, a - from + to, b - a);
       break;
-    case UFFD_EVENT.REMOVE:
+    }
+    case UFFD_EVENT.REMOVE: {
       e.events.remove++;
-      drop(e, mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd));
-      break;
-    case UFFD_EVENT.UNMAP: {
-      e.events.unmap++;
       const start = getU64(v, off + O.removeStart);
       const end = getU64(v, off + O.removeEnd);
-      drop(e, mm, start, end);
-      mm.ranges.remove(start, end);
+      // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
+      if (!e.eviction?.isOwnDrop(mm, start, end)) drop(e, mm, start, end);
+      break;
+    }
+    case UFFD_EVENT.UNMAP: {
+      e.events.unmap++;
+      for (const [start, end] of eventPieces(mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd))) {
+        drop(e, mm, start, end);
+        mm.ranges.remove(start, end);
+      }
       break;
     }
     default:
@@ -70,9 +80,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 }
 
 /** munmap / DONTNEED: the pages are gone from the program. */
-function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
-  // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
-  if (e.eviction?.isOwnDrop(mm, start, end)) return;
+export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
   const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
     countOut(mm, entry, flags);
@@ -84,6 +92,20 @@ function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
   mm.drops.push([start, end]);
 }
 
+/**
+ * [start, end) of mm is about to be registered while the table still holds pages there:
+ * an address reused before the engine read its unmap (reused-addresses.ts). What is
+ * queued is read first; pages still there are dropped now, as the event will.
+ */
+export function dropStale(e: EngineCore, mm: Mm, start: number, end: number): void {
+  if (!mm.table.anyIn(start, end)) return;
+  service(e, mm);
+  if (!e.mms.has(mm.uffd) || !mm.table.anyIn(start, end)) return;
+  drop(e, mm, start, end);
+  mm.ranges.remove(start, end);
+  notePredropped(mm, start, end);
+}
+
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
   e.events.fork++;
   parent.unclaimedForks.push(forkChild(e, parent, ufd));
@@ -92,30 +114,44 @@ function onFork(e: EngineCore, parent: Mm, ufd: number): void {
 /**
  * The mm of a child forked from `parent`, on userfaultfd `ufd` (from UFFD_EVENT_FORK, or
  * made by the tracer where the kernel has no fork event): the parent's ranges and policy,
- * and its pages — the child has a copy of every present page, so virtual pages get
- * frames of their own, DIRTY (in no frame yet). Joins the engine's poll list.
+ * and its pages. A virtual page shares its parent's home frame (one more reference): a
+ * fork charges the node nothing, as a real node's copy-on-write does not; the snapshot
+ * that first copies one of the two pages gives it a frame of its own (a frame with
+ * more than one reference is never written in place: snapshot-copy.ts). A page clean in
+ * the parent (its frame holds its content, write-protected) stays clean in the child if
+ * the kernel kept the protection on the child's copy; fork-pages.ts checks that against
+ * the child's pagemap and makes the others DIRTY. Joins the engine's poll list.
  */
 export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   const child = new Mm(ufd, parent.exe);
   child.command = parent.command;
   for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
   child.policy = parent.policy;
+  // The child has a copy of every page the parent had, tracked or not.
+  child.untracked = parent.untracked.map(([a, b]) => [a, b]);
+  // Its clean pages are the parent's last snapshot's (same frames, same content): its
+  // first snapshot starts from that map, less what the parent dropped since.
+  child.snap = parent.snap.derive(parent.drops, [], new PageMap());
   parent.table.forEach((addr, entry, node, flags) => {
-    // [eviction] The child has no page where the parent's is evicted: it shares the frame.
-    if (flags & EVICTED) { forkEvicted(e, child, addr, entry, node); return; }
-    if (entry > 0) {
-      const f = e.slots[node].store.allocFrame();
-      if (f >= 0) {
-        child.table.set(addr, f + 1, node, DIRTY);
-        e.slots[node].refs.set(f, 1);
-        child.resident++;
-        if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
-        e.nodeStats[node].pages_resident++;
-        return;
-      }
-      e.nodeStats[node].pages_fallback++;
+    if (entry <= 0) {
+      child.table.set(addr, PLACED_REAL);
+      return;
     }
-    child.table.set(addr, PLACED_REAL);
+    // Clean in the child only where its content is the parent's last committed
+    // snapshot's: PENDING (frozen for a snapshot the child is not part of) and pages that
+    // snapshot is copying now (their frame is not the committed map's yet) are DIRTY;
+    // [eviction] so is a FRESH page (its frame was written after that snapshot).
+    const inSnap = (flags & FRESH) === 0 && child.snap.frameOf(addr) === entry - 1;
+    // [eviction] The child has no page where the parent's is evicted: it shares the frame.
+    if (flags & EVICTED) return void forkEvicted(e, child, addr, entry, node, inSnap);
+    const clean = (flags & (DIRTY | PENDING)) === 0 && inSnap;
+    // BACK goes along for fork-pages.ts: the page may have come back after the kernel
+    // copied the parent's memory, and the child then has it evicted.
+    child.table.set(addr, entry, node, (clean ? 0 : DIRTY) | (flags & BACK));
+    e.slots[node].refs.inc(entry - 1);
+    child.resident++;
+    if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
+    e.nodeStats[node].pages_resident++;
   });
   e.mms.set(ufd, child);
   e.pollListChanged();
@@ -123,7 +159,6 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
-  e.events.remap++;
   const part = e.snapshot.copying?.parts.get(mm);
   const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {

@@ -134,6 +134,11 @@ export function readPagemapRun(fd: number, addr: number, count: number, out: Buf
   return n < 0 ? -koffi.errno() : Math.floor(n / PM_ENTRY_BYTES);
 }
 
+/** Whether entry i of a buffer filled by readPagemapRun is uffd-wp write-protected (PM_ENTRY.UFFD_WP, Linux 5.13). */
+export function pagemapUffdWp(buf: Buffer, i: number): boolean {
+  return (buf.readUInt32LE(i * PM_ENTRY_BYTES + 4) & 0x0200_0000) !== 0;
+}
+
 /** Whether entry i of a buffer filled by readPagemapRun maps a page (present or swapped). */
 export function pagemapHasPage(buf: Buffer, i: number): boolean {
   // PM_ENTRY.PRESENT (bit 63) and SWAPPED (bit 62): the high bits of the upper u32.

@@ -103,6 +103,9 @@ afterAll(() => removeTmpDirs());
 
 const frameBytes = (store: BackingStore, frame: number): Buffer => copyFromAddress(BigInt(store.frameAddr(frame)), PAGE);
 
+/** The program here is this test process: its whole heap would be read as pages no virtual node holds. */
+const NO_EXTRA_PAGES = { extraPages: false };
+
 test('a missing fault on the virtual node places the page and its fault-ahead run in frames of the backing', async () => {
   const { engine, mm, base, writer, store } = rig;
   await serveUntil(engine, mm, writer.fill(base + 10 * PAGE, PAGE, 0x5a));
@@ -123,7 +126,7 @@ test('a missing fault on the virtual node places the page and its fault-ahead ru
 test('the snapshot phases: freeze protects, a write to a frozen page is copied first, the commit records the frozen bytes', async () => {
   const { engine, mm, base, writer, store, checksums } = rig;
   await serveUntil(engine, mm, writer.fill(base, 8 * PAGE, 0x11));
-  const snaps = new SnapshotEngine(engine, checksums);
+  const snaps = new SnapshotEngine(engine, checksums, [], NO_EXTRA_PAGES);
   expect(snaps.copying).toBeUndefined();
   expect(mm.table.flagsOf(base) & DIRTY).toBe(DIRTY);
 
@@ -166,7 +169,7 @@ test('the snapshot phases: freeze protects, a write to a frozen page is copied f
 test('after a snapshot a write fault only unprotects and marks the page dirty (nothing copied outside a snapshot)', async () => {
   const { engine, mm, base, writer, checksums } = rig;
   await serveUntil(engine, mm, writer.fill(base, 2 * PAGE, 0x33));
-  const snaps = new SnapshotEngine(engine, checksums);
+  const snaps = new SnapshotEngine(engine, checksums, [], NO_EXTRA_PAGES);
   snaps.freeze({ id: 1, label: null, program: ['jest'] }, [], (tid) => tid);
   snaps.setPause(0);
   while (!snaps.commitStep()) snaps.step();
@@ -182,7 +185,7 @@ test('after a snapshot a write fault only unprotects and marks the page dirty (n
 test('a program rewriting in order opens ever larger runs: one write-protect fault per run, not per page', async () => {
   const { engine, mm, base, writer, checksums } = rig;
   await serveUntil(engine, mm, writer.fill(base, 32 * PAGE, 0x55));
-  const snaps = new SnapshotEngine(engine, checksums);
+  const snaps = new SnapshotEngine(engine, checksums, [], NO_EXTRA_PAGES);
   snaps.freeze({ id: 1, label: null, program: ['jest'] }, [], (tid) => tid);
   snaps.setPause(0);
   while (!snaps.commitStep()) snaps.step();

@@ -54,3 +54,27 @@ export function exeOf(pid: number): string {
     return '';
   }
 }
+
+/**
+ * Where every thread of `pid` and of its descendants is, one line each: "pid/tid comm
+ * state wchan syscall" — what a test prints when something hangs, so that the hang can
+ * be told apart (a thread in handle_userfault, the tracer in waitpid, the engine in poll).
+ */
+export function describeTree(pid: number): string {
+  const read = (p: string): string => { try { return fs.readFileSync(p, 'utf8').trim(); } catch { return '?'; } };
+  const lines: string[] = [];
+  const visit = (p: number): void => {
+    let tids: string[] = [];
+    try { tids = fs.readdirSync(`/proc/${p}/task`); } catch { return; }
+    for (const tid of tids) {
+      const base = `/proc/${p}/task/${tid}`;
+      const stat = read(`${base}/stat`);
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      lines.push(`${p}/${tid} ${comm} ${state} ${read(`${base}/wchan`)} syscall ${read(`${base}/syscall`).split(' ')[0]}`);
+    }
+    try { for (const c of childrenOf(p)) visit(c); } catch { /* gone */ }
+  };
+  visit(pid);
+  return lines.join('\n');
+}

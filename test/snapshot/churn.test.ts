@@ -15,7 +15,7 @@ import path from 'node:path';
 import { execa, type Result } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { compileFixture } from '../helpers/fixtures.js';
-import { waitFor } from '../helpers/proc.js';
+import { describeTree, waitFor } from '../helpers/proc.js';
 import { testSeed } from '../helpers/random.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
@@ -27,9 +27,11 @@ const HUNG_MS = 60_000;
 afterAll(() => removeTmpDirs());
 
 /** Rejects with `what` if `p` has not settled within `ms`: a hang fails the test instead of the suite's timeout. */
-async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+async function within<T>(what: string, ms: number, p: Promise<T>, pid?: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`hung: ${what} (no answer in ${ms} ms)`)), ms); });
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`hung: ${what} (no answer in ${ms} ms)${pid ? `; where each thread is:\n${describeTree(pid)}` : ''}`)), ms);
+  });
   try {
     return await Promise.race([p, hung]);
   } finally {
@@ -52,11 +54,11 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     await waitFor('churn ready', () => out.includes('ready\n'), 30_000);
     for (let i = 1; i <= SNAPSHOTS; i++) {
       const snap = await within(`snapshot ${i} of seed ${seed}`, HUNG_MS,
-        numactlx(['snapshot', '--wait', String(proc.pid)], { env }));
+        numactlx(['snapshot', '--wait', String(proc.pid)], { env }), proc.pid);
       expect({ i, exit: snap.exitCode, stderr: snap.stderr }).toEqual({ i, exit: 0, stderr: '' });
     }
     proc.stdin!.end('stop\n');
-    const end = await within(`the program's exit after ${SNAPSHOTS} snapshots (seed ${seed})`, HUNG_MS, proc as Promise<Result>);
+    const end = await within(`the program's exit after ${SNAPSHOTS} snapshots (seed ${seed})`, HUNG_MS, proc as Promise<Result>, proc.pid);
     // Pages thread B unmaps between a freeze and their copy are not in that snapshot, and
     // numactlx says so (once per session): the only line allowed.
     const lines = err.split('\n').filter(Boolean);
@@ -67,7 +69,9 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     const verify = await numactlx(['verify', backing]);
     expect({ exit: verify.exitCode, stderr: verify.stderr }).toEqual({ exit: 0, stderr: '' });
     const list = await numactlx(['snapshots', backing, '--json']);
-    expect((JSON.parse(list.stdout) as unknown[]).length).toBe(SNAPSHOTS);
+    // (seen once in 80 sessions: an empty stdout here, reason unknown: the status and stderr say it next time)
+    expect({ exit: list.exitCode, stderr: list.stderr, empty: list.stdout === '' }).toEqual({ exit: 0, stderr: '', empty: false });
+    expect((JSON.parse(String(list.stdout)) as unknown[]).length).toBe(SNAPSHOTS);
   } finally {
     proc.kill('SIGKILL');
     await proc;

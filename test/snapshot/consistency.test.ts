@@ -86,7 +86,7 @@ test.each([
   for (let round = 0; round < 3; round++) {
     process.kill(session.pid!, 'SIGUSR1');
     const byCli = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
-    expect(byCli.exitCode).toBe(0);
+    expect({ exit: byCli.exitCode, stderr: byCli.stderr }).toEqual({ exit: 0, stderr: "" });
     ids.add(JSON.parse(String(byCli.stdout)).id);
     const labelled = await numactlx(['snapshot', '--label', `round-${round}`, '--wait', '--json'], { env });
     expect(labelled.exitCode).toBe(0);

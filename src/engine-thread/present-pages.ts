@@ -1,0 +1,96 @@
+// Pages the program has in a trapped range that the engine never placed. A range is
+// registered after the kernel made it: exec's stack already holds argv, envp and the
+// auxiliary vector (the top of the main thread's stack, where main's locals live); an
+// mmap with MAP_POPULATE is filled before its syscall-exit stop; mbind can move memory
+// the program touched onto a virtual node. No fault tells the engine of such pages, so
+// without this no snapshot would hold them (an exported core would miss the top of the
+// stack, and gdb could not unwind a single frame).
+//
+// At each prepare, the ranges registered since the last one (Mm.untracked) are looked
+// at: in the VMAs that hold memory (/proc/PID/smaps, Rss or Swap above 0 — a large
+// PROT_NONE reservation costs nothing), /proc/PID/pagemap says which pages are there;
+// each one the table lacks is adopted as the range's policy would have placed it — a
+// home frame on its virtual node, DIRTY (its content is in no frame yet), so the
+// prepare stages it and the copy reads it like any page written since the last
+// snapshot. A page the policy puts in ordinary memory (or a full node) is PLACED_REAL.
+import fs from 'node:fs';
+import { closeFd } from '../sys/eventfd.js';
+import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
+import { ABSENT, PAGE } from './page-table.js';
+import { placePage } from './placement.js';
+import { placed } from './fault-service.js';
+import type { EngineCore } from './engine-core.js';
+import type { Mm } from './mm.js';
+
+/** Pagemap entries read per pread (4 KiB of entries). */
+const PAGEMAP_RUN = 512;
+const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
+
+/** The [start, end) of every VMA of `pid` with resident or swapped memory. */
+export function vmasHoldingMemory(smaps: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let current: [number, number] | undefined;
+  let holds = false;
+  const flush = (): void => { if (current && holds) out.push(current); };
+  for (const line of smaps.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) {
+      flush();
+      current = [Number.parseInt(m[1], 16), Number.parseInt(m[2], 16)];
+      holds = false;
+    } else if (/^(Rss|Swap):\s+[1-9]/.test(line)) {
+      holds = true;
+    }
+  }
+  flush();
+  return out;
+}
+
+/** Adopts mm's untracked present pages; returns how many. Clears Mm.untracked. */
+export function adoptPresentPages(e: EngineCore, mm: Mm): number {
+  const untracked = mm.untracked;
+  mm.untracked = [];
+  const pid = [...mm.pids].find((p) => !mm.exited.has(p));
+  if (pid === undefined) return 0;
+  let smaps: string;
+  let fd: number;
+  try {
+    smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    fd = openPagemap(pid);
+  } catch {
+    return 0; // gone: its mm closes when the tracer reports it
+  }
+  let adopted = 0;
+  try {
+    for (const [vStart, vEnd] of vmasHoldingMemory(smaps)) {
+      for (const [uStart, uEnd] of untracked) {
+        const lo = Math.max(vStart, uStart);
+        const hi = Math.min(vEnd, uEnd);
+        for (const range of lo < hi ? mm.ranges.slice(lo, hi) : []) adopted += adoptIn(e, mm, fd, range.start, range.end, range);
+      }
+    }
+  } finally {
+    closeFd(fd);
+  }
+  return adopted;
+}
+
+/** Adopts the present, untracked pages of [start, end) (inside `range`). */
+function adoptIn(e: EngineCore, mm: Mm, fd: number, start: number, end: number,
+  range: { start: number; policy: Parameters<typeof placePage>[0] }): number {
+  let adopted = 0;
+  for (let at = start; at < end; at += PAGEMAP_RUN * PAGE) {
+    const count = Math.min(PAGEMAP_RUN, (end - at) / PAGE);
+    const read = readPagemapRun(fd, at, count, pagemapBuf);
+    for (let k = 0; k < read; k++) {
+      const addr = at + k * PAGE;
+      if (!pagemapHasPage(pagemapBuf, k) || mm.table.get(addr) !== ABSENT) continue;
+      const target = placePage(range.policy, (addr - range.start) / PAGE, e);
+      const frame = target >= 0 ? e.slots[target].store.allocFrame() : -1;
+      // No frame left (a full node): the page stays where it is, in ordinary memory.
+      placed(e, mm, addr, target >= 0 && frame < 0 ? -1 : target, frame, addr);
+      adopted++;
+    }
+  }
+  return adopted;
+}

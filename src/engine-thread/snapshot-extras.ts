@@ -1,0 +1,212 @@
+// The pages of a snapshot that no virtual node holds, read in the freeze. A snapshot
+// should be what `gcore` would write at that instant; the copy-on-write machinery covers
+// the virtual nodes' pages only, because only they are registered with a userfaultfd
+// and can be write-protected while the program runs on. The rest of what a core holds
+// is read while every thread is still stopped, so it is of the same instant:
+// - written pages of private file mappings (libraries' .data, .bss, relro, the dynamic
+//   loader's list of libraries — what gdb needs to walk into shared libraries): the
+//   pages pagemap shows present and anonymous (copied on write); the others are the
+//   file's, which gdb reads from the file;
+// - anonymous memory no virtual node holds: ranges whose policy names only real nodes,
+//   and pages of trapped ranges a policy placed in ordinary memory (interleave,
+//   preferred fallback: PLACED_REAL in the table, and present now);
+// - shared anonymous memory and shmem (MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V
+//   shared memory, /dev/shm, memfd): every present page. Shared mappings of regular
+//   files are the file's and are left out, as the kernel's core dumps leave them.
+//
+// In the pause they are only read, into a staging buffer of this process that stays
+// mapped between snapshots (no page of it is new); frames of the first virtual node's
+// backing are taken and written at the commit, after the program runs again. They are
+// not tracked between snapshots (no write protection): every snapshot reads them again,
+// their frames are the snapshot's alone, and the next snapshot's map does not inherit
+// them. Their count and the part of the pause they took are in the first node's record
+// (stats extra_pages, extra_ms).
+import fs from 'node:fs';
+import { closeFd } from '../sys/eventfd.js';
+import { bufferAddress } from '../sys/mman.js';
+import { openPagemap, readPagemapRun } from '../sys/pagemap.js';
+import { PAGE, PLACED_REAL } from './page-table.js';
+import { vmasOf, type MmPart, type SnapshotRun } from './snapshot.js';
+import { MAX_IOV, type RemoteCopier } from './remote-copy.js';
+import type { Engine, Mm } from './engine.js';
+import type { ChecksumQueue } from '../channels/checksum-ring.js';
+import type { Vma } from '../snapshot/types.js';
+
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+/** The frames of extra pages go to this slot (the first virtual node). */
+const EXTRA_SLOT = 0;
+/** The staging buffer's bound; beyond it a snapshot fails rather than hold the program longer. */
+const STAGING_MAX = 256 << 20;
+/** Its size at the start (written through then): a program's library data is 1–4 MiB. */
+const STAGING_FIRST = 4 << 20;
+const PAGEMAP_RUN = 512;
+/** pagemap entry bits, in the upper u32: 63 present, 62 swapped, 61 file page or shared anonymous. */
+const HAS_PAGE = 0xc000_0000;
+const FILE_OR_SHARED = 0x2000_0000;
+
+/** Shared mappings whose memory is no file's: every present page is the program's. */
+const sharedAnonymous = (v: Vma): boolean => v.path === '' || v.path.startsWith('/dev/zero')
+  || v.path.startsWith('/SYSV') || v.path.startsWith('/dev/shm/') || v.path.startsWith('/memfd:');
+
+/** Which pages of `v` are extra: 'anonymous' (private: copied-on-write only), 'present' (shared anonymous), or none. */
+function extraKind(v: Vma): 'anonymous' | 'present' | undefined {
+  if (v.perms[0] !== 'r' || v.path === '[vvar]' || v.path === '[vsyscall]') return undefined;
+  if (v.perms[3] === 'p') return 'anonymous';
+  return sharedAnonymous(v) ? 'present' : undefined;
+}
+
+interface Staged { part: MmPart; addrs: number[]; first: number }
+
+/** Owned by the SnapshotEngine: the staging buffer and what the current snapshot staged in it. */
+export class ExtraPages {
+  private staging = Buffer.alloc(0);
+  private stagingAddr = 0;
+  private used = 0;
+  private staged: Staged[] = [];
+  private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
+
+  constructor(private readonly engine: Engine, private readonly remote: RemoteCopier) {
+    this.reserve(STAGING_FIRST / PAGE);
+  }
+
+  /** In the freeze (the program is stopped): reads every part's extra pages; returns how many. */
+  read(run: SnapshotRun): number {
+    this.used = 0;
+    this.staged = [];
+    if (!this.engine.nodes[EXTRA_SLOT]) return 0;
+    let findMs = 0;
+    const t0 = performance.now();
+    for (const [mm, part] of run.parts) {
+      const f0 = performance.now();
+      const addrs = this.find(mm, part);
+      findMs += performance.now() - f0;
+      if (addrs.length === 0) continue;
+      if ((this.used + addrs.length) * PAGE > STAGING_MAX) {
+        run.failed ??= `snapshot ${run.req.id}: more than ${STAGING_MAX >> 20} MiB of memory outside the virtual nodes to copy in the pause`;
+        break;
+      }
+      this.reserve(this.used + addrs.length);
+      const got = this.readPages(part.reader, addrs, this.used);
+      this.staged.push({ part, addrs: got, first: this.used });
+      this.used += got.length;
+    }
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze: ${this.used} extra pages, found in ${findMs.toFixed(2)} ms, read in ${(performance.now() - t0 - findMs).toFixed(2)} ms\n`);
+    return this.used;
+  }
+
+  /** At the commit (the program runs): writes the staged pages into frames. */
+  store(run: SnapshotRun, checksums: ChecksumQueue): void {
+    const node = this.engine.nodes[EXTRA_SLOT];
+    for (const { part, addrs, first } of this.staged) {
+      for (let i = 0; i < addrs.length; i += MAX_IOV) {
+        const frames: number[] = [];
+        this.remote.reset();
+        for (let j = i; j < Math.min(addrs.length, i + MAX_IOV); j++) {
+          const frame = node.store.allocFrame();
+          if (frame < 0) {
+            run.failed ??= `backing ${node.backing}: no free frame for snapshot ${run.req.id} (the node is full)`;
+            break;
+          }
+          // The snapshot's hold, let go once the record holds its own (snapshot-commit.ts).
+          node.refs.set(frame, 1);
+          frames.push(frame);
+          this.remote.add(node.store.frameAddr(frame), this.stagingAddr + (first + j) * PAGE, PAGE);
+        }
+        // From this process's own staging buffer: always readable, all of it.
+        const n = this.remote.run(process.pid);
+        const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+        frames.forEach((frame, k) => {
+          if (k >= copied) { this.engine.unref(EXTRA_SLOT, frame); return; }
+          part.extra.set(addrs[i + k], frame, 0, EXTRA_SLOT);
+          checksums.written(EXTRA_SLOT, frame);
+          part.newPages[EXTRA_SLOT]++;
+        });
+        if (copied < frames.length) run.failed ??= `backing ${node.backing}: a frame could not be written for snapshot ${run.req.id}`;
+        if (run.failed) break;
+      }
+    }
+    this.staged = [];
+    checksums.kick();
+  }
+
+  /** The extra pages of one part, ascending (pagemap read while the program is stopped). */
+  private find(mm: Mm, part: MmPart): number[] {
+    const out: number[] = [];
+    let fd: number;
+    try {
+      fd = openPagemap(part.reader);
+    } catch {
+      return out; // gone since the freeze read its maps
+    }
+    try {
+      for (const v of vmasOf(part.maps)) {
+        const kind = extraKind(v);
+        if (!kind) continue;
+        const trapped = mm.ranges.slice(v.start, v.end);
+        // A trapped VMA: only its pages placed in ordinary memory. (Never a page the
+        // table does not hold: reading a missing page of a trapped range would fault on
+        // a userfaultfd that only this thread serves.)
+        if (trapped.length > 0) this.placedReal(mm, fd, v, out);
+        else this.scan(fd, v.start, v.end, kind, out);
+      }
+    } finally {
+      closeFd(fd);
+    }
+    return out;
+  }
+
+  /** The pages of [start, end) pagemap shows there (and anonymous, for 'anonymous'), into out. */
+  private scan(fd: number, start: number, end: number, kind: 'anonymous' | 'present', out: number[], only?: (addr: number) => boolean): void {
+    const buf = this.pagemapBuf;
+    for (let at = start; at < end; at += PAGEMAP_RUN * PAGE) {
+      const count = Math.min(PAGEMAP_RUN, (end - at) / PAGE);
+      const read = readPagemapRun(fd, at, count, buf);
+      for (let k = 0; k < read; k++) {
+        const hi = buf.readUInt32LE(k * 8 + 4);
+        if ((hi & HAS_PAGE) === 0 || (kind === 'anonymous' && (hi & FILE_OR_SHARED) !== 0)) continue;
+        const addr = at + k * PAGE;
+        if (!only || only(addr)) out.push(addr);
+      }
+    }
+  }
+
+  /** The PLACED_REAL pages of a trapped VMA that are present now, into out. */
+  private placedReal(mm: Mm, fd: number, v: Vma, out: number[]): void {
+    let lo = Infinity;
+    let hi = -Infinity;
+    mm.table.forEachIn(v.start, v.end, (addr, entry) => {
+      if (entry !== PLACED_REAL) return;
+      lo = Math.min(lo, addr);
+      hi = Math.max(hi, addr + PAGE);
+    });
+    if (lo < hi) this.scan(fd, lo, hi, 'anonymous', out, (addr) => mm.table.get(addr) === PLACED_REAL);
+  }
+
+  private reserve(pages: number): void {
+    if (this.staging.length >= pages * PAGE) return;
+    const bigger = Buffer.alloc(Math.min(STAGING_MAX, Math.max(pages * PAGE, this.staging.length * 2)));
+    this.staging.copy(bigger, 0, 0, this.used * PAGE);
+    // Every page written now, not in a pause: a large Buffer is fresh mmap'd memory, and
+    // a first write to a page costs a fault (≈ 10 µs on these hypervisors) in the pause.
+    bigger.fill(1, this.used * PAGE);
+    this.staging = bigger;
+    this.stagingAddr = Number(bufferAddress(bigger));
+  }
+
+  /** process_vm_readv of `addrs` into the staging buffer from page `first` on; the pages read. */
+  private readPages(pid: number, addrs: number[], first: number): number[] {
+    const got: number[] = [];
+    for (let i = 0; i < addrs.length;) {
+      const end = Math.min(addrs.length, i + MAX_IOV);
+      this.remote.reset();
+      for (let j = i; j < end; j++) this.remote.add(this.stagingAddr + (first + got.length + j - i) * PAGE, addrs[j], PAGE);
+      const n = this.remote.run(pid);
+      const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+      for (let j = i; j < i + copied; j++) got.push(addrs[j]);
+      // A short read stops at a page the kernel would not read (a device's mapping):
+      // it is left out, and the read goes on after it.
+      i += copied < end - i ? copied + 1 : copied;
+    }
+    return got;
+  }
+}
