@@ -244,7 +244,9 @@ export class EvictionRound {
     const d = evict ? 1 : -1;
     if (evict) {
       if (DEBUG) fs.writeSync(2, `numactlx-engine: eviction: 0x${addr.toString(16)} was written during its drop; its frame holds it as written back\n`);
-      mm.table.setFlags(addr, (flags & ~(DIRTY | VICTIM | REF | BACK)) | EVICTED | FRESH);
+      // Never PENDING as well: a prepare may have staged it since it came back, and the
+      // copier must not read it (it is gone); the freeze records its frame instead.
+      mm.table.setFlags(addr, (flags & ~(DIRTY | PENDING | VICTIM | REF | BACK)) | EVICTED | FRESH);
       noteFresh(mm, addr);
     } else {
       mm.table.setFlags(addr, flags & ~EVICTED);
