@@ -12,6 +12,9 @@
 // - A page whose frame eviction wrote after the last snapshot is FRESH until the next
 //   freeze records that frame (recordFresh): a clean or evicted page that is not FRESH
 //   has the frame the last snapshot's map (Mm.snap) names.
+// - A fork shares every frame of the parent's with the child, evicted ones too (one more
+//   reference each): refs > 1 is what sends a write-back to a new frame. BACK marks a
+//   page whose frame still holds what it held while evicted (fork-pages.ts).
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK, PENDING, COPYING } from './page-table.js';

@@ -57,6 +57,8 @@ const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
   private readonly stuckUntil: number[];
+  /** Per slot, the rounds in a row whose stop dropped nothing. */
+  private readonly emptyRounds: number[] = [];
   private readonly refaulter: Refaulter;
   private readonly remote = new RemoteCopier();
   private round: EvictionRound | undefined;
@@ -207,9 +209,11 @@ export class Evictor implements EvictionHooks {
       return;
     }
     const left = this.engine.mms.has(r.mm.uffd) ? r.reconcile(pid) : 0;
-    // Nothing could go (every victim written to since, or no free frame for its write-back:
-    // the backing is full): the node may stay over its limit rather than hold faults forever.
-    if (r.runs.length === 0) this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+    // Nothing could go. Once: maybe only what the stop keeps (the stack tops and rseq area a
+    // turn of the hand over an address space ended with): the next round takes others. Twice
+    // in a row: the node may stay over its limit rather than hold faults forever.
+    this.emptyRounds[r.slot] = r.runs.length === 0 ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
+    if (this.emptyRounds[r.slot] > 1) this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
     const stats = this.stats(r.slot);
     stats.rounds++;
     stats.evict_ms += performance.now() - r.startedAt;
