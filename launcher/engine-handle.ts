@@ -8,6 +8,7 @@ import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
 import { debugging, SetupError } from './errors.js';
 import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
+import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
 import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
 import type { ChecksumShared } from '../src/channels/checksum-ring.js';
@@ -19,6 +20,8 @@ import type { KernelFeatures } from '../src/kerndat/features.js';
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
   readonly doorbell = new SharedArrayBuffer(DOORBELL_BYTES);
+  /** --max-resident: the engine → tracer eviction channel (made by start() when a node has a limit). */
+  evict: SharedArrayBuffer | undefined;
   /** The next snapshot id (after the backings' catalogs). */
   nextId = 1;
   /** Outcomes of snapshots, by id (the session's snapshot queue listens). */
@@ -37,9 +40,11 @@ export class EngineHandle {
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
   start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures): Promise<void> {
+    if (nodes.some((n) => n.maxResident !== undefined)) this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
     const data: EngineStart = {
-      nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages, features,
-      channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
+      nodes: nodes.map((n) => ({ node: n.node, target: n.backing, maxResidentPages: n.maxResident === undefined ? undefined : Number(n.maxResident / 4096n) })),
+      faultAheadPages, features, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
+      evict: this.evict,
     };
     this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {

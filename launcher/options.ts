@@ -7,7 +7,7 @@ import { parseIdList } from '../policy/idlist.js';
 import { parseSize } from '../policy/size.js';
 import { PAGE_SIZE } from '../src/sys/page.js';
 import { DEFAULT_POLICY, type MemoryPolicy, type Placement, type PolicyMode } from '../policy/placement.js';
-import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
+import { virtualNodeTable } from './virtual-nodes.js';
 import { cpusOfNodes, type Topology } from '../policy/topology.js';
 import { deviceNodes, type DeviceContext } from '../src/placement/device-nodes.js';
 import {
@@ -34,6 +34,7 @@ export const LAUNCHER_OPTIONS: readonly OptionSpec[] = [
   { long: 'version', takesValue: false },
   { long: 'help', short: 'h', takesValue: false },
   { long: 'remap', takesValue: true },
+  { long: 'max-resident', takesValue: true },
   { long: 'fault-ahead', takesValue: true },
   { long: 'stats', takesValue: true },
   // Snapshots of the virtual nodes (src/snapshot/config.ts).
@@ -96,21 +97,6 @@ function succeeds(fn: () => unknown): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function virtualNodeTable(events: OptionEvent[], topo: Topology): VirtualNode[] {
-  const remaps: RemapSpec[] = events.filter((e) => e.name === 'remap').map((e) => {
-    try {
-      return parseRemap(e.value ?? '');
-    } catch (err) {
-      throw new UsageError(`invalid --remap '${e.value}': ${(err as Error).message}`, { cause: err });
-    }
-  });
-  try {
-    return buildVirtualNodes(remaps, topo);
-  } catch (err) {
-    throw new UsageError(`invalid --remap: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -214,7 +200,7 @@ export function parseLaunchArgs(argv: readonly string[], topo: Topology): Launch
       case 'cpu-compress': cpuCompress = true; break;
       case 'version': if (action === 'run') action = 'version'; break;
       case 'help': action = 'help'; break;
-      case 'remap': break; // handled above
+      case 'remap': case 'max-resident': break; // handled above
       case 'fault-ahead':
         try {
           faultAhead = parseSize(ev.value ?? '');

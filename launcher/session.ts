@@ -214,6 +214,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       ...start,
       traced: {
         channel: engine.channel, eventFd, doorbell: engine.doorbell, snapshotOnExit: settings?.onExit ?? false,
+        evict: engine.evict,
         policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
         virtualNodes: placement.virtualNodes.map((v) => v.node),
         allowedReal: topo.allowedNodes,

@@ -5,7 +5,8 @@ export const USAGE = `usage: numactlx [--all | -a] [--balancing | -b]
                 [--preferred= | -p <node>] [--preferred-many= | -P <nodes>]
                 [--physcpubind= | -C <cpus>] [--cpunodebind= | -N <nodes>]
                 [--membind= | -m <nodes>] [--localalloc | -l]
-                [--remap=NODE,PATH[,size=SIZE] ...] [--fault-ahead SIZE]
+                [--remap=NODE,PATH[,size=SIZE][,resident=SIZE] ...] [--max-resident SIZE]
+                [--fault-ahead SIZE]
                 [--stats FILE] [--schedule CRON ...] [--keep N] [--config FILE]
                 [--snapshot-signal SIG] [--snapshot-on-exit] [--] command args ...
        numactlx [--show | -s] [--remap=...]
@@ -31,6 +32,9 @@ all numbers and ranges can be made cpuset-relative with +
 the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind instead.
 --remap=NODE,PATH[,size=SIZE] makes NODE (not a node of this machine) a virtual node
   backed by PATH: a file (created with SIZE if missing) or a /dev/dax device.
+  resident=SIZE: at most SIZE of the node's pages in the program's memory; past it,
+  pages are evicted to PATH and come back on the next access (--max-resident SIZE: the
+  same for every virtual node without its own; 2m at least, the node's size at most).
 --fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 1m).
 --stats FILE: the virtual nodes' statistics as JSON when the program has ended.
 Snapshots of the virtual nodes (need --remap):

@@ -1,9 +1,11 @@
-// --remap=NODE,PATH[,size=SIZE]: the virtual-node table. A virtual node is a node id
-// the machine does not have, backed by a file or a /dev/dax device.
+// --remap=NODE,PATH[,size=SIZE][,resident=SIZE]: the virtual-node table. A virtual node is
+// a node id the machine does not have, backed by a file or a /dev/dax device. `resident=`
+// (or --max-resident for every node without its own) is the most of the node's pages kept
+// in the program's memory: past it, pages are evicted to the backing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { PolicyError } from './errors.js';
-import { parseSize } from './size.js';
+import { formatBytes, parseSize } from './size.js';
 import { machineHasNode, type Topology } from './topology.js';
 import { inspectBacking, type BackingTarget } from '../backing/inspect.js';
 
@@ -13,22 +15,41 @@ export const MAX_NODE_ID = 1023;
 export interface VirtualNode {
   node: number;
   backing: BackingTarget;
+  /** The most bytes of the node's pages in the program's memory (a multiple of 4 KiB), if limited. */
+  maxResident?: bigint;
 }
 
 export interface RemapSpec {
   node: number;
   path: string;
   size?: bigint;
+  resident?: bigint;
 }
 
-/** Splits one --remap value. The path may contain commas; `,size=` must come last. */
+/** The smallest resident limit: below it a round of eviction would hardly leave room for one fault-ahead. */
+export const MIN_RESIDENT = 2n << 20n;
+
+/** Splits one --remap value. The path may contain commas; `,size=` and `,resident=` come last. */
 export function parseRemap(value: string): RemapSpec {
-  const m = /^([^,]*),(.+?)(?:,size=([^,]*))?$/.exec(value);
-  if (!m) throw new PolicyError('expected NODE,PATH[,size=SIZE]');
+  const m = /^([^,]*),(.+?)((?:,(?:size|resident)=[^,]*)*)$/.exec(value);
+  if (!m) throw new PolicyError('expected NODE,PATH[,size=SIZE][,resident=SIZE]');
   if (!/^\d+$/.test(m[1])) throw new PolicyError(`'${m[1]}' is not a node number`);
   const node = Number(m[1]);
   if (node > MAX_NODE_ID) throw new PolicyError(`node ${node} is larger than ${MAX_NODE_ID}`);
-  return { node, path: m[2], size: m[3] === undefined ? undefined : parseSize(m[3]) };
+  const spec: RemapSpec = { node, path: m[2] };
+  for (const opt of m[3].split(',').slice(1)) {
+    const [key, text] = opt.split('=') as ['size' | 'resident', string];
+    if (spec[key] !== undefined) throw new PolicyError(`${key}= given twice`);
+    spec[key] = parseSize(text);
+  }
+  return spec;
+}
+
+/** Checks a resident limit against the node's size; the limit in whole pages. */
+export function checkResident(limit: bigint, nodeSize: bigint, what: string): bigint {
+  if (limit < MIN_RESIDENT) throw new PolicyError(`${what} is below the smallest limit, ${formatBytes(Number(MIN_RESIDENT))}`);
+  if (limit > nodeSize) throw new PolicyError(`${what} is larger than the node (${formatBytes(Number(nodeSize))})`);
+  return limit - (limit % 4096n);
 }
 
 /** What names one file whatever its spelling: device and inode when it exists, else its absolute path. */
@@ -41,8 +62,11 @@ function fileKey(file: string): string {
   }
 }
 
-/** Validates the specs against the machine and each other: the virtual-node table. */
-export function buildVirtualNodes(specs: RemapSpec[], topo: Topology): VirtualNode[] {
+/**
+ * Validates the specs against the machine and each other: the virtual-node table.
+ * `maxResident`: --max-resident, for every node without a resident= of its own.
+ */
+export function buildVirtualNodes(specs: RemapSpec[], topo: Topology, maxResident?: bigint): VirtualNode[] {
   const seenNodes = new Set<number>();
   const seenPaths = new Map<string, string>();
   return specs.map((spec) => {
@@ -59,10 +83,16 @@ export function buildVirtualNodes(specs: RemapSpec[], topo: Topology): VirtualNo
     }
     seenNodes.add(spec.node);
     seenPaths.set(key, spec.path);
+    let backing: BackingTarget;
     try {
-      return { node: spec.node, backing: inspectBacking(spec.path, spec.size) };
+      backing = inspectBacking(spec.path, spec.size);
     } catch (err) {
       throw new PolicyError(`${spec.path}: ${(err as Error).message}`, { cause: err });
     }
+    const limit = spec.resident ?? maxResident;
+    if (limit === undefined) return { node: spec.node, backing };
+    const what = spec.resident !== undefined ? `resident=${formatBytes(Number(limit))} of node ${spec.node}`
+      : `--max-resident ${formatBytes(Number(limit))} for node ${spec.node}`;
+    return { node: spec.node, backing, maxResident: checkResident(limit, backing.size, what) };
   });
 }

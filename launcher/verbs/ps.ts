@@ -1,5 +1,6 @@
 // `numactlx ps [--json]`: one line per running session of this user — numactlx pid, program
-// pid, virtual nodes, memory resident on them, command. --json prints a StatusReply array.
+// pid, virtual nodes, memory placed on them, resident in the program's memory now, evicted
+// to the backing (--max-resident; '-' without a limit), command. --json prints a StatusReply array.
 // Sessions that stopped answering are named on stderr and left out; stale sockets of dead
 // sessions are removed on the way (src/control/client.ts).
 import { UsageError } from '../errors.js';
@@ -18,12 +19,14 @@ export const psCommand: Verb = {
 /** The `numactlx ps` table. */
 export function formatPs(replies: readonly StatusReply[]): string {
   return formatTable([
-    ['NUMACTLX-PID', 'PROGRAM-PID', 'NODES', 'RESIDENT', 'COMMAND'],
+    ['NUMACTLX-PID', 'PROGRAM-PID', 'NODES', 'PLACED', 'RESIDENT', 'EVICTED', 'COMMAND'],
     ...replies.map((r) => [
       String(r.numactlx_pid),
       r.program_pid === null ? '-' : String(r.program_pid),
       r.virtual_nodes.length === 0 ? '-' : r.virtual_nodes.map((n) => n.node).join(','),
+      formatPages(r.stats.nodes.reduce((sum, n) => sum + n.pages_placed, 0)),
       formatPages(r.stats.nodes.reduce((sum, n) => sum + n.pages_resident, 0)),
+      r.stats.nodes.some((n) => n.eviction) ? formatPages(r.stats.nodes.reduce((sum, n) => sum + (n.eviction?.pages_evicted ?? 0), 0)) : '-',
       formatCommand(r.program),
     ]),
   ]);

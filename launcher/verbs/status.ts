@@ -5,7 +5,8 @@ import { SetupError, UsageError } from '../errors.js';
 import { formatBytes } from '../../policy/size.js';
 import { findSession, request } from '../../src/control/client.js';
 import { ControlError, type SessionInfo, type StatusReply } from '../../src/control/protocol.js';
-import { formatCommand, formatPages, formatTable, formatUptime } from '../format.js';
+import { formatCommand, formatMs, formatPages, formatTable, formatUptime } from '../format.js';
+import type { EvictionStats } from '../../src/channels/session-stats.js';
 import type { Verb, VerbArgs } from './parse.js';
 import { printOut } from '../output.js';
 
@@ -43,6 +44,7 @@ export function formatStatus(r: StatusReply): string {
         String(n.sigbus)]),
     ]));
   }
+  for (const n of stats.nodes) if (n.eviction) out.push(evictionLine(n.node, n.eviction));
   out.push('\n');
   if (stats.processes.length === 0) {
     out.push('no processes\n');
@@ -78,6 +80,14 @@ export function formatStatus(r: StatusReply): string {
     }
   }
   return out.join('');
+}
+
+/** What --max-resident did on one node, in one line. */
+export function evictionLine(node: number, e: EvictionStats): string {
+  return `node ${node}: resident limit ${formatBytes(e.max_resident_bytes)} (peak ${formatPages(e.peak_resident_pages)}), ` +
+    `${formatPages(e.pages_evicted)} evicted now; ${e.evictions} pages evicted, ${e.refaults} back by ${e.refault_faults} faults; ` +
+    `read ${formatBytes(e.bytes_read)}, written ${formatBytes(e.bytes_written)}; ${e.rounds} rounds, ${formatMs(e.evict_ms)} ` +
+    `(program stopped ${formatMs(e.pause_ms)}); ${e.fault_waits} faults waited for room\n`;
 }
 
 export const statusCommand: Verb = {

@@ -10,7 +10,8 @@ import type { SnapshotStats } from '../snapshot/types.js';
 import type { KernelFeatures } from '../kerndat/features.js';
 
 export interface EngineStart {
-  nodes: Array<{ node: number; target: BackingTarget }>;
+  /** `maxResidentPages`: --max-resident, the most of the node's pages in the program's memory. */
+  nodes: Array<{ node: number; target: BackingTarget; maxResidentPages?: number }>;
   faultAheadPages: number;
   /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
   features: KernelFeatures;
@@ -21,6 +22,8 @@ export interface EngineStart {
   /** The session's program, recorded in every snapshot. */
   program: string[];
   eventFd: number;
+  /** The eviction channel (evict-request.ts), when a node has a resident limit. */
+  evict?: SharedArrayBuffer;
 }
 
 export interface SnapshotSummary {

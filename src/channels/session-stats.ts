@@ -21,6 +21,33 @@ export interface NodeStats {
   /** Faults answered with SIGBUS because a --membind node was full. */
   sigbus: number;
   frames_in_use: number;
+  /** --max-resident: present when the node has a resident limit. */
+  eviction?: EvictionStats;
+}
+
+/** What eviction to the backing did on one node (src/engine-thread/eviction.ts). */
+export interface EvictionStats {
+  /** The limit: the most bytes of the node's pages in the program's memory. */
+  max_resident_bytes: number;
+  /** Pages of the node evicted now (in their frames, not in the program). */
+  pages_evicted: number;
+  /** Pages dropped from the program, in total. */
+  evictions: number;
+  /** Evicted pages brought back by a fault (read-ahead included), and the faults that did it. */
+  refaults: number;
+  refault_faults: number;
+  /** Bytes read from the frames by refaults, and written to them by eviction (dirty pages only). */
+  bytes_read: number;
+  bytes_written: number;
+  /** Eviction rounds (one stop of the program each), their time from choosing the victims to
+   *  the drop, and the time the program was stopped for the drops. */
+  rounds: number;
+  evict_ms: number;
+  pause_ms: number;
+  /** Faults held back while the node was at its limit (until an eviction made room). */
+  fault_waits: number;
+  /** The most of the node's pages seen in the program's memory at once. */
+  peak_resident_pages: number;
 }
 
 export interface ProcessStats {
@@ -31,6 +58,8 @@ export interface ProcessStats {
   command: string[];
   faults: number;
   pages_resident: number;
+  /** --max-resident: the process's pages evicted now. */
+  pages_evicted?: number;
   /** Registered trapped ranges. */
   ranges: number;
   /** Set once the process has left its mm (exec'd or exited): its final counts. */

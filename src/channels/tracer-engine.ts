@@ -53,6 +53,16 @@ export enum TracerOp {
    * while the child is stopped before its first instruction.
    */
   ForkedWithUffd = 13,
+  /**
+   * pid, n, then n [start, end) pairs (--max-resident): the threads of pid's mm are
+   * stopped for an eviction. The engine writes the ranges to drop to the eviction channel
+   * (evict-request.ts) and returns how many (or -errno). Nothing in the n ranges is
+   * dropped: the kernel or the tracer touches them before the threads resume (the
+   * injected thread's rseq area, the stopped threads' stack tops).
+   */
+  EvictRanges = 14,
+  /** pid, bytes dropped (or -errno), pause ms: the drop is done; the threads resume next. */
+  EvictDone = 15,
 }
 
 const STATE = 0;
@@ -189,6 +199,21 @@ export class EngineClient {
   threadExit(pid: number, addr: bigint): number {
     this.put([pid, Number(addr)]);
     return this.channel.call(TracerOp.ThreadExit);
+  }
+
+  /**
+   * --max-resident: the ranges to drop from pid's stopped mm (in the eviction channel),
+   * keeping the pages of `keep` ([start, end) pairs, at most 500); how many, or -errno.
+   */
+  evictRanges(pid: number, keep: number[]): number {
+    this.put([pid, keep.length / 2, ...keep.slice(0, 1000)]);
+    return this.channel.call(TracerOp.EvictRanges);
+  }
+
+  /** --max-resident: the drop is done (`bytes` dropped, or -errno); `pauseMs` the threads were stopped. */
+  evictDone(pid: number, bytes: number, pauseMs: number): void {
+    this.put([pid, bytes, pauseMs]);
+    this.channel.call(TracerOp.EvictDone);
   }
 
   leaveMm(pid: number): number {

@@ -21,6 +21,8 @@ export interface TracedSetup {
   snapshotOnExit: boolean;
   /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
   features: KernelFeatures;
+  /** --max-resident: the eviction channel (evict-request.ts), when a node has a resident limit. */
+  evict?: SharedArrayBuffer;
 }
 
 export interface TracerStart {

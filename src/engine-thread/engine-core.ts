@@ -2,7 +2,7 @@
 // service (fault-service.ts) and the uffd event handling (uffd-events.ts) see it. Types
 // only, so that those modules take the engine as a parameter without importing it (the
 // engine imports them). Owned and written by the engine thread only.
-import type { SnapshotRun } from './snapshot.js';
+import type { MmPart, SnapshotRun } from './snapshot.js';
 import type { Mm, VirtualNodeRuntime } from './mm.js';
 import type { NodeRoom } from './placement.js';
 import type { EventStats, NodeStats } from '../channels/session-stats.js';
@@ -28,6 +28,22 @@ export interface SnapshotHooks {
   onWriteFault(mm: Mm, addr: number): void;
 }
 
+/**
+ * What the fault service and the uffd events ask of eviction (--max-resident,
+ * eviction.ts): the Evictor implements it, attached when a node has a resident limit
+ * (Engine.attachEviction).
+ */
+export interface EvictionHooks {
+  /** Serves a missing fault on an evicted page from its frame (refault.ts): true (handled). */
+  refault(mm: Mm, addr: number, isRetry: boolean): boolean;
+  /** A fault that would place up to `pages` pages (default: a fault-ahead window) on node `slot` must wait: the node is at its limit. */
+  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages?: number): boolean;
+  /** A REMOVE event of the engine's own drop (its pages are evicted, not discarded). */
+  isOwnDrop(mm: Mm, start: number, end: number): boolean;
+  /** The freeze: mm's pages whose frames eviction wrote since the last snapshot join it as they are. */
+  recordFresh(mm: Mm, part: MmPart): void;
+}
+
 export interface EngineCore extends NodeRoom {
   /** Every mm, by uffd. */
   readonly mms: Map<number, Mm>;
@@ -47,12 +63,14 @@ export interface EngineCore extends NodeRoom {
   pollListChanged(): void;
   /** The snapshot side (snapshot-engine.ts owns it; the engine only reads it). */
   readonly snapshot: SnapshotHooks;
+  /** --max-resident: eviction's hooks, when a node has a resident limit. */
+  readonly eviction: EvictionHooks | undefined;
   /** Reads and handles every queued message of one uffd (uffd-events.ts). */
   service(mm: Mm): void;
   /** Serves a missing fault at page `addr` by thread `tid` (fault-service.ts). */
   fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void;
   /** The mm's uffd failed: forget it and every process on it. */
   leaveAll(mm: Mm): void;
-  /** Gives back what a page held: its frame and its place on the node. */
-  release(entry: number, node: number): void;
+  /** Gives back what a page held: its frame and its place on the node (`flags`: EVICTED counts). */
+  release(entry: number, node: number, flags?: number): void;
 }

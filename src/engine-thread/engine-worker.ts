@@ -29,6 +29,9 @@ import { ChecksumQueue, checksumShared } from '../channels/checksum-ring.js';
 import { Doorbell } from '../channels/doorbell.js';
 import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
+import { EvictChannel } from '../channels/evict-request.js';
+import { Evictor } from './eviction.js';
+import { commandOf, exeOf } from './proc-info.js';
 import type { PagePolicy } from './ranges.js';
 import { has } from '../kerndat/features.js';
 
@@ -51,22 +54,6 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP | UFF
 const FAULT_TURNS = 1024;
 /** Pages copied by the step that ends such a streak. */
 const STREAK_STEP_PAGES = 2;
-
-function exeOf(pid: number): string {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return '';
-  }
-}
-
-function commandOf(pid: number): string[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  } catch {
-    return [];
-  }
-}
 
 interface OpenNode {
   store: BackingStore;
@@ -114,7 +101,7 @@ function tellLost(snaps: SnapshotEngine): void {
   post({ type: 'backing-lost', message: lost.problem, found: lost.found });
 }
 
-function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array): number {
+function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array, evictor: Evictor | undefined): number {
   switch (op) {
     case TracerOp.Freeze: {
       const threads = doorbell.readThreads();
@@ -131,7 +118,11 @@ function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float6
     }
     case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
     case TracerOp.ExitStop: snaps.flushProcess(a[0], a[1] === 1); return 0;
-    case TracerOp.ThreadExit: return snaps.releaseForKernelWrite(a[0], a[1]);
+    case TracerOp.ThreadExit:
+      evictor?.bringBack(a[0], a[1]); // [eviction] the kernel's write needs the page mapped
+      return snaps.releaseForKernelWrite(a[0], a[1]);
+    case TracerOp.EvictRanges: return evictor ? evictor.ranges(a[0], Array.from(a.subarray(2, 2 + 2 * Math.min(a[1], 500)))) : 0;
+    case TracerOp.EvictDone: evictor?.done(a[0], a[1], a[2]); return 0;
     case TracerOp.AddMm: {
       const [pid, uffd] = [a[0], a[1]];
       try {
@@ -198,6 +189,10 @@ function sumStats(records: SnapshotRecord[]): SnapshotStats {
 function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   existing: Array<{ id: number; label: string | null }>): void {
   const snaps = new SnapshotEngine(engine, checksums, existing);
+  // [eviction] After the snapshot engine: it wraps the write-fault handler that one set.
+  const limits = start.nodes.map((n) => n.maxResidentPages ?? 0);
+  const evictor = start.evict && limits.some((l) => l > 0)
+    ? new Evictor(engine, limits, new EvictChannel(start.evict), checksums) : undefined;
   const channel = new TracerChannelServer(start.channel);
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
@@ -213,7 +208,10 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
     // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)
-    poll(fds, order.length + 1, snaps.busy ? (snaps.waitingOnWorker ? 1 : 0) : engine.hasRetries ? 1 : -1);
+    let timeout = snaps.busy ? (snaps.waitingOnWorker ? 1 : 0) : engine.hasRetries ? 1 : -1;
+    const evictWait = evictor ? evictor.pollTimeout : -1;
+    if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
+    poll(fds, order.length + 1, timeout);
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     let served = false;
@@ -229,7 +227,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     if (fds.readInt16LE(6) !== 0) {
       eventfdDrain(start.eventFd);
       const op = channel.pending();
-      if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args));
+      if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args, evictor));
       const req = mailbox.take();
       if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...engine.stats(exeOf), copying: snaps.progress } });
       if (req & (1 << MainRequest.Prune)) {
@@ -260,6 +258,9 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     // before the next snapshot step (at most FAULT_TURNS times in a row, so that a
     // program faulting without pause cannot starve the copier; each of its faults copies
     // a page anyway).
+    // [eviction] A step of the round in progress (or its start), whatever else is going on:
+    // a program faulting without pause is what fills the node.
+    evictor?.step();
     if (snaps.takeWoken()) schedYield();
     if (served && faultTurns < FAULT_TURNS) {
       faultTurns++;

@@ -13,14 +13,15 @@ import { closeFd } from '../sys/eventfd.js';
 import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
-import { PAGE, PLACED_REAL } from './page-table.js';
+import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
-import type { EngineCore, RetryFault, SnapshotHooks } from './engine-core.js';
+import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
 import { dropStale, forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 import { type PagePolicy } from './ranges.js';
 export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
+import { newNodeStats, sessionStats } from './engine-stats.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
@@ -48,15 +49,13 @@ export class Engine implements EngineCore {
     copying: undefined,
     onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE),
   };
+  /** --max-resident: eviction (eviction.ts), attached once when a node has a resident limit. */
+  eviction: EvictionHooks | undefined;
 
   constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true) {
     this.slots = nodes;
     nodes.forEach((n, i) => this.slotById.set(n.node, i));
-    this.nodeStats = nodes.map((n) => ({
-      node: n.node, backing: n.backing, kind: n.kind, size_bytes: n.store.frameCount * PAGE,
-      pages_placed: 0, pages_resident: 0, faults: 0, fault_ahead_pages: 0, pages_fallback: 0,
-      sigbus: 0, frames_in_use: 0,
-    }));
+    this.nodeStats = nodes.map(newNodeStats);
     this.zeros = Buffer.alloc(Math.max(1, faultAheadPages) * PAGE);
     this.zerosAddr = Number(bufferAddress(this.zeros));
   }
@@ -64,6 +63,11 @@ export class Engine implements EngineCore {
   /** The snapshot engine, once: from then on write faults and uffd events consult it. */
   attachSnapshots(hooks: SnapshotHooks): void {
     this.snapshotHooks = hooks;
+  }
+
+  /** Eviction (--max-resident), once: from then on faults and drops consult it. */
+  attachEviction(hooks: EvictionHooks): void {
+    this.eviction = hooks;
   }
 
   get snapshot(): SnapshotHooks {
@@ -152,12 +156,17 @@ export class Engine implements EngineCore {
     const parent = this.byPid.get(parentPid);
     const child = parent?.unclaimedForks.shift();
     if (!parent || !child) return -ENOENT;
+    this.claim(child, childPid);
+    return 0;
+  }
+
+  /** childPid is on the forked mm `child` from now on; child's pages are checked against its pagemap. */
+  private claim(child: Mm, childPid: number): void {
     this.leaveMm(childPid);
     child.ownerPid = childPid;
     child.pids.add(childPid);
     this.byPid.set(childPid, child);
-    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
-    return 0;
+    keepPresentPages(this, child, childPid);
   }
 
   /**
@@ -178,13 +187,10 @@ export class Engine implements EngineCore {
     this.leaveMm(childPid);
     const child = forkChild(this, parent, uffd);
     this.events.fork++;
-    child.ownerPid = childPid;
-    child.pids.add(childPid);
-    this.byPid.set(childPid, child);
     for (const r of [...child.ranges.all()]) {
       if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end); // gone before the fork
     }
-    keepPresentPages(child, childPid, (entry, node) => this.release(entry, node));
+    this.claim(child, childPid);
     return 0;
   }
 
@@ -215,8 +221,9 @@ export class Engine implements EngineCore {
     if (mm.ownerPid !== 0) {
       this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, pages_resident: 0, ranges: 0 });
     }
-    mm.table.forEach((addr, entry, node) => this.release(entry, node));
+    mm.table.forEach((addr, entry, node, flags) => this.release(entry, node, flags));
     mm.resident = 0;
+    mm.eviction.evicted = 0;
     for (const child of mm.unclaimedForks) this.closeMm(child);
     this.mms.delete(mm.uffd);
     closeFd(mm.uffd);
@@ -270,11 +277,13 @@ export class Engine implements EngineCore {
     return this.slots;
   }
 
-  /** Gives back what a page held: its frame and its place on the node. */
-  release(entry: number, node: number): void {
+  /** Gives back what a page held: its frame and its place on the node (or among the evicted). */
+  release(entry: number, node: number, flags = 0): void {
     if (entry > 0) {
       this.unref(node, entry - 1);
-      this.nodeStats[node].pages_resident--;
+      const stats = this.nodeStats[node];
+      if (!(flags & EVICTED)) stats.pages_resident--;
+      else if (stats.eviction) stats.eviction.pages_evicted--;
     }
   }
 
@@ -286,15 +295,6 @@ export class Engine implements EngineCore {
 
   // ---- statistics ---------------------------------------------------------------------
   stats(exeOf: (pid: number) => string): SessionStats {
-    const live = [...this.byPid.entries()].map(([pid, mm]) => ({
-      pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
-    }));
-    const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
-    return {
-      nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse })),
-      processes,
-      events: { ...this.events },
-      fault_ahead_pages_window: this.faultAheadPages,
-    };
+    return sessionStats(this, this.byPid, this.ended, exeOf);
   }
 }

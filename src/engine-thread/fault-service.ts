@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
 import { copiedFast, copyFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
-import { ABSENT, DIRTY, PAGE, PLACED_REAL } from './page-table.js';
+import { ABSENT, DIRTY, EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
 import type { Range } from './ranges.js';
@@ -55,6 +55,8 @@ export function retryPending(e: EngineCore): void {
 /** Serves a missing fault at page `addr` by thread `tid` (0: unknown). */
 export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid = 0): void {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
+  // [eviction] An evicted page comes back from its frame (refault.ts).
+  if (mm.table.flagsOf(addr) & EVICTED && e.eviction?.refault(mm, addr, isRetry)) return;
   if (mm.table.get(addr) !== ABSENT) {
     // Served already as part of a run (a duplicate message): make sure it is awake.
     wake(e, mm, addr, PAGE);
@@ -78,6 +80,8 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   const policy = range.policy;
   const indexOf = (a: number): number => (a - range!.start) / PAGE;
   let faultTarget = placePage(policy, indexOf(addr), e);
+  // [eviction] The node is at its --max-resident limit: the fault waits for a round to make room.
+  if (faultTarget >= 0 && e.eviction?.mustWait(faultTarget, mm, addr, isRetry)) return void e.retries.push({ mm, addr, write: false, tid });
   let faultFrame = faultTarget === TO_SIGBUS ? -1 : reserve(e, faultTarget);
   // The store had no frame after all (its filesystem is full: ENOSPC).
   if (faultTarget >= 0 && faultFrame < 0

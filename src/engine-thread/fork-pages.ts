@@ -1,9 +1,13 @@
 // A forked child's pages, checked against what the kernel gave it (engine.ts forked):
-// present, and write-protected where the table says clean.
+// present, and write-protected where the table says clean; [eviction] evicted where the
+// parent's page was evicted when the kernel copied its memory.
+import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, pagemapUffdWp, readPagemapRun } from '../sys/pagemap.js';
-import { DIRTY, PAGE } from './page-table.js';
+import { BACK, DIRTY, EVICTED, FRESH, PAGE } from './page-table.js';
+import { countOut, noteFresh } from './evicted-pages.js';
 import type { Mm } from './mm.js';
+import type { EngineCore } from './engine-core.js';
 
 /** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
 const PAGEMAP_RUN = 512;
@@ -19,8 +23,15 @@ const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
  * be present, or this thread faults on a userfaultfd only it serves — a deadlock), so
  * the child's entries are checked against its /proc/PID/pagemap now. The child has not
  * run yet: the tracer holds it at its first stop until this returns.
+ *
+ * [eviction] A page the child lacks because it was evicted when the kernel copied the
+ * parent (its entry EVICTED, or BACK: it came back to the parent since, from a frame
+ * not written since) is the child's evicted page: its frame holds its content. Not in a
+ * VMA the child got empty (MADV_WIPEONFORK) or not at all (MADV_DONTFORK): those read as
+ * zeros or fault. An EVICTED page the child has after all (the parent's was evicted
+ * after the copy) is the child's own, DIRTY.
  */
-export function keepPresentPages(child: Mm, childPid: number, release: (entry: number, node: number) => void): void {
+export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): void {
   const pages: number[] = [];
   child.table.forEach((addr) => { pages.push(addr); });
   if (pages.length === 0) return;
@@ -31,6 +42,7 @@ export function keepPresentPages(child: Mm, childPid: number, release: (entry: n
   } catch {
     return; // the child is gone already: its mm is closed when it is reaped
   }
+  const evicted: number[] = [];
   try {
     const buf = pagemapBuf;
     for (let i = 0; i < pages.length;) {
@@ -39,22 +51,93 @@ export function keepPresentPages(child: Mm, childPid: number, release: (entry: n
       const read = readPagemapRun(fd, pages[i], j - i, buf);
       for (let k = 0; k < j - i; k++) {
         const addr = pages[i + k];
+        const flags = child.table.flagsOf(addr);
         if (k < read && pagemapHasPage(buf, k)) {
+          if (flags & EVICTED) {
+            residentInChild(e, child, addr);
+            continue;
+          }
           // Clean in the table means write-protected: a write must reach the engine.
           // The kernel keeps uffd-wp on a fork's copy only when the child's VMA is
           // registered for it (UFFD_EVENT_FORK); else the page is DIRTY from now on.
-          if (child.table.get(addr) > 0 && child.table.flagsOf(addr) === 0 && !pagemapUffdWp(buf, k)) child.table.setFlags(addr, DIRTY);
+          // (BACK has done its part: the child has the page.)
+          const rest = flags & ~BACK;
+          if (child.table.get(addr) > 0 && rest === 0 && !pagemapUffdWp(buf, k)) child.table.setFlags(addr, DIRTY);
+          else if (flags & BACK) child.table.setFlags(addr, rest);
           continue;
         }
-        child.drops.push([addr, addr + PAGE]); // nor in its snapshots
-        child.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
-          if (entry > 0) child.resident--;
-          release(entry, node);
-        });
+        if (child.table.get(addr) > 0 && flags & (EVICTED | BACK)) evicted.push(addr);
+        else dropInChild(e, child, addr);
       }
       i = j;
     }
   } finally {
     closeFd(fd);
   }
+  if (evicted.length > 0) keepEvicted(e, child, childPid, evicted);
+}
+
+/** The page at addr is not the child's: out of its table and its snapshots. */
+function dropInChild(e: EngineCore, child: Mm, addr: number): void {
+  child.drops.push([addr, addr + PAGE]);
+  child.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
+    countOut(child, entry, flags);
+    e.release(entry, node, flags);
+  });
+}
+
+/** An evicted entry the child has a page for: resident, and DIRTY (its content is its own). */
+function residentInChild(e: EngineCore, child: Mm, addr: number): void {
+  const stats = e.nodeStats[child.table.nodeOf(addr)];
+  child.table.setFlags(addr, DIRTY);
+  child.eviction.evicted--;
+  child.resident++;
+  stats.pages_resident++;
+  if (stats.eviction) stats.eviction.pages_evicted--;
+}
+
+/** `addrs` (ascending): pages the child lacks whose frames hold them; evicted where the child's VMA inherited memory. */
+function keepEvicted(e: EngineCore, child: Mm, childPid: number, addrs: number[]): void {
+  let vmas: Array<[number, number]>;
+  try {
+    vmas = inheritingVmas(fs.readFileSync(`/proc/${childPid}/smaps`, 'utf8'));
+  } catch {
+    return; // gone: its mm is closed when it is reaped
+  }
+  let v = 0;
+  for (const addr of addrs) {
+    while (v < vmas.length && vmas[v][1] <= addr) v++;
+    if (v >= vmas.length || addr < vmas[v][0]) {
+      dropInChild(e, child, addr);
+      continue;
+    }
+    const flags = child.table.flagsOf(addr);
+    if (flags & EVICTED) continue;
+    // BACK: resident in the parent's table when the fork was read, evicted in the child.
+    const entry = child.table.get(addr);
+    const inSnap = child.snap.frameOf(addr) === entry - 1;
+    child.table.setFlags(addr, inSnap ? EVICTED : EVICTED | FRESH);
+    if (!inSnap) noteFresh(child, addr);
+    const stats = e.nodeStats[child.table.nodeOf(addr)];
+    child.resident--;
+    child.eviction.evicted++;
+    stats.pages_resident--;
+    if (stats.eviction) stats.eviction.pages_evicted++;
+  }
+}
+
+/** The [start, end) of the VMAs in /proc/PID/smaps that inherited the parent's memory (not MADV_WIPEONFORK), ascending. */
+export function inheritingVmas(smaps: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let current: [number, number] | undefined;
+  for (const line of smaps.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) {
+      current = [Number.parseInt(m[1], 16), Number.parseInt(m[2], 16)];
+    } else if (current && line.startsWith('VmFlags:')) {
+      if (!/ wf\b/.test(line)) out.push(current);
+      current = undefined;
+    }
+  }
+  return out;
 }

@@ -7,6 +7,7 @@ import { PageMap } from './page-map.js';
 import { WriteRunSizer } from './write-runs.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 import type { FrameCounts } from '../../backing/frame-counts.js';
+import { MmEviction } from './mm-eviction.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
 export interface FrameStore {
@@ -102,6 +103,8 @@ export class Mm {
   snap = new PageMap();
 
   command: string[] = [];
+  /** --max-resident: evicted pages, FRESH chunks, refault read-ahead (eviction.ts). */
+  readonly eviction = new MmEviction();
 
   constructor(readonly uffd: number, public exe: string) {}
 }

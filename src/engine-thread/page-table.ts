@@ -36,6 +36,28 @@ export const PENDING = 2;
  * the frozen ones, and must not be copied twice in one batch (it would take two frames).
  */
 export const COPYING = 4;
+// ---- eviction (--max-resident: eviction.ts, resident-set.ts, refault.ts) ---------------
+/**
+ * Evicted: not in the program any more; the entry keeps its frame, which holds the
+ * page's content (a missing fault brings it back from there). Never DIRTY, never PENDING.
+ */
+export const EVICTED = 8;
+/**
+ * The frame was written by eviction after the last snapshot (and the page is clean or
+ * evicted since): the next freeze records it as it is, without a copy.
+ */
+export const FRESH = 16;
+/** Referenced since the CLOCK hand last passed: a refault or a write fault set it. */
+export const REF = 32;
+/** Chosen by the CLOCK hand and clean: dropped at the next eviction stop unless a fault touches it first. */
+export const VICTIM = 64;
+/**
+ * Came back from its frame (a refault) and that frame not written since: it still holds
+ * what the page held while evicted. A fork the engine learns of late needs it (a uffd
+ * gives faults before events): the child was copied while the page was evicted, so it
+ * has the page evicted (fork-pages.ts). Cleared when the frame is written.
+ */
+export const BACK = 128;
 
 interface Chunk {
   entry: Int32Array;
@@ -228,6 +250,22 @@ export class PageTable {
         if (c.entry[i] !== ABSENT && addr >= start && addr < end) fn(addr, c.entry[i]);
       }
     }
+  }
+
+  // ---- eviction hooks (resident-set.ts scans chunks in place) ----------------------------
+  /** How many chunks the table has. */
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
+  /** The keys of the table's chunks, ascending. */
+  chunkKeys(): number[] {
+    return [...this.chunks.keys()].sort((a, b) => a - b);
+  }
+
+  /** The arrays of chunk `key` (read and changed in place by the CLOCK hand), or undefined. */
+  chunkArrays(key: number): { entry: Int32Array; node: Uint8Array; flags: Uint8Array } | undefined {
+    return this.chunks.get(key);
   }
 
   /** Every non-absent page, in no particular order (fork copies, exit frees). */

@@ -3,9 +3,10 @@
 // fault service (COPY_BATCH_PAGES), a write to a frozen page copying that page first.
 // The page states and the invariants are in snapshot.ts.
 import os from 'node:os';
-import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
+import { COPYING, DIRTY, EVICTED, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
 import { CopyGuard } from './copy-guard.js';
+import { countOut } from './evicted-pages.js';
 import { takePending, type MmPart } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
@@ -80,7 +81,8 @@ export class FrozenPageCopier {
     for (let page = start; page < end; page += PAGE) {
       if (mm.table.get(page) <= 0) continue;
       const flags = mm.table.flagsOf(page);
-      if (!(flags & DIRTY)) mm.table.setFlags(page, flags | DIRTY);
+      // [eviction] An evicted page is not in the program: never DIRTY (the copier would read it).
+      if (!(flags & (DIRTY | EVICTED))) mm.table.setFlags(page, flags | DIRTY);
     }
     return batch.length > 0;
   }
@@ -174,9 +176,9 @@ export class FrozenPageCopier {
     if (part) {
       this.guard.keepPresent(part.reader, batch, (addr) => {
         part.lost.add(addr);
-        mm.table.takeRange(addr, addr + PAGE, (_a, entry, node) => {
-          if (entry > 0) mm.resident--;
-          this.engine.release(entry, node);
+        mm.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
+          countOut(mm, entry, flags);
+          this.engine.release(entry, node, flags);
         });
       });
     }

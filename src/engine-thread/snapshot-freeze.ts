@@ -94,6 +94,8 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     mm.staged = [];
     mm.drops = [];
     run.parts.set(mm, part);
+    // [eviction] Frames eviction wrote since the last snapshot join this one as they are.
+    engine.eviction?.recordFresh(mm, part);
   }
   run.frozenPages = frozen;
   return { run, frozen };

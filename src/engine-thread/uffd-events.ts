@@ -4,7 +4,8 @@
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
-import { DIRTY, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { BACK, DIRTY, EVICTED, FRESH, PAGE, PENDING, PLACED_REAL } from './page-table.js';
+import { countOut, forkEvicted, remapFlags } from './evicted-pages.js';
 import { Mm } from './mm.js';
 import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
@@ -57,10 +58,14 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
       for (const [a, b] of eventPieces(mm, from, from + getU64(v, off + O.remapLen))) onRemap(e, mm, a, a - from + to, b - a);
       break;
     }
-    case UFFD_EVENT.REMOVE:
+    case UFFD_EVENT.REMOVE: {
       e.events.remove++;
-      drop(e, mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd));
+      const start = getU64(v, off + O.removeStart);
+      const end = getU64(v, off + O.removeEnd);
+      // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
+      if (!e.eviction?.isOwnDrop(mm, start, end)) drop(e, mm, start, end);
       break;
+    }
     case UFFD_EVENT.UNMAP: {
       e.events.unmap++;
       for (const [start, end] of eventPieces(mm, getU64(v, off + O.removeStart), getU64(v, off + O.removeEnd))) {
@@ -78,11 +83,11 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
   const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
-    if (entry > 0) mm.resident--;
+    countOut(mm, entry, flags);
     // A page frozen but not copied yet is lost to the snapshot being taken: its
     // content is gone before it could be read (README, "Known limits").
     if (flags & PENDING && part) part.lost.add(addr);
-    e.release(entry, node);
+    e.release(entry, node, flags);
   });
   mm.drops.push([start, end]);
 }
@@ -134,9 +139,15 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
     }
     // Clean in the child only where its content is the parent's last committed
     // snapshot's: PENDING (frozen for a snapshot the child is not part of) and pages that
-    // snapshot is copying now (their frame is not the committed map's yet) are DIRTY.
-    const clean = (flags & (DIRTY | PENDING)) === 0 && parent.snap.frameOf(addr) === entry - 1;
-    child.table.set(addr, entry, node, clean ? 0 : DIRTY);
+    // snapshot is copying now (their frame is not the committed map's yet) are DIRTY;
+    // [eviction] so is a FRESH page (its frame was written after that snapshot).
+    const inSnap = (flags & FRESH) === 0 && child.snap.frameOf(addr) === entry - 1;
+    // [eviction] The child has no page where the parent's is evicted: it shares the frame.
+    if (flags & EVICTED) return void forkEvicted(e, child, addr, entry, node, inSnap);
+    const clean = (flags & (DIRTY | PENDING)) === 0 && inSnap;
+    // BACK goes along for fork-pages.ts: the page may have come back after the kernel
+    // copied the parent's memory, and the child then has it evicted.
+    child.table.set(addr, entry, node, (clean ? 0 : DIRTY) | (flags & BACK));
     e.slots[node].refs.inc(entry - 1);
     child.resident++;
     if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
@@ -149,15 +160,16 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
   const part = e.snapshot.copying?.parts.get(mm);
-  const moved: Array<[number, number, number]> = [];
+  const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
     if (flags & PENDING && part) part.lost.add(addr);
-    moved.push([addr - from + to, entry, node]);
+    moved.push([addr - from + to, entry, node, flags]);
   });
   // Moved pages keep their frame but count as new at their new address (DIRTY): the
-  // next snapshot copies them there, and their old addresses leave it.
-  for (const [addr, entry, node] of moved) {
-    mm.table.set(addr, entry, node, entry > 0 ? DIRTY : 0);
+  // next snapshot copies them there, and their old addresses leave it. [eviction] An
+  // evicted page stays evicted; the next snapshot records its frame (remapFlags).
+  for (const [addr, entry, node, flags] of moved) {
+    mm.table.set(addr, entry, node, entry > 0 ? remapFlags(mm, addr, flags) : 0);
   }
   mm.drops.push([from, from + len]);
   const pieces = mm.ranges.slice(from, from + len);

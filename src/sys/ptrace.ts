@@ -42,6 +42,7 @@ export const PTRACE = {
   SETSIGMASK: 0x420b,
   SECCOMP_GET_FILTER: 0x420c,
   GET_SYSCALL_INFO: 0x420e,
+  GET_RSEQ_CONFIGURATION: 0x420f, // 5.13
 } as const;
 export type PtraceRequestName = keyof typeof PTRACE;
 
@@ -128,6 +129,20 @@ export function listen(pid: number): void {
 
 export function detach(pid: number, sig = 0): void {
   call('DETACH', pid, 0, sig);
+}
+
+/** struct ptrace_rseq_configuration (<linux/ptrace.h>, 5.13): u64 rseq_abi_pointer, u32 rseq_abi_size, signature, flags, pad. */
+const RSEQ_CONFIGURATION_SIZE = 24;
+
+/**
+ * PTRACE_GET_RSEQ_CONFIGURATION: the thread's registered rseq area (addr 0 when it has
+ * none), which the kernel writes on the thread's way back to user mode.
+ */
+export function getRseqArea(pid: number): { addr: bigint; size: number } {
+  const buf = Buffer.alloc(RSEQ_CONFIGURATION_SIZE);
+  // `addr` is the size of the caller's struct (the kernel copies at most that much).
+  if (Number(ptraceBuf(PTRACE.GET_RSEQ_CONFIGURATION, pid, RSEQ_CONFIGURATION_SIZE, buf)) === -1) fail('GET_RSEQ_CONFIGURATION');
+  return { addr: buf.readBigUInt64LE(0), size: buf.readUInt32LE(8) };
 }
 
 /** PTRACE_GETREGS into `out` (USER_REGS_SIZE bytes of user_regs_struct), which is returned. */

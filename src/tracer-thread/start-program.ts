@@ -13,6 +13,7 @@ import { kill, SI_QUEUE } from '../sys/signal.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, WIFSTOPPED, WUNTRACED, __WALL } from '../sys/wait.js';
 import { COOKIE } from '../channels/doorbell.js';
+import { EVICT_COOKIE } from '../channels/evict-request.js';
 import { taskStatus } from './task-gone.js';
 import { ForeignTracerError, isEperm } from './limits.js';
 
@@ -53,10 +54,14 @@ export function startSeized(start: ProgramStart): number {
   return pid;
 }
 
-/** `tid`'s signal-delivery stop is numactlx's doorbell: a SI_QUEUE signal from this process with its cookie. */
+/**
+ * `tid`'s signal-delivery stop is numactlx's doorbell: a SI_QUEUE signal from this process
+ * with its cookie — the snapshot doorbell's, or the engine's eviction ring's (--max-resident).
+ */
 export function isDoorbellStop(tid: number): boolean {
   const info = getSiginfo(tid);
   const head = siginfoHead(info);
   // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
-  return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && info.readInt32LE(24) === COOKIE;
+  const cookie = info.readInt32LE(24);
+  return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && (cookie === COOKIE || cookie === EVICT_COOKIE);
 }

@@ -55,6 +55,13 @@ export class Tasks {
    * until that event says what they are (new-tasks.ts), or adopted when it cannot come.
    */
   readonly held = new Set<number>();
+  /**
+   * Threads whose stop has been read (by a freeze's or an eviction's wait, or an
+   * injection's) and is still to be handled: stopped, and reporting nothing new until
+   * resumed. A freeze or an eviction that starts meanwhile neither interrupts nor waits
+   * for them (stop-threads.ts).
+   */
+  readonly unhandled = new Set<number>();
 
   /** The vfork between `child` and its parent is over (the child exec'd or ended). */
   endVfork(child: Thread | undefined): void {

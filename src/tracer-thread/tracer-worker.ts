@@ -22,6 +22,7 @@ import { Tracer } from './tracer.js';
 import { ForeignTracerError } from './limits.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
 import { Doorbell } from '../channels/doorbell.js';
+import { EvictChannel } from '../channels/evict-request.js';
 
 if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
@@ -49,6 +50,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     ignoredSignals: start.ignoredSignals, policy: traced.policy, virtualNodes: traced.virtualNodes,
     allowedReal: traced.allowedReal,
     doorbell: new Doorbell(traced.doorbell), snapshotOnExit: traced.snapshotOnExit,
+    evict: traced.evict ? new EvictChannel(traced.evict) : undefined,
     engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post, features: traced.features,
   });
   try {

@@ -12,13 +12,13 @@ import {
   waitAnyChild, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
   WPTRACEEVENT, __WALL, type WaitResult,
 } from '../sys/wait.js';
-import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import { DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
+import type { TracerSetup } from './tracer-setup.js';
 import { isDoorbellStop, startSeized } from './start-program.js';
 import { onExecStop, type UffdSource, type UserfaultfdRefused } from './exec-setup.js';
-import { has, type KernelFeatures } from '../kerndat/features.js';
+import { has } from '../kerndat/features.js';
 import { freeze, type FreezeHost } from './freeze.js';
 import { onExitStop } from './exit-stop.js';
 import { addNewTask, adoptOrphans, cloneKind, type ForkWithoutEvent } from './new-tasks.js';
@@ -26,30 +26,12 @@ import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js
 import { Proc, Tasks } from './state.js';
 import { eventMessage, isEsrch, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
+import { EvictStopper, type EvictHost } from './evict-stop.js';
 
 const { SIGBUS, SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
-export interface TracerSetup {
-  /** Snapshot requests from the main thread (src/channels/doorbell.ts). */
-  doorbell?: Doorbell;
-  /** Take a snapshot at the program's exit stop (--snapshot-on-exit). */
-  snapshotOnExit?: boolean;
-  program: string[];
-  env: string[];
-  defaultSignals: number[];
-  ignoredSignals: number[];
-  /** The launch policy when it names a virtual node (the whole policy, real nodes too). */
-  policy: PagePolicy | undefined;
-  virtualNodes: number[];
-  allowedReal: number[];
-  engine: EngineClient;
-  post(ev: TracerEvent): void;
-  /** The kernel features of the session (src/kerndat/). */
-  features: KernelFeatures;
-}
-
-export class Tracer implements FreezeHost {
+export class Tracer implements FreezeHost, EvictHost {
   readonly tasks = new Tasks();
   readonly engine: EngineClient;
   /** Statuses read by a waitpid for one task (an injection's) that the loop must handle. */
@@ -70,6 +52,8 @@ export class Tracer implements FreezeHost {
   private readonly uffdSource: UffdSource;
   /** Without UFFD_EVENT_FORK the tracer gives a forked child its userfaultfd (new-tasks.ts). */
   private readonly forkWithoutEvent: ForkWithoutEvent | undefined;
+  /** --max-resident: stops an address space for the engine's drops (evict-stop.ts). */
+  private readonly evictions: EvictStopper | undefined;
 
   constructor(private readonly setup: TracerSetup) {
     this.engine = setup.engine;
@@ -79,7 +63,8 @@ export class Tracer implements FreezeHost {
     };
     this.uffdSource = has(setup.features, 'USERFAULTFD') ? 'syscall' : 'device';
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined
-      : { source: this.uffdSource, replay: (r) => this.replay.push(r), refused: (err) => this.sayUntrapped(err) };
+      : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
+    if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -104,6 +89,7 @@ export class Tracer implements FreezeHost {
         break;
       }
       const { pid: tid, status } = next;
+      this.tasks.unhandled.delete(tid);
       this.handle(tid, status);
       if (!this.ending && this.setup.doorbell?.endRequested) {
         // The session's backing is lost: the program cannot keep its memory on it.
@@ -116,6 +102,8 @@ export class Tracer implements FreezeHost {
         this.doorbellMayBeLost = false;
         this.answerDoorbell();
       }
+      // [eviction] A request whose SIGURG was lost (one already pending swallows it).
+      if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(0);
     }
     // Every process has ended. A request rung before the last one went (publishPid(0)
     // comes first, so a later ring sees no pid and fails at once) is answered here;
@@ -150,7 +138,7 @@ export class Tracer implements FreezeHost {
       this.onStatus(tid, status);
     } catch (err) {
       if (err instanceof TaskGone) {
-        if (err.status !== undefined) this.replay.push({ pid: err.tid, status: err.status });
+        if (err.status !== undefined) this.later({ pid: err.tid, status: err.status });
         return;
       }
       // ESRCH: a task killed in its stop. Anything else: if the task is no longer in
@@ -163,6 +151,12 @@ export class Tracer implements FreezeHost {
 
   gone(tid: number, status: number): void {
     this.onGone(tid, status);
+  }
+
+  /** A status read by a waitpid for one task (an injection's), handled by the loop next. */
+  later(r: WaitResult): void {
+    if (WIFSTOPPED(r.status)) this.tasks.unhandled.add(r.pid);
+    this.replay.push(r);
   }
 
   private onStatus(tid: number, status: number): void {
@@ -227,10 +221,12 @@ export class Tracer implements FreezeHost {
       thread.pending = undefined;
       return cont(tid);
     }
-    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered.
+    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered. [eviction]
+    // Also the engine's eviction ring (one SIGURG may stand for both): that request first,
+    // with this thread stopped already (serve resumes it).
     if (sig === DOORBELL_SIGNAL && isDoorbellStop(tid)) {
       try {
-        cont(tid);
+        if (!this.evictions?.serve(tid)) cont(tid);
       } finally {
         this.answerDoorbell(); // rung at a thread that died since: answered all the same
       }

@@ -395,6 +395,34 @@ describe('6. bad cron and config', () => {
   test.each(cronAndConfig)('$name', async (c) => { await refused(c); }, TEST_TIMEOUT);
 });
 
+// ---- 7. resident limits (--max-resident, resident=) -----------------------------------
+
+const residentOf = (r: string, size = '64m'): string[] => [`--remap=3,${fresh},size=${size},resident=${r}`, '--membind=3', ...program];
+const residents: Case[] = [
+  { name: 'resident=1m (below 2 MiB)', args: residentOf('1m'),
+    first: /^numactlx: invalid --remap: resident=1\.0M of node 3 is below the smallest limit, 2\.0M$/ },
+  { name: 'resident=128m of a 64m node', args: residentOf('128m'),
+    first: /^numactlx: invalid --remap: resident=128\.0M of node 3 is larger than the node \(64\.0M\)$/ },
+  { name: 'resident=12q (bad suffix)', args: residentOf('12q'),
+    first: new RegExp(`^numactlx: invalid --remap '3,${esc(fresh)},size=64m,resident=12q': invalid size '12q' \\(a number with an optional k, m, g or t suffix\\)$`) },
+  { name: 'resident= empty', args: residentOf(''),
+    first: /^numactlx: invalid --remap '.*': invalid size '' \(a number with an optional k, m, g or t suffix\)$/ },
+  { name: 'resident= given twice', args: [`--remap=3,${fresh},size=64m,resident=4m,resident=8m`, '--membind=3', ...program],
+    first: /^numactlx: invalid --remap '.*': resident= given twice$/ },
+  { name: '--max-resident 1k', args: ['--max-resident', '1k', `--remap=3,${fresh},size=64m`, '--membind=3', ...program],
+    first: /^numactlx: invalid --remap: --max-resident 1\.0K for node 3 is below the smallest limit, 2\.0M$/ },
+  { name: '--max-resident 1g of a 64m node', args: ['--max-resident=1g', `--remap=3,${fresh},size=64m`, '--membind=3', ...program],
+    first: /^numactlx: invalid --remap: --max-resident 1\.0G for node 3 is larger than the node \(64\.0M\)$/ },
+  { name: '--max-resident 4x', args: ['--max-resident=4x', `--remap=3,${fresh},size=64m`, '--membind=3', ...program],
+    first: /^numactlx: invalid --max-resident '4x': invalid size '4x' \(a number with an optional k, m, g or t suffix\)$/ },
+  { name: '--max-resident without a virtual node', args: ['--max-resident=4m', '--membind=0', ...program],
+    first: /^numactlx: --max-resident needs a virtual node \(--remap=NODE,PATH\): it limits the memory of virtual nodes$/ },
+];
+
+describe('7. resident limits', () => {
+  test.each(residents)('$name', async (c) => { await refused(c); }, TEST_TIMEOUT);
+});
+
 test('the marker program does run with a valid session (the marker check can fail)', async () => {
   const ok = path.join(dir, 'ok.img');
   const r = await numactlx([`--remap=3,${ok},size=16m`, '--membind=3', ...program]);

@@ -48,7 +48,7 @@ const cases: Case[] = [
   { name: 'numactl shm option', args: ['--shm', 'key', ...program], error: /^numactlx: --shm is not supported/m, usage: true },
   { name: 'virtual node id equal to a real node', args: [`--remap=0,${dir}/n0.img,size=2m`, ...program], error: /^numactlx: invalid --remap: node 0 is a real node of this machine; a virtual node needs an unused id$/m, usage: true },
   { name: 'virtual node id not a number', args: [`--remap=x,${dir}/n.img,size=2m`, ...program], error: /^numactlx: invalid --remap 'x,.*': 'x' is not a number$|^numactlx: invalid --remap 'x,.*': 'x' is not a node number$/m, usage: true },
-  { name: 'remap without a path', args: ['--remap=3', ...program], error: /^numactlx: invalid --remap '3': expected NODE,PATH\[,size=SIZE\]$/m, usage: true },
+  { name: 'remap without a path', args: ['--remap=3', ...program], error: /^numactlx: invalid --remap '3': expected NODE,PATH\[,size=SIZE\]\[,resident=SIZE\]$/m, usage: true },
   { name: 'missing backing directory', args: [`--remap=3,${dir}/missing/n3.img,size=2m`, ...program], error: new RegExp(`^numactlx: invalid --remap: ${dir}/missing/n3.img: directory ${dir}/missing does not exist: ENOENT$`, 'm'), usage: true },
   { name: 'missing size', args: [`--remap=3,${dir}/new.img`, ...program], error: /: the file does not exist and no size was given \(add ,size=SIZE\)$/m, usage: true },
   { name: 'bad size suffix', args: [`--remap=3,${dir}/new.img,size=10q`, ...program], error: /^numactlx: invalid --remap '.*': invalid size '10q' \(a number with an optional k, m, g or t suffix\)$/m, usage: true },

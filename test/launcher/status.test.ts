@@ -84,9 +84,9 @@ test('ps: one line per session; ps --json the status of each', async () => {
   expect(r.stderr).toBe('');
   expect(r.exitCode).toBe(0);
   const rows = r.stdout.split('\n').map((l) => l.split(/ {2,}/));
-  const want = [[String(a.numactlx_pid), String(a.program_pid), '2', '8.0M', 'sleep 1000'],
-    [String(b.numactlx_pid), String(b.program_pid), '-', '0', 'sleep 999']].sort((x, y) => Number(x[0]) - Number(y[0]));
-  expect(rows).toEqual([['NUMACTLX-PID', 'PROGRAM-PID', 'NODES', 'RESIDENT', 'COMMAND'], ...want]);
+  const want = [[String(a.numactlx_pid), String(a.program_pid), '2', '12.0M', '8.0M', '-', 'sleep 1000'],
+    [String(b.numactlx_pid), String(b.program_pid), '-', '0', '0', '-', 'sleep 999']].sort((x, y) => Number(x[0]) - Number(y[0]));
+  expect(rows).toEqual([['NUMACTLX-PID', 'PROGRAM-PID', 'NODES', 'PLACED', 'RESIDENT', 'EVICTED', 'COMMAND'], ...want]);
 
   const j = await run(dir, ['ps', '--json']);
   expect(j.exitCode).toBe(0);
@@ -116,7 +116,7 @@ test('no session: status is an error, ps an empty table', async () => {
   expect(r.stdout).toBe('');
   expect(r.exitCode).toBe(1);
   const ps = await run(dir, ['ps']);
-  expect(ps.stdout).toBe('NUMACTLX-PID  PROGRAM-PID  NODES  RESIDENT  COMMAND');
+  expect(ps.stdout).toBe('NUMACTLX-PID  PROGRAM-PID  NODES  PLACED  RESIDENT  EVICTED  COMMAND');
   expect(ps.stderr).toBe('');
   expect(ps.exitCode).toBe(0);
   expect(fs.existsSync(dir)).toBe(false); // looking does not create it
@@ -179,4 +179,23 @@ test('`numactlx -- status` still runs a program named status', async () => {
   const r = await numactlx(['--', 'status'], { env: { NUMACTLX_RUNTIME_DIR: dir, PATH: `${bin}:${process.env.PATH}` } });
   expect(r.stdout).toBe('program-status');
   expect(r.exitCode).toBe(0);
+});
+
+test('--max-resident: status says what eviction did on the node, ps shows what is evicted', async () => {
+  const dir = tmpDir();
+  const eviction = {
+    max_resident_bytes: 16 << 20, pages_evicted: 1024, evictions: 61574, refaults: 48716, refault_faults: 1900,
+    bytes_read: 199540736, bytes_written: 99078144, rounds: 127, evict_ms: 6614.9, pause_ms: 3137.98, fault_waits: 17,
+    peak_resident_pages: 4100,
+  };
+  const s = await startFakeSession({ dir, config: { stats: {
+    nodes: [{ node: 3, backing: '/tmp/n3.img', kind: 'file', size_bytes: 1 << 30, pages_placed: 16384, pages_resident: 4000,
+      faults: 10, fault_ahead_pages: 100, pages_fallback: 0, sigbus: 0, frames_in_use: 16384, eviction }],
+    processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0 }, fault_ahead_pages_window: 256 } } });
+  const r = await run(dir, ['status', String(s.numactlx_pid)]);
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout.split('\n')).toContain('node 3: resident limit 16.0M (peak 16.0M), 4.0M evicted now; 61574 pages evicted, '
+    + '48716 back by 1900 faults; read 190.3M, written 94.5M; 127 rounds, 6.61s (program stopped 3.14s); 17 faults waited for room');
+  const ps = await run(dir, ['ps']);
+  expect(ps.stdout.split('\n')[1].split(/ {2,}/)).toEqual([String(s.numactlx_pid), String(s.program_pid), '2', '64.0M', '15.6M', '4.0M', 'sleep 1000']);
 });

@@ -1,0 +1,300 @@
+// Eviction to the backing (--max-resident): past a node's resident limit, pages go back
+// to their frames and leave the program's memory; a later fault brings them back from
+// there (refault.ts). The engine's side; the page states are in evicted-pages.ts.
+//
+// One round at a time, over one address space, in four steps:
+// 1. choose (the engine, program running): the CLOCK hand (resident-set.ts) picks up to a
+//    batch of victims, marked VICTIM;
+// 2. write back (the engine, program running, WRITE_STEP pages between fault service):
+//    a victim DIRTY since its frame was written is write-protected, then copied into its
+//    frame (process_vm_readv; a new frame when a snapshot holds the old one) and becomes
+//    clean and FRESH; a clean victim has its content in its frame already and is not
+//    written. A write to a victim from here on is a write-protect fault, which takes it
+//    out of the round (REF: it is in use);
+// 3. stop (the tracer, src/tracer-thread/evict-stop.ts, asked through
+//    src/channels/evict-request.ts): every thread of the mm stops; the engine reads what
+//    is queued on the uffd, keeps the victims still clean, marks them EVICTED and hands the
+//    tracer their ranges (EvictRanges) — nothing of the program runs from here until the
+//    drop is done, so no page can change or move between that choice and the drop;
+// 4. drop (the tracer injects process_madvise(MADV_DONTNEED) into a stopped thread): the
+//    REMOVE events it raises are the engine's own (isOwnDrop); EvictDone: whatever the drop
+//    left mapped (mlock'd ranges refuse MADV_DONTNEED) is counted resident again (pagemap).
+// A fault that would take a node past its limit waits (mustWait: a first touch may place
+// a whole fault-ahead window, a refault's read-ahead is cut to the room left) until a
+// round has made room — except faults in the mm being dropped that are not retries (only the thread the tracer injects into runs
+// then, and the tracer waits for it), and, while no victim can be found, all of them (a
+// node of pinned or frozen pages must not hang). So the node's pages in the program stay
+// within the limit, plus what a drop's injected thread needs (its rseq area).
+import fs from 'node:fs';
+import os from 'node:os';
+import { schedYield } from '../sys/sched.js';
+import { wakeFast } from '../sys/userfaultfd-fast.js';
+import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
+import { ResidentSet } from './resident-set.js';
+import { Refaulter } from './refault.js';
+import { RemoteCopier } from './remote-copy.js';
+import { newEvictionStats, recordFresh, residentIfMapped } from './evicted-pages.js';
+import { EvictionRound } from './eviction-round.js';
+import type { EvictChannel } from '../channels/evict-request.js';
+import type { Engine, Mm } from './engine.js';
+import type { EvictionHooks } from './engine-core.js';
+import type { MmPart } from './snapshot.js';
+import type { ChecksumQueue } from '../channels/checksum-ring.js';
+import type { EvictionStats } from '../channels/session-stats.js';
+
+const { ESRCH } = os.constants.errno;
+/** A round's victims: an eighth of the limit, within these bounds (pages). */
+const MIN_BATCH = 64;
+const MAX_BATCH = 8192;
+/** The tracer did not take a request this long after the ring: ring again (a SIGURG coalesced). */
+const RERING_MS = 50;
+/** A sweep that found no victim: the node is let over its limit this long before the next try. */
+const STUCK_MS = 10;
+/** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
+const STALL_MS = 500;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+
+export class Evictor implements EvictionHooks {
+  private readonly sets: Array<ResidentSet | undefined>;
+  private readonly stuckUntil: number[];
+  /** Per slot, the rounds in a row whose stop dropped nothing. */
+  private readonly emptyRounds: number[] = [];
+  private readonly refaulter: Refaulter;
+  private readonly remote = new RemoteCopier();
+  private round: EvictionRound | undefined;
+
+  /** `limits`: per node (slot) the most pages it may keep in the program's memory, 0 for none. */
+  constructor(private readonly engine: Engine, limits: number[], private readonly channel: EvictChannel,
+    private readonly checksums: ChecksumQueue) {
+    this.sets = limits.map((limit, slot) => (limit > 0 ? new ResidentSet(slot, limit) : undefined));
+    this.stuckUntil = limits.map(() => 0);
+    limits.forEach((limit, slot) => { if (limit > 0) engine.nodeStats[slot].eviction = newEvictionStats(limit); });
+    this.refaulter = new Refaulter(engine, Math.max(1, engine.faultAheadPages));
+    // Attached after the snapshot engine, around its write-fault handler: a write is first
+    // a sign of use (REF), then whatever the snapshot makes of it.
+    const inner = engine.snapshot;
+    engine.attachSnapshots({
+      get copying() { return inner.copying; },
+      onWriteFault: (mm, addr) => this.onWriteFault(mm, addr, (m, a) => inner.onWriteFault(m, a)),
+    });
+    engine.attachEviction(this);
+  }
+
+  private stats(slot: number): EvictionStats {
+    return this.engine.nodeStats[slot].eviction!;
+  }
+
+  /** A round's victims: an eighth of the limit, at least two fault-ahead windows, at most half the limit. */
+  private batch(set: ResidentSet): number {
+    const want = Math.max(MIN_BATCH, 2 * this.engine.faultAheadPages, Math.min(MAX_BATCH, set.limit >> 3));
+    return Math.max(1, Math.min(want, set.limit >> 1));
+  }
+
+  /** Where a round starts: far enough below the limit that a first touch rarely waits. */
+  private mark(set: ResidentSet): number {
+    return set.limit - (this.batch(set) >> 1) - this.engine.faultAheadPages;
+  }
+
+  // ---- the engine loop --------------------------------------------------------------------
+  /** How long the engine loop may block in poll for eviction's sake (ms; -1: no limit). */
+  get pollTimeout(): number {
+    const r = this.round;
+    if (r?.phase === 'writing') return 0;
+    if (r?.phase === 'requested') return RERING_MS;
+    if (!r && this.wanted() >= 0) return 0;
+    return -1;
+  }
+
+  /** One step of the round in progress, or the start of one when a node is over its mark. */
+  step(): void {
+    const r = this.round;
+    if (!r) {
+      this.start();
+      return;
+    }
+    if (r.phase !== 'dropping' && !this.engine.mms.has(r.mm.uffd)) {
+      if (r.phase === 'writing' || this.channel.cancel()) this.round = undefined;
+      return; // else taken: EvictDone ends it
+    }
+    if (r.phase === 'writing') {
+      if (!r.writeStep(this.remote)) return;
+      if (!r.hasVictims()) {
+        // None left to drop (written to since, or no free frame to write one back to).
+        this.round = undefined;
+        this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+        return;
+      }
+      // Every victim written back: the tracer stops the mm for the drop.
+      this.channel.post([...r.mm.pids]);
+      r.phase = 'requested';
+      r.requestedAt = performance.now();
+      this.ring(r);
+    } else if (r.phase === 'requested' && performance.now() - r.rungAt > RERING_MS && !this.channel.taken) {
+      // Not taken: a SIGURG of the program pending swallowed ours, or it blocks SIGURG in
+      // every thread (the tracer then takes the request at its next stop of any kind).
+      // Meanwhile faults must not wait for room that may not come: the node goes over.
+      if (performance.now() - r.requestedAt > STALL_MS) this.stuckUntil[r.slot] = performance.now() + STALL_MS;
+      this.ring(r);
+    }
+  }
+
+  private ring(r: EvictionRound): void {
+    r.rungAt = performance.now();
+    if (this.channel.ring() === -ESRCH && this.channel.cancel()) {
+      r.abandon();
+      this.round = undefined;
+    }
+  }
+
+  /** The slot of a node past the mark where a round starts, or -1. */
+  private wanted(): number {
+    const now = performance.now();
+    for (let slot = 0; slot < this.sets.length; slot++) {
+      const set = this.sets[slot];
+      if (!set || now < this.stuckUntil[slot]) continue;
+      const resident = this.engine.nodeStats[slot].pages_resident;
+      const stats = this.stats(slot);
+      if (resident > stats.peak_resident_pages) stats.peak_resident_pages = resident;
+      if (resident > this.mark(set)) return slot;
+    }
+    return -1;
+  }
+
+  private start(): void {
+    const slot = this.wanted();
+    if (slot < 0) return;
+    const set = this.sets[slot]!;
+    const victims: number[] = [];
+    // Two turns of the hand at most (the first may only clear REF bits), in chunks.
+    let budget = 2;
+    for (const mm of this.engine.mms.values()) budget += 2 * mm.table.chunkCount;
+    const mm = set.sweep(this.engine.mms.values(), this.batch(set), budget, victims);
+    if (!mm || victims.length === 0) {
+      this.stuckUntil[slot] = performance.now() + STUCK_MS;
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: eviction: no victim found (resident ${this.engine.nodeStats[slot].pages_resident})\n`);
+      return;
+    }
+    this.round = new EvictionRound(this.engine, slot, mm, victims);
+  }
+
+  // ---- the stop (synchronous calls from the tracer) ----------------------------------------
+  /**
+   * Every thread of pid's mm is stopped: the victims still clean become EVICTED and their
+   * ranges go to the eviction channel; nothing in `keep` ([start, end) pairs: what the
+   * kernel or the tracer touches before the threads resume). Returns how many ranges (0:
+   * nothing to drop).
+   */
+  ranges(pid: number, keep: number[]): number {
+    const r = this.round;
+    if (!r || r.phase !== 'requested' || this.engine.mmOf(pid) !== r.mm) return 0;
+    // What was queued before the threads stopped (a write fault on a victim, a drop by the
+    // program, a fork) is handled first: then nothing changes until the drop is done.
+    this.engine.service(r.mm);
+    if (!this.engine.mms.has(r.mm.uffd)) return 0;
+    // A process that joined the mm after the request (a vfork or CLONE_VM child the tracer
+    // learnt of meanwhile) was not stopped: nothing is dropped this time.
+    const stopped = this.channel.pids();
+    if ([...r.mm.pids].some((p) => !stopped.includes(p))) return 0;
+    return this.channel.setRanges(r.markEvicted(keep));
+  }
+
+  /** The drop is done (the threads are still stopped): the table is made to match it. */
+  done(pid: number, bytes: number, pauseMs: number): void {
+    this.channel.finish();
+    const r = this.round;
+    if (!r) return;
+    this.round = undefined;
+    if (r.phase !== 'dropping') {
+      r.abandon();
+      return;
+    }
+    const left = this.engine.mms.has(r.mm.uffd) ? r.reconcile(pid) : 0;
+    // Nothing could go. Once: maybe only what the stop keeps (the stack tops and rseq area a
+    // turn of the hand over an address space ended with): the next round takes others. Twice
+    // in a row: the node may stay over its limit rather than hold faults forever.
+    this.emptyRounds[r.slot] = r.runs.length === 0 ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
+    if (this.emptyRounds[r.slot] > 1) this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+    const stats = this.stats(r.slot);
+    stats.rounds++;
+    stats.evict_ms += performance.now() - r.startedAt;
+    stats.pause_ms += pauseMs;
+    if (DEBUG) {
+      fs.writeSync(2, `numactlx-engine: eviction round: ${r.runs.length / 2} ranges, ${bytes} bytes dropped, ${left} pages left ` +
+        `mapped, ${(performance.now() - r.startedAt).toFixed(2)} ms, pause ${pauseMs.toFixed(2)} ms\n`);
+    }
+  }
+
+  // ---- hooks (engine-core.ts EvictionHooks) ------------------------------------------------
+  isOwnDrop(mm: Mm, start: number, end: number): boolean {
+    const r = this.round;
+    return r !== undefined && r.mm === mm && r.dropping(start, end);
+  }
+
+  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages = this.engine.faultAheadPages): boolean {
+    const set = this.sets[slot];
+    if (!set || this.engine.nodeStats[slot].pages_resident + pages <= set.limit) return false;
+    if (performance.now() < this.stuckUntil[slot]) return false;
+    // During a drop only the thread the tracer injects into runs: it must never wait. A
+    // retry is another thread's fault from before the stop: it waits for the round's end.
+    const r = this.round;
+    if (r?.phase === 'dropping' && r.mm === mm) return isRetry;
+    if (!isRetry) this.stats(slot).fault_waits++;
+    return true;
+  }
+
+  refault(mm: Mm, addr: number, isRetry: boolean): boolean {
+    const slot = mm.table.nodeOf(addr);
+    if (this.mustWait(slot, mm, addr, isRetry, 1)) {
+      this.engine.retries.push({ mm, addr, write: false, tid: 0 });
+      return true;
+    }
+    // Read-ahead no further than the room left under the limit (one page at least).
+    const set = this.sets[slot];
+    const room = set ? Math.max(1, set.limit - this.engine.nodeStats[slot].pages_resident) : Infinity;
+    this.refaulter.serve(mm, addr, isRetry, room);
+    return true;
+  }
+
+  recordFresh(mm: Mm, part: MmPart): void {
+    recordFresh(this.engine, mm, part, this.checksums);
+  }
+
+  /**
+   * A thread is exiting and the kernel will write its clear_child_tid word at addr, which
+   * no userfaultfd serves for an exiting task: an evicted page there comes back now.
+   */
+  bringBack(pid: number, addr: number): void {
+    const mm = this.engine.mmOf(pid);
+    if (!mm) return;
+    const page = addr - (addr % PAGE);
+    for (let tries = 0; tries < 1000 && mm.table.flagsOf(page) & EVICTED && this.engine.mms.has(mm.uffd); tries++) {
+      if (tries > 0) {
+        this.engine.service(mm);
+        schedYield();
+      }
+      this.refaulter.serve(mm, page, true);
+    }
+    this.engine.retries = this.engine.retries.filter((x) => x.mm !== mm || x.addr !== page);
+  }
+
+  /**
+   * A write to a write-protected page: it is in use (REF) and no victim any more. On an
+   * evicted page it can only be a fault from before the drop: the thread faults again,
+   * missing, and the page comes back from its frame — unless it is mapped after all
+   * (pagemap), then it is resident again first.
+   */
+  private onWriteFault(mm: Mm, addr: number, inner: (mm: Mm, addr: number) => void): void {
+    const flags = mm.table.flagsOf(addr);
+    if (mm.table.get(addr) > 0) {
+      if (flags & EVICTED) {
+        if (!residentIfMapped(this.engine, mm, addr)) {
+          wakeFast(mm.uffd, addr, PAGE);
+          return;
+        }
+      } else if ((flags & (REF | VICTIM)) !== REF) {
+        mm.table.setFlags(addr, (flags & ~VICTIM) | REF);
+      }
+    }
+    inner(mm, addr);
+  }
+}

@@ -1,0 +1,11 @@
+// What eviction (--max-resident, eviction.ts) keeps per address space, beside the page
+// table (mm.ts holds one). Owned by the engine thread.
+export class MmEviction {
+  /** Pages of this mm evicted now (in their frames, not in the program). */
+  evicted = 0;
+  /** Chunk keys (page-table.ts) holding FRESH pages: what the next freeze records. */
+  readonly freshChunks = new Set<number>();
+  /** The end of the last refault's run and the read-ahead window now (refault.ts), in pages. */
+  lastEnd = -1;
+  window = 1;
+}
