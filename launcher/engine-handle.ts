@@ -14,7 +14,7 @@ import type { ChecksumShared } from '../src/channels/checksum-ring.js';
 import { schedGetaffinity } from '../src/sys/sched.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
-import type { KernelFeatures } from '../src/kerndat/features.js';
+import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -36,9 +36,10 @@ export class EngineHandle {
   }
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
-  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures): Promise<void> {
+  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures,
+    dirtyTracking: DirtyTracking): Promise<void> {
     const data: EngineStart = {
-      nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages, features,
+      nodes: nodes.map((n) => ({ node: n.node, target: n.backing })), faultAheadPages, features, dirtyTracking,
       channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
     };
     this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);

@@ -7,13 +7,15 @@ import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './session-stats.js';
 import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
-import type { KernelFeatures } from '../kerndat/features.js';
+import type { DirtyTracking, KernelFeatures } from '../kerndat/features.js';
 
 export interface EngineStart {
   nodes: Array<{ node: number; target: BackingTarget }>;
   faultAheadPages: number;
   /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
   features: KernelFeatures;
+  /** How the engine tracks written pages (src/kerndat/features.ts chooseDirtyTracking). */
+  dirtyTracking: DirtyTracking;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
   /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */

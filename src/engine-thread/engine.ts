@@ -21,6 +21,7 @@ import { dropStale, forkChild, MSGS_PER_READ, service as readMessages } from './
 import { type PagePolicy } from './ranges.js';
 export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
+import type { DirtyTracking } from '../kerndat/features.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
@@ -45,11 +46,11 @@ export class Engine implements EngineCore {
   private pollListStale = true;
   /** Without a snapshot engine (never in a session): a write fault only unprotects. */
   private snapshotHooks: SnapshotHooks = {
-    copying: undefined,
-    onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE),
+    copying: undefined, onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE), dropped: () => undefined,
   };
 
-  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true) {
+  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true,
+    readonly dirtyTracking: DirtyTracking = 'sync') {
     this.slots = nodes;
     nodes.forEach((n, i) => this.slotById.set(n.node, i));
     this.nodeStats = nodes.map((n) => ({
@@ -213,7 +214,8 @@ export class Engine implements EngineCore {
 
   private closeMm(mm: Mm): void {
     if (mm.ownerPid !== 0) {
-      this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, pages_resident: 0, ranges: 0 });
+      this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, write_faults: mm.writeFaults,
+        pages_resident: 0, ranges: 0 });
     }
     mm.table.forEach((addr, entry, node) => this.release(entry, node));
     mm.resident = 0;
@@ -231,9 +233,7 @@ export class Engine implements EngineCore {
   }
 
   /** Faults that got EAGAIN wait for this: the engine loop polls with a short timeout. */
-  get hasRetries(): boolean {
-    return this.retries.length > 0;
-  }
+  get hasRetries(): boolean { return this.retries.length > 0; }
 
   /** Serves the faults that got EAGAIN (fault-service.ts retryPending). */
   retryPending(): void {
@@ -286,15 +286,13 @@ export class Engine implements EngineCore {
 
   // ---- statistics ---------------------------------------------------------------------
   stats(exeOf: (pid: number) => string): SessionStats {
-    const live = [...this.byPid.entries()].map(([pid, mm]) => ({
-      pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
-    }));
+    const live = [...this.byPid.entries()].map(([pid, mm]) => ({ pid, exe: exeOf(pid) || mm.exe, command: mm.command,
+      faults: mm.faults, write_faults: mm.writeFaults, pages_resident: mm.resident, ranges: mm.ranges.size }));
     const processes = [...live, ...this.ended.map((p) => ({ ...p, exited: true }))];
     return {
       nodes: this.nodeStats.map((s, i) => ({ ...s, frames_in_use: this.slots[i].store.framesInUse })),
       processes,
-      events: { ...this.events },
-      fault_ahead_pages_window: this.faultAheadPages,
+      events: { ...this.events }, fault_ahead_pages_window: this.faultAheadPages, dirty_tracking: this.dirtyTracking,
     };
   }
 }

@@ -201,6 +201,17 @@ export class PageTable {
     return count;
   }
 
+  /**
+   * Appends the present DIRTY pages of chunk `key` to `out` (ascending), flags unchanged:
+   * the pre-copy (precopy.ts) copies them and the copy clears the flag.
+   */
+  dirtyPages(key: number, out: number[]): void {
+    const c = this.chunks.get(key);
+    if (c === undefined) return;
+    const base = key * CHUNK;
+    for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] > 0 && c.flags[i] & DIRTY) out.push(base + i * PAGE);
+  }
+
   /** Whether a page of [start, end) is not absent; costs O(min(chunks, range / 2 MiB)). */
   anyIn(start: number, end: number): boolean {
     const first = Math.floor(start / CHUNK);
