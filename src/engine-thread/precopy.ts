@@ -196,8 +196,12 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     }
     mm.pins.clear();
     const part = state.partOf(mm, pid);
+    // A pre-copy that failed (its reader gone, a page gone: copy-guard.ts) is not a page
+    // lost to the snapshot: still in the table, the page is DIRTY and copied now; gone
+    // from it, it leaves the snapshot as a dropped page does.
+    for (const addr of part.lost) if (mm.table.get(addr) <= 0) mm.drops.push([addr, addr + PAGE]);
     Object.assign(part, { pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, maps, threads: mmThreads, reader,
-      prev: mm.snap, drops: mm.drops });
+      prev: mm.snap, drops: mm.drops, lost: new Set<number>() });
     mm.drops = [];
     const t0 = performance.now();
     drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));

@@ -2,6 +2,7 @@
 // copied into frames with process_vm_readv (remote-copy.ts) in small batches between
 // fault service (COPY_BATCH_PAGES), a write to a frozen page copying that page first.
 // The page states and the invariants are in snapshot.ts.
+import fs from 'node:fs';
 import os from 'node:os';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
@@ -16,6 +17,7 @@ import type { ChecksumQueue } from '../channels/checksum-ring.js';
  */
 const COPY_BATCH_PAGES = 16;
 const { ESRCH } = os.constants.errno;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 /** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
@@ -244,6 +246,7 @@ export class FrozenPageCopier {
       if (pid !== undefined && pid !== part.reader) n = this.remote.run(pid);
     }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+    if (DEBUG && copied < m) fs.writeSync(2, `numactlx-engine: copier: process_vm_readv of pid ${part.reader}: ${n} (${m} pages)\n`);
     // Short: a page the program let go of (lost to this snapshot), or a frame past the
     // end of a truncated backing (the snapshot fails, and the session ends).
     if (copied < m) {
