@@ -26,6 +26,10 @@
 // incremental.
 //
 // Durable, then visible: the frames are synced, then the catalog commits the record.
+//
+// That is synchronous dirty tracking. With asynchronous tracking (UFFD_FEATURE_WP_ASYNC +
+// PAGEMAP_SCAN: dirty-scan.ts) prepare and freeze are precopy.ts instead: the pages are
+// copied before and in the freeze, none is PENDING, and the copy phase has nothing left.
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
 import { PageMap } from './page-map.js';
