@@ -13,7 +13,7 @@ for place in pinned unpinned; do
     if [ "$place" = pinned ]; then taskset -c 0 "$dir/pagemap_scan" "$size"; else "$dir/pagemap_scan" "$size"; fi | tee -a "$dir/$place"
   done
   printf '%s medians:' "$place"
-  for key in scan_all rewrite scan_all2 scan_1pct scan_none wp_all fork; do
+  for key in scan_all rewrite scan_all2 scan_1pct scan_none wp_all fork cow_rewrite; do
     sed -n "s/.* $key=\([0-9.]*\).*/\1/p" "$dir/$place" | sort -n | awk -v k="$key" '{v[NR]=$1} END {printf " %s=%s", k, (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
   done
   echo
