@@ -50,18 +50,19 @@ export class DirtyScanner {
   /**
    * Read-and-reset of [start, end) of mm, through `fd` (its /proc/PID/pagemap): every
    * present virtual-node page written since the last scan becomes DIRTY. Returns how many
-   * such pages were reported. A span holding a VMA without async write protection (ranges
+   * such pages were reported. `reset` false: read only (the pages stay written for the
+   * next scan; marking them DIRTY now changes nothing the next scan would not). A span holding a VMA without async write protection (ranges
    * not yet told of an unmap, a mapping numactlx did not register) is scanned again
    * without the check: the kernel then skips that VMA, and the pages it had reset before
    * the error are kept (WrittenPageScanner). A process gone: nothing.
    */
-  scan(fd: number, mm: Mm, start: number, end: number): number {
+  scan(fd: number, mm: Mm, start: number, end: number, reset = true): number {
     const runs = this.runs;
     runs.length = 0;
-    let r = this.scanner.scan(fd, start, end, runs);
+    let r = this.scanner.scan(fd, start, end, runs, true, reset);
     if (r === -EPERM) {
       if (DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)}: a VMA without async write protection; skipped\n`);
-      r = this.scanner.scan(fd, start, end, runs, false);
+      r = this.scanner.scan(fd, start, end, runs, false, reset);
     }
     if (r < 0 && DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)} failed: errno ${-r}\n`);
     let n = 0;

@@ -10,7 +10,8 @@
 // snapshot is copied again into the frame it got the first time. Passes repeat while the
 // written set shrinks (at most PASSES; it stops when what a pass found is at most SMALL,
 // or not below SHRINK of what the pass before copied — a program rewriting all its
-// memory faster than it is copied gains nothing from another pass).
+// memory faster than it is copied gains nothing from another pass; that is looked at
+// with a read-only scan first, so such a pass protects nothing again).
 //
 // Freeze (freezeAsync, every thread stopped by the tracer): a last read-and-reset, and
 // every DIRTY page is copied now, in the pause; then what the freeze does in either mode
@@ -50,7 +51,7 @@ import type { ThreadRegs } from '../snapshot/types.js';
 const PASSES = 4;
 /** A pass that found at most this many written pages is copied, and is the last (16 MiB: a few ms in the pause). */
 const SMALL = 4096;
-/** A pass that found more than this share of what the pass before copied is not copied: the freeze takes it. */
+/** A pass that finds more than this share of what the pass before copied is not made: the freeze takes it. */
 const SHRINK = 0.7;
 /** Bytes scanned per step of a pass (≈ 4 ms of PAGEMAP_SCAN when all written). */
 const SCAN_STEP = 32 << 20;
@@ -100,8 +101,8 @@ export class Precopy implements CopyTarget {
 /** A process of mm still running (the pagemap and the copies go through it). */
 const livePid = (mm: Mm): number | undefined => [...mm.pids].find((p) => !mm.exited.has(p));
 
-/** Read-and-reset of mm's written pages (all spans, or one step's); -1 when its pagemap cannot be opened. */
-function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yielding: boolean): Generator<void, number> {
+/** Read-and-reset (or read only) of mm's written pages, a step at a time; -1 when its pagemap cannot be opened. */
+function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yielding: boolean, reset = true): Generator<void, number> {
   let fd: number;
   try {
     fd = openPagemap(pid);
@@ -111,7 +112,7 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
   let written = 0;
   try {
     for (const [s, e] of scanner.spans(mm, step)) {
-      written += scanner.scan(fd, mm, s, e);
+      written += scanner.scan(fd, mm, s, e, reset);
       if (yielding) yield;
     }
   } finally {
@@ -151,13 +152,26 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   adoptUntracked(engine);
   let before = Number.POSITIVE_INFINITY;
   for (let pass = 0; pass < PASSES; pass++) {
+    // After the first pass, what was written is looked at before it is reset: a pass that
+    // would not shrink the set stops here, and the program is not made to take a
+    // protection fault on every page it writes once more for nothing (the freeze resets).
+    if (pass > 0) {
+      let seen = 0;
+      for (const mm of freezable(engine)) {
+        const pid = livePid(mm);
+        if (pid !== undefined) seen += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true, false));
+      }
+      if (seen > before * SHRINK) {
+        state.passes.push(seen);
+        break;
+      }
+    }
     let written = 0;
     for (const mm of freezable(engine)) {
       const pid = livePid(mm);
       if (pid !== undefined) written += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true));
     }
     state.passes.push(written);
-    if (pass > 0 && written > before * SHRINK) break;
     let copied = 0;
     for (const mm of freezable(engine)) {
       const pid = livePid(mm);

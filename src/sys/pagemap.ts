@@ -196,10 +196,11 @@ export class WrittenPageScanner {
   /**
    * Read-and-reset of [start, end) on a /proc/PID/pagemap fd: appends the written pages
    * as [start, end) runs to `runs` (flattened, ascending); 0, or -errno (EPERM: a VMA in
-   * the range has no async write protection — only with `checkAsync`).
+   * the range has no async write protection — only with `checkAsync`). `reset` false:
+   * read only (nothing is write-protected again, no TLB flush).
    */
-  scan(fd: number, start: number, end: number, runs: number[], checkAsync = true): number {
-    this.put('flags', PM_SCAN_WP_MATCHING | (checkAsync ? PM_SCAN_CHECK_WPASYNC : 0));
+  scan(fd: number, start: number, end: number, runs: number[], checkAsync = true, reset = true): number {
+    this.put('flags', (reset ? PM_SCAN_WP_MATCHING : 0) | (checkAsync ? PM_SCAN_CHECK_WPASYNC : 0));
     this.put('end', end);
     let from = start;
     while (from < end) {
