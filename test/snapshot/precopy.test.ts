@@ -104,7 +104,7 @@ describe.each(['async', 'sync'] as const)('%s dirty tracking', (mode) => {
       cuts.push(checkCut(snap, seed, Number(region), Number(committed)));
     }
     // The program kept writing: through every snapshot and after the last.
-    expect(cuts[0]).toBeGreaterThan(PAGES);
+    expect(cuts[0]).toBeGreaterThan(0);
     for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
     expect(done).toBeGreaterThan(cuts[cuts.length - 1]);
   }, 180000);
