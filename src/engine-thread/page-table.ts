@@ -173,6 +173,25 @@ export class PageTable {
   }
 
   /**
+   * takeDirtyChunks one key at a time for a loop that yields between chunks: closed early
+   * (a freeze ends a prepare mid-way: its generator is returned), the keys not reached are
+   * listed again — their pages are still DIRTY, and an unlisted DIRTY page would be
+   * missed by every later walk (a scan marks only pages not DIRTY yet).
+   */
+  *dirtyChunks(): Generator<number, void> {
+    const keys = this.takeDirtyChunks();
+    let i = 0;
+    try {
+      for (; i < keys.length; i++) yield keys[i];
+    } finally {
+      for (let j = i + 1; j < keys.length; j++) {
+        const c = this.chunks.get(keys[j]);
+        if (c !== undefined) this.noteDirty(c, keys[j]);
+      }
+    }
+  }
+
+  /**
    * Every present DIRTY page of chunk `key` becomes PENDING (DIRTY cleared); appends them
    * to `runs` as ascending [start, end) runs, flattened (extending the last run when it
    * ends where this chunk's first page is). Returns how many pages. Typed arrays, no

@@ -133,7 +133,7 @@ function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: 
     copier.copyPresent(mm, target, part, batch);
     batch.length = 0;
   };
-  for (const key of mm.table.takeDirtyChunks()) {
+  for (const key of mm.table.dirtyChunks()) {
     mm.table.dirtyPages(key, batch);
     if (batch.length < max) continue;
     flush();

@@ -54,10 +54,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
   waitingOnWorker = false;
   /**
-   * Asynchronous dirty tracking (engine.dirtyTracking 'async'): snapshots are pre-copied
-   * (precopy.ts) — the prepare copies, the freeze copies what was written meanwhile.
-   * `precopy`: the copies made for the next freeze (kept when a freeze does not come: the
-   * next prepare goes on from them).
+   * Asynchronous dirty tracking: snapshots are pre-copied (precopy.ts). `precopy`: the copies
+   * made for the next freeze (kept when a freeze does not come: the next prepare goes on).
    */
   private readonly async: boolean;
   private readonly scanner = new DirtyScanner();
@@ -201,15 +199,17 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.active) throw new Error(`snapshot ${this.currentId} is still being taken`);
     const lost = this.noteMedium(`as snapshot ${req.id} was being frozen`);
     if (lost) throw new Error(lost);
-    // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
-    // program): what it staged is in mm.staged (a pre-copy: in this.precopy), the rest is
-    // DIRTY and protected (copied) now. The prepare's generator is closed (its finally
-    // blocks close what it opened).
+    // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its program):
+    // what it staged is in mm.staged (a pre-copy: in this.precopy), the rest is DIRTY and
+    // protected (copied) now. The prepare's generator is closed (its finally blocks run).
     if (this.phase.kind === 'preparing') this.phase.steps.return(undefined);
     const precopy = this.precopy ?? new Precopy(this.engine);
     this.precopy = undefined;
     const { run, frozen } = this.async ? freezeAsync(this.engine, this.copier, this.scanner, precopy, req, threads, tgidOf)
       : freeze(this.engine, req, threads, tgidOf);
+    // Every process left out (ended before or during the freeze: a tick racing the
+    // program's exit): a record with no process would be a snapshot of nothing.
+    if (run.parts.size === 0) throw new Error('no process of the session is running');
     this.phase = { kind: 'copying', run };
     const t0 = performance.now();
     run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;

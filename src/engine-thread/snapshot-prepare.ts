@@ -28,7 +28,7 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
   for (let pass = 0; pass < PREPARE_PASSES; pass++) {
     let staged = 0;
     for (const mm of freezable(engine)) {
-      for (const key of mm.table.takeDirtyChunks()) {
+      for (const key of mm.table.dirtyChunks()) {
         if (!engine.mms.has(mm.uffd)) break; // the mm went away during a yield
         const runs: number[] = [];
         const n = mm.table.stageChunk(key, runs);
