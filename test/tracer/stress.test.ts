@@ -29,7 +29,7 @@ const LOST_PAGES = /^numactlx: snapshot \d+: \d+ pages? frozen in it were unmapp
  * (asynchronous dirty tracking) copies before the freeze, so the last request of a run
  * meets the program's end more often than a synchronous prepare did.
  */
-const ENDED = /^numactlx: no process of the session is running$/;
+const ENDED = /^numactlx: (snapshot \d+: )?no process of the session is running$/;
 
 function expectStormOk(stdout: string, stderr: string, seed: number): void {
   const lines = stderr.split('\n').filter((l) => l !== '' && !LOST_PAGES.test(l));
