@@ -5,6 +5,7 @@
 //
 //   node bench/fast-writer.mjs [--size 1g] [--mode random64|seq] [--reps 2]
 //                              [--placement pinned|unpinned|both] [--md FILE]
+//                              [--variants plain,fork,nx-quiet,numactlx,nx-idle,nx-sync,nx-idle-sync]
 //
 // Variants, side by side in each repetition (order rotated):
 //   plain      bench/fast_writer SIZE MODE, no numactlx, no snapshot (the rate ceiling)
@@ -17,6 +18,11 @@
 //   nx-quiet   the same session, no snapshot (the rate under numactlx alone)
 //   nx-idle    fast_writer idle (no writes) under numactlx, the same two snapshots: the
 //              request-to-durable time of a program that does not write
+//   nx-sync, nx-idle-sync  numactlx and nx-idle with NUMACTLX_DIRTY_TRACKING=sync (Linux
+//              6.1's write faults and copy-before-write; numactlx and nx-idle use what the
+//              kernel has: asynchronous dirty tracking and pre-copy on 6.7+)
+// The snapshot's pause (pause_ms of its answer: for a pre-copy snapshot, the final copy of
+// what was written since the pre-copy) is reported next to fork()'s own time.
 // Per snapshot (or fork): the writer's rate in the second before the request, its slowest
 // 250 ms window from the request to durable, its longest stall in that span, its rate in
 // the second after durable, and request-to-durable. Ratios against the rate before.
@@ -37,7 +43,7 @@ const { values: opt } = parseArgs({
   options: {
     size: { type: 'string', default: '1g' }, mode: { type: 'string', default: 'random64' },
     reps: { type: 'string', default: '2' }, placement: { type: 'string', default: 'both' },
-    md: { type: 'string' },
+    md: { type: 'string' }, variants: { type: 'string', default: 'plain,fork,nx-quiet,numactlx,nx-idle,nx-sync,nx-idle-sync' },
   },
 });
 const AT_S = 3;
@@ -53,12 +59,16 @@ execFileSync('cc', ['-O2', '-o', writer, path.join(benchDir, 'fast_writer.c')]);
 
 /** Runs one variant; returns the writer's record and each event's [request, durable] ns. */
 async function runVariant(variant, pinned) {
-  const mode = variant === 'nx-idle' ? 'idle' : opt.mode;
-  const seconds = AT_S + GAP_S + TAIL_S + 20;
+  const mode = variant.startsWith('nx-idle') ? 'idle' : opt.mode;
+  const snapshots = variant === 'numactlx' || variant === 'nx-sync' || variant.startsWith('nx-idle');
+  // Under load (a shared 2-vCPU VM) the first snapshot of 1 GiB took 25–30 s: more time for
+  // the snapshot variants, so that the second one finds the program.
+  const seconds = AT_S + GAP_S + TAIL_S + (snapshots ? 60 : 20);
   const runtime = fs.mkdtempSync(path.join(work, 'rt-'));
   const backing = path.join(work, `node3-${variant}.img`);
   fs.rmSync(backing, { force: true });
   const env = { ...process.env, NUMACTLX_RUNTIME_DIR: runtime, FAST_WRITER_DUMP: path.join(work, 'dump.rdb') };
+  if (variant.endsWith('sync')) env.NUMACTLX_DIRTY_TRACKING = 'sync';
   let argv = [writer, opt.size, mode, String(seconds)];
   const underNx = variant.startsWith('nx') || variant === 'numactlx';
   if (underNx) argv = [numactlx, `--remap=3,${backing},size=4g`, '--membind=3', '--', ...argv];
@@ -69,7 +79,6 @@ async function runVariant(variant, pinned) {
   const ended = new Promise((resolve) => child.on('close', resolve));
   const t0 = await ready;
   const events = [];
-  const snapshots = variant === 'numactlx' || variant === 'nx-idle';
   if (variant === 'fork' || snapshots) {
     for (const at of [AT_S, AT_S + GAP_S]) {
       await sleepUntil(t0 + BigInt(at * 1e9));
@@ -79,8 +88,9 @@ async function runVariant(variant, pinned) {
         events.push({ req });
       } else {
         const r = await runAsync([numactlx, 'snapshot', '--wait', '--json', String(child.pid)], { env });
-        if (r.status !== 0) throw new Error(`snapshot failed: ${r.stderr}`);
-        events.push({ req, done: now(), answer: JSON.parse(r.stdout) });
+        // A failed snapshot is a row of its own (its figures NaN), not the end of the run.
+        if (r.status !== 0) process.stderr.write(`${variant}: snapshot failed: ${r.stderr}`);
+        events.push({ req, done: now(), answer: r.status === 0 ? JSON.parse(r.stdout) : undefined, failed: r.status !== 0 });
       }
     }
   }
@@ -107,6 +117,7 @@ const turnsPerS = (rec, from, to) => {
 
 /** The figures of one snapshot/fork event of a run. */
 function figures(rec, ev) {
+  if (ev.failed) return { before: NaN, slowest: NaN, stallMs: NaN, after: NaN, durableMs: NaN, forkMs: NaN, pauseMs: NaN };
   const bReq = binOf(rec, ev.req);
   const bDone = Math.max(bReq + 1, binOf(rec, ev.done));
   const perS = 1000 / BIN_MS;
@@ -118,10 +129,11 @@ function figures(rec, ev) {
   return {
     before: turnsPerS(rec, bReq - perS, bReq), slowest, stallMs: stall / 1000,
     after: turnsPerS(rec, bDone, bDone + perS), durableMs: Number(ev.done - ev.req) / 1e6, forkMs: ev.forkMs,
+    pauseMs: ev.answer?.stats?.pause_ms ?? NaN,
   };
 }
 
-const variants = ['plain', 'fork', 'nx-quiet', 'numactlx', 'nx-idle'];
+const variants = opt.variants.split(',');
 const placements = opt.placement === 'both' ? [true, false] : [opt.placement === 'pinned'];
 const results = {}; // key placement/variant → array of figures per event index
 for (let rep = 0; rep < Number(opt.reps); rep++) {
@@ -150,11 +162,11 @@ for (const [key, runs] of Object.entries(results)) {
     const before = pick('before');
     rows.push([key, runs[0][i].durableMs === undefined ? '-' : `#${i + 1}`, fmt(before, 0),
       fmt(pick('slowest') / before, 3), fmt(pick('stallMs'), 1), fmt(pick('after') / before, 3),
-      fmt(pick('durableMs'), 0), fmt(pick('forkMs'), 1)]);
+      fmt(pick('durableMs'), 0), fmt(pick('forkMs'), 1), fmt(pick('pauseMs'), 1)]);
   }
 }
 const header = ['placement/variant', 'event', 'turns/s before', 'slowest 250 ms / before', 'longest stall ms',
-  '1 s after durable / before', 'request→durable ms', 'fork() ms'];
+  '1 s after durable / before', 'request→durable ms', 'fork() ms', 'snapshot pause ms'];
 const text = `fast-writer ${opt.size} ${opt.mode}, ${opt.reps} reps, medians; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table(header, rows)}\n`;
 process.stdout.write(text);
 if (opt.md) fs.writeFileSync(opt.md, text);

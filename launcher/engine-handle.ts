@@ -15,7 +15,7 @@ import type { ChecksumShared } from '../src/channels/checksum-ring.js';
 import { schedGetaffinity } from '../src/sys/sched.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
-import type { KernelFeatures } from '../src/kerndat/features.js';
+import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -39,11 +39,12 @@ export class EngineHandle {
   }
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
-  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures): Promise<void> {
+  start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures,
+    dirtyTracking: DirtyTracking): Promise<void> {
     if (nodes.some((n) => n.maxResident !== undefined)) this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
     const data: EngineStart = {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing, maxResidentPages: n.maxResident === undefined ? undefined : Number(n.maxResident / 4096n) })),
-      faultAheadPages, features, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
+      faultAheadPages, features, dirtyTracking, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
       evict: this.evict,
     };
     this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);

@@ -67,10 +67,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const settings = plan.snapshots;
   // Probed once, before anything is opened or started (src/kerndat/): a missing feature
   // without a fallback ends numactlx here, in one line.
-  const features = sessionFeatures();
+  const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features);
+  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
   // A backing deleted or truncated under the session: the node's memory cannot be kept,

@@ -7,7 +7,7 @@ import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './session-stats.js';
 import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
-import type { KernelFeatures } from '../kerndat/features.js';
+import type { DirtyTracking, KernelFeatures } from '../kerndat/features.js';
 
 export interface EngineStart {
   /** `maxResidentPages`: --max-resident, the most of the node's pages in the program's memory. */
@@ -15,6 +15,8 @@ export interface EngineStart {
   faultAheadPages: number;
   /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
   features: KernelFeatures;
+  /** How the engine tracks written pages (src/kerndat/features.ts chooseDirtyTracking). */
+  dirtyTracking: DirtyTracking;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
   /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */

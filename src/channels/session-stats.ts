@@ -57,6 +57,8 @@ export interface ProcessStats {
   /** argv, as /proc/PID/cmdline had it when the process got its node. */
   command: string[];
   faults: number;
+  /** Write-protect faults served: each first write to a page after a snapshot, with synchronous dirty tracking; 0 with asynchronous. */
+  write_faults: number;
   pages_resident: number;
   /** --max-resident: the process's pages evicted now. */
   pages_evicted?: number;
@@ -79,6 +81,8 @@ export interface SessionStats {
   events: EventStats;
   /** The fault-ahead window in pages. */
   fault_ahead_pages_window: number;
+  /** How written pages are tracked: by write faults numactlx serves ('sync'), or by the kernel ('async', Linux 6.7). */
+  dirty_tracking: 'sync' | 'async';
   /** Snapshots being taken and waiting (numactlx status; absent in --stats). */
   snapshots?: {
     running: { id: number | null; label: string | null } | null;

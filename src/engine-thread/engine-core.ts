@@ -6,6 +6,7 @@ import type { MmPart, SnapshotRun } from './snapshot.js';
 import type { Mm, VirtualNodeRuntime } from './mm.js';
 import type { NodeRoom } from './placement.js';
 import type { EventStats, NodeStats } from '../channels/session-stats.js';
+import type { DirtyTracking } from '../kerndat/features.js';
 
 /**
  * A fault whose answer got EAGAIN (an UNMAP/REMOVE/REMAP/FORK event of its uffd unread,
@@ -26,6 +27,8 @@ export interface SnapshotHooks {
   readonly copying: SnapshotRun | undefined;
   /** A write to a write-protected page: copy it first if frozen, then make it writable. */
   onWriteFault(mm: Mm, addr: number): void;
+  /** A placed page left the program (munmap, DONTNEED, mremap's source): a pre-copy lets its copy go (precopy.ts). */
+  dropped(mm: Mm, addr: number): void;
 }
 
 /**
@@ -53,6 +56,8 @@ export interface EngineCore extends NodeRoom {
   readonly faultAheadPages: number;
   /** UFFDIO_POISON is there (Linux 6.6): a full --membind node poisons the page (sigbus.ts). */
   readonly poison: boolean;
+  /** How written pages are tracked (src/kerndat/features.ts): 'async', no write faults arrive. */
+  readonly dirtyTracking: DirtyTracking;
   /** The zero page run every fault is served from (a Buffer the engine keeps alive); never written. */
   readonly zerosAddr: number;
   /** Scratch for the messages read from a uffd (uffd-events.ts). */

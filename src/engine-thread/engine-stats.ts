@@ -18,7 +18,8 @@ export function newNodeStats(n: VirtualNodeRuntime): NodeStats {
 export function sessionStats(e: EngineCore, byPid: ReadonlyMap<number, Mm>, ended: readonly ProcessStats[],
   exeOf: (pid: number) => string): SessionStats {
   const live = [...byPid.entries()].map(([pid, mm]) => ({
-    pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, pages_resident: mm.resident, ranges: mm.ranges.size,
+    pid, exe: exeOf(pid) || mm.exe, command: mm.command, faults: mm.faults, write_faults: mm.writeFaults, pages_resident: mm.resident,
+    ranges: mm.ranges.size,
     ...(e.eviction ? { pages_evicted: mm.eviction.evicted } : {}),
   }));
   const processes = [...live, ...ended.map((p) => ({ ...p, exited: true }))];
@@ -27,6 +28,6 @@ export function sessionStats(e: EngineCore, byPid: ReadonlyMap<number, Mm>, ende
       ...(s.eviction ? { eviction: { ...s.eviction } } : {}) })),
     processes,
     events: { ...e.events },
-    fault_ahead_pages_window: e.faultAheadPages,
+    fault_ahead_pages_window: e.faultAheadPages, dirty_tracking: e.dirtyTracking,
   };
 }

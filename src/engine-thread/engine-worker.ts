@@ -43,12 +43,15 @@ const doorbell = new Doorbell(start.doorbell);
 /**
  * Features asked of every new uffd: the events that keep page tables true, and what the
  * kernel has of the rest (src/kerndat/): EVENT_FORK (without it the tracer makes each
- * forked child's uffd), POISON (Linux 6.6; without it sigbus.ts signals the thread).
+ * forked child's uffd), POISON (Linux 6.6; without it sigbus.ts signals the thread),
+ * WP_ASYNC with asynchronous dirty tracking (Linux 6.7: dirty-scan.ts). A forked child's
+ * uffd (UFFD_EVENT_FORK) has its parent's features.
  */
 const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
   | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
   | (has(start.features, 'EVENT_FORK') ? UFFD_FEATURE.EVENT_FORK : 0n)
-  | (has(start.features, 'POISON') ? UFFD_FEATURE.POISON : 0n);
+  | (has(start.features, 'POISON') ? UFFD_FEATURE.POISON : 0n)
+  | (start.dirtyTracking === 'async' ? UFFD_FEATURE.WP_ASYNC : 0n);
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
 const FAULT_TURNS = 1024;
@@ -285,7 +288,7 @@ if (opened) {
     node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
-  })), start.faultAheadPages, has(start.features, 'POISON'));
+  })), start.faultAheadPages, has(start.features, 'POISON'), start.dirtyTracking);
   const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget() }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {

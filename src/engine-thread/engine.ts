@@ -22,6 +22,7 @@ import { type PagePolicy } from './ranges.js';
 export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 import { newNodeStats, sessionStats } from './engine-stats.js';
+import type { DirtyTracking } from '../kerndat/features.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
@@ -46,13 +47,13 @@ export class Engine implements EngineCore {
   private pollListStale = true;
   /** Without a snapshot engine (never in a session): a write fault only unprotects. */
   private snapshotHooks: SnapshotHooks = {
-    copying: undefined,
-    onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE),
+    copying: undefined, onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE), dropped: () => undefined,
   };
   /** --max-resident: eviction (eviction.ts), attached once when a node has a resident limit. */
   eviction: EvictionHooks | undefined;
 
-  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true) {
+  constructor(nodes: VirtualNodeRuntime[], readonly faultAheadPages: number, readonly poison = true,
+    readonly dirtyTracking: DirtyTracking = 'sync') {
     this.slots = nodes;
     nodes.forEach((n, i) => this.slotById.set(n.node, i));
     this.nodeStats = nodes.map(newNodeStats);
@@ -219,7 +220,8 @@ export class Engine implements EngineCore {
 
   private closeMm(mm: Mm): void {
     if (mm.ownerPid !== 0) {
-      this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, pages_resident: 0, ranges: 0 });
+      this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, write_faults: mm.writeFaults,
+        pages_resident: 0, ranges: 0 });
     }
     mm.table.forEach((addr, entry, node, flags) => this.release(entry, node, flags));
     mm.resident = 0;
@@ -238,9 +240,7 @@ export class Engine implements EngineCore {
   }
 
   /** Faults that got EAGAIN wait for this: the engine loop polls with a short timeout. */
-  get hasRetries(): boolean {
-    return this.retries.length > 0;
-  }
+  get hasRetries(): boolean { return this.retries.length > 0; }
 
   /** Serves the faults that got EAGAIN (fault-service.ts retryPending). */
   retryPending(): void {

@@ -75,7 +75,7 @@ export class Evictor implements EvictionHooks {
     const inner = engine.snapshot;
     engine.attachSnapshots({
       get copying() { return inner.copying; },
-      onWriteFault: (mm, addr) => this.onWriteFault(mm, addr, (m, a) => inner.onWriteFault(m, a)),
+      onWriteFault: (mm, addr) => this.onWriteFault(mm, addr, (m, a) => inner.onWriteFault(m, a)), dropped: (mm, addr) => inner.dropped(mm, addr),
     });
     engine.attachEviction(this);
   }

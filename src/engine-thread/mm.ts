@@ -54,6 +54,8 @@ export class Mm {
   /** The process the mm was created for (stats name the mm after it). */
   ownerPid = 0;
   faults = 0;
+  /** Write-protect faults served (synchronous dirty tracking; none arrive with WP_ASYNC). */
+  writeFaults = 0;
   resident = 0;
   /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
   readonly unclaimedForks: Mm[] = [];

@@ -69,6 +69,12 @@ export class PageMap {
     return c === undefined ? -1 : c.frame[(addr % CHUNK) / PAGE] - 1;
   }
 
+  /** The slot of the page at `addr`'s frame (0 when the page is not in the map). */
+  slotOf(addr: number): number {
+    const c = this.chunks.get(Math.floor(addr / CHUNK));
+    return c === undefined ? 0 : c.slot[(addr % CHUNK) / PAGE];
+  }
+
   /** Removes every page in [start, end). */
   clearRange(start: number, end: number): void {
     const first = Math.floor(start / CHUNK);

@@ -194,6 +194,20 @@ export class PageTable {
     return out;
   }
 
+  /** takeDirtyChunks one key at a time; closed early (a freeze ends a prepare), the keys not reached are listed again (an unlisted DIRTY page is missed by every later walk). */
+  *dirtyChunks(): Generator<number, void> {
+    const keys = this.takeDirtyChunks();
+    let i = 0;
+    try {
+      for (; i < keys.length; i++) yield keys[i];
+    } finally {
+      for (let j = i + 1; j < keys.length; j++) {
+        const c = this.chunks.get(keys[j]);
+        if (c !== undefined) this.noteDirty(c, keys[j]);
+      }
+    }
+  }
+
   /**
    * Every present DIRTY page of chunk `key` becomes PENDING (DIRTY cleared); appends them
    * to `runs` as ascending [start, end) runs, flattened (extending the last run when it
@@ -221,6 +235,14 @@ export class PageTable {
       }
     }
     return count;
+  }
+
+  /** Appends the present DIRTY pages of chunk `key` to `out` (ascending), flags unchanged (precopy.ts). */
+  dirtyPages(key: number, out: number[]): void {
+    const c = this.chunks.get(key);
+    if (c === undefined) return;
+    const base = key * CHUNK;
+    for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] > 0 && c.flags[i] & DIRTY) out.push(base + i * PAGE);
   }
 
   /** Whether a page of [start, end) is not absent; costs O(min(chunks, range / 2 MiB)). */

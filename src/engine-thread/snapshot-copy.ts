@@ -1,22 +1,20 @@
 // Copy, the third phase of a snapshot: the program runs again, and the frozen pages are
-// copied into frames with process_vm_readv (remote-copy.ts) in small batches between
-// fault service (COPY_BATCH_PAGES), a write to a frozen page copying that page first.
-// The page states and the invariants are in snapshot.ts.
+// copied into frames with process_vm_readv (remote-copy.ts) in small batches between fault service
+// (COPY_BATCH_PAGES), a write to a frozen page copying it first. Page states, invariants: snapshot.ts.
+import fs from 'node:fs';
 import os from 'node:os';
 import { COPYING, DIRTY, EVICTED, PAGE, PENDING } from './page-table.js';
 import { RemoteCopier, MAX_IOV } from './remote-copy.js';
 import { CopyGuard } from './copy-guard.js';
 import { countOut } from './evicted-pages.js';
-import { takePending, type MmPart } from './snapshot.js';
+import { takePending, type CopyTarget, type MmPart } from './snapshot.js';
 import type { Engine, Mm } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
 
-/**
- * Pages copied per step before the engine looks at its userfaultfds again: 64 KiB, about
- * 30 µs of process_vm_readv here — the most a write to a frozen page waits for the copier.
- */
+/** Pages per copy step between looks at the uffds: 64 KiB, ≈ 30 µs of process_vm_readv here (a frozen write's longest wait). */
 const COPY_BATCH_PAGES = 16;
 const { ESRCH } = os.constants.errno;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 /** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
@@ -27,6 +25,8 @@ export class FrozenPageCopier {
   private readonly batchFrame = new Int32Array(MAX_IOV);
   private readonly batchOld = new Int32Array(MAX_IOV);
   private readonly batchAddr = new Float64Array(MAX_IOV);
+  /** Per batch page: 0 first copy by this snapshot, 1 copied before (new frame now), 2 copied before (same frame). */
+  private readonly again = new Uint8Array(MAX_IOV);
   /** A write waited for a copy and was let go since the last takeWoken(). */
   private woken = false;
 
@@ -69,7 +69,8 @@ export class FrozenPageCopier {
    * copied in one batch (true then), and all are marked DIRTY.
    */
   private copyRunFirst(mm: Mm, start: number, end: number): boolean {
-    const part = this.engine.snapshot.copying?.parts.get(mm);
+    const run = this.engine.snapshot.copying;
+    const part = run?.parts.get(mm);
     const batch = this.batch;
     batch.length = 0;
     for (let page = start; page < end; page += PAGE) {
@@ -77,7 +78,7 @@ export class FrozenPageCopier {
       const flags = mm.table.flagsOf(page);
       if (part && (flags & PENDING)) batch.push(page);
     }
-    if (batch.length > 0) this.copyPages(mm, part!, batch);
+    if (batch.length > 0) this.copyPages(mm, run!, part!, batch);
     for (let page = start; page < end; page += PAGE) {
       if (mm.table.get(page) <= 0) continue;
       const flags = mm.table.flagsOf(page);
@@ -94,11 +95,12 @@ export class FrozenPageCopier {
   private copyFirst(mm: Mm, page: number): boolean {
     let copied = false;
     if (mm.table.flagsOf(page) & PENDING) {
-      const part = this.engine.snapshot.copying?.parts.get(mm);
+      const run = this.engine.snapshot.copying;
+      const part = run?.parts.get(mm);
       if (part) {
         this.batch.length = 0;
         this.batch.push(page);
-        this.copyPages(mm, part, this.batch);
+        this.copyPages(mm, run!, part, this.batch);
         copied = true;
       }
     }
@@ -141,7 +143,7 @@ export class FrozenPageCopier {
       while (budget > 0 && part.left > 0) {
         const taken = takePending(part, budget, batch);
         const kept = this.keepPending(mm, batch, taken);
-        if (kept > 0) this.copyPages(mm, part, batch);
+        if (kept > 0) this.copyPages(mm, run, part, batch);
         budget -= taken;
       }
       if (budget <= 0) return true;
@@ -173,27 +175,43 @@ export class FrozenPageCopier {
     }
     batch.length = kept;
     const part = this.engine.snapshot.copying?.parts.get(mm);
-    if (part) {
-      this.guard.keepPresent(part.reader, batch, (addr) => {
-        part.lost.add(addr);
-        mm.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
-          countOut(mm, entry, flags);
-          this.engine.release(entry, node, flags);
-        });
-      });
-    }
+    if (part) this.keepPresent(mm, part, batch);
     return batch.length;
+  }
+
+  /** Keeps in `batch` the pages present in the program (copy-guard.ts); the others leave the table, lost. */
+  private keepPresent(mm: Mm, part: MmPart, batch: number[]): void {
+    this.guard.keepPresent(part.reader, batch, (addr) => {
+      part.lost.add(addr);
+      mm.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
+        countOut(mm, entry, flags);
+        this.engine.release(entry, node, flags);
+      });
+    });
+  }
+
+  /**
+   * The pre-copy's copy (precopy.ts): pages of `addrs` (present in the table, ascending
+   * within runs) that the program has are copied into `part`'s frames now; no flag but
+   * DIRTY is involved (asynchronous dirty tracking has no PENDING pages).
+   */
+  copyPresent(mm: Mm, target: CopyTarget, part: MmPart, addrs: number[]): void {
+    this.keepPresent(mm, part, addrs);
+    if (addrs.length > 0) this.copyPages(mm, target, part, addrs);
   }
 
   /**
    * Copies pending pages of one mm into frames: in place when no committed snapshot
    * holds the page's frame, else into a new one. After this the pages are clean and
    * still write-protected. Typed scratch arrays: this runs once per 16 pages.
+   *
+   * A page this snapshot copied already (a pre-copy pass before its freeze: precopy.ts)
+   * is copied again into the same new frame when nothing else holds it (its page and
+   * this snapshot's hold: 2 references), so that no snapshot takes two frames for a page.
    */
-  private copyPages(mm: Mm, part: MmPart, addrs: number[]): void {
+  private copyPages(mm: Mm, run: CopyTarget, part: MmPart, addrs: number[]): void {
     const engine = this.engine;
-    const run = engine.snapshot.copying!;
-    const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest } = this;
+    const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest, again } = this;
     let m = 0;
     this.remote.reset();
     for (const addr of addrs) {
@@ -201,10 +219,14 @@ export class FrozenPageCopier {
       const old = mm.table.get(addr) - 1;
       const node = engine.nodes[slot];
       let frame = old;
-      if (node.refs.get(old) > 1) {
+      const before = part.copied.frameOf(addr);
+      again[m] = before >= 0 ? 1 : 0;
+      if (before === old && node.refs.get(old) === 2) {
+        again[m] = 2; // its own frame again: no new reference
+      } else if (node.refs.get(old) > 1) {
         frame = node.store.allocFrame();
         if (frame < 0) {
-          run.failed ??= `backing ${node.backing}: no free frame for snapshot ${run.req.id} (the node is full)`;
+          run.failed ??= `backing ${node.backing}: no free frame for ${run.name} (the node is full)`;
           part.lost.add(addr);
           mm.table.setFlags(addr, DIRTY); // copied by a later snapshot
           continue;
@@ -222,6 +244,7 @@ export class FrozenPageCopier {
       if (pid !== undefined && pid !== part.reader) n = this.remote.run(pid);
     }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
+    if (DEBUG && copied < m) fs.writeSync(2, `numactlx-engine: copier: process_vm_readv of pid ${part.reader}: ${n} (${m} pages)\n`);
     // Short: a page the program let go of (lost to this snapshot), or a frame past the
     // end of a truncated backing (the snapshot fails, and the session ends).
     if (copied < m) {
@@ -245,13 +268,16 @@ export class FrozenPageCopier {
       } else {
         mm.table.setFlags(addr, 0);
       }
+      this.checksums.written(slot, frame);
+      if (again[i] === 2) continue;
       // The snapshot's hold on the frame starts now, not at the commit: a page munmapped
       // after its copy must not free the frame the record will name (finishSteps lets
       // this reference go once the record holds its own, or the snapshot failed).
+      // A page copied before by this snapshot: its hold moves to the new frame.
+      if (again[i] === 1) engine.unref(part.copied.slotOf(addr), part.copied.frameOf(addr));
+      else part.newPages[slot]++;
       engine.nodes[slot].refs.inc(frame);
       part.copied.set(addr, frame, 0, slot); // the CRC: from the checksum worker, at the commit
-      this.checksums.written(slot, frame);
-      part.newPages[slot]++;
     }
     this.checksums.kick();
   }
@@ -266,7 +292,7 @@ export class FrozenPageCopier {
     while (part.left > 0) {
       const taken = takePending(part, MAX_IOV, batch);
       const kept = this.keepPending(mm, batch, taken);
-      if (kept) this.copyPages(mm, part, batch);
+      if (kept) this.copyPages(mm, this.engine.snapshot.copying!, part, batch);
     }
   }
 }

@@ -21,6 +21,8 @@ import { freeze } from './snapshot-freeze.js';
 import { FrozenPageCopier } from './snapshot-copy.js';
 import { finishSteps, type CommitContext, type CommittedSnapshot, type SnapshotResult } from './snapshot-commit.js';
 import { prune } from './snapshot-retention.js';
+import { DirtyScanner } from './dirty-scan.js';
+import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -51,6 +53,13 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   private prepareWanted = false;
   /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
   waitingOnWorker = false;
+  /**
+   * Asynchronous dirty tracking: snapshots are pre-copied (precopy.ts). `precopy`: the copies
+   * made for the next freeze (kept when a freeze does not come: the next prepare goes on).
+   */
+  private readonly async: boolean;
+  private readonly scanner = new DirtyScanner();
+  private precopy: Precopy | undefined;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   readonly committed: CommittedSnapshot[];
@@ -71,6 +80,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
     this.extras = new ExtraPages(engine, this.remote);
+    this.async = engine.dirtyTracking === 'async';
     engine.attachSnapshots(this);
   }
 
@@ -81,6 +91,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   onWriteFault(mm: Mm, addr: number): void {
     this.copier.onWriteFault(mm, addr);
+  }
+
+  dropped(mm: Mm, addr: number): void {
+    this.precopy?.uncopy(mm, addr);
   }
 
   /**
@@ -165,7 +179,9 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   prepareStep(): boolean {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
-      this.phase = { kind: 'preparing', steps: prepareSteps(this.engine) };
+      const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine))
+        : prepareSteps(this.engine);
+      this.phase = { kind: 'preparing', steps };
     }
     if (this.phase.kind !== 'preparing') return false;
     if (!this.phase.steps.next().done) return false;
@@ -183,9 +199,17 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.active) throw new Error(`snapshot ${this.currentId} is still being taken`);
     const lost = this.noteMedium(`as snapshot ${req.id} was being frozen`);
     if (lost) throw new Error(lost);
-    // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its
-    // program): what it staged is in mm.staged, the rest is DIRTY and protected now.
-    const { run, frozen } = freeze(this.engine, req, threads, tgidOf);
+    // A freeze before its prepare ended (--snapshot-on-exit, a prepare that lost its program):
+    // what it staged is in mm.staged (a pre-copy: in this.precopy), the rest is DIRTY and
+    // protected (copied) now. The prepare's generator is closed (its finally blocks run).
+    if (this.phase.kind === 'preparing') this.phase.steps.return(undefined);
+    const precopy = this.precopy ?? new Precopy(this.engine);
+    this.precopy = undefined;
+    const { run, frozen } = this.async ? freezeAsync(this.engine, this.copier, this.scanner, precopy, req, threads, tgidOf)
+      : freeze(this.engine, req, threads, tgidOf);
+    // Every process left out (ended before or during the freeze: a tick racing the
+    // program's exit): a record with no process would be a snapshot of nothing.
+    if (run.parts.size === 0) throw new Error('no process of the session is running');
     this.phase = { kind: 'copying', run };
     const t0 = performance.now();
     run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;
@@ -196,6 +220,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   // ---- copy -----------------------------------------------------------------------------
   /** Makes the page holding addr writable now for the kernel's write (snapshot-copy.ts). 0 or -errno. */
   releaseForKernelWrite(pid: number, addr: number): number {
+    // Asynchronously protected pages are made writable by the kernel itself, exiting task or not.
+    if (this.async) return 0;
     return this.copier.releaseForKernelWrite(pid, addr);
   }
 

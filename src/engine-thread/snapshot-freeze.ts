@@ -6,8 +6,7 @@ import os from 'node:os';
 import { errnoName } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
 import { DIRTY, PAGE } from './page-table.js';
-import { PageMap } from './page-map.js';
-import { pagesInRuns, SnapshotRun, type MmPart, type SnapshotRequest } from './snapshot.js';
+import { newPart, pagesInRuns, SnapshotRun, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { freezable } from './snapshot-prepare.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
@@ -58,21 +57,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     const t2 = process.hrtime.bigint();
     const stagedPages = pagesInRuns(mm.staged);
     const all = mm.staged.length > 0 ? mm.staged.concat(runs) : runs;
-    // Memory is read through the thread-group leader: its pid cannot name another task
-    // while its process exists (it stays a zombie until the tracer reaps it). Any other
-    // thread's tid is freed when it exits, and a fork may get it: the copier would then
-    // read the child's memory — and a missing page of a child whose FORK event is not
-    // read yet faults on a userfaultfd only this thread serves (the churn test hung so).
-    // Only at an exit snapshot, where the leader may be a zombie already (its mm
-    // released) and its last thread not, is a thread the reader.
-    const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
-    let reader = pid;
-    // The text only: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
-    let maps = readMaps(reader);
-    if (maps === '' && mmThreads.length > 0) {
-      reader = mmThreads[0].tid;
-      maps = readMaps(reader);
-    }
+    const { reader, maps, mmThreads } = readerOf(mm, pid, threads, tgidOf);
     if (maps === '') {
       // The process let go of its memory between the protect and here: it is past its
       // exit stop (a thread the tracer did not stop) and now a zombie. Its pages would be
@@ -85,12 +70,8 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
         `${stagedPages} staged), protect ${ms(t1, t2)} ms, maps ${ms(t2)} ms\n`);
     }
     frozen += stagedPages + count;
-    const part: MmPart = {
-      pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps,
-      threads: mmThreads, reader,
-      runs: all, run: 0, next: all.length > 0 ? all[0] : 0, left: stagedPages + count,
-      copied: new PageMap(), extra: new PageMap(), newPages: engine.nodes.map(() => 0), lost: new Set(), prev: mm.snap, drops: mm.drops,
-    };
+    const part: MmPart = { ...newPart(mm, pid, engine.nodes.length), maps, threads: mmThreads, reader,
+      runs: all, next: all.length > 0 ? all[0] : 0, left: stagedPages + count, drops: mm.drops };
     mm.staged = [];
     mm.drops = [];
     run.parts.set(mm, part);
@@ -99,6 +80,29 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
   }
   run.frozenPages = frozen;
   return { run, frozen };
+}
+
+/**
+ * The task the copier reads an mm through, its /proc/PID/maps text ('' when the mm is
+ * gone) and its threads' registers. Memory is read through the thread-group leader: its
+ * pid cannot name another task while its process exists (it stays a zombie until the
+ * tracer reaps it). Any other thread's tid is freed when it exits, and a fork may get it:
+ * the copier would then read the child's memory — and a missing page of a child whose
+ * FORK event is not read yet faults on a userfaultfd only this thread serves (the churn
+ * test hung so). Only at an exit snapshot, where the leader may be a zombie already (its
+ * mm released) and its last thread not, is a thread the reader. The maps are kept as
+ * text: parsed at the commit, out of the pause (cold code costs ~0.3 ms here).
+ */
+export function readerOf(mm: Mm, pid: number, threads: ThreadRegs[], tgidOf: (tid: number) => number):
+  { reader: number; maps: string; mmThreads: ThreadRegs[] } {
+  const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
+  let reader = pid;
+  let maps = readMaps(reader);
+  if (maps === '' && mmThreads.length > 0) {
+    reader = mmThreads[0].tid;
+    maps = readMaps(reader);
+  }
+  return { reader, maps, mmThreads };
 }
 
 /**

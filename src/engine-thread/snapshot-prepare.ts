@@ -22,15 +22,13 @@ const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Numbe
  */
 export function* prepareSteps(engine: Engine): Generator<void, void> {
   const t0 = process.hrtime.bigint();
-  // Pages the program had before their range was registered join the snapshot as new.
-  let adopted = 0;
-  for (const mm of freezable(engine)) if (mm.untracked.length > 0) adopted += adoptPresentPages(engine, mm);
+  const adopted = adoptUntracked(engine);
   const passes: number[] = [];
   let budget = PREPARE_STEP_PAGES;
   for (let pass = 0; pass < PREPARE_PASSES; pass++) {
     let staged = 0;
     for (const mm of freezable(engine)) {
-      for (const key of mm.table.takeDirtyChunks()) {
+      for (const key of mm.table.dirtyChunks()) {
         if (!engine.mms.has(mm.uffd)) break; // the mm went away during a yield
         const runs: number[] = [];
         const n = mm.table.stageChunk(key, runs);
@@ -55,6 +53,13 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
     if (staged < PREPARE_AGAIN) break;
   }
   if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, ${adopted} pages adopted, staged per pass ${passes.join(' ')}\n`);
+}
+
+/** Pages the program had before their range was registered join the snapshot as new; returns how many. */
+export function adoptUntracked(engine: Engine): number {
+  let adopted = 0;
+  for (const mm of freezable(engine)) if (mm.untracked.length > 0) adopted += adoptPresentPages(engine, mm);
+  return adopted;
 }
 
 /** The mms a snapshot covers: every distinct address space with a process. */

@@ -26,6 +26,10 @@
 // incremental.
 //
 // Durable, then visible: the frames are synced, then the catalog commits the record.
+//
+// That is synchronous dirty tracking. With asynchronous tracking (UFFD_FEATURE_WP_ASYNC +
+// PAGEMAP_SCAN: dirty-scan.ts) prepare and freeze are precopy.ts instead: the pages are
+// copied before and in the freeze, none is PENDING, and the copy phase has nothing left.
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
 import { PageMap } from './page-map.js';
@@ -64,13 +68,30 @@ export interface MmPart {
   drops: Array<[number, number]>;
 }
 
+/** A part with nothing recorded yet (the freeze fills in what it reads; the pre-copy starts from this). */
+export function newPart(mm: Mm, pid: number, slots: number): MmPart {
+  return {
+    pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, vmas: [], maps: '', threads: [], reader: pid,
+    runs: [], run: 0, next: 0, left: 0,
+    copied: new PageMap(), extra: new PageMap(), newPages: new Array<number>(slots).fill(0), lost: new Set(), prev: mm.snap, drops: [],
+  };
+}
+
+/** What the copier writes pages for: a snapshot being taken, or a pre-copy (precopy.ts) before its freeze. */
+export interface CopyTarget {
+  /** Why the snapshot fails, once known. */
+  failed: string | undefined;
+  /** "snapshot N", for messages. */
+  readonly name: string;
+}
+
 export interface SnapshotRequest {
   id: number;
   label: string | null;
   program: string[];
 }
 
-export class SnapshotRun {
+export class SnapshotRun implements CopyTarget {
   readonly time = new Date().toISOString();
   readonly parts = new Map<Mm, MmPart>();
   pauseMs = 0;
@@ -86,6 +107,10 @@ export class SnapshotRun {
   extraMs = 0;
 
   constructor(readonly req: SnapshotRequest) {}
+
+  get name(): string {
+    return `snapshot ${this.req.id}`;
+  }
 
   /** Pending pages not copied yet, over every part. */
   get remaining(): number {

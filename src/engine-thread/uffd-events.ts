@@ -41,6 +41,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
       const addr = getU64(v, off + O.pagefaultAddress);
       const page = addr - (addr % PAGE);
       if (v.getUint32(off + O.pagefaultFlags, true) & UFFD_PAGEFAULT_FLAG.WP) {
+        mm.writeFaults++;
         e.snapshot.onWriteFault(mm, page);
         break;
       }
@@ -87,6 +88,7 @@ export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
     // A page frozen but not copied yet is lost to the snapshot being taken: its
     // content is gone before it could be read (README, "Known limits").
     if (flags & PENDING && part) part.lost.add(addr);
+    if (entry > 0) e.snapshot.dropped(mm, addr);
     e.release(entry, node, flags);
   });
   mm.drops.push([start, end]);
@@ -163,6 +165,7 @@ function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): 
   const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {
     if (flags & PENDING && part) part.lost.add(addr);
+    if (entry > 0) e.snapshot.dropped(mm, addr);
     moved.push([addr - from + to, entry, node, flags]);
   });
   // Moved pages keep their frame but count as new at their new address (DIRTY): the

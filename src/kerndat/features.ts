@@ -38,6 +38,10 @@ export interface FeatureInfo {
 const uffd = (name: FeatureName, since: string, use: FeatureUse, purpose: string, without?: string): FeatureInfo =>
   ({ name, label: `uffd ${name}`, since, use, purpose, without });
 
+/** What numactlx does without WP_ASYNC or PAGEMAP_SCAN (Linux 6.1): dirty-tracking-sync.ts. */
+const SYNC_TRACKING = 'every first write to a page after a snapshot is a write fault numactlx serves ' +
+  '(synchronous dirty tracking: about 70 µs a page across CPUs)';
+
 export const FEATURES: readonly FeatureInfo[] = [
   { name: 'USERFAULTFD', label: 'userfaultfd (kernel-mode faults)', since: '4.3', use: 'required',
     purpose: "the program's userfaultfd (trapping kernel-mode faults: read() into its memory)" },
@@ -55,7 +59,8 @@ export const FEATURES: readonly FeatureInfo[] = [
     'to the page faults to numactlx again)'),
   uffd('WP_UNPOPULATED', '6.4', 'unused', 'write protection of pages never touched',
     'numactlx protects only pages it placed; a page never touched is caught as a missing fault anyway'),
-  uffd('WP_ASYNC', '6.7', 'unused', 'dirty tracking without write faults (with PAGEMAP_SCAN)'),
+  uffd('WP_ASYNC', '6.7', 'fallback', 'dirty tracking by the kernel, without a write fault per page (with PAGEMAP_SCAN)',
+    SYNC_TRACKING),
   uffd('MOVE', '6.8', 'unused', 'moving pages between address spaces'),
   { name: 'PTRACE', label: 'ptrace (PTRACE_SEIZE)', since: '3.4', use: 'required',
     purpose: 'following the program (fork, exec, threads) and injecting its userfaultfd' },
@@ -65,8 +70,9 @@ export const FEATURES: readonly FeatureInfo[] = [
     purpose: "taking the program's userfaultfd" },
   { name: 'PROCESS_MADVISE', label: 'process_madvise(MADV_DONTNEED)', since: '6.13', use: 'unused',
     purpose: 'dropping pages (eviction, not built yet)' },
-  { name: 'PAGEMAP_SCAN', label: 'PAGEMAP_SCAN', since: '6.7', use: 'unused',
-    purpose: 'finding dirty pages in one ioctl (with WP_ASYNC)' },
+  { name: 'PAGEMAP_SCAN', label: 'PAGEMAP_SCAN', since: '6.7', use: 'fallback',
+    purpose: 'reading and resetting the written pages in one ioctl (with WP_ASYNC): pre-copy snapshots',
+    without: SYNC_TRACKING },
   { name: 'LIBPMEM', label: 'libpmem (cache flush for /dev/dax)', since: '', use: 'fallback',
     purpose: 'CPU cache flushes (pmem_flush, pmem_drain) that make /dev/dax snapshots durable',
     without: '/dev/dax snapshots survive a crash of numactlx, and power loss only on eADR platforms' },
@@ -177,4 +183,44 @@ export function userfaultfdFix(results: ProbeResults): string {
   const access = device.fix?.startsWith('give the user') ? device.fix : undefined;
   return [access, results.USERFAULTFD.fix].filter((f) => f !== undefined).join('; or ') ||
     'run as root, or give the user read-write access to /dev/userfaultfd';
+}
+
+/**
+ * How the engine learns which pages were written since the last snapshot:
+ * - 'async': the kernel tracks writes (UFFD_FEATURE_WP_ASYNC resolves a write to a
+ *   protected page itself and clears its uffd-wp bit) and PAGEMAP_SCAN reads and resets
+ *   them; snapshots are pre-copied (src/engine-thread/precopy.ts). Linux 6.7.
+ * - 'sync': every first write to a protected page is a write fault the engine serves,
+ *   and snapshots are copy-before-write (snapshot.ts). Linux 6.1's way.
+ */
+export type DirtyTracking = 'sync' | 'async';
+
+export const DIRTY_TRACKING_ENV = 'NUMACTLX_DIRTY_TRACKING';
+
+/**
+ * The dirty tracking a session uses: async when the kernel has both features, else
+ * sync; NUMACTLX_DIRTY_TRACKING=sync|async forces one. Throws the one line (without
+ * `numactlx: `) when async is forced and a feature is missing, or the value is unknown.
+ */
+export function chooseDirtyTracking(features: KernelFeatures, value: string | undefined, evicting = false): DirtyTracking {
+  const forced = value === undefined || value === '' ? undefined : value.toLowerCase();
+  if (forced !== undefined && forced !== 'sync' && forced !== 'async') {
+    throw new Error(`${DIRTY_TRACKING_ENV}: unknown value '${value}' (known: sync, async)`);
+  }
+  if (forced === 'sync') return 'sync';
+  // Eviction (--max-resident) writes a page back only when it saw a write fault on it
+  // since its frame was written: with the kernel resolving write faults it would drop
+  // written pages unsaved. Until eviction reads the written set itself, it needs sync.
+  if (evicting) {
+    if (forced === 'async') throw new Error(`${DIRTY_TRACKING_ENV}=async: a node with a resident limit (--max-resident, resident=) needs synchronous dirty tracking; unset ${DIRTY_TRACKING_ENV} or set it to sync`);
+    return 'sync';
+  }
+  const missing = (['WP_ASYNC', 'PAGEMAP_SCAN'] as const).find((n) => !has(features, n));
+  if (missing === undefined) return 'async';
+  if (forced === 'async') {
+    const f = FEATURE[missing];
+    throw new Error(`${DIRTY_TRACKING_ENV}=async: ${f.label} is missing, and asynchronous dirty tracking needs it ` +
+      `(Linux ${f.since} has it); unset ${DIRTY_TRACKING_ENV} or set it to sync`);
+  }
+  return 'sync';
 }

@@ -1,12 +1,11 @@
 // The probes only `doctor` runs (./probe.ts has the quick ones every session runs): a
-// real PTRACE_SEIZE of a child, process_madvise and PAGEMAP_SCAN (unused by this build,
-// reported), and libpmem (the CPU cache flush for /dev/dax). Each catches its own errors
+// real PTRACE_SEIZE of a child, process_madvise (unused by this build, reported), and
+// libpmem (the CPU cache flush for /dev/dax). Each catches its own errors
 // and undoes what it did.
 import os from 'node:os';
 import * as mman from '../sys/mman.js';
 import { seize, PTRACE_O } from '../sys/ptrace.js';
 import { pidfdOpen } from '../sys/pidfd.js';
-import { openPagemap, pagemapScan, PAGE_IS } from '../sys/pagemap.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, __WALL, WIFEXITED, WIFSIGNALED } from '../sys/wait.js';
 import { kill } from '../sys/signal.js';
@@ -46,15 +45,6 @@ function probeProcessMadvise(): Probe {
   }), () => undefined);
 }
 
-function probePagemapScan(): Probe {
-  return attempt(() => withFd(openPagemap('self'), (fd) => withAnonPage((addr) => {
-    mman.copyToAddress(addr, Buffer.alloc(8, 1));
-    const { regions } = pagemapScan(fd, { start: addr, end: addr + PAGE, categoryMask: PAGE_IS.PRESENT, returnMask: PAGE_IS.PRESENT });
-    if (regions.length !== 1 || regions[0].start !== addr) throw new Error('PAGEMAP_SCAN did not report a present page');
-    return 'ioctl on /proc/self/pagemap works';
-  })), () => undefined);
-}
-
 function probeLibpmem(): Probe {
   const lib = loadLibpmem();
   if (!lib) return { present: false, detail: `${LIBPMEM_SONAME} not loaded (${loadLibpmemError()})`, fix: 'apt-get install libpmem1' };
@@ -67,6 +57,5 @@ function probeLibpmem(): Probe {
 export const THOROUGH: MoreProbes = {
   PTRACE: probePtrace,
   PROCESS_MADVISE: probeProcessMadvise,
-  PAGEMAP_SCAN: probePagemapScan,
   LIBPMEM: probeLibpmem,
 };

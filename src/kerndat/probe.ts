@@ -1,8 +1,7 @@
 // The probes behind ./features.ts: each tries a kernel interface the way numactlx uses it
 // (CRIU's kerndat_uffd(): ENOSYS/EPERM mean "absent, enable this"). A session runs these,
 // the quick ones, once before its program starts (probeKernel()); `doctor` adds those of
-// ./probe-thorough.ts (a real PTRACE_SEIZE of a child, process_madvise, PAGEMAP_SCAN,
-// libpmem).
+// ./probe-thorough.ts (a real PTRACE_SEIZE of a child, process_madvise, libpmem).
 //
 // Every probe catches its own errors, closes every fd it opened, unmaps what it mapped and
 // reaps every child it started, whatever fails.
@@ -13,9 +12,10 @@ import { SysError } from '../sys/libc.js';
 import { seccompActionAvailable, SECCOMP_RET } from '../sys/seccomp.js';
 import * as mman from '../sys/mman.js';
 import { pidfdOpen, pidfdGetfd } from '../sys/pidfd.js';
+import { openPagemap, pagemapScan, PAGE_IS } from '../sys/pagemap.js';
 import {
-  DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
-  type Probe, type ProbeResults,
+  chooseDirtyTracking, DIRTY_TRACKING_ENV, DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
+  type DirtyTracking, type Probe, type ProbeResults,
 } from './features.js';
 
 const PAGE = BigInt(mman.PAGE_SIZE);
@@ -179,6 +179,16 @@ function probePidfd(): Probe {
   }, (e) => (e === 'ENOSYS' ? 'Linux 5.6 has pidfd_getfd (5.3 pidfd_open)' : undefined));
 }
 
+/** An ioctl on /proc/self/pagemap over one page of this process: a session's start can afford it. */
+function probePagemapScan(): Probe {
+  return attempt(() => withFd(openPagemap('self'), (fd) => withAnonPage((addr) => {
+    mman.copyToAddress(addr, Buffer.alloc(8, 1));
+    const { regions } = pagemapScan(fd, { start: addr, end: addr + PAGE, categoryMask: PAGE_IS.PRESENT, returnMask: PAGE_IS.PRESENT });
+    if (regions.length !== 1 || regions[0].start !== addr) throw new Error('PAGEMAP_SCAN did not report a present page');
+    return 'ioctl on /proc/self/pagemap works';
+  })), (e) => (e === 'ENOTTY' || e === 'EINVAL' ? 'Linux 6.7 has PAGEMAP_SCAN' : undefined));
+}
+
 const SKIPPED: Probe = { present: false, detail: 'not probed at a session start', skipped: true };
 
 /** Probes that `doctor` adds (./probe-thorough.ts), by feature. */
@@ -199,7 +209,7 @@ export function probeKernel(more: MoreProbes = {}, env: NodeJS.ProcessEnv = proc
     SECCOMP_TRACE: probeSeccomp(),
     PIDFD_GETFD: probePidfd(),
     PROCESS_MADVISE: SKIPPED,
-    PAGEMAP_SCAN: SKIPPED,
+    PAGEMAP_SCAN: probePagemapScan(),
     LIBPMEM: SKIPPED,
   } as ProbeResults;
   for (const [name, probe] of Object.entries(more) as Array<[FeatureName, () => Probe]>) results[name] = probe();
@@ -213,9 +223,10 @@ export function probeKernel(more: MoreProbes = {}, env: NodeJS.ProcessEnv = proc
  * A session's start: the features present (for the threads' start data), or a throw
  * whose message is the one line naming the missing feature and the kernel that has it.
  */
-export function sessionFeatures(): KernelFeatures {
-  const results = probeKernel();
+export function sessionFeatures(env: NodeJS.ProcessEnv = process.env, evicting = false): { features: KernelFeatures; dirtyTracking: DirtyTracking } {
+  const results = probeKernel({}, env);
   const missing = missingLine(results);
   if (missing) throw new Error(missing);
-  return presentFeatures(results);
+  const features = presentFeatures(results);
+  return { features, dirtyTracking: chooseDirtyTracking(features, env[DIRTY_TRACKING_ENV], evicting) };
 }

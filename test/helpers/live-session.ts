@@ -36,8 +36,8 @@ export interface LiveSession {
 const running = new Set<ResultPromise>();
 
 /** Starts `numactlx --remap=3,<fresh backing>,size=SIZE --membind=3 EXTRA -- PROGRAM`. */
-export function startSession(program: string[], opts: { size: string; extra?: string[]; backing?: string }): LiveSession {
-  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+export function startSession(program: string[], opts: { size: string; extra?: string[]; backing?: string; env?: Record<string, string> }): LiveSession {
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), ...opts.env };
   const backing = opts.backing ?? path.join(tmpDir(), 'n3.img');
   const proc = execa(NUMACTLX, [`--remap=3,${backing},size=${opts.size}`, '--membind=3', ...(opts.extra ?? []), '--', ...program],
     { env, reject: false, buffer: false, stdin: 'pipe' });

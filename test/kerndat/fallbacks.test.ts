@@ -142,3 +142,35 @@ describe('a feature with no fallback', () => {
     expect(r.exitCode).toBe(1);
   });
 });
+
+describe('dirty tracking without UFFD_FEATURE_WP_ASYNC or PAGEMAP_SCAN (before Linux 6.7)', () => {
+  test('by default the kernel tracks writes where it can, and numactlx serves write faults where it cannot', async () => {
+    const native = await onVirtualNode(['true'], { size: '16m' });
+    expect(native.stats.dirty_tracking).toBe('async');
+    const old = await onVirtualNode(['true'], { size: '16m', options: { env: env61 } });
+    expect(old.stats.dirty_tracking).toBe('sync');
+    expect(old.result.stderr).toBe('');
+    const forced = await onVirtualNode(['true'], { size: '16m', options: { env: { NUMACTLX_DIRTY_TRACKING: 'sync' } } });
+    expect(forced.stats.dirty_tracking).toBe('sync');
+  });
+
+  test.each([['WP_ASYNC', 'uffd WP_ASYNC'], ['PAGEMAP_SCAN', 'PAGEMAP_SCAN']])(
+    'NUMACTLX_DIRTY_TRACKING=async without %s: one line naming it, exit 1, the program not started', async (feature, label) => {
+      const dir = tmpDir();
+      const marker = path.join(dir, 'ran');
+      const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m`, '--membind=3', '--', 'touch', marker],
+        { env: { NUMACTLX_DISABLE_FEATURES: feature, NUMACTLX_DIRTY_TRACKING: 'async' } });
+      expect(r.exitCode).toBe(1);
+      expect(String(r.stderr)).toBe(`numactlx: NUMACTLX_DIRTY_TRACKING=async: ${label} is missing, and asynchronous dirty ` +
+        'tracking needs it (Linux 6.7 has it); unset NUMACTLX_DIRTY_TRACKING or set it to sync');
+      expect(fs.existsSync(marker)).toBe(false);
+    });
+
+  test('NUMACTLX_DIRTY_TRACKING with an unknown value: one line, exit 1', async () => {
+    const dir = tmpDir();
+    const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m`, '--membind=3', '--', 'true'],
+      { env: { NUMACTLX_DIRTY_TRACKING: 'fast' } });
+    expect(r.exitCode).toBe(1);
+    expect(String(r.stderr)).toBe("numactlx: NUMACTLX_DIRTY_TRACKING: unknown value 'fast' (known: sync, async)");
+  });
+});

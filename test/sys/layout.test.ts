@@ -480,4 +480,51 @@ describe('pagemap', () => {
       fs.closeSync(fd);
     }
   });
+  // The engine's dirty tracker (src/engine-thread/dirty-scan.ts) as the engine sets it up:
+  // MISSING and WP registered, pages placed by UFFDIO_COPY without MODE_WP (as the fault
+  // service does) in a range mostly never touched.
+  test('WrittenPageScanner: pages UFFDIO_COPY placed count as written, empty ptes never, a VMA without async protection is EPERM', () => {
+    const fd = uffd.userfaultfd(uapi.UFFD_USER_MODE_ONLY | uapi.O_CLOEXEC | uapi.O_NONBLOCK);
+    const pm = pagemap.openPagemap('self');
+    const N = 1024; // 4 MiB: two page tables' worth of empty ptes around the placed pages
+    const area = anon(N);
+    const other = anon(4); // mapped, never registered
+    const src = Buffer.from(pattern(8));
+    const F = uapi.UFFD_FEATURE;
+    const scanner = new pagemap.WrittenPageScanner(8); // a small vector: the walk resumes from walk_end
+    const a = Number(area);
+    const pageRuns = (runs: number[]): number[] => runs.map((x) => (x - a) / Number(PAGE));
+    try {
+      uffd.uffdioApi(fd, F.PAGEFAULT_FLAG_WP | F.WP_ASYNC);
+      uffd.register(fd, area, BigInt(N) * PAGE, uapi.UFFDIO_REGISTER_MODE.MISSING | uapi.UFFDIO_REGISTER_MODE.WP);
+      const placedAt = [3, 5, 6, 7, 600, 1000];
+      for (const p of placedAt) uffd.copy(fd, area + BigInt(p) * PAGE, mman.bufferAddress(src), PAGE, 0n);
+      const runs: number[] = [];
+      expect(scanner.scan(pm, a, a + N * Number(PAGE), runs)).toBe(0);
+      expect(pageRuns(runs)).toEqual([3, 4, 5, 8, 600, 601, 1000, 1001]);
+      runs.length = 0;
+      expect(scanner.scan(pm, a, a + N * Number(PAGE), runs)).toBe(0);
+      expect(runs).toEqual([]); // reset by the scan before
+      mman.copyToAddress(area + 6n * PAGE, pattern(9)); // an asynchronous write fault: no message
+      expect(scanner.scan(pm, a, a + N * Number(PAGE), runs)).toBe(0);
+      expect(pageRuns(runs)).toEqual([6, 7]);
+      expect(uffd.readMsgs(fd, Buffer.alloc(uapi.UFFD_MSG_SIZE))).toBe(0);
+      // A span with a VMA that is not registered: EPERM with the check, skipped without.
+      mman.copyToAddress(other, pattern(10));
+      mman.copyToAddress(area + 7n * PAGE, pattern(11));
+      const [lo, hi] = other < area ? [Number(other), a + N * Number(PAGE)] : [a, Number(other) + 4 * Number(PAGE)];
+      runs.length = 0;
+      const r = scanner.scan(pm, lo, hi, runs);
+      expect(r).toBe(-os.constants.errno.EPERM);
+      // Reset before the error (the region first) or by the call without the check: once.
+      expect(scanner.scan(pm, lo, hi, runs, false)).toBe(0);
+      expect(pageRuns(runs)).toEqual([7, 8]);
+      uffd.unregister(fd, area, BigInt(N) * PAGE);
+    } finally {
+      mman.munmap(area, BigInt(N) * PAGE);
+      mman.munmap(other, 4n * PAGE);
+      fs.closeSync(pm);
+      fs.closeSync(fd);
+    }
+  });
 });

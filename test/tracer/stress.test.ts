@@ -23,9 +23,19 @@ process.stderr.write(`spawn_storm seed ${SEED} (NUMACTLX_STRESS_SEED=${SEED} rep
 
 /** What a run may say on stderr besides nothing: the pages a killed process took with it. */
 const LOST_PAGES = /^numactlx: snapshot \d+: \d+ pages? frozen in it were unmapped or discarded by the program before they could be copied: .*$/;
+/**
+ * A snapshot asked for as the program ended, refused because no process was left to freeze
+ * (test/snapshot/exit-snapshot.test.ts allows it for the same reason). A pre-copy prepare
+ * (asynchronous dirty tracking) copies before the freeze, so the last request of a run
+ * meets the program's end more often than a synchronous prepare did.
+ */
+const ENDED = /^numactlx: (snapshot \d+: )?no process of the session is running$/;
 
 function expectStormOk(stdout: string, stderr: string, seed: number): void {
-  expect(stderr.split('\n').filter((l) => l !== '' && !LOST_PAGES.test(l))).toEqual([]);
+  const lines = stderr.split('\n').filter((l) => l !== '' && !LOST_PAGES.test(l));
+  // At most the requests in flight at the end: one being taken, one queued.
+  expect(lines.filter((l) => ENDED.test(l)).length).toBeLessThanOrEqual(2);
+  expect(lines.filter((l) => !ENDED.test(l))).toEqual([]);
   expect(stdout.split('\n')[0]).toBe(`spawn_storm seed ${seed}`);
   expect(stdout).toMatch(new RegExp(`^spawn_storm ok ${ITERATIONS} iterations, \\d+ killed, \\d+ exited$`, 'm'));
 }

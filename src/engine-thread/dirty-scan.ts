@@ -1,0 +1,80 @@
+// Asynchronous dirty tracking (src/kerndat/features.ts 'async': UFFD_FEATURE_WP_ASYNC +
+// PAGEMAP_SCAN, Linux 6.7). The program's userfaultfd is made with WP_ASYNC (engine-worker.ts;
+// the kernel turns WP_UNPOPULATED on with it): a write to a page whose pte carries the
+// uffd-wp bit is resolved by the kernel itself, which clears the bit before the store
+// lands — no write fault reaches numactlx. MISSING faults stay synchronous and are served
+// as ever (fault-service.ts); a page they place (UFFDIO_COPY without MODE_WP) has no
+// uffd-wp bit, so it counts as written, as a new page must.
+//
+// The written set is read with PAGEMAP_SCAN over the mm's trapped ranges
+// (src/sys/pagemap.ts WrittenPageScanner): each page reported is write-protected again in
+// the same walk (read-and-reset), and each one on a virtual node becomes DIRTY in the page
+// table, which stays the engine's one record of what a snapshot must copy (it also holds
+// what the kernel cannot report: pages moved by mremap, a fork's pages, pages adopted by
+// present-pages.ts).
+import fs from 'node:fs';
+import os from 'node:os';
+import { WrittenPageScanner } from '../sys/pagemap.js';
+import { DIRTY, PAGE } from './page-table.js';
+import type { Mm } from './mm.js';
+
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const { EPERM } = os.constants.errno;
+
+/** Owned by the SnapshotEngine (engine thread): the scanner's buffers, reused. */
+export class DirtyScanner {
+  private readonly scanner = new WrittenPageScanner();
+  private readonly runs: number[] = [];
+
+  /**
+   * The spans to scan: mm's ranges with adjacent ones merged (one ioctl walks many
+   * VMAs), cut into pieces of at most `step` bytes (a pre-copy pass yields between them).
+   */
+  spans(mm: Mm, step = Number.POSITIVE_INFINITY): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    let start = -1;
+    let end = -1;
+    const flush = (): void => {
+      for (let a = start; a < end; a += step) out.push([a, Math.min(end, a + step)]);
+    };
+    for (const r of mm.ranges.all()) {
+      if (r.start === end) { end = r.end; continue; }
+      if (start >= 0) flush();
+      start = r.start;
+      end = r.end;
+    }
+    if (start >= 0) flush();
+    return out;
+  }
+
+  /**
+   * Read-and-reset of [start, end) of mm, through `fd` (its /proc/PID/pagemap): every
+   * present virtual-node page written since the last scan becomes DIRTY. Returns how many
+   * such pages were reported. `reset` false: read only (the pages stay written for the
+   * next scan; marking them DIRTY now changes nothing the next scan would not). A span holding a VMA without async write protection (ranges
+   * not yet told of an unmap, a mapping numactlx did not register) is scanned again
+   * without the check: the kernel then skips that VMA, and the pages it had reset before
+   * the error are kept (WrittenPageScanner). A process gone: nothing.
+   */
+  scan(fd: number, mm: Mm, start: number, end: number, reset = true): number {
+    const runs = this.runs;
+    runs.length = 0;
+    let r = this.scanner.scan(fd, start, end, runs, true, reset);
+    if (r === -EPERM) {
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)}: a VMA without async write protection; skipped\n`);
+      r = this.scanner.scan(fd, start, end, runs, false, reset);
+    }
+    if (r < 0 && DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)} failed: errno ${-r}\n`);
+    let n = 0;
+    const table = mm.table;
+    for (let i = 0; i < runs.length; i += 2) {
+      for (let a = runs[i]; a < runs[i + 1]; a += PAGE) {
+        if (table.get(a) <= 0) continue; // ordinary memory (read in the freeze: snapshot-extras.ts), or not placed by the engine
+        const flags = table.flagsOf(a);
+        if (!(flags & DIRTY)) table.setFlags(a, flags | DIRTY);
+        n++;
+      }
+    }
+    return n;
+  }
+}

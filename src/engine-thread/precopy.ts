@@ -1,0 +1,238 @@
+// Pre-copy snapshots, with asynchronous dirty tracking (dirty-scan.ts; QEMU's live
+// migration has the same shape). There are no write faults to copy a page before its
+// first write, so the snapshot's pages are copied ahead of the freeze, while the
+// program runs, and what it wrote meanwhile is copied in the freeze:
+//
+// Prepare (precopySteps, the program runs): passes of {read-and-reset of the written
+// pages (PAGEMAP_SCAN) → copy every DIRTY page into this snapshot's frames}. Frames are
+// redirect-on-write exactly as in the synchronous mode (snapshot-copy.ts copyPages): a
+// frame an older snapshot holds is never written, and a page copied twice by one
+// snapshot is copied again into the frame it got the first time. Passes repeat while the
+// written set shrinks (at most PASSES; it stops when what a pass found is at most SMALL,
+// or not below SHRINK of what the pass before copied — a program rewriting all its
+// memory faster than it is copied gains nothing from another pass; that is looked at
+// with a read-only scan first, so such a pass protects nothing again).
+//
+// Freeze (freezeAsync, every thread stopped by the tracer): a last read-and-reset, and
+// every DIRTY page is copied now, in the pause; then what the freeze does in either mode
+// (the pages no virtual node holds: snapshot-extras.ts; /proc/PID/maps; the registers).
+// The program resumes with nothing left to copy: no write-protect fault, no
+// copy-before-write; the commit follows as in the synchronous mode.
+//
+// Why the snapshot is the freeze's instant: a page's frame in this snapshot is either a
+// copy made in the pause (its content at the freeze), or a pre-copy made after a scan
+// had write-protected the page. A write after that scan clears the page's uffd-wp bit
+// before the store lands (the kernel resolves the protection fault first), so a page
+// written after its pre-copy is WRITTEN at the freeze's scan and copied again in the
+// pause. A page not in the freeze's set was not written since its last pre-copy (or,
+// not copied by this snapshot, since the snapshot that copied it: the same argument, one
+// snapshot earlier). Pages the kernel cannot report are DIRTY in the table (mremap moves,
+// a fork's pages, adopted pages) and copied in the pause as well.
+//
+// Pages that leave the program before the freeze (munmap, DONTNEED, mremap's source,
+// a process's exit or exec) are not in the snapshot: their pre-copies are let go
+// (Precopy.uncopy through SnapshotHooks.dropped; a part whose mm is gone at the freeze is
+// released whole). Eviction (pages dropped by numactlx itself) goes through the same
+// REMOVE event, so it needs nothing more here.
+import fs from 'node:fs';
+import { closeFd } from '../sys/eventfd.js';
+import { openPagemap } from '../sys/pagemap.js';
+import { PAGE, PAGES_PER_CHUNK } from './page-table.js';
+import { MAX_IOV } from './remote-copy.js';
+import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
+import { adoptUntracked, freezable } from './snapshot-prepare.js';
+import { readerOf } from './snapshot-freeze.js';
+import type { DirtyScanner } from './dirty-scan.js';
+import type { FrozenPageCopier } from './snapshot-copy.js';
+import type { Engine, Mm } from './engine.js';
+import type { ThreadRegs } from '../snapshot/types.js';
+
+/** Pre-copy passes at most. */
+const PASSES = 4;
+/** A pass that found at most this many written pages is copied, and is the last (16 MiB: a few ms in the pause). */
+const SMALL = 4096;
+/** A pass that finds more than this share of what the pass before copied is not made: the freeze takes it. */
+const SHRINK = 0.7;
+/** Bytes scanned per step of a pass (≈ 4 ms of PAGEMAP_SCAN when all written). */
+const SCAN_STEP = 32 << 20;
+/** Pages copied per step of a pass (1 MiB, ≈ 0.5 ms): the most a missing fault waits for the pre-copy. */
+const COPY_STEP = 256;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+
+/** A pre-copy between its prepare and its freeze; owned by the SnapshotEngine. */
+export class Precopy implements CopyTarget {
+  readonly parts = new Map<Mm, MmPart>();
+  failed: string | undefined;
+  readonly name = 'the snapshot being prepared';
+  /** Written pages found per pass (NUMACTLX_DEBUG). */
+  readonly passes: number[] = [];
+
+  constructor(private readonly engine: Engine) {}
+
+  partOf(mm: Mm, pid: number): MmPart {
+    let part = this.parts.get(mm);
+    if (!part) {
+      part = newPart(mm, pid, this.engine.nodes.length);
+      this.parts.set(mm, part);
+    }
+    return part;
+  }
+
+  /** Page `addr` of mm left the program before the freeze: its pre-copy is not the snapshot's. */
+  uncopy(mm: Mm, addr: number): void {
+    const part = this.parts.get(mm);
+    const frame = part ? part.copied.frameOf(addr) : -1;
+    if (frame < 0) return;
+    const slot = part!.copied.slotOf(addr);
+    part!.copied.clearRange(addr, addr + PAGE);
+    part!.newPages[slot]--;
+    this.engine.unref(slot, frame);
+  }
+
+  /** Lets go of every frame the part of mm holds (its mm is not in the snapshot). */
+  release(mm: Mm): void {
+    const part = this.parts.get(mm);
+    if (!part) return;
+    part.copied.forEach((_a, frame, _crc, slot) => this.engine.unref(slot, frame));
+    this.parts.delete(mm);
+  }
+}
+
+/** A process of mm still running (the pagemap and the copies go through it). */
+const livePid = (mm: Mm): number | undefined => [...mm.pids].find((p) => !mm.exited.has(p));
+
+/** Read-and-reset (or read only) of mm's written pages, a step at a time; -1 when its pagemap cannot be opened. */
+function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yielding: boolean, reset = true): Generator<void, number> {
+  let fd: number;
+  try {
+    fd = openPagemap(pid);
+  } catch {
+    return -1; // gone: its mm closes when the tracer reports it
+  }
+  let written = 0;
+  try {
+    for (const [s, e] of scanner.spans(mm, step)) {
+      written += scanner.scan(fd, mm, s, e, reset);
+      if (yielding) yield;
+    }
+  } finally {
+    closeFd(fd);
+  }
+  return written;
+}
+
+/** Copies every DIRTY page of mm into part's frames; yields every COPY_STEP pages when `yielding`. Returns how many. */
+function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: MmPart, yielding: boolean,
+  alive: () => boolean): Generator<void, number> {
+  const batch: number[] = [];
+  // A chunk adds up to PAGES_PER_CHUNK pages: a batch stays below MAX_IOV (one process_vm_readv).
+  const max = yielding ? COPY_STEP : MAX_IOV - PAGES_PER_CHUNK;
+  let copied = 0;
+  const flush = (): void => {
+    copied += batch.length;
+    copier.copyPresent(mm, target, part, batch);
+    batch.length = 0;
+  };
+  for (const key of mm.table.dirtyChunks()) {
+    mm.table.dirtyPages(key, batch);
+    if (batch.length < max) continue;
+    flush();
+    if (yielding) {
+      yield;
+      if (!alive()) return copied;
+    }
+  }
+  if (batch.length > 0) flush();
+  return copied;
+}
+
+/** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
+export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy): Generator<void, void> {
+  const t0 = performance.now();
+  adoptUntracked(engine);
+  let before = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < PASSES; pass++) {
+    // After the first pass, what was written is looked at before it is reset: a pass that
+    // would not shrink the set stops here, and the program is not made to take a
+    // protection fault on every page it writes once more for nothing (the freeze resets).
+    if (pass > 0) {
+      let seen = 0;
+      for (const mm of freezable(engine)) {
+        const pid = livePid(mm);
+        if (pid !== undefined) seen += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true, false));
+      }
+      if (seen > before * SHRINK) {
+        state.passes.push(seen);
+        break;
+      }
+    }
+    let written = 0;
+    for (const mm of freezable(engine)) {
+      const pid = livePid(mm);
+      if (pid !== undefined) written += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true));
+    }
+    state.passes.push(written);
+    let copied = 0;
+    for (const mm of freezable(engine)) {
+      const pid = livePid(mm);
+      if (pid === undefined || !engine.mms.has(mm.uffd)) continue;
+      const part = state.partOf(mm, pid);
+      part.reader = pid;
+      copied += yield* copyDirty(copier, state, mm, part, true, () => engine.mms.has(mm.uffd));
+    }
+    if (pass > 0 && written <= SMALL) break;
+    before = copied;
+  }
+  if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}\n`);
+}
+
+/**
+ * The freeze of a pre-copy snapshot (every thread stopped): the last read-and-reset and
+ * the copy of what it found, per mm; returns the run (nothing left to copy) and how many
+ * pages were copied in the pause.
+ */
+export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
+  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): { run: SnapshotRun; frozen: number } {
+  const run = new SnapshotRun(req);
+  run.failed = state.failed;
+  const mms = freezable(engine);
+  for (const mm of [...state.parts.keys()]) if (!mms.includes(mm)) state.release(mm);
+  let frozen = 0;
+  for (const mm of mms) {
+    const pid = mm.pids.values().next().value as number;
+    // Messages queued before the threads stopped (faults, events) are handled first.
+    engine.service(mm);
+    const { reader, maps, mmThreads } = readerOf(mm, pid, threads, tgidOf);
+    if (!engine.mms.has(mm.uffd) || maps === '') {
+      // Its last process ended before or during the freeze: not part of this instant.
+      state.release(mm);
+      continue;
+    }
+    mm.pins.clear();
+    const part = state.partOf(mm, pid);
+    // A pre-copy that failed (its reader gone, a page gone: copy-guard.ts) is not a page
+    // lost to the snapshot: still in the table, the page is DIRTY and copied now; gone
+    // from it, it leaves the snapshot as a dropped page does.
+    for (const addr of part.lost) if (mm.table.get(addr) <= 0) mm.drops.push([addr, addr + PAGE]);
+    Object.assign(part, { pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, maps, threads: mmThreads, reader,
+      prev: mm.snap, drops: mm.drops, lost: new Set<number>() });
+    mm.drops = [];
+    const t0 = performance.now();
+    drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
+    const t1 = performance.now();
+    const copied = drain(copyDirty(copier, run, mm, part, false, () => true));
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, copy ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
+    frozen += copied;
+    run.parts.set(mm, part);
+  }
+  run.frozenPages = frozen;
+  return { run, frozen };
+}
+
+/** Runs a generator that does not yield (its `yielding` false) to its result. */
+function drain<T>(gen: Generator<void, T>): T {
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+  }
+}

@@ -1,0 +1,111 @@
+// Snapshots of a program writing at full speed, with either dirty tracking
+// (src/kerndat/features.ts chooseDirtyTracking): 'async' (the kernel tracks writes:
+// UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN, Linux 6.7; snapshots are pre-copied,
+// src/engine-thread/precopy.ts) and 'sync' (write faults served by numactlx,
+// copy-before-write, Linux 6.1's way). The program (test/fixtures/fast_oracle.c) writes
+// seq into page (seq * A + B) mod PAGES without pause and publishes the counter: a
+// snapshot whose counter says C must hold in every page the last seq <= C that lands
+// there (the one write in progress, C + 1, may show). With async tracking the program
+// is never stopped by a write fault: its write_faults stay 0 through the snapshots.
+import path from 'node:path';
+import { execa } from 'execa';
+import { compileFixture } from '../helpers/fixtures.js';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
+import { testSeed } from '../helpers/random.js';
+import { RawSnapshot } from '../helpers/raw-export.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
+
+afterAll(removeTmpDirs);
+
+const PAGES = 16384; // 64 MiB, a power of two
+const PAGE = 4096;
+
+/** The modular inverse of odd `a` modulo PAGES (Newton's iteration; Numbers stay below 2^40). */
+function inverse(a: number): number {
+  let inv = a % PAGES;
+  for (let i = 0; i < 6; i++) inv = (inv * ((2 + PAGES * PAGES - ((a % PAGES) * inv) % PAGES) % PAGES)) % PAGES;
+  return inv;
+}
+
+/** Checks that snapshot `snap` is one cut of the writes; returns the cut. */
+function checkCut(snap: RawSnapshot, seed: number, region: number, committed: number): number {
+  const cut = Number(snap.word(committed) ?? 0n);
+  expect(Number.isSafeInteger(cut)).toBe(true);
+  const a = (2 * seed + 1) % PAGES;
+  const b = Math.floor(seed / 128) % PAGES;
+  const inv = inverse(a);
+  expect((a * inv) % PAGES).toBe(1);
+  const pageOf = (seq: number): number => (((seq % PAGES) * a) % PAGES + b) % PAGES;
+  const progress = BigInt(cut + 1);
+  const inProgressPage = pageOf(cut + 1);
+  const wrong: string[] = [];
+  for (let p = 0; p < PAGES; p++) {
+    // The last seq <= cut with seq * a + b = p (mod PAGES): seq = r (mod PAGES).
+    const r = (((p - b + PAGES) % PAGES) * inv) % PAGES;
+    let last = cut - (((cut - r) % PAGES) + PAGES) % PAGES;
+    if (last < 1) last = 0;
+    const want = BigInt(last);
+    const first = snap.word(region + p * PAGE) ?? 0n;
+    const end = snap.word(region + p * PAGE + PAGE - 8) ?? 0n;
+    if (first === want && end === want) continue;
+    if (p === inProgressPage && (first === want || first === progress) && (end === want || end === progress)) continue;
+    wrong.push(`page ${p}: holds ${first}/${end}, the cut at ${cut} says ${want}`);
+  }
+  expect(wrong.slice(0, 5)).toEqual([]);
+  return cut;
+}
+
+async function stats(pid: number, env: Record<string, string>): Promise<SessionStats> {
+  const r = await numactlx(['status', String(pid), '--json'], { env });
+  expect(r.exitCode).toBe(0);
+  return (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats;
+}
+
+describe.each(['async', 'sync'] as const)('%s dirty tracking', (mode) => {
+  test('a program writing at full speed: every snapshot is one cut of its writes, and the program keeps writing', async () => {
+    const bin = await compileFixture('fast_oracle');
+    const dir = tmpDir();
+    const backing = path.join(dir, 'node3.img');
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode };
+    const seed = testSeed(`precopy ${mode}`);
+    const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed)],
+      { env, reject: false, buffer: false, stdin: 'pipe' });
+    const killer = setTimeout(() => session.kill('SIGKILL'), 150000);
+    let out = '';
+    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('the writer to start', () => out.includes('ready'), 20000);
+    const [, region, , committed] = out.split('\n')[0].split(' ');
+
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+      expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
+      ids.push(JSON.parse(String(r.stdout)).id);
+    }
+    const s = await stats(session.pid!, env);
+    expect(s.dirty_tracking).toBe(mode);
+    const program = s.processes.find((p) => p.command.includes(String(seed)))!;
+    expect(program).toBeDefined();
+    // The facts that say whether a write after a snapshot waited for numactlx.
+    if (mode === 'async') expect(program.write_faults).toBe(0);
+    else expect(program.write_faults).toBeGreaterThan(0);
+    session.stdin!.end();
+    const r = await session;
+    clearTimeout(killer);
+    expect(r.exitCode).toBe(0);
+    const done = Number(/fast_oracle done (\d+)/.exec(out)?.[1]);
+    expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+
+    const cuts: number[] = [];
+    for (const id of ids) {
+      const snap = await RawSnapshot.export(backing, id, dir);
+      cuts.push(checkCut(snap, seed, Number(region), Number(committed)));
+    }
+    // The program kept writing: through every snapshot and after the last.
+    expect(cuts[0]).toBeGreaterThan(0);
+    for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
+    expect(done).toBeGreaterThan(cuts[cuts.length - 1]);
+  }, 180000);
+});
