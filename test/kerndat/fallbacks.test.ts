@@ -166,6 +166,18 @@ describe('dirty tracking without UFFD_FEATURE_WP_ASYNC or PAGEMAP_SCAN (before L
       expect(fs.existsSync(marker)).toBe(false);
     });
 
+  test('a node with a resident limit keeps synchronous dirty tracking (eviction sees writes as faults); forcing async is one line', async () => {
+    const evicting = await onVirtualNode(['true'], { size: '16m', extra: ['--max-resident', '4m'] });
+    expect(evicting.stats.dirty_tracking).toBe('sync');
+    const dir = tmpDir();
+    const marker = path.join(dir, 'ran');
+    const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m,resident=4m`, '--membind=3', '--', 'touch', marker],
+      { env: { NUMACTLX_DIRTY_TRACKING: 'async' } });
+    expect({ exit: r.exitCode, stderr: String(r.stderr), ran: fs.existsSync(marker) }).toEqual({ exit: 1, ran: false,
+      stderr: 'numactlx: NUMACTLX_DIRTY_TRACKING=async: a node with a resident limit (--max-resident, resident=) needs synchronous ' +
+        'dirty tracking; unset NUMACTLX_DIRTY_TRACKING or set it to sync' });
+  });
+
   test('NUMACTLX_DIRTY_TRACKING with an unknown value: one line, exit 1', async () => {
     const dir = tmpDir();
     const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m`, '--membind=3', '--', 'true'],
