@@ -26,7 +26,9 @@ const held = new Map<NodeJS.Signals, { count: number; listener: () => void }>();
 export function holdSignals(): void {
   for (const name of FORWARDED_SIGNALS) {
     if (held.has(name)) continue;
-    const entry = { count: 0, listener: (): void => { entry.count++; } };
+    // SIGUSR1s bin/numactlx's trap counted before Node ran (see its comment).
+    const early = name === 'SIGUSR1' ? Number(process.env.NUMACTLX_EARLY_USR1 ?? 0) : 0;
+    const entry = { count: Number.isSafeInteger(early) && early > 0 ? early : 0, listener: (): void => { entry.count++; } };
     held.set(name, entry);
     process.on(name, entry.listener);
   }

@@ -19,7 +19,7 @@ import { RLIM_INFINITY } from '../src/sys/process.js';
 const S = os.constants.signals;
 
 /** The variables bin/numactlx sets (see its comment). */
-export const INHERITED_ENV = ['NUMACTLX_FDS', 'NUMACTLX_SIGIGN', 'NUMACTLX_SIGBLK', 'NUMACTLX_NOFILE'] as const;
+export const INHERITED_ENV = ['NUMACTLX_FDS', 'NUMACTLX_SIGIGN', 'NUMACTLX_SIGBLK', 'NUMACTLX_NOFILE', 'NUMACTLX_EARLY_USR1'] as const;
 
 export interface Inherited {
   /** Signals numactlx inherited as ignored. */

@@ -244,13 +244,14 @@ function parseTracer(line) {
   return m ? { stopMs: +m[1], regsMs: +m[2], engineMs: +m[3], resumeMs: +m[4] } : {};
 }
 
-// numactlx-engine: prepare 34.15 ms, staged per pass 262235 0
+// numactlx-engine: prepare 34.15 ms, 0 pages adopted, staged per pass 262235 0
 // numactlx-engine: freeze pid 27242: scan 0.06 ms (12 pages, 3 runs; 262235 staged), protect 0.01 ms, maps 0.47 ms
 // (frozenPages: staged + frozen at the freeze; runs, scan, protect: the freeze's own)
 function parseEngineFreeze(lines) {
   const out = { scanMs: 0, frozenPages: 0, runs: 0, protectMs: 0, freezeMapsMs: 0, prepareMs: 0, stagedPasses: [] };
   for (const line of lines) {
-    const p = /prepare ([\d.]+) ms, staged per pass ([\d ]+)/.exec(line);
+    // (since present-pages.ts: "…, N pages adopted, staged per pass …")
+    const p = /prepare ([\d.]+) ms, (?:\d+ pages adopted, )?staged per pass ([\d ]+)/.exec(line);
     if (p) { out.prepareMs += +p[1]; out.stagedPasses = p[2].trim().split(' ').map(Number); continue; }
     const m = /scan ([\d.]+) ms \((\d+) pages, (\d+) runs; (\d+) staged\), protect ([\d.]+) ms, maps ([\d.]+) ms/.exec(line);
     if (!m) continue;

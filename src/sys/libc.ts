@@ -9,6 +9,7 @@
 // - variadic C functions (syscall, ioctl, ptrace) are bound with fixed prototypes, one
 //   per call shape; that is also the fast path (~0.2 µs a call).
 import koffi from 'koffi';
+import os from 'node:os';
 import util from 'node:util';
 
 export { koffi };
@@ -16,13 +17,15 @@ export { koffi };
 /** glibc, loaded once per thread that imports this module (workers load their own). */
 export const libc = koffi.load('libc.so.6');
 
-/** The errno name for a positive errno value ("EEXIST"), from Node's own table. */
+/** Errno names by value, from os.constants.errno (libuv's own table lacks ECHILD, ESRCH's kin…). */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, value]) => [value, name]));
+
+/** The errno name for a positive errno value ("EEXIST"). */
 export function errnoName(errno: number): string {
-  try {
-    return util.getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
+  const known = ERRNO_NAMES.get(errno);
+  if (known) return known;
+  const name = util.getSystemErrorName(-errno);
+  return name.startsWith('Unknown') ? `errno ${errno}` : name;
 }
 
 /** A failed system call: the call, the errno value and its name. */

@@ -32,6 +32,16 @@ export function waitpid(pid: number, options: number): WaitResult {
   }
 }
 
+/** waitpid(-1, options): undefined when the caller has no child (ECHILD) — traced tasks count. */
+export function waitAnyChild(options: number): WaitResult | undefined {
+  try {
+    return waitpid(-1, options);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ECHILD') return undefined;
+    throw err;
+  }
+}
+
 export const WIFEXITED = (s: number): boolean => (s & 0x7f) === 0;
 export const WEXITSTATUS = (s: number): number => (s >> 8) & 0xff;
 export const WIFSIGNALED = (s: number): boolean => ((s & 0x7f) + 1) >> 1 > 0 && (s & 0x7f) !== 0x7f;

@@ -9,9 +9,10 @@
 // not) reports no new stop; the interrupt stays pending and traps — PTRACE_EVENT_STOP
 // with SIGTRAP — at its next resume, before it runs an instruction. The run loop and an
 // injection take that trap as nothing and resume it.
-import { getEventMsg, interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
+import { interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
 import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, __WALL } from '../sys/wait.js';
 import type { Tasks, Thread } from './state.js';
+import { eventMessage } from './task-gone.js';
 
 export interface StopHost {
   readonly tasks: Tasks;
@@ -63,9 +64,9 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
     // never reports again (ptrace(2), "execve(2) under ptrace").
     if (WPTRACEEVENT(status) === PTRACE_EVENT.EXEC) {
       try {
-        waiting.delete(Number(getEventMsg(tid)));
+        waiting.delete(Number(eventMessage(tid, PTRACE_EVENT.EXEC)));
       } catch {
-        // killed at its exec stop: its death comes as a status
+        // killed at its exec stop: its exit stop and death come as statuses
       }
     }
     stash.set(tid, status);

@@ -15,8 +15,9 @@
 //   whatever that task reports, its death included: that status must be handled by
 //   the tracer as if its own waitpid had read it (TaskGone.status).
 import fs from 'node:fs';
-import { getEventMsg } from '../sys/ptrace.js';
+import { getEventMsg, getSiginfo, siginfoHead } from '../sys/ptrace.js';
 import { SysError } from '../sys/libc.js';
+import type { Tasks } from './state.js';
 
 /** The task ended while the tracer worked on it. */
 export class TaskGone extends Error {
@@ -50,6 +51,21 @@ export function stillStopped(tid: number): boolean {
   }
 }
 
+/**
+ * The event message of `tid`'s event stop `event` (a fork's child pid, an exec's former
+ * tid). A task killed in that stop leaves it and stops again at its exit event, whose
+ * message is its exit status (9 for SIGKILL) — a message read then is not the event's.
+ * The stop's siginfo (si_code = event << 8 | SIGTRAP), read after the message, says
+ * which stop it came from; another stop throws TaskGone: the event is lost, and the
+ * exit stop is reported by waitpid like any other.
+ */
+export function eventMessage(tid: number, event: number): bigint {
+  const message = getEventMsg(tid);
+  const { code } = siginfoHead(getSiginfo(tid));
+  if (code >> 8 !== event) throw new TaskGone(tid, undefined, `task ${tid} left its event stop ${event} (now at ${code >> 8})`);
+  return message;
+}
+
 export interface TaskStatus {
   tgid: number;
   ppid: number;
@@ -69,4 +85,21 @@ export function taskStatus(tid: number): TaskStatus | undefined {
   }
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? -1);
   return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp') };
+}
+
+/**
+ * waitpid said ECHILD while processes are still on the books: no task is traced any
+ * more, so they all ended without their deaths reaching the tracer's loop. Drops them
+ * (and every thread) and returns their pids; what was left is shown with NUMACTLX_DEBUG=1.
+ */
+export function untracedLeft(tasks: Tasks, mainPid: number, mainStatus: number | undefined): number[] {
+  const left = [...tasks.procs.keys()];
+  if (process.env.NUMACTLX_DEBUG === '1') {
+    const threads = [...tasks.threads.values()].map((t) => `${t.tid}/${t.proc.pid}${t.exiting ? ' exiting' : ''}`);
+    fs.writeSync(2, `numactlx: debug: tracer: ECHILD with processes ${left.join(', ')} left; threads ${threads.join(', ')}; held ${[...tasks.held].join(', ')}; main ${mainPid}, its status ${mainStatus}\n`);
+  }
+  tasks.procs.clear();
+  tasks.threads.clear();
+  tasks.held.clear();
+  return left;
 }

@@ -5,11 +5,11 @@
 // How the program is started seized: start-program.ts.
 import fs from 'node:fs';
 import os from 'node:os';
-import { cont, contSyscall, getEventMsg, listen, PTRACE_EVENT } from '../sys/ptrace.js';
+import { cont, contSyscall, listen, PTRACE_EVENT } from '../sys/ptrace.js';
 import { kill } from '../sys/signal.js';
 import { asPoisonSigbus } from './full-node.js';
 import {
-  waitpid, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
+  waitAnyChild, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
   WPTRACEEVENT, __WALL, type WaitResult,
 } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
@@ -24,7 +24,7 @@ import { onExitStop } from './exit-stop.js';
 import { addNewTask, adoptOrphans, cloneKind, type ForkWithoutEvent } from './new-tasks.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Tasks } from './state.js';
-import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
+import { eventMessage, isEsrch, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
 import { EvictStopper, type EvictHost } from './evict-stop.js';
 
@@ -81,7 +81,14 @@ export class Tracer implements FreezeHost, EvictHost {
   /** Follows the program until every traced process has ended; posts how the main one ended. */
   run(): void {
     while (this.tasks.procs.size > 0) {
-      const { pid: tid, status } = this.replay.shift() ?? waitpid(-1, __WALL);
+      const next = this.replay.shift() ?? waitAnyChild(__WALL);
+      if (!next) {
+        // No task is traced any more: those still on the books ended unseen.
+        for (const pid of untracedLeft(this.tasks, this.mainPid, this.mainStatus)) this.setup.engine.leaveMm(pid);
+        if (this.mainStatus === undefined) throw new Error(`the program's end was not seen (pid ${this.mainPid})`);
+        break;
+      }
+      const { pid: tid, status } = next;
       this.tasks.unhandled.delete(tid);
       this.handle(tid, status);
       if (!this.ending && this.setup.doorbell?.endRequested) {
@@ -174,14 +181,14 @@ export class Tracer implements FreezeHost, EvictHost {
         // The exec stop comes before execve has stored its return value: anything
         // injected now would see rax overwritten (the first injected call would run as
         // read()). Set up at the syscall-exit stop that follows instead.
-        thread.pending = { kind: 'exec', formerTid: Number(getEventMsg(tid)) };
+        thread.pending = { kind: 'exec', formerTid: Number(eventMessage(tid, event)) };
         this.tasks.endVfork(thread);
         return contSyscall(tid);
       case PTRACE_EVENT.FORK:
       case PTRACE_EVENT.VFORK:
       case PTRACE_EVENT.CLONE: {
-        const child = Number(getEventMsg(tid));
         const what = cloneKind(tid, event);
+        const child = Number(eventMessage(tid, event)); // checked after the registers cloneKind read
         addNewTask(this.tasks, this.engine, thread, child, what, this.forkWithoutEvent);
         // Forked as the session was ending: it goes too (a thread goes with its process).
         if (this.ending && what.kind !== 'thread') {

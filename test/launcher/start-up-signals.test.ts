@@ -61,3 +61,30 @@ test('SIGUSR1 sent during start-up, on real nodes: the program gets it (never No
     session.kill('SIGKILL');
   }
 }, 60_000);
+
+test('SIGUSR1 sent while bin/numactlx (the shell script) runs: counted by its trap, one snapshot once the program runs', async () => {
+  // The script's last step runs readlink in a command substitution; a readlink first in
+  // PATH that signals the script (its parent) and waits for the trap to have counted it
+  // puts the signal exactly in the script's window. Without the trap numactlx dies of
+  // SIGUSR1 (exit 138) before Node starts.
+  const shims = tmpDir();
+  const real = (await execa('sh', ['-c', 'command -v readlink'])).stdout;
+  fs.writeFileSync(path.join(shims, 'readlink'), `#!/bin/sh\nkill -USR1 "$PPID"\nexec ${real} "$@"\n`, { mode: 0o755 });
+  const backing = path.join(tmpDir(), 'n3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  // (the shim for the session only: a verb would count its own signal and die of it at its end)
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-signal', 'SIGUSR1', '--',
+    'sh', '-c', 'read line; echo "$line"'], { env: { ...env, PATH: `${shims}:${process.env.PATH}` }, reject: false, stdin: 'pipe' });
+  try {
+    await waitFor(`one snapshot listed in ${backing}`, async () => {
+      if (session.exitCode !== null || session.signalCode !== null) throw new Error(`numactlx ended: exit ${session.exitCode}, signal ${session.signalCode}`);
+      const list = await numactlx(['snapshots', backing, '--json'], { env });
+      return list.exitCode === 0 && (JSON.parse(list.stdout) as unknown[]).length === 1;
+    }, 30_000);
+    session.stdin!.end('bye\n');
+    const r = await session;
+    expect({ exit: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr }).toEqual({ exit: 0, signal: undefined, stdout: 'bye', stderr: '' });
+  } finally {
+    session.kill('SIGKILL');
+  }
+}, 60_000);

@@ -30,6 +30,12 @@ function expectStormOk(stdout: string, stderr: string, seed: number): void {
   expect(stdout).toMatch(new RegExp(`^spawn_storm ok ${ITERATIONS} iterations, \\d+ killed, \\d+ exited$`, 'm'));
 }
 
+/** How a run ended, with the end of its stderr and stdout so that a failure shows why. */
+function outcome(seed: number, result: { exitCode?: number; signal?: string; stdout?: unknown; stderr?: unknown }): Record<string, unknown> {
+  const tail = (s: unknown): string => String(s ?? '').split('\n').slice(-12).join('\n');
+  return { seed, exitCode: result.exitCode, signal: result.signal, stderrTail: `${tail(result.stderr)}\n--- stdout ---\n${tail(result.stdout)}` };
+}
+
 let storm: string;
 beforeAll(async () => {
   storm = await compileFixture('spawn_storm');
@@ -38,7 +44,7 @@ beforeAll(async () => {
 test.each([0, 1])('spawn_storm run %i on a virtual node: every child\'s end, the memory and every descendant as the program expects', async (run) => {
   const seed = SEED + run;
   const { result, stats } = await onVirtualNode([storm, String(seed), String(ITERATIONS)], { size: '1g', options: { timeout: 900_000 } });
-  expect({ seed, exitCode: result.exitCode, signal: result.signal }).toEqual({ seed, exitCode: 0, signal: undefined });
+  expect(outcome(seed, result)).toEqual({ seed, exitCode: 0, signal: undefined, stderrTail: outcome(seed, result).stderrTail });
   expectStormOk(String(result.stdout), String(result.stderr), seed);
   // The program's memory was on the node: its own region, its children's and threads'.
   expect(node3(stats).pages_placed).toBeGreaterThan(1024);
@@ -61,7 +67,7 @@ test('spawn_storm with a snapshot asked for every 250 ms: every freeze ends, the
   });
   const result = await child;
   clearInterval(timer);
-  expect({ seed, exitCode: result.exitCode, signal: result.signal }).toEqual({ seed, exitCode: 0, signal: undefined });
+  expect(outcome(seed, result)).toEqual({ seed, exitCode: 0, signal: undefined, stderrTail: outcome(seed, result).stderrTail });
   expectStormOk(String(result.stdout), String(result.stderr), seed);
   expect(asked).toBeGreaterThan(2);
   const list = await numactlx(['snapshots', backing, '--json']);
