@@ -10,9 +10,9 @@
 // with SIGTRAP — at its next resume, before it runs an instruction. The run loop and an
 // injection take that trap as nothing and resume it.
 import { interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
-import { eventMessage } from './task-gone.js';
 import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, __WALL } from '../sys/wait.js';
 import type { Tasks, Thread } from './state.js';
+import { eventMessage } from './task-gone.js';
 
 export interface StopHost {
   readonly tasks: Tasks;
@@ -66,7 +66,7 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
       try {
         waiting.delete(Number(eventMessage(tid, PTRACE_EVENT.EXEC)));
       } catch {
-        // killed at its exec stop: its death comes as a status
+        // killed at its exec stop: its exit stop and death come as statuses
       }
     }
     stash.set(tid, status);

@@ -32,23 +32,26 @@ test('snapshots while a program churns through 4x its limit (fork, munmap, mrema
   session.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   await waitFor('the program to start', () => out.includes('ready'), 30000);
   const [, , genHex] = /ready (0x[0-9a-f]+) (0x[0-9a-f]+)/.exec(out)!;
-  const ids: number[] = [];
-  while (!out.includes('evict_pattern ok') && ids.length < 8) {
+  const snaps: Array<{ id: number; lost: number }> = [];
+  while (!out.includes('evict_pattern ok') && snaps.length < 8) {
     const snap = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
     if (snap.exitCode !== 0) break; // the program ended meanwhile
-    ids.push(JSON.parse(String(snap.stdout)).id);
+    const { id, lost_pages: lost } = JSON.parse(String(snap.stdout)) as { id: number; lost_pages: number };
+    snaps.push({ id, lost });
   }
   const r = await session;
   clearTimeout(killer);
-  expect(err).toBe('');
+  // Nothing on stderr but the line that says a snapshot lost pages the program unmapped or
+  // moved while they were frozen (README, Known limits): the churn does that at random.
+  expect(err.split('\n').filter((l) => l !== '' && !/^numactlx: snapshot \d+: \d+ pages? frozen in it were unmapped/.test(l))).toEqual([]);
   expect(r.exitCode).toBe(0);
   expect(out).toMatch(/evict_pattern ok pages=4096/);
-  expect(ids.length).toBeGreaterThanOrEqual(2);
+  expect(snaps.length).toBeGreaterThanOrEqual(2);
   const verify = await numactlx(['verify', backing]);
   expect(verify.stdout).toMatch(/clean$/m);
   expect(verify.exitCode).toBe(0);
-  for (const id of ids) {
-    const checked = await checkSnapshot(backing, id, dir, 9n, 4096, Number(BigInt(genHex)));
+  for (const { id, lost } of snaps) {
+    const checked = await checkSnapshot(backing, id, dir, 9n, 4096, Number(BigInt(genHex)), lost);
     // Every page its table names was there (checkSnapshot); dropped chunks not written
     // again since are not, so some 4096 pages less.
     expect(checked.pages).toBeGreaterThan(2048);
