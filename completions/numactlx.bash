@@ -7,7 +7,7 @@
 
 _numactlx_launch_opts='--all --balancing --interleave= --weighted-interleave= --preferred=
 --preferred-many= --cpubind= --cpunodebind= --physcpubind= --membind= --show --localalloc
---hardware --cpu-compress --version --help --remap= --fault-ahead= --stats= --schedule= --keep=
+--hardware --cpu-compress --version --help --remap= --max-resident= --fault-ahead= --stats= --schedule= --keep=
 --config= --snapshot-signal= --snapshot-on-exit'
 _numactlx_short_opts='-a -b -i -w -p -P -c -N -C -m -s -l -H -h'
 _numactlx_verbs='doctor status ps snapshot snapshots verify export diff rm repair format'
@@ -62,7 +62,7 @@ _numactlx_value() {
 # A launcher option that takes its value in the next word.
 _numactlx_takes_value() {
     case $1 in
-        -m|-i|-w|-p|-P|-c|-N|-C|--membind|--interleave|--weighted-interleave|--preferred|--preferred-many|--cpubind|--cpunodebind|--physcpubind|--remap|--fault-ahead|--stats|--schedule|--keep|--config|--snapshot-signal) return 0 ;;
+        -m|-i|-w|-p|-P|-c|-N|-C|--membind|--interleave|--weighted-interleave|--preferred|--preferred-many|--cpubind|--cpunodebind|--physcpubind|--remap|--max-resident|--fault-ahead|--stats|--schedule|--keep|--config|--snapshot-signal) return 0 ;;
     esac
     return 1
 }
