@@ -57,7 +57,7 @@ export function formatStatus(r: StatusReply): string {
     ]));
   }
   const e = stats.events;
-  out.push('\n', `events: fork ${e.fork}, remap ${e.remap}, unmap ${e.unmap}, remove ${e.remove}; `
+  out.push('\n', `events: fork ${e.fork}, remap ${e.remap}, unmap ${e.unmap}, remove ${e.remove}, stale ${e.stale}; `
     + `fault-ahead window ${stats.fault_ahead_pages_window} pages\n`);
   if (stats.snapshots) {
     const { running, waiting } = stats.snapshots;

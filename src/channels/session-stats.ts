@@ -73,6 +73,8 @@ export interface EventStats {
   remap: number;
   unmap: number;
   remove: number;
+  /** Missing faults on pages the table held and the program lacked: placed as a discarded range was about to be zapped, served again (recently-removed.ts). */
+  stale: number;
 }
 
 export interface SessionStats {

@@ -27,6 +27,8 @@ import type { Range } from './ranges.js';
 import { vmaAround } from './vma.js';
 import type { EngineCore } from './engine-core.js';
 import { sigbus, type SigbusOutcome } from './sigbus.js';
+import { clipRun } from './recently-removed.js';
+import { drop } from './uffd-events.js';
 
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
 /** Reads of pending events before unprotectNow gives up on EAGAIN. */
@@ -58,9 +60,12 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   // [eviction] An evicted page comes back from its frame (refault.ts).
   if (mm.table.flagsOf(addr) & EVICTED && e.eviction?.refault(mm, addr, isRetry)) return;
   if (mm.table.get(addr) !== ABSENT) {
-    // Served already as part of a run (a duplicate message): make sure it is awake.
-    wake(e, mm, addr, PAGE);
-    return;
+    // Served already as part of a run (a duplicate message): make sure it is awake —
+    // unless the program lacks it: a page placed while the kernel was about to zap a
+    // discarded range (recently-removed.ts). Dropped as the zap dropped it, served again.
+    if (!lacksPage(e, mm, addr)) return void wake(e, mm, addr, PAGE);
+    e.events.stale++;
+    drop(e, mm, addr, addr + PAGE);
   }
   let range = mm.ranges.find(addr);
   if (!range) {
@@ -74,6 +79,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   while (lo - PAGE >= winStart && mm.table.get(lo - PAGE) === ABSENT) lo -= PAGE;
   let hi = addr + PAGE;
   while (hi < winEnd && mm.table.get(hi) === ABSENT) hi += PAGE;
+  [lo, hi] = clipRun(mm, addr, lo, hi);
 
   // The faulting page first (it must not lose a frame to fault-ahead), then the run
   // grows forward and backward while pages can be placed.
@@ -114,6 +120,12 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   }
   if (!isRetry && faultTarget >= 0) e.nodeStats[faultTarget].faults++;
   serveZero(e, mm, start, targets, frames, addr, tid);
+}
+
+/** Whether the program (any process on mm) is known to lack the page at `addr` (page-presence.ts). */
+function lacksPage(e: EngineCore, mm: Mm, addr: number): boolean {
+  const pid = mm.pids.values().next().value;
+  return pid !== undefined && e.presence.lacks(pid, addr);
 }
 
 /**

@@ -99,6 +99,8 @@ export class Mm {
   }
   /** Ranges dropped before their UNMAP/REMAP was read: the event leaves them alone (reused-addresses.ts). */
   predropped: Array<{ start: number; end: number; at: number }> = [];
+  /** Ranges discarded lately, kept out of fault-ahead until the kernel has zapped them (recently-removed.ts). */
+  removed: Array<{ start: number; end: number; at: number }> = [];
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */
   drops: Array<[number, number]> = [];
   /** The pages of this mm in the last committed snapshot. */

@@ -11,6 +11,7 @@ import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
 import { eventPieces, notePredropped } from './reused-addresses.js';
+import { noteRemoved } from './recently-removed.js';
 
 const { EAGAIN } = os.constants.errno;
 /** Messages read per read(2) of a uffd. */
@@ -64,7 +65,9 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
       const start = getU64(v, off + O.removeStart);
       const end = getU64(v, off + O.removeEnd);
       // [eviction] The engine's own drop of pages it evicted: they live on in their frames.
-      if (!e.eviction?.isOwnDrop(mm, start, end)) drop(e, mm, start, end);
+      if (e.eviction?.isOwnDrop(mm, start, end)) break;
+      drop(e, mm, start, end);
+      noteRemoved(mm, start, end);
       break;
     }
     case UFFD_EVENT.UNMAP: {

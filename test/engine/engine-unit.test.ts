@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Engine, type Mm } from '../../src/engine-thread/engine.js';
 import { SnapshotEngine } from '../../src/engine-thread/snapshot-engine.js';
-import { DIRTY, PAGE, PENDING } from '../../src/engine-thread/page-table.js';
+import { ABSENT, DIRTY, PAGE, PENDING } from '../../src/engine-thread/page-table.js';
 import { ChecksumQueue, checksumShared } from '../../src/channels/checksum-ring.js';
 import { BackingStore } from '../../backing/store.js';
 import { inspectBacking } from '../../backing/inspect.js';
@@ -33,9 +33,10 @@ const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMOVE | UF
 class Writer {
   private readonly worker = new Worker(`
     const { parentPort } = require('node:worker_threads');
-    import(${JSON.stringify(path.join(ROOT, 'dist/src/sys/mman.js'))}).then(({ copyToAddress }) => {
-      parentPort.on('message', ({ addr, byte, len }) => {
-        copyToAddress(BigInt(addr), Buffer.alloc(len, byte));
+    import(${JSON.stringify(path.join(ROOT, 'dist/src/sys/mman.js'))}).then(({ copyToAddress, madvise, MADV_DONTNEED }) => {
+      parentPort.on('message', ({ addr, byte, len, discard }) => {
+        if (discard) madvise(BigInt(addr), BigInt(len), MADV_DONTNEED);
+        else copyToAddress(BigInt(addr), Buffer.alloc(len, byte));
         parentPort.postMessage('done');
       });
       parentPort.postMessage('ready');
@@ -50,10 +51,21 @@ class Writer {
     });
   }
 
+  /** madvise(MADV_DONTNEED) over [addr, addr+len); resolves once it has returned. */
+  discard(addr: number, len: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.worker.once('message', () => resolve());
+      this.worker.postMessage({ addr, len, discard: true });
+    });
+  }
+
   stop(): Promise<number> {
     return this.worker.terminate();
   }
 }
+
+/** Serving longer than this means the engine answers without serving (a hang guard, not a timing). */
+const SERVE_LIMIT_MS = 20_000;
 
 /** What engine-worker.ts's loop does for one uffd, until `done` settles. */
 async function serveUntil<T>(engine: Engine, mm: Mm, done: Promise<T>): Promise<T> {
@@ -62,13 +74,18 @@ async function serveUntil<T>(engine: Engine, mm: Mm, done: Promise<T>): Promise<
   const fds = Buffer.alloc(POLLFD_SIZE);
   fds.writeInt32LE(mm.uffd, 0);
   fds.writeInt16LE(POLLIN, 4);
+  const since = performance.now();
   while (!finished) {
+    if (performance.now() - since > SERVE_LIMIT_MS) throw new Error(`the writer still waits in a fault after ${SERVE_LIMIT_MS} ms of serving`);
     if (poll(fds, 1, 5) > 0) engine.service(mm);
     if (engine.hasRetries) engine.retryPending();
     await new Promise((resolve) => setImmediate(resolve)); // the writer's answer arrives here
   }
   return done;
 }
+
+/** The rig's uffd features (a describe block may take some away). */
+let features = FEATURES;
 
 interface Rig { file: string; engine: Engine; mm: Mm; store: BackingStore; base: number; uffd: number; writer: Writer; checksums: ChecksumQueue }
 let rig: Rig;
@@ -81,7 +98,7 @@ beforeEach(async () => {
     node: NODE, backing: file, kind: 'file', store, catalog: new SnapshotCatalog(store, loaded), refs: loaded.refs,
   }], 4);
   const uffd = userfaultfd(O_CLOEXEC | O_NONBLOCK);
-  uffdioApi(uffd, FEATURES);
+  uffdioApi(uffd, features);
   engine.addMm(process.pid, uffd, process.execPath);
   const base = Number(mmap(0n, BigInt(PAGES * PAGE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n));
   expect(engine.register(process.pid, base, PAGES * PAGE, { mode: MPOL_BIND, nodes: [NODE] })).toBe(0);
@@ -92,10 +109,11 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await rig.writer.stop();
+  // The uffd goes first: closing it wakes a writer a failed test left waiting in a fault.
   rig.engine.leaveMm(process.pid);
-  munmap(BigInt(rig.base), BigInt(PAGES * PAGE));
   closeFd(rig.uffd);
+  await rig.writer.stop();
+  munmap(BigInt(rig.base), BigInt(PAGES * PAGE));
   rig.store.close();
 });
 
@@ -197,4 +215,44 @@ test('a program rewriting in order opens ever larger runs: one write-protect fau
   // Runs opened: [0,1) [0,2) [0,4) — page 3 was writable already — then [0,8) at page 4.
   expect(dirty).toEqual([...Array(8).fill(true), ...Array(8).fill(false)]);
   for (let i = 0; i < s0; i++) expect(mm.table.flagsOf(base + i * PAGE) & DIRTY).toBe(0);
+});
+
+// The kernel zaps a discarded range after its REMOVE event has been read
+// (recently-removed.ts): a page the engine placed there in between would be taken by the
+// zap while the table kept it.
+test('fault-ahead stays out of a range the program has just discarded; a fault inside it is served', async () => {
+  const { engine, mm, base, writer } = rig;
+  // A fault-ahead window is 4 pages here, aligned to 4 pages: window [w, w+4).
+  const w = base + ((4 - ((base / PAGE) % 4)) % 4) * PAGE;
+  await serveUntil(engine, mm, writer.discard(w + PAGE, 3 * PAGE));
+  expect(engine.events.remove).toBe(1);
+  await serveUntil(engine, mm, writer.fill(w, 8, 0x77));
+  expect(mm.table.get(w)).toBeGreaterThan(0);
+  expect([1, 2, 3].map((i) => mm.table.get(w + i * PAGE))).toEqual([ABSENT, ABSENT, ABSENT]);
+
+  await serveUntil(engine, mm, writer.fill(w + 2 * PAGE, 8, 0x78));
+  expect(mm.table.get(w + 2 * PAGE)).toBeGreaterThan(0);
+  expect(copyFromAddress(BigInt(w + 2 * PAGE), 9).equals(Buffer.from([...Array(8).fill(0x78), 0]))).toBe(true);
+});
+
+describe('a uffd without REMOVE events: the kernel zaps pages the table still holds', () => {
+  beforeAll(() => { features = FEATURES & ~UFFD_FEATURE.EVENT_REMOVE; });
+  afterAll(() => { features = FEATURES; });
+
+  // The state the zap after a read REMOVE leaves (above), made at will: without REMOVE
+  // events, MADV_DONTNEED zaps and the engine hears nothing.
+  test('a missing fault on a page the table holds and the program lacks is served again, not answered with a bare wake', async () => {
+    const { engine, mm, base, writer, store } = rig;
+    const page = base + 5 * PAGE;
+    await serveUntil(engine, mm, writer.fill(page, PAGE, 0x5a));
+    const frames = store.framesInUse;
+    await writer.discard(page, PAGE);
+    expect(mm.table.get(page)).toBeGreaterThan(0); // the table still names it
+
+    await serveUntil(engine, mm, writer.fill(page, 8, 0x5b));
+    expect(engine.events.stale).toBe(1);
+    expect(copyFromAddress(BigInt(page), PAGE).equals(Buffer.concat([Buffer.alloc(8, 0x5b), Buffer.alloc(PAGE - 8)]))).toBe(true);
+    expect(mm.table.get(page)).toBeGreaterThan(0);
+    expect(store.framesInUse).toBe(frames); // the stale page's frame was given back, the new one taken
+  });
 });

@@ -27,7 +27,7 @@ const stats = config.stats ?? {
   processes: [{ pid: 0, exe: '/usr/bin/sleep', command: ['sleep', '1000'], faults: 4321, pages_resident: 2048, ranges: 5 },
     { pid: 1, exe: '/usr/bin/dash', command: ['sh', '-c', 'exec sleep 1000'], faults: 12, pages_resident: 0, ranges: 2,
       exited: true }],
-  events: { fork: 1, remap: 2, unmap: 3, remove: 4 },
+  events: { fork: 1, remap: 2, unmap: 3, remove: 4, stale: 5 },
   fault_ahead_pages_window: 16,
 };
 

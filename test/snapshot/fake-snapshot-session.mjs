@@ -52,7 +52,7 @@ const server = await startControlServer({
     started: new Date().toISOString(), uid: process.getuid(), virtual_nodes: [],
   }),
   handlers: {
-    status: async () => ({ nodes: [], processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0 }, fault_ahead_pages_window: 16 }),
+    status: async () => ({ nodes: [], processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 }, fault_ahead_pages_window: 16 }),
     snapshot: (req) => {
       process.stdout.write(`request ${JSON.stringify(req.label ?? null)}\n`);
       return snapshotOp(queue)(req);
