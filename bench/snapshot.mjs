@@ -49,7 +49,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineCpu } from './lib/cpu.mjs';
-import { runSync, rotate, sleep } from './lib/proc.mjs';
+import { numactlxCommit, runSync, rotate, sleep } from './lib/proc.mjs';
 import { cell, fmt, median, pairedRatios, summary, table } from './lib/stats.mjs';
 import { parseKv, runAsync, Session } from './lib/nxsession.mjs';
 
@@ -125,9 +125,7 @@ function cpuEnd(s) {
 
 function machine(numactlx) {
   const cpu = /model name\s*:\s*(.*)/.exec(readOr('/proc/cpuinfo'))?.[1] ?? os.cpus()[0]?.model;
-  const nxRepo = path.dirname(path.dirname(fs.realpathSync(numactlx)));
-  const commit = runSync(['git', '-C', nxRepo, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout.trim()
-    || readOr(path.join(nxRepo, 'COMMIT')).slice(0, 7);
+  const commit = numactlxCommit(numactlx);
   return {
     kernel: os.release(), cpus: os.cpus().length, cpu, memGiB: Math.round(os.totalmem() / 2 ** 30),
     thp: readOr('/sys/kernel/mm/transparent_hugepage/enabled'),

@@ -89,3 +89,15 @@ export async function quietRep(ctx, label, once, rep, cpu) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The commit a numactlx binary was built from: its checkout's HEAD, or the COMMIT file bench/snapshot.sh writes. */
+export function numactlxCommit(numactlx) {
+  const dir = path.dirname(path.dirname(fs.realpathSync(numactlx)));
+  const head = runSync(['git', '-C', dir, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).stdout.trim();
+  if (head) return head;
+  try {
+    return fs.readFileSync(path.join(dir, 'COMMIT'), 'utf8').slice(0, 7);
+  } catch {
+    return 'unknown';
+  }
+}
