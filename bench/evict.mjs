@@ -76,8 +76,23 @@ function removeCgroup() {
 /** argv run inside the memory group (the shell moves itself in, then execs). */
 const inCgroup = (argv) => ['sh', '-c', `echo $$ > ${cgroup}/cgroup.procs && exec "$@"`, 'sh', ...argv];
 
+/**
+ * What a run killed before its end left: its swapfile still on (fallocate then fails with
+ * ETXTBSY) and its memory group. A killed run cannot clean up (runSync blocks its signals).
+ */
+function removeLeftovers() {
+  runSync(['swapoff', swapfile], { allowFail: true });
+  for (const name of fs.existsSync(CG_ROOT) ? fs.readdirSync(CG_ROOT) : []) {
+    const pid = /^numactlx-evict-(\d+)$/.exec(name)?.[1];
+    if (pid && !fs.existsSync(`/proc/${pid}`)) {
+      try { fs.rmdirSync(path.join(CG_ROOT, name)); } catch { /* still has processes */ }
+    }
+  }
+}
+
 function swapOn(size) {
   fs.mkdirSync(opt.dir, { recursive: true });
+  removeLeftovers();
   runSync(['fallocate', '-l', String(size), swapfile]);
   fs.chmodSync(swapfile, 0o600);
   runSync(['mkswap', swapfile]);

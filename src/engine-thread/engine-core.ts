@@ -5,7 +5,6 @@
 import type { MmPart, SnapshotRun } from './snapshot.js';
 import type { Mm, VirtualNodeRuntime } from './mm.js';
 import type { NodeRoom } from './placement.js';
-import type { PagePresence } from './page-presence.js';
 import type { EventStats, NodeStats } from '../channels/session-stats.js';
 import type { DirtyTracking } from '../kerndat/features.js';
 
@@ -61,8 +60,6 @@ export interface EngineCore extends NodeRoom {
   readonly dirtyTracking: DirtyTracking;
   /** The zero page run every fault is served from (a Buffer the engine keeps alive); never written. */
   readonly zerosAddr: number;
-  /** The programs' pagemaps, for a missing fault on a page the table holds (fault-service.ts). */
-  readonly presence: PagePresence;
   /** Scratch for the messages read from a uffd (uffd-events.ts). */
   readonly msgBuf: Uint8Array;
   readonly msgView: DataView;

@@ -23,7 +23,6 @@ export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from '
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
 import { newNodeStats, sessionStats } from './engine-stats.js';
 import type { DirtyTracking } from '../kerndat/features.js';
-import { PagePresence } from './page-presence.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
 /** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
@@ -38,7 +37,6 @@ export class Engine implements EngineCore {
   readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 };
   readonly msgBuf = new Uint8Array(UFFD_MSG_SIZE * MSGS_PER_READ);
   readonly msgView = new DataView(this.msgBuf.buffer);
-  readonly presence = new PagePresence();
   /** The zero page run every fault is served from; never written. */
   private readonly zeros: Buffer;
   readonly zerosAddr: number;

@@ -28,7 +28,7 @@ import { vmaAround } from './vma.js';
 import type { EngineCore } from './engine-core.js';
 import { sigbus, type SigbusOutcome } from './sigbus.js';
 import { clipRun } from './recently-removed.js';
-import { drop } from './uffd-events.js';
+import { zappedUnseen } from './page-presence.js';
 
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
 /** Reads of pending events before unprotectNow gives up on EAGAIN. */
@@ -59,14 +59,9 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   if (DEBUG) fs.writeSync(2, `numactlx-engine: fault 0x${addr.toString(16)} mm ${mm.uffd}${isRetry ? ' (retry)' : ''}\n`);
   // [eviction] An evicted page comes back from its frame (refault.ts).
   if (mm.table.flagsOf(addr) & EVICTED && e.eviction?.refault(mm, addr, isRetry)) return;
-  if (mm.table.get(addr) !== ABSENT) {
-    // Served already as part of a run (a duplicate message): make sure it is awake —
-    // unless the program lacks it: a page placed while the kernel was about to zap a
-    // discarded range (recently-removed.ts). Dropped as the zap dropped it, served again.
-    if (!lacksPage(e, mm, addr)) return void wake(e, mm, addr, PAGE);
-    e.events.stale++;
-    drop(e, mm, addr, addr + PAGE);
-  }
+  // Served already as part of a run (a duplicate message): make sure it is awake —
+  // unless the kernel zapped it since (page-presence.ts): then it is served again.
+  if (mm.table.get(addr) !== ABSENT && !zappedUnseen(e, mm, addr)) return void wake(e, mm, addr, PAGE);
   let range = mm.ranges.find(addr);
   if (!range) {
     range = adoptGrowth(e, mm, addr);
@@ -120,12 +115,6 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   }
   if (!isRetry && faultTarget >= 0) e.nodeStats[faultTarget].faults++;
   serveZero(e, mm, start, targets, frames, addr, tid);
-}
-
-/** Whether the program (any process on mm) is known to lack the page at `addr` (page-presence.ts). */
-function lacksPage(e: EngineCore, mm: Mm, addr: number): boolean {
-  const pid = mm.pids.values().next().value;
-  return pid !== undefined && e.presence.lacks(pid, addr);
 }
 
 /**

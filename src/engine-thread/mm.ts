@@ -1,7 +1,8 @@
 // One program address space as the engine sees it (Mm), and what the engine needs of
 // each virtual node: its frame store, its snapshot catalog and the frames' reference
 // counts. Owned by the engine thread.
-import { PageSet, PageTable } from './page-table.js';
+import { PageTable } from './page-table.js';
+import { PageSet } from './page-set.js';
 import { RangeSet, type PagePolicy } from './ranges.js';
 import { PageMap } from './page-map.js';
 import { WriteRunSizer } from './write-runs.js';

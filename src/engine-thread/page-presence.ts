@@ -7,6 +7,9 @@ import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
+import { drop } from './uffd-events.js';
+import type { EngineCore } from './engine-core.js';
+import type { Mm } from './mm.js';
 
 export class PagePresence {
   private pid = 0;
@@ -56,4 +59,21 @@ export class PagePresence {
     }
     return true;
   }
+}
+
+/** The fault path's pagemap reader (engine thread). */
+const faultPresence = new PagePresence();
+
+/**
+ * A missing fault on a page the table holds: a duplicate message of a page served, or a
+ * page the kernel zapped without the engine hearing of it (placed while a discarded
+ * range was about to be zapped: recently-removed.ts). True for the latter, and the page
+ * is dropped from the table as the zap dropped it (counted in events.stale).
+ */
+export function zappedUnseen(e: EngineCore, mm: Mm, addr: number): boolean {
+  const pid = mm.pids.values().next().value;
+  if (pid === undefined || !faultPresence.lacks(pid, addr)) return false;
+  e.events.stale++;
+  drop(e, mm, addr, addr + PAGE);
+  return true;
 }

@@ -65,31 +65,10 @@ interface Chunk {
   flags: Uint8Array;
   /** Entries that are not ABSENT, so empty chunks can be dropped. */
   used: number;
+  /** Entries that are PLACED_REAL (the freeze reads only those of trapped ranges: snapshot-extras.ts). */
+  real: number;
   /** The chunk's key is in the table's dirty list (some page became DIRTY since it was taken). */
   listed: boolean;
-}
-
-/**
- * The set of pages ever placed in one mm (a bit per page, sparse like the table): what
- * makes `pages_placed` count distinct pages, not placements — a page dropped by
- * DONTNEED and touched again is the same page of the program.
- */
-export class PageSet {
-  private readonly chunks = new Map<number, Uint8Array>();
-
-  /** Adds the page; true when it was not in the set. */
-  add(addr: number): boolean {
-    const key = Math.floor(addr / CHUNK);
-    let bits = this.chunks.get(key);
-    if (bits === undefined) {
-      bits = new Uint8Array(PAGES_PER_CHUNK / 8);
-      this.chunks.set(key, bits);
-    }
-    const i = (addr % CHUNK) / PAGE;
-    const had = bits[i >> 3] & (1 << (i & 7));
-    bits[i >> 3] |= 1 << (i & 7);
-    return had === 0;
-  }
 }
 
 export class PageTable {
@@ -138,13 +117,14 @@ export class PageTable {
     let c = this.chunks.get(key);
     if (c === undefined) {
       if (entry === ABSENT) return;
-      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), flags: new Uint8Array(PAGES_PER_CHUNK), used: 0, listed: false };
+      c = { entry: new Int32Array(PAGES_PER_CHUNK), node: new Uint8Array(PAGES_PER_CHUNK), flags: new Uint8Array(PAGES_PER_CHUNK), used: 0, real: 0, listed: false };
       this.chunks.set(key, c);
     }
     if (flags & DIRTY && entry !== ABSENT) this.noteDirty(c, key);
     const i = (addr % CHUNK) / PAGE;
     if (c.entry[i] === ABSENT && entry !== ABSENT) c.used++;
     else if (c.entry[i] !== ABSENT && entry === ABSENT) c.used--;
+    c.real += (entry === PLACED_REAL ? 1 : 0) - (c.entry[i] === PLACED_REAL ? 1 : 0);
     c.entry[i] = entry;
     c.node[i] = node;
     c.flags[i] = entry === ABSENT ? 0 : flags;
@@ -166,6 +146,7 @@ export class PageTable {
         const i = (addr - base) / PAGE;
         if (c.entry[i] !== ABSENT) {
           fn(addr, c.entry[i], c.node[i], c.flags[i]);
+          if (c.entry[i] === PLACED_REAL) c.real--;
           c.entry[i] = ABSENT;
           c.flags[i] = 0;
           c.used--;
@@ -270,6 +251,18 @@ export class PageTable {
       for (let i = 0; i < PAGES_PER_CHUNK; i++) {
         const addr = base + i * PAGE;
         if (c.entry[i] !== ABSENT && addr >= start && addr < end) fn(addr, c.entry[i]);
+      }
+    }
+  }
+
+  /** The PLACED_REAL pages of [start, end), ascending within a chunk; costs O(chunks) where none is. */
+  forEachRealIn(start: number, end: number, fn: (addr: number) => void): void {
+    for (const [key, c] of this.chunks) {
+      const base = key * CHUNK;
+      if (c.real === 0 || base + CHUNK <= start || base >= end) continue;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+        const addr = base + i * PAGE;
+        if (c.entry[i] === PLACED_REAL && addr >= start && addr < end) fn(addr);
       }
     }
   }

@@ -174,8 +174,7 @@ export class ExtraPages {
   private placedReal(mm: Mm, fd: number, v: Vma, out: number[]): void {
     let lo = Infinity;
     let hi = -Infinity;
-    mm.table.forEachIn(v.start, v.end, (addr, entry) => {
-      if (entry !== PLACED_REAL) return;
+    mm.table.forEachRealIn(v.start, v.end, (addr) => {
       lo = Math.min(lo, addr);
       hi = Math.max(hi, addr + PAGE);
     });
