@@ -55,7 +55,9 @@ async function runOne(variant) {
     const out = `${r.stdout}\n${r.stderr}`;
     const m = /metrc: \[\d+\] vm\s+(\d+)\s+([\d.]+)/.exec(out);
     const run = { variant, status: r.status, signal: r.signal, wallMs: r.wallMs, bogo: m ? Number(m[1]) : NaN,
-      verifyErrors: (out.match(/fail|verif.*error/gi) ?? []).length, tail: out.split('\n').filter((l) => /fail|error|numactlx:/i.test(l)).slice(0, 5) };
+      // stress-ng's own verify failures ("stress-ng: fail: … detected memory error"); numactlx's
+      // lines (a tick after the program ended "failed") are shown, not counted.
+      verifyErrors: (out.match(/^stress-ng: fail:.*$/gm) ?? []).length, tail: out.split('\n').filter((l) => /fail|error|numactlx:/i.test(l)).slice(0, 5) };
     if (variant !== 'plain' && fs.existsSync(stats)) {
       const s = JSON.parse(fs.readFileSync(stats, 'utf8'));
       run.triggers = s.triggers?.schedules;
