@@ -12,7 +12,6 @@ import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
 import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
 import type { ChecksumShared } from '../src/channels/checksum-ring.js';
-import { schedGetaffinity } from '../src/sys/sched.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
@@ -61,9 +60,11 @@ export class EngineHandle {
           case 'ready':
             ready = true;
             this.nextId = ev.nextId;
-            // On one CPU a checksum thread has no CPU of its own: the engine computes the CRCs
-            // itself (the worker would only add a context switch per copy batch).
-            if (schedGetaffinity(0).length > 1) this.startChecksumWorker(ev.checksums);
+            // Even on one CPU: the msync + fsync of a snapshot's frames blocks for seconds (a
+            // GiB of fresh frames: 3.7 s, taskset -c 0), and on the engine thread it stopped
+            // fault service that long (a redis SET waited 1.7 s). On a thread of its own it
+            // only shares the CPU.
+            this.startChecksumWorker(ev.checksums);
             resolve();
             break;
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
