@@ -118,9 +118,11 @@ test('request: a session that closes without answering', async () => {
 test('pidAlive: this process yes, a dead pid no, a zombie no', async () => {
   expect(pidAlive(process.pid)).toBe(true);
   expect(pidAlive(await deadPid())).toBe(false);
-  // A child that exits while its parent (sh, become `sleep`) never waits stays a zombie;
-  // the sleep only keeps the parent there until the test kills it.
-  const sh = execa('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 1000'], { reject: false, buffer: false });
+  // A child that exits while its parent never waits stays a zombie. The parent is python3,
+  // which never reaps on its own (a shell may reap a background job before it execs: that
+  // made this test time out once under load); its sleep keeps it there until the test kills it.
+  const sh = execa('python3', ['-c', 'import os, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(1000)'],
+    { reject: false, buffer: false });
   try {
     const zombie = await new Promise<number>((resolve) => sh.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
     await waitFor(`pid ${zombie} to be a zombie`, () => procState(zombie) === 'Z', 10000);
