@@ -67,7 +67,8 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     expect(end.exitCode).toBe(0);
     expect(out).toMatch(/^ok \d+ \d+ \d+$/m);
     const verify = await numactlx(['verify', backing]);
-    expect({ exit: verify.exitCode, stderr: verify.stderr }).toEqual({ exit: 0, stderr: '' });
+    // Verify's findings are on its stdout: shown when it fails (seen once in 75 sessions of the sys11 merge).
+    expect({ exit: verify.exitCode, stderr: verify.stderr, out: verify.exitCode === 0 ? '' : String(verify.stdout).slice(0, 1500) }).toEqual({ exit: 0, stderr: '', out: '' });
     const list = await numactlx(['snapshots', backing, '--json']);
     // (seen once in 80 sessions: an empty stdout here, reason unknown: the status and stderr say it next time)
     expect({ exit: list.exitCode, stderr: list.stderr, empty: list.stdout === '' }).toEqual({ exit: 0, stderr: '', empty: false });
