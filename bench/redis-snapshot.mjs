@@ -112,7 +112,7 @@ async function snapshot(s) {
   const r = await runAsync([opt.numactlx, 'snapshot', String(s.redisPid), '--wait', '--json'], { env: s.env });
   if (r.status !== 0) throw new Error(`numactlx snapshot failed: ${r.stderr}`);
   const a = JSON.parse(r.stdout);
-  return { ms: r.wallMs, pause_ms: a.stats?.pause_ms ?? a.pause_ms, copy_ms: a.stats?.copy_ms ?? a.copy_ms, pages: a.stats?.pages ?? a.pages, extra_pages: a.stats?.extra_pages, extra_ms: a.stats?.extra_ms };
+  return { ms: r.wallMs, pause_ms: a.stats.pause_ms, copy_ms: a.stats.copy_ms, pages: a.stats.pages };
 }
 
 function parseCsv(text) {

@@ -74,7 +74,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   while (lo - PAGE >= winStart && mm.table.get(lo - PAGE) === ABSENT) lo -= PAGE;
   let hi = addr + PAGE;
   while (hi < winEnd && mm.table.get(hi) === ABSENT) hi += PAGE;
-  [lo, hi] = clipRun(mm, addr, lo, hi);
+  if (mm.removed.length > 0) [lo, hi] = clipRun(mm, addr, lo, hi);
 
   // The faulting page first (it must not lose a frame to fault-ahead), then the run
   // grows forward and backward while pages can be placed.

@@ -22,26 +22,30 @@ const QUIET_MS = 1000;
 /** Entries kept per mm (a program discarding often keeps only its latest ranges out). */
 const MAX_ENTRIES = 64;
 
+/** Forgets the entries past their quiet time (they are in the order their events came). */
+function prune(mm: Mm, now: number): void {
+  while (mm.removed.length > 0 && now - mm.removed[0].at >= QUIET_MS) mm.removed.shift();
+}
+
 /** The REMOVE event of [start, end) was read. */
 export function noteRemoved(mm: Mm, start: number, end: number): void {
   const now = performance.now();
-  mm.removed = mm.removed.filter((r) => now - r.at < QUIET_MS);
+  prune(mm, now);
   if (mm.removed.length >= MAX_ENTRIES) mm.removed.shift();
   mm.removed.push({ start, end, at: now });
 }
 
 /**
  * The run [lo, hi) of absent pages around the faulting page `addr`, less what lies in
- * a recently removed range on either side of it. A fault inside such a range ends that
- * range's quiet time and is served alone.
+ * a recently removed range on either side of it (called only while mm.removed has
+ * entries). A fault inside such a range ends that range's quiet time and is served alone.
  */
 export function clipRun(mm: Mm, addr: number, lo: number, hi: number): [number, number] {
-  if (mm.removed.length === 0) return [lo, hi];
-  const now = performance.now();
-  mm.removed = mm.removed.filter((r) => now - r.at < QUIET_MS);
-  for (const r of mm.removed) {
+  prune(mm, performance.now());
+  for (let i = 0; i < mm.removed.length; i++) {
+    const r = mm.removed[i];
     if (r.start <= addr && addr < r.end) {
-      mm.removed = mm.removed.filter((x) => x !== r);
+      mm.removed.splice(i, 1);
       return [addr, addr + PAGE];
     }
     if (r.end <= addr && r.end > lo) lo = r.end;
