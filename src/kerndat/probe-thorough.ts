@@ -1,16 +1,16 @@
 // The probes only `doctor` runs (./probe.ts has the quick ones every session runs): a
-// real PTRACE_SEIZE of a child, process_madvise (unused by this build, reported), and
+// real PTRACE_SEIZE of a child, process_madvise (eviction's drop), and
 // libpmem (the CPU cache flush for /dev/dax). Each catches its own errors
 // and undoes what it did.
 import os from 'node:os';
 import * as mman from '../sys/mman.js';
 import { seize, PTRACE_O } from '../sys/ptrace.js';
-import { pidfdOpen } from '../sys/pidfd.js';
+import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, __WALL, WIFEXITED, WIFSIGNALED } from '../sys/wait.js';
 import { kill } from '../sys/signal.js';
 import { loadLibpmem, loadLibpmemError, LIBPMEM_SONAME } from '../sys/libpmem.js';
-import { attempt, probePtraceQuick, withAnonPage, withFd, type MoreProbes } from './probe.js';
+import { attempt, probePtraceQuick, withAnonPage, type MoreProbes } from './probe.js';
 import type { Probe } from './features.js';
 
 const PAGE = BigInt(mman.PAGE_SIZE);
@@ -36,12 +36,11 @@ function probePtrace(): Probe {
 function probeProcessMadvise(): Probe {
   return attempt(() => withAnonPage((addr) => {
     mman.copyToAddress(addr, Buffer.alloc(mman.PAGE_SIZE, 0xa5));
-    withFd(pidfdOpen(process.pid), (pidfd) => {
-      const done = mman.processMadvise(pidfd, [{ base: addr, len: PAGE }], mman.MADV_DONTNEED);
-      if (done !== PAGE) throw new Error(`process_madvise advised ${done} of ${PAGE} bytes`);
-    });
+    // As eviction calls it (tracer-thread/evict-stop.ts): on the calling thread's own memory.
+    const done = mman.processMadvise(PIDFD_SELF_THREAD, [{ base: addr, len: PAGE }], mman.MADV_DONTNEED);
+    if (done !== PAGE) throw new Error(`process_madvise advised ${done} of ${PAGE} bytes`);
     if (!mman.copyFromAddress(addr, mman.PAGE_SIZE).every((b) => b === 0)) throw new Error('the page still holds data after MADV_DONTNEED');
-    return 'own anonymous page dropped through a pidfd, reads as zero';
+    return 'own anonymous page dropped through PIDFD_SELF_THREAD, reads as zero';
   }), () => undefined);
 }
 

@@ -6,6 +6,9 @@
 import { bindSyscall, check } from './libc.js';
 import { SYS } from './arch/index.js';
 
+/** PIDFD_SELF_THREAD (Linux 6.15, <linux/pidfd.h>): "the calling thread" for the calls that take a pidfd. */
+export const PIDFD_SELF_THREAD = -10000;
+
 /** pidfd_open flag: a non-blocking pidfd (waitid(P_PIDFD) returns EAGAIN while it runs). */
 export const PIDFD_NONBLOCK = 0o4000;
 

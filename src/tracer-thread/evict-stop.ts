@@ -30,6 +30,7 @@
 // drop stops there, the engine counts what it really did (EvictDone), and the session
 // goes on.
 import fs from 'node:fs';
+import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
@@ -46,8 +47,6 @@ const { SIGTRAP } = os.constants.signals;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
 const { ESRCH } = os.constants.errno;
-/** PIDFD_SELF_THREAD (Linux 6.15, <linux/pidfd.h>): "the calling thread" for pidfd-taking calls. */
-const PIDFD_SELF_THREAD = -10000n;
 /** iovecs per process_madvise: 1 KiB of the code page. */
 const IOV_BATCH = 64;
 const IOVEC_SIZE = 16;
@@ -185,7 +184,7 @@ export class EvictStopper {
         saved = readRemote(tid, scratch, iov.length);
         if (saved.length === iov.length) {
           writeRemote(tid, scratch, iov);
-          r = Number(injectSyscall(tid, SYS.process_madvise, [PIDFD_SELF_THREAD, scratch, BigInt(k), BigInt(MADV_DONTNEED), 0n]));
+          r = Number(injectSyscall(tid, SYS.process_madvise, [BigInt(PIDFD_SELF_THREAD), scratch, BigInt(k), BigInt(MADV_DONTNEED), 0n]));
         }
       } catch (err) {
         if (err instanceof TaskGone || err instanceof InjectionError || isEsrch(err) || !stillStopped(tid)) throw err;
