@@ -209,7 +209,7 @@ for (const part of opt.parts.split(',')) {
     fork: ['placement', 'variant', 'fork() µs (parent)', 'fork → child reaped µs', 'snapshot before the fork: pages stored', "snapshot after: pages stored (the held child's 64 MiB = 16384)", 'its pause ms'],
     start: ['placement', 'variant', 'numactlx … -- /bin/true ms'],
   }[part];
-  out.push(`${part} (${opt.size ?? ''}):`, '', table(header, rows), '');
+  out.push(`${part}${part === 'dirty' ? ` (${opt.size})` : ''}:`, '', table(header, rows), '');
 }
 const text = out.join('\n');
 console.log(text);

@@ -5,6 +5,8 @@
 // bench/guest/programs-in-guest.mjs; this script prepares it and reads its results.
 //
 //   node bench/guest-programs.mjs [--reps 3] [--kernel KVER] [--budget-s 960] [--md FILE]
+//                                 [--py-n 200000] [--redis-n 100000] [--pattern-size 64m]
+//   node bench/guest-programs.mjs --results-only SHARE/bench.jsonl     # the report again
 //
 // numactlx is the build of bench/snapshot.sh (one commit, under /tmp/numactlx-SHA),
 // mounted in the guest as its project; the C program is compiled here into the share.
@@ -26,6 +28,7 @@ const { values: opt } = parseArgs({
   options: {
     reps: { type: 'string', default: '3' }, kernel: { type: 'string' }, 'budget-s': { type: 'string', default: '960' },
     md: { type: 'string' }, 'results-only': { type: 'string' },
+    'py-n': { type: 'string', default: '200000' }, 'redis-n': { type: 'string', default: '100000' }, 'pattern-size': { type: 'string', default: '64m' },
   },
 });
 
@@ -52,7 +55,8 @@ if (opt['results-only']) {
   const timer = setInterval(() => loads.push({ t: new Date().toISOString(), load: load() }), 20_000);
   const vmArgs = ['--fresh', '--share', share, '--project', project, '--timeout', String(Number(opt['budget-s']) + 900),
     '--env', `GUEST_BIN=${share}/bin`, '--env', 'GUEST_FRESH=1', '--env', `BENCH_REPS=${opt.reps}`,
-    '--env', `GUEST_BENCH_BUDGET_S=${opt['budget-s']}`, ...(opt.kernel ? ['--kernel', opt.kernel] : []),
+    '--env', `GUEST_BENCH_BUDGET_S=${opt['budget-s']}`, '--env', `PY_N=${opt['py-n']}`, '--env', `REDIS_N=${opt['redis-n']}`,
+    '--env', `PAT_SIZE=${opt['pattern-size']}`, ...(opt.kernel ? ['--kernel', opt.kernel] : []),
     `exec node ${JSON.stringify(path.join(benchDir, 'guest/programs-in-guest.mjs'))}`];
   const t0 = Date.now();
   const code = await new Promise((resolve) => {
@@ -72,8 +76,9 @@ const lines = [];
 const say = (s = '') => { lines.push(s); };
 say(`numactlx ${commit}, guest kernel ${start.kernel}, ${start.reps} repetitions planned; ` +
   `python3 ${start.PY_N} tuples, redis-benchmark SET ${start.REDIS_N} keys -P 32, pattern_passes ${start.PAT_SIZE} × 2 passes.`);
-say(`Host load average (1, 5, 15 min) during the boot: ${loads.map((l) => `${l.t.slice(11, 16)} ${l.load.split(' ')[0]}`).join(', ')}` +
-  ` (max ${fmt(Math.max(...loads.map((l) => Number(l.load.split(' ')[0]))), 2)}).`);
+const one = loads.map((l) => Number(l.load.split(' ')[0]));
+say(`Host load average during the boot (${loads[0]?.t.slice(11, 16)}–${loads.at(-1)?.t.slice(11, 16)} UTC, every 20 s): ` +
+  `at the start ${loads[0]?.load}, at the end ${loads.at(-1)?.load}; 1-minute median ${fmt(median(one), 1)}, max ${fmt(Math.max(...one), 1)}.`);
 const doctor = records.find((r) => r.kind === 'doctor');
 if (doctor) say(`doctor in the guest: exit ${doctor.exit}, degraded: ${(doctor.degraded ?? []).join(', ') || doctor.error}.`);
 const failed = runs.filter((r) => r.failed);
