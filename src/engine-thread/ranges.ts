@@ -3,6 +3,7 @@
 // its range up by binary search.
 
 import type { PagePolicy } from '../../policy/placement.js';
+import { MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE } from '../sys/mempolicy.js';
 
 export type { PagePolicy };
 
@@ -32,22 +33,53 @@ export class RangeSet {
     return undefined;
   }
 
-  /** Removes [start, end) from every range, splitting as needed. */
-  remove(start: number, end: number): void {
-    const out: Range[] = [];
-    for (const r of this.ranges) {
-      if (r.end <= start || r.start >= end) { out.push(r); continue; }
-      if (r.start < start) out.push({ start: r.start, end: start, policy: r.policy });
-      if (r.end > end) out.push({ start: end, end: r.end, policy: r.policy });
+  /** The index of the first range ending after `addr` (ranges.length when none does). */
+  private firstEndingAfter(addr: number): number {
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ranges[mid].end <= addr) lo = mid + 1;
+      else hi = mid;
     }
-    this.ranges = out;
+    return lo;
   }
 
-  /** Adds [start, end) with `policy`, replacing whatever covered it. */
+  /** Removes [start, end) from every range, splitting as needed. */
+  remove(start: number, end: number): void {
+    const from = this.firstEndingAfter(start);
+    let to = from;
+    while (to < this.ranges.length && this.ranges[to].start < end) to++;
+    if (from === to) return;
+    const kept: Range[] = [];
+    const first = this.ranges[from];
+    const last = this.ranges[to - 1];
+    if (first.start < start) kept.push({ start: first.start, end: start, policy: first.policy });
+    if (last.end > end) kept.push({ start: end, end: last.end, policy: last.policy });
+    this.ranges.splice(from, to - from, ...kept);
+  }
+
+  /**
+   * Adds [start, end) with `policy`, replacing whatever covered it. A neighbour that
+   * touches it with an equal policy is joined to it: a break grown a page at a time
+   * stays one range (the kernel merges those registered VMAs too; where it does not, a
+   * fault-ahead run that crosses the boundary learns it: fault-service.ts).
+   */
   add(start: number, end: number, policy: PagePolicy): void {
     this.remove(start, end);
-    this.ranges.push({ start, end, policy });
-    this.ranges.sort((a, b) => a.start - b.start);
+    let at = this.firstEndingAfter(start);
+    const before = at > 0 ? this.ranges[at - 1] : undefined;
+    const after = this.ranges[at];
+    if (before && before.end === start && samePolicy(before.policy, policy)) {
+      start = before.start;
+      at--;
+      this.ranges.splice(at, 1);
+    }
+    if (after && after.start === end && samePolicy(after.policy, policy)) {
+      end = after.end;
+      this.ranges.splice(at, 1);
+    }
+    this.ranges.splice(at, 0, { start, end, policy });
   }
 
   /**
@@ -76,4 +108,19 @@ export class RangeSet {
     copy.ranges = this.ranges.map((r) => ({ ...r }));
     return copy;
   }
+}
+
+/**
+ * Whether two neighbours can be one range: equal policies, and not an interleave one
+ * (placement.ts interleaves by the page's index in its range: joining would move pages).
+ */
+/** The mode without its MPOL_F_* flags (as placement.ts reads it). */
+const MODE_MASK = 0xff;
+
+function samePolicy(a: PagePolicy, b: PagePolicy): boolean {
+  const mode = a.mode & MODE_MASK;
+  if (mode === MPOL_INTERLEAVE || mode === MPOL_WEIGHTED_INTERLEAVE) return false;
+  if (a === b) return true;
+  if (a.mode !== b.mode || a.nodes.length !== b.nodes.length) return false;
+  return a.nodes.every((n, i) => n === b.nodes[i]);
 }

@@ -28,6 +28,9 @@ export function service(e: EngineCore, mm: Mm): void {
       e.leaveAll(mm);
       return;
     }
+    // Ranges the tracer registered before resuming a thread whose fault may be in this
+    // batch: known before the batch is handled (tracer-notes.ts).
+    e.readNotes();
     const count = n / UFFD_MSG_SIZE;
     for (let i = 0; i < count; i++) handleMsg(e, mm, i * UFFD_MSG_SIZE);
     if (count < MSGS_PER_READ) break;
@@ -105,7 +108,17 @@ export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
 export function dropStale(e: EngineCore, mm: Mm, start: number, end: number): void {
   if (!mm.table.anyIn(start, end)) return;
   service(e, mm);
-  if (!e.mms.has(mm.uffd) || !mm.table.anyIn(start, end)) return;
+  if (!e.mms.has(mm.uffd)) return;
+  dropStaleNow(e, mm, start, end);
+}
+
+/**
+ * dropStale without reading the uffd first: for a range the tracer registered itself,
+ * noted while a batch may be half handled (the event, when read, leaves the part dropped
+ * here alone: reused-addresses.ts).
+ */
+export function dropStaleNow(e: EngineCore, mm: Mm, start: number, end: number): void {
+  if (!mm.table.anyIn(start, end)) return;
   drop(e, mm, start, end);
   mm.ranges.remove(start, end);
   notePredropped(mm, start, end);

@@ -19,6 +19,7 @@ import { writeRemote } from './remote.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
 import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
+import { forgetUffd } from './register.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -160,6 +161,7 @@ export function onExecStop(tasks: Tasks, engine: EngineClient, thread: Thread, f
   if (formerTid !== thread.tid) tasks.threads.delete(formerTid);
   const proc = thread.proc;
   proc.execed = true;
+  forgetUffd(proc);
   engine.leaveMm(proc.pid);
   let uffd: number;
   try {

@@ -1,0 +1,39 @@
+// Registering a range of a program's mm with its userfaultfd: by the engine at the
+// tracer's synchronous request (register), or by the tracer itself, which then notes it
+// (src/channels/tracer-notes.ts) and the engine applies the note — as register, but
+// without the ioctl and without reading the uffd first: a note may be read between
+// reading a batch of messages and handling it.
+import type { NoteKind, Note } from '../channels/tracer-notes.js';
+import type { Mm } from './mm.js';
+import type { PagePolicy } from './ranges.js';
+import type { EngineCore } from './engine-core.js';
+import { dropStale, dropStaleNow } from './uffd-events.js';
+import { registerFast } from '../sys/userfaultfd-fast.js';
+import { REGISTER_MODE } from '../channels/tracer-notes.js';
+
+/** Registers [start, start+len) of mm for missing faults with `policy`; 0 or -errno. */
+export function registerRange(e: EngineCore, mm: Mm, start: number, len: number, policy: PagePolicy): number {
+  dropStale(e, mm, start, start + len); // a reused address: the old pages go first
+  const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
+  if (r < 0) return r;
+  track(mm, start, start + len, policy);
+  return 0;
+}
+
+/** [start, end) of mm is registered with `policy`: it may hold pages the engine did not place. */
+export function track(mm: Mm, start: number, end: number, policy: PagePolicy): void {
+  mm.ranges.add(start, end, policy);
+  mm.mayHoldUntracked(start, end);
+}
+
+/**
+ * A noted range of the mm of `mm` (undefined: its process has left it, nothing to do).
+ * Pages the table still holds there belong to an earlier mapping whose UNMAP/REMAP is
+ * not handled yet: dropped now, as the event will (reused-addresses.ts).
+ */
+export function applyNote(e: EngineCore, mm: Mm | undefined, note: Note & { kind: NoteKind.Registered }): void {
+  if (!mm || !e.mms.has(mm.uffd)) return;
+  const end = note.start + note.len;
+  dropStaleNow(e, mm, note.start, end);
+  track(mm, note.start, end, note.policy);
+}
