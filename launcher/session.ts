@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
-import { runProgram, type ProgramEnd } from './run-program.js';
+import { EarlyTracer, runProgram, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
 import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
@@ -17,7 +17,7 @@ import { signalName } from '../src/sys/signal.js';
 import { Doorbell } from '../src/channels/doorbell.js';
 import { SnapshotQueue, snapshotOp } from '../src/snapshot/queue.js';
 import { SnapshotError, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue-api.js';
-import { startSchedules } from '../src/snapshot/schedule.js';
+import { loadCron, startSchedules } from '../src/snapshot/schedule.js';
 import { createOutput } from '../src/snapshot/export-output.js';
 import { MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
 import type { Topology } from '../policy/topology.js';
@@ -70,7 +70,13 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
+  const tracer = new EarlyTracer();
+  try {
+    await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
+  } catch (err) {
+    tracer.cancel();
+    throw err;
+  }
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
   // A backing deleted or truncated under the session: the node's memory cannot be kept,
@@ -176,6 +182,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   // The snapshot signal sent while numactlx was starting: one snapshot (requests
   // coalesce), asked for once the program runs — before, there is nothing to freeze.
   let heldSnapshot = snapshotSignal ? takeHeld(snapshotSignal) > 0 : false;
+  if (settings?.schedules.length) await loadCron();
   const schedules = settings?.schedules.length
     ? startSchedules(settings.schedules, onTick, { onMissed: (expr, label) => tally.missed(expr, label) })
     : undefined;
@@ -204,6 +211,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     schedules?.stop();
     ending = true;
     await engine.shutdown();
+    tracer.cancel();
     throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
   }
 
@@ -232,7 +240,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         else if (ev.type === 'exit-snapshot') askSnapshot('exit');
       },
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
-    });
+    }, tracer);
   } finally {
     // The program has ended (or could not start). In this order: no new requests; every
     // snapshot queued or in flight finishes (the engine copied a process's frozen pages
