@@ -9,14 +9,17 @@
 //   (with one, ExitStop is a command: its frozen pages are copied while they exist);
 // - LeftMm: a process has ended (it is reaped): the engine lets go of its mm.
 //
-// Why a note may wait (engine-worker.ts, uffd-events.ts read them): the engine reads
-// every note written so far after each read(2) of a userfaultfd and before it handles
-// what it read, and before every command and every loop turn. A note is written before
-// the thread that mapped the range resumes, so a fault in the range is read after the
-// note was written, and applied notes come first. An UNMAP/REMAP event of the old
-// mapping at the same addresses may come later (the kernel frees the addresses before
-// it queues the event): the note drops what the page table still holds there, as the
-// synchronous register does (reused-addresses.ts).
+// Why a note may wait (engine-worker.ts, uffd-events.ts applyNoted): a noted range
+// waits in its mm until the engine next reads that mm's uffd, and is applied right after
+// that read(2), before what it read is handled; before every command and before it reads
+// program memory, the engine reads the uffd of every mm with ranges waiting. A note is
+// written before the thread that mapped the range resumes, so a fault in the range is
+// read after the note was written and finds the range. Every event queued before that
+// read is handled already or in that batch, as when the engine registers a range itself
+// after reading what is queued (dropStale); an UNMAP/REMAP of an earlier mapping at the
+// same addresses that comes later (the kernel frees the addresses before it queues the
+// event) leaves the new range alone (reused-addresses.ts). test/tracer/trapped-races
+// checks it: no first fault outside a known range, no page the table holds wrongly.
 //
 // One thing notes must never allow: the engine reading program memory (a snapshot's
 // copy or pre-copy, eviction) at a stale address the tracer has registered again and

@@ -31,7 +31,7 @@ import { Evictor } from './eviction.js';
 import { exeOf } from './proc-info.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
-import { applyNote } from './register-range.js';
+import { queueNote } from './register-range.js';
 import { NoteKind, type Note } from '../channels/tracer-notes.js';
 
 const start = workerData as EngineStart;
@@ -129,15 +129,18 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const evictor = start.evict && limits.some((l) => l > 0)
     ? new Evictor(engine, limits, new EvictChannel(start.evict), checksums) : undefined;
   const channel = new TracerChannelServer(start.channel);
-  // Notes (tracer-notes.ts): ranges at once, wherever a uffd is read; the ends of
-  // processes only between uffd reads and commands (leaveMm closes a uffd).
+  // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
+  // (register-range.ts); the ends of processes are applied between uffd reads and
+  // commands (leaveMm closes a uffd). Before a command or reading program memory, every
+  // mm with noted ranges has its uffd read.
   const ended: Note[] = [];
   engine.readNotes = () => channel.notes.drain((n) => {
-    if (n.kind === NoteKind.Registered) applyNote(engine, engine.mmOf(n.pid), n);
+    if (n.kind === NoteKind.Registered) queueNote(engine.mmOf(n.pid), n);
     else ended.push(n);
   });
   const readNotes = (): void => {
     engine.readNotes();
+    for (const mm of [...engine.mms.values()]) if (mm.noted.length > 0 && engine.mms.has(mm.uffd)) engine.service(mm);
     for (const n of ended.splice(0)) {
       if (n.kind === NoteKind.Exited) snaps.flushProcess(n.pid, true);
       else engine.leaveMm(n.pid);
@@ -172,7 +175,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     const evictWait = evictor ? evictor.pollTimeout : -1;
     if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
     poll(fds, order.length + 1, timeout);
-    engine.readNotes();
+    readNotes();
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     let served = false;
@@ -181,7 +184,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       if (revents === 0) continue;
       served = true;
       const mm = order[i];
-      if (!engine.mms.has(mm.uffd)) continue;
+      if (engine.mms.get(mm.uffd) !== mm) continue; // closed (its fd number may be reused already)
       if (revents & (POLLERR | POLLNVAL)) engine.leaveAll(mm);
       else if (revents & (POLLIN | POLLHUP)) engine.service(mm);
     }

@@ -3,7 +3,6 @@
 // its range up by binary search.
 
 import type { PagePolicy } from '../../policy/placement.js';
-import { MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE } from '../sys/mempolicy.js';
 
 export type { PagePolicy };
 
@@ -60,26 +59,15 @@ export class RangeSet {
   }
 
   /**
-   * Adds [start, end) with `policy`, replacing whatever covered it. A neighbour that
-   * touches it with an equal policy is joined to it: a break grown a page at a time
-   * stays one range (the kernel merges those registered VMAs too; where it does not, a
-   * fault-ahead run that crosses the boundary learns it: fault-service.ts).
+   * Adds [start, end) with `policy`, replacing whatever covered it. Neighbours are not
+   * joined, even with equal policies: a range is one mapping, so fault-ahead never runs
+   * into the next one (another thread's, which the engine may not know yet, or whose
+   * unmap is under way — measured: joining made test/fixtures/map_race.c serve hundreds
+   * of pages the table then held wrongly, events.stale).
    */
   add(start: number, end: number, policy: PagePolicy): void {
     this.remove(start, end);
-    let at = this.firstEndingAfter(start);
-    const before = at > 0 ? this.ranges[at - 1] : undefined;
-    const after = this.ranges[at];
-    if (before && before.end === start && samePolicy(before.policy, policy)) {
-      start = before.start;
-      at--;
-      this.ranges.splice(at, 1);
-    }
-    if (after && after.start === end && samePolicy(after.policy, policy)) {
-      end = after.end;
-      this.ranges.splice(at, 1);
-    }
-    this.ranges.splice(at, 0, { start, end, policy });
+    this.ranges.splice(this.firstEndingAfter(start), 0, { start, end, policy });
   }
 
   /**
@@ -108,19 +96,4 @@ export class RangeSet {
     copy.ranges = this.ranges.map((r) => ({ ...r }));
     return copy;
   }
-}
-
-/**
- * Whether two neighbours can be one range: equal policies, and not an interleave one
- * (placement.ts interleaves by the page's index in its range: joining would move pages).
- */
-/** The mode without its MPOL_F_* flags (as placement.ts reads it). */
-const MODE_MASK = 0xff;
-
-function samePolicy(a: PagePolicy, b: PagePolicy): boolean {
-  const mode = a.mode & MODE_MASK;
-  if (mode === MPOL_INTERLEAVE || mode === MPOL_WEIGHTED_INTERLEAVE) return false;
-  if (a === b) return true;
-  if (a.mode !== b.mode || a.nodes.length !== b.nodes.length) return false;
-  return a.nodes.every((n, i) => n === b.nodes[i]);
 }

@@ -1,13 +1,12 @@
 // Registering a range of a program's mm with its userfaultfd: by the engine at the
 // tracer's synchronous request (register), or by the tracer itself, which then notes it
-// (src/channels/tracer-notes.ts) and the engine applies the note — as register, but
-// without the ioctl and without reading the uffd first: a note may be read between
-// reading a batch of messages and handling it.
+// (src/channels/tracer-notes.ts); the note waits in the mm (queueNote) until the engine
+// next reads the mm's uffd (uffd-events.ts applyNoted).
 import type { NoteKind, Note } from '../channels/tracer-notes.js';
 import type { Mm } from './mm.js';
 import type { PagePolicy } from './ranges.js';
 import type { EngineCore } from './engine-core.js';
-import { dropStale, dropStaleNow } from './uffd-events.js';
+import { dropStale } from './uffd-events.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { REGISTER_MODE } from '../channels/tracer-notes.js';
 
@@ -27,13 +26,9 @@ export function track(mm: Mm, start: number, end: number, policy: PagePolicy): v
 }
 
 /**
- * A noted range of the mm of `mm` (undefined: its process has left it, nothing to do).
- * Pages the table still holds there belong to an earlier mapping whose UNMAP/REMAP is
- * not handled yet: dropped now, as the event will (reused-addresses.ts).
+ * A noted range of `mm` (undefined: its process has left it, nothing to do), queued
+ * until the engine next reads mm's uffd (applyNoted).
  */
-export function applyNote(e: EngineCore, mm: Mm | undefined, note: Note & { kind: NoteKind.Registered }): void {
-  if (!mm || !e.mms.has(mm.uffd)) return;
-  const end = note.start + note.len;
-  dropStaleNow(e, mm, note.start, end);
-  track(mm, note.start, end, note.policy);
+export function queueNote(mm: Mm | undefined, note: Note & { kind: NoteKind.Registered }): void {
+  mm?.noted.push({ start: note.start, end: note.start + note.len, policy: note.policy });
 }
