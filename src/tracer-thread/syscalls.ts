@@ -117,6 +117,8 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
   const arg = (i: number): bigint => readReg(regs, (['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const)[i]);
   switch (nr) {
     case SYS.mmap:
+      // Nothing to register without a policy naming a virtual node: no exit stop either.
+      if (!proc.policy) return 'cont';
       thread.pending = { kind: 'mmap', len: pageUp(arg(1)) };
       return 'syscall';
     case SYS.brk:
