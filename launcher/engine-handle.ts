@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import { DOORBELL_BYTES } from '../src/channels/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
-import { ENGINE_WORKER, takeEarlyEngine } from './early-workers.js';
 import { debugging, SetupError } from './errors.js';
 import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
@@ -48,13 +47,7 @@ export class EngineHandle {
       faultAheadPages, features, dirtyTracking, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
       evict: this.evict,
     };
-    // Started at numactlx's first line when it could tell (early-workers.ts): it waits for this.
-    const early = takeEarlyEngine();
-    if (early) {
-      early.ref();
-      early.postMessage(data);
-    }
-    this.worker = early ?? startWorker(ENGINE_WORKER, data);
+    this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {
       // The engine stops the checksum worker before it unmaps the backings; if the engine
       // died instead, nothing else will.

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { startWorker } from './worker.js';
-import { takeEarlyTracer, TRACER_WORKER } from './early-workers.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill } from '../src/sys/signal.js';
@@ -29,6 +28,7 @@ export interface RunHooks {
   notForwarded?: NodeJS.Signals[];
 }
 
+const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
 
 /**
  * The tracer worker started before the session needs it: Node's start-up of the thread
@@ -37,7 +37,7 @@ export interface RunHooks {
  * message; until runProgram hands it one it does not keep numactlx alive.
  */
 export class EarlyTracer {
-  readonly worker = takeEarlyTracer() ?? startWorker(TRACER_WORKER, undefined);
+  readonly worker = startWorker(TRACER_WORKER, undefined);
   /** A failure before runProgram listens (the worker's modules failed to load). */
   error: Error | undefined;
 

@@ -10,7 +10,7 @@
 // the session runs: everything arrives through fds and shared memory; answers to the
 // main thread go out with postMessage (src/channels/engine-messages.ts).
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { SnapshotCatalog } from '../../backing/catalog-commit.js';
@@ -34,10 +34,8 @@ import { runCommand, type CommandContext } from './tracer-commands.js';
 import { queueNote } from './register-range.js';
 import { NoteKind, type Note } from '../channels/tracer-notes.js';
 
-// The start comes as workerData, or as the one message of a worker started early
-// (launcher/early-workers.ts: its modules load while numactlx's main thread loads).
-let start: EngineStart;
-let doorbell: Doorbell;
+const start = workerData as EngineStart;
+const doorbell = new Doorbell(start.doorbell);
 
 /**
  * Features asked of every new uffd: the events that keep page tables true, and what the
@@ -46,11 +44,11 @@ let doorbell: Doorbell;
  * WP_ASYNC with asynchronous dirty tracking (Linux 6.7: dirty-scan.ts). A forked child's
  * uffd (UFFD_EVENT_FORK) has its parent's features.
  */
-const features = (s: EngineStart): bigint => UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP
-  | UFFD_FEATURE.EVENT_REMOVE | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
-  | (has(s.features, 'EVENT_FORK') ? UFFD_FEATURE.EVENT_FORK : 0n)
-  | (has(s.features, 'POISON') ? UFFD_FEATURE.POISON : 0n)
-  | (s.dirtyTracking === 'async' ? UFFD_FEATURE.WP_ASYNC : 0n);
+const FEATURES = UFFD_FEATURE.PAGEFAULT_FLAG_WP | UFFD_FEATURE.EVENT_REMAP | UFFD_FEATURE.EVENT_REMOVE
+  | UFFD_FEATURE.EVENT_UNMAP | UFFD_FEATURE.THREAD_ID
+  | (has(start.features, 'EVENT_FORK') ? UFFD_FEATURE.EVENT_FORK : 0n)
+  | (has(start.features, 'POISON') ? UFFD_FEATURE.POISON : 0n)
+  | (start.dirtyTracking === 'async' ? UFFD_FEATURE.WP_ASYNC : 0n);
 
 /** Loop turns in a row that serve faults only, before a snapshot step is taken anyway. */
 const FAULT_TURNS = 1024;
@@ -157,7 +155,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     readNotes();
   };
   const commands: CommandContext = {
-    engine, snaps, evictor, doorbell, program: start.program, features: features(start), tellLost: () => tellLost(snaps), post,
+    engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post,
   };
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
@@ -251,9 +249,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   }
 }
 
-function run(): void {
-  const opened = openStores();
-  if (!opened) return;
+const opened = openStores();
+if (opened) {
   const stores = opened.map((o) => o.store);
   const engine = new Engine(start.nodes.map((n, i) => ({
     node: n.node, backing: n.target.path, kind: n.target.kind, store: stores[i],
@@ -268,11 +265,3 @@ function run(): void {
     post({ type: 'failed', message: (err as Error).message ?? String(err), stack: (err as Error).stack });
   }
 }
-
-const begin = (s: EngineStart): void => {
-  start = s;
-  doorbell = new Doorbell(s.doorbell);
-  run();
-};
-if (workerData) begin(workerData as EngineStart);
-else parentPort!.once('message', begin);
