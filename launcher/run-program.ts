@@ -30,40 +30,10 @@ export interface RunHooks {
 
 const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
 
-/**
- * The tracer worker started before the session needs it: Node's start-up of the thread
- * and its modules (≈ 40 ms here, more under load) overlap the engine's, which the
- * session waits for first (docs/BENCHMARKS.md §4). It waits for its TracerStart as a
- * message; until runProgram hands it one it does not keep numactlx alive.
- */
-export class EarlyTracer {
-  readonly worker = startWorker(TRACER_WORKER, undefined);
-  /** A failure before runProgram listens (the worker's modules failed to load). */
-  error: Error | undefined;
-
-  constructor() {
-    this.worker.unref();
-    this.worker.once('error', (err) => { this.error ??= err; });
-  }
-
-  /** The session ends before the program is started. */
-  cancel(): void {
-    void this.worker.terminate();
-  }
-}
-
-export function runProgram(start: TracerStart, hooks: RunHooks = {}, early?: EarlyTracer): Promise<ProgramEnd> {
+export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<ProgramEnd> {
   const { onSpawned, onEvent, notForwarded = [] } = hooks;
   return new Promise((resolve, reject) => {
-    if (early?.error) {
-      reject(new SetupError('tracer thread failed', { cause: early.error }));
-      return;
-    }
-    const worker = early?.worker ?? startWorker(TRACER_WORKER, start);
-    if (early) {
-      worker.ref();
-      worker.postMessage(start);
-    }
+    const worker = startWorker(TRACER_WORKER, start);
     let pid: number | undefined;
     const pending: number[] = [];
     // The listeners stay until numactlx exits: once the program has ended, a SIGTERM or

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
-import { EarlyTracer, runProgram, type ProgramEnd } from './run-program.js';
+import { runProgram, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
 import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
@@ -70,13 +70,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  const tracer = new EarlyTracer();
-  try {
-    await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
-  } catch (err) {
-    tracer.cancel();
-    throw err;
-  }
+  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
   // A backing deleted or truncated under the session: the node's memory cannot be kept,
@@ -211,7 +205,6 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     schedules?.stop();
     ending = true;
     await engine.shutdown();
-    tracer.cancel();
     throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
   }
 
@@ -240,7 +233,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
         else if (ev.type === 'exit-snapshot') askSnapshot('exit');
       },
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
-    }, tracer);
+    });
   } finally {
     // The program has ended (or could not start). In this order: no new requests; every
     // snapshot queued or in flight finishes (the engine copied a process's frozen pages

@@ -15,7 +15,7 @@
 //
 // Invariant: no other thread calls waitpid for the program (libuv never sees it: it
 // was not spawned through child_process), so every state change arrives here.
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { PlacementError, takePlacement } from '../placement/take-placement.js';
 import { postToMain as post, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
@@ -67,10 +67,5 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
   }
 }
 
-// The start comes as workerData, or later as the one message of a worker started early
-// (launcher/run-program.ts EarlyTracer: its modules load while the engine starts).
-const begin = (start: TracerStart): void => {
-  if (applyPlacement(start)) runTraced(start, start.traced);
-};
-if (workerData) begin(workerData as TracerStart);
-else parentPort!.once('message', begin);
+const start = workerData as TracerStart;
+if (applyPlacement(start)) runTraced(start, start.traced);

@@ -33,7 +33,7 @@ function expectFakeReply(reply: StatusReply, s: FakeSession): void {
         { pid: s.program_pid, exe: '/usr/bin/sleep', command: ['sleep', '1000'], faults: 4321, pages_resident: 2048, ranges: 5 },
         { pid: 1, exe: '/usr/bin/dash', command: ['sh', '-c', 'exec sleep 1000'], faults: 12, pages_resident: 0, ranges: 2, exited: true },
       ],
-      events: { fork: 1, remap: 2, unmap: 3, remove: 4, stale: 5, growth: 0 },
+      events: { fork: 1, remap: 2, unmap: 3, remove: 4, stale: 5 },
       fault_ahead_pages_window: 16,
     },
   });
@@ -79,7 +79,7 @@ test('ps: one line per session; ps --json the status of each', async () => {
   const dir = tmpDir();
   const a = await startFakeSession({ dir });
   const b = await startFakeSession({ dir, config: { program: ['sleep', '999'], virtual_nodes: [], stats: {
-    nodes: [], processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0 }, fault_ahead_pages_window: 16 } } });
+    nodes: [], processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 }, fault_ahead_pages_window: 16 } } });
   const r = await run(dir, ['ps']);
   expect(r.stderr).toBe('');
   expect(r.exitCode).toBe(0);
@@ -191,7 +191,7 @@ test('--max-resident: status says what eviction did on the node, ps shows what i
   const s = await startFakeSession({ dir, config: { stats: {
     nodes: [{ node: 3, backing: '/tmp/n3.img', kind: 'file', size_bytes: 1 << 30, pages_placed: 16384, pages_resident: 4000,
       faults: 10, fault_ahead_pages: 100, pages_fallback: 0, sigbus: 0, frames_in_use: 16384, eviction }],
-    processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0 }, fault_ahead_pages_window: 256 } } });
+    processes: [], events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 }, fault_ahead_pages_window: 256 } } });
   const r = await run(dir, ['status', String(s.numactlx_pid)]);
   expect(r.exitCode).toBe(0);
   expect(r.stdout.split('\n')).toContain('node 3: resident limit 16.0M (peak 16.0M), 4.0M evicted now; 61574 pages evicted, '
