@@ -82,7 +82,7 @@ test('a seconds schedule ticks with its expression and label; after stop(), noth
 /** Runs a module script in a child against the built dist/ and returns how it ended. */
 function child(script: string): Promise<{ exitCode?: number; stdout: string; timedOut: boolean }> {
   const url = new URL(`file://${path.join(ROOT, 'dist/src/snapshot/schedule.js')}`).href;
-  return execa(process.execPath, ['--input-type=module', '-e', `import { startSchedules } from '${url}';\n${script}`],
+  return execa(process.execPath, ['--input-type=module', '-e', `import { loadCron, startSchedules } from '${url}';\nawait loadCron();\n${script}`],
     { reject: false, timeout: 10000 }) as unknown as Promise<{ exitCode?: number; stdout: string; timedOut: boolean }>;
 }
 
