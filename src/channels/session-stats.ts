@@ -75,6 +75,8 @@ export interface EventStats {
   remove: number;
   /** Missing faults on pages the table held and the program lacked: placed as a discarded range was about to be zapped, served again (recently-removed.ts). */
   stale: number;
+  /** First missing faults outside every range the engine knew: a VMA grown in place (mremap); never a range the tracer registered (tracer-notes.ts). */
+  growth: number;
 }
 
 export interface SessionStats {
