@@ -200,7 +200,9 @@ function leaveOutside(ctx: CommitContext, run: SnapshotRun, outside: Map<MmPart,
     ctx.engine.events.outside_vma += addrs.length;
     if (DEBUG) {
       fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: pid ${part.pid}: ${addrs.length} page(s) outside every VMA at the freeze, ` +
-        `left out: ${addrs.slice(0, 8).map((a) => a.toString(16)).join(' ')} (table entry ${mm.table.get(addrs[0])})\n`);
+        `left out: ${addrs.slice(0, 8).map((a) => a.toString(16)).join(' ')} (table entry ${mm.table.get(addrs[0])}, flags ${mm.table.flagsOf(addrs[0])}; ` +
+        `ranges there ${JSON.stringify(mm.ranges.slice(addrs[0], addrs[0] + 4096))}; pids ${[...mm.pids].join(',')}; VMAs around: ` +
+        `${part.vmas.filter((v) => v.end > addrs[0] - (1 << 20) && v.start < addrs[0] + (1 << 20)).map((v) => `${v.start.toString(16)}-${v.end.toString(16)}`).join(' ')})\n`);
     }
   }
 }
