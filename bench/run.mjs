@@ -2,15 +2,15 @@
 // numactlx benchmarks (see docs/BENCHMARKS.md for the method and the results).
 //
 //   node bench/run.mjs [--quick] [BENCH...]
-//     BENCH: fault | sparse | mmap | redis | startup (default: all, in that order)
+//     BENCH: fault | sparse | mmap | redis | startup | trapped | programs (default: all, in that order)
 //     --quick              smaller sizes and fewer repetitions (a smoke run, ~2 min)
 //     --reps N             repetitions per variant (default: fault 5, sparse 3, mmap 5, redis 3,
-//                          startup 20)
+//                          startup 20, trapped 5, programs 5)
 //     --placement P        pinned | unpinned | both (default both; pinned = taskset -c 0)
 //     --numactlx PATH      the numactlx to measure (default: bin/numactlx of this checkout;
 //                          run `npm run build` first)
 //     --baseline PATH      another numactlx (e.g. "$(bench/snapshot.sh main)") measured side by
-//                          side where a benchmark supports it (startup)
+//                          side where a benchmark supports it (startup, trapped, programs)
 //     --redis-port PORT    default 7390
 //     --max-foreign F      run a repetition again when other processes took more than F
 //                          of one CPU during one of its runs (default 0.25; the VM is shared)
@@ -37,6 +37,8 @@ import { reportMmap, runMmap } from './mmap.mjs';
 import { reportRedis, runRedis } from './redis.mjs';
 import { reportSparse, runSparse } from './sparse.mjs';
 import { reportStartup, runStartup } from './startup.mjs';
+import { reportTrapped, runTrapped } from './trapped.mjs';
+import { reportPrograms, runPrograms } from './programs.mjs';
 
 const BENCHES = {
   fault: { title: '1. Fault service', run: runFault, report: reportFault },
@@ -44,6 +46,8 @@ const BENCHES = {
   mmap: { title: '2. Trapped mmap + munmap', run: runMmap, report: reportMmap },
   redis: { title: '3. redis-benchmark', run: runRedis, report: reportRedis },
   startup: { title: '4. Start-up', run: runStartup, report: reportStartup },
+  trapped: { title: '5. Trapped calls: mmap, brk, fork', run: runTrapped, report: reportTrapped },
+  programs: { title: '6. Real programs: ruby, git, sqlite3, make -j2, gcc', run: runPrograms, report: reportPrograms },
 };
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));

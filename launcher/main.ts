@@ -23,6 +23,7 @@ import { markStdoutClosed, OutputError, printErr, printOut } from './output.js';
 import { setSignalDisposition } from '../src/sys/signal.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
+import { loadCron } from '../src/snapshot/schedule.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -71,6 +72,8 @@ export async function run(argv: string[]): Promise<number> {
     if (PLANNED_VERBS.has(argv[0])) {
       throw new SetupError(`${argv[0]}: this verb is not available in this build (to run a program named ${argv[0]}: numactlx -- ${argv[0]})`);
     }
+    // --schedule, --config (or any unique prefix of them): cron expressions to check.
+    if (argv.some((a) => /^--(sc|co)/.test(a))) await loadCron();
     const topo = readTopology();
     const plan = parseLaunchArgs(argv, topo);
     switch (plan.action) {

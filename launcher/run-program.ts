@@ -28,10 +28,12 @@ export interface RunHooks {
   notForwarded?: NodeJS.Signals[];
 }
 
+const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
+
 export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<ProgramEnd> {
   const { onSpawned, onEvent, notForwarded = [] } = hooks;
   return new Promise((resolve, reject) => {
-    const worker = startWorker(new URL('../src/tracer-thread/tracer-worker.js', import.meta.url), start);
+    const worker = startWorker(TRACER_WORKER, start);
     let pid: number | undefined;
     const pending: number[] = [];
     // The listeners stay until numactlx exits: once the program has ended, a SIGTERM or

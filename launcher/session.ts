@@ -17,7 +17,7 @@ import { signalName } from '../src/sys/signal.js';
 import { Doorbell } from '../src/channels/doorbell.js';
 import { SnapshotQueue, snapshotOp } from '../src/snapshot/queue.js';
 import { SnapshotError, type SnapshotDone, type SnapshotOutcome } from '../src/snapshot/queue-api.js';
-import { startSchedules } from '../src/snapshot/schedule.js';
+import { loadCron, startSchedules } from '../src/snapshot/schedule.js';
 import { createOutput } from '../src/snapshot/export-output.js';
 import { MODE_NUMBER, virtualNodesOf } from '../policy/placement.js';
 import type { Topology } from '../policy/topology.js';
@@ -176,6 +176,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   // The snapshot signal sent while numactlx was starting: one snapshot (requests
   // coalesce), asked for once the program runs — before, there is nothing to freeze.
   let heldSnapshot = snapshotSignal ? takeHeld(snapshotSignal) > 0 : false;
+  if (settings?.schedules.length) await loadCron();
   const schedules = settings?.schedules.length
     ? startSchedules(settings.schedules, onTick, { onMissed: (expr, label) => tally.missed(expr, label) })
     : undefined;

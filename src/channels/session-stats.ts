@@ -75,6 +75,14 @@ export interface EventStats {
   remove: number;
   /** Missing faults on pages the table held and the program lacked: placed as a discarded range was about to be zapped, served again (recently-removed.ts). */
   stale: number;
+  /** First missing faults outside every range the engine knew: a VMA grown in place (mremap); never a range the tracer registered (tracer-notes.ts). */
+  growth: number;
+  /**
+   * Pages a snapshot's map held at addresses no VMA covered at its freeze: left out of the
+   * record and the next snapshot's map (snapshot-commit.ts). A bookkeeping slip of the
+   * engine made harmless; should stay 0.
+   */
+  outside_vma: number;
 }
 
 export interface SessionStats {

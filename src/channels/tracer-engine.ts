@@ -17,6 +17,7 @@
 //   [1] op  [2] result (0 ok, or -errno)  [3] reserved
 //   f64[2..] arguments
 import { eventfdSignal } from '../sys/eventfd.js';
+import { NoteKind, NOTES_BYTES, TracerNotes } from './tracer-notes.js';
 import type { PagePolicy } from '../../policy/placement.js';
 
 export enum TracerOp {
@@ -63,21 +64,30 @@ export enum TracerOp {
   EvictRanges = 14,
   /** pid, bytes dropped (or -errno), pause ms: the drop is done; the threads resume next. */
   EvictDone = 15,
+  /**
+   * pid: a duplicate of the uffd of pid's mm, for the tracer to register ranges on
+   * itself (tracer-notes.ts); the tracer owns it from then on. -errno when pid has none.
+   */
+  DupUffd = 16,
 }
 
 const STATE = 0;
 const OP = 1;
 const RESULT = 2;
 const ARGS_OFFSET = 16; // bytes: after 4 Int32 slots
-export const CHANNEL_BYTES = 16 + 8 * 1100;
+const NOTES_OFFSET = ARGS_OFFSET + 8 * 1100;
+export const CHANNEL_BYTES = NOTES_OFFSET + NOTES_BYTES;
 
 export class TracerChannel {
   private readonly ctl: Int32Array;
   readonly args: Float64Array;
+  /** Ranges the tracer registered itself (tracer-notes.ts). */
+  readonly notes: TracerNotes;
 
   constructor(readonly sab: SharedArrayBuffer, private readonly eventFd: number) {
     this.ctl = new Int32Array(sab, 0, 4);
-    this.args = new Float64Array(sab, ARGS_OFFSET);
+    this.args = new Float64Array(sab, ARGS_OFFSET, 1100);
+    this.notes = new TracerNotes(sab, NOTES_OFFSET);
   }
 
   /** Posts the command whose arguments are already in `args`; returns the engine's result. */
@@ -96,10 +106,12 @@ export class TracerChannel {
 export class TracerChannelServer {
   private readonly ctl: Int32Array;
   readonly args: Float64Array;
+  readonly notes: TracerNotes;
 
   constructor(sab: SharedArrayBuffer) {
     this.ctl = new Int32Array(sab, 0, 4);
-    this.args = new Float64Array(sab, ARGS_OFFSET);
+    this.args = new Float64Array(sab, ARGS_OFFSET, 1100);
+    this.notes = new TracerNotes(sab, NOTES_OFFSET);
   }
 
   /** The posted op, or 0 when none is waiting. */
@@ -120,6 +132,17 @@ export class TracerChannelServer {
  */
 export class EngineClient {
   constructor(private readonly channel: TracerChannel) {}
+
+  /** Ranges the tracer registered itself, for the engine to read without being woken. */
+  get notes(): TracerNotes {
+    return this.channel.notes;
+  }
+
+  /** A duplicate of the uffd of pid's mm, the caller's to close; -errno when it has none. */
+  dupUffd(pid: number): number {
+    this.put([pid]);
+    return this.channel.call(TracerOp.DupUffd);
+  }
 
   private put(values: number[], policy?: PagePolicy): void {
     const a = this.channel.args;
@@ -191,6 +214,9 @@ export class EngineClient {
    * thread's exit stop (no later freeze includes it); false at an execve, which may fail.
    */
   exitStop(pid: number, exiting = true): void {
+    // No snapshot active (tracer-notes.ts): nothing to copy; an exit is only noted.
+    if (!exiting && !this.channel.notes.busy) return;
+    if (exiting && this.channel.notes.putEnd(NoteKind.Exited, pid)) return;
     this.put([pid, exiting ? 1 : 0]);
     this.channel.call(TracerOp.ExitStop);
   }
@@ -219,5 +245,10 @@ export class EngineClient {
   leaveMm(pid: number): number {
     this.put([pid]);
     return this.channel.call(TracerOp.LeaveMm);
+  }
+
+  /** pid has ended (reaped): as leaveMm, but noted, not waited for (tracer-notes.ts). */
+  ended(pid: number): void {
+    if (!this.channel.notes.putEnd(NoteKind.LeftMm, pid)) this.leaveMm(pid);
   }
 }

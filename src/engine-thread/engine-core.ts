@@ -72,6 +72,8 @@ export interface EngineCore extends NodeRoom {
   readonly eviction: EvictionHooks | undefined;
   /** Reads and handles every queued message of one uffd (uffd-events.ts). */
   service(mm: Mm): void;
+  /** Applies the ranges the tracer registered itself and noted (tracer-notes.ts). */
+  readNotes(): void;
   /** Serves a missing fault at page `addr` by thread `tid` (fault-service.ts). */
   fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void;
   /** The mm's uffd failed: forget it and every process on it. */

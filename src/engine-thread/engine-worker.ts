@@ -10,18 +10,15 @@
 // the session runs: everything arrives through fds and shared memory; answers to the
 // main thread go out with postMessage (src/channels/engine-messages.ts).
 import fs from 'node:fs';
-import os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { SnapshotCatalog } from '../../backing/catalog-commit.js';
 import { repairHint } from '../../backing/catalog-image.js';
-import { closeFd, eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
-import { uffdioApi } from '../sys/userfaultfd-calls.js';
+import { eventfdDrain, poll, POLLERR, POLLFD_SIZE, POLLHUP, POLLIN, POLLNVAL } from '../sys/eventfd.js';
 import { UFFD_FEATURE } from '../sys/userfaultfd-uapi.js';
-import { SysError } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
-import { TracerChannelServer, TracerOp } from '../channels/tracer-engine.js';
+import { TracerChannelServer } from '../channels/tracer-engine.js';
 import { MainMailbox, MainRequest } from '../channels/engine-mailbox.js';
 import { Engine, type Mm } from './engine.js';
 import { SnapshotEngine } from './snapshot-engine.js';
@@ -31,11 +28,11 @@ import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
-import { commandOf, exeOf } from './proc-info.js';
-import type { PagePolicy } from './ranges.js';
+import { exeOf } from './proc-info.js';
 import { has } from '../kerndat/features.js';
-
-const { EINVAL, EIO, ENOENT } = os.constants.errno;
+import { runCommand, type CommandContext } from './tracer-commands.js';
+import { queueNote } from './register-range.js';
+import { NoteKind, type Note } from '../channels/tracer-notes.js';
 
 const start = workerData as EngineStart;
 const doorbell = new Doorbell(start.doorbell);
@@ -90,11 +87,6 @@ function openStores(): OpenNode[] | undefined {
   }
 }
 
-function policyAt(args: Float64Array, at: number): PagePolicy {
-  const n = args[at + 1];
-  return { mode: args[at], nodes: Array.from(args.subarray(at + 2, at + 2 + n)) };
-}
-
 /** A backing lost under the session, told to the main thread once (it ends the session). */
 let lostTold = false;
 function tellLost(snaps: SnapshotEngine): void {
@@ -102,66 +94,6 @@ function tellLost(snaps: SnapshotEngine): void {
   if (!lost || lostTold) return;
   lostTold = true;
   post({ type: 'backing-lost', message: lost.problem, found: lost.found });
-}
-
-function runCommand(engine: Engine, snaps: SnapshotEngine, op: number, a: Float64Array, evictor: Evictor | undefined): number {
-  switch (op) {
-    case TracerOp.Freeze: {
-      const threads = doorbell.readThreads();
-      const tgid = new Map(threads.map((t) => [t.tid, t.tgid]));
-      const label = doorbell.label();
-      try {
-        return snaps.freeze({ id: a[0], label, program: start.program }, threads,
-          (tid) => tgid.get(tid) ?? tid);
-      } catch (err) {
-        tellLost(snaps);
-        post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
-        return -EIO;
-      }
-    }
-    case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
-    case TracerOp.ExitStop: snaps.flushProcess(a[0], a[1] === 1); return 0;
-    case TracerOp.ThreadExit:
-      evictor?.bringBack(a[0], a[1]); // [eviction] the kernel's write needs the page mapped
-      return snaps.releaseForKernelWrite(a[0], a[1]);
-    case TracerOp.EvictRanges: return evictor ? evictor.ranges(a[0], Array.from(a.subarray(2, 2 + 2 * Math.min(a[1], 500)))) : 0;
-    case TracerOp.EvictDone: evictor?.done(a[0], a[1], a[2]); return 0;
-    case TracerOp.AddMm: {
-      const [pid, uffd] = [a[0], a[1]];
-      try {
-        uffdioApi(uffd, FEATURES);
-      } catch (err) {
-        return -((err as SysError).errno ?? EINVAL);
-      }
-      engine.addMm(pid, uffd, exeOf(pid), commandOf(pid));
-      return 0;
-    }
-    case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));
-    case TracerOp.Forked: return engine.forked(a[0], a[1]);
-    case TracerOp.ForkedWithUffd: {
-      try {
-        uffdioApi(a[2], FEATURES);
-      } catch (err) {
-        closeFd(a[2]);
-        return -((err as SysError).errno ?? EINVAL);
-      }
-      return engine.forkedWithUffd(a[0], a[1], a[2]);
-    }
-    case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
-    case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
-    case TracerOp.SetRangePolicy: return engine.setRangePolicy(a[0], a[1], a[2], policyAt(a, 3));
-    case TracerOp.SetProcessPolicy: engine.setProcessPolicy(a[0], policyAt(a, 1)); return 0;
-    case TracerOp.QueryAddress: {
-      const found = engine.queryAddress(a[0], a[1]);
-      if (!found) return -ENOENT;
-      a[0] = found.policy.mode;
-      a[1] = found.policy.nodes.length;
-      found.policy.nodes.forEach((n, i) => { a[2 + i] = n; });
-      a[2 + found.policy.nodes.length] = found.node;
-      return 0;
-    }
-    default: return -EINVAL;
-  }
 }
 
 /** One step of the snapshot's commit; tells the main thread when it is done or failed. */
@@ -197,6 +129,34 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const evictor = start.evict && limits.some((l) => l > 0)
     ? new Evictor(engine, limits, new EvictChannel(start.evict), checksums) : undefined;
   const channel = new TracerChannelServer(start.channel);
+  // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
+  // (register-range.ts); the ends of processes are applied between uffd reads and
+  // commands (leaveMm closes a uffd). Before a command or reading program memory, every
+  // mm with noted ranges has its uffd read.
+  const ended: Note[] = [];
+  engine.readNotes = () => channel.notes.drain((n) => {
+    if (n.kind === NoteKind.Registered) queueNote(engine.mmOf(n.pid), n);
+    else ended.push(n);
+  });
+  const readNotes = (): void => {
+    engine.readNotes();
+    for (const mm of [...engine.mms.values()]) if (mm.noted.length > 0 && engine.mms.has(mm.uffd)) engine.service(mm);
+    for (const n of ended.splice(0)) {
+      if (n.kind === NoteKind.Exited) snaps.flushProcess(n.pid, true);
+      else engine.leaveMm(n.pid);
+    }
+  };
+  // Snapshot and eviction work reads program memory: the tracer must not register ranges
+  // meanwhile that the engine has not seen, nor note a process's end without a copy.
+  const guardReads = (): void => {
+    const reads = snaps.busy || snaps.active || evictor !== undefined;
+    if (reads === channel.notes.busy) return;
+    channel.notes.setBusy(reads, schedYield);
+    readNotes();
+  };
+  const commands: CommandContext = {
+    engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post,
+  };
   const mailbox = new MainMailbox(start.mailbox);
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
@@ -215,6 +175,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     const evictWait = evictor ? evictor.pollTimeout : -1;
     if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
     poll(fds, order.length + 1, timeout);
+    readNotes();
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
     let served = false;
@@ -223,14 +184,19 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       if (revents === 0) continue;
       served = true;
       const mm = order[i];
-      if (!engine.mms.has(mm.uffd)) continue;
+      if (engine.mms.get(mm.uffd) !== mm) continue; // closed (its fd number may be reused already)
       if (revents & (POLLERR | POLLNVAL)) engine.leaveAll(mm);
       else if (revents & (POLLIN | POLLHUP)) engine.service(mm);
     }
     if (fds.readInt16LE(6) !== 0) {
       eventfdDrain(start.eventFd);
+      readNotes();
       const op = channel.pending();
-      if (op !== 0) channel.reply(runCommand(engine, snaps, op, channel.args, evictor));
+      if (op !== 0) {
+        const result = runCommand(commands, op, channel.args);
+        guardReads(); // before the answer: a Freeze has just made a snapshot active
+        channel.reply(result);
+      }
       const req = mailbox.take();
       if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...engine.stats(exeOf), copying: snaps.progress } });
       if (req & (1 << MainRequest.Prune)) {
@@ -263,6 +229,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     // a page anyway).
     // [eviction] A step of the round in progress (or its start), whatever else is going on:
     // a program faulting without pause is what fills the node.
+    readNotes();
+    guardReads();
     evictor?.step();
     if (snaps.takeWoken()) schedYield();
     if (served && faultTurns < FAULT_TURNS) {

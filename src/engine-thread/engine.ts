@@ -12,12 +12,14 @@ import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
 import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
-import { UFFD_MSG_SIZE, UFFDIO_REGISTER_MODE } from '../sys/userfaultfd-uapi.js';
+import { UFFD_MSG_SIZE } from '../sys/userfaultfd-uapi.js';
 import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { dropStale, forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { registerRange } from './register-range.js';
+import { REGISTER_MODE } from '../channels/tracer-notes.js';
 import { type PagePolicy } from './ranges.js';
 export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
@@ -25,8 +27,6 @@ import { newNodeStats, sessionStats } from './engine-stats.js';
 import type { DirtyTracking } from '../kerndat/features.js';
 
 const { ENOENT, ESRCH } = os.constants.errno;
-/** Every range is registered for MISSING (placement) and WP (snapshots; free until a page is protected). */
-const REGISTER_MODE = Number(UFFDIO_REGISTER_MODE.MISSING | UFFDIO_REGISTER_MODE.WP);
 
 export class Engine implements EngineCore {
   readonly mms = new Map<number, Mm>(); // by uffd
@@ -34,7 +34,7 @@ export class Engine implements EngineCore {
   readonly slots: VirtualNodeRuntime[];
   private readonly slotById = new Map<number, number>();
   readonly nodeStats: NodeStats[];
-  readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 };
+  readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0, outside_vma: 0 };
   readonly msgBuf = new Uint8Array(UFFD_MSG_SIZE * MSGS_PER_READ);
   readonly msgView = new DataView(this.msgBuf.buffer);
   /** The zero page run every fault is served from; never written. */
@@ -112,17 +112,14 @@ export class Engine implements EngineCore {
     return this.byPid.get(pid);
   }
 
-  /** Registers [start, start+len) of pid's mm for missing faults with `policy`. */
+  /** Registers [start, start+len) of pid's mm for missing faults with `policy` (register-range.ts). */
   register(pid: number, start: number, len: number, policy: PagePolicy): number {
     const mm = this.byPid.get(pid);
-    if (!mm) return -ESRCH;
-    dropStale(this, mm, start, start + len); // a reused address: the old pages go first
-    const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
-    if (r < 0) return r;
-    mm.ranges.add(start, start + len, policy);
-    mm.mayHoldUntracked(start, start + len);
-    return 0;
+    return mm ? registerRange(this, mm, start, len, policy) : -ESRCH;
   }
+
+  /** Applies the ranges the tracer registered itself and noted (engine-worker.ts sets it: noted-ranges.ts). */
+  readNotes: () => void = () => undefined;
 
   setRangePolicy(pid: number, start: number, len: number, policy: PagePolicy): number {
     const mm = this.byPid.get(pid);

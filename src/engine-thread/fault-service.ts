@@ -64,7 +64,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   if (mm.table.get(addr) !== ABSENT && !zappedUnseen(e, mm, addr)) return void wake(e, mm, addr, PAGE);
   let range = mm.ranges.find(addr);
   if (!range) {
-    range = adoptGrowth(e, mm, addr);
+    if (!isRetry) e.events.growth++; range = adoptGrowth(e, mm, addr); // a retry's range may be unmapped since
     if (!range) { serveZero(e, mm, addr, [TO_REAL], [-1]); return; }
   }
   const window = e.faultAheadPages * PAGE;

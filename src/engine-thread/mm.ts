@@ -100,6 +100,8 @@ export class Mm {
   }
   /** Ranges dropped before their UNMAP/REMAP was read: the event leaves them alone (reused-addresses.ts). */
   predropped: Array<{ start: number; end: number; at: number }> = [];
+  /** Ranges the tracer registered and noted, applied after this mm's uffd is next read (register-range.ts). */
+  noted: Array<{ start: number; end: number; policy: PagePolicy }> = [];
   /** Ranges discarded lately, kept out of fault-ahead until the kernel has zapped them (recently-removed.ts). */
   removed: Array<{ start: number; end: number; at: number }> = [];
   /** Ranges dropped since the last freeze (their pages leave the next snapshot). */

@@ -32,22 +32,42 @@ export class RangeSet {
     return undefined;
   }
 
-  /** Removes [start, end) from every range, splitting as needed. */
-  remove(start: number, end: number): void {
-    const out: Range[] = [];
-    for (const r of this.ranges) {
-      if (r.end <= start || r.start >= end) { out.push(r); continue; }
-      if (r.start < start) out.push({ start: r.start, end: start, policy: r.policy });
-      if (r.end > end) out.push({ start: end, end: r.end, policy: r.policy });
+  /** The index of the first range ending after `addr` (ranges.length when none does). */
+  private firstEndingAfter(addr: number): number {
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ranges[mid].end <= addr) lo = mid + 1;
+      else hi = mid;
     }
-    this.ranges = out;
+    return lo;
   }
 
-  /** Adds [start, end) with `policy`, replacing whatever covered it. */
+  /** Removes [start, end) from every range, splitting as needed. */
+  remove(start: number, end: number): void {
+    const from = this.firstEndingAfter(start);
+    let to = from;
+    while (to < this.ranges.length && this.ranges[to].start < end) to++;
+    if (from === to) return;
+    const kept: Range[] = [];
+    const first = this.ranges[from];
+    const last = this.ranges[to - 1];
+    if (first.start < start) kept.push({ start: first.start, end: start, policy: first.policy });
+    if (last.end > end) kept.push({ start: end, end: last.end, policy: last.policy });
+    this.ranges.splice(from, to - from, ...kept);
+  }
+
+  /**
+   * Adds [start, end) with `policy`, replacing whatever covered it. Neighbours are not
+   * joined, even with equal policies: a range is one mapping, so fault-ahead never runs
+   * into the next one (another thread's, which the engine may not know yet, or whose
+   * unmap is under way — measured: joining made test/fixtures/map_race.c serve hundreds
+   * of pages the table then held wrongly, events.stale).
+   */
   add(start: number, end: number, policy: PagePolicy): void {
     this.remove(start, end);
-    this.ranges.push({ start, end, policy });
-    this.ranges.sort((a, b) => a.start - b.start);
+    this.ranges.splice(this.firstEndingAfter(start), 0, { start, end, policy });
   }
 
   /**

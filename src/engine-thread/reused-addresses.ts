@@ -40,6 +40,14 @@ export function eventPieces(mm: Mm, start: number, end: number): Array<[number, 
       return out;
     });
   }
-  mm.predropped = mm.predropped.filter((p) => p.end <= start || p.start >= end);
+  // Only the part of an entry this event covers is claimed: a new range can lie over two
+  // earlier mappings, and the event of the second must leave it alone too.
+  mm.predropped = mm.predropped.flatMap((p) => {
+    if (p.end <= start || p.start >= end) return [p];
+    const left = [];
+    if (p.start < start) left.push({ start: p.start, end: start, at: p.at });
+    if (p.end > end) left.push({ start: end, end: p.end, at: p.at });
+    return left;
+  });
   return pieces;
 }

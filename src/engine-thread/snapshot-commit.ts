@@ -136,14 +136,22 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
   const copyMs = ms(run.resumedAt, tSynced);
   yield;
   const records: SnapshotRecord[] = [];
+  const outside = new Map<MmPart, number[]>();
   for (let slot = 0; slot < engine.nodes.length; slot++) {
     const node = engine.nodes[slot];
     const pagesByPart = new Map<MmPart, SnapshotPage[]>();
     for (const [part, map] of maps) {
       const pages: SnapshotPage[] = [];
       const keys = map.keys();
+      const { vmas } = part;
+      let v = 0;
       for (let i = 0; i < keys.length; i++) {
-        map.pagesIn(keys[i], slot, (addr, frame, crc) => { pages.push({ addr, frame, crc }); });
+        map.pagesIn(keys[i], slot, (addr, frame, crc) => {
+          while (v < vmas.length && vmas[v].end <= addr) v++;
+          if (v < vmas.length && vmas[v].start <= addr) pages.push({ addr, frame, crc });
+          else if (outside.has(part)) outside.get(part)!.push(addr);
+          else outside.set(part, [addr]);
+        });
         if (i % COMMIT_STEP_CHUNKS === COMMIT_STEP_CHUNKS - 1) yield;
       }
       pagesByPart.set(part, pages);
@@ -162,6 +170,7 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
     records.push(record);
     yield;
   }
+  leaveOutside(ctx, run, outside);
   if (DEBUG) {
     fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: copy ${copyMs.toFixed(1)} ms (process_vm_readv ${(ctx.remote.readvNs / 1e6).toFixed(1)}, ` +
       `populate ${(ctx.remote.populateNs / 1e6).toFixed(1)}), ` +
@@ -173,4 +182,27 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
   let lostPages = 0;
   for (const part of run.parts.values()) lostPages += part.lost.size;
   return { id: run.req.id, records, lostPages };
+}
+
+/**
+ * A point-in-time image holds the pages mapped at its instant, as /proc/PID/maps read in
+ * the freeze has them (part.vmas). A page of the map at an address no VMA covered is a
+ * bookkeeping slip — the engine missed that its mapping went away (seen about once in a
+ * hundred churn-test sessions, cause not found yet) — not memory of the program: it is
+ * left out of the record (above) and of the next snapshot's map, counted in
+ * events.outside_vma, and named with NUMACTLX_DEBUG.
+ */
+function leaveOutside(ctx: CommitContext, run: SnapshotRun, outside: Map<MmPart, number[]>): void {
+  for (const [mm, part] of run.parts) {
+    const addrs = outside.get(part);
+    if (!addrs) continue;
+    mm.snap = mm.snap.derive([], addrs, new PageMap());
+    ctx.engine.events.outside_vma += addrs.length;
+    if (DEBUG) {
+      fs.writeSync(2, `numactlx-engine: snapshot ${run.req.id}: pid ${part.pid}: ${addrs.length} page(s) outside every VMA at the freeze, ` +
+        `left out: ${addrs.slice(0, 8).map((a) => a.toString(16)).join(' ')} (table entry ${mm.table.get(addrs[0])}, flags ${mm.table.flagsOf(addrs[0])}; ` +
+        `ranges there ${JSON.stringify(mm.ranges.slice(addrs[0], addrs[0] + 4096))}; pids ${[...mm.pids].join(',')}; VMAs around: ` +
+        `${part.vmas.filter((v) => v.end > addrs[0] - (1 << 20) && v.start < addrs[0] + (1 << 20)).map((v) => `${v.start.toString(16)}-${v.end.toString(16)}`).join(' ')})\n`);
+    }
+  }
 }

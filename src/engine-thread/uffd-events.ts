@@ -22,6 +22,10 @@ export const MSGS_PER_READ = 64;
 export function service(e: EngineCore, mm: Mm): void {
   for (;;) {
     const n = readFd(mm.uffd, e.msgBuf, e.msgBuf.byteLength);
+    // Ranges the tracer registered before resuming a thread whose fault may be in this
+    // batch: known before the batch is handled (tracer-notes.ts, register-range.ts).
+    e.readNotes();
+    applyNoted(e, mm);
     if (n <= 0) {
       if (n === -EAGAIN || n === 0) break;
       // The mm is gone or the fd is broken: nothing more will come from it.
@@ -105,10 +109,40 @@ export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
 export function dropStale(e: EngineCore, mm: Mm, start: number, end: number): void {
   if (!mm.table.anyIn(start, end)) return;
   service(e, mm);
-  if (!e.mms.has(mm.uffd) || !mm.table.anyIn(start, end)) return;
+  if (!e.mms.has(mm.uffd)) return;
+  dropStaleNow(e, mm, start, end);
+}
+
+/**
+ * dropStale without reading the uffd first: for a range the tracer registered itself,
+ * noted while a batch may be half handled (the event, when read, leaves the part dropped
+ * here alone: reused-addresses.ts).
+ */
+export function dropStaleNow(e: EngineCore, mm: Mm, start: number, end: number): void {
+  // A range still known there (even with no page placed) is an earlier mapping whose
+  // UNMAP/REMAP is not handled yet: that event must not take the new range away either.
+  if (!mm.table.anyIn(start, end) && mm.ranges.slice(start, end).length === 0) return;
   drop(e, mm, start, end);
   mm.ranges.remove(start, end);
   notePredropped(mm, start, end);
+}
+
+/**
+ * Applies mm's ranges the tracer registered and noted (register-range.ts queueNote):
+ * only right after a read(2) of mm's uffd, before what it read is handled. Every event
+ * queued before that read is then handled already or in that batch, as when the engine
+ * registers a range itself after reading what is queued (dropStale): an UNMAP/REMAP of
+ * an earlier mapping at the same addresses leaves the new range alone (predropped), and
+ * a fault in the new range finds it.
+ */
+export function applyNoted(e: EngineCore, mm: Mm): void {
+  if (mm.noted.length === 0) return;
+  for (const n of mm.noted.splice(0)) {
+    if (!e.mms.has(mm.uffd)) return;
+    dropStaleNow(e, mm, n.start, n.end);
+    mm.ranges.add(n.start, n.end, n.policy);
+    mm.mayHoldUntracked(n.start, n.end);
+  }
 }
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {

@@ -9,7 +9,25 @@
 // timer is re-armed at most a day ahead; `unref: true` makes every re-armed timer unref'd,
 // so schedules never keep the process alive — the session lasts as long as its program,
 // as the control server does. stop() clears the timers.
-import cron, { type Logger, type ScheduledTask } from 'node-cron';
+//
+// node-cron is loaded only by a run that has schedules (loadCron): its import is
+// 30–50 ms of every numactlx start-up here otherwise (docs/BENCHMARKS.md §4). It is
+// imported (ESM), never required: a createRequire copy would be a second CommonJS
+// instance with a task registry of its own.
+import type { Logger, ScheduledTask } from 'node-cron';
+
+type Cron = typeof import('node-cron').default;
+let loaded: Cron | undefined;
+
+/** Loads node-cron; before checkCronExpression or startSchedules (launcher/main.ts, session.ts). */
+export async function loadCron(): Promise<void> {
+  loaded ??= (await import('node-cron')).default;
+}
+
+function cronModule(): Cron {
+  if (!loaded) throw new Error('node-cron is not loaded (loadCron)');
+  return loaded;
+}
 
 export interface Schedule {
   expr: string;
@@ -46,9 +64,9 @@ export const CRON_FORMAT = '[second] minute hour day-of-month month day-of-week'
 /** Throws a ScheduleError, quoting the expression and saying which field is wrong, unless valid. */
 export function checkCronExpression(expr: string): void {
   if (expr.trim() === '') throw new ScheduleError(expr, `empty (fields: ${CRON_FORMAT})`);
-  let result: ReturnType<typeof cron.validateDetailed>;
+  let result: ReturnType<Cron['validateDetailed']>;
   try {
-    result = cron.validateDetailed(expr);
+    result = cronModule().validateDetailed(expr);
   } catch (err) {
     throw new ScheduleError(expr, `${(err as Error).message} (fields: ${CRON_FORMAT})`);
   }
@@ -86,7 +104,7 @@ export function startSchedules(schedules: readonly (string | Schedule)[],
   const logger: Logger = { info: () => {}, debug: () => {}, warn, error: warn };
   let stopped = false;
   const tasks: ScheduledTask[] = specs.map(({ expr, label }) => {
-    const task = cron.schedule(expr, () => {
+    const task = cronModule().schedule(expr, () => {
       if (!stopped) onTick(expr, label);
     }, { unref: true, logger });
     // With a listener node-cron reports a missed tick here instead of warning about it.

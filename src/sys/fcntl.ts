@@ -26,6 +26,7 @@ export const O_CLOEXEC = 0o2000000;
 /** fcntl(2) commands and the descriptor flag (<asm-generic/fcntl.h>). */
 export const F_GETFD = 1;
 export const F_SETFD = 2;
+export const F_DUPFD_CLOEXEC = 1030;
 export const FD_CLOEXEC = 1;
 
 /** flock(2) operations (<sys/file.h>). */
@@ -69,6 +70,12 @@ export function close(fd: number): void {
 export function setCloseOnExec(fd: number, on: boolean): void {
   const flags = check('fcntl(F_GETFD)', fcntlIntRaw(fd, F_GETFD, 0) as number);
   check('fcntl(F_SETFD)', fcntlIntRaw(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) as number);
+}
+
+/** A new descriptor (3 or above, close-on-exec) for the open file of `fd`; the caller owns it. -errno on failure. */
+export function dupCloexec(fd: number): number {
+  const r = fcntlIntRaw(fd, F_DUPFD_CLOEXEC, 3) as number;
+  return r < 0 ? -lastErrno() : r;
 }
 
 /** flock(2); with LOCK_NB a held lock fails with EWOULDBLOCK (EAGAIN on Linux). */

@@ -19,6 +19,8 @@ import { writeRemote } from './remote.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
 import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
+import { forgetUffd, registerRange } from './register.js';
+import { dupCloexec } from '../sys/fcntl.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -160,7 +162,8 @@ export function onExecStop(tasks: Tasks, engine: EngineClient, thread: Thread, f
   if (formerTid !== thread.tid) tasks.threads.delete(formerTid);
   const proc = thread.proc;
   proc.execed = true;
-  engine.leaveMm(proc.pid);
+  forgetUffd(proc);
+  engine.ended(proc.pid); // noted: read before the AddMm below
   let uffd: number;
   try {
     ({ uffd } = setUpExec(proc, source));
@@ -169,12 +172,17 @@ export function onExecStop(tasks: Tasks, engine: EngineClient, thread: Thread, f
     refused(err);
     return;
   }
+  // The tracer's own descriptor of it (register.ts), taken while the tracer still owns
+  // `uffd`: once the engine has it, a process killed now would let the engine close it.
+  const own = dupCloexec(uffd);
   const r = engine.addMm(proc.pid, uffd);
   if (r !== 0) {
     closeFd(uffd);
+    if (own >= 0) closeFd(own);
     throw new SysError(`UFFDIO_API for the program's userfaultfd (pid ${proc.pid})`, -r);
   }
+  proc.uffd = Math.max(-1, own);
   if (proc.policy) {
-    for (const range of existingAnonRanges(proc.pid)) engine.register(proc.pid, range.start, range.len, proc.policy);
+    for (const range of existingAnonRanges(proc.pid)) registerRange(proc, engine, range.start, range.len, proc.policy);
   }
 }

@@ -11,6 +11,12 @@ export class Proc {
   filtered = false;
   /** Seen exec at least once under numactlx (the first exec is the program's). */
   execed = false;
+  /**
+   * The tracer's own duplicate of this process's mm's uffd (register.ts), asked of the
+   * engine at the first registration; -1 when the engine has none. Never inherited: a
+   * child has an mm (and a uffd) of its own. Closed when the process leaves the mm.
+   */
+  uffd: number | undefined;
 
   constructor(readonly pid: number) {}
 

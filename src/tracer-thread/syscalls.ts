@@ -1,7 +1,7 @@
 // The trapped memory-placement calls, at their seccomp stop (entry) and, for mmap and
 // brk, at the syscall-exit stop that follows PTRACE_SYSCALL:
 // - mmap (anonymous, private): runs; at exit the new range is registered when the
-//   process policy names a virtual node — before the thread resumes;
+//   process policy names a virtual node — before the thread resumes (register.ts);
 // - brk: runs; growth of the break is registered the same way;
 // - mbind / set_mempolicy naming a virtual node: emulated (the kernel does not know the
 //   node: it would say EINVAL) — the policy is remembered, the call returns 0;
@@ -25,6 +25,7 @@ import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { readRemote, writeRemote } from './remote.js';
 import { refusePtrace, type PtraceRefusals } from './ptrace-calls.js';
+import { registerRange } from './register.js';
 import type { Proc, Thread } from './state.js';
 import { PAGE_SIZE } from '../sys/page.js';
 
@@ -116,6 +117,8 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
   const arg = (i: number): bigint => readReg(regs, (['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const)[i]);
   switch (nr) {
     case SYS.mmap:
+      // Nothing to register without a policy naming a virtual node: no exit stop either.
+      if (!proc.policy) return 'cont';
       thread.pending = { kind: 'mmap', len: pageUp(arg(1)) };
       return 'syscall';
     case SYS.brk:
@@ -209,11 +212,11 @@ export function onSyscallExit(thread: Thread, ctx: SyscallContext): void {
   const ret = BigInt.asIntN(64, readReg(getRegs(thread.tid), 'rax'));
   if (isError(ret)) return;
   if (pending.kind === 'mmap') {
-    if (proc.policy) ctx.engine.register(proc.pid, ret, pending.len, proc.policy);
+    if (proc.policy) registerRange(proc, ctx.engine, ret, pending.len, proc.policy);
     return;
   }
   const from = pageUp(proc.brk);
   const to = pageUp(ret);
-  if (to > from && proc.policy) ctx.engine.register(proc.pid, from, to - from, proc.policy);
+  if (to > from && proc.policy) registerRange(proc, ctx.engine, from, to - from, proc.policy);
   proc.brk = ret;
 }

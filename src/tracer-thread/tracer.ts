@@ -24,6 +24,7 @@ import { onExitStop } from './exit-stop.js';
 import { addNewTask, adoptOrphans, cloneKind, type ForkWithoutEvent } from './new-tasks.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Tasks } from './state.js';
+import { forgetUffd } from './register.js';
 import { eventMessage, isEsrch, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
 import { EvictStopper, type EvictHost } from './evict-stop.js';
@@ -284,7 +285,8 @@ export class Tracer implements FreezeHost, EvictHost {
     tasks.held.delete(tid);
     if (!thread || thread.proc.pid !== tid) return; // a thread, not a process
     tasks.procs.delete(tid);
-    this.setup.engine.leaveMm(tid);
+    forgetUffd(thread.proc);
+    this.setup.engine.ended(tid);
     if (tid === this.mainPid) this.mainStatus = status;
     // Children it created whose fork event it never reported are orphans now.
     if (tasks.held.size > 0) adoptOrphans(tasks, this.setup.policy);

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
-import { CHANNEL_BYTES, TracerChannelServer, TracerOp } from '../../src/channels/tracer-engine.js';
+import { CHANNEL_BYTES, EngineClient, TracerChannel, TracerChannelServer, TracerOp } from '../../src/channels/tracer-engine.js';
+import { NoteKind, type Note } from '../../src/channels/tracer-notes.js';
 import { MainMailbox, MainRequest } from '../../src/channels/engine-mailbox.js';
 import { Doorbell, DOORBELL_BYTES, MAX_THREADS } from '../../src/channels/doorbell.js';
 import { ChecksumQueue, ChecksumRingReader, checksumShared } from '../../src/channels/checksum-ring.js';
@@ -59,6 +60,64 @@ describe('TracerChannel (tracer → engine, synchronous)', () => {
     expect(engine.pending()).toBe(0);
     await tracer.terminate();
     closeFd(efd);
+  });
+});
+
+describe('TracerNotes (tracer → engine, not waited for)', () => {
+  test('notes cross in order, intact, and the ring says when it is full; nothing wakes the engine', () => {
+    const efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const sab = new SharedArrayBuffer(CHANNEL_BYTES);
+    const tracer = new EngineClient(new TracerChannel(sab, efd));
+    const engine = new TracerChannelServer(sab);
+    const policy = { mode: 2, nodes: [3, 5] };
+    expect(tracer.notes.begin(policy)).toBe(true);
+    tracer.notes.put(4242, 0x7f0000001000, 0x20000, policy);
+    tracer.notes.end();
+    tracer.ended(4243);
+    tracer.exitStop(4244, true); // not busy: an Exited note, no command
+    tracer.exitStop(4245, false); // an exec with no snapshot active: nothing at all
+    const fds = Buffer.alloc(POLLFD_SIZE);
+    fds.writeInt32LE(efd, 0);
+    fds.writeInt16LE(POLLIN, 4);
+    expect(poll(fds, 1, 0)).toBe(0);
+    expect(engine.pending()).toBe(0);
+    const seen: Note[] = [];
+    engine.notes.drain((n) => seen.push(n));
+    expect(seen).toEqual([
+      { kind: NoteKind.Registered, pid: 4242, start: 0x7f0000001000, len: 0x20000, policy },
+      { kind: NoteKind.LeftMm, pid: 4243 },
+      { kind: NoteKind.Exited, pid: 4244 },
+    ]);
+    engine.notes.drain(() => { throw new Error('read twice'); });
+    // A policy too long for a note, and a full ring, go to the synchronous channel.
+    expect(tracer.notes.begin({ mode: 2, nodes: Array.from({ length: 11 }, (_, i) => i) })).toBe(false);
+    let written = 0;
+    while (tracer.notes.putEnd(NoteKind.LeftMm, written)) written++;
+    expect(written).toBe(1024);
+    expect(tracer.notes.begin(policy)).toBe(false);
+    let read = 0;
+    engine.notes.drain((n) => { expect(n).toEqual({ kind: NoteKind.LeftMm, pid: read++ }); });
+    expect(read).toBe(1024);
+    expect(tracer.notes.begin(policy)).toBe(true);
+    tracer.notes.end();
+    closeFd(efd);
+  });
+
+  test('while the engine is busy the tracer registers through the channel, and an exit is a command', () => {
+    const sab = new SharedArrayBuffer(CHANNEL_BYTES);
+    const tracer = new TracerChannel(sab, -1).notes;
+    const engine = new TracerChannelServer(sab).notes;
+    engine.setBusy(true, () => { throw new Error('no registration is in progress'); });
+    expect(tracer.begin({ mode: 2, nodes: [3] })).toBe(false);
+    expect(tracer.putEnd(NoteKind.Exited, 7)).toBe(false);
+    expect(tracer.putEnd(NoteKind.LeftMm, 7)).toBe(true);
+    engine.setBusy(false, () => undefined);
+    expect(tracer.begin({ mode: 2, nodes: [3] })).toBe(true);
+    // The engine turning busy now waits for the registration begun to end.
+    let waited = 0;
+    engine.setBusy(true, () => { if (++waited === 3) tracer.end(); });
+    expect(waited).toBe(3);
+    expect(tracer.begin({ mode: 2, nodes: [3] })).toBe(false);
   });
 });
 

@@ -15,7 +15,7 @@ const STATS: SessionStats = {
   nodes: [{ node: 3, backing: '/b', kind: 'file', size_bytes: 4096, pages_placed: 1, pages_resident: 1, faults: 2,
     fault_ahead_pages: 0, pages_fallback: 0, sigbus: 0, frames_in_use: 1 }],
   processes: [],
-  events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0 },
+  events: { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0, outside_vma: 0 },
   fault_ahead_pages_window: 16,
 };
 const INFO = {

@@ -1,8 +1,8 @@
 // Running programs on a virtual node and reading what --stats recorded.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Options, Result } from 'execa';
-import { numactlx } from './numactlx.js';
+import { execa, type Options, type Result } from 'execa';
+import { NUMACTLX, numactlx } from './numactlx.js';
 import { tmpDir } from './tmp.js';
 import type { SessionStats } from '../../src/channels/session-stats.js';
 
@@ -16,13 +16,16 @@ export interface VirtualRun {
  * Runs `program` with `--remap=3,<fresh backing>,size=SIZE` plus `policy` (default
  * --membind=3) and --stats; returns the run and its statistics.
  */
-export async function onVirtualNode(program: string[], opts: { size?: string; policy?: string[]; extra?: string[]; options?: Options; backing?: string } = {}): Promise<VirtualRun> {
+export async function onVirtualNode(program: string[], opts: { size?: string; policy?: string[]; extra?: string[]; options?: Options; backing?: string; pinCpu?: number } = {}): Promise<VirtualRun> {
   const dir = tmpDir();
   const backing = opts.backing ?? path.join(dir, 'node3.img');
   const statsFile = path.join(dir, 'stats.json');
   const size = opts.size ?? (opts.backing ? undefined : '512m');
   const remap = `--remap=3,${backing}${size ? `,size=${size}` : ''}`;
-  const result = await numactlx([remap, ...(opts.policy ?? ['--membind=3']), ...(opts.extra ?? []), '--stats', statsFile, '--', ...program], opts.options);
+  const args = [remap, ...(opts.policy ?? ['--membind=3']), ...(opts.extra ?? []), '--stats', statsFile, '--', ...program];
+  // pinCpu: numactlx itself (its threads, and so the program) on one CPU, as `taskset -c`.
+  const result = opts.pinCpu === undefined ? await numactlx(args, opts.options)
+    : await execa('taskset', ['-c', String(opts.pinCpu), NUMACTLX, ...args], { reject: false, stdin: 'ignore', ...opts.options }) as Result;
   const stats = fs.existsSync(statsFile) ? JSON.parse(fs.readFileSync(statsFile, 'utf8')) as SessionStats : undefined;
   if (!stats) throw new Error(`no --stats file: exit ${result.exitCode}, stderr: ${result.stderr}`);
   return { result, stats, backing };

@@ -10,7 +10,10 @@ import {
 } from '../../src/snapshot/config.js';
 import { signalName } from '../../src/sys/signal.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { loadCron } from '../../src/snapshot/schedule.js';
 
+// What numactlx's main does before parsing a --config (node-cron is loaded only then).
+beforeAll(loadCron);
 afterAll(removeTmpDirs);
 
 const VALID = 'valid: HUP, INT, QUIT, ABRT, USR1, USR2, PIPE, ALRM, TERM, STKFLT, CONT, TSTP, TTIN, TTOU, URG, XCPU, XFSZ, '

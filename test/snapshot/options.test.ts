@@ -8,6 +8,10 @@ import { parseLaunchArgs } from '../../launcher/options.js';
 import { readTopology } from '../../policy/topology.js';
 import { numactlx } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { loadCron } from '../../src/snapshot/schedule.js';
+
+// What numactlx's main does before parsing --schedule (node-cron is loaded only then).
+beforeAll(loadCron);
 
 const dir = tmpDir();
 const marker = path.join(dir, 'program-ran');

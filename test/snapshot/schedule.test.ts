@@ -4,11 +4,15 @@
 import path from 'node:path';
 import cron from 'node-cron';
 import { execa } from 'execa';
-import { checkCronExpression, ScheduleError, startSchedules } from '../../src/snapshot/schedule.js';
+import { checkCronExpression, loadCron, ScheduleError, startSchedules } from '../../src/snapshot/schedule.js';
 import { ROOT } from '../helpers/numactlx.js';
 import { waitFor } from '../helpers/proc.js';
 
 const FIELDS = '(fields: [second] minute hour day-of-month month day-of-week)';
+
+// What numactlx's main does when schedules are given (node-cron is loaded only then):
+// the same instance as the static import above (its task registry is checked below).
+beforeAll(loadCron);
 
 test.each([
   ['61 * * * *', "bad minute field '61' (valid: 0-59; fields: [second] minute hour day-of-month month day-of-week)"],
@@ -78,7 +82,7 @@ test('a seconds schedule ticks with its expression and label; after stop(), noth
 /** Runs a module script in a child against the built dist/ and returns how it ended. */
 function child(script: string): Promise<{ exitCode?: number; stdout: string; timedOut: boolean }> {
   const url = new URL(`file://${path.join(ROOT, 'dist/src/snapshot/schedule.js')}`).href;
-  return execa(process.execPath, ['--input-type=module', '-e', `import { startSchedules } from '${url}';\n${script}`],
+  return execa(process.execPath, ['--input-type=module', '-e', `import { loadCron, startSchedules } from '${url}';\nawait loadCron();\n${script}`],
     { reject: false, timeout: 10000 }) as unknown as Promise<{ exitCode?: number; stdout: string; timedOut: boolean }>;
 }
 
