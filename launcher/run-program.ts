@@ -8,7 +8,8 @@ import { startWorker } from './worker.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill } from '../src/sys/signal.js';
-import { onTracerEvent, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
+import { onTracerEvent, TracerGate, type TracerEvent, type TracerStart } from '../src/channels/tracer-messages.js';
+import type { Worker } from 'node:worker_threads';
 import { errnoText, SysError } from '../src/sys/libc.js';
 import { debugging } from './errors.js';
 
@@ -19,7 +20,7 @@ export { FORWARDED_SIGNALS };
 /** How the program ended. */
 export type ProgramEnd = { code: number } | { signal: number; core: boolean };
 
-/** Spawns the program through the tracer worker and resolves when it has ended. */
+/** What runProgram tells the session. */
 export interface RunHooks {
   onSpawned?: (pid: number) => void;
   /** Tracer events the session handles (frozen, exit-snapshot). */
@@ -30,10 +31,46 @@ export interface RunHooks {
 
 const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
 
-export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<ProgramEnd> {
+/**
+ * The tracer worker, started with the engine worker so that both load at once, waiting
+ * at its gate until runProgram opens it or quit() lets it end (TracerGate).
+ */
+export class StartedTracer {
+  readonly worker: Worker;
+  private readonly gate = new TracerGate();
+  private readonly exited: Promise<void>;
+  /** An error of the worker before runProgram listens (it fails with it then). */
+  private failure: Error | undefined;
+  private onFailure: ((err: Error) => void) | undefined;
+
+  constructor(start: Omit<TracerStart, 'gate'>) {
+    this.worker = startWorker(TRACER_WORKER, { ...start, gate: this.gate.sab });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.on('error', (err) => {
+      this.failure ??= err;
+      this.onFailure?.(err);
+    });
+  }
+
+  /** runProgram: the program may start; `onFailure` hears the worker's errors from now on. */
+  open(onFailure: (err: Error) => void): void {
+    this.onFailure = onFailure;
+    if (this.failure) onFailure(this.failure);
+    else this.gate.open();
+  }
+
+  /** The session failed before the program started: resolves when the worker has ended by itself. */
+  quit(): Promise<void> {
+    this.gate.quit();
+    return this.exited;
+  }
+}
+
+/** Runs the program through the tracer worker (opening its gate); resolves when it has ended. */
+export function runProgram(tracer: StartedTracer, hooks: RunHooks = {}): Promise<ProgramEnd> {
   const { onSpawned, onEvent, notForwarded = [] } = hooks;
+  const { worker } = tracer;
   return new Promise((resolve, reject) => {
-    const worker = startWorker(TRACER_WORKER, start);
     let pid: number | undefined;
     const pending: number[] = [];
     // The listeners stay until numactlx exits: once the program has ended, a SIGTERM or
@@ -95,7 +132,7 @@ export function runProgram(start: TracerStart, hooks: RunHooks = {}): Promise<Pr
           break;
       }
     });
-    worker.on('error', (err) => {
+    tracer.open((err) => {
       cleanUp();
       reject(new SetupError('tracer thread failed', { cause: err }));
     });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SetupError } from './errors.js';
 import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
-import { runProgram, type ProgramEnd } from './run-program.js';
+import { runProgram, StartedTracer, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
 import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
@@ -62,7 +62,7 @@ class FreezeWaiters {
 }
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
-export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced'>): Promise<ProgramEnd> {
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
   // Probed once, before anything is opened or started (src/kerndat/): a missing feature
@@ -70,7 +70,27 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  await engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
+  const engineReady = engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
+  // The tracer loads while the engine opens the backings; the program starts only once
+  // the session is ready (runProgram), and a session that fails before quits it.
+  const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
+  const tracer = new StartedTracer({
+    ...start,
+    traced: {
+      channel: engine.channel, eventFd, doorbell: engine.doorbell, snapshotOnExit: settings?.onExit ?? false,
+      evict: engine.evict,
+      policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
+      virtualNodes: placement.virtualNodes.map((v) => v.node),
+      allowedReal: topo.allowedNodes,
+      features,
+    },
+  });
+  try {
+    await engineReady;
+  } catch (err) {
+    await tracer.quit();
+    throw err;
+  }
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
   // A backing deleted or truncated under the session: the node's memory cannot be kept,
@@ -204,24 +224,14 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     // No socket, no session: let go of the backings before saying why.
     schedules?.stop();
     ending = true;
+    await tracer.quit();
     await engine.shutdown();
     throw new SetupError(`control socket: ${(err as Error).message}`, { cause: err });
   }
 
-  const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
   let end: ProgramEnd;
   try {
-    end = await runProgram({
-      ...start,
-      traced: {
-        channel: engine.channel, eventFd, doorbell: engine.doorbell, snapshotOnExit: settings?.onExit ?? false,
-        evict: engine.evict,
-        policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
-        virtualNodes: placement.virtualNodes.map((v) => v.node),
-        allowedReal: topo.allowedNodes,
-        features,
-      },
-    }, {
+    end = await runProgram(tracer, {
       onSpawned: (pid) => {
         programPid = pid;
         if (heldSnapshot) askSnapshot('signal');

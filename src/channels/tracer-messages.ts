@@ -26,6 +26,8 @@ export interface TracedSetup {
 }
 
 export interface TracerStart {
+  /** Where the worker waits, once loaded, until the session is ready for the program (TracerGate). */
+  gate: SharedArrayBuffer;
   /** Applied to the worker thread before spawning, so the program inherits it. */
   kernelPolicy?: MemoryPolicy;
   cpus?: number[];
@@ -52,6 +54,45 @@ export type TracerEvent =
   /** A snapshot request the tracer took with no process left to freeze. */
   | { type: 'freeze-failed'; id: number; message: string }
   | { type: 'exit-snapshot' };
+
+/**
+ * The tracer worker is started together with the engine worker: each is a Node start-up
+ * that loads koffi (≈ 50–150 ms here), and one after the other they were most of
+ * numactlx's start-up. Loaded, the tracer waits at this gate — its thread never returns
+ * to its event loop, so a word in shared memory, not a message — until the main thread
+ * opens it (the engine has opened the backings, the control socket listens) or tells it
+ * to quit (the session failed before the program started: the worker then ends by
+ * itself; a worker terminated while it loads koffi aborts Node with napi_throw).
+ */
+export class TracerGate {
+  static readonly BYTES = 4;
+  private static readonly CLOSED = 0;
+  private static readonly OPEN = 1;
+  private static readonly QUIT = 2;
+  private readonly word: Int32Array;
+
+  constructor(readonly sab: SharedArrayBuffer = new SharedArrayBuffer(TracerGate.BYTES)) {
+    this.word = new Int32Array(sab);
+  }
+
+  /** Main thread: the program may start. */
+  open(): void {
+    Atomics.store(this.word, 0, TracerGate.OPEN);
+    Atomics.notify(this.word, 0);
+  }
+
+  /** Main thread: no program will start; the worker ends once loaded. */
+  quit(): void {
+    Atomics.store(this.word, 0, TracerGate.QUIT);
+    Atomics.notify(this.word, 0);
+  }
+
+  /** Tracer worker: blocks until opened (true) or told to quit (false). */
+  pass(): boolean {
+    while (Atomics.load(this.word, 0) === TracerGate.CLOSED) Atomics.wait(this.word, 0, TracerGate.CLOSED);
+    return Atomics.load(this.word, 0) === TracerGate.OPEN;
+  }
+}
 
 /** The tracer thread's end: one event to the main thread. */
 export function postToMain(ev: TracerEvent): void {

@@ -17,7 +17,7 @@
 // was not spawned through child_process), so every state change arrives here.
 import { isMainThread, workerData } from 'node:worker_threads';
 import { PlacementError, takePlacement } from '../placement/take-placement.js';
-import { postToMain as post, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
+import { postToMain as post, TracerGate, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
 import { ForeignTracerError } from './limits.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
@@ -68,4 +68,6 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
 }
 
 const start = workerData as TracerStart;
-if (applyPlacement(start)) runTraced(start, start.traced);
+// Loaded (koffi too, through the imports above) while the engine opens the backings; the
+// program starts once the session is ready for it (tracer-messages.ts TracerGate).
+if (new TracerGate(start.gate).pass() && applyPlacement(start)) runTraced(start, start.traced);
