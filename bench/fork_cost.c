@@ -26,19 +26,7 @@
 
 #define FIXTURE "fork_cost"
 #include "../test/fixtures/fixture.h"
-
-static double now_us(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+#include "bench.h"
 
 int main(int argc, char **argv)
 {
@@ -69,8 +57,8 @@ int main(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		r[i] = now_us() - t0;
 	}
-	qsort(f, forks, sizeof *f, cmp);
-	qsort(r, forks, sizeof *r, cmp);
+	qsort(f, forks, sizeof *f, cmp_double);
+	qsort(r, forks, sizeof *r, cmp_double);
 	printf("fork_us %.1f %.1f reap_us %.1f\n", f[forks / 2], f[forks - 1], r[forks / 2]);
 	int go[2];
 	if (pipe(go))

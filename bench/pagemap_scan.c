@@ -38,28 +38,10 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
-/* <linux/fs.h> of Linux 6.7 (the local headers may be older). */
-struct page_region { uint64_t start, end, categories; };
-struct pm_scan_arg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
-    category_mask, category_anyof_mask, return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_SWAPPED (1 << 4)
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-#define FEATURE_WP_ASYNC (1 << 15)
+#include "bench.h"
 #define PG 4096
 
 static struct page_region vec[4096];
-
-static double ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
 
 static int uffd_with(uint64_t features, char *base, size_t len) {
   int u = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -93,28 +75,28 @@ int main(int argc, char **argv) {
   memset(base, 1, len);
   int u = uffd_with(FEATURE_WP_ASYNC | UFFD_FEATURE_PAGEFAULT_FLAG_WP, base, len);
   int pm = open("/proc/self/pagemap", O_RDONLY);
-  double t0 = ms(); long all = scan(pm, base, len); double t1 = ms();
+  double t0 = now_ms(); long all = scan(pm, base, len); double t1 = now_ms();
   for (size_t i = 0; i < len; i += PG) base[i]++;
-  double t2 = ms(); long all2 = scan(pm, base, len); double t3 = ms();
+  double t2 = now_ms(); long all2 = scan(pm, base, len); double t3 = now_ms();
   uint64_t x = 88172645463325252ull;
   for (size_t k = 0; k < np / 100; k++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; base[(x % np) * PG]++; }
-  double t4 = ms(); long pct = scan(pm, base, len); double t5 = ms();
-  long none = scan(pm, base, len); double t6 = ms();
+  double t4 = now_ms(); long pct = scan(pm, base, len); double t5 = now_ms();
+  long none = scan(pm, base, len); double t6 = now_ms();
   if (all != (long)np || all2 != (long)np || none != 0) { fprintf(stderr, "pagemap_scan: reported %ld/%ld/%ld pages of %zu\n", all, all2, none, np); return 1; }
   close(u);
   /* The synchronous mode's write protection of everything, on a fresh synchronous uffd. */
   u = uffd_with(UFFD_FEATURE_PAGEFAULT_FLAG_WP, base, len);
   struct uffdio_writeprotect wp = { .range = { (uint64_t)base, len }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
-  double t7 = ms();
+  double t7 = now_ms();
   if (ioctl(u, UFFDIO_WRITEPROTECT, &wp)) { perror("pagemap_scan: UFFDIO_WRITEPROTECT"); return 2; }
-  double t8 = ms();
+  double t8 = now_ms();
   close(u);
-  double t9 = ms();
+  double t9 = now_ms();
   pid_t pid = fork();
   if (pid == 0) { pause(); _exit(0); }
-  double t10 = ms();
+  double t10 = now_ms();
   for (size_t i = 0; i < len; i += PG) base[i]++;
-  double t11 = ms();
+  double t11 = now_ms();
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   printf("size_mib=%zu scan_all=%.2f rewrite=%.2f scan_all2=%.2f scan_1pct=%.2f pages_1pct=%ld scan_none=%.3f wp_all=%.2f fork=%.2f cow_rewrite=%.2f\n",

@@ -28,13 +28,7 @@
 
 #define FIXTURE "pattern_passes"
 #include "../test/fixtures/fixture.h"
-
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+#include "bench.h"
 
 static uint64_t *mem, pages, stride = 1;
 

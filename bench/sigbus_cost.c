@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include "bench.h"
 
 static sigjmp_buf back;
 
@@ -28,19 +29,6 @@ static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
 	(void)sig; (void)info; (void)context;
 	siglongjmp(back, 1);
-}
-
-static double now_us(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -88,7 +76,7 @@ int main(int argc, char **argv)
 		printf("the page became writable after %d SIGBUS\n", i);
 		return 3;
 	}
-	qsort(t, repeats, sizeof *t, cmp);
+	qsort(t, repeats, sizeof *t, cmp_double);
 	printf("sigbus page %zu first_us %.1f repeat_us_median %.1f repeat_us_max %.1f\n", (size_t)p, first,
 	       t[repeats / 2], t[repeats - 1]);
 	return 0;

@@ -39,25 +39,10 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
-/* <linux/fs.h> and <linux/userfaultfd.h> of Linux 6.7 (the local headers may be older). */
-struct page_region { uint64_t start, end, categories; };
-struct pm_scan_arg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
-    category_mask, category_anyof_mask, return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_PRESENT (1 << 3)
-#define FEATURE_WP_ASYNC (1 << 15)
+#include "bench.h"
 #define PG 4096
 
 static struct page_region vec[4096];
-
-static double ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
 
 static void must(int ok, const char *what) {
   if (!ok) { perror(what); exit(2); }
@@ -110,21 +95,21 @@ int main(int argc, char **argv) {
   int pm = open("/proc/self/pagemap", O_RDONLY);
   int async = make_uffd(FEATURE_WP_ASYNC), sync = make_uffd(0);
   reg(async, base, len, UFFDIO_REGISTER_MODE_WP);
-  double t0 = ms(); protect(async, base, len); double t1 = ms();
+  double t0 = now_ms(); protect(async, base, len); double t1 = now_ms();
   long before = unprotected(pm, base, len);
-  double t2 = ms(); unreg(async, base, len); double t3 = ms();
+  double t2 = now_ms(); unreg(async, base, len); double t3 = now_ms();
   long after = unprotected(pm, base, len);
   if (before != 0 || after != (long)np) {
     fprintf(stderr, "uffd_move: %ld unprotected pages before the unregister, %ld after, of %zu: not the kernel fact this bench assumes\n", before, after, np);
     return 1;
   }
-  double t4 = ms(); reg(sync, base, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP); double t5 = ms();
-  protect(sync, base, len); double t6 = ms();
-  unreg(sync, base, len); reg(async, base, len, UFFDIO_REGISTER_MODE_WP); protect(async, base, len); double t7 = ms();
-  double t8 = ms();
+  double t4 = now_ms(); reg(sync, base, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP); double t5 = now_ms();
+  protect(sync, base, len); double t6 = now_ms();
+  unreg(sync, base, len); reg(async, base, len, UFFDIO_REGISTER_MODE_WP); protect(async, base, len); double t7 = now_ms();
+  double t8 = now_ms();
   pid_t pid = fork();
   if (pid == 0) { pause(); _exit(0); }
-  double t9 = ms();
+  double t9 = now_ms();
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   printf("size_mib=%zu wp_all=%.2f unreg_async=%.2f reg_sync=%.2f wp_sync=%.2f to_sync=%.2f to_async=%.2f fork=%.2f\n",
