@@ -11,6 +11,7 @@
 //
 // NUMACTLX_CHURN_RUNS sets the number of sessions (default 6); the seed of each is
 // printed, and NUMACTLX_TEST_SEED replays one (../helpers/random.ts).
+import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type Result } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
@@ -43,7 +44,8 @@ async function churnSession(churn: string, seed: number): Promise<void> {
   const dir = tmpDir();
   const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
   const backing = path.join(dir, 'n3.img');
-  const proc = execa(NUMACTLX, [`--remap=3,${backing},size=1g`, '--membind=3', '--', churn, '64m', String(seed)],
+  const statsFile = path.join(dir, 'stats.json');
+  const proc = execa(NUMACTLX, [`--remap=3,${backing},size=1g`, '--membind=3', '--stats', statsFile, '--', churn, '64m', String(seed)],
     { env, reject: false, buffer: false, stdin: 'pipe' });
   let out = '';
   let err = '';
@@ -66,6 +68,12 @@ async function churnSession(churn: string, seed: number): Promise<void> {
     expect(lines.length).toBeLessThanOrEqual(1);
     expect(end.exitCode).toBe(0);
     expect(out).toMatch(/^ok \d+ \d+ \d+$/m);
+    // Pages the snapshots left out because no VMA covered them at the freeze (a slip of
+    // the engine's bookkeeping the commit makes harmless, snapshot-commit.ts): said, so
+    // that the next occurrence is seen (about one session in a hundred; cause not found).
+    const events = (JSON.parse(fs.readFileSync(statsFile, 'utf8')) as { events: { outside_vma: number } }).events;
+    // eslint-disable-next-line no-console
+    if (events.outside_vma > 0) console.log(`churn seed ${seed}: ${events.outside_vma} page(s) outside every VMA left out of snapshots`);
     const verify = await numactlx(['verify', backing]);
     // Verify's findings are on its stdout: shown when it fails (seen once in 75 sessions of the sys11 merge).
     expect({ exit: verify.exitCode, stderr: verify.stderr, out: verify.exitCode === 0 ? '' : String(verify.stdout).slice(0, 1500) }).toEqual({ exit: 0, stderr: '', out: '' });
