@@ -11,10 +11,13 @@ import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
 import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
-import type { ChecksumShared } from '../src/channels/checksum-ring.js';
+import { checksumWorkerSettled, type ChecksumShared } from '../src/channels/checksum-ring.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
+
+/** How long the end of a session waits for a checksum worker still loading (≈ 50–300 ms here). */
+const CHECKSUM_LOAD_WAIT_MS = 10_000;
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -28,7 +31,7 @@ export class EngineHandle {
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
   /** CRC32 of snapshot frames, off the engine thread (src/channels/checksum-ring.ts). */
-  private checksumWorker: Worker | undefined;
+  private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean } | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
   private closed!: Promise<void>;
@@ -50,8 +53,7 @@ export class EngineHandle {
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {
       // The engine stops the checksum worker before it unmaps the backings; if the engine
       // died instead, nothing else will.
-      void this.checksumWorker?.terminate();
-      resolve();
+      void this.endChecksumWorker().then(resolve);
     }));
     let ready = false;
     return new Promise((resolve, reject) => {
@@ -91,12 +93,29 @@ export class EngineHandle {
   }
 
   private startChecksumWorker(shared: ChecksumShared): void {
-    this.checksumWorker = startWorker(new URL('../src/checksum-thread/checksum-worker.js', import.meta.url), shared);
-    this.checksumWorker.unref();
+    const worker = startWorker(new URL('../src/checksum-thread/checksum-worker.js', import.meta.url), shared);
+    const handle = { worker, shared, exited: false };
+    this.checksumWorker = handle;
+    worker.unref();
+    worker.once('exit', () => { handle.exited = true; });
     // A failed checksum worker costs speed, not data: the engine computes the CRCs itself.
-    this.checksumWorker.on('error', (err) => {
+    worker.on('error', (err) => {
       if (process.env.NUMACTLX_DEBUG === '1') fs.writeSync(2, `numactlx: checksum worker failed: ${err.message}\n`);
     });
+  }
+
+  /**
+   * Terminates the checksum worker once it has loaded (checksumWorkerSettled): a short
+   * program can end while it still loads koffi, and terminating it then aborts numactlx.
+   */
+  private async endChecksumWorker(): Promise<void> {
+    const handle = this.checksumWorker;
+    if (!handle) return;
+    const giveUp = Date.now() + CHECKSUM_LOAD_WAIT_MS;
+    while (!handle.exited && !checksumWorkerSettled(handle.shared) && Date.now() < giveUp) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    if (!handle.exited) await handle.worker.terminate();
   }
 
   /** --keep: deletes the oldest unlabelled snapshots beyond `keep`; resolves to the ids. */

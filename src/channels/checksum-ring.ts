@@ -275,3 +275,14 @@ export class ChecksumRingReader {
 function markUnreadable(ctl: Int32Array, slot: number): void {
   Atomics.compareExchange(ctl, UNREADABLE, 0, slot + 1);
 }
+
+/**
+ * Main thread: whether the worker has loaded (it set ALIVE as it began) or ended. Only
+ * then may it be terminated: a worker terminated while it still loads koffi aborts the
+ * whole process (`FATAL ERROR: … napi_throw`), which a program shorter than the
+ * worker's start-up made happen at the session's end.
+ */
+export function checksumWorkerSettled(shared: ChecksumShared): boolean {
+  const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
+  return Atomics.load(ctl, ALIVE) === 1 || Atomics.load(ctl, STOPPED) === 1;
+}
