@@ -91,8 +91,14 @@ export class Mm {
    */
   untracked: Array<[number, number]> = [];
 
+  /** [start, end) is registered with `policy`: a range of this mm from now on, which may hold pages the engine did not place. */
+  track(start: number, end: number, policy: PagePolicy): void {
+    this.ranges.add(start, end, policy);
+    this.mayHoldUntracked(start, end);
+  }
+
   /** [start, end) was just registered: it may hold pages the engine did not place. */
-  mayHoldUntracked(start: number, end: number): void {
+  private mayHoldUntracked(start: number, end: number): void {
     // A program that maps often between snapshots: past a bound, the next prepare looks
     // at every range (only VMAs holding memory are read: present-pages.ts).
     if (this.untracked.length < UNTRACKED_MAX) this.untracked.push([start, end]);

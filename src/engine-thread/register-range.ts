@@ -15,14 +15,8 @@ export function registerRange(e: EngineCore, mm: Mm, start: number, len: number,
   dropStale(e, mm, start, start + len); // a reused address: the old pages go first
   const r = registerFast(mm.uffd, start, len, REGISTER_MODE);
   if (r < 0) return r;
-  track(mm, start, start + len, policy);
+  mm.track(start, start + len, policy);
   return 0;
-}
-
-/** [start, end) of mm is registered with `policy`: it may hold pages the engine did not place. */
-export function track(mm: Mm, start: number, end: number, policy: PagePolicy): void {
-  mm.ranges.add(start, end, policy);
-  mm.mayHoldUntracked(start, end);
 }
 
 /**

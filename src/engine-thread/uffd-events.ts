@@ -140,8 +140,7 @@ export function applyNoted(e: EngineCore, mm: Mm): void {
   for (const n of mm.noted.splice(0)) {
     if (!e.mms.has(mm.uffd)) return;
     dropStaleNow(e, mm, n.start, n.end);
-    mm.ranges.add(n.start, n.end, n.policy);
-    mm.mayHoldUntracked(n.start, n.end);
+    mm.track(n.start, n.end, n.policy);
   }
 }
 
