@@ -121,10 +121,28 @@ export function dropStale(e: EngineCore, mm: Mm, start: number, end: number): vo
 export function dropStaleNow(e: EngineCore, mm: Mm, start: number, end: number): void {
   // A range still known there (even with no page placed) is an earlier mapping whose
   // UNMAP/REMAP is not handled yet: that event must not take the new range away either.
-  if (!mm.table.anyIn(start, end) && mm.ranges.slice(start, end).length === 0) return;
+  const earlier = staleExtents(mm, start, end);
+  if (earlier.length === 0) return;
   drop(e, mm, start, end);
   mm.ranges.remove(start, end);
-  notePredropped(mm, start, end);
+  // Only what the earlier mappings' events will cover is noted: a noted part they do not
+  // claim would, for PREDROP_MS, shield pages of the new range from its own UNMAP (seen:
+  // one page left in the table after its VMA was gone, caught by the commit's outside_vma).
+  for (const [a, b] of earlier) notePredropped(mm, a, b);
+}
+
+/** The parts of [start, end) an earlier mapping still holds: its known ranges, and any gap between them with pages in the table. */
+function staleExtents(mm: Mm, start: number, end: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let at = start;
+  const gap = (a: number, b: number): void => { if (a < b && mm.table.anyIn(a, b)) out.push([a, b]); };
+  for (const r of mm.ranges.slice(start, end)) {
+    gap(at, r.start);
+    out.push([r.start, r.end]);
+    at = r.end;
+  }
+  gap(at, end);
+  return out;
 }
 
 /**

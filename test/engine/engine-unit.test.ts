@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Engine, type Mm } from '../../src/engine-thread/engine.js';
 import { SnapshotEngine } from '../../src/engine-thread/snapshot-engine.js';
+import { dropStaleNow } from '../../src/engine-thread/uffd-events.js';
+import { eventPieces } from '../../src/engine-thread/reused-addresses.js';
 import { ABSENT, DIRTY, PAGE, PENDING } from '../../src/engine-thread/page-table.js';
 import { ChecksumQueue, checksumShared } from '../../src/channels/checksum-ring.js';
 import { BackingStore } from '../../backing/store.js';
@@ -286,4 +288,21 @@ describe('a uffd without UNMAP events: the engine misses that a mapping went awa
     expect(take(3)).toEqual([0, 1, 2, 3].map((i) => base + i * PAGE));
     expect(engine.events.outside_vma).toBe(first.length - 4);
   });
+});
+
+// An address reused before the engine read the unmap of what was there
+// (reused-addresses.ts): the earlier mapping's UNMAP must leave the new range alone, and
+// the new range's own UNMAP, even within PREDROP_MS, must drop all of it. Noting the
+// whole new range as dropped early shielded the part no earlier mapping covered, and
+// left its pages in the table after their VMA was gone (the churn test's outside_vma).
+test('a range registered over part of an earlier mapping: its own UNMAP drops every page of it', () => {
+  const { engine, mm, base } = rig;
+  const start = base + 60 * PAGE; // the rig's range ends at base + 64 pages
+  const end = base + 68 * PAGE;
+  dropStaleNow(engine, mm, start, end);
+  mm.track(start, end, { mode: MPOL_BIND, nodes: [NODE] });
+  // the earlier mapping's event: [base, base + 64 pages) — the new range's part is left alone
+  expect(eventPieces(mm, base, base + 64 * PAGE)).toEqual([[base, start]]);
+  // the new range's own munmap, right after: all of it
+  expect(eventPieces(mm, start, end)).toEqual([[start, end]]);
 });
