@@ -133,14 +133,24 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   // (register-range.ts); the ends of processes are applied between uffd reads and
   // commands (leaveMm closes a uffd). Before a command or reading program memory, every
   // mm with noted ranges has its uffd read.
+  // The mms with a range noted since their uffd was last read for notes: only these are
+  // read below, not every mm at every turn of the loop.
   const ended: Note[] = [];
+  const withNotes = new Set<Mm>();
   engine.readNotes = () => channel.notes.drain((n) => {
-    if (n.kind === NoteKind.Registered) queueNote(engine.mmOf(n.pid), n);
-    else ended.push(n);
+    if (n.kind !== NoteKind.Registered) ended.push(n);
+    else {
+      const mm = engine.mmOf(n.pid);
+      queueNote(mm, n);
+      if (mm) withNotes.add(mm);
+    }
   });
   const readNotes = (): void => {
     engine.readNotes();
-    for (const mm of [...engine.mms.values()]) if (mm.noted.length > 0 && engine.mms.has(mm.uffd)) engine.service(mm);
+    for (const mm of withNotes) {
+      withNotes.delete(mm);
+      if (mm.noted.length > 0 && engine.mms.get(mm.uffd) === mm) engine.service(mm);
+    }
     for (const n of ended.splice(0)) {
       if (n.kind === NoteKind.Exited) snaps.flushProcess(n.pid, true);
       else engine.leaveMm(n.pid);
