@@ -11,7 +11,7 @@ import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
 import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
-import { checksumWorkerSettled, type ChecksumShared } from '../src/channels/checksum-ring.js';
+import { checksumWorkerLoaded, type ChecksumShared } from '../src/channels/checksum-ring.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
@@ -31,7 +31,7 @@ export class EngineHandle {
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
   /** CRC32 of snapshot frames, off the engine thread (src/channels/checksum-ring.ts). */
-  private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean } | undefined;
+  private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean; ended: Promise<void> } | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
   private closed!: Promise<void>;
@@ -94,10 +94,11 @@ export class EngineHandle {
 
   private startChecksumWorker(shared: ChecksumShared): void {
     const worker = startWorker(new URL('../src/checksum-thread/checksum-worker.js', import.meta.url), shared);
-    const handle = { worker, shared, exited: false };
+    let ended!: () => void;
+    const handle = { worker, shared, exited: false, ended: new Promise<void>((resolve) => { ended = resolve; }) };
     this.checksumWorker = handle;
     worker.unref();
-    worker.once('exit', () => { handle.exited = true; });
+    worker.once('exit', () => { handle.exited = true; ended(); });
     // A failed checksum worker costs speed, not data: the engine computes the CRCs itself.
     worker.on('error', (err) => {
       if (process.env.NUMACTLX_DEBUG === '1') fs.writeSync(2, `numactlx: checksum worker failed: ${err.message}\n`);
@@ -111,10 +112,7 @@ export class EngineHandle {
   private async endChecksumWorker(): Promise<void> {
     const handle = this.checksumWorker;
     if (!handle) return;
-    const giveUp = Date.now() + CHECKSUM_LOAD_WAIT_MS;
-    while (!handle.exited && !checksumWorkerSettled(handle.shared) && Date.now() < giveUp) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+    if (!handle.exited) await Promise.race([handle.ended, checksumWorkerLoaded(handle.shared, CHECKSUM_LOAD_WAIT_MS)]);
     if (!handle.exited) await handle.worker.terminate();
   }
 

@@ -201,6 +201,7 @@ export class ChecksumRingReader {
     this.tail = Atomics.load(this.ctl, TAIL);
     this.synced = Atomics.load(this.ctl, SYNC_DONE);
     Atomics.store(this.ctl, ALIVE, 1);
+    Atomics.notify(this.ctl, ALIVE); // the main thread may wait for it (checksumWorkerLoaded)
   }
 
   get stopRequested(): boolean {
@@ -277,12 +278,16 @@ function markUnreadable(ctl: Int32Array, slot: number): void {
 }
 
 /**
- * Main thread: whether the worker has loaded (it set ALIVE as it began) or ended. Only
- * then may it be terminated: a worker terminated while it still loads koffi aborts the
- * whole process (`FATAL ERROR: … napi_throw`), which a program shorter than the
- * worker's start-up made happen at the session's end.
+ * Main thread: resolves once the worker has loaded (it sets ALIVE as it begins) or ended,
+ * or after `ms`. Only then may it be terminated: a worker terminated while it still loads
+ * koffi aborts the whole process (`FATAL ERROR: … napi_throw`), which a program shorter
+ * than the worker's start-up made happen at the session's end.
  */
-export function checksumWorkerSettled(shared: ChecksumShared): boolean {
+export async function checksumWorkerLoaded(shared: ChecksumShared, ms: number): Promise<void> {
   const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
-  return Atomics.load(ctl, ALIVE) === 1 || Atomics.load(ctl, STOPPED) === 1;
+  if (Atomics.load(ctl, STOPPED) === 1) return;
+  // Atomics.waitAsync: in Node 20 (V8), not in this TypeScript's ES2022 lib.
+  const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
+  const wait = waitAsync(ctl, ALIVE, 0, ms);
+  if (wait.async) await wait.value;
 }
