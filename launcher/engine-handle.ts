@@ -32,6 +32,8 @@ export class EngineHandle {
   private worker!: Worker;
   /** CRC32 of snapshot frames, off the engine thread (src/channels/checksum-ring.ts). */
   private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean; ended: Promise<void> } | undefined;
+  /** The ring the checksum worker reads, from the engine's 'ready' (the worker starts later). */
+  private checksumShared: ChecksumShared | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
   private closed!: Promise<void>;
@@ -65,8 +67,11 @@ export class EngineHandle {
             // Even on one CPU: the msync + fsync of a snapshot's frames blocks for seconds (a
             // GiB of fresh frames: 3.7 s, taskset -c 0), and on the engine thread it stopped
             // fault service that long (a redis SET waited 1.7 s). On a thread of its own it
-            // only shares the CPU.
-            this.startChecksumWorker(ev.checksums);
+            // only shares the CPU. Started by the session once the program has run a while
+            // or at the first snapshot (session.ts), or now for eviction, which checksums
+            // what it writes: start-up no longer shares two CPUs three ways.
+            this.checksumShared = ev.checksums;
+            if (this.evict) this.startChecksums();
             resolve();
             break;
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
@@ -90,6 +95,14 @@ export class EngineHandle {
       });
       this.worker.on('error', (err) => reject(new SetupError('engine thread failed', { cause: err })));
     });
+  }
+
+  /**
+   * Starts the checksum worker if it is not running yet: before the first snapshot (its
+   * sync comes seconds later; until it has loaded the engine computes CRCs itself).
+   */
+  startChecksums(): void {
+    if (!this.checksumWorker && this.checksumShared) this.startChecksumWorker(this.checksumShared);
   }
 
   private startChecksumWorker(shared: ChecksumShared): void {

@@ -94,9 +94,8 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const doorbell = new Doorbell(engine.doorbell);
   const freezes = new FreezeWaiters();
   // A backing deleted or truncated under the session: the node's memory cannot be kept,
-  // so the session ends — one line, the program killed (the tracer kills every process
-  // of it), exit status BACKING_LOST_STATUS. The snapshot it cost fails for its
-  // requesters with the same reason; no second line is printed for it.
+  // so the session ends — one line, the program killed (by the tracer), exit status
+  // BACKING_LOST_STATUS. The snapshot it cost fails for its requesters with the same reason.
   let lostBacking: string | undefined;
   engine.snapshots.on('backing-lost', (message: string, found: string) => {
     if (lostBacking) return;
@@ -116,6 +115,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const prepareMs = new Map<number, number>();
   const take = async (label: string | null): Promise<SnapshotOutcome> => {
     const t0 = performance.now();
+    engine.startChecksums();
     await engine.prepare();
     const id = engine.nextId++;
     prepareMs.set(id, performance.now() - t0);
@@ -234,6 +234,9 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
     end = await runProgram(tracer, {
       onSpawned: (pid) => {
         programPid = pid;
+        // The checksum worker loads after a second (or at the first snapshot): a short
+        // program never waits for it, nor shares the CPUs with its loading.
+        setTimeout(() => engine.startChecksums(), 1000).unref();
         if (heldSnapshot) askSnapshot('signal');
         heldSnapshot = false;
       },
@@ -245,12 +248,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
     });
   } finally {
-    // The program has ended (or could not start). In this order: no new requests; every
-    // snapshot queued or in flight finishes (the engine copied a process's frozen pages
-    // at its exit stop) and --keep runs after it; only then does the control socket
-    // close, so a `snapshot --wait` client gets the snapshot's real outcome; then the
-    // engine lets go of the backings. A failing step is one line, never the exit status:
-    // that stays the program's.
+    // The program has ended (or could not start). In order: no new requests; every
+    // snapshot queued or in flight finishes, then --keep; then the control socket closes
+    // (a `snapshot --wait` client gets the real outcome); then the engine lets go of the
+    // backings. A failing step is one line, never the exit status: that is the program's.
     schedules?.stop();
     ending = true;
     freezes.failAll('no process of the session is running');
