@@ -114,14 +114,17 @@ const reps = [...new Set(runs.map((r) => r.rep))];
 const backings = [...new Set(runs.filter((r) => r.variant !== 'fork').map((r) => r.backing))].sort();
 for (const backing of backings) {
   for (const ev of [0, 1]) {
-    const col = { slowest: [], stall: [], afterNx: [], afterFork: [], durable: [], durableFork: [], pause: [] };
+    const col = { slowNx: [], slowFork: [], slowest: [], stall: [], afterNx: [], afterFork: [], durable: [], durableFork: [], pause: [] };
     for (const rep of reps) {
       const nx = find(rep, 'numactlx', backing)?.figures[ev];
       const fork = find(rep, 'fork')?.figures[ev];
       const idle = find(rep, 'nx-idle', backing)?.figures[ev];
       if (nx) col.afterNx.push(nx.after / nx.before);
       if (fork) col.afterFork.push(fork.after / fork.before);
+      if (nx) col.slowNx.push(nx.slowest / nx.before);
+      if (fork) col.slowFork.push(fork.slowest / fork.before);
       if (nx && fork) {
+        // 0 ÷ 0 (both writers stopped for a whole window) is left out: NaN
         col.slowest.push((nx.slowest / nx.before) / (fork.slowest / fork.before));
         col.stall.push(nx.stallMs / fork.stallMs);
         col.durableFork.push(nx.durableMs / fork.durableMs);
@@ -129,14 +132,19 @@ for (const backing of backings) {
       }
       if (nx && idle) col.durable.push(nx.durableMs / idle.durableMs);
     }
-    const c = (xs, d = 2) => (xs.filter((x) => !Number.isNaN(x)).length ? cell(summary(xs.filter((x) => !Number.isNaN(x))), d) : '–');
-    ratioRows.push([backing, `#${ev + 1}`, String(col.slowest.length), c(col.slowest, 3), c(col.stall), c(col.afterNx, 3), c(col.afterFork, 3),
+    // the cell of the defined values, with their count when some were not (0 ÷ 0)
+    const c = (xs, d = 2) => {
+      const ok = xs.filter((x) => Number.isFinite(x));
+      if (ok.length === 0) return `undefined (${xs.length} of ${xs.length})`;
+      return `${cell(summary(ok), d)}${ok.length < xs.length ? ` [n=${ok.length}]` : ''}`;
+    };
+    ratioRows.push([backing, `#${ev + 1}`, String(col.stall.length), c(col.slowNx, 3), c(col.slowFork, 3), c(col.slowest, 3), c(col.stall), c(col.afterNx, 3), c(col.afterFork, 3),
       c(col.durable), c(col.durableFork), c(col.pause)]);
   }
 }
-say('Ratios per repetition, median (min–max):');
+say('Ratios per repetition, median (min–max); [n=K]: only K repetitions defined it (the others 0 ÷ 0 or ÷ 0):');
 say();
-say(table(['backing', 'event', 'n', 'slowest 250 ms / before: numactlx ÷ fork', 'longest stall: numactlx ÷ fork',
+say(table(['backing', 'event', 'n', 'slowest 250 ms / before: numactlx', '… fork', '… numactlx ÷ fork', 'longest stall: numactlx ÷ fork',
   'numactlx: 1 s after durable ÷ before', 'fork: 1 s after durable ÷ before', 'request→durable: numactlx ÷ nx-idle',
   'request→durable: numactlx ÷ fork', 'snapshot pause ÷ fork() ms'], ratioRows));
 say();
