@@ -84,7 +84,8 @@ async function runVariant(variant, b) {
       if (!b) {
         process.kill(writerPid, 'SIGUSR2');
         events.push({ req });
-        // the writer prints child_done when it reaped the child (a read of its bins, later)
+        // durable: the writer prints child_done once it reaped the child; the time in that
+        // line is the one the figures use (completeForkEvents)
         await until((o) => (o.match(/^child_done \d+$/gm) ?? []).length > i, `child_done #${i + 1}`);
       } else {
         const r = await run(NUMACTLX, ['snapshot', '--wait', '--json', String(child.pid)]);
