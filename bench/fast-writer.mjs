@@ -33,8 +33,9 @@ import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median, fmt, table } from './lib/stats.mjs';
+import { table } from './lib/stats.mjs';
 import { runAsync } from './lib/nxsession.mjs';
+import { AT_S, GAP_S, TAIL_S, HEADER, completeForkEvents, figures, parseWriter, quietRate, rows } from './lib/fast-writer.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.dirname(benchDir);
@@ -46,10 +47,6 @@ const { values: opt } = parseArgs({
     md: { type: 'string' }, variants: { type: 'string', default: 'plain,fork,nx-quiet,numactlx,nx-idle,nx-sync,nx-idle-sync' },
   },
 });
-const AT_S = 3;
-const GAP_S = 4;
-const TAIL_S = 6;
-const BIN_MS = 10;
 const now = () => process.hrtime.bigint();
 const sleepUntil = async (t) => { while (now() < t) await new Promise((r) => setTimeout(r, 5)); };
 
@@ -95,42 +92,11 @@ async function runVariant(variant, pinned) {
     }
   }
   await ended;
-  const lines = out.split('\n');
-  const start = BigInt(lines.find((l) => l.startsWith('start ')).split(' ')[1]);
-  const at = lines.findIndex((l) => l.startsWith('bins '));
-  const bins = lines[at + 1].split(' ').map(Number);
-  const gaps = lines[at + 2].split(' ').map(Number);
-  const forks = lines.filter((l) => l.startsWith('fork_ns ')).map((l) => l.split(' ').slice(1).map(BigInt));
-  const dones = lines.filter((l) => l.startsWith('child_done ')).map((l) => BigInt(l.split(' ')[1]));
-  if (variant === 'fork') events.forEach((e, i) => { e.done = dones[i]; e.forkMs = forks[i] ? Number(forks[i][1]) / 1e6 : NaN; });
+  const rec = parseWriter(out);
+  if (variant === 'fork') completeForkEvents(rec, events);
   fs.rmSync(runtime, { recursive: true, force: true });
   fs.rmSync(backing, { force: true });
-  return { start, bins, gaps, events };
-}
-
-const binOf = (rec, t) => Math.floor(Number(t - rec.start) / 1e6 / BIN_MS);
-const turnsPerS = (rec, from, to) => {
-  let n = 0;
-  for (let b = Math.max(0, from); b < Math.min(rec.bins.length, to); b++) n += rec.bins[b];
-  return (n * 1000) / ((to - from) * BIN_MS);
-};
-
-/** The figures of one snapshot/fork event of a run. */
-function figures(rec, ev) {
-  if (ev.failed) return { before: NaN, slowest: NaN, stallMs: NaN, after: NaN, durableMs: NaN, forkMs: NaN, pauseMs: NaN };
-  const bReq = binOf(rec, ev.req);
-  const bDone = Math.max(bReq + 1, binOf(rec, ev.done));
-  const perS = 1000 / BIN_MS;
-  const win = 250 / BIN_MS;
-  let slowest = Infinity;
-  for (let b = bReq; b + win <= Math.max(bDone, bReq + win); b++) slowest = Math.min(slowest, turnsPerS(rec, b, b + win));
-  let stall = 0;
-  for (let b = bReq; b <= Math.min(rec.gaps.length - 1, bDone + perS); b++) stall = Math.max(stall, rec.gaps[b]);
-  return {
-    before: turnsPerS(rec, bReq - perS, bReq), slowest, stallMs: stall / 1000,
-    after: turnsPerS(rec, bDone, bDone + perS), durableMs: Number(ev.done - ev.req) / 1e6, forkMs: ev.forkMs,
-    pauseMs: ev.answer?.stats?.pause_ms ?? NaN,
-  };
+  return { ...rec, events };
 }
 
 const variants = opt.variants.split(',');
@@ -144,8 +110,7 @@ for (let rep = 0; rep < Number(opt.reps); rep++) {
       const key = `${pinned ? 'pinned' : 'unpinned'}/${v}`;
       results[key] ??= [];
       if (rec.events.length === 0) {
-        const mid = Math.floor(rec.bins.length / 3);
-        results[key].push([{ before: turnsPerS(rec, mid - 100, mid + 100) }]);
+        results[key].push([{ before: quietRate(rec) }]);
       } else {
         results[key].push(rec.events.map((e) => figures(rec, e)));
       }
@@ -154,20 +119,7 @@ for (let rep = 0; rep < Number(opt.reps); rep++) {
   }
 }
 
-const rows = [];
-for (const [key, runs] of Object.entries(results)) {
-  const nEvents = runs[0].length;
-  for (let i = 0; i < nEvents; i++) {
-    const pick = (f) => median(runs.map((r) => r[i]?.[f]).filter((x) => x !== undefined && !Number.isNaN(x)));
-    const before = pick('before');
-    rows.push([key, runs[0][i].durableMs === undefined ? '-' : `#${i + 1}`, fmt(before, 0),
-      fmt(pick('slowest') / before, 3), fmt(pick('stallMs'), 1), fmt(pick('after') / before, 3),
-      fmt(pick('durableMs'), 0), fmt(pick('forkMs'), 1), fmt(pick('pauseMs'), 1)]);
-  }
-}
-const header = ['placement/variant', 'event', 'turns/s before', 'slowest 250 ms / before', 'longest stall ms',
-  '1 s after durable / before', 'request→durable ms', 'fork() ms', 'snapshot pause ms'];
-const text = `fast-writer ${opt.size} ${opt.mode}, ${opt.reps} reps, medians; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table(header, rows)}\n`;
+const text = `fast-writer ${opt.size} ${opt.mode}, ${opt.reps} reps, medians; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table(HEADER, rows(results))}\n`;
 process.stdout.write(text);
 if (opt.md) fs.writeFileSync(opt.md, text);
 fs.rmSync(work, { recursive: true, force: true });

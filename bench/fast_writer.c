@@ -14,11 +14,15 @@
  *
  * SIGUSR2: fork now, as Redis BGSAVE does: the child writes the whole memory to the file
  * named by FAST_WRITER_DUMP (default /dev/null) and _exits; the parent goes on writing
- * and notes when the child ended (waitpid WNOHANG every 1,024 turns).
+ * and notes when the child ended (waitpid WNOHANG every 1,024 turns), printing
+ * `fork_ns START DURATION` after the fork and `child_done NS` when it reaped the child,
+ * each at once (a driver that cannot know in advance how long the child takes, as in the
+ * TCG guest, waits for that line).
+ * SIGUSR1: end now, as if SECONDS had passed (SECONDS is then only an upper bound).
  *
- * At the end it prints, one per line: `start NS` (CLOCK_MONOTONIC of bin 0), `bins N`,
- * the N counts on one line, the N longest gaps (µs) on the next, and in fork mode
- * `fork_ns START DURATION` and `child_done NS`.
+ * `ready pages=N pid=P` once the memory is written. At the end it prints, one per line:
+ * `start NS` (CLOCK_MONOTONIC of bin 0), `bins N`, the N counts on one line and the N
+ * longest gaps (µs) on the next (N covers up to the end, early or not).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -34,9 +38,10 @@
 
 #define BIN_NS 10000000ull
 
-static volatile sig_atomic_t fork_wanted;
+static volatile sig_atomic_t fork_wanted, end_wanted;
 
 static void on_usr2(int sig) { (void)sig; fork_wanted = 1; }
+static void on_usr1(int sig) { (void)sig; end_wanted = 1; }
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -81,17 +86,17 @@ int main(int argc, char **argv) {
   madvise(mem, size, MADV_NOHUGEPAGE);
   for (size_t p = 0; p < pages; p++) mem[p * 4096] = 1;
   signal(SIGUSR2, on_usr2);
+  signal(SIGUSR1, on_usr1);
 
   size_t nbins = (size_t)(seconds * 1e9 / BIN_NS) + 1;
   uint32_t *bins = calloc(nbins, sizeof *bins);
   uint32_t *gaps = calloc(nbins, sizeof *gaps);
-  printf("ready pages=%zu\n", pages);
+  printf("ready pages=%zu pid=%d\n", pages, (int)getpid());
   fflush(stdout);
 
   uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
   uint64_t last = start;
-  uint64_t fork_start[4], fork_len[4], child_done[4];
-  int forks = 0, reaped = 0;
+  int forks = 0;
   pid_t child = 0;
   uint64_t x = 88172645463325252ull, turns = 0;
   size_t next = 0;
@@ -111,7 +116,7 @@ int main(int argc, char **argv) {
     }
     turns++;
     uint64_t t = now_ns();
-    if (t >= end) break;
+    if (t >= end || end_wanted) break;
     size_t bin = (t - start) / BIN_NS;
     uint32_t gap_us = (uint32_t)((t - last) / 1000);
     if (gap_us > gaps[bin]) gaps[bin] = gap_us;
@@ -119,24 +124,27 @@ int main(int argc, char **argv) {
     bins[bin]++;
     if (fork_wanted && child == 0 && forks < 4) {
       fork_wanted = 0;
-      fork_start[forks] = now_ns();
+      uint64_t fork_start = now_ns();
       child = fork();
       if (child == 0) dump_child(mem, size);
-      fork_len[forks] = now_ns() - fork_start[forks];
+      uint64_t fork_end = now_ns();
       forks++;
+      printf("fork_ns %llu %llu\n", (unsigned long long)fork_start, (unsigned long long)(fork_end - fork_start));
+      fflush(stdout);
       last = now_ns();
     }
     if (child > 0 && (turns & 1023) == 0 && waitpid(child, NULL, WNOHANG) == child) {
-      child_done[reaped++] = now_ns();
+      printf("child_done %llu\n", (unsigned long long)now_ns());
+      fflush(stdout);
       child = 0;
     }
   }
-  if (child > 0) { waitpid(child, NULL, 0); child_done[reaped++] = now_ns(); }
-  printf("start %llu\nbins %zu\n", (unsigned long long)start, nbins);
-  for (size_t i = 0; i < nbins; i++) printf("%u%c", bins[i], i + 1 == nbins ? '\n' : ' ');
-  for (size_t i = 0; i < nbins; i++) printf("%u%c", gaps[i], i + 1 == nbins ? '\n' : ' ');
-  for (int i = 0; i < forks; i++)
-    printf("fork_ns %llu %llu\nchild_done %llu\n", (unsigned long long)fork_start[i],
-           (unsigned long long)fork_len[i], (unsigned long long)child_done[i]);
+  uint64_t stopped = now_ns();
+  if (child > 0) { waitpid(child, NULL, 0); printf("child_done %llu\n", (unsigned long long)now_ns()); }
+  size_t used = (stopped - start) / BIN_NS + 1;
+  if (used > nbins) used = nbins;
+  printf("start %llu\nbins %zu\n", (unsigned long long)start, used);
+  for (size_t i = 0; i < used; i++) printf("%u%c", bins[i], i + 1 == used ? '\n' : ' ');
+  for (size_t i = 0; i < used; i++) printf("%u%c", gaps[i], i + 1 == used ? '\n' : ' ');
   return 0;
 }
