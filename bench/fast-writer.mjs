@@ -6,6 +6,7 @@
 //   node bench/fast-writer.mjs [--size 1g] [--mode random64|seq] [--reps 2]
 //                              [--placement pinned|unpinned|both] [--md FILE]
 //                              [--variants plain,fork,nx-quiet,numactlx,nx-idle,nx-sync,nx-idle-sync]
+//                              [--numactlx PATH] [--baseline PATH] [--seconds S]
 //
 // Variants, side by side in each repetition (order rotated):
 //   plain      bench/fast_writer SIZE MODE, no numactlx, no snapshot (the rate ceiling)
@@ -27,6 +28,10 @@
 // 250 ms window from the request to durable, its longest stall in that span, its rate in
 // the second after durable, and request-to-durable. Ratios against the rate before.
 // Pinned: the writer and numactlx on CPU 0 (taskset); unpinned: free.
+// --numactlx PATH runs that build (bench/snapshot.sh COMMIT prints one; default this
+// checkout's bin/numactlx); --baseline PATH adds each numactlx variant again under that
+// build as `base:VARIANT`, in the same repetition, so two builds are compared side by side.
+// --seconds: how long each writer runs (default 73 s with snapshots, 33 s without).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,9 +44,10 @@ import { AT_S, GAP_S, TAIL_S, HEADER, completeForkEvents, figures, parseWriter, 
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.dirname(benchDir);
-const numactlx = path.join(repo, 'bin/numactlx');
 const { values: opt } = parseArgs({
   options: {
+    numactlx: { type: 'string', default: path.join(repo, 'bin/numactlx') }, baseline: { type: 'string' },
+    seconds: { type: 'string' },
     size: { type: 'string', default: '1g' }, mode: { type: 'string', default: 'random64' },
     reps: { type: 'string', default: '2' }, placement: { type: 'string', default: 'both' },
     md: { type: 'string' }, variants: { type: 'string', default: 'plain,fork,nx-quiet,numactlx,nx-idle,nx-sync,nx-idle-sync' },
@@ -55,12 +61,15 @@ const writer = path.join(work, 'fast_writer');
 execFileSync('cc', ['-O2', '-o', writer, path.join(benchDir, 'fast_writer.c')]);
 
 /** Runs one variant; returns the writer's record and each event's [request, durable] ns. */
-async function runVariant(variant, pinned) {
+async function runVariant(name, pinned) {
+  const base = name.startsWith('base:');
+  const variant = base ? name.slice(5) : name;
+  const numactlx = base ? opt.baseline : opt.numactlx;
   const mode = variant.startsWith('nx-idle') ? 'idle' : opt.mode;
   const snapshots = variant === 'numactlx' || variant === 'nx-sync' || variant.startsWith('nx-idle');
   // Under load (a shared 2-vCPU VM) the first snapshot of 1 GiB took 25–30 s: more time for
   // the snapshot variants, so that the second one finds the program.
-  const seconds = AT_S + GAP_S + TAIL_S + (snapshots ? 60 : 20);
+  const seconds = opt.seconds ? Number(opt.seconds) : AT_S + GAP_S + TAIL_S + (snapshots ? 60 : 20);
   const runtime = fs.mkdtempSync(path.join(work, 'rt-'));
   const backing = path.join(work, `node3-${variant}.img`);
   fs.rmSync(backing, { force: true });
@@ -99,7 +108,8 @@ async function runVariant(variant, pinned) {
   return { ...rec, events };
 }
 
-const variants = opt.variants.split(',');
+let variants = opt.variants.split(',');
+if (opt.baseline) variants = variants.flatMap((v) => (v === 'numactlx' || v.startsWith('nx') ? [v, `base:${v}`] : [v]));
 const placements = opt.placement === 'both' ? [true, false] : [opt.placement === 'pinned'];
 const results = {}; // key placement/variant → array of figures per event index
 for (let rep = 0; rep < Number(opt.reps); rep++) {
