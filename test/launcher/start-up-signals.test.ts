@@ -63,17 +63,19 @@ test('SIGUSR1 sent during start-up, on real nodes: the program gets it (never No
 }, 60_000);
 
 test('SIGUSR1 sent while bin/numactlx (the shell script) runs: counted by its trap, one snapshot once the program runs', async () => {
-  // The script's last step runs readlink in a command substitution; a readlink first in
-  // PATH that signals the script (its parent) and waits for the trap to have counted it
-  // puts the signal exactly in the script's window. Without the trap numactlx dies of
-  // SIGUSR1 (exit 138) before Node starts.
+  // Started through a symlink (as npm's global bin starts it), the script's last step runs
+  // readlink in a command substitution; a readlink first in PATH that signals the script
+  // (its parent) and waits for the trap to have counted it puts the signal exactly in the
+  // script's window. Without the trap numactlx dies of SIGUSR1 (exit 138) before Node starts.
   const shims = tmpDir();
+  const link = path.join(tmpDir(), 'numactlx');
+  fs.symlinkSync(NUMACTLX, link);
   const real = (await execa('sh', ['-c', 'command -v readlink'])).stdout;
   fs.writeFileSync(path.join(shims, 'readlink'), `#!/bin/sh\nkill -USR1 "$PPID"\nexec ${real} "$@"\n`, { mode: 0o755 });
   const backing = path.join(tmpDir(), 'n3.img');
   const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
   // (the shim for the session only: a verb would count its own signal and die of it at its end)
-  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-signal', 'SIGUSR1', '--',
+  const session = execa(link, [`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-signal', 'SIGUSR1', '--',
     'sh', '-c', 'read line; echo "$line"'], { env: { ...env, PATH: `${shims}:${process.env.PATH}` }, reject: false, stdin: 'pipe' });
   try {
     await waitFor(`one snapshot listed in ${backing}`, async () => {
