@@ -56,6 +56,8 @@ test('redis-server: 100k keys set and read back, its memory on node 3', async ()
   // 100k keys with values of 10–60 bytes: well over 5 MiB of redis's heap.
   expect(node.pages_placed).toBeGreaterThan(5 * 256);
   // Every process has left the node at exit; redis is listed with its final counts.
-  expect(stats.processes.every((p) => p.exited === true && p.pages_resident === 0)).toBe(true);
+  // (the offenders are listed: once, under heavy load, this failed without saying which)
+  expect(stats.processes.filter((p) => p.exited !== true || p.pages_resident !== 0)
+    .map((p) => ({ pid: p.pid, command: p.command, exited: p.exited, pages_resident: p.pages_resident }))).toEqual([]);
   expect(stats.processes.some((p) => p.command[0] === "redis-server" && p.faults > 0)).toBe(true);
 }, 120000);
