@@ -1,0 +1,34 @@
+#!/bin/bash
+# Start-up of two numactlx builds side by side, without bench/startup.mjs's wait for a quiet
+# machine (when none comes): wall ms of `--remap=3,F,size=64m --membind=3 -- /bin/true` from
+# a shell (date +%s%N around it), the two builds and `node -e 0` alternating, N rounds,
+# unpinned and pinned (taskset -c 0); medians and every value.
+#
+#   bench/startup-ab.sh "$(bench/snapshot.sh OLD)" "$(bench/snapshot.sh NEW)" [N]
+set -eu
+old=$1; new=$2; n=${3:-10}
+dir=$(mktemp -d /tmp/startup-ab-XXXX)
+trap 'rm -rf "$dir"' EXIT
+for pin in unpinned pinned; do
+  for _ in $(seq 1 "$n"); do
+    for v in before after node; do
+      case $v in
+        before) cmd=("$old" "--remap=3,$dir/before.img,size=64m" --membind=3 -- /bin/true) ;;
+        after) cmd=("$new" "--remap=3,$dir/after.img,size=64m" --membind=3 -- /bin/true) ;;
+        node) cmd=(node -e 0) ;;
+      esac
+      [ "$pin" = pinned ] && cmd=(taskset -c 0 "${cmd[@]}")
+      s=$(date +%s%N); "${cmd[@]}"; e=$(date +%s%N)
+      echo "$pin $v $(( (e - s) / 1000000 ))"
+    done
+  done
+done | python3 -c '
+import sys, statistics
+d = {}
+for line in sys.stdin:
+    pin, v, ms = line.split()
+    d.setdefault((pin, v), []).append(int(ms))
+for (pin, v), ms in sorted(d.items()):
+    print(f"{pin:9} {v:7} median {statistics.median(ms):7.1f} ms  {sorted(ms)}")
+'
+echo "load: $(cut -d" " -f1-3 /proc/loadavg)"
