@@ -22,16 +22,22 @@
 // ranges to drop here) and EvictDone (the engine sets state 0). cancel() takes back a
 // request not taken yet.
 //
+// Also here, the tracer → engine flag "stopping": the tracer is stopping threads (for a
+// round or a freeze), and no fault may wait for room meanwhile — a thread faulting inside
+// the kernel (on the rseq area it writes on its way back to user mode) cannot stop until
+// its fault is served, and the stop, which makes the room, waits for it.
+//
 // Layout: Int32 [0] state (0 idle, 1 requested, 2 taken), [1] pid count, [2..2+MAX_PIDS)
-// the pids of the mm (the first is rung); Float64 from RANGES_OFFSET: [start, length]
-// pairs (addresses below 2^47: exact as doubles).
+// the pids of the mm (the first is rung), [STOPPING] the flag; Float64 from
+// RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
 import { sigqueueFast } from '../sys/signal.js';
 import { DOORBELL_SIGNAL } from './doorbell.js';
 
 export const EVICT_SIGNAL = DOORBELL_SIGNAL;
 export const EVICT_COOKIE = 0x65766963; // "evic"
-const MAX_PIDS = 62;
+const MAX_PIDS = 61;
+const STOPPING = 2 + MAX_PIDS;
 const RANGES_OFFSET = 256;
 /** Ranges one stop can drop (the engine merges its victims into at most this many). */
 export const MAX_RANGES = 8192;
@@ -47,7 +53,7 @@ export class EvictChannel {
   private readonly ranges: Float64Array;
 
   constructor(readonly sab: SharedArrayBuffer) {
-    this.ctl = new Int32Array(sab, 0, 2 + MAX_PIDS);
+    this.ctl = new Int32Array(sab, 0, 3 + MAX_PIDS);
     this.ranges = new Float64Array(sab, RANGES_OFFSET, MAX_RANGES * 2);
   }
 
@@ -80,6 +86,11 @@ export class EvictChannel {
     return Atomics.load(this.ctl, 0) === TAKEN;
   }
 
+  /** The tracer is stopping threads: faults must not wait. */
+  get stopping(): boolean {
+    return Atomics.load(this.ctl, STOPPING) !== 0;
+  }
+
   /** The stop is over (EvictDone). */
   finish(): void {
     Atomics.store(this.ctl, 0, IDLE);
@@ -110,6 +121,11 @@ export class EvictChannel {
   take(): number[] | undefined {
     if (Atomics.compareExchange(this.ctl, 0, REQUESTED, TAKEN) !== REQUESTED) return undefined;
     return this.pids();
+  }
+
+  /** Sets the stopping flag (stop-threads.ts, around its wait for the threads to stop). */
+  setStopping(on: boolean): void {
+    Atomics.store(this.ctl, STOPPING, on ? 1 : 0);
   }
 
   /** Range `i` the engine wrote: its start and length in bytes. */

@@ -221,9 +221,9 @@ export class EngineClient {
     this.channel.call(TracerOp.ExitStop);
   }
 
-  /** A thread of pid is exiting: its clear_child_tid word at addr must be writable. */
-  threadExit(pid: number, addr: bigint): number {
-    this.put([pid, Number(addr)]);
+  /** Thread tid of pid is exiting: its clear_child_tid word at addr must be writable. */
+  threadExit(pid: number, addr: bigint, tid: number): number {
+    this.put([pid, Number(addr), tid]);
     return this.channel.call(TracerOp.ThreadExit);
   }
 

@@ -39,8 +39,10 @@ export interface SnapshotHooks {
 export interface EvictionHooks {
   /** Serves a missing fault on an evicted page from its frame (refault.ts): true (handled). */
   refault(mm: Mm, addr: number, isRetry: boolean): boolean;
-  /** A fault that would place up to `pages` pages (default: a fault-ahead window) on node `slot` must wait: the node is at its limit. */
-  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages?: number): boolean;
+  /** A fault placing a page on node `slot` must wait: the node is at its limit (it then places no more than room()). */
+  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean): boolean;
+  /** The pages node `slot` may still take under its limit: 1 at least (the faulting page), Infinity without a limit. */
+  room(slot: number): number;
   /** A REMOVE event of the engine's own drop (its pages are evicted, not discarded). */
   isOwnDrop(mm: Mm, start: number, end: number): boolean;
   /** The freeze: mm's pages whose frames eviction wrote since the last snapshot join it as they are. */

@@ -19,15 +19,15 @@
 // 4. drop (the tracer injects process_madvise(MADV_DONTNEED) into a stopped thread): the
 //    REMOVE events it raises are the engine's own (isOwnDrop); EvictDone: whatever the drop
 //    left mapped (mlock'd ranges refuse MADV_DONTNEED) is counted resident again (pagemap).
-// A fault that would take a node past its limit waits (mustWait: a first touch may place
-// a whole fault-ahead window, a refault's read-ahead is cut to the room left) until a
-// round has made room — except faults in the mm being dropped that are not retries (only the thread the tracer injects into runs
-// then, and the tracer waits for it), and, while no victim can be found, all of them (a
-// node of pinned or frozen pages must not hang). So the node's pages in the program stay
-// within the limit, plus what a drop's injected thread needs (its rseq area).
+// A fault on a node at its limit waits (mustWait) until a round has made room — except
+// faults in the mm being dropped that are not retries (only the thread the tracer injects
+// into runs then, and the tracer waits for it), and, while no victim can be found, all of
+// them (a node of pinned or frozen pages must not hang). A fault places at most the room
+// left (room(): fault-ahead and read-ahead are cut to it, one page if none), so a node let
+// over its limit grows by a page per fault, not by windows. So its pages stay within the
+// limit, plus what a drop's injected thread needs (its rseq area).
 import fs from 'node:fs';
 import os from 'node:os';
-import { schedYield } from '../sys/sched.js';
 import { wakeFast } from '../sys/userfaultfd-fast.js';
 import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
 import { ResidentSet } from './resident-set.js';
@@ -52,16 +52,19 @@ const RERING_MS = 50;
 const STUCK_MS = 10;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
+/** A fault waits this long at most, then is served one page past the limit: a thread faulting inside
+ * the kernel takes no signal until served, and the kernel may give it the round's SIGURG. */
+const MAX_WAIT_MS = 50;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
   private readonly stuckUntil: number[];
-  /** Per slot, the rounds in a row whose stop dropped nothing. */
-  private readonly emptyRounds: number[] = [];
+  private readonly emptyRounds: number[] = []; // per slot: the rounds in a row whose stop dropped nothing
   private readonly refaulter: Refaulter;
   private readonly remote = new RemoteCopier();
   private round: EvictionRound | undefined;
+  private readonly waitingSince = new Map<number, number>(); // a waiting fault's page → when it first waited
 
   /** `limits`: per node (slot) the most pages it may keep in the program's memory, 0 for none. */
   constructor(private readonly engine: Engine, limits: number[], private readonly channel: EvictChannel,
@@ -80,9 +83,7 @@ export class Evictor implements EvictionHooks {
     engine.attachEviction(this);
   }
 
-  private stats(slot: number): EvictionStats {
-    return this.engine.nodeStats[slot].eviction!;
-  }
+  private stats = (slot: number): EvictionStats => this.engine.nodeStats[slot].eviction!;
 
   /** A round's victims: an eighth of the limit, at least two fault-ahead windows, at most half the limit. */
   private batch(set: ResidentSet): number {
@@ -108,10 +109,7 @@ export class Evictor implements EvictionHooks {
   /** One step of the round in progress, or the start of one when a node is over its mark. */
   step(): void {
     const r = this.round;
-    if (!r) {
-      this.start();
-      return;
-    }
+    if (!r) return this.start();
     if (r.phase !== 'dropping' && !this.engine.mms.has(r.mm.uffd)) {
       if (r.phase === 'writing' || this.channel.cancel()) this.round = undefined;
       return; // else taken: EvictDone ends it
@@ -201,6 +199,7 @@ export class Evictor implements EvictionHooks {
   /** The drop is done (the threads are still stopped): the table is made to match it. */
   done(pid: number, bytes: number, pauseMs: number): void {
     this.channel.finish();
+    this.waitingSince.clear();
     const r = this.round;
     if (!r) return;
     this.round = undefined;
@@ -230,51 +229,52 @@ export class Evictor implements EvictionHooks {
     return r !== undefined && r.mm === mm && r.dropping(start, end);
   }
 
-  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean, pages = this.engine.faultAheadPages): boolean {
+  mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean): boolean {
     const set = this.sets[slot];
-    if (!set || this.engine.nodeStats[slot].pages_resident + pages <= set.limit) return false;
+    if (!set || this.engine.nodeStats[slot].pages_resident < set.limit) return false;
     if (performance.now() < this.stuckUntil[slot]) return false;
-    // During a drop only the thread the tracer injects into runs: it must never wait. A
-    // retry is another thread's fault from before the stop: it waits for the round's end.
+    // While the tracer stops threads nothing waits (evict-request.ts: a thread faulting inside
+    // the kernel cannot stop until served); during a drop only the injected thread runs and
+    // must not wait, and a retry (another thread's fault from before the stop) waits for the
+    // round's end.
+    if (this.channel.stopping) return false;
     const r = this.round;
-    if (r?.phase === 'dropping' && r.mm === mm) return isRetry;
+    if (r?.mm === mm && r.phase === 'dropping') return isRetry;
+    const now = performance.now();
+    const since = this.waitingSince.get(addr);
+    if (since === undefined) this.waitingSince.set(addr, now);
+    else if (now - since > MAX_WAIT_MS) { this.waitingSince.delete(addr); return false; }
     if (!isRetry) this.stats(slot).fault_waits++;
     return true;
   }
 
   refault(mm: Mm, addr: number, isRetry: boolean): boolean {
     const slot = mm.table.nodeOf(addr);
-    if (this.mustWait(slot, mm, addr, isRetry, 1)) {
+    if (this.mustWait(slot, mm, addr, isRetry)) {
       this.engine.retries.push({ mm, addr, write: false, tid: 0 });
       return true;
     }
-    // Read-ahead no further than the room left under the limit (one page at least).
-    const set = this.sets[slot];
-    const room = set ? Math.max(1, set.limit - this.engine.nodeStats[slot].pages_resident) : Infinity;
-    this.refaulter.serve(mm, addr, isRetry, room);
+    this.refaulter.serve(mm, addr, isRetry, this.room(slot)); // read-ahead no further than the room
     return true;
+  }
+
+  room(slot: number): number {
+    const set = this.sets[slot];
+    return set ? Math.max(1, set.limit - this.engine.nodeStats[slot].pages_resident) : Infinity;
   }
 
   recordFresh(mm: Mm, part: MmPart): void {
     recordFresh(this.engine, mm, part, this.checksums);
   }
 
-  /**
-   * A thread is exiting and the kernel will write its clear_child_tid word at addr, which
-   * no userfaultfd serves for an exiting task: an evicted page there comes back now.
-   */
-  bringBack(pid: number, addr: number): void {
+  /** Thread tid of pid exits, and the kernel will write its clear_child_tid word at addr, which no
+   * userfaultfd serves for an exiting task: an evicted page there comes back now, pinned (Mm.pins). */
+  bringBack(pid: number, addr: number, tid: number): void {
     const mm = this.engine.mmOf(pid);
     if (!mm) return;
     const page = addr - (addr % PAGE);
-    for (let tries = 0; tries < 1000 && mm.table.flagsOf(page) & EVICTED && this.engine.mms.has(mm.uffd); tries++) {
-      if (tries > 0) {
-        this.engine.service(mm);
-        schedYield();
-      }
-      this.refaulter.serve(mm, page, true);
-    }
-    this.engine.retries = this.engine.retries.filter((x) => x.mm !== mm || x.addr !== page);
+    this.refaulter.bringBack(mm, page);
+    if (mm.table.get(page) > 0) mm.pins.set(page, tid);
   }
 
   /**

@@ -97,8 +97,10 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
   }
   const targets = [faultTarget];
   const frames = [faultFrame];
+  // [eviction] No further than the room left under the limit, also while the node is let over it.
+  const room = faultTarget >= 0 && e.eviction ? e.eviction.room(faultTarget) : Infinity;
   let end = addr + PAGE;
-  for (; end < hi; end += PAGE) {
+  for (; end < hi && targets.length < room; end += PAGE) {
     const t = placePage(policy, indexOf(end), e);
     const f = reserve(e, t);
     if (t === TO_SIGBUS || (t >= 0 && f < 0)) break;
@@ -106,7 +108,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
     frames.push(f);
   }
   let start = addr;
-  for (; start > lo; start -= PAGE) {
+  for (; start > lo && targets.length < room; start -= PAGE) {
     const t = placePage(policy, indexOf(start - PAGE), e);
     const f = reserve(e, t);
     if (t === TO_SIGBUS || (t >= 0 && f < 0)) break;

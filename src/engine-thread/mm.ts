@@ -9,6 +9,7 @@ import { WriteRunSizer } from './write-runs.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 import type { FrameCounts } from '../../backing/frame-counts.js';
 import { MmEviction } from './mm-eviction.js';
+import { threadEnded } from './proc-info.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
 export interface FrameStore {
@@ -70,11 +71,12 @@ export class Mm {
   staged: number[] = [];
   /**
    * Pages the kernel is about to write for an exiting thread (its clear_child_tid),
-   * made writable at its exit stop: a prepare running meanwhile must not protect them
-   * again. The freeze clears the set: every thread is stopped or gone by then, and
-   * an exiting thread is reported gone only after that write.
+   * made writable at its exit stop (page → the thread's tid): a prepare running meanwhile
+   * must not protect them again, nor eviction drop them. A freeze does not wait for an
+   * exiting thread (stop-threads.ts), so a pin stays until its thread is past its exit
+   * (dropEndedPins, at each freeze).
    */
-  readonly pins = new Set<number>();
+  readonly pins = new Map<number, number>();
   /** How many pages the next write fault opens (write-runs.ts). */
   readonly writeRuns = new WriteRunSizer();
   /**
@@ -95,6 +97,11 @@ export class Mm {
   track(start: number, end: number, policy: PagePolicy): void {
     this.ranges.add(start, end, policy);
     this.mayHoldUntracked(start, end);
+  }
+
+  /** Drops the pins of threads past their exit, whose write is done (at each freeze). */
+  dropEndedPins(): void {
+    for (const [page, tid] of this.pins) if (threadEnded(tid)) this.pins.delete(page);
   }
 
   /** [start, end) was just registered: it may hold pages the engine did not place. */

@@ -208,7 +208,7 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
       state.release(mm);
       continue;
     }
-    mm.pins.clear();
+    mm.dropEndedPins();
     const part = state.partOf(mm, pid);
     // A pre-copy that failed (its reader gone, a page gone: copy-guard.ts) is not a page
     // lost to the snapshot: still in the table, the page is DIRTY and copied now; gone

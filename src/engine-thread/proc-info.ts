@@ -19,3 +19,18 @@ export function commandOf(pid: number): string[] {
     return [];
   }
 }
+
+/**
+ * Thread tid is past its exit (gone, a zombie or dead): the kernel's writes at its exit
+ * (clear_child_tid, in mm_release) are done — they come before exit_notify makes it a zombie.
+ */
+export function threadEnded(tid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${tid}/stat`, 'utf8');
+  } catch {
+    return true;
+  }
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state === 'Z' || state === 'X';
+}

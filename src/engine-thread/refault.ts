@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
+import { schedYield } from '../sys/sched.js';
 import { copiedFast, copyFast, wakeFast } from '../sys/userfaultfd-fast.js';
 import { UFFDIO_COPY_MODE } from '../sys/userfaultfd-uapi.js';
 import { BACK, EVICTED, PAGE, REF } from './page-table.js';
@@ -125,5 +126,18 @@ export class Refaulter {
       stats.bytes_read += PAGE;
       if (node.pages_resident > stats.peak_resident_pages) stats.peak_resident_pages = node.pages_resident;
     }
+  }
+
+  /** Brings the evicted page at `page` back now, retrying while the kernel says EAGAIN (an event unread). */
+  bringBack(mm: Mm, page: number): void {
+    const e = this.e;
+    for (let tries = 0; tries < 1000 && mm.table.flagsOf(page) & EVICTED && e.mms.has(mm.uffd); tries++) {
+      if (tries > 0) {
+        e.service(mm);
+        schedYield();
+      }
+      this.serve(mm, page, true);
+    }
+    e.retries = e.retries.filter((x) => x.mm !== mm || x.addr !== page);
   }
 }

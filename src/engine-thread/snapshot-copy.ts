@@ -116,14 +116,14 @@ export class FrozenPageCopier {
    * page makes the kernel skip the write — and pthread_join waits forever). Copied first
    * when frozen and not copied yet, as a write fault would. 0 or -errno.
    */
-  releaseForKernelWrite(pid: number, addr: number): number {
+  releaseForKernelWrite(pid: number, addr: number, tid: number): number {
     const mm = this.engine.mmOf(pid);
     if (!mm) return 0;
     const page = addr - (addr % PAGE);
     const entry = mm.table.get(page);
     if (entry <= 0) return 0; // never placed, or ordinary memory: never protected
     // Pinned even when writable now: a prepare step may run before the kernel's write.
-    mm.pins.add(page);
+    mm.pins.set(page, tid);
     const flags = mm.table.flagsOf(page);
     if ((flags & (DIRTY | PENDING)) === DIRTY) return 0; // written since the last snapshot: writable
     this.copyFirst(mm, page);

@@ -219,10 +219,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   // ---- copy -----------------------------------------------------------------------------
   /** Makes the page holding addr writable now for the kernel's write (snapshot-copy.ts). 0 or -errno. */
-  releaseForKernelWrite(pid: number, addr: number): number {
+  releaseForKernelWrite(pid: number, addr: number, tid: number): number {
     // Asynchronously protected pages are made writable by the kernel itself, exiting task or not.
     if (this.async) return 0;
-    return this.copier.releaseForKernelWrite(pid, addr);
+    return this.copier.releaseForKernelWrite(pid, addr, tid);
   }
 
   /** Copies up to `pages` pending pages; true while pages remain (snapshot-copy.ts). */

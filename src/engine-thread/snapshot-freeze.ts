@@ -31,7 +31,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     // events) are handled now, before the dirty pages are staged.
     engine.service(mm);
     if (!engine.mms.has(mm.uffd)) continue;
-    mm.pins.clear();
+    mm.dropEndedPins();
     const t0 = process.hrtime.bigint();
     const runs: number[] = [];
     let count = 0;

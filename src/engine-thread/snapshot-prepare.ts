@@ -77,7 +77,7 @@ function unstagePinned(mm: Mm, runs: number[]): void {
   if (runs.length === 0) return;
   const lo = runs[0];
   const hi = runs[runs.length - 1];
-  for (const pin of mm.pins) {
+  for (const pin of mm.pins.keys()) {
     if (pin < lo || pin >= hi) continue;
     for (let i = 0; i < runs.length; i += 2) {
       const [start, end] = [runs[i], runs[i + 1]];

@@ -66,6 +66,11 @@ export class EvictStopper {
   constructor(private readonly host: EvictHost, private readonly engine: EngineClient,
     private readonly channel: EvictChannel) {}
 
+  /** The tracer is stopping threads (on) or has stopped them (off): faults must not wait meanwhile. */
+  stopping(on: boolean): void {
+    this.channel.setStopping(on);
+  }
+
   /** An eviction request waits to be taken. */
   get pending(): boolean {
     return this.channel.pending;

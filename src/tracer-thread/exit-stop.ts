@@ -28,5 +28,5 @@ export function onExitStop(host: FreezeHost, thread: Thread, exitSnapshotWanted:
   // mm_release will write 0 to the thread's clear_child_tid and wake its joiners. A
   // userfaultfd does not serve an exiting task's faults: on a write-protected page
   // (clean since a snapshot) the write is skipped and pthread_join never returns.
-  else if (thread.clearChildTid !== 0n) host.engine.threadExit(proc.pid, thread.clearChildTid);
+  else if (thread.clearChildTid !== 0n) host.engine.threadExit(proc.pid, thread.clearChildTid, thread.tid);
 }

@@ -18,6 +18,8 @@ export interface StopHost {
   readonly tasks: Tasks;
   /** A task's death, read while the others are stopped. */
   gone(tid: number, status: number): void;
+  /** Tells the engine that threads are being stopped (on) or are (off): its faults then do not wait for room. */
+  stopping?(on: boolean): void;
 }
 
 /**
@@ -55,6 +57,17 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
     return tasks.held.has(child) || tasks.unhandled.has(child) || child === stoppedTid;
   };
   const mustWait = (): boolean => [...waiting].some((tid) => !asleepInVfork(tid));
+  host.stopping?.(true);
+  try {
+    waitStops(host, waiting, stash, mustWait);
+  } finally {
+    host.stopping?.(false);
+  }
+  return stash;
+}
+
+function waitStops(host: StopHost, waiting: Set<number>, stash: Map<number, number>, mustWait: () => boolean): void {
+  const { tasks } = host;
   while (waiting.size > 0 && mustWait()) {
     const { pid: tid, status } = waitpid(-1, __WALL);
     waiting.delete(tid);
@@ -72,7 +85,6 @@ export function stopThreads(host: StopHost, stoppedTid: number, which: (thread: 
     stash.set(tid, status);
     tasks.unhandled.add(tid);
   }
-  return stash;
 }
 
 /**

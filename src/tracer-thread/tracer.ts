@@ -154,6 +154,8 @@ export class Tracer implements FreezeHost, EvictHost {
     this.onGone(tid, status);
   }
 
+  stopping(on: boolean): void { this.evictions?.stopping(on); }
+
   /** A status read by a waitpid for one task (an injection's), handled by the loop next. */
   later(r: WaitResult): void {
     if (WIFSTOPPED(r.status)) this.tasks.unhandled.add(r.pid);
