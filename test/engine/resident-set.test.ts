@@ -38,7 +38,7 @@ test('frozen, copying, evicted, already chosen and pinned pages, and other nodes
   const skip = [PENDING, PENDING | DIRTY, COPYING | PENDING, EVICTED, VICTIM];
   const mm = mmWith(8, (i) => skip[i] ?? 0);
   mm.table.set(at(8), 9, 1, 0); // slot 1
-  mm.pins.add(at(6));
+  mm.pins.set(at(6), 1); // page → the exiting thread's tid
   const { out } = sweep(new ResidentSet(0, 4), [mm], 16);
   expect(out).toEqual([5, 7]);
 });
