@@ -60,7 +60,9 @@ export async function prepareFreshBackings(g) {
  */
 export function why(stderr) {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const picked = [lines.find((l) => /^numactlx: /.test(l)), lines.find((l) => /^\w*Error: /.test(l)), lines.find((l) => /^FAIL /.test(l))]
+  // V8's own abort prints `FATAL ERROR: …` or `# Fatal error in …` / `# Check failed: …`.
+  const fatal = lines.filter((l) => /^FATAL ERROR|^# (Fatal|Check)/.test(l)).join(' ');
+  const picked = [lines.find((l) => /^numactlx: /.test(l)), lines.find((l) => /^\w*Error: /.test(l)), lines.find((l) => /^FAIL /.test(l)), fatal]
     .filter(Boolean);
   return picked.length > 0 ? picked.join(' / ') : lines[lines.length - 1] ?? '(nothing on stderr)';
 }
