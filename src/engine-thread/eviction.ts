@@ -232,7 +232,8 @@ export class Evictor implements EvictionHooks {
   mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean): boolean {
     const set = this.sets[slot];
     if (!set || this.engine.nodeStats[slot].pages_resident < set.limit) return false;
-    if (performance.now() < this.stuckUntil[slot]) return false;
+    const now = performance.now();
+    if (now < this.stuckUntil[slot]) return false;
     // While the tracer stops threads nothing waits (evict-request.ts: a thread faulting inside
     // the kernel cannot stop until served); during a drop only the injected thread runs and
     // must not wait, and a retry (another thread's fault from before the stop) waits for the
@@ -240,7 +241,6 @@ export class Evictor implements EvictionHooks {
     if (this.channel.stopping) return false;
     const r = this.round;
     if (r?.mm === mm && r.phase === 'dropping') return isRetry;
-    const now = performance.now();
     const since = this.waitingSince.get(addr);
     if (since === undefined) this.waitingSince.set(addr, now);
     else if (now - since > MAX_WAIT_MS) { this.waitingSince.delete(addr); return false; }
@@ -267,14 +267,14 @@ export class Evictor implements EvictionHooks {
     recordFresh(this.engine, mm, part, this.checksums);
   }
 
-  /** Thread tid of pid exits, and the kernel will write its clear_child_tid word at addr, which no
-   * userfaultfd serves for an exiting task: an evicted page there comes back now, pinned (Mm.pins). */
-  bringBack(pid: number, addr: number, tid: number): void {
+  /** A thread of pid exits, and the kernel will write its clear_child_tid word at addr, which no
+   * userfaultfd serves for an exiting task: an evicted page there comes back now. (The pin that
+   * keeps it from the next rounds is releaseForKernelWrite's: eviction forces sync tracking.) */
+  bringBack(pid: number, addr: number): void {
     const mm = this.engine.mmOf(pid);
     if (!mm) return;
     const page = addr - (addr % PAGE);
     this.refaulter.bringBack(mm, page);
-    if (mm.table.get(page) > 0) mm.pins.set(page, tid);
   }
 
   /**

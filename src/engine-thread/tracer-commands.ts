@@ -56,7 +56,7 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
     case TracerOp.SetPause: snaps.setPause(a[0]); return 0;
     case TracerOp.ExitStop: snaps.flushProcess(a[0], a[1] === 1); return 0;
     case TracerOp.ThreadExit:
-      evictor?.bringBack(a[0], a[1], a[2]); // [eviction] the kernel's write needs the page mapped
+      evictor?.bringBack(a[0], a[1]); // [eviction] the kernel's write needs the page mapped
       return snaps.releaseForKernelWrite(a[0], a[1], a[2]);
     case TracerOp.EvictRanges: return evictor ? evictor.ranges(a[0], Array.from(a.subarray(2, 2 + 2 * Math.min(a[1], 500)))) : 0;
     case TracerOp.EvictDone: evictor?.done(a[0], a[1], a[2]); return 0;
