@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { DOORBELL_BYTES } from '../src/channels/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
+import { ENGINE_WORKER, workerFor } from './early-workers.js';
 import { debugging, SetupError } from './errors.js';
 import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
@@ -16,8 +17,13 @@ import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
 
-/** How long the end of a session waits for a checksum worker still loading (≈ 50–300 ms here). */
-const CHECKSUM_LOAD_WAIT_MS = 10_000;
+/**
+ * How long the end of a session waits for a checksum worker still loading (≈ 50–300 ms
+ * here): a guard against a worker that never loads, not a deadline — terminating one that
+ * is loading koffi aborts numactlx, and under emulation (the 6.1 guest, TCG) a worker's
+ * start-up takes seconds (10 s was the bound until stop 22).
+ */
+const CHECKSUM_LOAD_WAIT_MS = 120_000;
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -51,7 +57,7 @@ export class EngineHandle {
       faultAheadPages, features, dirtyTracking, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
       evict: this.evict,
     };
-    this.worker = startWorker(new URL('../src/engine-thread/engine-worker.js', import.meta.url), data);
+    this.worker = workerFor(ENGINE_WORKER, data);
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {
       // The engine stops the checksum worker before it unmaps the backings; if the engine
       // died instead, nothing else will.

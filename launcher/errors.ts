@@ -4,10 +4,7 @@
 // stderr, exit status 1 (numactl's convention); usage errors add the usage text.
 import { SysError } from '../src/sys/libc.js';
 
-/** NUMACTLX_DEBUG=1: stack traces and the engine's failed kernel calls on stderr; never otherwise. */
-export function debugging(): boolean {
-  return process.env.NUMACTLX_DEBUG === '1';
-}
+export { debugging } from './debug.js';
 
 /** A bad command line: printed with the usage text. */
 export class UsageError extends Error {

@@ -24,6 +24,7 @@ import { setSignalDisposition } from '../src/sys/signal.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 import { loadCron } from '../src/snapshot/schedule.js';
+import { endUnused } from './early-workers.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -115,11 +116,11 @@ export function main(argv: string[]): void {
   // last stretch (a supervisor stopping the job just as the program ended) would kill
   // numactlx with 143 instead of the program's status. Everything numactlx writes is
   // written synchronously by then (stdout/stderr are files, pipes or terminals).
-  run(argv).then((code) => {
-    process.exit(code);
-  }, (err) => {
+  // Early workers no session took end first (early-workers.ts): exiting while one still
+  // loads koffi would abort Node.
+  run(argv).then((code) => endUnused().then(() => process.exit(code)), (err) => {
     printErr(`numactlx: internal error: ${describeError(err)}\n`);
-    process.exit(1);
+    void endUnused().then(() => process.exit(1));
   });
 }
 
@@ -131,5 +132,5 @@ export function main(argv: string[]): void {
 function onStray(err: Error): void {
   printErr(`numactlx: internal error: ${describeError(err)}\n`);
   if (debugging()) printErr(`${err.stack ?? ''}\n`);
-  process.exit(1);
+  void endUnused().then(() => process.exit(1));
 }

@@ -4,7 +4,7 @@
 // is nothing to forward: numactlx execs the program, exec-program.ts.)
 import fs from 'node:fs';
 import os from 'node:os';
-import { startWorker } from './worker.js';
+import { TRACER_WORKER, workerFor } from './early-workers.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill } from '../src/sys/signal.js';
@@ -29,11 +29,10 @@ export interface RunHooks {
   notForwarded?: NodeJS.Signals[];
 }
 
-const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
-
 /**
- * The tracer worker, started with the engine worker so that both load at once, waiting
- * at its gate until runProgram opens it or quit() lets it end (TracerGate).
+ * The tracer worker, started with the engine worker so that both load at once (or
+ * earlier: early-workers.ts), waiting at its gate until runProgram opens it or quit()
+ * lets it end (TracerGate).
  */
 export class StartedTracer {
   readonly worker: Worker;
@@ -44,7 +43,7 @@ export class StartedTracer {
   private onFailure: ((err: Error) => void) | undefined;
 
   constructor(start: Omit<TracerStart, 'gate'>) {
-    this.worker = startWorker(TRACER_WORKER, { ...start, gate: this.gate.sab });
+    this.worker = workerFor(TRACER_WORKER, { ...start, gate: this.gate.sab });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('error', (err) => {
       this.failure ??= err;

@@ -69,7 +69,7 @@ test('a thread folder imports no other thread\'s folder, and src/channels import
 
 test('only the main thread\'s launcher starts the workers, by their entry files', () => {
   const entries = files.filter((f) => /new URL\('[^']*-worker\.js'/.test(texts.get(f)!));
-  expect(entries.sort()).toEqual(['launcher/engine-handle.ts', 'launcher/run-program.ts']);
+  expect(entries.sort()).toEqual(['launcher/early-workers.ts', 'launcher/engine-handle.ts']);
   for (const d of THREADS) expect(fs.readdirSync(path.join(ROOT, d)).filter((n) => n.endsWith('-worker.ts'))).toHaveLength(1);
 });
 

@@ -10,7 +10,6 @@
 // the session runs: everything arrives through fds and shared memory; answers to the
 // main thread go out with postMessage (src/channels/engine-messages.ts).
 import fs from 'node:fs';
-import { workerData } from 'node:worker_threads';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
 import { SnapshotCatalog } from '../../backing/catalog-commit.js';
@@ -33,8 +32,9 @@ import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
 import { queueNote } from './register-range.js';
 import { NoteKind, type Note } from '../channels/tracer-notes.js';
+import { workerStart } from '../channels/worker-start.js';
 
-const start = workerData as EngineStart;
+const start = await workerStart<EngineStart>();
 const doorbell = new Doorbell(start.doorbell);
 
 /**

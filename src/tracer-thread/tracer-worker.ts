@@ -15,7 +15,7 @@
 //
 // Invariant: no other thread calls waitpid for the program (libuv never sees it: it
 // was not spawned through child_process), so every state change arrives here.
-import { isMainThread, workerData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import { PlacementError, takePlacement } from '../placement/take-placement.js';
 import { postToMain as post, TracerGate, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
 import { Tracer } from './tracer.js';
@@ -23,6 +23,7 @@ import { ForeignTracerError } from './limits.js';
 import { EngineClient, TracerChannel } from '../channels/tracer-engine.js';
 import { Doorbell } from '../channels/doorbell.js';
 import { EvictChannel } from '../channels/evict-request.js';
+import { workerStart } from '../channels/worker-start.js';
 
 if (isMainThread) throw new Error('tracer-worker must run as a worker thread');
 
@@ -67,7 +68,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
   }
 }
 
-const start = workerData as TracerStart;
+const start = await workerStart<TracerStart>();
 // Loaded (koffi too, through the imports above) while the engine opens the backings; the
 // program starts once the session is ready for it (tracer-messages.ts TracerGate).
 if (new TracerGate(start.gate).pass() && applyPlacement(start)) runTraced(start, start.traced);
