@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { checkRuntimeDir, pidOfSocketName, sessionDirs, socketPath } from './paths.js';
+import { readProcStat } from '../sys/procfs.js';
 import {
   ControlError, encodeLine, LineSplitter, parseResponse, type OpName, type Ops, type SessionInfo,
 } from './protocol.js';
@@ -95,8 +96,7 @@ export function pidAlive(pid: number): boolean {
   }
   try {
     // A zombie still takes signal 0 but will never answer: it is as dead as a session gets.
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    return readProcStat(pid).state !== 'Z';
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // gone since, or /proc hidden (hidepid)
   }

@@ -27,7 +27,7 @@ import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
-import { exeOf } from './proc-info.js';
+import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
 import { queueNote } from './register-range.js';

@@ -19,13 +19,8 @@
 // 4. drop (the tracer injects process_madvise(MADV_DONTNEED) into a stopped thread): the
 //    REMOVE events it raises are the engine's own (isOwnDrop); EvictDone: whatever the drop
 //    left mapped (mlock'd ranges refuse MADV_DONTNEED) is counted resident again (pagemap).
-// A fault on a node at its limit waits (mustWait) until a round has made room — except
-// faults in the mm being dropped that are not retries (only the thread the tracer injects
-// into runs then, and the tracer waits for it), and, while no victim can be found, all of
-// them (a node of pinned or frozen pages must not hang). A fault places at most the room
-// left (room(): fault-ahead and read-ahead are cut to it, one page if none), so a node let
-// over its limit grows by a page per fault, not by windows. So its pages stay within the
-// limit, plus what a drop's injected thread needs (its rseq area).
+// A fault on a node at its limit waits until a round has made room, and places at most the
+// room left (eviction-waits.ts has those rules, and their exceptions).
 import fs from 'node:fs';
 import os from 'node:os';
 import { wakeFast } from '../sys/userfaultfd-fast.js';
@@ -35,6 +30,7 @@ import { Refaulter } from './refault.js';
 import { RemoteCopier } from './remote-copy.js';
 import { newEvictionStats, recordFresh, residentIfMapped } from './evicted-pages.js';
 import { EvictionRound } from './eviction-round.js';
+import { FaultWaits } from './eviction-waits.js';
 import type { EvictChannel } from '../channels/evict-request.js';
 import type { Engine, Mm } from './engine.js';
 import type { EvictionHooks } from './engine-core.js';
@@ -52,25 +48,21 @@ const RERING_MS = 50;
 const STUCK_MS = 10;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
-/** A fault waits this long at most, then is served one page past the limit: a thread faulting inside
- * the kernel takes no signal until served, and the kernel may give it the round's SIGURG. */
-const MAX_WAIT_MS = 50;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
-  private readonly stuckUntil: number[];
+  private readonly waits: FaultWaits;
   private readonly emptyRounds: number[] = []; // per slot: the rounds in a row whose stop dropped nothing
   private readonly refaulter: Refaulter;
   private readonly remote = new RemoteCopier();
   private round: EvictionRound | undefined;
-  private readonly waitingSince = new Map<number, number>(); // a waiting fault's page → when it first waited
 
   /** `limits`: per node (slot) the most pages it may keep in the program's memory, 0 for none. */
   constructor(private readonly engine: Engine, limits: number[], private readonly channel: EvictChannel,
     private readonly checksums: ChecksumQueue) {
     this.sets = limits.map((limit, slot) => (limit > 0 ? new ResidentSet(slot, limit) : undefined));
-    this.stuckUntil = limits.map(() => 0);
+    this.waits = new FaultWaits(limits, (slot) => engine.nodeStats[slot].pages_resident, channel, this.stats);
     limits.forEach((limit, slot) => { if (limit > 0) engine.nodeStats[slot].eviction = newEvictionStats(limit); });
     this.refaulter = new Refaulter(engine, Math.max(1, engine.faultAheadPages));
     // Attached after the snapshot engine, around its write-fault handler: a write is first
@@ -119,7 +111,7 @@ export class Evictor implements EvictionHooks {
       if (!r.hasVictims()) {
         // None left to drop (written to since, or no free frame to write one back to).
         this.round = undefined;
-        this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+        this.waits.letOver(r.slot, STUCK_MS);
         return;
       }
       // Every victim written back: the tracer stops the mm for the drop.
@@ -131,7 +123,7 @@ export class Evictor implements EvictionHooks {
       // Not taken: a SIGURG of the program pending swallowed ours, or it blocks SIGURG in
       // every thread (the tracer then takes the request at its next stop of any kind).
       // Meanwhile faults must not wait for room that may not come: the node goes over.
-      if (performance.now() - r.requestedAt > STALL_MS) this.stuckUntil[r.slot] = performance.now() + STALL_MS;
+      if (performance.now() - r.requestedAt > STALL_MS) this.waits.letOver(r.slot, STALL_MS);
       this.ring(r);
     }
   }
@@ -149,7 +141,7 @@ export class Evictor implements EvictionHooks {
     const now = performance.now();
     for (let slot = 0; slot < this.sets.length; slot++) {
       const set = this.sets[slot];
-      if (!set || now < this.stuckUntil[slot]) continue;
+      if (!set || this.waits.isLetOver(slot, now)) continue;
       const resident = this.engine.nodeStats[slot].pages_resident;
       const stats = this.stats(slot);
       if (resident > stats.peak_resident_pages) stats.peak_resident_pages = resident;
@@ -168,7 +160,7 @@ export class Evictor implements EvictionHooks {
     for (const mm of this.engine.mms.values()) budget += 2 * mm.table.chunkCount;
     const mm = set.sweep(this.engine.mms.values(), this.batch(set), budget, victims);
     if (!mm || victims.length === 0) {
-      this.stuckUntil[slot] = performance.now() + STUCK_MS;
+      this.waits.letOver(slot, STUCK_MS);
       if (DEBUG) fs.writeSync(2, `numactlx-engine: eviction: no victim found (resident ${this.engine.nodeStats[slot].pages_resident})\n`);
       return;
     }
@@ -199,7 +191,7 @@ export class Evictor implements EvictionHooks {
   /** The drop is done (the threads are still stopped): the table is made to match it. */
   done(pid: number, bytes: number, pauseMs: number): void {
     this.channel.finish();
-    this.waitingSince.clear();
+    this.waits.roundEnded();
     const r = this.round;
     if (!r) return;
     this.round = undefined;
@@ -212,7 +204,7 @@ export class Evictor implements EvictionHooks {
     // turn of the hand over an address space ended with): the next round takes others. Twice
     // in a row: the node may stay over its limit rather than hold faults forever.
     this.emptyRounds[r.slot] = r.runs.length === 0 ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
-    if (this.emptyRounds[r.slot] > 1) this.stuckUntil[r.slot] = performance.now() + STUCK_MS;
+    if (this.emptyRounds[r.slot] > 1) this.waits.letOver(r.slot, STUCK_MS);
     const stats = this.stats(r.slot);
     stats.rounds++;
     stats.evict_ms += performance.now() - r.startedAt;
@@ -230,22 +222,7 @@ export class Evictor implements EvictionHooks {
   }
 
   mustWait(slot: number, mm: Mm, addr: number, isRetry: boolean): boolean {
-    const set = this.sets[slot];
-    if (!set || this.engine.nodeStats[slot].pages_resident < set.limit) return false;
-    const now = performance.now();
-    if (now < this.stuckUntil[slot]) return false;
-    // While the tracer stops threads nothing waits (evict-request.ts: a thread faulting inside
-    // the kernel cannot stop until served); during a drop only the injected thread runs and
-    // must not wait, and a retry (another thread's fault from before the stop) waits for the
-    // round's end.
-    if (this.channel.stopping) return false;
-    const r = this.round;
-    if (r?.mm === mm && r.phase === 'dropping') return isRetry;
-    const since = this.waitingSince.get(addr);
-    if (since === undefined) this.waitingSince.set(addr, now);
-    else if (now - since > MAX_WAIT_MS) { this.waitingSince.delete(addr); return false; }
-    if (!isRetry) this.stats(slot).fault_waits++;
-    return true;
+    return this.waits.mustWait(slot, mm, addr, isRetry, this.round);
   }
 
   refault(mm: Mm, addr: number, isRetry: boolean): boolean {
@@ -259,8 +236,7 @@ export class Evictor implements EvictionHooks {
   }
 
   room(slot: number): number {
-    const set = this.sets[slot];
-    return set ? Math.max(1, set.limit - this.engine.nodeStats[slot].pages_resident) : Infinity;
+    return this.waits.room(slot);
   }
 
   recordFresh(mm: Mm, part: MmPart): void {

@@ -9,7 +9,7 @@ import { WriteRunSizer } from './write-runs.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 import type { FrameCounts } from '../../backing/frame-counts.js';
 import { MmEviction } from './mm-eviction.js';
-import { threadEnded } from './proc-info.js';
+import { threadEnded } from '../sys/procfs.js';
 
 /** What the engine needs of a virtual node's backing: frames to place pages in. */
 export interface FrameStore {

@@ -12,7 +12,7 @@ import type { EngineEvent } from '../channels/engine-messages.js';
 import type { Engine } from './engine.js';
 import type { SnapshotEngine } from './snapshot-engine.js';
 import type { Evictor } from './eviction.js';
-import { commandOf, exeOf } from './proc-info.js';
+import { commandOf, exeOf } from '../sys/procfs.js';
 import type { PagePolicy } from './ranges.js';
 
 const { EINVAL, EIO, ENOENT, ESRCH } = os.constants.errno;

@@ -4,7 +4,6 @@
 // the seccomp filter on the first exec (children inherit it, and it survives exec);
 // the break; and, when the policy names a virtual node, the anonymous ranges the new
 // image already has (stack, bss, heap) registered before it runs an instruction.
-import fs from 'node:fs';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
@@ -21,6 +20,7 @@ import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
+import { readProcStat } from '../sys/procfs.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -125,9 +125,7 @@ export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): nu
  * injected brk(0): that costs a round of single steps, and brk is trapped by the filter.
  */
 export function breakAtExec(pid: number): bigint {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields from the 3rd on follow the command's closing parenthesis (the command may hold spaces).
-  const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[47 - 3];
+  const field = readProcStat(pid).field(47);
   if (field === undefined) throw new Error(`no start_brk in /proc/${pid}/stat`);
   return BigInt(field);
 }

@@ -3,9 +3,11 @@
 // to quit and waits until they have ended, because exiting while one still loads koffi
 // aborts Node ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw"; without the
 // wait, 3 of 40 `--remap=… --show` runs aborted here).
+import os from 'node:os';
 import path from 'node:path';
 import { asksForVirtualNode } from '../../launcher/early-workers.js';
-import { numactlx } from '../helpers/numactlx.js';
+import { execa } from 'execa';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
@@ -29,7 +31,12 @@ function workerLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => /^numactlx: (engine|tracer)-worker: /.test(l)).sort();
 }
 
+function needTwoCpus(): void {
+  if (os.availableParallelism() < 2) throw new Error(`early workers start only with 2 CPUs or more; this test runs on ${os.availableParallelism()}`);
+}
+
 test('a session takes both early workers, and the program runs', async () => {
+  needTwoCpus();
   const backing = path.join(tmpDir(), 'n3.img');
   const r = await numactlx([`--remap=3,${backing},size=64m`, '--membind=3', '--', 'sh', '-c', 'echo ran $$'], DEBUG);
   expect(r.exitCode).toBe(0);
@@ -40,7 +47,17 @@ test('a session takes both early workers, and the program runs', async () => {
   ]);
 });
 
+test('on one CPU no worker starts early (they would only take turns): the session starts its own', async () => {
+  const backing = path.join(tmpDir(), 'n3.img');
+  const r = await execa('taskset', ['-c', '0', NUMACTLX, `--remap=3,${backing},size=64m`, '--membind=3', '--', 'sh', '-c', 'echo ran'],
+    { ...DEBUG, reject: false, stdin: 'ignore' });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe('ran');
+  expect(workerLines(r.stderr)).toEqual([]);
+});
+
 test('no session: the early workers are told to quit, and numactlx ends cleanly every time', async () => {
+  needTwoCpus();
   const dir = tmpDir();
   const backing = path.join(dir, 'n3.img');
   // --show exits right after the parse, while the workers are still loading: the case that aborted.

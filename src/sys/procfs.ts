@@ -1,0 +1,50 @@
+// What /proc says of a task: its executable and command line (the engine's statistics,
+// status, ps — a vanished process reads as nothing), and /proc/PID/stat, parsed here only.
+import fs from 'node:fs';
+
+/** /proc/PID/stat, parsed: its state (field 3) and any field by proc(5)'s number. */
+export interface ProcStat {
+  state: string;
+  field(n: number): string | undefined;
+}
+
+/** Reads /proc/PID/stat; throws what the read throws (ENOENT: the task is gone). */
+export function readProcStat(pid: number): ProcStat {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields from the 3rd on follow the command's last closing parenthesis: the command
+  // (field 2) may hold spaces and parentheses itself.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0], field: (n) => rest[n - 3] };
+}
+
+/** The program pid runs (its /proc/PID/exe), or '' when it is gone. */
+export function exeOf(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
+/** pid's argv as /proc/PID/cmdline has it, or [] when it is gone. */
+export function commandOf(pid: number): string[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Thread tid is past its exit (gone, a zombie or dead): the kernel's writes at its exit
+ * (clear_child_tid, in mm_release) are done — they come before exit_notify makes it a zombie.
+ */
+export function threadEnded(tid: number): boolean {
+  let state: string;
+  try {
+    state = readProcStat(tid).state;
+  } catch {
+    return true;
+  }
+  return state === 'Z' || state === 'X';
+}
