@@ -51,7 +51,9 @@ export class EngineHandle {
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
   start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures,
     dirtyTracking: DirtyTracking): Promise<void> {
-    if (nodes.some((n) => n.maxResident !== undefined)) this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
+    // The engine's stops of the program: eviction's drops, or (asynchronous tracking) pre-copy slices.
+    const evicting = nodes.some((n) => n.maxResident !== undefined);
+    if (evicting || dirtyTracking === 'async') this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
     const data: EngineStart = {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing, maxResidentPages: n.maxResident === undefined ? undefined : Number(n.maxResident / 4096n) })),
       faultAheadPages, features, dirtyTracking, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
@@ -77,7 +79,7 @@ export class EngineHandle {
             // or at the first snapshot (session.ts), or now for eviction, which checksums
             // what it writes: start-up no longer shares two CPUs three ways.
             this.checksumShared = ev.checksums;
-            if (this.evict) this.startChecksums();
+            if (evicting) this.startChecksums();
             resolve();
             break;
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;

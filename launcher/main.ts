@@ -25,6 +25,7 @@ import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 import { loadCron } from '../src/snapshot/schedule.js';
 import { endUnused } from './early-workers.js';
+import { PAUSE_PAGES_ENV, pausePages } from '../src/snapshot/pause-limit.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -46,7 +47,9 @@ async function launch(plan: LaunchPlan, topo: Topology, inherited: Inherited): P
   const policy = plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined;
   // No virtual node: numactl's semantics, the program replaces numactlx (same pid).
   if (placement.virtualNodes.length === 0) return execProgram({ kernelPolicy: policy, cpus: placement.cpus, program: plan.program }, inherited);
-  // A virtual node: the session (engine, tracer, control socket), loaded only for it.
+  // A virtual node: the session (engine, tracer, control socket), loaded only for it. The
+  // engine reads NUMACTLX_PAUSE_PAGES; a bad value is one line here instead.
+  pausePages(process.env[PAUSE_PAGES_ENV]);
   const { runOnVirtualNodes } = await import('./session.js');
   const { dieBySignal } = await import('./ending.js');
   const end = await runOnVirtualNodes(plan, topo, {

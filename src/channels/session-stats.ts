@@ -98,6 +98,11 @@ export interface SessionStats {
     running: { id: number | null; label: string | null } | null;
     waiting: Array<{ label: string | null; requests: number }>;
   };
+  /**
+   * Asynchronous tracking: the stops of the program that ended pre-copies which did not
+   * converge (src/engine-thread/precopy-slices.ts), how many and their time in all.
+   */
+  precopy_slices?: { slices: number; stopped_ms: number };
   /** The snapshot being copied: pages frozen for it and pages still to copy (status). */
   copying?: { id: number; frozen_pages: number; pages_left: number };
   /** What each trigger came to, and the recent snapshots' phase times (status, --stats). */

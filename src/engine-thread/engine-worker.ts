@@ -27,6 +27,7 @@ import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
+import { StopSlices } from './precopy-slices.js';
 import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
@@ -128,6 +129,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const limits = start.nodes.map((n) => n.maxResidentPages ?? 0);
   const evictor = start.evict && limits.some((l) => l > 0)
     ? new Evictor(engine, limits, new EvictChannel(start.evict), checksums) : undefined;
+  // Asynchronous tracking has no eviction (it forces synchronous): the channel's stops are pre-copy slices.
+  if (start.evict && !evictor && start.dirtyTracking === 'async') snaps.slices = new StopSlices(new EvictChannel(start.evict));
   const channel = new TracerChannelServer(start.channel);
   // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
   // (register-range.ts); the ends of processes are applied between uffd reads and
@@ -168,6 +171,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post,
   };
   const mailbox = new MainMailbox(start.mailbox);
+  const slices = snaps.slices;
+  const stats = () => ({ ...engine.stats(exeOf), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs } } : {}) });
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
   let faultTurns = 0;
@@ -181,7 +186,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
     // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)
-    let timeout = snaps.busy ? (snaps.waitingOnWorker ? 1 : 0) : engine.hasRetries ? 1 : -1;
+    let timeout = snaps.busy ? (snaps.waitingOnWorker || snaps.slices?.waiting ? 1 : 0) : engine.hasRetries ? 1 : -1;
     const evictWait = evictor ? evictor.pollTimeout : -1;
     if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
     poll(fds, order.length + 1, timeout);
@@ -208,7 +213,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
         channel.reply(result);
       }
       const req = mailbox.take();
-      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...engine.stats(exeOf), copying: snaps.progress } });
+      if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...stats(), copying: snaps.progress } });
       if (req & (1 << MainRequest.Prune)) {
         try {
           post({ type: 'pruned', ids: snaps.prune(mailbox.value()) });
@@ -224,7 +229,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
         // Deleted or truncated while no snapshot looked: said now, not lost in silence.
         snaps.noteMedium('as the session ended');
         tellLost(snaps);
-        post({ type: 'stats', stats: engine.stats(exeOf) });
+        post({ type: 'stats', stats: stats() });
         checksums.stop(); // it reads the frames: before they are unmapped
         for (const s of stores) s.close();
         post({ type: 'closed' });

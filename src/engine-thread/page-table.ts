@@ -156,10 +156,7 @@ export class PageTable {
     }
   }
 
-  /**
-   * The keys of the chunks where a page became DIRTY since the last call, ascending and
-   * distinct; the list starts again empty.
-   */
+  /** The keys of the chunks where a page became DIRTY since the last call, ascending and distinct; the list starts again empty. */
   takeDirtyChunks(): number[] {
     const keys = this.dirtyKeys;
     this.dirtyKeys = [];
@@ -173,6 +170,15 @@ export class PageTable {
       out.push(key);
     }
     return out;
+  }
+
+  /** How many pages are DIRTY now: a look, nothing taken (precopy-slices.ts). */
+  dirtyCount(): number {
+    let n = 0;
+    for (const c of new Set(this.dirtyKeys.map((k) => this.chunks.get(k)))) {
+      for (let i = 0; c && i < PAGES_PER_CHUNK; i++) n += c.entry[i] > 0 && c.flags[i] & DIRTY ? 1 : 0;
+    }
+    return n;
   }
 
   /** takeDirtyChunks one key at a time; closed early (a freeze ends a prepare), the keys not reached are listed again (an unlisted DIRTY page is missed by every later walk). */

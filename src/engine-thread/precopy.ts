@@ -46,6 +46,7 @@ import type { DirtyScanner } from './dirty-scan.js';
 import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
+import { PAUSE_PAGES, SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
 
 /** Pre-copy passes at most. */
 const PASSES = 4;
@@ -121,7 +122,10 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
   return written;
 }
 
-/** Copies every DIRTY page of mm into part's frames; yields every COPY_STEP pages when `yielding`. Returns how many. */
+/**
+ * Copies every DIRTY page of mm into part's frames; yields every COPY_STEP pages when
+ * `yielding` (closed at a yield, it lists the chunks not reached again). Returns how many.
+ */
 function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: MmPart, yielding: boolean,
   alive: () => boolean): Generator<void, number> {
   const batch: number[] = [];
@@ -147,7 +151,8 @@ function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: 
 }
 
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
-export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy): Generator<void, void> {
+export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
+  slicer?: StopSlices): Generator<void, void> {
   const t0 = performance.now();
   adoptUntracked(engine);
   let before = Number.POSITIVE_INFINITY;
@@ -183,7 +188,63 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
-  if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}\n`);
+  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer) : '';
+  if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
+}
+
+/**
+ * What the passes left, copied in slices with the program stopped, and between them with
+ * it running, until it fits in the pause (precopy-slices.ts). Its written pages are read
+ * and reset first with the program running: a reset of 200,000 written pages in the first
+ * stop made it 61 ms long. Returns a note for NUMACTLX_DEBUG.
+ */
+function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
+  slicer: StopSlices): Generator<void, string> {
+  const left = new Map<Mm, number>();
+  if ((state.passes.at(-1) ?? 0) <= PAUSE_PAGES) return '';
+  for (const mm of freezable(engine)) {
+    const pid = livePid(mm);
+    if (pid === undefined) continue;
+    yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
+    left.set(mm, mm.table.dirtyCount());
+  }
+  const found = [...left.values()].reduce((a, b) => a + b, 0);
+  const [count, stopMs] = [slicer.count, slicer.stopMs];
+  const partFor = (mm: Mm): MmPart | undefined => {
+    const pid = livePid(mm);
+    if (pid === undefined || !engine.mms.has(mm.uffd)) return undefined;
+    const part = state.partOf(mm, pid);
+    part.reader = pid;
+    return part;
+  };
+  yield* sliceUntilSmall(slicer, () => freezable(engine), left, {
+    stopped: (mm) => {
+      // The program is stopped: what was queued first, then a scan of mm and a copy of SLICE_MS.
+      engine.service(mm);
+      const part = partFor(mm);
+      if (!part) return -1;
+      drain(scanMm(scanner, mm, part.reader, Number.POSITIVE_INFINITY, false));
+      drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false));
+      return mm.table.dirtyCount();
+    },
+    running: function* (mm, until) {
+      const part = partFor(mm);
+      if (part) yield* copyUntil(copier, state, mm, part, until, true);
+    },
+  });
+  const n = slicer.count - count;
+  return n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms`;
+}
+
+/** Copies mm's DIRTY pages until none is left or `deadline` has passed (a copy cut short lists its chunks again). */
+function* copyUntil(copier: FrozenPageCopier, state: Precopy, mm: Mm, part: MmPart, deadline: number,
+  yielding: boolean): Generator<void, void> {
+  const steps = copyDirty(copier, state, mm, part, true, () => true);
+  try {
+    while (!steps.next().done && performance.now() < deadline) if (yielding) yield;
+  } finally {
+    steps.return(0);
+  }
 }
 
 /**

@@ -23,6 +23,7 @@ import { finishSteps, type CommitContext, type CommittedSnapshot, type SnapshotR
 import { prune } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps } from './precopy.js';
+import type { StopSlices } from './precopy-slices.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -49,10 +50,11 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   private readonly extras: ExtraPages;
   private readonly copier: FrozenPageCopier;
   private phase: Phase = IDLE;
-  /** A prepare asked for while the previous snapshot is still being copied or committed. */
-  private prepareWanted = false;
+  private prepareWanted = false; // asked for while the previous snapshot is still being copied or committed
   /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
   waitingOnWorker = false;
+  /** Asynchronous tracking: the stops a pre-copy that does not converge ends with (precopy-slices.ts). */
+  slices: StopSlices | undefined;
   /**
    * Asynchronous dirty tracking: snapshots are pre-copied (precopy.ts). `precopy`: the copies
    * made for the next freeze (kept when a freeze does not come: the next prepare goes on).
@@ -118,10 +120,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       || (this.phase.kind === 'copying' && this.phase.run.pauseKnown);
   }
 
-  /**
-   * Whether a thread waiting on a copy-before-write was woken since the last call: the
-   * engine then yields its CPU, so that the writer runs now, not after the copier's slice.
-   */
+  /** A thread waiting on a copy-before-write was woken since the last call: the engine yields its CPU to it. */
   takeWoken(): boolean {
     return this.copier.takeWoken();
   }
@@ -179,7 +178,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   prepareStep(): boolean {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
-      const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine))
+      const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices)
         : prepareSteps(this.engine);
       this.phase = { kind: 'preparing', steps };
     }

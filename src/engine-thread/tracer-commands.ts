@@ -58,8 +58,13 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
     case TracerOp.ThreadExit:
       evictor?.bringBack(a[0], a[1]); // [eviction] the kernel's write needs the page mapped
       return snaps.releaseForKernelWrite(a[0], a[1], a[2]);
-    case TracerOp.EvictRanges: return evictor ? evictor.ranges(a[0], Array.from(a.subarray(2, 2 + 2 * Math.min(a[1], 500)))) : 0;
-    case TracerOp.EvictDone: evictor?.done(a[0], a[1], a[2]); return 0;
+    // The stop of the eviction channel: an eviction's drop, or a pre-copy slice (asynchronous tracking, no eviction).
+    case TracerOp.EvictRanges:
+      return evictor ? evictor.ranges(a[0], Array.from(a.subarray(2, 2 + 2 * Math.min(a[1], 500)))) : snaps.slices?.ranges() ?? 0;
+    case TracerOp.EvictDone:
+      if (evictor) evictor.done(a[0], a[1], a[2]);
+      else snaps.slices?.done(a[2]);
+      return 0;
     case TracerOp.AddMm: {
       const [pid, uffd] = [a[0], a[1]];
       try {

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { compileFixture } from '../helpers/fixtures.js';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { waitFor } from '../helpers/proc.js';
-import { testSeed } from '../helpers/random.js';
+import { prng, testSeed } from '../helpers/random.js';
 import { RawSnapshot } from '../helpers/raw-export.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import type { SessionStats } from '../../src/channels/session-stats.js';
@@ -63,13 +63,19 @@ async function stats(pid: number, env: Record<string, string>): Promise<SessionS
   return (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats;
 }
 
-describe.each(['async', 'sync'] as const)('%s dirty tracking', (mode) => {
+// NUMACTLX_PAUSE_PAGES=0: every pre-copy ends in slices that stop the program
+// (src/engine-thread/precopy-slices.ts), the stops made for eviction used for the copy.
+describe.each([
+  ['async', '', 'pre-copy'],
+  ['async', '0', 'pre-copy ending in slices'],
+  ['sync', '', 'copy-before-write'],
+] as const)('%s dirty tracking (NUMACTLX_PAUSE_PAGES=%s: %s)', (mode, pausePages) => {
   test('a program writing at full speed: every snapshot is one cut of its writes, and the program keeps writing', async () => {
     const bin = await compileFixture('fast_oracle');
     const dir = tmpDir();
     const backing = path.join(dir, 'node3.img');
-    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode };
-    const seed = testSeed(`precopy ${mode}`);
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode, ...(pausePages ? { NUMACTLX_PAUSE_PAGES: pausePages } : {}) };
+    const seed = testSeed(`precopy ${mode} ${pausePages}`);
     const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed)],
       { env, reject: false, buffer: false, stdin: 'pipe' });
     const killer = setTimeout(() => session.kill('SIGKILL'), 150000);
@@ -91,6 +97,9 @@ describe.each(['async', 'sync'] as const)('%s dirty tracking', (mode) => {
     // The facts that say whether a write after a snapshot waited for numactlx.
     if (mode === 'async') expect(program.write_faults).toBe(0);
     else expect(program.write_faults).toBeGreaterThan(0);
+    // Slices only end a pre-copy that leaves more than the pause may copy; with 0, every one.
+    if (pausePages) expect(s.precopy_slices?.slices).toBeGreaterThanOrEqual(ids.length);
+    if (mode === 'sync') expect(s.precopy_slices).toBeUndefined();
     session.stdin!.end();
     const r = await session;
     clearTimeout(killer);
@@ -109,3 +118,40 @@ describe.each(['async', 'sync'] as const)('%s dirty tracking', (mode) => {
     expect(done).toBeGreaterThan(cuts[cuts.length - 1]);
   }, 180000);
 });
+
+test('the program killed while its snapshot is pre-copied in slices: the requester is answered, numactlx ends as the program did', async () => {
+  const bin = await compileFixture('fast_oracle');
+  const seed = testSeed('precopy slices kill');
+  const rng = prng(seed);
+  const RUNS = 8;
+  const failures: string[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const dir = tmpDir();
+    const backing = path.join(dir, 'node3.img');
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', NUMACTLX_PAUSE_PAGES: '0' };
+    const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed + run)],
+      { env, reject: false, buffer: false, stdin: 'pipe' });
+    const killer = setTimeout(() => session.kill('SIGKILL'), 60000);
+    let out = '';
+    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('the writer to start', () => out.includes('ready'), 20000);
+    const program = Number((await stats(session.pid!, env)).processes[0].pid);
+    const asked = numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+    await waitFor('the snapshot to be taken', async () => (await stats(session.pid!, env)).snapshots?.running !== null, 20000, 20);
+    // The kill lands at a random point after that (not a synchronisation): in the pre-copy,
+    // its slices, the freeze or the commit (a first snapshot of 64 MiB takes ≈ 0.3–1 s here).
+    await new Promise((resolve) => setTimeout(resolve, rng.below(300)));
+    process.kill(program, 'SIGKILL');
+    const answer = await asked;
+    const r = await session;
+    clearTimeout(killer);
+    // Committed, or failed with the reason — never a closed connection.
+    if (answer.exitCode !== 0) failures.push(String(answer.stderr));
+    expect({ run, exit: answer.exitCode, stderr: answer.exitCode === 0 ? '' : String(answer.stderr).split('\n').length }).toEqual({ run, exit: answer.exitCode === 0 ? 0 : 1, stderr: answer.exitCode === 0 ? '' : 1 });
+    expect(String(answer.stderr)).not.toMatch(/closed the connection/);
+    // numactlx ends the way the program did (launcher/ending.ts): by SIGKILL.
+    expect({ run, signal: r.signal }).toEqual({ run, signal: 'SIGKILL' });
+    expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+  }
+  process.stdout.write(`snapshot answers to a killed program: ${RUNS - failures.length} committed, failed: ${JSON.stringify(failures)}\n`);
+}, 300000);
