@@ -38,12 +38,15 @@ export const PAUSE_PAGES = (() => {
   }
 })();
 /** How long one slice copies (its scan comes first: ≈ 3–5 ms for 1 GiB here). */
-export const SLICE_MS = 8;
+export const SLICE_MS = 6;
 /** Slices at most in one prepare; then the freeze takes what is left. */
 const MAX_SLICES = 400;
 /** The program's run between two slices: the first, and the least it is cut to. */
-const FIRST_RUN_MS = 20;
-const MIN_RUN_MS = 8; // 2 ms let a writer faulting on each page finish no turn between two stops: 40–50 ms stalls
+const FIRST_RUN_MS = 24;
+// Long enough for a writer faulting on each page to get something done between two stops: at
+// 2 ms and at 8 ms its turns of 64 page writes spanned two stops (stalls of 40–90 ms, against
+// 20–30 at 16 ms; docs/BENCHMARKS.md "Pre-copy slices").
+const MIN_RUN_MS = 16;
 /** A request the tracer has not taken: rung again after this long (a SIGURG pending swallows ours). */
 const RERING_MS = 50;
 /** A request not taken this long: no more slices (the freeze takes what is left). */
