@@ -176,7 +176,7 @@ export function* sliceUntilSmall(slicer: StopSlices, mms: () => Mm[], left: Map<
       left.set(mm, after);
       // Little progress (a tenth of the set): the program writes nearly as fast as it is copied; it runs less.
       if (before - after < before / 10) runMs = Math.max(MIN_RUN_MS, runMs / 2);
-      if (after <= PAUSE_PAGES) return;
+      if (total() <= PAUSE_PAGES) return;
       // The program runs; the copy goes on meanwhile, as in a pass.
       yield* work.running(mm, performance.now() + runMs);
     }
