@@ -224,22 +224,22 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
       const part = partFor(mm);
       if (!part) return -1;
       drain(scanMm(scanner, mm, part.reader, Number.POSITIVE_INFINITY, false));
-      drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false));
+      drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false, () => true));
       return mm.table.dirtyCount();
     },
     running: function* (mm, until) {
       const part = partFor(mm);
-      if (part) yield* copyUntil(copier, state, mm, part, until, true);
+      if (part) yield* copyUntil(copier, state, mm, part, until, true, () => engine.mms.has(mm.uffd));
     },
   });
   const n = slicer.count - count;
   return n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms`;
 }
 
-/** Copies mm's DIRTY pages until none is left or `deadline` has passed (a copy cut short lists its chunks again). */
+/** Copies mm's DIRTY pages until none is left, `deadline` has passed or mm is gone (a copy cut short lists its chunks again). */
 function* copyUntil(copier: FrozenPageCopier, state: Precopy, mm: Mm, part: MmPart, deadline: number,
-  yielding: boolean): Generator<void, void> {
-  const steps = copyDirty(copier, state, mm, part, true, () => true);
+  yielding: boolean, alive: () => boolean): Generator<void, void> {
+  const steps = copyDirty(copier, state, mm, part, true, alive);
   try {
     while (!steps.next().done && performance.now() < deadline) if (yielding) yield;
   } finally {
