@@ -1,5 +1,8 @@
 // The engine → tracer eviction channel, both ends (--max-resident; the engine's side is
-// src/engine-thread/eviction.ts, the tracer's src/tracer-thread/evict-stop.ts).
+// src/engine-thread/eviction.ts, the tracer's src/tracer-thread/evict-stop.ts). Its stop
+// has a second user: pre-copy slices (src/engine-thread/precopy-slices.ts), which run in
+// the EvictRanges call and drop nothing — only with asynchronous dirty tracking, which a
+// session with eviction never has.
 //
 // Why the tracer: the engine writes pages back to their frames, but dropping them from
 // the program takes a call made in the program's own address space. Measured on Linux
@@ -36,6 +39,8 @@ import { DOORBELL_SIGNAL } from './doorbell.js';
 
 export const EVICT_SIGNAL = DOORBELL_SIGNAL;
 export const EVICT_COOKIE = 0x65766963; // "evic"
+/** A request not taken this long is rung again (a SIGURG of the program already pending swallowed ours). */
+export const RERING_MS = 50;
 const MAX_PIDS = 61;
 const STOPPING = 2 + MAX_PIDS;
 const RANGES_OFFSET = 256;
@@ -74,6 +79,11 @@ export class EvictChannel {
       if (r !== -ESRCH) return r;
     }
     return -ESRCH;
+  }
+
+  /** ring(); when none of the request's processes is left, the request is taken back: false then (nobody will take it). */
+  ringOrWithdraw(): boolean {
+    return !(this.ring() === -ESRCH && this.cancel());
   }
 
   /** Takes back a request the tracer has not taken; false when it has (EvictDone will follow). */

@@ -22,7 +22,6 @@
 // A fault on a node at its limit waits until a round has made room, and places at most the
 // room left (eviction-waits.ts has those rules, and their exceptions).
 import fs from 'node:fs';
-import os from 'node:os';
 import { wakeFast } from '../sys/userfaultfd-fast.js';
 import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
 import { ResidentSet } from './resident-set.js';
@@ -31,19 +30,16 @@ import { RemoteCopier } from './remote-copy.js';
 import { newEvictionStats, recordFresh, residentIfMapped } from './evicted-pages.js';
 import { EvictionRound } from './eviction-round.js';
 import { FaultWaits } from './eviction-waits.js';
-import type { EvictChannel } from '../channels/evict-request.js';
+import { RERING_MS, type EvictChannel } from '../channels/evict-request.js';
 import type { Engine, Mm } from './engine.js';
 import type { EvictionHooks } from './engine-core.js';
 import type { MmPart } from './snapshot.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
 import type { EvictionStats } from '../channels/session-stats.js';
 
-const { ESRCH } = os.constants.errno;
 /** A round's victims: an eighth of the limit, within these bounds (pages). */
 const MIN_BATCH = 64;
 const MAX_BATCH = 8192;
-/** The tracer did not take a request this long after the ring: ring again (a SIGURG coalesced). */
-const RERING_MS = 50;
 /** A sweep that found no victim: the node is let over its limit this long before the next try. */
 const STUCK_MS = 10;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
@@ -130,7 +126,7 @@ export class Evictor implements EvictionHooks {
 
   private ring(r: EvictionRound): void {
     r.rungAt = performance.now();
-    if (this.channel.ring() === -ESRCH && this.channel.cancel()) {
+    if (!this.channel.ringOrWithdraw()) {
       r.abandon();
       this.round = undefined;
     }

@@ -19,12 +19,10 @@
 // Correctness is the pre-copy's: a slice is a pass that happens to run with the program
 // stopped; every page written after its reset is found by the next scan, the freeze's
 // included.
-import os from 'node:os';
-import type { EvictChannel } from '../channels/evict-request.js';
+import { RERING_MS, type EvictChannel } from '../channels/evict-request.js';
 import type { Mm } from './engine.js';
 import { DEFAULT_PAUSE_PAGES, PAUSE_PAGES_ENV, pausePages } from '../snapshot/pause-limit.js';
 
-const { ESRCH } = os.constants.errno;
 /**
  * What the pause may copy: slices stop once the DIRTY set is this small (NUMACTLX_PAUSE_PAGES,
  * src/snapshot/pause-limit.ts; 0: every written page is copied in a slice, as the
@@ -47,8 +45,6 @@ const FIRST_RUN_MS = 24;
 // 2 ms and at 8 ms its turns of 64 page writes spanned two stops (stalls of 40–90 ms, against
 // 20–30 at 16 ms; docs/BENCHMARKS.md "Pre-copy slices").
 const MIN_RUN_MS = 16;
-/** A request the tracer has not taken: rung again after this long (a SIGURG pending swallows ours). */
-const RERING_MS = 50;
 /** A request not taken this long: no more slices (the freeze takes what is left). */
 const GIVE_UP_MS = 1000;
 
@@ -86,7 +82,7 @@ export class StopSlices {
 
   private ring(): boolean {
     this.rungAt = performance.now();
-    if (this.channel.ring() === -ESRCH && this.channel.cancel()) {
+    if (!this.channel.ringOrWithdraw()) {
       this.state = 'idle';
       this.work = undefined;
       return false;
