@@ -47,12 +47,12 @@ async function launch(plan: LaunchPlan, topo: Topology, inherited: Inherited): P
   const policy = plan.policyGiven && (real.nodes.length > 0 || real.mode === 'local') ? real : undefined;
   // No virtual node: numactl's semantics, the program replaces numactlx (same pid).
   if (placement.virtualNodes.length === 0) return execProgram({ kernelPolicy: policy, cpus: placement.cpus, program: plan.program }, inherited);
-  // A virtual node: the session (engine, tracer, control socket), loaded only for it. The
-  // engine reads NUMACTLX_PAUSE_PAGES; a bad value is one line here instead.
-  pausePages(process.env[PAUSE_PAGES_ENV]);
+  // A virtual node: the session (engine, tracer, control socket), loaded only for it. A bad
+  // NUMACTLX_PAUSE_PAGES is one line before anything starts; the engine gets the value.
+  const pauseLimit = pausePages(process.env[PAUSE_PAGES_ENV]);
   const { runOnVirtualNodes } = await import('./session.js');
   const { dieBySignal } = await import('./ending.js');
-  const end = await runOnVirtualNodes(plan, topo, {
+  const end = await runOnVirtualNodes(plan, topo, pauseLimit, {
     kernelPolicy: policy,
     cpus: placement.cpus,
     program: plan.program,

@@ -62,7 +62,8 @@ class FreezeWaiters {
 }
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
-export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pausePages: number,
+  start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
   // Probed once, before anything is opened or started (src/kerndat/): a missing feature
@@ -70,7 +71,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, start:
   const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  const engineReady = engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking);
+  const engineReady = engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking, pausePages);
   // The tracer loads while the engine opens the backings; the program starts only once
   // the session is ready (runProgram), and a session that fails before quits it.
   const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;

@@ -17,6 +17,8 @@ export interface EngineStart {
   features: KernelFeatures;
   /** How the engine tracks written pages (src/kerndat/features.ts chooseDirtyTracking). */
   dirtyTracking: DirtyTracking;
+  /** NUMACTLX_PAUSE_PAGES (src/snapshot/pause-limit.ts), read once by the main thread. */
+  pausePages: number;
   channel: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
   /** The doorbell (src/channels/doorbell.ts): labels and thread registers of snapshots. */

@@ -130,7 +130,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const evictor = start.evict && limits.some((l) => l > 0)
     ? new Evictor(engine, limits, new EvictChannel(start.evict), checksums) : undefined;
   // Asynchronous tracking has no eviction (it forces synchronous): the channel's stops are pre-copy slices.
-  if (start.evict && !evictor && start.dirtyTracking === 'async') snaps.slices = new StopSlices(new EvictChannel(start.evict));
+  if (start.evict && !evictor && start.dirtyTracking === 'async') snaps.slices = new StopSlices(new EvictChannel(start.evict), start.pausePages);
   const channel = new TracerChannelServer(start.channel);
   // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
   // (register-range.ts); the ends of processes are applied between uffd reads and

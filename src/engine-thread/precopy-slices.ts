@@ -7,7 +7,7 @@
 // reset, and DIRTY pages are copied for SLICE_MS; then the program runs again for a while,
 // and the copy goes on meanwhile as in a pass. The stops make progress that a pass with
 // the program running cannot: nothing is written while they copy. Slices go on until the
-// DIRTY set fits in the pause (PAUSE_PAGES); the program runs less between slices while
+// DIRTY set fits in the pause (StopSlices.pausePages); the program runs less between slices while
 // they make little progress (from FIRST_RUN_MS down to MIN_RUN_MS).
 //
 // Why: with asynchronous dirty tracking no write fault reaches numactlx, so what a
@@ -21,20 +21,6 @@
 // included.
 import { RERING_MS, type EvictChannel } from '../channels/evict-request.js';
 import type { Mm } from './engine.js';
-import { DEFAULT_PAUSE_PAGES, PAUSE_PAGES_ENV, pausePages } from '../snapshot/pause-limit.js';
-
-/**
- * What the pause may copy: slices stop once the DIRTY set is this small (NUMACTLX_PAUSE_PAGES,
- * src/snapshot/pause-limit.ts; 0: every written page is copied in a slice, as the
- * consistency test does to run slices in every snapshot). Checked by the main thread first.
- */
-export const PAUSE_PAGES = (() => {
-  try {
-    return pausePages(process.env[PAUSE_PAGES_ENV]);
-  } catch {
-    return DEFAULT_PAUSE_PAGES;
-  }
-})();
 /** How long one slice copies (its scan comes first: ≈ 3–5 ms for 1 GiB here). */
 export const SLICE_MS = 6;
 /** Slices at most in one prepare; then the freeze takes what is left. */
@@ -63,7 +49,12 @@ export class StopSlices {
   /** Waiting for a slice or between two: the engine loop may block in poll (1 ms at a time). */
   waiting = false;
 
-  constructor(private readonly channel: EvictChannel) {}
+  /**
+   * @param pausePages what the pause may copy: slices stop once the DIRTY set is this small
+   * (NUMACTLX_PAUSE_PAGES, src/snapshot/pause-limit.ts; 0: every written page is copied in a
+   * slice, as the consistency test does to run slices in every snapshot).
+   */
+  constructor(private readonly channel: EvictChannel, readonly pausePages: number) {}
 
   /** Whether a new slice can be asked for (the last one is over). */
   get ready(): boolean {
@@ -149,7 +140,7 @@ export function* sliceUntilSmall(slicer: StopSlices, mms: () => Mm[], left: Map<
   let runMs = FIRST_RUN_MS;
   const total = (): number => [...left.values()].reduce((a, b) => a + b, 0);
   try {
-    for (let n = 0; n < MAX_SLICES && total() > PAUSE_PAGES; n++) {
+    for (let n = 0; n < MAX_SLICES && total() > slicer.pausePages; n++) {
       const live = mms();
       for (const mm of left.keys()) if (!live.includes(mm)) left.delete(mm);
       // The mm with the most to copy.
@@ -172,7 +163,7 @@ export function* sliceUntilSmall(slicer: StopSlices, mms: () => Mm[], left: Map<
       left.set(mm, after);
       // Little progress (a tenth of the set): the program writes nearly as fast as it is copied; it runs less.
       if (before - after < before / 10) runMs = Math.max(MIN_RUN_MS, runMs / 2);
-      if (total() <= PAUSE_PAGES) return;
+      if (total() <= slicer.pausePages) return;
       // The program runs; the copy goes on meanwhile, as in a pass.
       yield* work.running(mm, performance.now() + runMs);
     }

@@ -46,7 +46,7 @@ import type { DirtyScanner } from './dirty-scan.js';
 import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
-import { PAUSE_PAGES, SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
+import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
 
 /** Pre-copy passes at most. */
 const PASSES = 4;
@@ -201,7 +201,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
 function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
   slicer: StopSlices): Generator<void, string> {
   const left = new Map<Mm, number>();
-  if ((state.passes.at(-1) ?? 0) <= PAUSE_PAGES) return '';
+  if ((state.passes.at(-1) ?? 0) <= slicer.pausePages) return '';
   for (const mm of freezable(engine)) {
     const pid = livePid(mm);
     if (pid === undefined) continue;

@@ -1,7 +1,8 @@
 // NUMACTLX_PAUSE_PAGES: the most pages a pre-copy snapshot's pause may copy (asynchronous
 // dirty tracking; QEMU's downtime-limit, in pages). Past it, the pre-copy ends in slices
 // that stop the program briefly (src/engine-thread/precopy-slices.ts) until what is left
-// fits. Read by the engine; checked by the main thread when a session starts (one line).
+// fits. Read once by the main thread when a session starts (a bad value is one line), and
+// sent to the engine in EngineStart.
 
 export const PAUSE_PAGES_ENV = 'NUMACTLX_PAUSE_PAGES';
 /** 4 MiB: ≈ 5–10 ms of copying into fresh frames on this project's VM. */

@@ -7,6 +7,7 @@
 // snapshot whose counter says C must hold in every page the last seq <= C that lands
 // there (the one write in progress, C + 1, may show). With async tracking the program
 // is never stopped by a write fault: its write_faults stay 0 through the snapshots.
+import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { compileFixture } from '../helpers/fixtures.js';
@@ -155,3 +156,14 @@ test('the program killed while its snapshot is pre-copied in slices: the request
   }
   process.stdout.write(`snapshot answers to a killed program: ${RUNS - failures.length} committed, failed: ${JSON.stringify(failures)}\n`);
 }, 300000);
+
+test.each(['lots', '-1', '1e3', '99999999999999999999'])('NUMACTLX_PAUSE_PAGES=%s: one line, exit 1, the program not started', async (value) => {
+  const dir = tmpDir();
+  const marker = path.join(dir, 'ran');
+  const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m`, '--membind=3', '--', 'touch', marker],
+    { env: { NUMACTLX_PAUSE_PAGES: value } });
+  expect({ exit: r.exitCode, stderr: String(r.stderr), ran: fs.existsSync(marker), backing: fs.existsSync(path.join(dir, 'node3.img')) }).toEqual({
+    exit: 1, ran: false, backing: false,
+    stderr: `numactlx: NUMACTLX_PAUSE_PAGES: '${value}' is not a number of pages (0 or more; default 1024)`,
+  });
+});
