@@ -8,6 +8,8 @@
 //      (allocated, in no committed root);
 //   3. store.sync() (msync, fsync): record and root are durable;
 //   4. store.commitCatalog(pointer): the new superblock generation, fsynced;
+//   (the engine commits in steps: 3 and 4's msync and fsync run on its checksum worker
+//   while it serves faults — an fsync here took 10–100 ms; MakeDurable, durability.ts)
 //   5. then the old root's frames become spares and a deleted record's are freed.
 // A kill -9 before 4 leaves the previous superblock in effect, and the frames of 2 are
 // referenced by nothing: free at the next open. A torn superblock write fails its CRC
@@ -31,6 +33,7 @@ import {
   storeReader, tidySpares, UnknownSnapshotError, type Catalog, type CatalogEntry, type LoadedCatalog,
 } from './catalog.js';
 import type { SnapshotRecord } from './record-types.js';
+import type { MakeDurable } from './durability.js';
 
 function noFrame(store: BackingStore): BackingError {
   return new BackingError(store.path, 'no-space', `backing ${store.path}: no free frame for the snapshot catalog`,
@@ -51,11 +54,19 @@ function allocFrames(store: BackingStore, count: number): number[] | undefined {
   return frames;
 }
 
-/**
- * Writes `next` as the committed catalog (steps 2–5 of the header comment). `fresh`:
- * frames this commit allocated (a new record's), freed if it fails before committing.
- */
+/** publishSteps, every sync on the calling thread. */
 function publish(store: BackingStore, loaded: LoadedCatalog, next: Catalog, fresh: number[]): void {
+  drain(publishSteps(store, loaded, next, fresh));
+}
+
+/**
+ * Writes `next` as the committed catalog (steps 2–5 of the header comment). `durable`
+ * makes the writes of steps 3 and 4 durable (elsewhere, while this yields); without it
+ * they are synced here. `fresh`: frames this commit allocated (a new record's), freed if
+ * it fails before committing.
+ */
+function* publishSteps(store: BackingStore, loaded: LoadedCatalog, next: Catalog, fresh: number[],
+  durable?: MakeDurable): Generator<void, void> {
   const root = encodeRoot({ nextId: next.nextId, entries: next.records.map(({ id, frame, length, crc }) => ({ id, frame, length, crc })) });
   const need = chainFrames(root.length);
   const rootFrames = loaded.spareFrames.splice(0, need);
@@ -71,13 +82,18 @@ function publish(store: BackingStore, loaded: LoadedCatalog, next: Catalog, fres
   rootFrames.push(...more);
   try {
     writeChain((f, bytes) => store.writeFrame(f, bytes), root, rootFrames);
-    store.sync();
+    if (durable) {
+      store.flushCaches();
+      yield* durable();
+    } else store.sync();
   } catch (err) {
     undo();
     throw err;
   }
   // If this throws, the frames of this commit are left allocated: see the header comment.
-  store.commitCatalog(catalogPointer(rootFrames[0], zlib.crc32(root)));
+  const pointer = catalogPointer(rootFrames[0], zlib.crc32(root));
+  if (durable) yield* store.commitCatalogSteps(pointer, durable);
+  else store.commitCatalog(pointer);
   loaded.spareFrames.push(...loaded.rootFrames);
   loaded.rootFrames = rootFrames;
   loaded.catalog.records = next.records;
@@ -96,10 +112,12 @@ export function commitSnapshot(store: BackingStore, loaded: LoadedCatalog, recor
 
 /**
  * commitSnapshot in steps: the checks and the encoding yield every few thousand pages
- * (the engine serves faults between); writing and publishing the record do not yield.
- * The catalog must not change between the first step and the last.
+ * (the engine serves faults between), and so does `durable` while the syncs run
+ * elsewhere (without it they run here); writing the record does not yield. The catalog must not change between the
+ * first step and the last (the engine commits one snapshot at a time, and prunes after).
  */
-export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog, record: SnapshotRecord): Generator<void, void> {
+export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog, record: SnapshotRecord,
+  durable?: MakeDurable): Generator<void, void> {
   const { catalog } = loaded;
   if (catalog.records.some((e) => e.id === record.id)) {
     throw new RangeError(`snapshot ${record.id} is already in the catalog of ${store.path}`);
@@ -128,7 +146,7 @@ export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog,
     throw err;
   }
   const records = [...catalog.records, entry].sort((a, b) => a.id - b.id);
-  publish(store, loaded, { records, nextId: Math.max(catalog.nextId, record.id + 1) }, frames);
+  yield* publishSteps(store, loaded, { records, nextId: Math.max(catalog.nextId, record.id + 1) }, frames, durable);
 }
 
 /**
@@ -138,6 +156,12 @@ export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog,
  * not in the catalog: UnknownSnapshotError, nothing changed.
  */
 export function deleteSnapshots(store: BackingStore, loaded: LoadedCatalog, ids: number[]): SnapshotRecord[] {
+  return drain(deleteSnapshotsSteps(store, loaded, ids));
+}
+
+/** deleteSnapshots with publishSteps' `durable` (the engine's --keep: its syncs elsewhere). */
+export function* deleteSnapshotsSteps(store: BackingStore, loaded: LoadedCatalog, ids: number[],
+  durable?: MakeDurable): Generator<void, SnapshotRecord[]> {
   const drop = new Set(ids);
   const { catalog } = loaded;
   for (const id of drop) {
@@ -151,7 +175,7 @@ export function deleteSnapshots(store: BackingStore, loaded: LoadedCatalog, ids:
   } catch (err) {
     throw err instanceof CatalogCorruption ? corruptCatalog(store.path, err) : err;
   }
-  publish(store, loaded, { records: catalog.records.filter((e) => !drop.has(e.id)), nextId: catalog.nextId }, []);
+  yield* publishSteps(store, loaded, { records: catalog.records.filter((e) => !drop.has(e.id)), nextId: catalog.nextId }, [], durable);
   for (const e of gone) for (const f of e.frames) store.freeFrame(f);
   return removed;
 }
@@ -181,11 +205,11 @@ export function republish(store: BackingStore, loaded: LoadedCatalog): void {
 export class SnapshotCatalog {
   constructor(readonly store: BackingStore, readonly loaded: LoadedCatalog) {}
 
-  commitSteps(record: SnapshotRecord): Generator<void, void> {
-    return commitSnapshotSteps(this.store, this.loaded, record);
+  commitSteps(record: SnapshotRecord, durable: MakeDurable): Generator<void, void> {
+    return commitSnapshotSteps(this.store, this.loaded, record, durable);
   }
 
-  remove(ids: number[]): SnapshotRecord[] {
-    return deleteSnapshots(this.store, this.loaded, ids);
+  removeSteps(ids: number[], durable: MakeDurable): Generator<void, SnapshotRecord[]> {
+    return deleteSnapshotsSteps(this.store, this.loaded, ids, durable);
   }
 }

@@ -19,6 +19,13 @@ import { fail } from './errors.js';
 import { fsync } from '../src/sys/fcntl.js';
 import { msync, MS_SYNC } from '../src/sys/mman.js';
 
+/**
+ * How a catalog commit makes what it wrote durable (backing/catalog-commit.ts): store.sync()
+ * on the calling thread, or — the engine, which must not spend an fsync away from faults —
+ * on another thread while the caller yields (src/engine-thread/snapshot-commit.ts).
+ */
+export type MakeDurable = () => Generator<void, void>;
+
 /** How far sync() carries the data; see the header comment. */
 export type Durability = 'fsync' | 'ram' | 'pmem' | 'platform';
 

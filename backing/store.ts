@@ -20,7 +20,7 @@ import { cacheFlush, missingFlush, type CacheFlush } from './persist.js';
 import type { SysError } from '../src/sys/libc.js';
 import { FrameViews } from './frame-views.js';
 import { FrameCopy } from './frame-copy.js';
-import { syncFrames, type Durability, type SyncTarget } from './durability.js';
+import { syncFrames, type Durability, type MakeDurable, type SyncTarget } from './durability.js';
 import { openStoreMedium } from './store-open.js';
 import { close } from '../src/sys/fcntl.js';
 import { munmap } from '../src/sys/mman.js';
@@ -126,6 +126,23 @@ export class BackingStore {
     }
   }
 
+  /**
+   * commitCatalog in steps: the new superblock is written, then made durable by `durable`
+   * (the engine's: fsync on its checksum worker, yielding meanwhile). The store takes the
+   * new generation once it is durable; a failure leaves it as before, as commitCatalog does.
+   */
+  *commitCatalogSteps(catalog: bigint, durable: MakeDurable): Generator<void, void> {
+    this.ensureOpen();
+    let next: Superblock;
+    try {
+      next = writeNext(this.header, this.sb, { ...this.sb, catalog }, false);
+    } catch (err) {
+      throw fail(this.path, err, 'writing its superblock');
+    }
+    yield* durable();
+    this.sb = next;
+  }
+
 
   /** The address of frame `f` in this process. */
   frameAddress(f: number): bigint {
@@ -221,12 +238,20 @@ export class BackingStore {
 
   /** Makes frame writes and the superblock durable as far as the medium allows. */
   sync(): void {
-    this.ensureOpen();
-    if (this.cache) {
-      for (const f of this.unflushed) this.cache.persist(this.frameAddr(f), FRAME_SIZE);
-      this.unflushed.clear();
-    }
+    this.flushCaches();
     syncFrames(this.syncTarget());
+  }
+
+  /**
+   * /dev/dax: flushes the frames written through writeFrame since the last sync from the
+   * CPU caches (the part of sync() that is not syncFrames, which does nothing on dax: a
+   * sync made on another thread needs this first). Elsewhere nothing.
+   */
+  flushCaches(): void {
+    this.ensureOpen();
+    if (!this.cache) return;
+    for (const f of this.unflushed) this.cache.persist(this.frameAddr(f), FRAME_SIZE);
+    this.unflushed.clear();
   }
 
   /** What syncFrames needs to make this store's frames durable (from another thread too). */

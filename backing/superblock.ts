@@ -111,10 +111,13 @@ export function grow(target: BackingTarget, fd: number, header: Header, sb: Supe
   return writeNext(header, sb, grown);
 }
 
-/** Writes `next` as generation sb.generation + 1 into the slot that selects. */
-export function writeNext(header: Header, sb: Superblock, next: Superblock): Superblock {
+/**
+ * Writes `next` as generation sb.generation + 1 into the slot that selects; flushed
+ * unless `flush` is false (the caller makes it durable: BackingStore.commitCatalogSteps).
+ */
+export function writeNext(header: Header, sb: Superblock, next: Superblock, flush = true): Superblock {
   const written = { ...next, generation: sb.generation + 1n };
   header.write(SLOT_OFFSETS[slotOf(written.generation)], encodeSuperblock(written));
-  header.flush();
+  if (flush) header.flush();
   return written;
 }

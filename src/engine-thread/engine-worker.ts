@@ -113,6 +113,20 @@ function commitStep(snaps: SnapshotEngine, finishNow = false): void {
   }
 }
 
+/** One step of --keep's deletion; posts the outcome when it ends. Returns the deletion still under way. */
+function pruneStep(snaps: SnapshotEngine, pruning: Generator<void, number[]>): Generator<void, number[]> | undefined {
+  try {
+    const r = pruning.next();
+    if (!r.done) return pruning;
+    post({ type: 'pruned', ids: r.value });
+  } catch (err) {
+    snaps.noteMedium('while --keep deleted old snapshots');
+    tellLost(snaps);
+    post({ type: 'pruned', ids: [], error: (err as Error).message });
+  }
+  return undefined;
+}
+
 function sumStats(records: SnapshotRecord[]): SnapshotStats {
   const s: SnapshotStats = { pages: 0, new_pages: 0, bytes_written: 0, pause_ms: 0, copy_ms: 0 };
   for (const r of records) {
@@ -176,6 +190,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
   let faultTurns = 0;
+  /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
+  let pruning: Generator<void, number[]> | undefined;
   for (;;) {
     if (engine.takePollListChanged()) {
       order = [...engine.mms.values()];
@@ -186,7 +202,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     }
     // While a snapshot is prepared, copied or committed, poll without blocking between steps.
     // (1 ms while the only work is waiting for the checksum worker's sync: no spinning.)
-    let timeout = snaps.busy ? (snaps.waitingOnWorker || snaps.slices?.waiting ? 1 : 0) : engine.hasRetries ? 1 : -1;
+    let timeout = snaps.busy || pruning ? (snaps.waitingOnWorker || snaps.slices?.waiting ? 1 : 0) : engine.hasRetries ? 1 : -1;
     const evictWait = evictor ? evictor.pollTimeout : -1;
     if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
     poll(fds, order.length + 1, timeout);
@@ -214,17 +230,11 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       }
       const req = mailbox.take();
       if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...stats(), copying: snaps.progress } });
-      if (req & (1 << MainRequest.Prune)) {
-        try {
-          post({ type: 'pruned', ids: snaps.prune(mailbox.value()) });
-        } catch (err) {
-          snaps.noteMedium('while --keep deleted old snapshots');
-          tellLost(snaps);
-          post({ type: 'pruned', ids: [], error: (err as Error).message });
-        }
-      }
+      // Pruned in steps below (the queue asks for no snapshot meanwhile).
+      if (req & (1 << MainRequest.Prune)) pruning = snaps.pruneSteps(mailbox.value());
       if (req & (1 << MainRequest.Prepare)) snaps.prepare();
       if (req & (1 << MainRequest.Shutdown)) {
+        while (pruning) pruning = pruneStep(snaps, pruning);
         if (snaps.active) commitStep(snaps, true); // the program has ended: copy what is left, then commit
         // Deleted or truncated while no snapshot looked: said now, not lost in silence.
         snaps.noteMedium('as the session ended');
@@ -255,6 +265,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     // A step after a streak of faults is a short one: a writer is likely waiting already.
     const streak = faultTurns === FAULT_TURNS;
     faultTurns = 0;
+    if (pruning) pruning = pruneStep(snaps, pruning);
     if (snaps.prepareStep()) post({ type: 'prepared' });
     if (snaps.active) {
       snaps.step(streak ? STREAK_STEP_PAGES : undefined);

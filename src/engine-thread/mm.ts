@@ -8,6 +8,7 @@ import { PageMap } from './page-map.js';
 import { WriteRunSizer } from './write-runs.js';
 import type { SnapshotRecord } from '../snapshot/types.js';
 import type { FrameCounts } from '../../backing/frame-counts.js';
+import type { MakeDurable } from '../../backing/durability.js';
 import { MmEviction } from './mm-eviction.js';
 import { threadEnded } from '../sys/procfs.js';
 
@@ -25,9 +26,10 @@ export interface FrameStore {
 
 /** A node's snapshot catalog (backing/catalog.ts): commits and deletes records. */
 export interface NodeCatalog {
-  /** Commits a record in steps (yields between them: the engine serves faults there). */
-  commitSteps(record: SnapshotRecord): Generator<void, void>;
-  remove(ids: number[]): SnapshotRecord[];
+  /** Commits a record in steps (yields between them: the engine serves faults there); `durable` syncs. */
+  commitSteps(record: SnapshotRecord, durable: MakeDurable): Generator<void, void>;
+  /** Deletes records in steps, as commitSteps; returns them. */
+  removeSteps(ids: number[], durable: MakeDurable): Generator<void, SnapshotRecord[]>;
 }
 
 export interface VirtualNodeRuntime {

@@ -51,11 +51,12 @@ export interface CommitContext {
 }
 
 /**
- * The frames durable: msync + fsync on the checksum worker (half a second for 4 GiB on
- * a file, which the engine must not spend away from faults), here without one. A sync
+ * The backings durable (a snapshot's frames, a catalog commit's writes): msync + fsync on
+ * the checksum worker (half a second for 4 GiB on a file; 10–100 ms for a catalog commit,
+ * which the engine must not spend away from faults), here without one. A sync
  * that failed there runs again here, which throws the BackingError that says why.
  */
-function* syncFrames(ctx: CommitContext): Generator<void, void> {
+export function* syncOnWorker(ctx: CommitContext): Generator<void, void> {
   if (ctx.checksums.hasWorker) {
     const gen = ctx.checksums.requestSync();
     ctx.waitingOnWorker = true;
@@ -130,7 +131,7 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
   if (run.failed) throw new Error(run.failed);
   for (const part of run.parts.values()) part.vmas = vmasOf(part.maps);
   const tSync = process.hrtime.bigint();
-  yield* syncFrames(ctx);
+  yield* syncOnWorker(ctx);
   const tSynced = process.hrtime.bigint();
   // copy_ms: from the resume to the frames being durable (the record is committed next).
   const copyMs = ms(run.resumedAt, tSynced);
@@ -157,7 +158,7 @@ function* commitRun(ctx: CommitContext, run: SnapshotRun): Generator<void, Snaps
       pagesByPart.set(part, pages);
     }
     const record = run.record(node.node, slot, pagesByPart, copyMs);
-    if (node.catalog) yield* node.catalog.commitSteps(record);
+    if (node.catalog) yield* node.catalog.commitSteps(record, () => syncOnWorker(ctx));
     yield;
     // The snapshot now holds a reference on each of its frames.
     let n = 0;

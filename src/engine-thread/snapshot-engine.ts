@@ -19,8 +19,8 @@ import type { ThreadRegs } from '../snapshot/types.js';
 import { prepareSteps } from './snapshot-prepare.js';
 import { freeze } from './snapshot-freeze.js';
 import { FrozenPageCopier } from './snapshot-copy.js';
-import { finishSteps, type CommitContext, type CommittedSnapshot, type SnapshotResult } from './snapshot-commit.js';
-import { prune } from './snapshot-retention.js';
+import { finishSteps, syncOnWorker, type CommitContext, type CommittedSnapshot, type SnapshotResult } from './snapshot-commit.js';
+import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
@@ -101,10 +101,11 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   /**
    * --keep N: deletes the oldest unlabelled snapshots beyond N from every node and
-   * drops their references (a frame no snapshot and no live page holds is freed).
+   * drops their references (a frame no snapshot and no live page holds is freed). In
+   * steps: the syncs run on the checksum worker while the engine serves faults.
    */
-  prune(keep: number): number[] {
-    return prune(this.engine, this.committed, keep);
+  pruneSteps(keep: number): Generator<void, number[]> {
+    return pruneSteps(this.engine, this.committed, keep, () => syncOnWorker(this));
   }
 
   /** A snapshot is frozen and not committed yet. */

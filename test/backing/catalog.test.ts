@@ -5,7 +5,7 @@ import path from 'node:path';
 import { inspectBacking } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
 import { loadCatalog, UnknownSnapshotError, type LoadedCatalog } from '../../backing/catalog.js';
-import { commitSnapshot, deleteSnapshots, dropDamaged } from '../../backing/catalog-commit.js';
+import { commitSnapshot, commitSnapshotSteps, deleteSnapshots, dropDamaged } from '../../backing/catalog-commit.js';
 import { removeSnapshot } from '../../backing/catalog-offline.js';
 import { badPages, makeRecord, writePage, writePages } from '../helpers/snapshots.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -172,6 +172,49 @@ describe('delete', () => {
 });
 
 describe('crashes and damage', () => {
+  // The engine commits in steps: its msync and fsync run on the checksum worker while it
+  // serves faults (src/engine-thread/snapshot-commit.ts). Here `durable` stands for that
+  // worker: it yields, syncs, and can fail.
+  test('committed in steps: each sync is the caller\'s, the superblock taken only once durable; a failed sync leaves the previous catalog', () => {
+    let store = openStore(file, 16n * MiB);
+    let loaded = loadCatalog(store);
+    const one = snapshot(store, loaded, 1, 8);
+    const generation = store.superblock.generation;
+    const calls: bigint[] = [];
+    const durable = function* (): Generator<void, void> {
+      calls.push(store.superblock.generation); // what the store holds while the sync runs
+      yield;
+      store.sync();
+    };
+    const two = makeRecord(2, writePages(store, 2, 8));
+    store.sync();
+    const steps = commitSnapshotSteps(store, loaded, two, durable);
+    let yields = 0;
+    while (!steps.next().done) yields++;
+    // Record and root synced, then the superblock: two syncs, each yielding; the store
+    // takes the new generation after the second.
+    expect({ calls, yields: yields >= 2, generation: store.superblock.generation })
+      .toEqual({ calls: [generation, generation], yields: true, generation: generation + 1n });
+
+    const failing = function* (): Generator<void, void> {
+      yield;
+      throw new Error('the sync failed');
+    };
+    const inUse = store.framesInUse;
+    const three = makeRecord(3, writePages(store, 3, 4));
+    store.sync();
+    const written = store.framesInUse;
+    const failed = commitSnapshotSteps(store, loaded, three, failing);
+    expect(() => { while (!failed.next().done); }).toThrow('the sync failed');
+    // Failed at step 3: the record's and root's frames are free again, nothing was published.
+    expect({ inUse: store.framesInUse, records: loaded.catalog.records.map((e) => e.id) }).toEqual({ inUse: written, records: [1, 2] });
+    store.close();
+    store = openStore(file);
+    loaded = loadCatalog(store);
+    expect(loaded.snapshots).toEqual([one, two]);
+    expect(store.framesInUse).toBe(inUse);
+  });
+
   test('killed between writing the record and committing it: the previous catalog is in force', () => {
     let store = openStore(file, 16n * MiB);
     let loaded = loadCatalog(store);
