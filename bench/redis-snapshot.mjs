@@ -8,6 +8,13 @@
 //   node bench/redis-snapshot.mjs [--keys 1000000] [--value 100] [--seconds 30]
 //        [--snapshots 5] [--reps 1] [--placement free|pinned|both] [--numactlx PATH]
 //        [--port 7393] [--dir /var/tmp/numactlx-redis-bench] [--json FILE] [--md FILE]
+//        [--latency-monitor MS] [--debug-log DIR]
+//
+// Where the slow requests fall: --latency-monitor MS runs redis-server with
+// --latency-monitor-threshold MS and logs, after each run, the commands that took MS or
+// more inside redis (LATENCY HISTORY, seconds from the load's start) next to the events'
+// times; --debug-log DIR runs numactlx with NUMACTLX_DEBUG=1 and keeps its stderr there
+// (DIR/<placement>-<variant>-<rep>.log: the engine's pre-copy, slice, freeze and commit lines).
 //
 // Variants, side by side in each repetition (order rotated):
 //   plain        redis-server, no snapshot (the latency floor)
@@ -43,6 +50,8 @@ const { values: opt } = parseArgs({
     variants: { type: 'string', default: 'plain,bgsave,nx-quiet,numactlx' },
     json: { type: 'string', default: '/tmp/numactlx-redis-snapshot-bench.json' },
     md: { type: 'string' },
+    'latency-monitor': { type: 'string' },
+    'debug-log': { type: 'string' },
   },
 });
 const KEYS = Number(opt.keys);
@@ -61,8 +70,9 @@ function ping() {
 async function startServer(nx, pin, dir) {
   if (ping()) throw new Error(`something already answers on 127.0.0.1:${port}`);
   const server = ['redis-server', '--port', port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--enable-debug-command', 'yes'];
-  const env = { ...process.env, NUMACTLX_RUNTIME_DIR: path.join(dir, 'run') };
+    '--dir', dir, '--enable-debug-command', 'yes',
+    ...(opt['latency-monitor'] ? ['--latency-monitor-threshold', opt['latency-monitor']] : [])];
+  const env = { ...process.env, NUMACTLX_RUNTIME_DIR: path.join(dir, 'run'), ...(opt['debug-log'] ? { NUMACTLX_DEBUG: '1' } : {}) };
   fs.mkdirSync(env.NUMACTLX_RUNTIME_DIR, { recursive: true, mode: 0o700 });
   let argv = nx ? [opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=4g`, '--membind=3', '--', ...server] : server;
   if (pin !== undefined) argv = ['taskset', '-c', String(pin), ...argv];
@@ -122,7 +132,17 @@ function parseCsv(text) {
   return { rps, avg, min, p50, p95, p99, max };
 }
 
-async function runOne(variant, pin, requests) {
+/** The commands that took --latency-monitor ms or more inside redis: [[seconds since t0Epoch, ms], …]. */
+function slowCommands(t0Epoch) {
+  // Redis 7 logs O(1) commands such as SET under 'fast-command', the others under 'command'.
+  return ['command', 'fast-command'].flatMap((event) => {
+    const out = cli('--csv', 'latency', 'history', event).stdout.trim();
+    return out ? out.split('\n').map((l) => l.replace(/"/g, '').split(',').map(Number))
+      .map(([at, ms]) => [Math.round((at - t0Epoch) * 10) / 10, ms]) : [];
+  }).sort((a, b) => a[0] - b[0]);
+}
+
+async function runOne(variant, pin, requests, tag) {
   const dir = fs.mkdtempSync(path.join(opt.dir, `${variant}-`));
   const nx = variant.startsWith('nx') || variant === 'numactlx';
   const s = await startServer(nx, pin?.server, dir);
@@ -131,6 +151,7 @@ async function runOne(variant, pin, requests) {
     const benchArgv = ['redis-benchmark', '-h', '127.0.0.1', '-p', port, '-t', 'set', '-r', String(KEYS), '-d', opt.value,
       '-c', '50', '-n', String(requests), '--csv'];
     const t0 = performance.now();
+    const t0Epoch = Date.now() / 1000;
     const bench = runAsync(benchArgv, { pin: pin?.client });
     let done = false;
     void bench.then(() => { done = true; });
@@ -147,8 +168,13 @@ async function runOne(variant, pin, requests) {
     if (r.status !== 0) throw new Error(`redis-benchmark failed: ${r.stderr}`);
     Object.assign(run, parseCsv(r.stdout), { wallMs: r.wallMs });
     run.rssKb = Number(/used_memory_rss:(\d+)/.exec(cli('info', 'memory').stdout)?.[1]) / 1024;
+    if (opt['latency-monitor']) run.slow = slowCommands(t0Epoch);
   } finally {
     const how = await stopServer(s);
+    if (opt['debug-log'] && nx) {
+      fs.mkdirSync(opt['debug-log'], { recursive: true });
+      fs.writeFileSync(path.join(opt['debug-log'], `${tag}.log`), s.err());
+    }
     if (how.code !== 0 && !(nx && how.code === null)) log(`${variant}: server ended with ${how.code ?? how.signal}: ${s.err()}`);
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -173,10 +199,11 @@ async function main() {
     for (let rep = 0; rep < Number(opt.reps); rep++) {
       for (const v of rotate(variants, rep)) {
         const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
-        const run = await runOne(v, pin, requests);
+        const run = await runOne(v, pin, requests, `${name}-${v}-${rep + 1}`);
         run.load = load;
         results[name].push(run);
-        log(`${name} rep ${rep + 1} ${v}: ${fmt(run.rps, 0)} SET/s, p50 ${run.p50} p99 ${run.p99} max ${run.max} ms; events ${run.events.map((e) => `${fmt(e.ms, 0)} ms${e.pause_ms !== undefined ? ` (pause ${fmt(e.pause_ms, 1)})` : ` (fork ${fmt(e.forkMs, 1)})`}`).join(', ')}${run.late ? `; ${run.late} after the load ended` : ''} (load ${load})`);
+        log(`${name} rep ${rep + 1} ${v}: ${fmt(run.rps, 0)} SET/s, p50 ${run.p50} p99 ${run.p99} max ${run.max} ms; events ${run.events.map((e) => `${fmt(e.ms, 0)} ms${e.pause_ms !== undefined ? ` (pause ${fmt(e.pause_ms, 1)})` : ` (fork ${fmt(e.forkMs, 1)})`}`).join(', ')}${run.late ? `; ${run.late} after the load ended` : ''} (load ${load})` +
+          (run.slow ? `\n  events at ${run.events.map((e) => fmt(e.at / 1000, 1)).join(', ')} s (ended); redis commands ≥ ${opt['latency-monitor']} ms [s, ms]: ${JSON.stringify(run.slow)}` : ''));
       }
     }
   }
