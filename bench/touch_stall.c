@@ -12,7 +12,7 @@
  *
  *   touches=N max_gap_ms=X gaps_over_5ms=A gaps_over_20ms=B gaps_over_50ms=C
  *
- * A gap is the time between two consecutive touches. Build: cc -O2 -o touch_stall bench/touch_stall.c
+ * A gap is the time between two consecutive touches (the discard between two rounds is not one). Build: cc -O2 -o touch_stall bench/touch_stall.c
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 		}
 		if (last - t0 > seconds * 1e3) break;
 		madvise(p, size, MADV_DONTNEED);
+		last = now_ms(); /* the discard is the program's own work, not a stall */
 	}
 	printf("touches=%llu max_gap_ms=%.2f gaps_over_5ms=%llu gaps_over_20ms=%llu gaps_over_50ms=%llu\n",
 	       (unsigned long long)touches, max_gap, (unsigned long long)over5, (unsigned long long)over20, (unsigned long long)over50);

@@ -62,8 +62,7 @@ class FreezeWaiters {
 }
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
-export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pausePages: number,
-  start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
+export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pausePages: number, start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
   const { placement } = plan;
   const settings = plan.snapshots;
   // Probed once, before anything is opened or started (src/kerndat/): a missing feature

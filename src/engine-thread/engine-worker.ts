@@ -28,6 +28,7 @@ import { postToMain as post, type EngineStart } from '../channels/engine-message
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
 import { StopSlices } from './precopy-slices.js';
+import { TurnTimer } from './turn-timer.js';
 import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
@@ -190,6 +191,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
   let faultTurns = 0;
+  const turn = new TurnTimer();
   /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
   let pruning: Generator<void, number[]> | undefined;
   for (;;) {
@@ -206,6 +208,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     const evictWait = evictor ? evictor.pollTimeout : -1;
     if (evictWait >= 0 && (timeout < 0 || evictWait < timeout)) timeout = evictWait;
     poll(fds, order.length + 1, timeout);
+    turn.start();
     readNotes();
     if (engine.hasRetries) engine.retryPending();
     // Userfaultfds first: a faulting thread is waiting on each of these.
@@ -257,6 +260,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     readNotes();
     guardReads();
     evictor?.step();
+    turn.mark('faults, commands, eviction');
     if (snaps.takeWoken()) schedYield();
     if (served && faultTurns < FAULT_TURNS) {
       faultTurns++;
@@ -267,11 +271,13 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     faultTurns = 0;
     if (pruning) pruning = pruneStep(snaps, pruning);
     if (snaps.prepareStep()) post({ type: 'prepared' });
+    turn.mark('prune, prepare');
     if (snaps.active) {
       snaps.step(streak ? STREAK_STEP_PAGES : undefined);
       tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps);
     }
+    turn.end('copy, commit');
   }
 }
 

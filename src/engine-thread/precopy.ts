@@ -37,8 +37,8 @@
 import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap } from '../sys/pagemap.js';
-import { PAGE, PAGES_PER_CHUNK } from './page-table.js';
-import { MAX_IOV } from './remote-copy.js';
+import { PAGE } from './page-table.js';
+import { copyDirty, copyUntil } from './precopy-copy.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
 import { readerOf } from './snapshot-freeze.js';
@@ -56,8 +56,6 @@ const SMALL = 4096;
 const SHRINK = 0.7;
 /** Bytes scanned per step of a pass (≈ 4 ms of PAGEMAP_SCAN when all written). */
 const SCAN_STEP = 32 << 20;
-/** Pages copied per step of a pass (1 MiB, ≈ 0.5 ms): the most a missing fault waits for the pre-copy. */
-const COPY_STEP = 256;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 /** A pre-copy between its prepare and its freeze; owned by the SnapshotEngine. */
@@ -120,34 +118,6 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
     closeFd(fd);
   }
   return written;
-}
-
-/**
- * Copies every DIRTY page of mm into part's frames; yields every COPY_STEP pages when
- * `yielding` (closed at a yield, it lists the chunks not reached again). Returns how many.
- */
-function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: MmPart, yielding: boolean,
-  alive: () => boolean): Generator<void, number> {
-  const batch: number[] = [];
-  // A chunk adds up to PAGES_PER_CHUNK pages: a batch stays below MAX_IOV (one process_vm_readv).
-  const max = yielding ? COPY_STEP : MAX_IOV - PAGES_PER_CHUNK;
-  let copied = 0;
-  const flush = (): void => {
-    copied += batch.length;
-    copier.copyPresent(mm, target, part, batch);
-    batch.length = 0;
-  };
-  for (const key of mm.table.dirtyChunks()) {
-    mm.table.dirtyPages(key, batch);
-    if (batch.length < max) continue;
-    flush();
-    if (yielding) {
-      yield;
-      if (!alive()) return copied;
-    }
-  }
-  if (batch.length > 0) flush();
-  return copied;
 }
 
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
@@ -234,17 +204,6 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
   });
   const n = slicer.count - count;
   return n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms`;
-}
-
-/** Copies mm's DIRTY pages until none is left, `deadline` has passed or mm is gone (a copy cut short lists its chunks again). */
-function* copyUntil(copier: FrozenPageCopier, state: Precopy, mm: Mm, part: MmPart, deadline: number,
-  yielding: boolean, alive: () => boolean): Generator<void, void> {
-  const steps = copyDirty(copier, state, mm, part, true, alive);
-  try {
-    while (!steps.next().done && performance.now() < deadline) if (yielding) yield;
-  } finally {
-    steps.return(0);
-  }
 }
 
 /**
