@@ -124,7 +124,7 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
   slicer?: StopSlices): Generator<void, void> {
   const t0 = performance.now();
-  adoptUntracked(engine);
+  yield* adoptUntracked(engine);
   let before = Number.POSITIVE_INFINITY;
   for (let pass = 0; pass < PASSES; pass++) {
     // After the first pass, what was written is looked at before it is reset: a pass that

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { DIRTY, PAGE } from './page-table.js';
 import type { Engine, Mm } from './engine.js';
-import { adoptPresentPages } from './present-pages.js';
+import { adoptPresentSteps } from './present-pages.js';
 
 /** Pages write-protected per prepare step (about 50 µs of UFFDIO_WRITEPROTECT). */
 const PREPARE_STEP_PAGES = 1024;
@@ -22,7 +22,7 @@ const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Numbe
  */
 export function* prepareSteps(engine: Engine): Generator<void, void> {
   const t0 = process.hrtime.bigint();
-  const adopted = adoptUntracked(engine);
+  const adopted = yield* adoptUntracked(engine);
   const passes: number[] = [];
   let budget = PREPARE_STEP_PAGES;
   for (let pass = 0; pass < PREPARE_PASSES; pass++) {
@@ -55,10 +55,12 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, ${adopted} pages adopted, staged per pass ${passes.join(' ')}\n`);
 }
 
-/** Pages the program had before their range was registered join the snapshot as new; returns how many. */
-export function adoptUntracked(engine: Engine): number {
+/** Pages the program had before their range was registered join the snapshot as new, in steps; returns how many. */
+export function* adoptUntracked(engine: Engine): Generator<void, number> {
   let adopted = 0;
-  for (const mm of freezable(engine)) if (mm.untracked.length > 0) adopted += adoptPresentPages(engine, mm);
+  for (const mm of freezable(engine)) {
+    if (mm.untracked.length > 0 && engine.mms.has(mm.uffd)) adopted += yield* adoptPresentSteps(engine, mm);
+  }
   return adopted;
 }
 
