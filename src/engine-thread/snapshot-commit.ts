@@ -80,12 +80,14 @@ export function* syncOnWorker(ctx: CommitContext): Generator<void, void> {
 }
 
 /**
- * Every pending page is copied: make the frames durable, then commit a record per
- * node. Yields between steps; returns the records.
+ * Every pending page is copied: `first` (the pause's extra pages written to frames), then
+ * make the frames durable, then commit a record per node. Yields between steps; returns
+ * the records.
  */
-export function* finishSteps(ctx: CommitContext, run: SnapshotRun): Generator<void, SnapshotResult> {
+export function* finishSteps(ctx: CommitContext, run: SnapshotRun, first?: Generator<void, void>): Generator<void, SnapshotResult> {
   const engine = ctx.engine;
   try {
+    if (first) yield* first;
     return yield* commitRun(ctx, run);
   } finally {
     for (const part of run.parts.values()) {

@@ -269,9 +269,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       // a file no one will see again. (The commit checks the checksums read back too.)
       const problem = this.noteMedium(`as snapshot ${run.req.id} was being committed`);
       if (problem) run.failed ??= problem;
-      // The pages read in the pause go to their frames now, out of it.
-      this.extras.store(run, this.checksums);
-      this.phase = { kind: 'committing', id: run.req.id, steps: finishSteps(this, run) };
+      // The pages read in the pause go to their frames now, out of it, in steps (the commit's first).
+      this.phase = { kind: 'committing', id: run.req.id, steps: finishSteps(this, run, this.extras.storeSteps(run, this.checksums)) };
     }
     let r: IteratorResult<void, SnapshotResult>;
     try {
