@@ -113,8 +113,9 @@ export function commitSnapshot(store: BackingStore, loaded: LoadedCatalog, recor
 /**
  * commitSnapshot in steps: the checks and the encoding yield every few thousand pages
  * (the engine serves faults between), and so does `durable` while the syncs run
- * elsewhere (without it they run here); writing the record does not yield. The catalog must not change between the
- * first step and the last (the engine commits one snapshot at a time, and prunes after).
+ * elsewhere (without it they run here); writing the record does not yield. The catalog
+ * must not change between the first step and the last (the engine commits one snapshot
+ * at a time, and prunes after).
  */
 export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog, record: SnapshotRecord,
   durable?: MakeDurable): Generator<void, void> {
