@@ -22,6 +22,7 @@ import { FrameViews } from './frame-views.js';
 import { FrameCopy } from './frame-copy.js';
 import { syncFrames, type Durability, type MakeDurable, type SyncTarget } from './durability.js';
 import { openStoreMedium } from './store-open.js';
+import { drain } from './catalog-record-codec.js';
 import { close } from '../src/sys/fcntl.js';
 import { munmap } from '../src/sys/mman.js';
 
@@ -118,31 +119,29 @@ export class BackingStore {
    * of a snapshot. Make the catalog and its frames durable (sync()) first.
    */
   commitCatalog(catalog: bigint): void {
-    this.ensureOpen();
-    try {
-      this.sb = writeNext(this.header, this.sb, { ...this.sb, catalog });
-    } catch (err) {
-      throw fail(this.path, err, 'writing its superblock');
-    }
+    const header = this.header;
+    drain(this.commitCatalogSteps(catalog, function* () {
+      header.flush();
+    }));
   }
 
   /**
    * commitCatalog in steps: the new superblock is written, then made durable by `durable`
-   * (the engine's: fsync on its checksum worker, yielding meanwhile). The store takes the
-   * new generation once it is durable; a failure leaves it as before, as commitCatalog does.
+   * (commitCatalog: the header's fsync here; the engine's: fsync on its checksum worker,
+   * yielding meanwhile). The store takes the new generation once it is durable; a failure
+   * (a BackingError as it is, a system error as "… while writing its superblock") leaves
+   * it as before.
    */
   *commitCatalogSteps(catalog: bigint, durable: MakeDurable): Generator<void, void> {
     this.ensureOpen();
-    let next: Superblock;
     try {
-      next = writeNext(this.header, this.sb, { ...this.sb, catalog }, false);
+      const next = writeNext(this.header, this.sb, { ...this.sb, catalog }, false);
+      yield* durable();
+      this.sb = next;
     } catch (err) {
       throw fail(this.path, err, 'writing its superblock');
     }
-    yield* durable();
-    this.sb = next;
   }
-
 
   /** The address of frame `f` in this process. */
   frameAddress(f: number): bigint {

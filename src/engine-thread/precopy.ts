@@ -39,6 +39,7 @@ import { closeFd } from '../sys/eventfd.js';
 import { openPagemap } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import { copyDirty, copyUntil } from './precopy-copy.js';
+import { drain } from '../../backing/catalog-record-codec.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
 import { readerOf } from './snapshot-freeze.js';
@@ -247,12 +248,4 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
   }
   run.frozenPages = frozen;
   return { run, frozen };
-}
-
-/** Runs a generator that does not yield (its `yielding` false) to its result. */
-function drain<T>(gen: Generator<void, T>): T {
-  for (;;) {
-    const r = gen.next();
-    if (r.done) return r.value;
-  }
 }

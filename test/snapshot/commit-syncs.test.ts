@@ -18,6 +18,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
 import { waitFor } from '../helpers/proc.js';
+import { needTool } from '../helpers/tools.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
@@ -55,8 +56,7 @@ function readTrace(file: string): { syncsBy: Map<number, number>; copiesBy: Map<
 }
 
 test('a snapshot\'s commit makes no fsync or msync on the thread that serves faults (the checksum worker does)', async () => {
-  const need = await execa('sh', ['-c', 'command -v strace'], { reject: false });
-  if (need.exitCode !== 0) throw new Error('strace is not installed (apt-get install strace): this test watches numactlx\'s threads with it');
+  await needTool('strace', 'this test watches numactlx\'s threads with it');
   const dir = tmpDir();
   const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
   const session = execa(NUMACTLX, [`--remap=3,${path.join(dir, 'n3.img')},size=512m`, '--membind=3', '--keep', '1', '--', 'python3', '-c', CHURN],

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { NUMACTLX, numactlx, ROOT } from '../helpers/numactlx.js';
 import { compileFixture } from '../helpers/fixtures.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { needTool } from '../helpers/tools.js';
 
 afterAll(removeTmpDirs);
 
@@ -20,10 +21,7 @@ const REFUSAL = (comm: string): RegExp => new RegExp(`^numactlx: ${comm} \\(pid 
   'for its memory use `numactlx snapshot` and `numactlx export BACKING ID --format core -o FILE`');
 
 /** The tools the tests run: a missing one fails the test by name. */
-async function need(tool: string): Promise<void> {
-  const r = await execa('sh', ['-c', `command -v ${tool}`], { reject: false });
-  if (r.exitCode !== 0) throw new Error(`${tool} is not installed (apt-get install ${tool}): the ptrace tests run it`);
-}
+const need = (tool: string): Promise<void> => needTool(tool, 'the ptrace tests run it');
 
 /** Processes whose command line holds `marker`. */
 function processesWith(marker: string): number[] {
