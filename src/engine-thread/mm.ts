@@ -106,8 +106,11 @@ export class Mm {
     for (const [page, tid] of this.pins) if (threadEnded(tid)) this.pins.delete(page);
   }
 
-  /** [start, end) was just registered: it may hold pages the engine did not place. */
-  private mayHoldUntracked(start: number, end: number): void {
+  /**
+   * [start, end) may hold pages the engine did not place: it was just registered, or an
+   * adoption closed early did not reach it (present-pages.ts gives it back).
+   */
+  mayHoldUntracked(start: number, end: number): void {
     // A program that maps often between snapshots: past a bound, the next prepare looks
     // at every range (only VMAs holding memory are read: present-pages.ts).
     if (this.untracked.length < UNTRACKED_MAX) this.untracked.push([start, end]);

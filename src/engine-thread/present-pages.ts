@@ -90,7 +90,7 @@ export function* adoptPresentSteps(e: EngineCore, mm: Mm): Generator<void, numbe
     }
   } finally {
     closeFd(fd);
-    mm.untracked.push(...todo);
+    for (const [lo, hi] of todo) mm.mayHoldUntracked(lo, hi); // within the bound a plain push would pass
   }
   return adopted;
 }
