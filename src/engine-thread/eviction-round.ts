@@ -94,7 +94,7 @@ export class EvictionRound {
       frames[dest.length] = frame;
       olds[dest.length] = old;
       dest.push(addr);
-      remote.add(node.store.frameAddr(frame), addr, PAGE);
+      remote.addFrame(node.store, frame, addr);
     }
     let n = -ESRCH;
     for (const pid of mm.pids) {
