@@ -1,9 +1,13 @@
 // The backing store: a file, a tmpfs/hugetlbfs file or a /dev/dax device opened,
 // locked, checked (or formatted), its frame area mapped MAP_SHARED into this process,
 // and a frame allocator over it. The layout is drawn in format.ts, the lock in lock.ts;
-// opening it in store-open.ts, the medium and its header bytes in medium.ts, the
-// superblock in superblock.ts, the allocator in frames.ts, the errors in errors.ts; what
-// sync() promises on each medium (fsync, RAM, the persistence domain) in durability.ts.
+// opening the medium and its header bytes are in medium.ts, reading and writing the
+// superblock in superblock.ts, the allocator in frames.ts, the errors in errors.ts.
+//
+// Opening it (checking or formatting, growing, mapping) is store-open.ts's.
+//
+// What sync() promises on each medium (fsync, RAM, the platform's persistence domain) is
+// drawn in durability.ts.
 import fs from 'node:fs';
 import type { BackingKind, BackingTarget } from './inspect.js';
 import { BackingError, fail } from './errors.js';
@@ -45,7 +49,6 @@ export class BackingStore {
   /** /dev/dax: the CPU cache flush (persist.ts), and the frames written since the last sync(). */
   private readonly cache: CacheFlush | undefined;
   private readonly unflushed = new Set<number>();
-  private sink: { readonly fd: number; readonly frame0: number } | undefined;
   /** Why a /dev/dax backing's snapshots are not durable against power loss, for the caller to say. */
   readonly durabilityNote: string | undefined;
 
@@ -180,12 +183,6 @@ export class BackingStore {
 
   private lostFrame(f: number, done: string): BackingError {
     return new BackingError(this.path, 'lost', this.mediumProblem() ?? `backing ${this.path}: frame ${f} could not be ${done} (EFAULT)`);
-  }
-
-  /** A file or tmpfs backing's fd and frame 0's offset, for pwrite(2) (remote-copy.ts says why); else undefined. */
-  frameSink(): { readonly fd: number; readonly frame0: number } | undefined {
-    if ((this.kind !== 'file' && this.kind !== 'tmpfs') || this.fd < 0) return undefined;
-    return (this.sink ??= { fd: this.fd, frame0: Number(this.sb.dataOffset) });
   }
 
   /** frameAddress as a Number (exact: mappings are below 2^47), for hot loops. */

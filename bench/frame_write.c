@@ -1,15 +1,18 @@
 /*
  * frame_write: what writing a snapshot's pages into a file backing's frames costs, by the
- * two ways the copier can (src/engine-thread/remote-copy.ts), on a fresh fallocated file
- * as a new backing's frames are:
+ * two ways the copier could (src/engine-thread/remote-copy.ts uses the first), on a fresh
+ * fallocated file as a new backing's frames are:
  *
  *   frame_write mapping|pwrite SIZE_MIB FILE
  *
  *   mapping  MAP_SHARED mapping; per 1 MiB batch MADV_POPULATE_WRITE, then memcpy into it
- *            (numactlx before stop 24: process_vm_readv into the mapping after the populate)
- *   pwrite   pwrite(2) of each 1 MiB batch from a buffer (the copier's way for a file now)
+ *            (the copier: process_vm_readv into the mapping after the populate)
+ *   pwrite   pwrite(2) of each 1 MiB batch from a buffer (tried in stop 24, 6c18875, reverted)
  *
  * Then fsync. Prints one line: fill ms, µs a page, fsync ms. The file is removed.
+ * Memory the guest freed goes back to the host ≈ 2 s later and is slow to touch again
+ * (BENCHMARKS "Oddities"): sleep a few seconds before each run, or the first run pays for
+ * the second's pages; alternate the two ways.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

@@ -94,7 +94,7 @@ export class EvictionRound {
       frames[dest.length] = frame;
       olds[dest.length] = old;
       dest.push(addr);
-      remote.addFrame(node.store, frame, addr);
+      remote.add(node.store.frameAddr(frame), addr, PAGE);
     }
     let n = -ESRCH;
     for (const pid of mm.pids) {

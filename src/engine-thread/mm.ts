@@ -19,8 +19,6 @@ export interface FrameStore {
   allocFrame(): number;
   freeFrame(frame: number): void;
   frameAddr(frame: number): number;
-  /** Where frames are written with pwrite(2) instead of through frameAddr (BackingStore.frameSink). */
-  frameSink(): { fd: number; frame0: number } | undefined;
   sync(): void;
   /** The backing deleted or truncated under the session, as one sentence (BackingStore). */
   mediumProblem(): string | undefined;

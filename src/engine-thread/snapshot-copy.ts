@@ -235,7 +235,7 @@ export class FrozenPageCopier {
       }
       slots[m] = slot; frames[m] = frame; olds[m] = old; dest[m] = addr;
       m++;
-      this.remote.addFrame(node.store, frame, addr);
+      this.remote.add(node.store.frameAddr(frame), addr, PAGE);
     }
     let n = this.remote.run(part.reader);
     if (n === -ESRCH) {

@@ -126,7 +126,7 @@ export class ExtraPages {
           // The snapshot's hold, let go once the record holds its own (snapshot-commit.ts).
           node.refs.set(frame, 1);
           frames.push(frame);
-          this.remote.addFrame(node.store, frame, this.stagingAddr + (first + j) * PAGE);
+          this.remote.add(node.store.frameAddr(frame), this.stagingAddr + (first + j) * PAGE, PAGE);
         }
         // From this process's own staging buffer: always readable, all of it.
         const n = this.remote.run(process.pid);

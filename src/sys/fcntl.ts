@@ -56,7 +56,6 @@ const fsyncRaw = libc.func('fsync', 'int', ['int']);
 const fdatasyncRaw = libc.func('fdatasync', 'int', ['int']);
 const preadRaw = libc.func('pread', 'int64_t', ['int', 'void *', 'size_t', 'int64_t']);
 const pwriteRaw = libc.func('pwrite', 'int64_t', ['int', 'const void *', 'size_t', 'int64_t']);
-const pwriteAddrRaw = libc.func('pwrite', 'int64_t', ['int', 'uintptr_t', 'size_t', 'int64_t']);
 
 /** open(2); returns the new descriptor (O_CLOEXEC is the caller's to pass). */
 export function open(path: string, flags: number, mode = 0): number {
@@ -113,16 +112,6 @@ export function fdatasync(fd: number): void {
 /** pread(2) into `buf`; returns the bytes read (short at end of file). */
 export function pread(fd: number, buf: Uint8Array, offset: bigint): number {
   return check('pread', preadRaw(fd, buf, buf.byteLength, offset) as number | bigint);
-}
-
-/**
- * pwrite(2) of `len` bytes at address `addr` of this process (a Number: user-space
- * addresses are below 2^47) to `offset` (< 2^53): the bytes written, or -errno. No
- * BigInt, no exception: the snapshot copier's hot path (remote-copy.ts).
- */
-export function pwriteFast(fd: number, addr: number, len: number, offset: number): number {
-  const n = Number(pwriteAddrRaw(fd, addr, len, offset) as number | bigint);
-  return n < 0 ? -lastErrno() : n;
 }
 
 /** pwrite(2) of all of `buf`; a short write is retried, so it returns only when done. */
