@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 # The I/O floor of a snapshot schedule, without numactlx: every 8 s, 2 GiB of memory (a
 # buffer this process holds) is written to a file and fsynced, as a snapshot of two 1 GiB
-# stress-ng workers would be; GENERATIONS files in turn (--keep). Run beside the stressor
-# to see what the machine's copying and writeback alone cost it (docs/BENCHMARKS.md,
-# "stress-ng: where its time goes"):
+# stress-ng workers would be; GENERATIONS files in turn (--keep), for FLOOR_SECONDS (38).
+# Run beside the stressor to see what the machine's copying and writeback alone cost it
+# (docs/BENCHMARKS.md, "stress-ng: where its time goes" and "Stop 24"):
 #
 #   python3 bench/write-floor.py /var/tmp/floor 3 & sleep 6
-#   stress-ng --vm 2 --vm-bytes 1G --vm-keep --verify -t 40s --metrics-brief
+#   stress-ng --vm 2 --vm-bytes 1G --vm-keep --verify --vm-method flip -t 40s --metrics-brief
 import os
 import sys
 import time
@@ -16,7 +16,7 @@ buf = bytearray(os.urandom(1 << 20)) * 2048  # 2 GiB
 view = memoryview(buf)
 t0 = time.time()
 n = 0
-while time.time() - t0 < 38:
+while time.time() - t0 < float(os.environ.get("FLOOR_SECONDS", "38")):
     t = time.time()
     fd = os.open(f"{path}.{n % generations}", os.O_WRONLY | os.O_CREAT, 0o600)
     for off in range(0, len(buf), 1 << 22):
