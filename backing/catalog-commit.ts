@@ -27,7 +27,8 @@
 import zlib from 'node:zlib';
 import { BackingError, BackingStore } from './store.js';
 import { catalogPointer, encodeRoot } from './catalog-root-codec.js';
-import { drain, encodeRecordSteps, ENCODE_STEP_PAGES } from './catalog-record-codec.js';
+import { encodeRecordSteps, ENCODE_STEP_PAGES } from './catalog-record-codec.js';
+import { drain } from './steps.js';
 import { CatalogCorruption, chainFrames, corruptCatalog, readRecord, writeChain, type DamagedRecord } from './catalog-image.js';
 import {
   storeReader, tidySpares, UnknownSnapshotError, type Catalog, type CatalogEntry, type LoadedCatalog,

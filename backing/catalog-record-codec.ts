@@ -8,6 +8,7 @@
 // so every value is an exact double and the page map loop (262144 pages per GiB) never
 // touches a BigInt. Varints are LEB128 computed with * and % rather than bit operators,
 // which would truncate them to 32 bits.
+import { drain } from './steps.js';
 import type { SnapshotPage, SnapshotProcess, SnapshotRecord, SnapshotStats, Vma } from './record-types.js';
 import { ByteReader, ByteWriter, CatalogFormatError, check } from './catalog-bytes.js';
 import { PAGE_SIZE as PAGE } from '../src/sys/page.js';
@@ -25,14 +26,6 @@ function vmaRow(v: Vma): [number, number, string, number, string] {
 
 /** Pages between two yields of the record encoder (~0.15 ms of work). */
 export const ENCODE_STEP_PAGES = 1024;
-
-/** Runs a stepped (generator) computation to its end. */
-export function drain<T>(steps: Generator<void, T>): T {
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
-}
 
 function* checkPages(pages: SnapshotPage[], pid: number): Generator<void, void> {
   let prev = -1;

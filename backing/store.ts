@@ -22,7 +22,7 @@ import { FrameViews } from './frame-views.js';
 import { FrameCopy } from './frame-copy.js';
 import { syncFrames, type Durability, type MakeDurable, type SyncTarget } from './durability.js';
 import { openStoreMedium } from './store-open.js';
-import { drain } from './catalog-record-codec.js';
+import { drain } from './steps.js';
 import { close } from '../src/sys/fcntl.js';
 import { munmap } from '../src/sys/mman.js';
 

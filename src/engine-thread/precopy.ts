@@ -39,7 +39,7 @@ import { closeFd } from '../sys/eventfd.js';
 import { openPagemap } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import { copyDirty, copyUntil } from './precopy-copy.js';
-import { drain } from '../../backing/catalog-record-codec.js';
+import { drain } from '../../backing/steps.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
 import { readerOf } from './snapshot-freeze.js';
