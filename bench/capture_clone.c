@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -158,6 +159,7 @@ int main(int argc, char **argv) {
   /* The program: its first process forks the worker and waits; the worker is not our child. */
   pid_t program = fork();
   if (program == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with this program, whichever way it ends */
     pid_t w = fork();
     if (w == 0) worker(pipefd[1]);
     uint64_t wp = (uint64_t)w;
