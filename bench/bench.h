@@ -1,6 +1,5 @@
 /*
- * What bench/'s C programs share: a monotonic clock in ms and µs, a comparison for
- * qsort of doubles, and PAGEMAP_SCAN's uapi (<linux/fs.h> of Linux 6.7: the local
+ * What bench/'s C programs share: a monotonic clock in ns, ms and µs, a comparison for qsort of doubles, and PAGEMAP_SCAN's uapi (<linux/fs.h> of Linux 6.7: the local
  * headers may be older).
  */
 #ifndef NUMACTLX_BENCH_H
@@ -8,6 +7,13 @@
 #include <stdint.h>
 #include <time.h>
 #include <sys/ioctl.h>
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 static inline double now_ms(void)
 {

@@ -48,10 +48,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#define FIXTURE "fork_capture"
+#include "../test/fixtures/fixture.h" /* parse_size, die, xorshift */
 #include "bench.h"
 /* <linux/userfaultfd.h> of Linux 6.4 */
 #define FEATURE_WP_UNPOPULATED (1 << 13)
-#define PAGE 4096ul
 #define BIN_NS 10000000ull
 #define BATCH 256
 
@@ -62,26 +63,6 @@ static uint32_t *bins;
 static uint64_t *gaps;
 static size_t nbins;
 static uint64_t t0;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "fork_capture: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static size_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  if (*end == 'k' || *end == 'K') v *= 1024;
-  if (*end == 'm' || *end == 'M') v *= 1024 * 1024;
-  if (*end == 'g' || *end == 'G') v *= 1024.0 * 1024 * 1024;
-  return (size_t)v;
-}
 
 /* The writer: 64 random pages a turn; turns and the longest gap per 10 ms bin. */
 static void *writer(void *arg) {
@@ -94,7 +75,7 @@ static void *writer(void *arg) {
       holding = 0;
     }
     for (int i = 0; i < 64; i++) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      xorshift(&x);
       ((volatile uint64_t *)(mem + (x % pages) * PAGE))[0] = x;
     }
     uint64_t t = now_ns();
@@ -166,7 +147,7 @@ int main(int argc, char **argv) {
     if (uffd < 0) die("userfaultfd");
     struct uffdio_api api = { .api = UFFD_API,
       .features = FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED | UFFD_FEATURE_EVENT_FORK };
-    if (ioctl(uffd, UFFDIO_API, &api)) die("UFFDIO_API (needs WP_ASYNC, 6.7)");
+    if (ioctl(uffd, UFFDIO_API, &api)) die("UFFDIO_API with WP_ASYNC (Linux 6.7)");
     struct uffdio_register reg = { .range = { (uint64_t)mem, size },
       .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP };
     if (ioctl(uffd, UFFDIO_REGISTER, &reg)) die("UFFDIO_REGISTER");
@@ -178,7 +159,7 @@ int main(int argc, char **argv) {
   pthread_t w, m;
   if (capture) pthread_create(&m, NULL, monitor, (void *)(intptr_t)uffd);
   int dump = open(argv[4], O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (dump < 0) die(argv[4]);
+  if (dump < 0) die("open %s", argv[4]);
   char *frames = NULL;
   if (capture) {
     if (fallocate(dump, 0, 0, (off_t)size)) die("fallocate");
@@ -234,7 +215,7 @@ int main(int argc, char **argv) {
     t_fork1 = t_resume = now_ns();
     int st;
     waitpid(child, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) { errno = EIO; die("bgsave child"); }
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) { errno = EIO; die("the bgsave child"); }
     t_durable = now_ns();
   }
   uint64_t t_end = t_durable + 1000000000ull;
