@@ -77,6 +77,8 @@ export interface EventStats {
   stale: number;
   /** First missing faults outside every range the engine knew: a VMA grown in place (mremap); never a range the tracer registered (tracer-notes.ts). */
   growth: number;
+  /** Missing faults answered on a later turn (UFFDIO_COPY said EAGAIN: an event of the mm was queued, not read yet); each waits for the engine's next poll. */
+  retried: number;
   /**
    * Pages a snapshot's map held at addresses no VMA covered at its freeze: left out of the
    * record and the next snapshot's map (snapshot-commit.ts). A bookkeeping slip of the

@@ -34,7 +34,7 @@ export class Engine implements EngineCore {
   readonly slots: VirtualNodeRuntime[];
   private readonly slotById = new Map<number, number>();
   readonly nodeStats: NodeStats[];
-  readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0, outside_vma: 0 };
+  readonly events: EventStats = { fork: 0, remap: 0, unmap: 0, remove: 0, stale: 0, growth: 0, retried: 0, outside_vma: 0 };
   readonly msgBuf = new Uint8Array(UFFD_MSG_SIZE * MSGS_PER_READ);
   readonly msgView = new DataView(this.msgBuf.buffer);
   /** The zero page run every fault is served from; never written. */

@@ -10,11 +10,12 @@
 //
 // Kernel facts the handling follows (userfaultfd(2), Documentation/admin-guide/mm/
 // userfaultfd.rst, and what QEMU, CRIU and Firecracker do):
-// - EEXIST from UFFDIO_COPY: a page of the run is already mapped (another thread's
-//   fault in the same batch, or a fork's copy): serve what is left page by page and
-//   wake the faulting page;
+// - EEXIST from UFFDIO_COPY: a page of the run is mapped already (another thread's fault
+//   in the same batch, a fork's copy): it is skipped, the rest served, the fault woken;
 // - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
-//   done, the rest is retried after the pending events are read;
+//   done, the rest is retried after the pending events are read. But any short copy says
+//   EAGAIN: one that placed pages goes on, and the next call says why (EEXIST: exec's
+//   argv above the first stack fault; taken for EAGAIN, every exec waited ≤ 1 ms);
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,8 +34,7 @@ import { zappedUnseen } from './page-presence.js';
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
 /** Reads of pending events before unprotectNow gives up on EAGAIN. */
 const UNPROTECT_NOW_TRIES = 1000;
-/** NUMACTLX_DEBUG=1: the engine reports failed kernel calls on stderr. */
-const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const DEBUG = process.env.NUMACTLX_DEBUG === '1'; // failed kernel calls are reported on stderr
 
 /**
  * Serves the faults that got EAGAIN. The kernel lowers mmap_changing only when the
@@ -155,7 +155,7 @@ function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], fram
     const pages = copied / PAGE;
     for (let i = done; i < done + pages; i++) placed(e, mm, start + i * PAGE, targets[i], frames[i], faultAddr);
     done += pages;
-    if (errno === 0) continue;
+    if (errno === 0 || (errno === EAGAIN && pages > 0)) continue; // a short copy: the header says why
     if (errno === EEXIST) {
       // The page at dst+copied is mapped already (a fork's copy, a racing fault):
       // count it present, give its frame back, go on after it.
@@ -176,7 +176,7 @@ function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], fram
     if (DEBUG) fs.writeSync(2, `numactlx-engine: UFFDIO_COPY 0x${dst.toString(16)}+${len} failed: errno ${errno}\n`);
     // EAGAIN: a REMOVE/UNMAP is queued; retry after reading it. ENOENT/ESRCH: the
     // mapping or the process is gone. Anything else: the thread faults again.
-    if (errno === EAGAIN) e.retries.push({ mm, addr: faultAddr, write: false, tid });
+    if (errno === EAGAIN) { e.events.retried++; e.retries.push({ mm, addr: faultAddr, write: false, tid }); }
     break;
   }
 }

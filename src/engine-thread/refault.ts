@@ -89,6 +89,8 @@ export class Refaulter {
       for (let i = done; i < done + copied; i++) this.back(mm, lo + i * PAGE, lo + i * PAGE === faultAddr, slot);
       done += copied;
       if (errno === 0) break;
+      // A short copy says EAGAIN whatever stopped it (fault-service.ts): carried on, the next call says why.
+      if (errno === EAGAIN && copied > 0) continue;
       if (errno === EEXIST) {
         // Mapped after all (a drop of it not read yet): it stays evicted; its waiters fault again.
         wakeFast(mm.uffd, lo + done * PAGE, PAGE);
@@ -97,6 +99,7 @@ export class Refaulter {
       }
       if (DEBUG) fs.writeSync(2, `numactlx-engine: refault UFFDIO_COPY 0x${(lo + done * PAGE).toString(16)}+${len} failed: errno ${errno}\n`);
       if (errno === EAGAIN) {
+        e.events.retried++;
         e.retries.push({ mm, addr: faultAddr, write: false, tid: 0 });
       } else if (errno === ENOENT && count > 1 && mm.table.flagsOf(faultAddr) & EVICTED) {
         // A VMA boundary inside the run (mprotect split the range): the faulting page alone.
