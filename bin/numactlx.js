@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// The installed entry point. First, before anything else loads, hold the signals a
-// session will forward or use (launcher/early-signals.ts) and, for a command line that
-// asks for a virtual node, start the engine and tracer workers, so that they load while
-// the rest of numactlx does (launcher/early-workers.ts); then run. Everything happens in
-// run(); this file only turns its result into the exit status.
-import { holdSignals } from '../dist/launcher/early-signals.js';
-import { startEarly } from '../dist/launcher/early-workers.js';
+// The installed entry point: loads launcher/entry.ts's module, which does everything.
+// `npm run build` bundles numactlx (build/bundle.mjs): one module graph per thread
+// instead of ≈ 40 modules, read and linked one by one, in each of the three isolates a
+// session starts (docs/BENCHMARKS.md §4f). tsc's output is used when it is newer than the
+// bundle (a `tsc` run alone since the last bundle), so a stale bundle never runs.
+import { statSync } from 'node:fs';
 
-holdSignals();
-startEarly(process.argv.slice(2));
-const { main } = await import('../dist/launcher/main.js');
-main(process.argv.slice(2));
+const bundle = new URL('../dist/bundle/numactlx.js', import.meta.url);
+const compiled = new URL('../dist/launcher/entry.js', import.meta.url);
+const mtime = (url) => { try { return statSync(url).mtimeMs; } catch { return -1; } };
+const bundled = mtime(bundle);
+await import(bundled >= 0 && bundled >= mtime(compiled) ? bundle.href : compiled.href);

@@ -1,4 +1,4 @@
-// NUMACTLX_DEBUG, in a module of its own: bin/numactlx.js's first imports
+// NUMACTLX_DEBUG, in a module of its own: entry.ts's first imports
 // (early-workers.ts) ask it before anything loads koffi.
 
 /** NUMACTLX_DEBUG=1: stack traces and the engine's failed kernel calls on stderr; never otherwise. */

@@ -1,7 +1,7 @@
 // Signals that arrive before numactlx knows what they are for. Node's own action for
 // SIGUSR1 is to open its inspector on 127.0.0.1:9229 — in a root process, for anyone
 // who can connect — and SIGTERM's kills numactlx half set up. So the entry point
-// (bin/numactlx.js) holds every signal numactlx forwards from its first line on, and
+// (entry.ts) holds every signal numactlx forwards from its first line on, and
 // counts what arrives; the session's snapshot signal and the program's forwarding take
 // them over once they exist (a SIGUSR1 sent during start-up becomes a snapshot once the
 // program runs), and a verb lets them act as they would have.

@@ -1,4 +1,4 @@
-// The engine and tracer workers, started at numactlx's first line (bin/numactlx.js) when
+// The engine and tracer workers, started at numactlx's first line (entry.ts) when
 // the command line asks for a virtual node: each worker is another Node isolate that loads
 // its module graph and koffi (≈ 110–165 ms here), and started early it does so while the
 // main thread loads its own graph and parses the command line, instead of after
@@ -11,9 +11,7 @@ import type { Worker } from 'node:worker_threads';
 import { debugging } from './debug.js';
 import { startWorker } from './worker.js';
 import { EARLY, sendQuit, sendStart } from '../src/channels/worker-start.js';
-
-export const ENGINE_WORKER = new URL('../src/engine-thread/engine-worker.js', import.meta.url);
-export const TRACER_WORKER = new URL('../src/tracer-thread/tracer-worker.js', import.meta.url);
+import { ENGINE_WORKER, TRACER_WORKER } from './own-files.js';
 
 interface EarlyWorker {
   worker: Worker;
@@ -39,7 +37,7 @@ export function asksForVirtualNode(argv: readonly string[]): boolean {
 }
 
 /**
- * bin/numactlx.js: starts the two workers when the command line asks for a virtual node
+ * entry.ts: starts the two workers when the command line asks for a virtual node
  * and numactlx may run on more than one CPU. On one (taskset -c 0) nothing overlaps, and
  * three isolates loading at once only took turns: 590 ms against 571 (§4e).
  */

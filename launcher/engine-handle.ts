@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import { DOORBELL_BYTES } from '../src/channels/doorbell.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './worker.js';
-import { ENGINE_WORKER, workerFor } from './early-workers.js';
+import { workerFor } from './early-workers.js';
+import { CHECKSUM_WORKER, ENGINE_WORKER } from './own-files.js';
 import { debugging, SetupError } from './errors.js';
 import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
@@ -114,7 +115,7 @@ export class EngineHandle {
   }
 
   private startChecksumWorker(shared: ChecksumShared): void {
-    const worker = startWorker(new URL('../src/checksum-thread/checksum-worker.js', import.meta.url), shared);
+    const worker = startWorker(CHECKSUM_WORKER, shared);
     let ended!: () => void;
     const handle = { worker, shared, exited: false, ended: new Promise<void>((resolve) => { ended = resolve; }) };
     this.checksumWorker = handle;

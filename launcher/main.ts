@@ -25,9 +25,10 @@ import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 import { loadCron } from '../src/snapshot/schedule.js';
 import { endUnused } from './early-workers.js';
+import { PACKAGE_JSON } from './own-files.js';
 import { PAUSE_PAGES_ENV, pausePages } from '../src/snapshot/pause-limit.js';
 
-export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
+export const VERSION = JSON.parse(fs.readFileSync(PACKAGE_JSON, 'utf8')).version as string;
 
 /**
  * numactlx will not start a program (a verb, --show, an error): the signals held since its

@@ -4,7 +4,8 @@
 // is nothing to forward: numactlx execs the program, exec-program.ts.)
 import fs from 'node:fs';
 import os from 'node:os';
-import { TRACER_WORKER, workerFor } from './early-workers.js';
+import { workerFor } from './early-workers.js';
+import { TRACER_WORKER } from './own-files.js';
 import { FORWARDED_SIGNALS, takeHeld } from './early-signals.js';
 import { SetupError } from './errors.js';
 import { kill } from '../src/sys/signal.js';

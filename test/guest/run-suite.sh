@@ -3,7 +3,7 @@
 #
 # The guest suite: numactlx on /dev/dax0.0 and on a file, in the QEMU guest of vm.sh, one
 # boot per group (persistence takes three boots on the same images, each picking up what
-# the previous one left). Builds the project (tsc) and the C fixtures on the host first;
+# the previous one left). Builds the project (npm run build) and the C fixtures on the host first;
 # setup.sh must have run. Prints each check as it runs, then a summary with the time each
 # boot took, and ends with `N passed, N failed`. Exit 0 only when every check passed.
 #
@@ -47,8 +47,8 @@ groups=(
 suite_start=$(date +%s)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "$build" = 1 ]; then
-  echo "run-suite: building numactlx (tsc)"
-  (cd "$project" && npx tsc -p tsconfig.json) || { echo "run-suite: the build failed"; exit 1; }
+  echo "run-suite: building numactlx (npm run build)"
+  (cd "$project" && npm run --silent build) || { echo "run-suite: the build failed"; exit 1; }
 fi
 mkdir -p "$share/bin"
 for f in memhold pagecheck; do

@@ -42,7 +42,8 @@ test('the tarball holds the built program, the manual page and the completion; n
   expect(path.basename(tarball)).toBe(`${pkg.name}-${pkg.version}.tgz`);
   expect(files).toEqual(expect.arrayContaining(['bin/numactlx', 'bin/numactlx.js', 'dist/launcher/main.js',
     'dist/src/tracer-thread/tracer-worker.js', 'dist/src/engine-thread/engine-worker.js', 'man/numactlx.8',
-    'completions/numactlx.bash', 'package.json', 'README.md']));
+    'completions/numactlx.bash', 'package.json', 'README.md', 'dist/bundle/numactlx.js', 'dist/bundle/engine-worker.js',
+    'dist/bundle/tracer-worker.js', 'dist/bundle/checksum-worker.js']));
   expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.ts') || f.startsWith('test/') || f.startsWith('launcher/'))).toEqual([]);
 });
 
@@ -66,4 +67,38 @@ test('man finds and renders the installed page', async () => {
   expect(byPath.stdout).toContain('--remap=NODE,PATH[,size=SIZE]');
   const byName = await execa('man', ['-w', 'numactlx'], { env: { MANPATH: path.join(prefix, 'share/man') } });
   expect(fs.realpathSync(byName.stdout)).toBe(fs.realpathSync(page));
+});
+
+test('the installed numactlx runs from its bundle alone: a session with a snapshot needs none of tsc\'s modules', async () => {
+  // A copy of the installed package without tsc's output (dist/launcher, dist/src, ...):
+  // had bin/numactlx.js or a worker loaded any of it, this run would fail to start.
+  const copy = path.join(tmpDir(), 'numactlx');
+  fs.cpSync(path.join(prefix, 'lib/node_modules', pkg.name), copy, { recursive: true });
+  for (const dir of fs.readdirSync(path.join(copy, 'dist'))) {
+    if (dir !== 'bundle') fs.rmSync(path.join(copy, 'dist', dir), { recursive: true });
+  }
+  const backing = path.join(tmpDir(), 'node3.img');
+  // The snapshot starts the checksum worker; NUMACTLX_DEBUG names a worker that fails to load (a missing module).
+  const run = await execa(path.join(copy, 'bin/numactlx'), [`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-on-exit',
+    '--', 'sh', '-c', 'echo hi'], { reject: false, env: { NUMACTLX_DEBUG: '1' } });
+  expect({ exitCode: run.exitCode, stdout: run.stdout }).toEqual({ exitCode: 0, stdout: 'hi' });
+  expect(run.stderr).not.toMatch(/failed|Cannot find module/);
+  const listed = await execa(path.join(copy, 'bin/numactlx'), ['snapshots', backing], { reject: false });
+  expect(listed.exitCode).toBe(0);
+  expect(listed.stdout).toMatch(/^\s*1\s/m);
+}, 120_000);
+
+test('bin/numactlx.js runs the bundle only when it is not older than tsc\'s output (a tsc run alone since the last bundle)', async () => {
+  const copy = path.join(tmpDir(), 'numactlx');
+  fs.cpSync(path.join(prefix, 'lib/node_modules', pkg.name), copy, { recursive: true });
+  const bundle = path.join(copy, 'dist/bundle/numactlx.js');
+  const compiled = path.join(copy, 'dist/launcher/entry.js');
+  fs.writeFileSync(bundle, "process.stdout.write('the bundle ran'); process.exit(0);\n");
+  const run = async (): Promise<string> => (await execa(path.join(copy, 'bin/numactlx'), ['--version'])).stdout;
+  const t = Date.now() / 1000;
+  fs.utimesSync(bundle, t - 60, t - 60);
+  fs.utimesSync(compiled, t, t);
+  expect(await run()).toBe(pkg.version);
+  fs.utimesSync(bundle, t, t);
+  expect(await run()).toBe('the bundle ran');
 });
