@@ -1,6 +1,7 @@
 // The seccomp filter installed in the program: SECCOMP_RET_TRACE (a ptrace stop in
 // the tracer) for exactly the calls that place memory — anonymous private mmap without
-// MAP_HUGETLB, brk, mbind, set_mempolicy, get_mempolicy —, the calls that discard a
+// MAP_HUGETLB, brk (but brk(0), which only asks where the break is: every process does at
+// its start, and malloc again), mbind, set_mempolicy, get_mempolicy —, the calls that discard a
 // process's memory without an exit stop (execve, execveat), and the ptrace requests
 // that make the caller or another task a tracee (PTRACE_TRACEME, _ATTACH, _SEIZE: a
 // task of the program is numactlx's tracee already, and Linux allows one tracer) — and
@@ -18,8 +19,9 @@ const MAP_TYPE = MAP_SHARED | MAP_PRIVATE; // 0x03 (also covers MAP_SHARED_VALID
 
 /** The filter program (struct sock_filter[]). */
 export function memoryTrapFilter(): Buffer {
-  const ALLOW = 18;
-  const TRACE = 19;
+  const BRK = 18;
+  const ALLOW = 22;
+  const TRACE = 23;
   const j = (at: number, target: number): number => target - at - 1;
   return encodeFilter([
     /* 0 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arch),
@@ -29,7 +31,7 @@ export function memoryTrapFilter(): Buffer {
     /* 4 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arg(3)), // flags, low 32 bits
     /* 5 */ bpfStmt(BPF_ALU | BPF_AND | BPF_K, MAP_TYPE | MAP_ANONYMOUS | MAP_HUGETLB),
     /* 6 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, MAP_PRIVATE | MAP_ANONYMOUS, j(6, TRACE), j(6, ALLOW)),
-    /* 7 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.brk, j(7, TRACE), 0),
+    /* 7 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.brk, j(7, BRK), 0),
     /* 8 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.mbind, j(8, TRACE), 0),
     /* 9 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.set_mempolicy, j(9, TRACE), 0),
     /* 10 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, SYS.get_mempolicy, j(10, TRACE), 0),
@@ -40,7 +42,11 @@ export function memoryTrapFilter(): Buffer {
     /* 15 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.TRACEME, j(15, TRACE), 0),
     /* 16 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.ATTACH, j(16, TRACE), 0),
     /* 17 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, PTRACE.SEIZE, j(17, TRACE), j(17, ALLOW)),
-    /* 18 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
-    /* 19 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
+    /* 18 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arg(0)), // brk's address, low 32 bits
+    /* 19 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, j(19, TRACE)),
+    /* 20 */ bpfStmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA.arg(0) + 4), // high 32 bits
+    /* 21 */ bpfJump(BPF_JMP | BPF_JEQ | BPF_K, 0, j(21, ALLOW), j(21, TRACE)),
+    /* 22 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.ALLOW),
+    /* 23 */ bpfStmt(BPF_RET | BPF_K, SECCOMP_RET.TRACE),
   ]);
 }
