@@ -4,21 +4,30 @@
 # a shell (date +%s%N around it), the two builds and `node -e 0` alternating, N rounds,
 # unpinned and pinned (taskset -c 0); medians and every value.
 #
-#   bench/startup-ab.sh "$(bench/snapshot.sh OLD)" "$(bench/snapshot.sh NEW)" [N]
+#   bench/startup-ab.sh "$(bench/snapshot.sh OLD)" "$(bench/snapshot.sh NEW)" [N] [-- COMMAND...]
+#
+# With a COMMAND (e.g. -- sh -c 'for i in $(seq 200); do /bin/true; done': what a shell
+# script starting programs pays per process), it runs instead of /bin/true, and the third
+# variant is COMMAND without numactlx ("plain") instead of `node -e 0`.
 set -eu
-old=$1; new=$2; n=${3:-10}
+old=$1; new=$2; n=10
+shift 2
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then n=$1; shift; fi
+[ $# -gt 0 ] && [ "$1" = "--" ] && shift
+if [ $# -gt 0 ]; then command=("$@"); base=plain; else command=(/bin/true); base=node; fi
 dir=$(mktemp -d /tmp/startup-ab-XXXX)
 trap 'rm -rf "$dir"' EXIT
 for pin in unpinned pinned; do
   for _ in $(seq 1 "$n"); do
-    for v in before after node; do
+    for v in before after "$base"; do
       case $v in
-        before) cmd=("$old" "--remap=3,$dir/before.img,size=64m" --membind=3 -- /bin/true) ;;
-        after) cmd=("$new" "--remap=3,$dir/after.img,size=64m" --membind=3 -- /bin/true) ;;
+        before) cmd=("$old" "--remap=3,$dir/before.img,size=64m" --membind=3 -- "${command[@]}") ;;
+        after) cmd=("$new" "--remap=3,$dir/after.img,size=64m" --membind=3 -- "${command[@]}") ;;
         node) cmd=(node -e 0) ;;
+        plain) cmd=("${command[@]}") ;;
       esac
       [ "$pin" = pinned ] && cmd=(taskset -c 0 "${cmd[@]}")
-      s=$(date +%s%N); "${cmd[@]}"; e=$(date +%s%N)
+      s=$(date +%s%N); "${cmd[@]}" >/dev/null; e=$(date +%s%N)
       echo "$pin $v $(( (e - s) / 1000000 ))"
     done
   done

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runSync } from './proc.mjs';
 
-export const PROGRAMS = ['touch', 'uffd_baseline', 'mmap_munmap', 'trapped_syscalls'];
+export const PROGRAMS = ['touch', 'uffd_baseline', 'mmap_munmap', 'trapped_syscalls', 'trapped_floor'];
 
 export function buildPrograms(benchDir) {
   const binDir = path.join(benchDir, 'bin');
