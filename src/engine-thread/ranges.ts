@@ -81,10 +81,18 @@ export class RangeSet {
       { start: addr, end: r.end, policy: r.policy });
   }
 
-  /** The pieces of ranges inside [start, end), clipped. */
+  /**
+   * The pieces of ranges inside [start, end), clipped. By binary search: every range the
+   * tracer notes asks for it, and a break grown a page at a time makes one range a page
+   * (20,000 of them: a scan of them all was a third of a brk's cost, docs/BENCHMARKS.md §5c).
+   */
   slice(start: number, end: number): Range[] {
-    return this.ranges.filter((r) => r.end > start && r.start < end)
-      .map((r) => ({ start: Math.max(r.start, start), end: Math.min(r.end, end), policy: r.policy }));
+    const out: Range[] = [];
+    for (let i = this.firstEndingAfter(start); i < this.ranges.length && this.ranges[i].start < end; i++) {
+      const r = this.ranges[i];
+      out.push({ start: Math.max(r.start, start), end: Math.min(r.end, end), policy: r.policy });
+    }
+    return out;
   }
 
   all(): readonly Range[] {

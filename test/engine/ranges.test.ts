@@ -1,5 +1,5 @@
 // RangeSet (src/engine-thread/ranges.ts): a seeded random sequence of adds and removes
-// checked page by page against a plain array model; ranges stay sorted and apart, and
+// checked page by page against a plain array model (find, and slice over a random window); ranges stay sorted and apart, and
 // each add stays a range of its own (one mapping: fault-ahead must not cross into the next).
 import { RangeSet } from '../../src/engine-thread/ranges.js';
 import { MPOL_BIND } from '../../src/sys/mempolicy.js';
@@ -28,6 +28,17 @@ test('adds and removes agree page by page with a model; ranges stay sorted and a
     for (let p = 0; p < PAGES; p++) expect([step, p, set.find(p * PAGE + 17)?.policy.nodes[0]]).toEqual([step, p, model[p]]);
     const all = set.all();
     for (let i = 1; i < all.length; i++) expect(all[i].start).toBeGreaterThanOrEqual(all[i - 1].end);
+    // slice: the ranges inside a random window, clipped to it — the same pages as the model's.
+    const lo = rng.below(PAGES - 1);
+    const hi = lo + rng.between(1, PAGES - lo);
+    const pieces = set.slice(lo * PAGE, hi * PAGE);
+    const covered: Array<number | undefined> = new Array(PAGES).fill(undefined);
+    for (const r of pieces) {
+      expect(r.start).toBeGreaterThanOrEqual(lo * PAGE);
+      expect(r.end).toBeLessThanOrEqual(hi * PAGE);
+      for (let a = r.start; a < r.end; a += PAGE) covered[a / PAGE] = r.policy.nodes[0];
+    }
+    expect([step, covered.slice(lo, hi)]).toEqual([step, model.slice(lo, hi)]);
   }
 });
 
