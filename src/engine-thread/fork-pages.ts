@@ -4,15 +4,13 @@
 import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, pagemapUffdWp, readPagemapRun } from '../sys/pagemap.js';
-import { BACK, DIRTY, EVICTED, FRESH, PAGE } from './page-table.js';
+import { ABSENT, BACK, DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK } from './page-table.js';
 import { countOut, noteFresh } from './evicted-pages.js';
 import type { Mm } from './mm.js';
 import type { EngineCore } from './engine-core.js';
 
-/** Pagemap entries read per pread when a fork's pages are checked (4 KiB). */
-const PAGEMAP_RUN = 512;
-/** Scratch for those reads (the engine thread only). */
-const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
+/** Scratch for the pagemap reads, a chunk's entries at most (the engine thread only). */
+const pagemapBuf = Buffer.alloc(PAGES_PER_CHUNK * 8);
 
 /**
  * The child's table was copied from the parent's when its FORK event was read, but a
@@ -32,10 +30,12 @@ const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
  * after the copy) is the child's own, DIRTY.
  */
 export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): void {
-  const pages: number[] = [];
-  child.table.forEach((addr) => { pages.push(addr); });
-  if (pages.length === 0) return;
-  pages.sort((a, b) => a - b);
+  // Chunk by chunk, ascending, one pagemap read over each chunk's used span, reading the
+  // chunk's arrays directly: a page at a time through the table (a list of every page,
+  // sorted, then a lookup per page) took ≈ 25 ms a fork of ruby's 40,000-page heap, the
+  // forking thread waiting all along (docs/BENCHMARKS.md §5c).
+  const keys = child.table.chunkKeys();
+  if (keys.length === 0) return;
   let fd: number;
   try {
     fd = openPagemap(childPid);
@@ -45,15 +45,23 @@ export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): vo
   const evicted: number[] = [];
   try {
     const buf = pagemapBuf;
-    for (let i = 0; i < pages.length;) {
-      let j = i + 1;
-      while (j < pages.length && j - i < PAGEMAP_RUN && pages[j] === pages[j - 1] + PAGE) j++;
-      const read = readPagemapRun(fd, pages[i], j - i, buf);
-      for (let k = 0; k < j - i; k++) {
-        const addr = pages[i + k];
-        const flags = child.table.flagsOf(addr);
-        if (k < read && pagemapHasPage(buf, k)) {
-          if (flags & EVICTED) {
+    for (const key of keys) {
+      const chunk = child.table.chunkArrays(key);
+      if (!chunk) continue;
+      const { entry, flags } = chunk;
+      let lo = 0;
+      while (lo < PAGES_PER_CHUNK && entry[lo] === ABSENT) lo++;
+      if (lo === PAGES_PER_CHUNK) continue;
+      let hi = PAGES_PER_CHUNK;
+      while (entry[hi - 1] === ABSENT) hi--;
+      const base = key * PAGES_PER_CHUNK * PAGE;
+      const read = readPagemapRun(fd, base + lo * PAGE, hi - lo, buf);
+      for (let k = lo; k < hi; k++) {
+        if (entry[k] === ABSENT) continue;
+        const addr = base + k * PAGE;
+        const f = flags[k];
+        if (k - lo < read && pagemapHasPage(buf, k - lo)) {
+          if (f & EVICTED) {
             residentInChild(e, child, addr);
             continue;
           }
@@ -61,15 +69,14 @@ export function keepPresentPages(e: EngineCore, child: Mm, childPid: number): vo
           // The kernel keeps uffd-wp on a fork's copy only when the child's VMA is
           // registered for it (UFFD_EVENT_FORK); else the page is DIRTY from now on.
           // (BACK has done its part: the child has the page.)
-          const rest = flags & ~BACK;
-          if (child.table.get(addr) > 0 && rest === 0 && !pagemapUffdWp(buf, k)) child.table.setFlags(addr, DIRTY);
-          else if (flags & BACK) child.table.setFlags(addr, rest);
+          const rest = f & ~BACK;
+          if (entry[k] > 0 && rest === 0 && !pagemapUffdWp(buf, k - lo)) child.table.setFlags(addr, DIRTY);
+          else if (f & BACK) child.table.setFlags(addr, rest);
           continue;
         }
-        if (child.table.get(addr) > 0 && flags & (EVICTED | BACK)) evicted.push(addr);
+        if (entry[k] > 0 && f & (EVICTED | BACK)) evicted.push(addr);
         else dropInChild(e, child, addr);
       }
-      i = j;
     }
   } finally {
     closeFd(fd);
