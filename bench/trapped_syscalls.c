@@ -39,30 +39,7 @@ static void die(const char *what)
 	exit(2);
 }
 
-static void run_mmap(long n)
-{
-	for (long i = 0; i < n; i++) {
-		volatile char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			die("mmap");
-		p[0] = 1;
-		if (munmap((void *)p, PAGE))
-			die("munmap");
-	}
-}
-
-static void run_brk(long n)
-{
-	char *start = sbrk(0);
-	for (long i = 0; i < n; i++) {
-		volatile char *p = sbrk(PAGE);
-		if (p == (void *)-1)
-			die("sbrk");
-		p[0] = 1;
-	}
-	if (brk(start))
-		die("brk");
-}
+#include "trapped_loops.h"
 
 static void run_fork(long n)
 {
