@@ -2,7 +2,7 @@
 // The installed entry point: loads launcher/entry.ts's module, which does everything.
 // `npm run build` bundles numactlx (build/bundle.mjs): one module graph per thread
 // instead of ≈ 40 modules, read and linked one by one, in each of the three isolates a
-// session starts (docs/BENCHMARKS.md §4f). tsc's output is used when it is newer than the
+// session starts (docs/BENCHMARKS.md §5c). tsc's output is used when it is newer than the
 // bundle (a `tsc` run alone since the last bundle), so a stale bundle never runs.
 import { statSync } from 'node:fs';
 

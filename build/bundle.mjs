@@ -2,7 +2,7 @@
 // numactlx.js (launcher/entry.ts), engine-worker.js, tracer-worker.js, checksum-worker.js —
 // and the chunks they share, side by side in dist/bundle/. Node loads each of a graph's
 // ≈ 40 modules on its own (resolve, read, link), and a session loads three graphs, each
-// in its own isolate (docs/BENCHMARKS.md §4f).
+// in its own isolate (docs/BENCHMARKS.md §5c).
 //
 // Left outside the bundle: koffi (a native addon, loaded from node_modules as before) and
 // node-cron (it finds files of its own next to its modules). launcher/own-files.ts finds
