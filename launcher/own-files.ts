@@ -2,7 +2,8 @@
 // package.json — found from this module's URL, wherever it runs from: tsc's output
 // (dist/launcher/own-files.js) or the bundle (dist/bundle/, build/bundle.mjs), where every
 // entry module sits beside the chunk that holds this one. The bundler defines
-// NUMACTLX_BUNDLE; tsc's output never sees it defined.
+// NUMACTLX_BUNDLE; tsc's output never sees it defined. The bundle's entry names are
+// build/bundle.mjs's `entries` (test/package/pack.test.ts runs the bundle alone).
 declare const NUMACTLX_BUNDLE: true | undefined;
 const BUNDLED = typeof NUMACTLX_BUNDLE !== 'undefined';
 const own = (inBundle: string, compiled: string): URL => new URL(BUNDLED ? inBundle : compiled, import.meta.url);
@@ -10,5 +11,5 @@ const own = (inBundle: string, compiled: string): URL => new URL(BUNDLED ? inBun
 export const ENGINE_WORKER = own('./engine-worker.js', '../src/engine-thread/engine-worker.js');
 export const TRACER_WORKER = own('./tracer-worker.js', '../src/tracer-thread/tracer-worker.js');
 export const CHECKSUM_WORKER = own('./checksum-worker.js', '../src/checksum-thread/checksum-worker.js');
-/** dist/launcher/ and dist/bundle/ are both two levels below the package's root. */
-export const PACKAGE_JSON = own('../../package.json', '../../package.json');
+/** The same in both layouts: dist/launcher/ and dist/bundle/ are two levels below the package's root. */
+export const PACKAGE_JSON = new URL('../../package.json', import.meta.url);
