@@ -102,3 +102,13 @@ test('bin/numactlx.js runs the bundle only when it is not older than tsc\'s outp
   fs.utimesSync(bundle, t, t);
   expect(await run()).toBe('the bundle ran');
 });
+
+test('a package without its built code says so in one line', async () => {
+  const copy = path.join(tmpDir(), 'numactlx');
+  fs.cpSync(path.join(prefix, 'lib/node_modules', pkg.name), copy, { recursive: true });
+  fs.rmSync(path.join(copy, 'dist'), { recursive: true });
+  const r = await execa(path.join(copy, 'bin/numactlx'), ['--version'], { reject: false });
+  expect(r.exitCode).toBe(1);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).toBe(`numactlx: not built: ${path.join(copy, 'dist')}/ has neither the bundle nor tsc's output (run npm run build)`);
+});
