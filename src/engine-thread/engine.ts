@@ -13,7 +13,7 @@ import { closeFd } from '../sys/eventfd.js';
 import { keepPresentPages } from './fork-pages.js';
 import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE } from '../sys/userfaultfd-uapi.js';
-import { EVICTED, PAGE, PLACED_REAL } from './page-table.js';
+import { EVICTED, PAGE, PAGES_PER_CHUNK, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
@@ -220,7 +220,10 @@ export class Engine implements EngineCore {
       this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, write_faults: mm.writeFaults,
         pages_resident: 0, ranges: 0 });
     }
-    mm.table.forEach((addr, entry, node, flags) => this.release(entry, node, flags));
+    for (const key of mm.table.chunkKeys()) {
+      const { entry, node, flags } = mm.table.chunkArrays(key)!;
+      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (entry[i] > 0) this.release(entry[i], node[i], flags[i]);
+    }
     mm.resident = 0;
     mm.eviction.evicted = 0;
     for (const child of mm.unclaimedForks) this.closeMm(child);

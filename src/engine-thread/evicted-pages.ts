@@ -39,21 +39,20 @@ export function noteFresh(mm: Mm, addr: number): void {
 }
 
 /**
- * A fork: the parent's page at addr is evicted, so the child has no page there either.
- * The child's entry shares the frame (one more reference: a frame with more than one
+ * A fork: the parent's page at addr is evicted, so the child has no page there either;
+ * returns the child's flags for it (fork-pages.ts copyParentPages). The child's entry
+ * shares the frame (one more reference, taken by the caller: a frame with more than one
  * is never written in place, so whichever of them writes its page back or has it copied
  * next gets a frame of its own, and the other's content stays in this one). `inSnap`:
  * the frame is the one the child's snapshot map names (Mm.snap, derived from the
  * parent's at the fork); else it is FRESH, and the child's next snapshot records it.
  */
-export function forkEvicted(e: EngineCore, child: Mm, addr: number, entry: number, node: number, inSnap: boolean): void {
-  e.slots[node].refs.inc(entry - 1);
-  child.table.set(addr, entry, node, inSnap ? EVICTED : EVICTED | FRESH);
+export function forkEvicted(e: EngineCore, child: Mm, addr: number, node: number, inSnap: boolean): number {
   if (!inSnap) noteFresh(child, addr);
   child.eviction.evicted++;
   const stats = e.nodeStats[node];
-  if (child.everPlaced.add(addr)) stats.pages_placed++;
   if (stats.eviction) stats.eviction.pages_evicted++;
+  return inSnap ? EVICTED : EVICTED | FRESH;
 }
 
 /**

@@ -1,16 +1,63 @@
-// A forked child's pages, checked against what the kernel gave it (engine.ts forked):
+// A forked child's pages: its parent's, copied into its table when its fork event is read
+// (copyParentPages), then checked against what the kernel gave it (engine.ts forked):
 // present, and write-protected where the table says clean; [eviction] evicted where the
 // parent's page was evicted when the kernel copied its memory.
 import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, pagemapUffdWp, readPagemapRun } from '../sys/pagemap.js';
-import { ABSENT, BACK, DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK } from './page-table.js';
-import { countOut, noteFresh } from './evicted-pages.js';
+import { ABSENT, BACK, DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK, PENDING, PLACED_REAL } from './page-table.js';
+import { countOut, forkEvicted, noteFresh } from './evicted-pages.js';
 import type { Mm } from './mm.js';
 import type { EngineCore } from './engine-core.js';
 
 /** Scratch for the pagemap reads, a chunk's entries at most (the engine thread only). */
 const pagemapBuf = Buffer.alloc(PAGES_PER_CHUNK * 8);
+
+/**
+ * The parent's pages in the child's table (uffd-events.ts forkChild): the table's chunks
+ * copied whole, then each virtual page's flags set in place. A virtual page shares its
+ * parent's frame (one more reference). It is clean in the child only where its content
+ * is the parent's last committed snapshot's: PENDING (frozen for a snapshot the child is
+ * not part of) and pages that snapshot is copying now (their frame is not the committed
+ * map's yet) are DIRTY; [eviction] so is a FRESH page (its frame was written after that
+ * snapshot), and an evicted page stays evicted in the child, sharing the frame. BACK goes
+ * along for keepPresentPages. Over the chunks' arrays: a page at a time through the
+ * table's methods took 3.3–5.6 ms a fork of ruby's 40,000-page heap (docs/BENCHMARKS.md §5d).
+ */
+export function copyParentPages(e: EngineCore, parent: Mm, child: Mm): void {
+  child.table.copyChunksOf(parent.table);
+  for (const key of child.table.chunkKeys()) {
+    const { entry, node, flags } = child.table.chunkArrays(key)!;
+    const frames = child.snap.framesOf(key); // frame + 1 per page
+    const base = key * PAGES_PER_CHUNK * PAGE;
+    let dirty = false;
+    for (let i = 0; i < PAGES_PER_CHUNK; i++) {
+      const ent = entry[i];
+      if (ent === ABSENT) continue;
+      if (ent === PLACED_REAL) {
+        node[i] = 0;
+        flags[i] = 0;
+        continue;
+      }
+      const addr = base + i * PAGE;
+      const [f, slot] = [flags[i], node[i]];
+      const stats = e.nodeStats[slot];
+      e.slots[slot].refs.inc(ent - 1);
+      if (child.everPlaced.add(addr)) stats.pages_placed++;
+      const inSnap = (f & FRESH) === 0 && frames !== undefined && frames[i] === ent;
+      if (f & EVICTED) {
+        flags[i] = forkEvicted(e, child, addr, slot, inSnap);
+        continue;
+      }
+      const clean = (f & (DIRTY | PENDING)) === 0 && inSnap;
+      flags[i] = (clean ? 0 : DIRTY) | (f & BACK);
+      dirty ||= !clean;
+      child.resident++;
+      stats.pages_resident++;
+    }
+    if (dirty) child.table.listDirty(key);
+  }
+}
 
 /**
  * The child's table was copied from the parent's when its FORK event was read, but a

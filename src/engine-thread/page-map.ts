@@ -63,6 +63,11 @@ export class PageMap {
     c.slot[i] = slot;
   }
 
+  /** Chunk `key`'s frames, each frame + 1 (0: not in the map), or undefined; read only (fork-pages.ts). */
+  framesOf(key: number): Int32Array | undefined {
+    return this.chunks.get(key)?.frame;
+  }
+
   /** The frame of the page at `addr`, or -1. */
   frameOf(addr: number): number {
     const c = this.chunks.get(Math.floor(addr / CHUNK));

@@ -275,9 +275,7 @@ export class PageTable {
 
   // ---- eviction hooks (resident-set.ts scans chunks in place) ----------------------------
   /** How many chunks the table has. */
-  get chunkCount(): number {
-    return this.chunks.size;
-  }
+  get chunkCount(): number { return this.chunks.size; }
 
   /** The keys of the table's chunks, ascending. */
   chunkKeys(): number[] {
@@ -289,11 +287,11 @@ export class PageTable {
     return this.chunks.get(key);
   }
 
-  /** Every non-absent page, in no particular order (fork copies, exit frees). */
-  forEach(fn: (addr: number, entry: number, node: number, flags: number) => void): void {
-    for (const [key, c] of this.chunks) {
-      const base = key * CHUNK;
-      for (let i = 0; i < PAGES_PER_CHUNK; i++) if (c.entry[i] !== ABSENT) fn(base + i * PAGE, c.entry[i], c.node[i], c.flags[i]);
-    }
+  /** A fork's copy (this table empty): `parent`'s chunks, arrays and all; fork-pages.ts then sets each page's flags in place (listDirty). */
+  copyChunksOf(parent: PageTable): void {
+    for (const [key, c] of parent.chunks) this.chunks.set(key, { ...c, entry: c.entry.slice(), node: c.node.slice(), flags: c.flags.slice(), listed: false });
   }
+
+  /** Chunk `key` has DIRTY pages set in place (through chunkArrays): the walks of dirty chunks must find it. */
+  listDirty(key: number): void { const c = this.chunks.get(key); if (c !== undefined) this.noteDirty(c, key); }
 }

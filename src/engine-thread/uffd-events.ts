@@ -4,8 +4,9 @@
 import os from 'node:os';
 import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
-import { BACK, DIRTY, EVICTED, FRESH, PAGE, PENDING, PLACED_REAL } from './page-table.js';
-import { countOut, forkEvicted, remapFlags } from './evicted-pages.js';
+import { PAGE, PENDING } from './page-table.js';
+import { countOut, remapFlags } from './evicted-pages.js';
+import { copyParentPages } from './fork-pages.js';
 import { Mm } from './mm.js';
 import { PageMap } from './page-map.js';
 import { getU64 } from './u64.js';
@@ -188,27 +189,7 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
   // Its clean pages are the parent's last snapshot's (same frames, same content): its
   // first snapshot starts from that map, less what the parent dropped since.
   child.snap = parent.snap.derive(parent.drops, [], new PageMap());
-  parent.table.forEach((addr, entry, node, flags) => {
-    if (entry <= 0) {
-      child.table.set(addr, PLACED_REAL);
-      return;
-    }
-    // Clean in the child only where its content is the parent's last committed
-    // snapshot's: PENDING (frozen for a snapshot the child is not part of) and pages that
-    // snapshot is copying now (their frame is not the committed map's yet) are DIRTY;
-    // [eviction] so is a FRESH page (its frame was written after that snapshot).
-    const inSnap = (flags & FRESH) === 0 && child.snap.frameOf(addr) === entry - 1;
-    // [eviction] The child has no page where the parent's is evicted: it shares the frame.
-    if (flags & EVICTED) return void forkEvicted(e, child, addr, entry, node, inSnap);
-    const clean = (flags & (DIRTY | PENDING)) === 0 && inSnap;
-    // BACK goes along for fork-pages.ts: the page may have come back after the kernel
-    // copied the parent's memory, and the child then has it evicted.
-    child.table.set(addr, entry, node, (clean ? 0 : DIRTY) | (flags & BACK));
-    e.slots[node].refs.inc(entry - 1);
-    child.resident++;
-    if (child.everPlaced.add(addr)) e.nodeStats[node].pages_placed++;
-    e.nodeStats[node].pages_resident++;
-  });
+  copyParentPages(e, parent, child);
   e.mms.set(ufd, child);
   e.pollListChanged();
   return child;
