@@ -44,6 +44,8 @@ export class EngineHandle {
   private statsWaiters: Array<(s: SessionStats) => void> = [];
   private lastStats: SessionStats | undefined;
   private closed!: Promise<void>;
+  /** The engine's 'closed': its backings are closed and it posts nothing more (its isolate may still be ending). */
+  private closedMessage!: Promise<void>;
 
   constructor(readonly eventFd: number) {
     this.mailbox = new MainMailbox(new SharedArrayBuffer(8), eventFd);
@@ -67,6 +69,8 @@ export class EngineHandle {
       void this.endChecksumWorker().then(resolve);
     }));
     let ready = false;
+    let gotClosed!: () => void;
+    this.closedMessage = new Promise((resolve) => { gotClosed = resolve; });
     return new Promise((resolve, reject) => {
       onEngineEvent(this.worker, (ev) => {
         switch (ev.type) {
@@ -99,7 +103,7 @@ export class EngineHandle {
             if (ready) fs.writeSync(2, `numactlx: the engine thread failed: ${ev.message}\n`);
             reject(new SetupError(`the engine thread failed: ${ev.message}`));
             break;
-          case 'closed': break;
+          case 'closed': gotClosed(); break;
         }
       });
       this.worker.on('error', (err) => reject(new SetupError('engine thread failed', { cause: err })));
@@ -178,7 +182,10 @@ export class EngineHandle {
     const final = new Promise<SessionStats>((resolve) => this.statsWaiters.push(resolve));
     this.mailbox.post(MainRequest.Shutdown);
     const stats = await Promise.race([final, this.closed.then(() => this.lastStats)]);
-    await this.closed;
+    // Not the worker's exit: an isolate's teardown took 13 ms here, and process.exit ends
+    // it anyway. The checksum worker is, as ever, let finish loading before it is ended.
+    await Promise.race([this.closedMessage, this.closed]);
+    await this.endChecksumWorker();
     return stats;
   }
 }
