@@ -15,7 +15,7 @@
 //   whatever that task reports, its death included: that status must be handled by
 //   the tracer as if its own waitpid had read it (TaskGone.status).
 import fs from 'node:fs';
-import { getEventMsg, getSiginfo, siginfoHead } from '../sys/ptrace.js';
+import { cont, getEventMsg, getSiginfo, siginfoHead } from '../sys/ptrace.js';
 import { SysError } from '../sys/libc.js';
 import type { Tasks } from './state.js';
 
@@ -34,6 +34,15 @@ export class TaskGone extends Error {
 /** ESRCH from a call on a task: it is no longer in a ptrace-stop (killed, or gone). */
 export function isEsrch(err: unknown): boolean {
   return err instanceof SysError && err.code === 'ESRCH';
+}
+
+/** PTRACE_CONT of a task that may have been killed in its stop (ESRCH): its end is reported to the loop all the same. */
+export function contUnlessGone(tid: number): void {
+  try {
+    cont(tid);
+  } catch (err) {
+    if (!isEsrch(err)) throw err;
+  }
 }
 
 /**

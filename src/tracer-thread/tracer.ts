@@ -21,7 +21,7 @@ import { onExecStop, type UffdSource, type UserfaultfdRefused } from './exec-set
 import { has } from '../kerndat/features.js';
 import { freeze, type FreezeHost } from './freeze.js';
 import { onExitStop } from './exit-stop.js';
-import { addNewTask, adoptOrphans, cloneKind, type ForkWithoutEvent } from './new-tasks.js';
+import { adoptOrphans, onCreatorEvent, type ForkWithoutEvent } from './new-tasks.js';
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Tasks } from './state.js';
 import { forgetUffd } from './register.js';
@@ -189,16 +189,8 @@ export class Tracer implements FreezeHost, EvictHost {
         return contSyscall(tid);
       case PTRACE_EVENT.FORK:
       case PTRACE_EVENT.VFORK:
-      case PTRACE_EVENT.CLONE: {
-        const what = cloneKind(tid, event);
-        const child = Number(eventMessage(tid, event)); // checked after the registers cloneKind read
-        addNewTask(this.tasks, this.engine, thread, child, what, this.forkWithoutEvent);
-        // Forked as the session was ending: it goes too (a thread goes with its process).
-        if (this.ending && what.kind !== 'thread') {
-          try { kill(child, SIGKILL); } catch { /* gone */ }
-        }
-        return cont(tid);
-      }
+      case PTRACE_EVENT.CLONE:
+        return onCreatorEvent(this.tasks, this.engine, thread, event, this.ending, this.forkWithoutEvent);
       case PTRACE_EVENT.STOP:
         if (STOP_SIGNALS.has(sig)) return this.onGroupStop(tid, sig);
         return cont(tid);
