@@ -13,14 +13,13 @@
 // - EEXIST from UFFDIO_COPY: a page of the run is mapped already (another thread's fault
 //   in the same batch, a fork's copy): it is skipped, the rest served, the fault woken;
 // - EAGAIN: the mm is changing (a REMOVE/UNMAP event is queued): the part copied is
-//   done, the rest is retried after the pending events are read. But any short copy says
-//   EAGAIN: one that placed pages goes on, and the next call says why (EEXIST: exec's
-//   argv above the first stack fault; taken for EAGAIN, every exec waited ≤ 1 ms);
+//   done, the rest is retried after the pending events are read — unless the copy only
+//   stopped short (copyStoppedShort: any short copy says EAGAIN), which goes on;
 // - ENOENT / ESRCH: the range or the process is gone: drop the fault.
 import fs from 'node:fs';
 import os from 'node:os';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
+import { copiedFast, copyFast, copyStoppedShort, wakeFast, writeprotectFast } from '../sys/userfaultfd-fast.js';
 import { ABSENT, DIRTY, EVICTED, PAGE, PLACED_REAL } from './page-table.js';
 import type { Mm } from './mm.js';
 import { placePage, TO_FALLBACK, TO_REAL, TO_SIGBUS } from './placement.js';
@@ -155,7 +154,7 @@ function serveZero(e: EngineCore, mm: Mm, start: number, targets: number[], fram
     const pages = copied / PAGE;
     for (let i = done; i < done + pages; i++) placed(e, mm, start + i * PAGE, targets[i], frames[i], faultAddr);
     done += pages;
-    if (errno === 0 || (errno === EAGAIN && pages > 0)) continue; // a short copy: the header says why
+    if (errno === 0 || copyStoppedShort(errno)) continue;
     if (errno === EEXIST) {
       // The page at dst+copied is mapped already (a fork's copy, a racing fault):
       // count it present, give its frame back, go on after it.

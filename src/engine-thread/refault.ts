@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { schedYield } from '../sys/sched.js';
-import { copiedFast, copyFast, wakeFast } from '../sys/userfaultfd-fast.js';
+import { copiedFast, copyFast, copyStoppedShort, wakeFast } from '../sys/userfaultfd-fast.js';
 import { UFFDIO_COPY_MODE } from '../sys/userfaultfd-uapi.js';
 import { BACK, EVICTED, PAGE, REF } from './page-table.js';
 import type { Mm } from './mm.js';
@@ -89,8 +89,7 @@ export class Refaulter {
       for (let i = done; i < done + copied; i++) this.back(mm, lo + i * PAGE, lo + i * PAGE === faultAddr, slot);
       done += copied;
       if (errno === 0) break;
-      // A short copy says EAGAIN whatever stopped it (fault-service.ts): carried on, the next call says why.
-      if (errno === EAGAIN && copied > 0) continue;
+      if (copyStoppedShort(errno)) continue;
       if (errno === EEXIST) {
         // Mapped after all (a drop of it not read yet): it stays evicted; its waiters fault again.
         wakeFast(mm.uffd, lo + done * PAGE, PAGE);

@@ -9,10 +9,12 @@
 // halves. One scratch argument per thread (each worker loads its own copy of this
 // module); every wrapper fills it, calls, and reads it back synchronously, so it is
 // never shared.
+import os from 'node:os';
 import { lastErrno } from './libc.js';
 import { ioctlBufferRaw } from './ioctl.js';
 import { UFFDIO, UFFDIO_WRITEPROTECT_MODE } from './userfaultfd-uapi.js';
 
+const { EAGAIN } = os.constants.errno;
 const fastArg = new Uint8Array(48);
 const fastView = new DataView(fastArg.buffer);
 
@@ -48,6 +50,17 @@ export function copyFast(fd: number, dst: number, src: number, len: number, mode
 /** Bytes the last failed copyFast() copied (its `copy` field when positive). */
 export function copiedFast(): number {
   return Math.max(0, getS64(32));
+}
+
+/**
+ * Whether the last copyFast(), failed with `errno` (positive), only stopped short: the
+ * ioctl answers EAGAIN for any copy that placed part of the range, whatever stopped it
+ * (a page mapped already, the mm changing), so a copy that placed pages goes on where it
+ * stopped and the next call says why. (Taken for "the mm is changing", exec's first stack
+ * fault, whose run reaches argv, waited ≤ 1 ms for every process started.)
+ */
+export function copyStoppedShort(errno: number): boolean {
+  return errno === EAGAIN && copiedFast() > 0;
 }
 
 /**
