@@ -5,10 +5,9 @@
 // stores and catalogs (backing/), the snapshot in progress and its phases (snapshot-*.ts).
 //
 // One poll(2) loop over every userfaultfd and one eventfd that the tracer (synchronous
-// calls, src/channels/tracer-engine.ts) and the main thread (the mailbox,
-// src/channels/engine-mailbox.ts) signal. The loop never returns to the event loop while
-// the session runs: everything arrives through fds and shared memory; answers to the
-// main thread go out with postMessage (src/channels/engine-messages.ts).
+// calls, src/channels/tracer-engine.ts) and the main thread (src/channels/engine-mailbox.ts)
+// signal. It never returns to the event loop while the session runs: everything arrives
+// through fds and shared memory; answers go out with postMessage (engine-messages.ts).
 import fs from 'node:fs';
 import { BackingStore } from '../../backing/store.js';
 import { loadCatalog, type LoadedCatalog } from '../../backing/catalog.js';
@@ -29,6 +28,7 @@ import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
 import { StopSlices } from './precopy-slices.js';
 import { TurnTimer } from './turn-timer.js';
+import { BackgroundPriority } from './background-priority.js';
 import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
@@ -149,10 +149,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const channel = new TracerChannelServer(start.channel);
   // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
   // (register-range.ts); the ends of processes are applied between uffd reads and
-  // commands (leaveMm closes a uffd). Before a command or reading program memory, every
-  // mm with noted ranges has its uffd read.
-  // The mms with a range noted since their uffd was last read for notes: only these are
-  // read below, not every mm at every turn of the loop.
+  // commands (leaveMm closes a uffd). Before a command or reading program memory, the mms
+  // with a range noted since their uffd was last read (withNotes, not every mm) are read.
   const ended: Note[] = [];
   const withNotes = new Set<Mm>();
   engine.readNotes = () => channel.notes.drain((n) => {
@@ -192,6 +190,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let order: Mm[] = [];
   let faultTurns = 0;
   const turn = new TurnTimer();
+  const background = new BackgroundPriority();
   /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
   let pruning: Generator<void, number[]> | undefined;
   for (;;) {
@@ -269,6 +268,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     // A step after a streak of faults is a short one: a writer is likely waiting already.
     const streak = faultTurns === FAULT_TURNS;
     faultTurns = 0;
+    background.lowerFor(snaps.busy || snaps.active || pruning !== undefined);
     if (pruning) pruning = pruneStep(snaps, pruning);
     if (snaps.prepareStep()) post({ type: 'prepared' });
     turn.mark('prune, prepare');
@@ -277,6 +277,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps);
     }
+    background.restore();
     turn.end('copy, commit');
   }
 }

@@ -12,6 +12,7 @@ import { SysError } from '../sys/libc.js';
 import { seccompActionAvailable, SECCOMP_RET } from '../sys/seccomp.js';
 import * as mman from '../sys/mman.js';
 import { pidfdOpen, pidfdGetfd } from '../sys/pidfd.js';
+import { hasCapability } from '../sys/process.js';
 import { openPagemap, pagemapScan, PAGE_IS } from '../sys/pagemap.js';
 import {
   chooseDirtyTracking, DIRTY_TRACKING_ENV, DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
@@ -20,7 +21,7 @@ import {
 
 const PAGE = BigInt(mman.PAGE_SIZE);
 /** CAP_SYS_PTRACE's bit in /proc/self/status CapEff (<linux/capability.h>). */
-const CAP_SYS_PTRACE = 19n;
+const CAP_SYS_PTRACE = 19;
 
 const errnoOf = (err: unknown): string | undefined => (err instanceof SysError ? err.code : undefined);
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -65,8 +66,7 @@ export function attempt(body: () => string, fixFor: (errno: string | undefined) 
 
 /** Whether this process has CAP_SYS_PTRACE in its effective set. */
 export function hasCapSysPtrace(): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readText('/proc/self/status') ?? '');
-  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_PTRACE) & 1n) === 1n;
+  return hasCapability(CAP_SYS_PTRACE);
 }
 
 const PRIVILEGE_FIX = 'run as root, or grant CAP_SYS_PTRACE, or set vm.unprivileged_userfaultfd=1';

@@ -1,6 +1,7 @@
 // Process-wide state numactlx changes for itself: signal(2) to restore a default
 // action, getrlimit(2)/setrlimit(2) (core dumps; the open-file limit Node raises at
 // start-up), and raise(3). Used only on the way out, or on the way into an exec.
+import fs from 'node:fs';
 import { libc, check } from './libc.js';
 
 const signalRaw = libc.func('void *signal(int sig, void *handler)');
@@ -12,6 +13,7 @@ const getrlimitRaw = libc.func('int getrlimit(int resource, _Out_ void *rlim)');
 
 const RLIMIT_CORE = 4;
 export const RLIMIT_NOFILE = 7;
+export const RLIMIT_NICE = 13;
 /** RLIM_INFINITY: "unlimited" (<asm-generic/resource.h>). */
 export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
 const SIG_UNBLOCK = 1;
@@ -43,4 +45,16 @@ export function setSoftRlimit(resource: number, soft: bigint): void {
 export function raiseSignal(sigset: Buffer, sig: number): void {
   check('sigprocmask', sigprocmaskRaw(SIG_UNBLOCK, sigset, null) as number);
   check('raise', raiseRaw(sig) as number);
+}
+
+/** Whether this process has capability `bit` (<linux/capability.h>: CAP_SYS_PTRACE 19, CAP_SYS_NICE 23) in its effective set. */
+export function hasCapability(bit: number): boolean {
+  let status = '';
+  try {
+    status = fs.readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return false;
+  }
+  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(status);
+  return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(bit)) & 1n) === 1n;
 }

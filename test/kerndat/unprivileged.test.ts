@@ -35,7 +35,7 @@ function theirDir(): string {
  * Runs `numactlx ARGS` as the other user, with /dev/userfaultfd theirs at `mode` (0600:
  * read-write; 0: no access) in a private mount namespace.
  */
-async function asUser(args: string[], mode: number, cwd: string): Promise<Result> {
+async function asUser(args: string[], mode: number, cwd: string, env: Record<string, string> = {}): Promise<Result> {
   const node = path.join(tmpDir(), 'userfaultfd');
   const r = await execa('mknod', ['-m', mode.toString(8), node, 'c', String(device.major), String(device.minor)], { reject: false });
   if (r.exitCode !== 0) throw new Error(`mknod of a /dev/userfaultfd node failed: ${r.stderr}`);
@@ -44,7 +44,7 @@ async function asUser(args: string[], mode: number, cwd: string): Promise<Result
   return execa('unshare', ['-m', '--', 'sh', '-c', 'mount --bind "$1" /dev/userfaultfd && u=$2 && shift 2 && exec runuser -u "$u" -- "$@"',
     'sh', node, OTHER_USER, NUMACTLX, ...args], {
     reject: false, stdin: 'ignore', cwd, extendEnv: false,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', LANG: 'C.UTF-8', NUMACTLX_RUNTIME_DIR: cwd },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', LANG: 'C.UTF-8', NUMACTLX_RUNTIME_DIR: cwd, ...env },
   }) as Promise<Result>;
 }
 
@@ -87,3 +87,13 @@ test('without access to /dev/userfaultfd: one line says what is missing, before 
   expect(fs.existsSync(marker)).toBe(false);
   expect(fs.existsSync(backing)).toBe(false);
 });
+
+test('without CAP_SYS_NICE or an RLIMIT_NICE to come back: snapshot steps run at numactlx\'s priority (src/engine-thread/background-priority.ts)', async () => {
+  const dir = theirDir();
+  const backing = path.join(dir, 'n3.img');
+  const r = await asUser([`--remap=3,${backing},size=16m`, '--membind=3', '--snapshot-on-exit', '--', 'true'], 0o600, dir, { NUMACTLX_DEBUG: '1' });
+  expect(r.exitCode).toBe(0);
+  expect(String(r.stderr)).toContain("numactlx-engine: snapshot steps at numactlx's priority (nice 0): raising it back would need CAP_SYS_NICE or RLIMIT_NICE\n");
+  const verify = await asUser(['verify', backing], 0o600, dir);
+  expect({ exit: verify.exitCode, err: verify.stderr }).toEqual({ exit: 0, err: '' });
+}, 120000);

@@ -1,0 +1,51 @@
+// The engine thread's priority for a snapshot's background steps (the pre-copy, the copy
+// and the commit between fault service, --keep's deletions): NUMACTLX_SNAPSHOT_NICE steps
+// below numactlx's own (src/snapshot/background-nice.ts says why), and back before the
+// next poll, so that fault service, commands and the freeze run at numactlx's priority.
+//
+// Kernel facts: a thread's nice is its own (setThreadNice). Lowering one's priority is
+// always allowed; raising it back needs CAP_SYS_NICE or an RLIMIT_NICE of at least
+// 20 − nice. Without either, lowering would leave fault service low for good: the steps
+// then run at numactlx's priority (said with NUMACTLX_DEBUG).
+import fs from 'node:fs';
+import { setThreadNice, threadNice } from '../sys/sched.js';
+import { getRlimit, hasCapability, RLIMIT_NICE } from '../sys/process.js';
+import { SNAPSHOT_NICE_ENV, snapshotNice } from '../snapshot/background-nice.js';
+
+const CAP_SYS_NICE = 23;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+
+export class BackgroundPriority {
+  private readonly own = threadNice();
+  private readonly low: number;
+  private usable: boolean;
+  private lowered = false;
+
+  /** `steps`: how many nice steps below the thread's own (0: none). */
+  constructor(steps = snapshotNice(process.env[SNAPSHOT_NICE_ENV])) {
+    this.low = Math.min(19, this.own + steps);
+    const canComeBack = hasCapability(CAP_SYS_NICE) || 20 - Number(getRlimit(RLIMIT_NICE).soft) <= this.own;
+    this.usable = this.low > this.own && canComeBack;
+    if (DEBUG) {
+      fs.writeSync(2, this.usable ? `numactlx-engine: snapshot steps at nice ${this.low}, fault service at ${this.own}\n`
+        : `numactlx-engine: snapshot steps at numactlx's priority (nice ${this.own})${this.low > this.own ? ': raising it back would need CAP_SYS_NICE or RLIMIT_NICE' : ''}\n`);
+    }
+  }
+
+  /** Before a loop turn's snapshot steps: `work` says whether there are any. */
+  lowerFor(work: boolean): void {
+    if (!work || !this.usable || this.lowered) return;
+    this.lowered = setThreadNice(this.low) === 0;
+  }
+
+  /** After them: numactlx's priority again. */
+  restore(): void {
+    if (!this.lowered) return;
+    this.lowered = false;
+    const r = setThreadNice(this.own);
+    if (r === 0) return;
+    // Not expected (the capability was checked); the thread stays low, so no more lowering.
+    this.usable = false;
+    fs.writeSync(2, `numactlx: the engine thread could not take its priority back (nice ${this.own}, errno ${-r}): fault service runs at nice ${this.low}\n`);
+  }
+}

@@ -1,0 +1,98 @@
+// NUMACTLX_SNAPSHOT_NICE (src/snapshot/background-nice.ts): a snapshot's background work
+// runs below numactlx's priority — the engine thread while it takes snapshot steps
+// (src/engine-thread/background-priority.ts), the checksum worker for good — and fault
+// service at numactlx's own. Seen from outside, in /proc/PID/task/*/stat.
+import fs from 'node:fs';
+import path from 'node:path';
+import { compileFixture } from '../helpers/fixtures.js';
+import { numactlx } from '../helpers/numactlx.js';
+import { killSessions, startSession } from '../helpers/live-session.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { DEFAULT_SNAPSHOT_NICE, snapshotNice } from '../../src/snapshot/background-nice.js';
+
+afterEach(killSessions);
+afterAll(removeTmpDirs);
+
+/** The nice value of each thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
+function threadNices(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return out;
+}
+
+test('NUMACTLX_SNAPSHOT_NICE: unset or empty is the default, 0 to 19 are taken, anything else is one line', () => {
+  expect(snapshotNice(undefined)).toBe(DEFAULT_SNAPSHOT_NICE);
+  expect(snapshotNice('')).toBe(DEFAULT_SNAPSHOT_NICE);
+  expect(snapshotNice('0')).toBe(0);
+  expect(snapshotNice('19')).toBe(19);
+  for (const bad of ['20', '-1', '5x', ' 5', '1e1']) {
+    expect(() => snapshotNice(bad)).toThrow(`NUMACTLX_SNAPSHOT_NICE: '${bad}' is not a number of nice steps from 0 to 19 (default 10; 0: as numactlx)`);
+  }
+});
+
+test('a bad NUMACTLX_SNAPSHOT_NICE is one line before the program starts, and nothing is made', async () => {
+  const dir = tmpDir();
+  const marker = path.join(dir, 'ran');
+  const backing = path.join(dir, 'n3.img');
+  const r = await numactlx([`--remap=3,${backing},size=16m`, '--membind=3', '--', 'touch', marker], { env: { NUMACTLX_SNAPSHOT_NICE: 'low' } });
+  expect({ exit: r.exitCode, err: r.stderr }).toEqual({
+    exit: 1, err: "numactlx: NUMACTLX_SNAPSHOT_NICE: 'low' is not a number of nice steps from 0 to 19 (default 10; 0: as numactlx)",
+  });
+  expect(fs.existsSync(marker)).toBe(false);
+  expect(fs.existsSync(backing)).toBe(false);
+});
+
+test('during a snapshot the engine thread takes its steps at the lower priority and serves faults at numactlx\'s; the checksum worker stays low', async () => {
+  const bin = await compileFixture('pattern');
+  const s = startSession([bin, 'hold', '512m', '11'], { size: '1g', env: { NUMACTLX_SNAPSHOT_NICE: '7', NUMACTLX_DEBUG: '1' } });
+  await s.waitOut(/^ready 0x/m);
+  expect(s.err()).toContain('numactlx-engine: snapshot steps at nice 7, fault service at 0\n');
+  // No snapshot yet: every thread at numactlx's priority but the checksum worker (started after 1 s).
+  const before = threadNices(s.pid);
+  expect(before.filter((n) => n !== 0 && n !== 7)).toEqual([]);
+  expect(before.filter((n) => n === 7).length).toBeLessThanOrEqual(1);
+  let done = false;
+  const snap = numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env }).finally(() => { done = true; });
+  // While it runs: at some sample, two threads low at once (the engine in a step, the checksum worker).
+  let mostLow = 0;
+  while (!done) {
+    mostLow = Math.max(mostLow, threadNices(s.pid).filter((n) => n === 7).length);
+    await new Promise((resolve) => setTimeout(resolve, 2)); // a sampling interval, not a wait for an event
+  }
+  const r = await snap;
+  expect({ exit: r.exitCode, err: r.stderr }).toEqual({ exit: 0, err: '' });
+  expect(mostLow).toBe(2);
+  // Afterwards: the checksum worker alone is low; the engine is back at numactlx's priority.
+  const nices = threadNices(s.pid);
+  expect(nices.filter((n) => n === 7)).toHaveLength(1);
+  expect(nices.filter((n) => n !== 7 && n !== 0)).toEqual([]);
+  s.closeInput();
+  const end = await s.done;
+  expect(end.exitCode).toBe(0);
+  expect(s.out()).toMatch(/^pattern ok 536870912 /m);
+}, 120000);
+
+test('NUMACTLX_SNAPSHOT_NICE=0: every thread of numactlx stays at its priority through a snapshot', async () => {
+  const bin = await compileFixture('pattern');
+  const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { NUMACTLX_SNAPSHOT_NICE: '0', NUMACTLX_DEBUG: '1' } });
+  await s.waitOut(/^ready 0x/m);
+  expect(s.err()).toContain("numactlx-engine: snapshot steps at numactlx's priority (nice 0)\n");
+  let done = false;
+  const snap = numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env }).finally(() => { done = true; });
+  const seen = new Set<number>();
+  while (!done) {
+    for (const n of threadNices(s.pid)) seen.add(n);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  expect((await snap).exitCode).toBe(0);
+  expect([...seen]).toEqual([0]);
+  s.closeInput();
+  expect((await s.done).exitCode).toBe(0);
+}, 120000);
