@@ -190,7 +190,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let order: Mm[] = [];
   let faultTurns = 0;
   const turn = new TurnTimer();
-  const background = new BackgroundPriority();
+  const background = new BackgroundPriority(start.dirtyTracking);
   /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
   let pruning: Generator<void, number[]> | undefined;
   for (;;) {

@@ -79,20 +79,30 @@ test('during a snapshot the engine thread takes its steps at the lower priority 
   expect(s.out()).toMatch(/^pattern ok 536870912 /m);
 }, 120000);
 
-test('NUMACTLX_SNAPSHOT_NICE=0: every thread of numactlx stays at its priority through a snapshot', async () => {
+test.each([
+  ['NUMACTLX_SNAPSHOT_NICE=0', { NUMACTLX_SNAPSHOT_NICE: '0' }, 0, ''],
+  // A writer waits on a synchronous copy: slowing it down would slow the writer. The
+  // checksum worker (its work never holds the program up) still runs low.
+  ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync' }, 1, ': synchronous dirty tracking (writes wait on the copy)'],
+])('%s: the engine thread stays at numactlx\'s priority through a snapshot', async (_what, env, lowThreads, why) => {
   const bin = await compileFixture('pattern');
-  const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { NUMACTLX_SNAPSHOT_NICE: '0', NUMACTLX_DEBUG: '1' } });
+  const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { ...env, NUMACTLX_DEBUG: '1' } });
   await s.waitOut(/^ready 0x/m);
-  expect(s.err()).toContain("numactlx-engine: snapshot steps at numactlx's priority (nice 0)\n");
+  expect(s.err()).toContain(`numactlx-engine: snapshot steps at numactlx's priority (nice 0)${why}\n`);
   let done = false;
   const snap = numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env }).finally(() => { done = true; });
   const seen = new Set<number>();
+  let mostLow = 0;
   while (!done) {
-    for (const n of threadNices(s.pid)) seen.add(n);
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    const nices = threadNices(s.pid);
+    nices.forEach((n) => seen.add(n));
+    mostLow = Math.max(mostLow, nices.filter((n) => n !== 0).length);
+    await new Promise((resolve) => setTimeout(resolve, 2)); // a sampling interval, not a wait for an event
   }
   expect((await snap).exitCode).toBe(0);
-  expect([...seen]).toEqual([0]);
+  // (The checksum worker may still be loading when a small snapshot is done: at most, not exactly.)
+  expect([...seen].filter((n) => n !== 0 && n !== 10)).toEqual([]);
+  expect(mostLow).toBeLessThanOrEqual(lowThreads);
   s.closeInput();
   expect((await s.done).exitCode).toBe(0);
 }, 120000);
