@@ -6,11 +6,5 @@
 import { workerData } from 'node:worker_threads';
 import type { ChecksumShared } from '../channels/checksum-ring.js';
 import { runChecksumLoop } from './checksum-loop.js';
-import { setThreadNice, threadNice } from '../sys/sched.js';
-import { SNAPSHOT_NICE_ENV, snapshotNice } from '../snapshot/background-nice.js';
 
-// All of its work is a snapshot's background work: below numactlx's priority for good
-// (lowering a thread's own priority is always allowed: src/snapshot/background-nice.ts).
-const steps = snapshotNice(process.env[SNAPSHOT_NICE_ENV]);
-if (steps > 0) setThreadNice(Math.min(19, threadNice() + steps));
 runChecksumLoop(workerData as ChecksumShared);

@@ -1,12 +1,12 @@
-// NUMACTLX_SNAPSHOT_NICE: how far below numactlx's own priority (nice steps, 0–19) a
-// snapshot's background work runs — the engine's pre-copy, copy, commit and --keep steps
-// between fault service (asynchronous dirty tracking only: background-priority.ts), and
-// the checksum worker (CRCs, msync + fsync). The program comes first: on two vCPUs,
-// redis-server's slowest request during five snapshots went from 80–137 ms to 42–58 ms
-// with 10 (BGSAVE's: 31–47 ms), at the cost of a longer snapshot when the program keeps
-// every CPU busy (docs/BENCHMARKS.md §10). Fault service, the freeze and whatever the
-// program waits on run at numactlx's priority. Read once by the main thread (a bad value
-// is one line) and by the engine and checksum workers, which inherit the environment.
+// NUMACTLX_SNAPSHOT_NICE: how far below numactlx's own priority (nice steps, 0–19) the
+// engine takes a snapshot's background steps — the pre-copy, copy, commit and --keep steps
+// between fault service — with asynchronous dirty tracking, for the first 2 s of each
+// snapshot (src/engine-thread/background-priority.ts). The program comes first: on two
+// vCPUs, redis-server's slowest request during five snapshots went from 80–137 ms to
+// 48–58 ms (BGSAVE's: 31–47 ms); docs/BENCHMARKS.md "Snapshot work below the program's
+// priority". Fault service, the freeze and whatever the program waits on run at
+// numactlx's priority. Read once by the main thread (a bad value is one line) and by the
+// engine worker, which inherits the environment.
 
 export const SNAPSHOT_NICE_ENV = 'NUMACTLX_SNAPSHOT_NICE';
 export const DEFAULT_SNAPSHOT_NICE = 10;
