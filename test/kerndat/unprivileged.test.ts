@@ -91,7 +91,7 @@ test('without access to /dev/userfaultfd: one line says what is missing, before 
 test('without CAP_SYS_NICE or an RLIMIT_NICE to come back: snapshot steps run at numactlx\'s priority (src/engine-thread/background-priority.ts)', async () => {
   const dir = theirDir();
   const backing = path.join(dir, 'n3.img');
-  const r = await asUser([`--remap=3,${backing},size=16m`, '--membind=3', '--snapshot-on-exit', '--', 'true'], 0o600, dir, { NUMACTLX_DEBUG: '1' });
+  const r = await asUser([`--remap=3,${backing},size=16m`, '--membind=3', '--snapshot-on-exit', '--', 'true'], 0o600, dir, { NUMACTLX_DEBUG: '1', NUMACTLX_SNAPSHOT_NICE: '10' });
   expect(r.exitCode).toBe(0);
   expect(String(r.stderr)).toContain("numactlx-engine: snapshot steps at numactlx's priority (nice 0): raising it back would need CAP_SYS_NICE or RLIMIT_NICE\n");
   const verify = await asUser(['verify', backing], 0o600, dir);

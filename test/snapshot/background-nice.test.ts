@@ -36,7 +36,7 @@ test('NUMACTLX_SNAPSHOT_NICE: unset or empty is the default, 0 to 19 are taken, 
   expect(snapshotNice('0')).toBe(0);
   expect(snapshotNice('19')).toBe(19);
   for (const bad of ['20', '-1', '5x', ' 5', '1e1']) {
-    expect(() => snapshotNice(bad)).toThrow(`NUMACTLX_SNAPSHOT_NICE: '${bad}' is not a number of nice steps from 0 to 19 (default 10; 0: as numactlx)`);
+    expect(() => snapshotNice(bad)).toThrow(`NUMACTLX_SNAPSHOT_NICE: '${bad}' is not a number of nice steps from 0 to 19 (default 0: as numactlx)`);
   }
 });
 
@@ -46,7 +46,7 @@ test('a bad NUMACTLX_SNAPSHOT_NICE is one line before the program starts, and no
   const backing = path.join(dir, 'n3.img');
   const r = await numactlx([`--remap=3,${backing},size=16m`, '--membind=3', '--', 'touch', marker], { env: { NUMACTLX_SNAPSHOT_NICE: 'low' } });
   expect({ exit: r.exitCode, err: r.stderr }).toEqual({
-    exit: 1, err: "numactlx: NUMACTLX_SNAPSHOT_NICE: 'low' is not a number of nice steps from 0 to 19 (default 10; 0: as numactlx)",
+    exit: 1, err: "numactlx: NUMACTLX_SNAPSHOT_NICE: 'low' is not a number of nice steps from 0 to 19 (default 0: as numactlx)",
   });
   expect(fs.existsSync(marker)).toBe(false);
   expect(fs.existsSync(backing)).toBe(false);
@@ -109,9 +109,10 @@ test('the lower priority lasts the first 2 s of a stretch of snapshot work: a bu
 });
 
 test.each([
+  ['NUMACTLX_SNAPSHOT_NICE unset', {}, ''],
   ['NUMACTLX_SNAPSHOT_NICE=0', { NUMACTLX_SNAPSHOT_NICE: '0' }, ''],
   // A writer waits on a synchronous copy: slowing it down would slow the writer.
-  ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync' }, ': synchronous dirty tracking (writes wait on the copy)'],
+  ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync', NUMACTLX_SNAPSHOT_NICE: '10' }, ': synchronous dirty tracking (writes wait on the copy)'],
 ])('%s: every thread stays at numactlx\'s priority through a snapshot', async (_what, env, why) => {
   const bin = await compileFixture('pattern');
   const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { ...env, NUMACTLX_DEBUG: '1' } });
