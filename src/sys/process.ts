@@ -1,6 +1,7 @@
 // Process-wide state numactlx changes for itself: signal(2) to restore a default
 // action, getrlimit(2)/setrlimit(2) (core dumps; the open-file limit Node raises at
-// start-up), and raise(3). Used only on the way out, or on the way into an exec.
+// start-up), and raise(3), used on the way out or into an exec; and what it may do
+// (capabilities, RLIMIT_NICE: src/engine-thread/background-priority.ts).
 import fs from 'node:fs';
 import { libc, check } from './libc.js';
 
