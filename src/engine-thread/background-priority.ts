@@ -53,9 +53,9 @@ export class BackgroundPriority {
       this.since = -1;
       return;
     }
+    if (!this.usable || this.lowered) return;
     if (this.since < 0) this.since = this.now();
-    if (!this.usable || this.lowered || this.now() - this.since > GRACE_MS) return;
-    this.lowered = setThreadNice(this.low) === 0;
+    if (this.now() - this.since <= GRACE_MS) this.lowered = setThreadNice(this.low) === 0;
   }
 
   /** After them: numactlx's priority again. */

@@ -40,7 +40,8 @@ export function copyParentPages(e: EngineCore, parent: Mm, child: Mm): void {
         continue;
       }
       const addr = base + i * PAGE;
-      const [f, slot] = [flags[i], node[i]];
+      const f = flags[i];
+      const slot = node[i];
       const stats = e.nodeStats[slot];
       e.slots[slot].refs.inc(ent - 1);
       if (child.everPlaced.add(addr)) stats.pages_placed++;

@@ -8,8 +8,11 @@ export interface ProcStat {
   field(n: number): string | undefined;
 }
 
-/** Reads /proc/PID/stat; throws what the read throws (ENOENT: the task is gone). */
-export function readProcStat(pid: number): ProcStat {
+/**
+ * Reads /proc/PID/stat — or, `pid` a path below /proc, that task's: 'thread-self',
+ * 'PID/task/TID'; throws what the read throws (ENOENT: the task is gone).
+ */
+export function readProcStat(pid: number | string): ProcStat {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields from the 3rd on follow the command's last closing parenthesis: the command
   // (field 2) may hold spaces and parentheses itself.

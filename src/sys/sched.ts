@@ -2,8 +2,8 @@
 // clone(2) flags the tracer reads from a traced clone's arguments (<linux/sched.h> of
 // Linux 6.1). Affinity is per thread: the launcher sets it on the thread that spawns the
 // program, which inherits it through clone, as numactl's process inherits it through exec.
-import fs from 'node:fs';
 import { libc, check, lastErrno } from './libc.js';
+import { readProcStat } from './procfs.js';
 
 /** clone(2) flags, as the u64 of clone3's clone_args.flags and clone's first argument. */
 export const CLONE_VM = 0x100n;
@@ -49,10 +49,10 @@ const setpriorityRaw = libc.func('int setpriority(int which, int who, int prio)'
 const PRIO_PROCESS = 0;
 
 /**
- * The calling thread's nice value. Linux keeps a nice per thread: setpriority(PRIO_PROCESS,
- * 0, …) changes the calling thread's only, not its process's other threads (sched(7)).
- * Raising it is always allowed; lowering it needs CAP_SYS_NICE or an RLIMIT_NICE of at
- * least 20 − nice. Returns 0 or -errno.
+ * Sets the calling thread's nice value. Linux keeps a nice per thread: setpriority(
+ * PRIO_PROCESS, 0, …) changes the calling thread's only, not its process's other threads
+ * (sched(7)). Raising the value is always allowed; lowering it needs CAP_SYS_NICE or an
+ * RLIMIT_NICE of at least 20 − nice. Returns 0 or -errno.
  */
 export function setThreadNice(nice: number): number {
   return setpriorityRaw(PRIO_PROCESS, 0, nice) === 0 ? 0 : -lastErrno();
@@ -60,7 +60,5 @@ export function setThreadNice(nice: number): number {
 
 /** The calling thread's nice value (/proc/thread-self/stat, field 19). */
 export function threadNice(): number {
-  const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
-  // After the command's closing parenthesis (it may hold spaces and parentheses): state is field 3.
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]);
+  return Number(readProcStat('thread-self').field(19));
 }

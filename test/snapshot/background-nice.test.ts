@@ -12,6 +12,7 @@ import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { DEFAULT_SNAPSHOT_NICE, snapshotNice } from '../../src/snapshot/background-nice.js';
 import { BackgroundPriority } from '../../src/engine-thread/background-priority.js';
 import { setThreadNice, threadNice } from '../../src/sys/sched.js';
+import { readProcStat } from '../../src/sys/procfs.js';
 
 afterEach(killSessions);
 afterAll(removeTmpDirs);
@@ -21,8 +22,7 @@ function threadNices(pid: number): number[] {
   const out: number[] = [];
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+      out.push(Number(readProcStat(`${pid}/task/${tid}`).field(19)));
     } catch {
       // a thread that ended meanwhile
     }
