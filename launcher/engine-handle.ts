@@ -16,7 +16,7 @@ import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages
 import { checksumWorkerLoaded, type ChecksumShared } from '../src/channels/checksum-ring.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
-import type { DirtyTracking, KernelFeatures } from '../src/kerndat/features.js';
+import type { KernelFeatures } from '../src/kerndat/features.js';
 
 /**
  * How long the end of a session waits for a checksum worker still loading (≈ 50–300 ms
@@ -53,13 +53,13 @@ export class EngineHandle {
 
   /** Starts the engine; resolves when every backing is open, rejects with why not. */
   start(nodes: readonly VirtualNode[], faultAheadPages: number, program: string[], features: KernelFeatures,
-    dirtyTracking: DirtyTracking, pausePages: number): Promise<void> {
+    { dirtyTracking, capture }: Pick<EngineStart, 'dirtyTracking' | 'capture'>, pausePages: number): Promise<void> {
     // The engine's stops of the program: eviction's drops, or (asynchronous tracking) pre-copy slices.
     const evicting = nodes.some((n) => n.maxResident !== undefined);
     if (evicting || dirtyTracking === 'async') this.evict = new SharedArrayBuffer(EVICT_CHANNEL_BYTES);
     const data: EngineStart = {
       nodes: nodes.map((n) => ({ node: n.node, target: n.backing, maxResidentPages: n.maxResident === undefined ? undefined : Number(n.maxResident / 4096n) })),
-      faultAheadPages, features, dirtyTracking, pausePages, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
+      faultAheadPages, features, dirtyTracking, capture, pausePages, channel: this.channel, mailbox: this.mailbox.sab, doorbell: this.doorbell, program, eventFd: this.eventFd,
       evict: this.evict,
     };
     this.worker = workerFor(ENGINE_WORKER, data);

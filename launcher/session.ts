@@ -67,10 +67,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
   const settings = plan.snapshots;
   // Probed once, before anything is opened or started (src/kerndat/): a missing feature
   // without a fallback ends numactlx here, in one line.
-  const { features, dirtyTracking } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
+  const { features, dirtyTracking, capture } = sessionFeatures(process.env, placement.virtualNodes.some((n) => n.maxResident !== undefined));
   const eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const engine = new EngineHandle(eventFd);
-  const engineReady = engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, dirtyTracking, pausePages);
+  const engineReady = engine.start(placement.virtualNodes, plan.faultAheadPages, plan.program, features, { dirtyTracking, capture }, pausePages);
   // The tracer loads while the engine opens the backings; the program starts only once
   // the session is ready (runProgram), and a session that fails before quits it.
   const names = virtualNodesOf(placement.memory, placement.virtualNodes).length > 0;
@@ -82,7 +82,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
       policy: names ? { mode: MODE_NUMBER[placement.memory.mode], nodes: placement.memory.nodes } : undefined,
       virtualNodes: placement.virtualNodes.map((v) => v.node),
       allowedReal: topo.allowedNodes,
-      features,
+      features, capture,
     },
   });
   try {

@@ -7,7 +7,7 @@ import type { BackingTarget } from '../../backing/inspect.js';
 import type { SessionStats } from './session-stats.js';
 import type { ChecksumShared } from './checksum-ring.js';
 import type { SnapshotStats } from '../snapshot/types.js';
-import type { DirtyTracking, KernelFeatures } from '../kerndat/features.js';
+import type { DirtyTracking, KernelFeatures, SnapshotCapture } from '../kerndat/features.js';
 
 export interface EngineStart {
   /** `maxResidentPages`: --max-resident, the most of the node's pages in the program's memory. */
@@ -17,6 +17,8 @@ export interface EngineStart {
   features: KernelFeatures;
   /** How the engine tracks written pages (src/kerndat/features.ts chooseDirtyTracking). */
   dirtyTracking: DirtyTracking;
+  /** How an asynchronously tracked snapshot holds its image (chooseCapture). */
+  capture: SnapshotCapture;
   /** NUMACTLX_PAUSE_PAGES (src/snapshot/pause-limit.ts), read once by the main thread. */
   pausePages: number;
   channel: SharedArrayBuffer;

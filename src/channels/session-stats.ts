@@ -85,6 +85,9 @@ export interface EventStats {
    * engine made harmless; should stay 0.
    */
   outside_vma: number;
+  /** Snapshots' capture forks kept (NUMACTLX_SNAPSHOT_CAPTURE=fork), and those that could not hold an image (copied in the pause). */
+  capture_forks?: number;
+  capture_fallbacks?: number;
 }
 
 export interface SessionStats {

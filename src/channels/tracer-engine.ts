@@ -69,6 +69,18 @@ export enum TracerOp {
    * itself (tracer-notes.ts); the tracer owns it from then on. -errno when pid has none.
    */
   DupUffd = 16,
+  /**
+   * A freeze with NUMACTLX_SNAPSHOT_CAPTURE=fork, after Freeze: the pid of a process whose
+   * mm has pages to copy and no capture fork yet, or 0. The engine then expects that
+   * mm's next UFFD_EVENT_FORK to be the capture's (snapshot-capture.ts).
+   */
+  CaptureNext = 17,
+  /**
+   * pid, child (or -errno): the capture fork of pid's mm, made by an injected clone and
+   * held stopped; -errno when it could not be made (the engine copies that mm's pages
+   * now, in the pause).
+   */
+  Captured = 18,
 }
 
 const STATE = 0;
@@ -202,6 +214,18 @@ export class EngineClient {
   freeze(id: number): number {
     this.put([id]);
     return this.channel.call(TracerOp.Freeze);
+  }
+
+  /** The next process to fork for the freeze's capture (0: none left). */
+  captureNext(): number {
+    this.put([]);
+    return this.channel.call(TracerOp.CaptureNext);
+  }
+
+  /** pid's capture fork is `child` (or -errno: none could be made). */
+  captured(pid: number, child: number): number {
+    this.put([pid, child]);
+    return this.channel.call(TracerOp.Captured);
   }
 
   setPause(ms: number): void {

@@ -7,7 +7,7 @@
 import { parentPort, type Worker } from 'node:worker_threads';
 import type { MemoryPolicy } from '../../policy/placement.js';
 import type { PagePolicy } from '../../policy/placement.js';
-import type { KernelFeatures } from '../kerndat/features.js';
+import type { KernelFeatures, SnapshotCapture } from '../kerndat/features.js';
 
 /** What the tracer needs when the program runs with virtual nodes (traced mode). */
 export interface TracedSetup {
@@ -21,6 +21,8 @@ export interface TracedSetup {
   snapshotOnExit: boolean;
   /** The kernel features the session has (src/kerndat/, probed once by the main thread). */
   features: KernelFeatures;
+  /** 'fork': each freeze makes every process fork a held child (src/tracer-thread/capture-fork.ts). */
+  capture: SnapshotCapture;
   /** --max-resident: the eviction channel (evict-request.ts), when a node has a resident limit. */
   evict?: SharedArrayBuffer;
 }

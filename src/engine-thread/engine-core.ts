@@ -29,6 +29,8 @@ export interface SnapshotHooks {
   onWriteFault(mm: Mm, addr: number): void;
   /** A placed page left the program (munmap, DONTNEED, mremap's source): a pre-copy lets its copy go (precopy.ts). */
   dropped(mm: Mm, addr: number): void;
+  /** [start, end) of mm is about to leave the program: a capture fork's pages there are copied first (snapshot-capture.ts). */
+  leaving(mm: Mm, start: number, end: number): void;
 }
 
 /**

@@ -139,7 +139,7 @@ function sumStats(records: SnapshotRecord[]): SnapshotStats {
 
 function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   existing: Array<{ id: number; label: string | null }>): void {
-  const snaps = new SnapshotEngine(engine, checksums, existing);
+  const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture === 'fork' });
   // [eviction] After the snapshot engine: it wraps the write-fault handler that one set.
   const limits = start.nodes.map((n) => n.maxResidentPages ?? 0);
   const evictor = start.evict && limits.some((l) => l > 0)

@@ -47,7 +47,7 @@ export class Engine implements EngineCore {
   private pollListStale = true;
   /** Without a snapshot engine (never in a session): a write fault only unprotects. */
   private snapshotHooks: SnapshotHooks = {
-    copying: undefined, onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE), dropped: () => undefined,
+    copying: undefined, onWriteFault: (mm, addr) => this.unprotect(mm, addr, PAGE), dropped: () => undefined, leaving: () => undefined,
   };
   /** --max-resident: eviction (eviction.ts), attached once when a node has a resident limit. */
   eviction: EvictionHooks | undefined;

@@ -67,6 +67,7 @@ export class Evictor implements EvictionHooks {
     engine.attachSnapshots({
       get copying() { return inner.copying; },
       onWriteFault: (mm, addr) => this.onWriteFault(mm, addr, (m, a) => inner.onWriteFault(m, a)), dropped: (mm, addr) => inner.dropped(mm, addr),
+      leaving: (mm, start, end) => inner.leaving(mm, start, end),
     });
     engine.attachEviction(this);
   }

@@ -63,6 +63,13 @@ export class Mm {
   resident = 0;
   /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
   readonly unclaimedForks: Mm[] = [];
+  /**
+   * A snapshot's capture fork (snapshot-capture.ts): -1 none expected; 0 expected (the
+   * next UFFD_EVENT_FORK of this mm is the capture's); > 0 the capture child's uffd.
+   */
+  captureFork = -1;
+  /** Why this mm's snapshots cannot be held by a fork (they are pre-copied), once found. */
+  noCapture: string | undefined;
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
   /**

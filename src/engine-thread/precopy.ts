@@ -123,9 +123,11 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
 
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer?: StopSlices): Generator<void, void> {
+  slicer?: StopSlices, precopied: (mm: Mm) => boolean = () => true): Generator<void, void> {
   const t0 = performance.now();
   yield* adoptUntracked(engine);
+  // With capture forks, only the mms a fork cannot hold (Mm.noCapture) are pre-copied.
+  const mmsOf = (): Mm[] => freezable(engine).filter(precopied);
   let before = Number.POSITIVE_INFINITY;
   for (let pass = 0; pass < PASSES; pass++) {
     // After the first pass, what was written is looked at before it is reset: a pass that
@@ -133,7 +135,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     // protection fault on every page it writes once more for nothing (the freeze resets).
     if (pass > 0) {
       let seen = 0;
-      for (const mm of freezable(engine)) {
+      for (const mm of mmsOf()) {
         const pid = livePid(mm);
         if (pid !== undefined) seen += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true, false));
       }
@@ -143,13 +145,13 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
       }
     }
     let written = 0;
-    for (const mm of freezable(engine)) {
+    for (const mm of mmsOf()) {
       const pid = livePid(mm);
       if (pid !== undefined) written += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true));
     }
     state.passes.push(written);
     let copied = 0;
-    for (const mm of freezable(engine)) {
+    for (const mm of mmsOf()) {
       const pid = livePid(mm);
       if (pid === undefined || !engine.mms.has(mm.uffd)) continue;
       const part = state.partOf(mm, pid);
@@ -159,7 +161,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
-  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer) : '';
+  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf) : '';
   if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
 }
 
@@ -170,10 +172,10 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
  * stop made it 61 ms long. Returns a note for NUMACTLX_DEBUG.
  */
 function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer: StopSlices): Generator<void, string> {
+  slicer: StopSlices, mmsOf: () => Mm[]): Generator<void, string> {
   const left = new Map<Mm, number>();
   if ((state.passes.at(-1) ?? 0) <= slicer.pausePages) return '';
-  for (const mm of freezable(engine)) {
+  for (const mm of mmsOf()) {
     const pid = livePid(mm);
     if (pid === undefined) continue;
     yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
@@ -188,7 +190,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     part.reader = pid;
     return part;
   };
-  yield* sliceUntilSmall(slicer, () => freezable(engine), left, {
+  yield* sliceUntilSmall(slicer, () => mmsOf(), left, {
     stopped: (mm) => {
       // The program is stopped: what was queued first, then a scan of mm and a copy of SLICE_MS.
       engine.service(mm);
@@ -207,13 +209,22 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
   return n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms`;
 }
 
+/** mm's DIRTY pages become PENDING, listed as part's runs for the copier (snapshot-copy.ts); returns how many. */
+function stageWritten(mm: Mm, part: MmPart): number {
+  const runs: number[] = [];
+  let count = 0;
+  for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
+  Object.assign(part, { runs, run: 0, next: runs.length > 0 ? runs[0] : 0, left: count });
+  return count;
+}
+
 /**
  * The freeze of a pre-copy snapshot (every thread stopped): the last read-and-reset and
  * the copy of what it found, per mm; returns the run (nothing left to copy) and how many
  * pages were copied in the pause.
  */
 export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number): { run: SnapshotRun; frozen: number } {
+  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number, capture = false): { run: SnapshotRun; frozen: number } {
   const run = new SnapshotRun(req);
   run.failed = state.failed;
   const mms = freezable(engine);
@@ -241,7 +252,8 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     const t0 = performance.now();
     drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
     const t1 = performance.now();
-    const copied = drain(copyDirty(copier, run, mm, part, false, () => true));
+    // Held by a fork (snapshot-capture.ts): the written pages are staged, copied out of the fork later.
+    const copied = capture && !mm.noCapture ? stageWritten(mm, part) : drain(copyDirty(copier, run, mm, part, false, () => true));
     if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, copy ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
     frozen += copied;
     run.parts.set(mm, part);

@@ -8,6 +8,7 @@ import { RemoteCopier, MAX_IOV } from './remote-copy.js';
 import { CopyGuard } from './copy-guard.js';
 import { countOut } from './evicted-pages.js';
 import { takePending, type CopyTarget, type MmPart } from './snapshot.js';
+import { notInFork } from './snapshot-capture.js'; // a capture fork lacking a page (MADV_WIPEONFORK)
 import type { Engine, Mm } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
 
@@ -19,16 +20,14 @@ const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 /** Copies the frozen pages of the snapshot being taken (engine.snapshot.copying) into frames. */
 export class FrozenPageCopier {
   private readonly batch: number[] = [];
-  /** Checks each batch against the program's pagemap before it is read (copy-guard.ts). */
-  private readonly guard = new CopyGuard();
+  private readonly guard = new CopyGuard(); // checks each batch against the program's pagemap before it is read
   private readonly batchSlot = new Int32Array(MAX_IOV);
   private readonly batchFrame = new Int32Array(MAX_IOV);
   private readonly batchOld = new Int32Array(MAX_IOV);
   private readonly batchAddr = new Float64Array(MAX_IOV);
   /** Per batch page: 0 first copy by this snapshot, 1 copied before (new frame now), 2 copied before (same frame). */
   private readonly again = new Uint8Array(MAX_IOV);
-  /** A write waited for a copy and was let go since the last takeWoken(). */
-  private woken = false;
+  private woken = false; // a write waited for a copy and was let go since the last takeWoken()
 
   /**
    * `noteMedium`: after a short copy, whether a backing was lost (deleted or truncated:
@@ -182,6 +181,7 @@ export class FrozenPageCopier {
   /** Keeps in `batch` the pages present in the program (copy-guard.ts); the others leave the table, lost. */
   private keepPresent(mm: Mm, part: MmPart, batch: number[]): void {
     this.guard.keepPresent(part.reader, batch, (addr) => {
+      if (part.forked) return notInFork(this.engine.snapshot.copying, mm, part, addr);
       part.lost.add(addr);
       mm.table.takeRange(addr, addr + PAGE, (_a, entry, node, flags) => {
         countOut(mm, entry, flags);
@@ -209,7 +209,7 @@ export class FrozenPageCopier {
    * is copied again into the same new frame when nothing else holds it (its page and
    * this snapshot's hold: 2 references), so that no snapshot takes two frames for a page.
    */
-  private copyPages(mm: Mm, run: CopyTarget, part: MmPart, addrs: number[]): void {
+  copyPages(mm: Mm, run: CopyTarget, part: MmPart, addrs: number[]): void {
     const engine = this.engine;
     const { batchSlot: slots, batchFrame: frames, batchOld: olds, batchAddr: dest, again } = this;
     let m = 0;
@@ -238,8 +238,9 @@ export class FrozenPageCopier {
       this.remote.add(node.store.frameAddr(frame), addr, PAGE);
     }
     let n = this.remote.run(part.reader);
-    if (n === -ESRCH) {
-      // The reader thread has exited since the freeze: any live process of the mm will do.
+    if (n === -ESRCH && !part.forked) {
+      // The reader thread has exited since the freeze: any live process of the mm will do
+      // (never for a capture fork: the program's memory is not the freeze's any more).
       const pid = mm.pids.values().next().value;
       if (pid !== undefined && pid !== part.reader) n = this.remote.run(pid);
     }

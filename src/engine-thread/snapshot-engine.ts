@@ -24,6 +24,7 @@ import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
+import { copyBeforeDrop, HeldForks } from './snapshot-capture.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -37,22 +38,18 @@ export type { SnapshotResult } from './snapshot-commit.js';
 type Phase =
   | { kind: 'idle' }
   | { kind: 'preparing'; steps: Generator<void, void> }
-  /** From the freeze until every page is copied and the pause is known. */
-  | { kind: 'copying'; run: SnapshotRun }
-  /** `id`: the id of the snapshot `steps` commits. */
-  | { kind: 'committing'; id: number; steps: Generator<void, SnapshotResult> };
+  | { kind: 'copying'; run: SnapshotRun } // from the freeze until every page is copied and the pause is known
+  | { kind: 'committing'; id: number; steps: Generator<void, SnapshotResult> }; // `id`: the snapshot `steps` commits
 
 const IDLE: Phase = { kind: 'idle' };
 
 export class SnapshotEngine implements CommitContext, SnapshotHooks {
   readonly remote = new RemoteCopier();
-  /** The pages no virtual node holds, read in the freeze and stored at the commit. */
-  private readonly extras: ExtraPages;
+  private readonly extras: ExtraPages; // the pages no virtual node holds, read in the freeze and stored at the commit
   private readonly copier: FrozenPageCopier;
   private phase: Phase = IDLE;
   private prepareWanted = false; // asked for while the previous snapshot is still being copied or committed
-  /** The commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll. */
-  waitingOnWorker = false;
+  waitingOnWorker = false; // the commit waits for the checksum worker's sync: the engine loop may sleep 1 ms in poll
   /** Asynchronous tracking: the stops a pre-copy that does not converge ends with (precopy-slices.ts). */
   slices: StopSlices | undefined;
   /**
@@ -62,22 +59,20 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   private readonly async: boolean;
   private readonly scanner = new DirtyScanner();
   private precopy: Precopy | undefined;
+  /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks holding the snapshot being copied (snapshot-capture.ts). */
+  forks: HeldForks | undefined;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
   readonly committed: CommittedSnapshot[];
-  /**
-   * A backing deleted or truncated under the session, once found (and where it was
-   * found): the session ends (engine-worker.ts tells the main thread). Remembered: the
-   * first finding is the one reported.
-   */
+  /** A backing deleted or truncated, once found (and where): the session ends (engine-worker.ts); the first finding is reported. */
   lostMedium: { problem: string; found: string } | undefined;
 
   /**
-   * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts);
-   * off only where the "program" is this very process (test/engine/engine-unit.test.ts).
+   * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts); off only where the
+   * "program" is this very process (test/engine/engine-unit.test.ts). `capture`: NUMACTLX_SNAPSHOT_CAPTURE=fork.
    */
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
-    existing: CommittedSnapshot[] = [], private readonly options = { extraPages: true }) {
+    existing: CommittedSnapshot[] = [], private readonly options = { extraPages: true, capture: false }) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote,
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
@@ -97,6 +92,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   dropped(mm: Mm, addr: number): void {
     this.precopy?.uncopy(mm, addr);
+  }
+
+  leaving(mm: Mm, start: number, end: number): void {
+    if (this.forks) copyBeforeDrop(this.copier, this.copying, mm, start, end);
   }
 
   /**
@@ -179,8 +178,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   prepareStep(): boolean {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
-      const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices)
-        : prepareSteps(this.engine);
+      const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices,
+        this.options.capture ? (mm) => mm.noCapture !== undefined : undefined) : prepareSteps(this.engine);
       this.phase = { kind: 'preparing', steps };
     }
     if (this.phase.kind !== 'preparing') return false;
@@ -205,12 +204,13 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.phase.kind === 'preparing') this.phase.steps.return(undefined);
     const precopy = this.precopy ?? new Precopy(this.engine);
     this.precopy = undefined;
-    const { run, frozen } = this.async ? freezeAsync(this.engine, this.copier, this.scanner, precopy, req, threads, tgidOf)
+    const { run, frozen } = this.async ? freezeAsync(this.engine, this.copier, this.scanner, precopy, req, threads, tgidOf, this.options.capture)
       : freeze(this.engine, req, threads, tgidOf);
     // Every process left out (ended before or during the freeze: a tick racing the
     // program's exit): a record with no process would be a snapshot of nothing.
     if (run.parts.size === 0) throw new Error('no process of the session is running');
     this.phase = { kind: 'copying', run };
+    if (this.options.capture) this.forks = new HeldForks(run, (_mm, pid) => this.copier.flushProcess(pid, false), this.engine.events);
     const t0 = performance.now();
     run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;
     run.extraMs = performance.now() - t0;
@@ -240,8 +240,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     this.copier.flushProcess(pid, exiting);
   }
 
-  /** Records the pause the tracer measured (interrupt to resume). */
-  setPause(ms: number): void {
+  setPause(ms: number): void { // the pause the tracer measured (interrupt to resume)
     const run = this.copying;
     if (run) {
       run.pauseMs = ms;
@@ -250,8 +249,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     }
   }
 
-  /** Every frozen page is copied (the commit may still wait for the pause). */
-  get copied(): boolean {
+  get copied(): boolean { // every frozen page is copied (the commit may still wait for the pause)
     return (this.copying?.remaining ?? 0) === 0;
   }
 
@@ -265,6 +263,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.phase.kind !== 'committing') {
       const run = this.copying;
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
+      this.forks?.release(); // every page is copied: the capture forks are let go
+      this.forks = undefined;
       // Caught here, the snapshot fails with the reason instead of being committed into
       // a file no one will see again. (The commit checks the checksums read back too.)
       const problem = this.noteMedium(`as snapshot ${run.req.id} was being committed`);

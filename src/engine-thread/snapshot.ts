@@ -44,8 +44,12 @@ export interface MmPart {
   vmas: Vma[];
   maps: string;
   threads: ThreadRegs[];
-  /** A task whose mm this is, alive at the freeze: process_vm_readv and /proc/TID/maps go through it. */
+  /**
+   * A task whose mm this is, alive at the freeze: process_vm_readv and /proc/TID/maps go
+   * through it. Or the snapshot's capture fork (`forked`), whose memory is the freeze's.
+   */
   reader: number;
+  forked?: boolean;
   /**
    * Pending pages as [start, end) runs, flattened: the staged runs, then the frozen ones
    * (each list ascending; a page may be in both). `run`/`next`: the copier's place.

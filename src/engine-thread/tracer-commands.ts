@@ -87,6 +87,8 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
       return engine.forkedWithUffd(a[0], a[1], a[2]);
     }
     case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
+    case TracerOp.CaptureNext: return snaps.forks?.next() ?? 0;
+    case TracerOp.Captured: return snaps.forks?.captured(a[0], a[1]) ?? -ENOENT;
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
     case TracerOp.DupUffd: {
       const mm = engine.mmOf(a[0]);

@@ -90,6 +90,7 @@ function handleMsg(e: EngineCore, mm: Mm, off: number): void {
 
 /** munmap / DONTNEED: the pages are gone from the program. */
 export function drop(e: EngineCore, mm: Mm, start: number, end: number): void {
+  e.snapshot.leaving(mm, start, end);
   const part = e.snapshot.copying?.parts.get(mm);
   mm.table.takeRange(start, end, (addr, entry, node, flags) => {
     countOut(mm, entry, flags);
@@ -164,6 +165,10 @@ export function applyNoted(e: EngineCore, mm: Mm): void {
 }
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
+  if (parent.captureFork === 0) {
+    parent.captureFork = ufd; // a snapshot's capture fork (snapshot-capture.ts), not the program's
+    return;
+  }
   e.events.fork++;
   parent.unclaimedForks.push(forkChild(e, parent, ufd));
 }
@@ -196,6 +201,7 @@ export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
 }
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
+  e.snapshot.leaving(mm, from, from + len);
   const part = e.snapshot.copying?.parts.get(mm);
   const moved: Array<[number, number, number, number]> = [];
   mm.table.takeRange(from, from + len, (addr, entry, node, flags) => {

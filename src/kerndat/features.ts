@@ -225,3 +225,36 @@ export function chooseDirtyTracking(features: KernelFeatures, value: string | un
   }
   return 'sync';
 }
+
+/**
+ * How an asynchronously tracked snapshot holds the freeze's image while the program runs
+ * (src/engine-thread/snapshot-capture.ts):
+ * - 'fork': the program is made to fork in the freeze, its child held stopped by the
+ *   tracer and never run; the kernel's copy-on-write keeps the image in the child, and the
+ *   written pages are copied out of it afterwards (Redis BGSAVE's way, without its child
+ *   running). Needs UFFD_FEATURE_EVENT_FORK (the child's userfaultfd is the engine's to close).
+ * - 'precopy': the written pages are copied before and in the freeze (precopy.ts).
+ * With synchronous tracking neither applies: snapshots are copy-before-write.
+ */
+export type SnapshotCapture = 'fork' | 'precopy';
+
+export const SNAPSHOT_CAPTURE_ENV = 'NUMACTLX_SNAPSHOT_CAPTURE';
+
+/** The capture a session uses; throws the one line (without `numactlx: `) for a bad or impossible value. */
+export function chooseCapture(features: KernelFeatures, tracking: DirtyTracking, value: string | undefined): SnapshotCapture {
+  const asked = value === undefined || value === '' ? undefined : value.toLowerCase();
+  if (asked !== undefined && asked !== 'fork' && asked !== 'precopy') {
+    throw new Error(`${SNAPSHOT_CAPTURE_ENV}: unknown value '${value}' (known: fork, precopy)`);
+  }
+  const possible = tracking === 'async' && has(features, 'EVENT_FORK');
+  if (asked === 'fork' && !possible) {
+    const why = tracking !== 'async' ? 'it needs asynchronous dirty tracking (WP_ASYNC and PAGEMAP_SCAN, Linux 6.7), and this session tracks synchronously'
+      : `it needs ${FEATURE.EVENT_FORK.label} (Linux ${FEATURE.EVENT_FORK.since})`;
+    throw new Error(`${SNAPSHOT_CAPTURE_ENV}=fork: ${why}; unset ${SNAPSHOT_CAPTURE_ENV} or set it to precopy`);
+  }
+  if (!possible) return 'precopy';
+  return asked ?? DEFAULT_CAPTURE;
+}
+
+/** Measured before it became the default or not: docs/BENCHMARKS.md "Snapshots held by a fork". */
+const DEFAULT_CAPTURE: SnapshotCapture = 'precopy';

@@ -15,7 +15,7 @@ import { pidfdOpen, pidfdGetfd } from '../sys/pidfd.js';
 import { hasCapability } from '../sys/process.js';
 import { openPagemap, pagemapScan, PAGE_IS } from '../sys/pagemap.js';
 import {
-  chooseDirtyTracking, DIRTY_TRACKING_ENV, DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
+  chooseCapture, chooseDirtyTracking, SNAPSHOT_CAPTURE_ENV, type SnapshotCapture, DIRTY_TRACKING_ENV, DISABLE_ENV, disabledFeatures, FEATURE_NAMES, missingLine, presentFeatures, type FeatureName, type KernelFeatures,
   type DirtyTracking, type Probe, type ProbeResults,
 } from './features.js';
 
@@ -223,10 +223,12 @@ export function probeKernel(more: MoreProbes = {}, env: NodeJS.ProcessEnv = proc
  * A session's start: the features present (for the threads' start data), or a throw
  * whose message is the one line naming the missing feature and the kernel that has it.
  */
-export function sessionFeatures(env: NodeJS.ProcessEnv = process.env, evicting = false): { features: KernelFeatures; dirtyTracking: DirtyTracking } {
+export function sessionFeatures(env: NodeJS.ProcessEnv = process.env, evicting = false):
+  { features: KernelFeatures; dirtyTracking: DirtyTracking; capture: SnapshotCapture } {
   const results = probeKernel({}, env);
   const missing = missingLine(results);
   if (missing) throw new Error(missing);
   const features = presentFeatures(results);
-  return { features, dirtyTracking: chooseDirtyTracking(features, env[DIRTY_TRACKING_ENV], evicting) };
+  const dirtyTracking = chooseDirtyTracking(features, env[DIRTY_TRACKING_ENV], evicting);
+  return { features, dirtyTracking, capture: chooseCapture(features, dirtyTracking, env[SNAPSHOT_CAPTURE_ENV]) };
 }

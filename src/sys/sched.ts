@@ -7,6 +7,8 @@ import { readProcStat } from './procfs.js';
 
 /** clone(2) flags, as the u64 of clone3's clone_args.flags and clone's first argument. */
 export const CLONE_VM = 0x100n;
+export const CLONE_FILES = 0x400n;
+export const CLONE_PARENT = 0x8000n;
 export const CLONE_THREAD = 0x10000n;
 export const CLONE_CHILD_CLEARTID = 0x200000n;
 

@@ -34,16 +34,15 @@ import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
-import { cont, getRegs, getRseqArea, PTRACE_EVENT, readReg } from '../sys/ptrace.js';
-import { WPTRACEEVENT, WSTOPSIG, type WaitResult } from '../sys/wait.js';
+import { cont, getRegs, getRseqArea, readReg } from '../sys/ptrace.js';
+import type { WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { EvictChannel } from '../channels/evict-request.js';
 import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
-import { handleStops, stopThreads, type StopHost } from './stop-threads.js';
+import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
 
-const { SIGTRAP } = os.constants.signals;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
 const { ESRCH } = os.constants.errno;
@@ -162,12 +161,9 @@ export class EvictStopper {
   private injectable(procs: Set<number>, stoppedTid: number, stash: Map<number, number>): number | undefined {
     const thread = this.host.tasks.threads.get(stoppedTid);
     if (thread && procs.has(thread.proc.pid)) return stoppedTid;
-    for (const [tid, status] of stash) {
-      const t = this.host.tasks.threads.get(tid);
-      if (t && procs.has(t.proc.pid) && WPTRACEEVENT(status) === PTRACE_EVENT.STOP && WSTOPSIG(status) === SIGTRAP) return tid;
-    }
-    return undefined;
+    return interruptedThread(this.host.tasks, stash, procs);
   }
+
 
   /** Drops the engine's `n` ranges in thread `tid`; returns the bytes dropped. */
   private drop(tid: number, n: number): number {

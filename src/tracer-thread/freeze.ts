@@ -9,6 +9,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import type { Doorbell } from '../channels/doorbell.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import { handleStops, stopThreads, type StopHost } from './stop-threads.js';
+import type { CaptureForks } from './capture-fork.js';
 
 export interface FreezeHost extends StopHost {
   readonly engine: EngineClient;
@@ -16,6 +17,8 @@ export interface FreezeHost extends StopHost {
   post(ev: TracerEvent): void;
   /** A stop read during the freeze, handled once every thread runs again. */
   handle(tid: number, status: number): void;
+  /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks that hold a snapshot's image. */
+  readonly captures?: CaptureForks;
 }
 
 /** Freezes for snapshot `id`; `stoppedTid` is a thread already stopped (at its exit stop). */
@@ -46,6 +49,7 @@ export function freeze(host: FreezeHost, id: number, stoppedTid = 0): void {
   host.doorbell.writeThreads(regs);
   const tRegs = process.hrtime.bigint();
   const frozen = engine.freeze(id);
+  if (frozen >= 0) host.captures?.inFreeze(tasks, stash);
   const tEngine = process.hrtime.bigint();
   handleStops(host, stash);
   const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -16,7 +16,7 @@ import { waitpid, WIFSTOPPED, WPTRACEEVENT, WSTOPSIG, __WALL } from '../sys/wait
 import { tgkill } from '../sys/signal.js';
 import { SysError } from '../sys/libc.js';
 import os from 'node:os';
-import { isEsrch, TaskGone, taskStatus } from './task-gone.js';
+import { eventMessage, isEsrch, TaskGone, taskStatus } from './task-gone.js';
 
 const { SIGTRAP } = os.constants.signals;
 /** The exec stop's extra trap, a seccomp stop, a leftover interrupt: on top of the step that runs the call. */
@@ -29,12 +29,19 @@ export class InjectionError extends Error {
   }
 }
 
+/** A ptrace event the injected call itself causes (its clone's PTRACE_EVENT_CLONE), and who is told its message. */
+export interface ExpectedEvent {
+  event: number;
+  seen(message: number): void;
+}
+
 /**
  * Runs syscall `nr` with `args` in `tid`, which must be in a ptrace-stop. Returns the
  * raw result (a negative value is -errno). Signals that arrive while stepping are
- * sent to the thread again once the call is done (requeue below).
+ * sent to the thread again once the call is done (requeue below). `expected`: an event
+ * stop of the call's own (the new task's pid is its message), stepped over.
  */
-export function injectSyscall(tid: number, nr: number, args: readonly bigint[]): bigint {
+export function injectSyscall(tid: number, nr: number, args: readonly bigint[], expected?: ExpectedEvent): bigint {
   const arrived: number[] = [];
   const saved = getRegs(tid);
   const rip = readReg(saved, 'rip');
@@ -60,6 +67,10 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[]):
         // in another stop stays pending and traps at its next resume, before the
         // instruction ran. A stop signal: a group-stop, raised again after the call.
         if (sig !== SIGTRAP) arrived.push(sig);
+        continue;
+      }
+      if (event !== 0 && event === expected?.event) {
+        expected.seen(Number(eventMessage(tid, event)));
         continue;
       }
       if (event !== 0) throw new InjectionError(`injected syscall ${nr} in thread ${tid}: unexpected ptrace event ${event}`);

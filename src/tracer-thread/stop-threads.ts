@@ -9,8 +9,9 @@
 // not) reports no new stop; the interrupt stays pending and traps — PTRACE_EVENT_STOP
 // with SIGTRAP — at its next resume, before it runs an instruction. The run loop and an
 // injection take that trap as nothing and resume it.
+import os from 'node:os';
 import { interrupt, PTRACE_EVENT } from '../sys/ptrace.js';
-import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, __WALL } from '../sys/wait.js';
+import { waitpid, WIFEXITED, WIFSIGNALED, WPTRACEEVENT, WSTOPSIG, __WALL } from '../sys/wait.js';
 import type { Tasks, Thread } from './state.js';
 import { eventMessage } from './task-gone.js';
 
@@ -20,6 +21,20 @@ export interface StopHost {
   gone(tid: number, status: number): void;
   /** Tells the engine that threads are being stopped (on) or are (off): its faults then do not wait for room. */
   stopping?(on: boolean): void;
+  /** A status of a task that is not the program's (a snapshot's capture fork): true when it took it. */
+  notProgram?(tid: number, status: number): boolean;
+}
+
+/**
+ * A thread of one of `procs` to inject a call into: one stopped by PTRACE_INTERRUPT (not
+ * a seccomp, exec, fork or job-control stop, whose handling is pending), from `stash`.
+ */
+export function interruptedThread(tasks: Tasks, stash: Map<number, number>, procs: Set<number>): number | undefined {
+  for (const [tid, status] of stash) {
+    const t = tasks.threads.get(tid);
+    if (t && procs.has(t.proc.pid) && WPTRACEEVENT(status) === PTRACE_EVENT.STOP && WSTOPSIG(status) === os.constants.signals.SIGTRAP) return tid;
+  }
+  return undefined;
 }
 
 /**
@@ -70,6 +85,7 @@ function waitStops(host: StopHost, waiting: Set<number>, stash: Map<number, numb
   const { tasks } = host;
   while (waiting.size > 0 && mustWait()) {
     const { pid: tid, status } = waitpid(-1, __WALL);
+    if (host.notProgram?.(tid, status)) continue;
     waiting.delete(tid);
     if (WIFEXITED(status) || WIFSIGNALED(status)) { host.gone(tid, status); continue; }
     if (!tasks.threads.has(tid)) { tasks.held.add(tid); continue; }

@@ -4,7 +4,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import type { Doorbell } from '../channels/doorbell.js';
 import type { EvictChannel } from '../channels/evict-request.js';
-import type { KernelFeatures } from '../kerndat/features.js';
+import type { KernelFeatures, SnapshotCapture } from '../kerndat/features.js';
 
 export interface TracerSetup {
   /** Snapshot requests from the main thread (src/channels/doorbell.ts). */
@@ -25,4 +25,6 @@ export interface TracerSetup {
   post(ev: TracerEvent): void;
   /** The kernel features of the session (src/kerndat/). */
   features: KernelFeatures;
+  /** 'fork': each freeze makes the processes fork held children (capture-fork.ts). */
+  capture?: SnapshotCapture;
 }

@@ -52,7 +52,7 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     allowedReal: traced.allowedReal,
     doorbell: new Doorbell(traced.doorbell), snapshotOnExit: traced.snapshotOnExit,
     evict: traced.evict ? new EvictChannel(traced.evict) : undefined,
-    engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post, features: traced.features,
+    engine: new EngineClient(new TracerChannel(traced.channel, traced.eventFd)), post, features: traced.features, capture: traced.capture,
   });
   try {
     tracer.start();

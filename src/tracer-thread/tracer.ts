@@ -28,6 +28,7 @@ import { forgetUffd } from './register.js';
 import { eventMessage, isEsrch, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
 import { EvictStopper, type EvictHost } from './evict-stop.js';
+import { CaptureForks } from './capture-fork.js';
 
 const { SIGBUS, SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
@@ -43,18 +44,17 @@ export class Tracer implements FreezeHost, EvictHost {
   private mainStopped = false;
   private spawned = false;
   private exitSnapshotTaken = false;
-  /** A process ran without a userfaultfd, and the user was told (once). */
-  private untrappedSaid = false;
-  /** A process has ended: the doorbell may have rung it in vain (see run). */
-  private doorbellMayBeLost = false;
-  /** The main thread ended the session (doorbell.requestEnd): every process is killed. */
-  private ending = false;
+  private untrappedSaid = false; // a process ran without a userfaultfd, and the user was told (once)
+  private doorbellMayBeLost = false; // a process has ended: the doorbell may have rung it in vain (see run)
+  private ending = false; // the main thread ended the session (doorbell.requestEnd): every process is killed
   /** How each new mm gets its userfaultfd. */
   private readonly uffdSource: UffdSource;
   /** Without UFFD_EVENT_FORK the tracer gives a forked child its userfaultfd (new-tasks.ts). */
   private readonly forkWithoutEvent: ForkWithoutEvent | undefined;
   /** --max-resident: stops an address space for the engine's drops (evict-stop.ts). */
   private readonly evictions: EvictStopper | undefined;
+  /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks that hold snapshots' images (capture-fork.ts). */
+  readonly captures: CaptureForks | undefined;
 
   constructor(private readonly setup: TracerSetup) {
     this.engine = setup.engine;
@@ -66,6 +66,7 @@ export class Tracer implements FreezeHost, EvictHost {
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined
       : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
     if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);
+    if (setup.capture === 'fork') this.captures = new CaptureForks(setup.engine, (r) => this.later(r));
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -126,6 +127,7 @@ export class Tracer implements FreezeHost, EvictHost {
       try { kill(pid, SIGKILL); } catch { /* gone */ }
     }
     for (const pid of this.tasks.procs.keys()) this.engine.leaveMm(pid);
+    this.captures?.killAll();
   }
 
   /**
@@ -162,7 +164,11 @@ export class Tracer implements FreezeHost, EvictHost {
     this.replay.push(r);
   }
 
+  /** A capture fork's status (capture-fork.ts): not the program's. */
+  notProgram = (tid: number, status: number): boolean => this.captures?.take(tid, status) ?? false;
+
   private onStatus(tid: number, status: number): void {
+    if (this.notProgram(tid, status)) return;
     if (WIFEXITED(status) || WIFSIGNALED(status)) return this.onGone(tid, status);
     if (!WIFSTOPPED(status)) return;
     const sig = WSTOPSIG(status);
@@ -279,6 +285,7 @@ export class Tracer implements FreezeHost, EvictHost {
     tasks.held.delete(tid);
     if (!thread || thread.proc.pid !== tid) return; // a thread, not a process
     tasks.procs.delete(tid);
+    this.captures?.parentGone(tid);
     forgetUffd(thread.proc);
     this.setup.engine.ended(tid);
     if (tid === this.mainPid) this.mainStatus = status;

@@ -66,17 +66,21 @@ async function stats(pid: number, env: Record<string, string>): Promise<SessionS
 
 // NUMACTLX_PAUSE_PAGES=0: every pre-copy ends in slices that stop the program
 // (src/engine-thread/precopy-slices.ts), the stops made for eviction used for the copy.
+// NUMACTLX_SNAPSHOT_CAPTURE=fork: each freeze's image is held by a fork of the program
+// (src/engine-thread/snapshot-capture.ts) and copied out of it.
 describe.each([
-  ['async', '', 'pre-copy'],
-  ['async', '0', 'pre-copy ending in slices'],
-  ['sync', '', 'copy-before-write'],
-] as const)('%s dirty tracking (NUMACTLX_PAUSE_PAGES=%s: %s)', (mode, pausePages) => {
+  ['async', '', 'pre-copy', 'precopy'],
+  ['async', '0', 'pre-copy ending in slices', 'precopy'],
+  ['async', '', 'held by a fork', 'fork'],
+  ['sync', '', 'copy-before-write', ''],
+] as const)('%s dirty tracking (NUMACTLX_PAUSE_PAGES=%s: %s)', (mode, pausePages, _what, capture) => {
   test('a program writing at full speed: every snapshot is one cut of its writes, and the program keeps writing', async () => {
     const bin = await compileFixture('fast_oracle');
     const dir = tmpDir();
     const backing = path.join(dir, 'node3.img');
-    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode, ...(pausePages ? { NUMACTLX_PAUSE_PAGES: pausePages } : {}) };
-    const seed = testSeed(`precopy ${mode} ${pausePages}`);
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode, ...(pausePages ? { NUMACTLX_PAUSE_PAGES: pausePages } : {}),
+      ...(capture ? { NUMACTLX_SNAPSHOT_CAPTURE: capture } : {}) };
+    const seed = testSeed(`precopy ${mode} ${pausePages} ${capture}`);
     const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed)],
       { env, reject: false, buffer: false, stdin: 'pipe' });
     const killer = setTimeout(() => session.kill('SIGKILL'), 150000);
@@ -101,6 +105,9 @@ describe.each([
     // Slices only end a pre-copy that leaves more than the pause may copy; with 0, every one.
     if (pausePages) expect(s.precopy_slices?.slices).toBeGreaterThanOrEqual(ids.length);
     if (mode === 'sync') expect(s.precopy_slices).toBeUndefined();
+    // Held by forks: one per snapshot, none copied in the pause instead.
+    expect({ forks: s.events.capture_forks ?? 0, fallbacks: s.events.capture_fallbacks ?? 0 })
+      .toEqual({ forks: capture === 'fork' ? ids.length : 0, fallbacks: 0 });
     session.stdin!.end();
     const r = await session;
     clearTimeout(killer);

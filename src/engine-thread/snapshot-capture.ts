@@ -1,0 +1,167 @@
+// The engine's part of a snapshot held by a fork (NUMACTLX_SNAPSHOT_CAPTURE=fork, chosen
+// by src/kerndat/features.ts chooseCapture; the tracer's part is
+// src/tracer-thread/capture-fork.ts).
+//
+// In the freeze each mm's written pages are read and reset (PAGEMAP_SCAN, as in every
+// asynchronous freeze) and staged PENDING instead of being copied in the pause (precopy.ts
+// stageWritten). Before any thread resumes, the tracer makes one process of each such mm
+// fork (captureNext, then captured): the child's memory is the freeze's image, kept by the
+// kernel's copy-on-write however the program writes on, and the copier (snapshot-copy.ts)
+// reads the staged pages out of the child as it reads a synchronous snapshot's frozen
+// pages. So there are no pre-copy passes, no page is copied twice, and no write of the
+// program waits on numactlx: what it pays is the fork, then the kernel's copy-on-write
+// faults (Redis BGSAVE's costs). Once every page is copied the children are killed.
+//
+// The capture's UFFD_EVENT_FORK hands the engine the child's uffd (uffd-events.ts onFork,
+// Mm.captureFork). It is closed at once, which unregisters the child's ranges: the child
+// never runs, and every page the copier reads is present in it.
+//
+// What a fork does not hold:
+// - a MADV_DONTFORK mapping (QEMU may give guest RAM one) is not in the child, whose maps
+//   then differ from the parent's: the mm's pages are copied now, in the pause, and its
+//   later snapshots are pre-copied (Mm.noCapture);
+// - a MADV_WIPEONFORK mapping is in the child, empty: the copier finds the pages absent
+//   there (snapshot-copy.ts keepPresent) and the snapshot fails with the reason; the mm is
+//   pre-copied from then on;
+// - no fork could be made (no thread to inject into, the pid limit): copied now, in the pause.
+import fs from 'node:fs';
+import os from 'node:os';
+import { closeFd } from '../sys/eventfd.js';
+import { pidfdOpen, pidfdSendSignal } from '../sys/pidfd.js';
+import { kill } from '../sys/signal.js';
+import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
+import { MAX_IOV } from './remote-copy.js';
+import type { SnapshotRun, MmPart } from './snapshot.js';
+import type { FrozenPageCopier } from './snapshot-copy.js';
+import type { Mm } from './mm.js';
+import type { EventStats } from '../channels/session-stats.js';
+
+const { ENOENT } = os.constants.errno;
+const { SIGKILL } = os.constants.signals;
+const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+
+/** Why a snapshot of an mm cannot be held by its fork `child`, from their maps; undefined if it can. */
+export function notHeldBy(parentMaps: string, child: number): string | undefined {
+  let childMaps = '';
+  try {
+    childMaps = fs.readFileSync(`/proc/${child}/maps`, 'utf8');
+  } catch {
+    return `its fork ${child} is gone`;
+  }
+  if (childMaps === parentMaps) return undefined;
+  return 'a mapping of it is not in its forks (MADV_DONTFORK)';
+}
+
+/** The capture forks of one snapshot: asked for in its freeze, killed once its pages are copied. */
+export class HeldForks {
+  /** The mms with pages to copy that a fork may hold, and the pid the tracer forks for each. */
+  private readonly wanted: Array<{ mm: Mm; pid: number }>;
+  private expected: { mm: Mm; pid: number } | undefined;
+  private readonly held: Array<{ pidfd: number }> = [];
+
+  /** `copyNow`: copies an mm's staged pages in the pause, through the stopped program. */
+  constructor(private readonly run: SnapshotRun, private readonly copyNow: (mm: Mm, pid: number) => void,
+    private readonly events: EventStats) {
+    this.wanted = [...run.parts].filter(([mm, part]) => part.left > 0 && !mm.noCapture)
+      .map(([mm, part]) => ({ mm, pid: part.reader }));
+  }
+
+  /** The pid of the next process to fork (its mm now expects the fork's event), or 0 when none is left. */
+  next(): number {
+    const w = this.wanted.shift();
+    if (!w) return 0;
+    w.mm.captureFork = 0;
+    this.expected = w;
+    return w.pid;
+  }
+
+  /** The tracer made pid's fork `child` (or could not: -errno). 0, or -ENOENT if pid's fork was not asked for. */
+  captured(pid: number, child: number): number {
+    const w = this.expected;
+    if (!w || w.pid !== pid) return -ENOENT;
+    this.expected = undefined;
+    const { mm } = w;
+    const ufd = mm.captureFork;
+    mm.captureFork = -1;
+    if (ufd > 0) closeFd(ufd);
+    const part = this.run.parts.get(mm);
+    if (child > 0 && part) {
+      const problem = ufd > 0 ? notHeldBy(part.maps, child) : 'its fork event did not come';
+      const pidfd = problem ? -1 : openPidfd(child);
+      if (pidfd >= 0) {
+        Object.assign(part, { reader: child, forked: true });
+        this.held.push({ pidfd });
+        this.events.capture_forks = (this.events.capture_forks ?? 0) + 1;
+        return 0;
+      }
+      killPid(child);
+      if (problem) mm.noCapture = problem;
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: capture fork of pid ${pid} not kept: ${problem ?? 'no pidfd'}\n`);
+    } else if (DEBUG) {
+      fs.writeSync(2, `numactlx-engine: no capture fork of pid ${pid}: ${child}\n`);
+    }
+    this.events.capture_fallbacks = (this.events.capture_fallbacks ?? 0) + 1;
+    this.copyNow(mm, pid);
+    return 0;
+  }
+
+  /** Kills every capture fork of the snapshot (its pages are copied, or it has failed). */
+  release(): void {
+    for (const { pidfd } of this.held.splice(0)) {
+      try {
+        pidfdSendSignal(pidfd, SIGKILL);
+        if (DEBUG) fs.writeSync(2, `numactlx-engine: capture fork killed (pidfd ${pidfd})\n`);
+      } catch (err) {
+        if (DEBUG) fs.writeSync(2, `numactlx-engine: capture fork: ${(err as Error).message}\n`);
+      }
+      closeFd(pidfd);
+    }
+    if (this.expected) this.expected.mm.captureFork = -1;
+  }
+}
+
+function openPidfd(pid: number): number {
+  try {
+    return pidfdOpen(pid);
+  } catch {
+    return -1;
+  }
+}
+
+function killPid(pid: number): void {
+  try {
+    kill(pid, SIGKILL);
+  } catch {
+    // gone
+  }
+}
+
+/**
+ * A frozen page the copier did not find in the capture fork (a MADV_WIPEONFORK mapping):
+ * the snapshot fails with the reason, the page stays DIRTY for a later one, and the mm's
+ * snapshots are pre-copied from now on.
+ */
+export function notInFork(run: SnapshotRun | undefined, mm: Mm, part: MmPart, addr: number): void {
+  mm.noCapture ??= 'a mapping of it is empty in its forks (MADV_WIPEONFORK)';
+  if (run) run.failed ??= `pid ${part.pid}: page 0x${addr.toString(16)} is not in the fork that holds its image (${mm.noCapture}); the next snapshot is pre-copied`;
+  mm.table.setFlags(addr, DIRTY);
+}
+
+/**
+ * [start, end) of mm leaves the program (munmap, MADV_DONTNEED, mremap's source) while a
+ * fork holds its snapshot: the frozen pages there not copied yet are copied out of the
+ * fork first, so none is lost to the snapshot (a synchronous snapshot loses them).
+ */
+export function copyBeforeDrop(copier: FrozenPageCopier, run: SnapshotRun | undefined, mm: Mm, start: number, end: number): void {
+  const part = run?.parts.get(mm);
+  if (!run || !part?.forked || part.left === 0) return;
+  const batch: number[] = [];
+  for (let page = start; page < end; page += PAGE) {
+    const flags = mm.table.get(page) > 0 ? mm.table.flagsOf(page) : 0;
+    if ((flags & (PENDING | COPYING)) === PENDING) {
+      mm.table.setFlags(page, flags | COPYING);
+      batch.push(page);
+    }
+    if (batch.length === MAX_IOV || (page + PAGE >= end && batch.length > 0)) copier.copyPages(mm, run, part, batch.splice(0));
+  }
+}

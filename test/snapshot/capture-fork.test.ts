@@ -1,0 +1,200 @@
+// Snapshots held by a fork (NUMACTLX_SNAPSHOT_CAPTURE=fork: src/engine-thread/snapshot-capture.ts,
+// src/tracer-thread/capture-fork.ts): each freeze makes every process of the program fork a
+// child that never runs, the image is copied out of it, and it is killed. What the program
+// must not notice, and the mappings a fork does not hold. The cut of a program writing at
+// full speed is checked in precopy.test.ts.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
+import { RawSnapshot } from '../helpers/raw-export.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
+
+afterAll(removeTmpDirs);
+
+const PAGES = 4096; // 16 MiB
+const PAGE = 4096;
+
+// argv: 'plain' | 'dontfork' | 'wipeonfork' | 'nested'. Pages of a 16 MiB mapping hold
+// their number + 1 in their first word; on 'write N' every page holds N; on 'check' the
+// program says what a parent sees of its children: SIGCHLDs, waitpid(-1, WNOHANG), the
+// kernel's list of its children. 'nested': a forked child holding the same memory sleeps.
+const PROGRAM = `
+import mmap, os, sys, signal, ctypes
+got = [0]
+signal.signal(signal.SIGCHLD, lambda *a: got.__setitem__(0, got[0] + 1))
+mode = sys.argv[1]
+m = mmap.mmap(-1, ${PAGES * PAGE}, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # on node 3 (shared memory is not)
+if mode == 'dontfork': m.madvise(mmap.MADV_DONTFORK)
+if mode == 'wipeonfork': m.madvise(getattr(mmap, 'MADV_WIPEONFORK', 18))  # <asm-generic/mman-common.h>; CPython 3.11 lacks the name
+for p in range(${PAGES}): m[p * 4096:p * 4096 + 8] = (p + 1).to_bytes(8, 'little')
+child = 0
+if mode == 'nested':
+    child = os.fork()
+    if child == 0:
+        signal.pause()
+        os._exit(0)
+print('ready', ctypes.addressof(ctypes.c_char.from_buffer(m)), child, flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == 'write':
+        n = int(cmd[1]).to_bytes(8, 'little')
+        for p in range(${PAGES}): m[p * 4096:p * 4096 + 8] = n
+        print('written', cmd[1], flush=True)
+    elif cmd[0] == 'check':
+        try:
+            w = str(os.waitpid(-1, os.WNOHANG))
+        except ChildProcessError:
+            w = 'ECHILD'
+        kids = open('/proc/self/task/%d/children' % os.getpid()).read().split()
+        print('check sigchld=%d waitpid=%s children=%s' % (got[0], w, ','.join(kids) or '-'), flush=True)
+if child:
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+`;
+
+interface Session {
+  proc: ResultPromise<{ reject: false; buffer: false; stdin: 'pipe' }>;
+  backing: string;
+  dir: string;
+  env: Record<string, string>;
+  region: number;
+  child: number;
+  /** Sends a line and waits for the output line starting with `answer`. */
+  ask(line: string, answer: string): Promise<string>;
+}
+
+async function start(mode: string): Promise<Session> {
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_SNAPSHOT_CAPTURE: 'fork' };
+  const proc = execa(NUMACTLX, [`--remap=3,${backing},size=256m`, '--membind=3', '--', 'python3', '-c', PROGRAM, mode],
+    { env, reject: false, buffer: false, stdin: 'pipe' });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('the program to be ready', () => /^ready /m.test(out), 20000);
+  const [, region, child] = /^ready (\d+) (\d+)/m.exec(out)!.map(Number);
+  const ask = async (line: string, answer: string): Promise<string> => {
+    const from = out.length;
+    proc.stdin!.write(`${line}\n`);
+    let got = '';
+    await waitFor(`'${answer}' from the program`, () => {
+      got = out.slice(from).split('\n').find((l) => l.startsWith(answer)) ?? '';
+      return got !== '';
+    }, 20000);
+    return got;
+  };
+  return { proc, backing, dir, env, region, child, ask };
+}
+
+async function snapshot(s: Session): Promise<{ exit: number; id?: number; lost?: number; stderr: string }> {
+  const r = await numactlx(['snapshot', '--wait', '--json', String(s.proc.pid)], { env: s.env });
+  const out = r.exitCode === 0 ? JSON.parse(String(r.stdout)) as { id: number; lost_pages?: number } : undefined;
+  return { exit: r.exitCode ?? -1, id: out?.id, lost: out?.lost_pages ?? 0, stderr: String(r.stderr) };
+}
+
+async function stats(s: Session): Promise<SessionStats> {
+  const r = await numactlx(['status', String(s.proc.pid), '--json'], { env: s.env });
+  return (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats;
+}
+
+async function end(s: Session): Promise<void> {
+  s.proc.stdin!.end();
+  const r = await s.proc;
+  expect(r.exitCode).toBe(0);
+  expect((await numactlx(['verify', s.backing])).exitCode).toBe(0);
+}
+
+/** The first word of every page of the region in snapshot `id`, compared with `want(page)`; the first few wrong. */
+async function wrongPages(s: Session, id: number, want: (p: number) => number): Promise<string[]> {
+  const snap = await RawSnapshot.export(s.backing, id, s.dir);
+  const wrong: string[] = [];
+  for (let p = 0; p < PAGES && wrong.length < 3; p++) {
+    const w = snap.word(s.region + p * PAGE);
+    if (w !== BigInt(want(p))) wrong.push(`page ${p}: ${w}, not ${want(p)}`);
+  }
+  return wrong;
+}
+
+/** The children of `pid` and their states, from /proc. */
+function childrenOf(pid: number): Array<{ pid: number; state: string }> {
+  const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  return kids.map((k) => {
+    try {
+      return { pid: k, state: /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${k}/status`, 'utf8'))![1] };
+    } catch {
+      return { pid: k, state: 'gone' };
+    }
+  });
+}
+
+test('the program sees nothing of its snapshots\' forks: no SIGCHLD, no child to wait for, none left; each snapshot is its instant', async () => {
+  const s = await start('plain');
+  const first = await snapshot(s);
+  await s.ask('write 7', 'written 7');
+  const second = await snapshot(s);
+  expect([first, second].map((r) => ({ exit: r.exit, lost: r.lost, stderr: r.stderr }))).toEqual([
+    { exit: 0, lost: 0, stderr: '' }, { exit: 0, lost: 0, stderr: '' }]);
+  expect(await s.ask('check', 'check')).toBe('check sigchld=0 waitpid=ECHILD children=-');
+  const st = await stats(s);
+  expect({ forks: st.events.capture_forks, fallbacks: st.events.capture_fallbacks ?? 0 }).toEqual({ forks: 2, fallbacks: 0 });
+  await end(s);
+  expect(await wrongPages(s, first.id!, (p) => p + 1)).toEqual([]);
+  expect(await wrongPages(s, second.id!, () => 7)).toEqual([]);
+}, 120000);
+
+test('a process the program forked: its capture fork\'s zombie is reaped at the next snapshot, and its parent gets no SIGCHLD', async () => {
+  const s = await start('nested');
+  expect(s.child).toBeGreaterThan(0);
+  const zombies: number[][] = [];
+  for (let i = 0; i < 3; i++) {
+    expect((await snapshot(s)).exit).toBe(0);
+    const kids = childrenOf(s.child);
+    // The capture fork of this snapshot, killed once copied (ended, or about to): never one of an earlier snapshot.
+    expect(kids.every((k) => k.state === 'Z' || k.state === 'gone' || k.state === 't')).toBe(true);
+    zombies.push(kids.map((k) => k.pid));
+  }
+  for (let i = 1; i < zombies.length; i++) for (const z of zombies[i - 1]) expect(zombies[i]).not.toContain(z);
+  expect(await s.ask('check', 'check')).toBe(`check sigchld=0 waitpid=(0, 0) children=${s.child}`);
+  const st = await stats(s);
+  expect(st.events.capture_forks).toBe(6); // two processes, three snapshots
+  await end(s);
+}, 120000);
+
+test('a MADV_DONTFORK mapping: the fork cannot hold it, so the pages are copied in the pause, and later snapshots are pre-copied', async () => {
+  const s = await start('dontfork');
+  const first = await snapshot(s);
+  await s.ask('write 9', 'written 9');
+  const second = await snapshot(s);
+  expect([first, second].map((r) => ({ exit: r.exit, lost: r.lost }))).toEqual([{ exit: 0, lost: 0 }, { exit: 0, lost: 0 }]);
+  const st = await stats(s);
+  expect({ forks: st.events.capture_forks ?? 0, fallbacks: st.events.capture_fallbacks }).toEqual({ forks: 0, fallbacks: 1 });
+  await end(s);
+  expect(await wrongPages(s, first.id!, (p) => p + 1)).toEqual([]);
+  expect(await wrongPages(s, second.id!, () => 9)).toEqual([]);
+}, 120000);
+
+test('a MADV_WIPEONFORK mapping: the snapshot fails saying so, nothing is lost, and the next one is pre-copied and whole', async () => {
+  const s = await start('wipeonfork');
+  const first = await snapshot(s);
+  expect(first.exit).toBe(1);
+  expect(first.stderr).toMatch(/^numactlx: .*is not in the fork that holds its image \(a mapping of it is empty in its forks \(MADV_WIPEONFORK\)\); the next snapshot is pre-copied\n?$/);
+  const second = await snapshot(s);
+  expect({ exit: second.exit, lost: second.lost }).toEqual({ exit: 0, lost: 0 });
+  await end(s);
+  expect(await wrongPages(s, second.id!, (p) => p + 1)).toEqual([]);
+}, 120000);
+
+test.each([
+  [{ NUMACTLX_SNAPSHOT_CAPTURE: 'cow' }, "numactlx: NUMACTLX_SNAPSHOT_CAPTURE: unknown value 'cow' (known: fork, precopy)"],
+  [{ NUMACTLX_SNAPSHOT_CAPTURE: 'fork', NUMACTLX_DIRTY_TRACKING: 'sync' },
+    'numactlx: NUMACTLX_SNAPSHOT_CAPTURE=fork: it needs asynchronous dirty tracking (WP_ASYNC and PAGEMAP_SCAN, Linux 6.7), and this session tracks synchronously; unset NUMACTLX_SNAPSHOT_CAPTURE or set it to precopy'],
+])('%j: one line, exit 1, nothing started', async (env, line) => {
+  const dir = tmpDir();
+  const marker = path.join(dir, 'ran');
+  const r = await numactlx([`--remap=3,${path.join(dir, 'node3.img')},size=16m`, '--membind=3', '--', 'touch', marker], { env });
+  expect({ exit: r.exitCode, stderr: String(r.stderr), ran: fs.existsSync(marker), backing: fs.existsSync(path.join(dir, 'node3.img')) })
+    .toEqual({ exit: 1, stderr: line, ran: false, backing: false });
+});
