@@ -19,6 +19,8 @@
 //   nx-quiet   the same session, no snapshot (the rate under numactlx alone)
 //   nx-idle    fast_writer idle (no writes) under numactlx, the same two snapshots: the
 //              request-to-durable time of a program that does not write
+//   nx-fork, nx-idle-fork  numactlx and nx-idle with NUMACTLX_SNAPSHOT_CAPTURE=fork (each
+//              image held by a fork of the program made in the freeze)
 //   nx-sync, nx-idle-sync  numactlx and nx-idle with NUMACTLX_DIRTY_TRACKING=sync (Linux
 //              6.1's write faults and copy-before-write; numactlx and nx-idle use what the
 //              kernel has: asynchronous dirty tracking and pre-copy on 6.7+)
@@ -66,7 +68,7 @@ async function runVariant(name, pinned) {
   const variant = base ? name.slice(5) : name;
   const numactlx = base ? opt.baseline : opt.numactlx;
   const mode = variant.startsWith('nx-idle') ? 'idle' : opt.mode;
-  const snapshots = variant === 'numactlx' || variant === 'nx-sync' || variant.startsWith('nx-idle');
+  const snapshots = variant === 'numactlx' || variant === 'nx-sync' || variant === 'nx-fork' || variant.startsWith('nx-idle');
   // Under load (a shared 2-vCPU VM) the first snapshot of 1 GiB took 25–30 s: more time for
   // the snapshot variants, so that the second one finds the program.
   const seconds = opt.seconds ? Number(opt.seconds) : AT_S + GAP_S + TAIL_S + (snapshots ? 60 : 20);
@@ -75,6 +77,7 @@ async function runVariant(name, pinned) {
   fs.rmSync(backing, { force: true });
   const env = { ...process.env, NUMACTLX_RUNTIME_DIR: runtime, FAST_WRITER_DUMP: path.join(work, 'dump.rdb') };
   if (variant.endsWith('sync')) env.NUMACTLX_DIRTY_TRACKING = 'sync';
+  if (variant.endsWith('fork') && variant !== 'fork') env.NUMACTLX_SNAPSHOT_CAPTURE = 'fork';
   let argv = [writer, opt.size, mode, String(seconds)];
   const underNx = variant.startsWith('nx') || variant === 'numactlx';
   if (underNx) argv = [numactlx, `--remap=3,${backing},size=4g`, '--membind=3', '--', ...argv];

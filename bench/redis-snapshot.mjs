@@ -21,6 +21,7 @@
 //   bgsave       redis-server, BGSAVE ×N during the run (each waits for the last to end)
 //   nx-quiet     redis-server under numactlx --remap=3,F,size=… --membind=3, no snapshot
 //   numactlx     the same, `numactlx snapshot --wait` ×N at the same times
+//   nx-fork      numactlx with NUMACTLX_SNAPSHOT_CAPTURE=fork (each image held by a fork)
 // The load: redis-benchmark -t set -r KEYS -d VALUE -c 50 -n (the plain run's rate ×
 // --seconds), random keys over the whole keyspace, so every snapshot finds pages written.
 // Events start 2 s into the load, one every (seconds − 4) / N s, each after the previous
@@ -67,12 +68,12 @@ function ping() {
 }
 
 /** Starts redis-server (under numactlx when `nx`), fills KEYS keys; resolves { child, redisPid, env, fillMs }. */
-async function startServer(nx, pin, dir) {
+async function startServer(nx, pin, dir, extraEnv = {}) {
   if (ping()) throw new Error(`something already answers on 127.0.0.1:${port}`);
   const server = ['redis-server', '--port', port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--enable-debug-command', 'yes',
     ...(opt['latency-monitor'] ? ['--latency-monitor-threshold', opt['latency-monitor']] : [])];
-  const env = { ...process.env, NUMACTLX_RUNTIME_DIR: path.join(dir, 'run'), ...(opt['debug-log'] ? { NUMACTLX_DEBUG: '1' } : {}) };
+  const env = { ...process.env, ...extraEnv, NUMACTLX_RUNTIME_DIR: path.join(dir, 'run'), ...(opt['debug-log'] ? { NUMACTLX_DEBUG: '1' } : {}) };
   fs.mkdirSync(env.NUMACTLX_RUNTIME_DIR, { recursive: true, mode: 0o700 });
   let argv = nx ? [opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=4g`, '--membind=3', '--', ...server] : server;
   if (pin !== undefined) argv = ['taskset', '-c', String(pin), ...argv];
@@ -145,7 +146,7 @@ function slowCommands(t0Epoch) {
 async function runOne(variant, pin, requests, tag) {
   const dir = fs.mkdtempSync(path.join(opt.dir, `${variant}-`));
   const nx = variant.startsWith('nx') || variant === 'numactlx';
-  const s = await startServer(nx, pin?.server, dir);
+  const s = await startServer(nx, pin?.server, dir, variant === 'nx-fork' ? { NUMACTLX_SNAPSHOT_CAPTURE: 'fork' } : {});
   const run = { variant, fillMs: s.fillMs, events: [] };
   try {
     const benchArgv = ['redis-benchmark', '-h', '127.0.0.1', '-p', port, '-t', 'set', '-r', String(KEYS), '-d', opt.value,
@@ -156,7 +157,7 @@ async function runOne(variant, pin, requests, tag) {
     let done = false;
     void bench.then(() => { done = true; });
     const every = ((SECONDS - 4) / EVENTS) * 1000;
-    for (let i = 0; i < EVENTS && (variant === 'bgsave' || variant === 'numactlx'); i++) {
+    for (let i = 0; i < EVENTS && (variant === 'bgsave' || variant === 'numactlx' || variant === 'nx-fork'); i++) {
       const at = 2000 + i * every;
       const wait = at - (performance.now() - t0);
       if (wait > 0) await sleep(wait);
@@ -219,8 +220,10 @@ async function main() {
         evs.length ? fmt(median(evs.map((e) => e.ms)), 0) : '—',
         evs.length ? fmt(median(evs.map((e) => e.pause_ms ?? e.forkMs)), 1) : '—']);
     }
-    const ratio = (k) => fmt(med('numactlx', k) / med('bgsave', k), 2);
-    rows.push([name, 'numactlx ÷ bgsave', ratio('rps'), ratio('p50'), ratio('p99'), ratio('max'), '', '']);
+    for (const nxv of ['numactlx', 'nx-fork'].filter((v) => variants.includes(v))) {
+      const ratio = (k) => fmt(med(nxv, k) / med('bgsave', k), 2);
+      rows.push([name, `${nxv} ÷ bgsave`, ratio('rps'), ratio('p50'), ratio('p99'), ratio('max'), '', '']);
+    }
   }
   md.push(table(['placement', 'variant', 'SET/s', 'p50 ms', 'p99 ms', 'max ms', 'event ms (median)', 'pause / fork() ms (median)'], rows));
   const text = md.join('\n');

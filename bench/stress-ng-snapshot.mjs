@@ -20,6 +20,7 @@
 //   numactlx   the same with --schedule '*/8 * * * * *' (a snapshot every 8 s, numactlx's
 //              cron schedule), --stats FILE: the snapshots taken, merged, missed
 //   nx-sync    numactlx with NUMACTLX_DIRTY_TRACKING=sync (Linux 6.1's write faults)
+//   nx-fork    numactlx with NUMACTLX_SNAPSHOT_CAPTURE=fork (each image held by a fork)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +55,7 @@ async function runOne(variant) {
   const stats = path.join(dir, 'stats.json');
   const env = { ...process.env, NUMACTLX_RUNTIME_DIR: dir };
   if (variant === 'nx-sync') env.NUMACTLX_DIRTY_TRACKING = 'sync';
+  if (variant === 'nx-fork') env.NUMACTLX_SNAPSHOT_CAPTURE = 'fork';
   const nx = [opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=8g`, '--membind=3', '--keep', '2', '--stats', stats];
   const argv = variant === 'plain' ? stress
     : variant === 'nx-quiet' ? [...nx, '--', ...stress]

@@ -126,8 +126,15 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   slicer?: StopSlices, precopied: (mm: Mm) => boolean = () => true): Generator<void, void> {
   const t0 = performance.now();
   yield* adoptUntracked(engine);
-  // With capture forks, only the mms a fork cannot hold (Mm.noCapture) are pre-copied.
+  // With capture forks, only the mms a fork cannot hold (Mm.noCapture) are pre-copied. The
+  // others' written pages are read and reset now, the program running: the freeze's own
+  // read-and-reset then finds only what was written since (a 1M-key redis-server: 2–3 ms
+  // in the pause instead of 11–20).
   const mmsOf = (): Mm[] => freezable(engine).filter(precopied);
+  for (const mm of freezable(engine).filter((m) => !precopied(m))) {
+    const pid = livePid(mm);
+    if (pid !== undefined) yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
+  }
   let before = Number.POSITIVE_INFINITY;
   for (let pass = 0; pass < PASSES; pass++) {
     // After the first pass, what was written is looked at before it is reset: a pass that

@@ -29,7 +29,9 @@
 //
 // That is synchronous dirty tracking. With asynchronous tracking (UFFD_FEATURE_WP_ASYNC +
 // PAGEMAP_SCAN: dirty-scan.ts) prepare and freeze are precopy.ts instead: the pages are
-// copied before and in the freeze, none is PENDING, and the copy phase has nothing left.
+// copied before and in the freeze, none is PENDING, and the copy phase has nothing left —
+// unless a fork holds the image (snapshot-capture.ts): then the written pages are PENDING
+// and copied out of the fork (`reader`) after the freeze, none of them write-protected for it.
 import type { SnapshotProcess, SnapshotRecord, ThreadRegs, Vma } from '../snapshot/types.js';
 import { PAGE } from './page-table.js';
 import { PageMap } from './page-map.js';

@@ -49,12 +49,14 @@ export function freeze(host: FreezeHost, id: number, stoppedTid = 0): void {
   host.doorbell.writeThreads(regs);
   const tRegs = process.hrtime.bigint();
   const frozen = engine.freeze(id);
+  const tFrozen = process.hrtime.bigint();
   if (frozen >= 0) host.captures?.inFreeze(tasks, stash);
   const tEngine = process.hrtime.bigint();
   handleStops(host, stash);
   const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;
   if (process.env.NUMACTLX_DEBUG === '1') {
-    fs.writeSync(2, `numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tEngine - tRegs) / 1e6} ms, resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);
+    fs.writeSync(2, `numactlx-tracer: freeze ${id}: stop ${Number(tStopped - t0) / 1e6} ms, regs ${Number(tRegs - tStopped) / 1e6} ms, engine ${Number(tFrozen - tRegs) / 1e6} ms, ` +
+      `${host.captures ? `capture forks ${Number(tEngine - tFrozen) / 1e6} ms, ` : ''}resume ${Number(process.hrtime.bigint() - tEngine) / 1e6} ms\n`);
   }
   engine.setPause(pauseMs);
   host.post({ type: 'frozen', id, pause_ms: pauseMs, pages: frozen });
