@@ -10,17 +10,14 @@
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 const outdir = path.join(dist, 'bundle');
-const entries = {
-  numactlx: 'launcher/entry.js',
-  'engine-worker': 'src/engine-thread/engine-worker.js',
-  'tracer-worker': 'src/tracer-thread/tracer-worker.js',
-  'checksum-worker': 'src/checksum-thread/checksum-worker.js',
-};
+// The workers' entries are launcher/own-files.ts's (tsc's output of it, which finds them by the same names).
+const { WORKER_ENTRIES } = await import(pathToFileURL(path.join(dist, 'launcher/own-files.js')).href);
+const entries = { numactlx: 'launcher/entry.js', ...WORKER_ENTRIES };
 
 fs.rmSync(outdir, { recursive: true, force: true });
 await build({

@@ -57,7 +57,9 @@ export function formatStatus(r: StatusReply): string {
     ]));
   }
   const e = stats.events;
-  out.push('\n', `events: fork ${e.fork}, remap ${e.remap}, unmap ${e.unmap}, remove ${e.remove}, stale ${e.stale}; `
+  const captures = e.capture_forks === undefined && e.capture_fallbacks === undefined ? ''
+    : `, capture forks ${e.capture_forks ?? 0} (${e.capture_fallbacks ?? 0} copied in the pause instead)`;
+  out.push('\n', `events: fork ${e.fork}, remap ${e.remap}, unmap ${e.unmap}, remove ${e.remove}, stale ${e.stale}${captures}; `
     + `fault-ahead window ${stats.fault_ahead_pages_window} pages\n`);
   if (stats.snapshots) {
     const { running, waiting } = stats.snapshots;

@@ -220,8 +220,7 @@ export class Engine implements EngineCore {
       this.ended.push({ pid: mm.ownerPid, exe: mm.exe, command: mm.command, faults: mm.faults, write_faults: mm.writeFaults,
         pages_resident: 0, ranges: 0 });
     }
-    for (const key of mm.table.chunkKeys()) {
-      const { entry, node, flags } = mm.table.chunkArrays(key)!;
+    for (const { entry, node, flags } of mm.table.allChunks()) {
       for (let i = 0; i < PAGES_PER_CHUNK; i++) if (entry[i] > 0) this.release(entry[i], node[i], flags[i]);
     }
     mm.resident = 0;

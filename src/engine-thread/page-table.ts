@@ -1,7 +1,6 @@
-// The engine's page table for one mm: for every page of a trapped range, whether it
-// is present in the program and where it is placed. Sparse: 2 MiB chunks of 512
-// entries, created on first use, so a 1 TiB PROT_NONE reservation costs nothing until
-// it is touched.
+// The engine's page table for one mm: for every page of a trapped range, whether it is
+// present in the program and where it is placed. Sparse: 2 MiB chunks of 512 entries,
+// created on first use, so a 1 TiB PROT_NONE reservation costs nothing until touched.
 //
 // Numbers, not bigints: user-space addresses are below 2^47, so page numbers and
 // chunk numbers are exact doubles, and the hot path (one lookup per fault) stays cheap.
@@ -9,9 +8,7 @@
 // Entry encoding (Int32): 0 = absent (never placed, or dropped by munmap/DONTNEED);
 // PLACED_REAL = present in ordinary memory (a real node, or a --preferred fallback);
 // f + 1 (f ≥ 0) = present on a virtual node, its home frame f in that node's backing.
-// The node of a virtual page is in a parallel Uint8Array (index into the virtual
-// node table).
-
+// The node of a virtual page is in a parallel Uint8Array (index into the virtual node table).
 import { PAGE_SIZE } from '../sys/page.js';
 
 /** The engine's page: the base page size (src/sys/page.ts). */
@@ -22,13 +19,13 @@ const CHUNK = PAGE * PAGES_PER_CHUNK;
 export const ABSENT = 0;
 export const PLACED_REAL = -1;
 
-/** Page flags (virtual-node pages only). */
-/** The page's content is newer than its frame: the next snapshot copies it. */
+/** Page flags (virtual-node pages only). DIRTY: the page's content is newer than its frame: the next snapshot copies it. */
 export const DIRTY = 1;
 /**
  * Write-protected for a snapshot and not copied yet: staged by the prepare pass (the
- * program still runs, the snapshot is not cut), or frozen in the snapshot being copied.
- * A staged page written before the freeze is DIRTY|PENDING (snapshot-copy.ts).
+ * program still runs, the snapshot is not cut), or frozen in the snapshot being copied
+ * (or, held by a capture fork, not protected: snapshot-capture.ts). A staged page
+ * written before the freeze is DIRTY|PENDING (snapshot-copy.ts).
  */
 export const PENDING = 2;
 /**
@@ -280,6 +277,11 @@ export class PageTable {
   /** The keys of the table's chunks, ascending. */
   chunkKeys(): number[] {
     return [...this.chunks.keys()].sort((a, b) => a - b);
+  }
+
+  /** Every chunk's arrays, in no order (not to be changed: engine.ts closeMm releases their frames). */
+  allChunks(): IterableIterator<{ readonly entry: Int32Array; readonly node: Uint8Array; readonly flags: Uint8Array }> {
+    return this.chunks.values();
   }
 
   /** The arrays of chunk `key` (read and changed in place by the CLOCK hand), or undefined. */

@@ -32,7 +32,6 @@ import { kill } from '../sys/signal.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
 import type { SnapshotRun, MmPart } from './snapshot.js';
-import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Mm } from './mm.js';
 import type { EventStats } from '../channels/session-stats.js';
 
@@ -52,6 +51,11 @@ export function notHeldBy(parentMaps: string, child: number): string | undefined
   return 'a mapping of it is not in its forks (MADV_DONTFORK)';
 }
 
+/** Whether a fork is asked to hold mm's part of a snapshot: it has pages to copy, and a fork can hold them. */
+export function wantsFork(mm: Mm, part: MmPart): boolean {
+  return part.left > 0 && !mm.noCapture;
+}
+
 /** The capture forks of one snapshot: asked for in its freeze, killed once its pages are copied. */
 export class HeldForks {
   /** The mms with pages to copy that a fork may hold, and the pid the tracer forks for each. */
@@ -62,8 +66,7 @@ export class HeldForks {
   /** `copyNow`: copies an mm's staged pages in the pause, through the stopped program. */
   constructor(private readonly run: SnapshotRun, private readonly copyNow: (mm: Mm, pid: number) => void,
     private readonly events: EventStats) {
-    this.wanted = [...run.parts].filter(([mm, part]) => part.left > 0 && !mm.noCapture)
-      .map(([mm, part]) => ({ mm, pid: part.reader }));
+    this.wanted = [...run.parts].filter(([mm, part]) => wantsFork(mm, part)).map(([mm, part]) => ({ mm, pid: part.reader }));
   }
 
   /** The pid of the next process to fork (its mm now expects the fork's event), or 0 when none is left. */
@@ -147,12 +150,17 @@ export function notInFork(run: SnapshotRun | undefined, mm: Mm, part: MmPart, ad
   mm.table.setFlags(addr, DIRTY);
 }
 
+/** What copyBeforeDrop copies with (snapshot-copy.ts FrozenPageCopier; named here, not imported: that module imports this one). */
+interface PageCopier {
+  copyPages(mm: Mm, run: SnapshotRun, part: MmPart, addrs: number[]): void;
+}
+
 /**
  * [start, end) of mm leaves the program (munmap, MADV_DONTNEED, mremap's source) while a
  * fork holds its snapshot: the frozen pages there not copied yet are copied out of the
  * fork first, so none is lost to the snapshot (a synchronous snapshot loses them).
  */
-export function copyBeforeDrop(copier: FrozenPageCopier, run: SnapshotRun | undefined, mm: Mm, start: number, end: number): void {
+export function copyBeforeDrop(copier: PageCopier, run: SnapshotRun | undefined, mm: Mm, start: number, end: number): void {
   const part = run?.parts.get(mm);
   if (!run || !part?.forked || part.left === 0) return;
   const batch: number[] = [];

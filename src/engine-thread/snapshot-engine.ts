@@ -24,7 +24,7 @@ import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
-import { copyBeforeDrop, HeldForks } from './snapshot-capture.js';
+import { copyBeforeDrop, HeldForks, wantsFork } from './snapshot-capture.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -98,11 +98,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.forks) copyBeforeDrop(this.copier, this.copying, mm, start, end);
   }
 
-  /**
-   * --keep N: deletes the oldest unlabelled snapshots beyond N from every node and
-   * drops their references (a frame no snapshot and no live page holds is freed). In
-   * steps: the syncs run on the checksum worker while the engine serves faults.
-   */
+  /** --keep N: deletes the oldest unlabelled snapshots beyond N (a frame nothing holds is freed); syncs on the checksum worker. */
   pruneSteps(keep: number): Generator<void, number[]> {
     return pruneSteps(this.engine, this.committed, keep, () => syncOnWorker(this));
   }
@@ -125,11 +121,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     return this.copier.takeWoken();
   }
 
-  /**
-   * The id of the snapshot being copied or committed (0 when none): a snapshot that fails
-   * in a later commit step must still be reported under its id (with 0 its client waited
-   * forever).
-   */
+  /** The id of the snapshot being copied or committed (0: none): a failure in a later commit step is reported under it. */
   get currentId(): number {
     if (this.phase.kind === 'copying') return this.phase.run.req.id;
     return this.phase.kind === 'committing' ? this.phase.id : 0;
@@ -210,9 +202,14 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     // program's exit): a record with no process would be a snapshot of nothing.
     if (run.parts.size === 0) throw new Error('no process of the session is running');
     this.phase = { kind: 'copying', run };
-    if (this.options.capture) this.forks = new HeldForks(run, (_mm, pid) => this.copier.flushProcess(pid, false), this.engine.events);
     const t0 = performance.now();
-    run.extraPages = this.options.extraPages ? this.extras.read(run) : 0;
+    run.extraPages = this.options.extraPages ? this.extras.read(run, this.options.capture ? wantsFork : undefined) : 0;
+    if (this.options.capture) {
+      this.forks = new HeldForks(run, (mm, pid) => {
+        this.copier.flushProcess(pid, false);
+        run.extraPages += this.extras.readNow(run, mm);
+      }, this.engine.events);
+    }
     run.extraMs = performance.now() - t0;
     return frozen;
   }
@@ -263,6 +260,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.phase.kind !== 'committing') {
       const run = this.copying;
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
+      if (this.forks) run.extraPages += this.extras.readHeld(run); // the private pages outside the nodes, out of the forks
       this.forks?.release(); // every page is copied: the capture forks are let go
       this.forks = undefined;
       // Caught here, the snapshot fails with the reason instead of being committed into

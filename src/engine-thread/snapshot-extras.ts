@@ -21,6 +21,12 @@
 // their frames are the snapshot's alone, and the next snapshot's map does not inherit
 // them. Their count and the part of the pause they took are in the first node's record
 // (stats extra_pages, extra_ms).
+//
+// Held by a capture fork (snapshot-capture.ts), a process's private pages are the fork's
+// too: only its shared ones (and pages a trapped range placed in ordinary memory, which the
+// live table names) are read in the pause; the private ones are read out of the fork at
+// the commit, before it is killed (readHeld) — or in the pause after all, when no fork
+// could be made (readNow).
 import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { bufferAddress } from '../sys/mman.js';
@@ -59,41 +65,81 @@ function extraKind(v: Vma): 'anonymous' | 'present' | undefined {
 
 interface Staged { part: MmPart; addrs: number[]; first: number }
 
+/** Which extra pages find() looks for: all of them, those read in the pause when a fork holds the rest, or that rest. */
+type Which = 'all' | 'pause' | 'private';
+
 /** Owned by the SnapshotEngine: the staging buffer and what the current snapshot staged in it. */
 export class ExtraPages {
   private staging = Buffer.alloc(0);
   private stagingAddr = 0;
   private used = 0;
   private staged: Staged[] = [];
+  /** The parts whose private extra pages a capture fork holds, to be read from it. */
+  private held: Array<{ mm: Mm; part: MmPart }> = [];
   private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
 
   constructor(private readonly engine: Engine, private readonly remote: RemoteCopier) {
     this.reserve(STAGING_FIRST / PAGE);
   }
 
-  /** In the freeze (the program is stopped): reads every part's extra pages; returns how many. */
-  read(run: SnapshotRun): number {
+  /**
+   * In the freeze (the program is stopped): reads every part's extra pages — of a part
+   * `held` says a fork will hold, the shared ones only; returns how many.
+   */
+  read(run: SnapshotRun, held: (mm: Mm, part: MmPart) => boolean = () => false): number {
     this.used = 0;
     this.staged = [];
+    this.held = [];
     if (!this.engine.nodes[EXTRA_SLOT]) return 0;
     let findMs = 0;
     const t0 = performance.now();
     for (const [mm, part] of run.parts) {
       const f0 = performance.now();
-      const addrs = this.find(mm, part);
+      const later = held(mm, part);
+      if (later) this.held.push({ mm, part });
+      const addrs = this.find(mm, part, later ? 'pause' : 'all');
       findMs += performance.now() - f0;
-      if (addrs.length === 0) continue;
-      if ((this.used + addrs.length) * PAGE > STAGING_MAX) {
-        run.failed ??= `snapshot ${run.req.id}: more than ${STAGING_MAX >> 20} MiB of memory outside the virtual nodes to copy in the pause`;
-        break;
-      }
-      this.reserve(this.used + addrs.length);
-      const got = this.readPages(part.reader, addrs, this.used);
-      this.staged.push({ part, addrs: got, first: this.used });
-      this.used += got.length;
+      if (!this.stage(run, part, addrs)) break;
     }
     if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze: ${this.used} extra pages, found in ${findMs.toFixed(2)} ms, read in ${(performance.now() - t0 - findMs).toFixed(2)} ms\n`);
     return this.used;
+  }
+
+  /** No fork holds mm's image after all: its private extra pages are read now, in the pause; how many. */
+  readNow(run: SnapshotRun, mm: Mm): number {
+    const at = this.held.findIndex((h) => h.mm === mm);
+    if (at < 0) return 0;
+    const [{ part }] = this.held.splice(at, 1);
+    const before = this.used;
+    this.stage(run, part, this.find(mm, part, 'private'));
+    return this.used - before;
+  }
+
+  /** At the commit, before the capture forks are killed: the private extra pages, read out of them; how many. */
+  readHeld(run: SnapshotRun): number {
+    const before = this.used;
+    for (const { mm, part } of this.held.splice(0)) {
+      if (!part.forked) continue; // no fork was made: read in the pause (readNow)
+      const [addrs, from] = [this.find(mm, part, 'private'), this.used];
+      if (this.stage(run, part, addrs) && addrs.length > 0 && this.used === from) {
+        run.failed ??= `snapshot ${run.req.id}: the fork holding pid ${part.pid}'s image could not be read`;
+      }
+    }
+    return this.used - before;
+  }
+
+  /** Reads `addrs` of part into the staging buffer; false when they would not fit (the snapshot fails). */
+  private stage(run: SnapshotRun, part: MmPart, addrs: number[]): boolean {
+    if (addrs.length === 0) return true;
+    if ((this.used + addrs.length) * PAGE > STAGING_MAX) {
+      run.failed ??= `snapshot ${run.req.id}: more than ${STAGING_MAX >> 20} MiB of memory outside the virtual nodes to copy in the pause`;
+      return false;
+    }
+    this.reserve(this.used + addrs.length);
+    const got = this.readPages(part.reader, addrs, this.used);
+    this.staged.push({ part, addrs: got, first: this.used });
+    this.used += got.length;
+    return true;
   }
 
   /**
@@ -144,8 +190,8 @@ export class ExtraPages {
     }
   }
 
-  /** The extra pages of one part, ascending (pagemap read while the program is stopped). */
-  private find(mm: Mm, part: MmPart): number[] {
+  /** The extra pages of one part, ascending (pagemap read while the program is stopped, or of its fork). */
+  private find(mm: Mm, part: MmPart, which: Which): number[] {
     const out: number[] = [];
     let fd: number;
     try {
@@ -161,8 +207,11 @@ export class ExtraPages {
         // A trapped VMA: only its pages placed in ordinary memory. (Never a page the
         // table does not hold: reading a missing page of a trapped range would fault on
         // a userfaultfd that only this thread serves.)
-        if (trapped.length > 0) this.placedReal(mm, fd, v, out);
-        else this.scan(fd, v.start, v.end, kind, out);
+        if (trapped.length > 0) {
+          if (which !== 'private') this.placedReal(mm, fd, v, out);
+        } else if (which === 'all' || (which === 'pause') === (kind === 'present')) {
+          this.scan(fd, v.start, v.end, kind, out);
+        }
       }
     } finally {
       closeFd(fd);

@@ -1,11 +1,11 @@
 // Reading process state from /proc, and waiting for it.
 import fs from 'node:fs';
+import { readProcStat } from '../../src/sys/procfs.js';
 
 /** The state letter of /proc/PID/stat (R, S, T, Z…), or undefined once it is gone. */
 export function procState(pid: number): string | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return readProcStat(pid).state;
   } catch {
     return undefined;
   }
@@ -68,10 +68,9 @@ export function describeTree(pid: number): string {
     try { tids = fs.readdirSync(`/proc/${p}/task`); } catch { return; }
     for (const tid of tids) {
       const base = `/proc/${p}/task/${tid}`;
-      const stat = read(`${base}/stat`);
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-      lines.push(`${p}/${tid} ${comm} ${state} ${read(`${base}/wchan`)} syscall ${read(`${base}/syscall`).split(' ')[0]}`);
+      let state = '?';
+      try { state = readProcStat(`${p}/task/${tid}`).state; } catch { /* gone */ }
+      lines.push(`${p}/${tid} ${read(`${base}/comm`)} ${state} ${read(`${base}/wchan`)} syscall ${read(`${base}/syscall`).split(' ')[0]}`);
     }
     try { for (const c of childrenOf(p)) visit(c); } catch { /* gone */ }
   };

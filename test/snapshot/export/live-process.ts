@@ -9,6 +9,7 @@ import { waitpid, WIFSTOPPED, __WALL } from '../../../src/sys/wait.js';
 import type { SnapshotPage, SnapshotRecord, ThreadRegs, Vma } from '../../../src/snapshot/types.js';
 import { FakeSource, PAGE } from '../../helpers/fake-source.js';
 import { waitFor } from '../../helpers/proc.js';
+import { readProcStat } from '../../../src/sys/procfs.js';
 
 export function parseMaps(text: string): Vma[] {
   return text.trim().split('\n').map((line) => {
@@ -37,10 +38,7 @@ export async function startStopped(argv: string[], outFile: string): Promise<Sto
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const { stdout } = await execa('sh', ['-c', `${quoted} >'${outFile}' 2>&1 </dev/null & echo $!`]);
   const pid = Number(stdout.trim());
-  await waitFor(`pid ${pid} to stop`, () => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  });
+  await waitFor(`pid ${pid} to stop`, () => readProcStat(pid).state === 'T');
   return { pid, output: fs.readFileSync(outFile, 'utf8') };
 }
 
