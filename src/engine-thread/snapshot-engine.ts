@@ -235,6 +235,8 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
   flushProcess(pid: number, exiting: boolean): void {
     this.copier.flushProcess(pid, exiting);
+    const mm = this.forks && this.engine.mmOf(pid);
+    if (mm && this.copying) this.copying.extraPages += this.extras.readHeld(this.copying, mm); // before its fork goes with it
   }
 
   setPause(ms: number): void { // the pause the tracer measured (interrupt to resume)

@@ -115,11 +115,23 @@ export class ExtraPages {
     return this.used - before;
   }
 
-  /** At the commit, before the capture forks are killed: the private extra pages, read out of them; how many. */
-  readHeld(run: SnapshotRun): number {
+  /**
+   * At the commit, before the capture forks are killed — or at a process's exit stop, for
+   * its mm (`only`), while its fork is still there: the private extra pages, read out of
+   * the forks; how many. A process gone without an exit stop has lost its pages to the
+   * snapshot (its mm is closed), these with the others.
+   */
+  readHeld(run: SnapshotRun, only?: Mm): number {
     const before = this.used;
-    for (const { mm, part } of this.held.splice(0)) {
-      if (!part.forked) continue; // no fork was made: read in the pause (readNow)
+    const taken = only ? this.held.filter((h) => h.mm === only) : this.held;
+    this.held = only ? this.held.filter((h) => h.mm !== only) : [];
+    for (const { mm, part } of taken) {
+      if (mm.pids.size === 0) continue;
+      // A fork that could not be made had them read in the pause (readNow); one never asked for is a slip.
+      if (!part.forked) {
+        run.failed ??= `snapshot ${run.req.id}: no fork held pid ${part.pid}'s image`;
+        continue;
+      }
       const [addrs, from] = [this.find(mm, part, 'private'), this.used];
       if (this.stage(run, part, addrs) && addrs.length > 0 && this.used === from) {
         run.failed ??= `snapshot ${run.req.id}: the fork holding pid ${part.pid}'s image could not be read`;

@@ -20,8 +20,11 @@
 //   the process at the next freeze (or by init once the process has ended);
 // - the clone returns only once the engine has read the UFFD_EVENT_FORK it causes
 //   (dup_userfaultfd_complete waits for that): the engine's loop is free meanwhile;
-// - PTRACE_O_EXITKILL is inherited: if numactlx dies, its capture forks die with it;
-//   PTRACE_O_TRACEEXIT too: a killed child stops at its exit event, and is resumed to end.
+// - PTRACE_O_EXITKILL is inherited: if numactlx dies, or only its tracer thread (tracees are
+//   untraced per tracing thread), the capture forks die with it. So a process's exit stop has
+//   the engine read what the fork holds of it (SnapshotEngine.flushProcess) before the tracer
+//   may be gone; PTRACE_O_TRACEEXIT is inherited too: a killed child stops at its exit event,
+//   and is resumed to end.
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { PTRACE_EVENT } from '../sys/ptrace.js';
@@ -80,9 +83,12 @@ export class CaptureForks {
     }
   }
 
-  /** The process `pid` has ended: its live capture children are killed (their copy is over). */
+  /**
+   * The process `pid` has ended: its ended forks are init's to reap now. Its live fork is
+   * the engine's to kill, once its snapshot is copied (its exit stop had the engine copy
+   * what the fork holds of it; a process killed outright has lost its pages to the snapshot).
+   */
   parentGone(pid: number): void {
-    for (const [child, parent] of this.live) if (parent === pid) this.kill(child);
     for (const [child, parent] of this.ended) if (parent === pid) this.ended.delete(child);
   }
 

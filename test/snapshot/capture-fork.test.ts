@@ -43,6 +43,8 @@ for line in sys.stdin:
         n = int(cmd[1]).to_bytes(8, 'little')
         for p in range(${PAGES}): m[p * 4096:p * 4096 + 8] = n
         print('written', cmd[1], flush=True)
+    elif cmd[0] == 'exit':
+        os._exit(0)
     elif cmd[0] == 'dontneed':
         m.madvise(mmap.MADV_DONTNEED)
         print('dropped', flush=True)
@@ -215,6 +217,25 @@ test('pages the program drops while they are copied out of the fork are copied f
   // The first attempt's image is the numbers written before it; a later one's, that attempt's.
   expect(await wrongPages(s, caught!.id, (p) => (caught!.id === 1 ? p + 1 : caught!.id - 1))).toEqual([]);
 }, 180000);
+
+test('the program exits while its snapshot is copied out of the fork: the snapshot is whole, pages outside the nodes too', async () => {
+  const s = await start('plain');
+  let left = 0;
+  const asked = snapshot(s);
+  await waitFor('the copy to start', async () => {
+    const c = (await stats(s)).copying;
+    left = c?.pages_left ?? 0;
+    return c !== undefined;
+  }, 20000, 2);
+  s.proc.stdin!.write('exit\n');
+  const [r, ended] = await Promise.all([asked, s.proc]);
+  expect({ exit: r.exit, lost: r.lost, stderr: r.stderr, program: ended.exitCode }).toEqual({ exit: 0, lost: 0, stderr: '', program: 0 });
+  process.stdout.write(`capture-fork exit: ${left} pages were left to copy when the exit was sent\n`);
+  expect((await numactlx(['verify', s.backing])).exitCode).toBe(0);
+  expect(await wrongPages(s, r.id!, (p) => p + 1)).toEqual([]);
+  const listed = JSON.parse(String((await numactlx(['snapshots', s.backing, '--json'])).stdout)) as Array<{ extra_pages: number }>;
+  expect(listed[0].extra_pages).toBeGreaterThan(50);
+}, 120000);
 
 test('a MADV_DONTFORK mapping: the fork cannot hold it, so the pages are copied in the pause, and later snapshots are pre-copied', async () => {
   const s = await start('dontfork');
