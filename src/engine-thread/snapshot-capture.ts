@@ -29,6 +29,7 @@ import os from 'node:os';
 import { closeFd } from '../sys/eventfd.js';
 import { pidfdOpen, pidfdSendSignal } from '../sys/pidfd.js';
 import { kill } from '../sys/signal.js';
+import { mapsText } from '../sys/procfs.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
 import type { SnapshotRun, MmPart } from './snapshot.js';
@@ -41,33 +42,30 @@ const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
 /** Why a snapshot of an mm cannot be held by its fork `child`, from their maps; undefined if it can. */
 export function notHeldBy(parentMaps: string, child: number): string | undefined {
-  let childMaps = '';
-  try {
-    childMaps = fs.readFileSync(`/proc/${child}/maps`, 'utf8');
-  } catch {
-    return `its fork ${child} is gone`;
-  }
+  const childMaps = mapsText(child);
+  if (childMaps === '') return `its fork ${child} is gone`;
   if (childMaps === parentMaps) return undefined;
   return 'a mapping of it is not in its forks (MADV_DONTFORK)';
-}
-
-/** Whether a fork is asked to hold mm's part of a snapshot: it has pages to copy, and a fork can hold them. */
-export function wantsFork(mm: Mm, part: MmPart): boolean {
-  return part.left > 0 && !mm.noCapture;
 }
 
 /** The capture forks of one snapshot: asked for in its freeze, killed once its pages are copied. */
 export class HeldForks {
   /** The mms with pages to copy that a fork may hold, and the pid the tracer forks for each. */
   private readonly wanted: Array<{ mm: Mm; pid: number }>;
+  /** The same mms, for the freeze's other steps (ExtraPages.read) to ask. */
+  private readonly asked: Set<Mm>;
   private expected: { mm: Mm; pid: number } | undefined;
   private readonly held: Array<{ pidfd: number }> = [];
 
   /** `copyNow`: copies an mm's staged pages in the pause, through the stopped program. */
   constructor(private readonly run: SnapshotRun, private readonly copyNow: (mm: Mm, pid: number) => void,
     private readonly events: EventStats) {
-    this.wanted = [...run.parts].filter(([mm, part]) => wantsFork(mm, part)).map(([mm, part]) => ({ mm, pid: part.reader }));
+    this.wanted = [...run.parts].filter(([mm, part]) => part.left > 0 && !mm.noCapture).map(([mm, part]) => ({ mm, pid: part.reader }));
+    this.asked = new Set(this.wanted.map((w) => w.mm));
   }
+
+  /** Whether a fork is asked to hold mm's part (it may still fail to: `copyNow` then). */
+  wants = (mm: Mm): boolean => this.asked.has(mm);
 
   /** The pid of the next process to fork (its mm now expects the fork's event), or 0 when none is left. */
   next(): number {
@@ -163,13 +161,18 @@ interface PageCopier {
 export function copyBeforeDrop(copier: PageCopier, run: SnapshotRun | undefined, mm: Mm, start: number, end: number): void {
   const part = run?.parts.get(mm);
   if (!run || !part?.forked || part.left === 0) return;
+  // The part's runs (ascending) list every frozen page: a drop of a large sparse range
+  // (a 1 TiB reservation) walks what is frozen in it, not each of its pages.
   const batch: number[] = [];
-  for (let page = start; page < end; page += PAGE) {
-    const flags = mm.table.get(page) > 0 ? mm.table.flagsOf(page) : 0;
-    if ((flags & (PENDING | COPYING)) === PENDING) {
+  const { runs } = part;
+  for (let i = part.run; i < runs.length && runs[i] < end; i += 2) { // the runs before part.run are copied
+    for (let page = Math.max(runs[i], start); page < Math.min(runs[i + 1], end); page += PAGE) {
+      const flags = mm.table.get(page) > 0 ? mm.table.flagsOf(page) : 0;
+      if ((flags & (PENDING | COPYING)) !== PENDING) continue;
       mm.table.setFlags(page, flags | COPYING);
       batch.push(page);
+      if (batch.length === MAX_IOV) copier.copyPages(mm, run, part, batch.splice(0));
     }
-    if (batch.length === MAX_IOV || (page + PAGE >= end && batch.length > 0)) copier.copyPages(mm, run, part, batch.splice(0));
   }
+  if (batch.length > 0) copier.copyPages(mm, run, part, batch);
 }

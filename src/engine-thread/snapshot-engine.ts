@@ -24,7 +24,7 @@ import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
-import { copyBeforeDrop, HeldForks, wantsFork } from './snapshot-capture.js';
+import { copyBeforeDrop, HeldForks } from './snapshot-capture.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -202,14 +202,14 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     // program's exit): a record with no process would be a snapshot of nothing.
     if (run.parts.size === 0) throw new Error('no process of the session is running');
     this.phase = { kind: 'copying', run };
-    const t0 = performance.now();
-    run.extraPages = this.options.extraPages ? this.extras.read(run, this.options.capture ? wantsFork : undefined) : 0;
     if (this.options.capture) {
       this.forks = new HeldForks(run, (mm, pid) => {
         this.copier.flushProcess(pid, false);
         run.extraPages += this.extras.readNow(run, mm);
       }, this.engine.events);
     }
+    const t0 = performance.now();
+    run.extraPages = this.options.extraPages ? this.extras.read(run, this.forks?.wants) : 0;
     run.extraMs = performance.now() - t0;
     return frozen;
   }

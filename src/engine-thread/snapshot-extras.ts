@@ -86,7 +86,7 @@ export class ExtraPages {
    * In the freeze (the program is stopped): reads every part's extra pages — of a part
    * `held` says a fork will hold, the shared ones only; returns how many.
    */
-  read(run: SnapshotRun, held: (mm: Mm, part: MmPart) => boolean = () => false): number {
+  read(run: SnapshotRun, held: (mm: Mm) => boolean = () => false): number {
     this.used = 0;
     this.staged = [];
     this.held = [];
@@ -95,7 +95,7 @@ export class ExtraPages {
     const t0 = performance.now();
     for (const [mm, part] of run.parts) {
       const f0 = performance.now();
-      const later = held(mm, part);
+      const later = held(mm);
       if (later) this.held.push({ mm, part });
       const addrs = this.find(mm, part, later ? 'pause' : 'all');
       findMs += performance.now() - f0;

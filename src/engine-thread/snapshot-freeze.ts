@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { errnoName } from '../sys/libc.js';
 import { schedYield } from '../sys/sched.js';
+import { mapsText } from '../sys/procfs.js';
 import { DIRTY, PAGE } from './page-table.js';
 import { newPart, pagesInRuns, SnapshotRun, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { freezable } from './snapshot-prepare.js';
@@ -97,10 +98,10 @@ export function readerOf(mm: Mm, pid: number, threads: ThreadRegs[], tgidOf: (ti
   { reader: number; maps: string; mmThreads: ThreadRegs[] } {
   const mmThreads = threads.filter((t) => mm.pids.has(tgidOf(t.tid)));
   let reader = pid;
-  let maps = readMaps(reader);
+  let maps = mapsText(reader);
   if (maps === '' && mmThreads.length > 0) {
     reader = mmThreads[0].tid;
-    maps = readMaps(reader);
+    maps = mapsText(reader);
   }
   return { reader, maps, mmThreads };
 }
@@ -128,13 +129,4 @@ function protectFrozen(engine: Engine, mm: Mm, start: number, end: number): numb
     if (p !== 0 && p !== -ENOENT) return p;
   }
   return 0;
-}
-
-/** /proc/PID/maps as text ('' when the process is gone). */
-function readMaps(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
-    return '';
-  }
 }

@@ -20,6 +20,15 @@ export function readProcStat(pid: number | string): ProcStat {
   return { state: rest[0], field: (n) => rest[n - 3] };
 }
 
+/** /proc/PID/maps as text, or '' when the process is gone. */
+export function mapsText(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** The program pid runs (its /proc/PID/exe), or '' when it is gone. */
 export function exeOf(pid: number): string {
   try {

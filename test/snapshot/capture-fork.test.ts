@@ -105,6 +105,17 @@ async function stats(s: Session): Promise<SessionStats> {
   return (JSON.parse(String(r.stdout)) as { stats: SessionStats }).stats;
 }
 
+/** Waits until a snapshot is being copied; the pages the copier has left then. */
+async function copyStarted(s: Session): Promise<number> {
+  let left = 0;
+  await waitFor('the copy to start', async () => {
+    const c = (await stats(s)).copying;
+    left = c?.pages_left ?? 0;
+    return c !== undefined;
+  }, 20000, 2);
+  return left;
+}
+
 async function end(s: Session): Promise<void> {
   s.proc.stdin!.end();
   const r = await s.proc;
@@ -198,12 +209,7 @@ test('pages the program drops while they are copied out of the fork are copied f
   for (let attempt = 0; attempt < 5 && !caught; attempt++) {
     if (attempt > 0) await s.ask(`write ${attempt}`, `written ${attempt}`); // every page written again: all staged
     const asked = snapshot(s);
-    let left = 0;
-    await waitFor('the copy to start', async () => {
-      const c = (await stats(s)).copying;
-      left = c?.pages_left ?? 0;
-      return c !== undefined;
-    }, 20000, 2);
+    const left = await copyStarted(s);
     const during = left > PAGES / 8;
     await s.ask('dontneed', 'dropped');
     const r = await asked;
@@ -220,13 +226,8 @@ test('pages the program drops while they are copied out of the fork are copied f
 
 test('the program exits while its snapshot is copied out of the fork: the snapshot is whole, pages outside the nodes too', async () => {
   const s = await start('plain');
-  let left = 0;
   const asked = snapshot(s);
-  await waitFor('the copy to start', async () => {
-    const c = (await stats(s)).copying;
-    left = c?.pages_left ?? 0;
-    return c !== undefined;
-  }, 20000, 2);
+  const left = await copyStarted(s);
   s.proc.stdin!.write('exit\n');
   const [r, ended] = await Promise.all([asked, s.proc]);
   expect({ exit: r.exit, lost: r.lost, stderr: r.stderr, program: ended.exitCode }).toEqual({ exit: 0, lost: 0, stderr: '', program: 0 });
