@@ -14,7 +14,7 @@
 // session; label bytes at 64; registers at REGS_OFFSET: per thread tgid u32, tid u32,
 // then user_regs_struct.
 import os from 'node:os';
-import { kill, sigqueueFast } from '../sys/signal.js';
+import { killIfAlive, sigqueueFast } from '../sys/signal.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
@@ -70,11 +70,7 @@ export class Doorbell {
     Atomics.store(this.ctl, END, 1);
     Atomics.notify(this.ctl, 0); // a tracer waiting for a request at an exit stop
     const pid = Atomics.load(this.ctl, 4);
-    try {
-      if (pid > 0) kill(pid, os.constants.signals.SIGKILL);
-    } catch {
-      // gone already: the tracer hears of that anyway
-    }
+    if (pid > 0) killIfAlive(pid); // gone already: the tracer hears of that anyway
   }
 
   /** Tracer: the main thread asked for the end of the session (requestEnd). */

@@ -2,7 +2,7 @@
 // (copyParentPages), then checked against what the kernel gave it (engine.ts forked):
 // present, and write-protected where the table says clean; [eviction] evicted where the
 // parent's page was evicted when the kernel copied its memory.
-import fs from 'node:fs';
+import { readSmaps } from '../sys/procfs.js';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, pagemapUffdWp, readPagemapRun } from '../sys/pagemap.js';
 import { ABSENT, BACK, DIRTY, EVICTED, FRESH, PAGE, PAGES_PER_CHUNK, PENDING, PLACED_REAL } from './page-table.js';
@@ -155,7 +155,7 @@ function residentInChild(e: EngineCore, child: Mm, addr: number): void {
 function keepEvicted(e: EngineCore, child: Mm, childPid: number, addrs: number[]): void {
   let vmas: Array<[number, number]>;
   try {
-    vmas = inheritingVmas(fs.readFileSync(`/proc/${childPid}/smaps`, 'utf8'));
+    vmas = readSmaps(childPid).filter((v) => !v.flags.includes('wf')).map((v) => [v.start, v.end]); // not MADV_WIPEONFORK: inherited
   } catch {
     return; // gone: its mm is closed when it is reaped
   }
@@ -179,20 +179,4 @@ function keepEvicted(e: EngineCore, child: Mm, childPid: number, addrs: number[]
     stats.pages_resident--;
     if (stats.eviction) stats.eviction.pages_evicted++;
   }
-}
-
-/** The [start, end) of the VMAs in /proc/PID/smaps that inherited the parent's memory (not MADV_WIPEONFORK), ascending. */
-export function inheritingVmas(smaps: string): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let current: [number, number] | undefined;
-  for (const line of smaps.split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) {
-      current = [Number.parseInt(m[1], 16), Number.parseInt(m[2], 16)];
-    } else if (current && line.startsWith('VmFlags:')) {
-      if (!/ wf\b/.test(line)) out.push(current);
-      current = undefined;
-    }
-  }
-  return out;
 }

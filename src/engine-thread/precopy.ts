@@ -42,12 +42,13 @@ import { copyDirty, copyUntil } from './precopy-copy.js';
 import { drain } from '../../backing/steps.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
-import { readerOf } from './snapshot-freeze.js';
+import { readerOf, stageDirty } from './snapshot-freeze.js';
 import type { DirtyScanner } from './dirty-scan.js';
 import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
+import { forkWouldLack } from './snapshot-capture.js';
 
 /** Pre-copy passes at most. */
 const PASSES = 4;
@@ -123,13 +124,21 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
 
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer?: StopSlices, precopied: (mm: Mm) => boolean = () => true): Generator<void, void> {
+  slicer?: StopSlices, capture = false): Generator<void, void> {
   const t0 = performance.now();
   yield* adoptUntracked(engine);
-  // With capture forks, only the mms a fork cannot hold (Mm.noCapture) are pre-copied. The
-  // others' written pages are read and reset now, the program running: the freeze's own
-  // read-and-reset then finds only what was written since (a 1M-key redis-server: 2–3 ms
-  // in the pause instead of 11–20).
+  // With capture forks, only the mms a fork cannot hold (Mm.noCapture, looked for now:
+  // snapshot-capture.ts) are pre-copied. The others' written pages are read and reset now,
+  // the program running: the freeze's own read-and-reset then finds only what was written
+  // since (a 1M-key redis-server: 2–3 ms in the pause instead of 11–20).
+  const precopied = (mm: Mm): boolean => !capture || mm.noCapture !== undefined;
+  if (capture) {
+    for (const mm of freezable(engine)) {
+      const pid = livePid(mm);
+      if (pid !== undefined) mm.noCapture = forkWouldLack(pid);
+      yield;
+    }
+  }
   const mmsOf = (): Mm[] => freezable(engine).filter(precopied);
   for (const mm of freezable(engine).filter((m) => !precopied(m))) {
     const pid = livePid(mm);
@@ -219,8 +228,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
 /** mm's DIRTY pages become PENDING, listed as part's runs for the copier (snapshot-copy.ts); returns how many. */
 function stageWritten(mm: Mm, part: MmPart): number {
   const runs: number[] = [];
-  let count = 0;
-  for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
+  const count = stageDirty(mm, runs);
   Object.assign(part, { runs, run: 0, next: runs.length > 0 ? runs[0] : 0, left: count });
   return count;
 }

@@ -13,7 +13,7 @@
 // home frame on its virtual node, DIRTY (its content is in no frame yet), so the
 // prepare stages it and the copy reads it like any page written since the last
 // snapshot. A page the policy puts in ordinary memory (or a full node) is PLACED_REAL.
-import fs from 'node:fs';
+import { readSmaps, type SmapsVma } from '../sys/procfs.js';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapHasPage, readPagemapRun } from '../sys/pagemap.js';
 import { ABSENT, PAGE } from './page-table.js';
@@ -25,26 +25,6 @@ import type { Mm } from './mm.js';
 /** Pagemap entries read per pread (4 KiB of entries). */
 const PAGEMAP_RUN = 512;
 const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
-
-/** The [start, end) of every VMA of `pid` with resident or swapped memory. */
-export function vmasHoldingMemory(smaps: string): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let current: [number, number] | undefined;
-  let holds = false;
-  const flush = (): void => { if (current && holds) out.push(current); };
-  for (const line of smaps.split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) {
-      flush();
-      current = [Number.parseInt(m[1], 16), Number.parseInt(m[2], 16)];
-      holds = false;
-    } else if (/^(Rss|Swap):\s+[1-9]/.test(line)) {
-      holds = true;
-    }
-  }
-  flush();
-  return out;
-}
 
 /**
  * Adopts mm's untracked present pages, a pagemap run (PAGEMAP_RUN pages) a step: the
@@ -58,17 +38,17 @@ export function* adoptPresentSteps(e: EngineCore, mm: Mm): Generator<void, numbe
   mm.untracked = [];
   const pid = [...mm.pids].find((p) => !mm.exited.has(p));
   if (pid === undefined) return 0;
-  let smaps: string;
+  let vmas: SmapsVma[];
   let fd: number;
   try {
-    smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    vmas = readSmaps(pid);
     fd = openPagemap(pid);
   } catch {
     return 0; // gone: its mm closes when the tracer reports it
   }
   // What is left to look at: [start, end) pieces of untracked ranges inside VMAs holding memory.
   const todo: Array<[number, number]> = [];
-  for (const [vStart, vEnd] of vmasHoldingMemory(smaps)) {
+  for (const { start: vStart, end: vEnd } of vmas.filter((v) => v.holdsMemory)) {
     for (const [uStart, uEnd] of untracked) {
       const lo = Math.max(vStart, uStart);
       const hi = Math.min(vEnd, uEnd);

@@ -171,7 +171,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
       const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices,
-        this.options.capture ? (mm) => mm.noCapture !== undefined : undefined) : prepareSteps(this.engine);
+        this.options.capture) : prepareSteps(this.engine);
       this.phase = { kind: 'preparing', steps };
     }
     if (this.phase.kind !== 'preparing') return false;

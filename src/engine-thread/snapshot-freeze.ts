@@ -18,6 +18,13 @@ const { EAGAIN, ENOENT, ESRCH } = os.constants.errno;
 const FREEZE_EAGAIN_TRIES = 1000;
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): number => Number(to - from) / 1e6;
 
+/** Every DIRTY page of mm becomes PENDING, its runs ([start, end) pairs) added to `runs`; how many pages. */
+export function stageDirty(mm: Mm, runs: number[]): number {
+  let count = 0;
+  for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
+  return count;
+}
+
 /**
  * The freeze. Every thread of the program is stopped. Write-protects the pages DIRTY
  * now and takes the staged ones; records what the snapshot will hold; returns the
@@ -35,8 +42,7 @@ export function freeze(engine: Engine, req: SnapshotRequest, threads: ThreadRegs
     mm.dropEndedPins();
     const t0 = process.hrtime.bigint();
     const runs: number[] = [];
-    let count = 0;
-    for (const key of mm.table.takeDirtyChunks()) count += mm.table.stageChunk(key, runs);
+    const count = stageDirty(mm, runs);
     const t1 = process.hrtime.bigint();
     // Nothing of this freeze may stay PENDING unprotected: back to DIRTY.
     const unstage = (): void => {

@@ -2,13 +2,12 @@
 // real PTRACE_SEIZE of a child, process_madvise (eviction's drop), and
 // libpmem (the CPU cache flush for /dev/dax). Each catches its own errors
 // and undoes what it did.
-import os from 'node:os';
 import * as mman from '../sys/mman.js';
 import { seize, PTRACE_O } from '../sys/ptrace.js';
 import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, __WALL, WIFEXITED, WIFSIGNALED } from '../sys/wait.js';
-import { kill } from '../sys/signal.js';
+import { killIfAlive } from '../sys/signal.js';
 import { loadLibpmem, loadLibpmemError, LIBPMEM_SONAME } from '../sys/libpmem.js';
 import { attempt, probePtraceQuick, withAnonPage, type MoreProbes } from './probe.js';
 import type { Probe } from './features.js';
@@ -23,7 +22,7 @@ function probePtrace(): Probe {
     try {
       seize(pid, PTRACE_O.EXITKILL);
     } finally {
-      try { kill(pid, os.constants.signals.SIGKILL); } catch { /* already gone */ }
+      killIfAlive(pid);
       for (;;) {
         const { status } = waitpid(pid, __WALL);
         if (WIFEXITED(status) || WIFSIGNALED(status)) break;

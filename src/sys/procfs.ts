@@ -1,5 +1,6 @@
 // What /proc says of a task: its executable and command line (the engine's statistics,
-// status, ps — a vanished process reads as nothing), and /proc/PID/stat, parsed here only.
+// status, ps — a vanished process reads as nothing), /proc/PID/stat and /proc/PID/smaps,
+// parsed here only.
 import fs from 'node:fs';
 
 /** /proc/PID/stat, parsed: its state (field 3) and any field by proc(5)'s number. */
@@ -27,6 +28,35 @@ export function mapsText(pid: number): string {
   } catch {
     return '';
   }
+}
+
+/** One VMA of /proc/PID/smaps: its [start, end), whether it holds memory (Rss or Swap), its VmFlags. */
+export interface SmapsVma {
+  start: number;
+  end: number;
+  holdsMemory: boolean;
+  /** VmFlags' two-letter codes (proc(5)): 'dc' MADV_DONTFORK, 'wf' MADV_WIPEONFORK, … */
+  flags: string[];
+}
+
+/** pid's VMAs from /proc/PID/smaps, ascending; throws what the read throws (ENOENT: gone). */
+export function readSmaps(pid: number): SmapsVma[] {
+  const out: SmapsVma[] = [];
+  let current: SmapsVma | undefined;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) {
+      current = { start: Number.parseInt(m[1], 16), end: Number.parseInt(m[2], 16), holdsMemory: false, flags: [] };
+      out.push(current);
+    } else if (!current) {
+      continue;
+    } else if (/^(Rss|Swap):\s+[1-9]/.test(line)) {
+      current.holdsMemory = true;
+    } else if (line.startsWith('VmFlags:')) {
+      current.flags = line.slice('VmFlags:'.length).trim().split(/\s+/);
+    }
+  }
+  return out;
 }
 
 /** The program pid runs (its /proc/PID/exe), or '' when it is gone. */

@@ -2,7 +2,7 @@
 // rt_sigprocmask(2) for the state an exec hands on, sigset_t handling and signal names
 // (glibc 2.36 <signal.h>, <asm-generic/siginfo.h> and <asm/signal.h> of Linux 6.1).
 import os from 'node:os';
-import { libc, bindSyscall, check, lastErrno } from './libc.js';
+import { libc, bindSyscall, check, lastErrno, SysError } from './libc.js';
 import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
@@ -22,6 +22,17 @@ const killRaw = libc.func('int kill(int pid, int sig)');
 /** kill(2). Throws SysError('kill', errno) on failure (ESRCH when the process is gone). */
 export function kill(pid: number, sig: number): void {
   check('kill', killRaw(pid, sig) as number);
+}
+
+const { ESRCH } = os.constants.errno;
+const { SIGKILL } = os.constants.signals;
+
+/**
+ * SIGKILL to `pid`, which may be gone already (ESRCH is not an error here: its end is
+ * reported where it is waited for). Other errors throw.
+ */
+export function killIfAlive(pid: number): void {
+  if ((killRaw(pid, SIGKILL) as number) === -1 && lastErrno() !== ESRCH) throw new SysError('kill', lastErrno());
 }
 
 const tgkillRaw = libc.func('int tgkill(int tgid, int tid, int sig)');

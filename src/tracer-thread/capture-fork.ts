@@ -29,7 +29,7 @@ import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { PTRACE_EVENT } from '../sys/ptrace.js';
 import { CLONE_FILES, CLONE_PARENT } from '../sys/sched.js';
-import { kill } from '../sys/signal.js';
+import { killIfAlive } from '../sys/signal.js';
 import { WIFEXITED, WIFSIGNALED, WNOHANG, WPTRACEEVENT, __WALL, type WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { InjectionError, injectSyscall } from './inject.js';
@@ -38,7 +38,6 @@ import { contUnlessGone, isEsrch, stillStopped, TaskGone, taskStatus } from './t
 import type { Tasks } from './state.js';
 
 const { ECHILD, EINVAL, EIO, ESRCH } = os.constants.errno;
-const { SIGKILL } = os.constants.signals;
 
 export class CaptureForks {
   /** Live capture children → the pid of the process they were forked from. */
@@ -132,10 +131,6 @@ export class CaptureForks {
   }
 
   private kill(child: number): void {
-    try {
-      kill(child, SIGKILL);
-    } catch (err) {
-      if (!isEsrch(err)) throw err;
-    }
+    killIfAlive(child);
   }
 }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { SysError } from '../sys/libc.js';
 import { cont, getRegs, PTRACE_EVENT, readReg } from '../sys/ptrace.js';
-import { kill } from '../sys/signal.js';
+import { killIfAlive } from '../sys/signal.js';
 import { waitpid, WIFSTOPPED, __WALL, type WaitResult } from '../sys/wait.js';
 import { CLONE_CHILD_CLEARTID, CLONE_THREAD, CLONE_VM } from '../sys/sched.js';
 import type { PagePolicy } from '../../policy/placement.js';
@@ -121,8 +121,6 @@ function giveForkedChildUffd(tasks: Tasks, engine: EngineClient, parent: Proc, p
   }
 }
 
-const { SIGKILL } = os.constants.signals;
-
 /**
  * A creator's PTRACE_EVENT_FORK, _VFORK or _CLONE stop: follows the new task and resumes
  * the creator. A forker goes on before the engine checks its child's pages (≈ 3 ms for
@@ -136,9 +134,7 @@ export function onCreatorEvent(tasks: Tasks, engine: EngineClient, creator: Thre
   const early = what.kind === 'fork' && !withoutEvent;
   if (early) contUnlessGone(creator.tid);
   addNewTask(tasks, engine, creator, child, what, withoutEvent);
-  if (ending && what.kind !== 'thread') {
-    try { kill(child, SIGKILL); } catch { /* gone */ }
-  }
+  if (ending && what.kind !== 'thread') killIfAlive(child);
   if (!early) cont(creator.tid);
 }
 

@@ -9,7 +9,7 @@
 // ignored: signals that must arrive ignored (nohup, `cmd &`) are set by the shell.
 import os from 'node:os';
 import { getSiginfo, PTRACE_O, seize, siginfoHead } from '../sys/ptrace.js';
-import { kill, SI_QUEUE } from '../sys/signal.js';
+import { kill, killIfAlive, SI_QUEUE } from '../sys/signal.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, WIFSTOPPED, WUNTRACED, __WALL } from '../sys/wait.js';
 import { COOKIE } from '../channels/doorbell.js';
@@ -17,7 +17,7 @@ import { EVICT_COOKIE } from '../channels/evict-request.js';
 import { taskStatus } from './task-gone.js';
 import { ForeignTracerError, isEperm } from './limits.js';
 
-const { SIGCONT, SIGKILL } = os.constants.signals;
+const { SIGCONT } = os.constants.signals;
 
 const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
@@ -45,7 +45,7 @@ export function startSeized(start: ProgramStart): number {
     // Nothing may be left behind: the stopped shell would outlive numactlx, and a
     // tracer following it (strace -f) would wait for it for ever.
     const foreign = taskStatus(pid)?.tracerPid ?? 0;
-    try { kill(pid, SIGKILL); } catch { /* gone */ }
+    killIfAlive(pid);
     try { waitpid(pid, __WALL); } catch { /* reaped */ }
     if (isEperm(err) && foreign > 0) throw new ForeignTracerError(foreign, { cause: err });
     throw err;

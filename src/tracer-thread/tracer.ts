@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { cont, contSyscall, listen, PTRACE_EVENT } from '../sys/ptrace.js';
-import { kill } from '../sys/signal.js';
+import { killIfAlive } from '../sys/signal.js';
 import { asPoisonSigbus } from './full-node.js';
 import {
   waitAnyChild, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
@@ -30,7 +30,7 @@ import { untrappedMessage } from './limits.js';
 import { EvictStopper, type EvictHost } from './evict-stop.js';
 import { CaptureForks } from './capture-fork.js';
 
-const { SIGBUS, SIGCONT, SIGKILL, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
+const { SIGBUS, SIGCONT, SIGSTOP, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU } = os.constants.signals;
 const STOP_SIGNALS = new Set([SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
 
 export class Tracer implements FreezeHost, EvictHost {
@@ -124,7 +124,7 @@ export class Tracer implements FreezeHost, EvictHost {
    */
   killAll(): void {
     for (const pid of [...this.tasks.procs.keys(), ...this.tasks.held]) {
-      try { kill(pid, SIGKILL); } catch { /* gone */ }
+      killIfAlive(pid);
     }
     for (const pid of this.tasks.procs.keys()) this.engine.leaveMm(pid);
     this.captures?.killAll();
