@@ -20,9 +20,9 @@ import { TracerChannelServer } from '../channels/tracer-engine.js';
 import { MainMailbox, MainRequest } from '../channels/engine-mailbox.js';
 import { Engine, type Mm } from './engine.js';
 import { SnapshotEngine } from './snapshot-engine.js';
+import { sumStats } from './snapshot-commit.js';
 import { ChecksumQueue, checksumShared } from '../channels/checksum-ring.js';
 import { Doorbell } from '../channels/doorbell.js';
-import type { SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 import { postToMain as post, type EngineStart } from '../channels/engine-messages.js';
 import { EvictChannel } from '../channels/evict-request.js';
 import { Evictor } from './eviction.js';
@@ -128,15 +128,6 @@ function pruneStep(snaps: SnapshotEngine, pruning: Generator<void, number[]>): G
   return undefined;
 }
 
-function sumStats(records: SnapshotRecord[]): SnapshotStats {
-  const s: SnapshotStats = { pages: 0, new_pages: 0, bytes_written: 0, pause_ms: 0, copy_ms: 0 };
-  for (const r of records) {
-    s.pages += r.stats.pages; s.new_pages += r.stats.new_pages; s.bytes_written += r.stats.bytes_written;
-    s.pause_ms = r.stats.pause_ms; s.copy_ms = r.stats.copy_ms;
-  }
-  return s;
-}
-
 function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   existing: Array<{ id: number; label: string | null }>): void {
   const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture === 'fork' });
@@ -181,7 +172,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     readNotes();
   };
   const commands: CommandContext = {
-    engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post,
+    engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post, afterAnswer: [],
   };
   const mailbox = new MainMailbox(start.mailbox);
   const slices = snaps.slices;
@@ -229,6 +220,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
         const result = runCommand(commands, op, channel.args);
         guardReads(); // before the answer: a Freeze has just made a snapshot active
         channel.reply(result);
+        for (const f of commands.afterAnswer.splice(0)) f();
       }
       const req = mailbox.take();
       if (req & (1 << MainRequest.Stats)) post({ type: 'stats', stats: { ...stats(), copying: snaps.progress } });

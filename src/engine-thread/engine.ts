@@ -97,7 +97,7 @@ export class Engine implements EngineCore {
   }
 
   // ---- commands from the tracer -----------------------------------------------------------
-  addMm(pid: number, uffd: number, exe: string, command: string[] = []): void {
+  addMm(pid: number, uffd: number, exe: string, command: string[] = []): Mm {
     this.leaveMm(pid);
     const mm = new Mm(uffd, exe);
     mm.command = command;
@@ -106,6 +106,7 @@ export class Engine implements EngineCore {
     this.mms.set(uffd, mm);
     this.byPid.set(pid, mm);
     this.pollListStale = true;
+    return mm;
   }
 
   mmOf(pid: number): Mm | undefined {

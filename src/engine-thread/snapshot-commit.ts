@@ -8,7 +8,7 @@ import type { RemoteCopier } from './remote-copy.js';
 import { vmasOf, type MmPart, type SnapshotRun } from './snapshot.js';
 import type { Engine } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
-import type { SnapshotPage, SnapshotRecord } from '../snapshot/types.js';
+import type { SnapshotPage, SnapshotRecord, SnapshotStats } from '../snapshot/types.js';
 
 /** Page-map chunks (512 pages each) turned into record pages per commit step (~0.15 ms). */
 const COMMIT_STEP_CHUNKS = 1;
@@ -208,4 +208,14 @@ function leaveOutside(ctx: CommitContext, run: SnapshotRun, outside: Map<MmPart,
         `${part.vmas.filter((v) => v.end > addrs[0] - (1 << 20) && v.start < addrs[0] + (1 << 20)).map((v) => `${v.start.toString(16)}-${v.end.toString(16)}`).join(' ')})\n`);
     }
   }
+}
+
+/** The figures of a snapshot's records (one per backing) as one: sums, and the pause and copy they share. */
+export function sumStats(records: SnapshotRecord[]): SnapshotStats {
+  const s: SnapshotStats = { pages: 0, new_pages: 0, bytes_written: 0, pause_ms: 0, copy_ms: 0 };
+  for (const r of records) {
+    s.pages += r.stats.pages; s.new_pages += r.stats.new_pages; s.bytes_written += r.stats.bytes_written;
+    s.pause_ms = r.stats.pause_ms; s.copy_ms = r.stats.copy_ms;
+  }
+  return s;
 }

@@ -30,6 +30,8 @@ export interface CommandContext {
   /** Tells the main thread, once, that a backing is lost. */
   tellLost(): void;
   post(msg: EngineEvent): void;
+  /** What a command leaves for after its answer (the caller runs it): the tracer waits for nothing of it. */
+  afterAnswer: Array<() => void>;
 }
 
 function policyAt(args: Float64Array, at: number): PagePolicy {
@@ -72,7 +74,13 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
       } catch (err) {
         return -((err as SysError).errno ?? EINVAL);
       }
-      engine.addMm(pid, uffd, exeOf(pid), commandOf(pid));
+      const mm = engine.addMm(pid, uffd, '');
+      // Named once answered: the tracer holds the new image stopped until then, and its
+      // /proc/PID/exe and cmdline cost ≈ 130 µs a process (an exec's share, §5e).
+      c.afterAnswer.push(() => {
+        mm.exe = exeOf(pid);
+        mm.command = commandOf(pid);
+      });
       return 0;
     }
     case TracerOp.Register: return engine.register(a[0], a[1], a[2], policyAt(a, 3));
