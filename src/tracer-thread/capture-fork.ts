@@ -17,7 +17,9 @@
 //   its real parent). CLONE_PARENT takes the exit signal from the caller (SIGCHLD), so
 //   for any other process it would signal a parent in the program: there the child is
 //   the process's own, and its zombie is reaped by wait4(child, __WALL) injected into
-//   the process at the next freeze (or by init once the process has ended);
+//   one thread of the process, stopped for that alone, as soon as the tracer sees the
+//   child's end (reapNow; failing that, at the next freeze, or by init once the process
+//   has ended);
 // - the clone returns only once the engine has read the UFFD_EVENT_FORK it causes
 //   (dup_userfaultfd_complete waits for that): the engine's loop is free meanwhile;
 // - PTRACE_O_EXITKILL is inherited: if numactlx dies, or only its tracer thread (tracees are
@@ -33,9 +35,9 @@ import { killIfAlive } from '../sys/signal.js';
 import { WIFEXITED, WIFSIGNALED, WNOHANG, WPTRACEEVENT, __WALL, type WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { InjectionError, injectSyscall } from './inject.js';
-import { interruptedThread } from './stop-threads.js';
+import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { contUnlessGone, isEsrch, stillStopped, TaskGone, taskStatus } from './task-gone.js';
-import type { Tasks } from './state.js';
+import type { Tasks, Thread } from './state.js';
 
 const { ECHILD, EINVAL, EIO, ESRCH } = os.constants.errno;
 
@@ -44,6 +46,8 @@ export class CaptureForks {
   private readonly live = new Map<number, number>();
   /** Ended capture children, zombies of a process of the program → that process. */
   private readonly ended = new Map<number, number>();
+  /** Of those, the ones reapNow has not tried yet. */
+  private fresh: number[] = [];
 
   /** `later`: a status an injection's waitpid read (a death), for the tracer's loop. */
   constructor(private readonly engine: EngineClient, private readonly later: (r: WaitResult) => void) {}
@@ -56,7 +60,10 @@ export class CaptureForks {
       this.live.delete(tid);
       // Gone already when its real parent is numactlx (the waitpid that read this reaped it).
       const realParent = taskStatus(tid)?.ppid;
-      if (realParent !== undefined) this.ended.set(tid, realParent);
+      if (realParent !== undefined) {
+        this.ended.set(tid, realParent);
+        this.fresh.push(tid);
+      }
     } else if (WPTRACEEVENT(status) === PTRACE_EVENT.EXIT) {
       contUnlessGone(tid); // killed, at its exit stop (PTRACE_O_TRACEEXIT is inherited): let it end
     }
@@ -71,11 +78,36 @@ export class CaptureForks {
     for (let pid = this.engine.captureNext(); pid > 0; pid = this.engine.captureNext()) {
       this.engine.captured(pid, this.fork(tasks, stash, pid));
     }
+    this.reap(tasks, stash, new Set(this.ended.values()));
+  }
+
+  /**
+   * Between the tracer's statuses: the zombies of forks that have just ended are reaped
+   * now, each in one thread of its parent, stopped for the wait4 alone (≈ a trapped call's
+   * cost to that thread). One try each; what fails waits for the next freeze.
+   */
+  reapNow(host: StopHost & { handle(tid: number, status: number): void }): void {
+    if (this.fresh.length === 0) return;
+    const parents = new Set(this.fresh.splice(0).map((c) => this.ended.get(c)).filter((p): p is number => p !== undefined && host.tasks.procs.has(p)));
+    if (parents.size === 0) return;
+    const picked = new Set<number>();
+    const oneEach = (t: Thread): boolean => parents.has(t.proc.pid) && !picked.has(t.proc.pid) && picked.add(t.proc.pid).size > 0;
+    const stash = stopThreads(host, 0, oneEach);
+    try {
+      this.reap(host.tasks, stash, parents);
+    } finally {
+      handleStops(host, stash);
+    }
+  }
+
+  /** Reaps the ended forks whose parent is among `parents`, each through an interrupted thread of it in `stash`. */
+  private reap(tasks: Tasks, stash: Map<number, number>, parents: Set<number>): void {
     for (const [child, parent] of this.ended) {
       if (!tasks.procs.has(parent)) {
         this.ended.delete(child); // its parent is gone: init reaps it
         continue;
       }
+      if (!parents.has(parent)) continue;
       const tid = interruptedThread(tasks, stash, new Set([parent]));
       const r = tid === undefined ? undefined : this.inject(tid, SYS.wait4, [BigInt(child), 0n, BigInt(__WALL | WNOHANG), 0n]);
       if (r === child || r === -ECHILD) this.ended.delete(child);
@@ -89,6 +121,7 @@ export class CaptureForks {
    */
   parentGone(pid: number): void {
     for (const [child, parent] of this.ended) if (parent === pid) this.ended.delete(child);
+    this.fresh = this.fresh.filter((c) => this.ended.has(c));
   }
 
   /** Kills every live capture child (numactlx's own failure, the session's end). */

@@ -106,6 +106,7 @@ export class Tracer implements FreezeHost, EvictHost {
       }
       // [eviction] A request whose SIGURG was lost (one already pending swallows it).
       if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(0);
+      this.captures?.reapNow(this);
     }
     // Every process has ended. A request rung before the last one went (publishPid(0)
     // comes first, so a later ring sees no pid and fails at once) is answered here;
