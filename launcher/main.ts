@@ -21,6 +21,7 @@ import { releaseHeld } from './early-signals.js';
 import { endOnOutputError } from './ending.js';
 import { markStdoutClosed, OutputError, printErr, printOut } from './output.js';
 import { setSignalDisposition } from '../src/sys/signal.js';
+import { exitNow } from '../src/sys/process.js';
 import { kernelPolicy } from '../policy/placement.js';
 import { readTopology, type Topology } from '../policy/topology.js';
 import { loadCron } from '../src/snapshot/schedule.js';
@@ -117,16 +118,17 @@ export async function run(argv: string[]): Promise<number> {
 /** bin/numactlx's entry point. */
 export function main(argv: string[]): void {
   process.on('uncaughtException', onStray);
-  // process.exit, not exitCode: leaving the event loop to drain would close Node's
+  // exitNow (process.exit without Node's teardown of the workers: src/sys/process.ts), not
+  // exitCode: leaving the event loop to drain would close Node's
   // signal handles, and libuv then restores SIG_DFL; a SIGTERM sent to numactlx in that
   // last stretch (a supervisor stopping the job just as the program ended) would kill
   // numactlx with 143 instead of the program's status. Everything numactlx writes is
   // written synchronously by then (stdout/stderr are files, pipes or terminals).
   // Early workers no session took end first (early-workers.ts): exiting while one still
   // loads koffi would abort Node.
-  run(argv).then((code) => endUnused().then(() => process.exit(code)), (err) => {
+  run(argv).then((code) => endUnused().then(() => exitNow(code)), (err) => {
     printErr(`numactlx: internal error: ${describeError(err)}\n`);
-    void endUnused().then(() => process.exit(1));
+    void endUnused().then(() => exitNow(1));
   });
 }
 
@@ -138,5 +140,5 @@ export function main(argv: string[]): void {
 function onStray(err: Error): void {
   printErr(`numactlx: internal error: ${describeError(err)}\n`);
   if (debugging()) printErr(`${err.stack ?? ''}\n`);
-  void endUnused().then(() => process.exit(1));
+  void endUnused().then(() => exitNow(1));
 }

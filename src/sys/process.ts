@@ -1,7 +1,7 @@
 // Process-wide state numactlx changes for itself: signal(2) to restore a default
 // action, getrlimit(2)/setrlimit(2) (core dumps; the open-file limit Node raises at
-// start-up), and raise(3), used on the way out or into an exec; and what it may do
-// (capabilities, RLIMIT_NICE: src/engine-thread/background-priority.ts).
+// start-up), and raise(3), used on the way out or into an exec; _exit(2); and what it may
+// do (capabilities, RLIMIT_NICE: src/engine-thread/background-priority.ts).
 import fs from 'node:fs';
 import { libc, check } from './libc.js';
 
@@ -11,6 +11,7 @@ const setrlimitRaw = libc.func('int setrlimit(int resource, const void *rlim)');
 const sigprocmaskRaw = libc.func('int sigprocmask(int how, const void *set, void *oldset)');
 
 const getrlimitRaw = libc.func('int getrlimit(int resource, _Out_ void *rlim)');
+const exitRaw = libc.func('void _exit(int status)');
 
 const RLIMIT_CORE = 4;
 export const RLIMIT_NOFILE = 7;
@@ -18,6 +19,20 @@ export const RLIMIT_NICE = 13;
 /** RLIM_INFINITY: "unlimited" (<asm-generic/resource.h>). */
 export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
 const SIG_UNBLOCK = 1;
+
+/**
+ * Ends the process with `code` once the 'exit' listeners have run, as process.exit does,
+ * but without Node's teardown after them: that stops every worker thread and waits for
+ * each one's isolate to be disposed — 20 ms after a session here, between the program's
+ * end and numactlx's. The caller has written everything (numactlx writes synchronously)
+ * and closed what it must close (the backings, the control socket).
+ */
+export function exitNow(code: number): never {
+  process.exitCode = code;
+  process.emit('exit', code);
+  exitRaw(code);
+  throw new Error('_exit returned');
+}
 
 /** Restores SIG_DFL (a null handler) for `sig` in the whole process. */
 export function resetSignalToDefault(sig: number): void {

@@ -108,6 +108,21 @@ describe.each(MODES)('%s', (_name, mode) => {
   });
 });
 
+// numactlx ends with _exit once it has closed what it opened (src/sys/process.ts exitNow):
+// nothing is left behind — no control socket, no process — and the backing verifies.
+test('a session ends with nothing left behind: no control socket, no process, the backing whole', async () => {
+  const runtime = tmpDir();
+  const backing = path.join(tmpDir(), 'node3.img');
+  const r = await numactlx([`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-on-exit', 'sh', '-c', 'echo $$; exit 3'],
+    { env: { NUMACTLX_RUNTIME_DIR: runtime } });
+  expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 3, stderr: '' });
+  expect(fs.readdirSync(runtime).filter((f) => f.endsWith('.sock'))).toEqual([]);
+  expect(fs.existsSync(`/proc/${Number(r.stdout)}`)).toBe(false);
+  const listed = await numactlx(['snapshots', backing, '--json']);
+  expect((JSON.parse(String(listed.stdout)) as unknown[]).length).toBe(1);
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+});
+
 test('--version prints the package version, --help the usage on stdout', async () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const v = await numactlx(['--version']);
