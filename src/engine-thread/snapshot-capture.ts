@@ -148,16 +148,14 @@ function openPidfd(pid: number): number {
   }
 }
 
-
-
 /**
- * A frozen page the copier did not find in the capture fork (a MADV_WIPEONFORK mapping):
- * the snapshot fails with the reason, the page stays DIRTY for a later one, and the mm's
- * snapshots are pre-copied from now on.
+ * A frozen page the copier did not find in the capture fork (a MADV_WIPEONFORK mapping
+ * set after the prepare looked: forkWouldLack): the snapshot fails with the reason, the
+ * page stays DIRTY for a later one, which the prepare pre-copies while the mapping is there.
  */
 export function notInFork(run: SnapshotRun | undefined, mm: Mm, part: MmPart, addr: number): void {
   mm.noCapture ??= 'a mapping of it is empty in its forks (MADV_WIPEONFORK)';
-  if (run) run.failed ??= `pid ${part.pid}: page 0x${addr.toString(16)} is not in the fork that holds its image (${mm.noCapture}); the next snapshot is pre-copied`;
+  if (run) run.failed ??= `pid ${part.pid}: page 0x${addr.toString(16)} is not in the fork that holds its image (${mm.noCapture}), set after the snapshot looked for such mappings: nothing is lost, take it again`;
   mm.table.setFlags(addr, DIRTY);
 }
 
