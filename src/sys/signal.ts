@@ -74,6 +74,25 @@ export function tgsigqueueinfoFast(tgid: number, tid: number, sig: number, value
   return Number(rtTgsigqueueinfoRaw(SYS.rt_tgsigqueueinfo, tgid, tid, sig, queued)) === -1 ? -lastErrno() : 0;
 }
 
+/** si_code of a tgkill(2) (<asm-generic/siginfo.h>): rt_tgsigqueueinfo may not forge it for another process. */
+const SI_TKILL = -6;
+
+/**
+ * `sig` to thread `tid` of `tgid` again, with the siginfo it came with (PTRACE_GETSIGINFO
+ * at its delivery stop) where rt_tgsigqueueinfo(2) lets one process send it to another —
+ * a negative si_code other than SI_TKILL (sigqueue, timers, AIO, SIGIO) — so that the
+ * receiver (or numactlx's own doorbell check) tells it from any other; tgkill(2) (si_code
+ * SI_TKILL, the sender's pid) otherwise. Throws SysError on failure.
+ */
+export function resendSignal(tgid: number, tid: number, sig: number, info?: Buffer): void {
+  const code = info?.readInt32LE(SI.code) ?? 0;
+  if (info && code < 0 && code !== SI_TKILL) {
+    check('rt_tgsigqueueinfo', Number(rtTgsigqueueinfoRaw(SYS.rt_tgsigqueueinfo, tgid, tid, sig, info)));
+  } else {
+    tgkill(tgid, tid, sig);
+  }
+}
+
 /** The siginfo of a SIGBUS the kernel raises for an access at `addr` (si_addr_lsb: BUS_MCEERR_* only). */
 export function busSiginfo(code: number, addr: bigint, addrLsb = 0): Buffer {
   const info = Buffer.alloc(SIGINFO_SIZE);

@@ -11,9 +11,9 @@
 // The task may be killed at any step: its death is handed back to the tracer
 // (TaskGone), whose loop handles it like any other.
 import { SYSCALL_REGS } from '../sys/arch/index.js';
-import { getRegs, peekData, pokeData, PTRACE_EVENT, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
+import { getRegs, getSiginfo, peekData, pokeData, PTRACE_EVENT, readReg, setRegs, singleStep, writeReg } from '../sys/ptrace.js';
 import { waitpid, WIFSTOPPED, WPTRACEEVENT, WSTOPSIG, __WALL } from '../sys/wait.js';
-import { tgkill } from '../sys/signal.js';
+import { resendSignal } from '../sys/signal.js';
 import { SysError } from '../sys/libc.js';
 import os from 'node:os';
 import { eventMessage, isEsrch, TaskGone, taskStatus } from './task-gone.js';
@@ -42,7 +42,7 @@ export interface ExpectedEvent {
  * stop of the call's own (the new task's pid is its message), stepped over.
  */
 export function injectSyscall(tid: number, nr: number, args: readonly bigint[], expected?: ExpectedEvent): bigint {
-  const arrived: number[] = [];
+  const arrived: Arrived[] = [];
   const saved = getRegs(tid);
   const rip = readReg(saved, 'rip');
   const word = peekData(tid, rip);
@@ -66,7 +66,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
         // SIGTRAP: a PTRACE_INTERRUPT (a freeze's) that reached the thread while it was
         // in another stop stays pending and traps at its next resume, before the
         // instruction ran. A stop signal: a group-stop, raised again after the call.
-        if (sig !== SIGTRAP) arrived.push(sig);
+        if (sig !== SIGTRAP) arrived.push({ sig });
         continue;
       }
       if (event !== 0 && event === expected?.event) {
@@ -74,7 +74,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
         continue;
       }
       if (event !== 0) throw new InjectionError(`injected syscall ${nr} in thread ${tid}: unexpected ptrace event ${event}`);
-      if (sig !== SIGTRAP) { arrived.push(sig); continue; }
+      if (sig !== SIGTRAP) { arrived.push({ sig, info: siginfoOf(tid) }); continue; }
       const now = getRegs(tid);
       if (readReg(now, 'rip') === rip + 2n) return BigInt.asIntN(64, readReg(now, 'rax'));
     }
@@ -90,20 +90,33 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
   }
 }
 
+/** A signal whose delivery stop came during an injection, with its siginfo (none for a group-stop). */
+interface Arrived { sig: number; info?: Buffer }
+
+function siginfoOf(tid: number): Buffer | undefined {
+  try {
+    return getSiginfo(tid);
+  } catch {
+    return undefined; // killed meanwhile: resent as tgkill's, if at all
+  }
+}
+
 /**
  * Signals whose delivery stop came while a syscall was injected: not delivered then
  * (the injected call must not be interrupted), and not lost either — a SIGSTOP from a
  * shell during an exec's setup was, and the program never stopped. Sent again to the
  * thread, they are pending when the tracer resumes it and stop it again for delivery.
- * (They arrive as SI_TKILL: the sender's siginfo is not kept.)
+ * Sent again with their siginfo where the kernel allows it (resendSignal): a snapshot's
+ * doorbell (a sigqueue'd SIGURG) that came as SI_TKILL was taken for the program's own
+ * signal and its snapshot waited for ever.
  */
-function requeue(tid: number, signals: number[]): void {
+function requeue(tid: number, signals: Arrived[]): void {
   if (signals.length === 0) return;
   const tgid = taskStatus(tid)?.tgid;
   if (tgid === undefined) return; // gone
-  for (const sig of signals) {
+  for (const { sig, info } of signals) {
     try {
-      tgkill(tgid, tid, sig);
+      resendSignal(tgid, tid, sig, info);
     } catch {
       // gone
     }

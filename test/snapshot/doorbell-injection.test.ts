@@ -1,0 +1,41 @@
+// A snapshot's doorbell (a sigqueue'd SIGURG to the program's first process) that arrives
+// while the tracer runs an injected call in that process — its exec set-up, an eviction's
+// or a capture fork's call — is sent again once the call is done (inject.ts requeue). It
+// must come back as the doorbell: sent again as a plain tgkill, it was taken for the
+// program's own SIGURG, and that snapshot, and every later one merged into it, waited for
+// ever (found by triggers-report.test.ts, whose first cron tick fell in the program's exec
+// set-up). A program that re-execs itself without pause is in an exec set-up ≈ a tenth of
+// the time: before the fix, one of the first six snapshots hung in each of three tries.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
+import { waitFor } from '../helpers/proc.js';
+import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+afterAll(removeTmpDirs);
+
+const SNAPSHOTS = 30;
+
+test('snapshots asked of a program that re-execs itself all along: every one is taken, none waits for ever', async () => {
+  const dir = tmpDir();
+  const script = path.join(dir, 'reexec.sh');
+  fs.writeFileSync(script, 'n=$1\n[ "$n" -gt 0 ] || exit 0\nexec /bin/sh "$0" $((n-1))\n');
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--', '/bin/sh', script, '1000000'],
+    { env, reject: false });
+  try {
+    await waitFor('the session to answer', async () => (await numactlx(['status', String(session.pid)], { env })).exitCode === 0, 20_000, 20);
+    for (let i = 1; i <= SNAPSHOTS; i++) {
+      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env, timeout: 20_000 });
+      expect({ snapshot: i, exit: r.exitCode, timedOut: r.timedOut, stderr: r.stderr }).toEqual({ snapshot: i, exit: 0, timedOut: false, stderr: '' });
+    }
+  } finally {
+    session.kill('SIGTERM'); // forwarded: the program ends, and the session with it
+    await session;
+  }
+  const listed = JSON.parse(String((await numactlx(['snapshots', backing, '--json'])).stdout)) as unknown[];
+  expect(listed.length).toBe(SNAPSHOTS);
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+}, 300_000);
