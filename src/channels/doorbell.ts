@@ -78,6 +78,11 @@ export class Doorbell {
     return Atomics.load(this.ctl, END) === 1;
   }
 
+  /** Tracer: whether a request waits to be taken (a look, not a take). */
+  get pending(): boolean {
+    return Atomics.load(this.ctl, 0) === 1;
+  }
+
   /** Tracer: the pending request, taken, or undefined. */
   take(): { id: number; label: string | null } | undefined {
     if (Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1) return undefined;

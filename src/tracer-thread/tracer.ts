@@ -98,9 +98,9 @@ export class Tracer implements FreezeHost, EvictHost {
         this.ending = true;
         this.killAll();
       }
-      // A request rung at a process that then ended without a signal stop (it was
-      // already exiting) would wait for the next ring: take it now, while others run.
-      if (this.doorbellMayBeLost && this.tasks.procs.size > 0) {
+      // A request whose ring brought no stop (the process was exiting, or blocks SIGURG in
+      // every thread) is taken at any thread's next stop: later requests merge into it.
+      if ((this.doorbellMayBeLost || this.setup.doorbell?.pending) && this.tasks.procs.size > 0) {
         this.doorbellMayBeLost = false;
         this.answerDoorbell();
       }

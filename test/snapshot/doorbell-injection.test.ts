@@ -6,6 +6,8 @@
 // ever (found by triggers-report.test.ts, whose first cron tick fell in the program's exec
 // set-up). A program that re-execs itself without pause is in an exec set-up ≈ a tenth of
 // the time: before the fix, one of the first six snapshots hung in each of three tries.
+// A ring that brings no stop at all (the program blocks SIGURG in every thread) is taken at
+// the next stop of any thread (tracer.ts run).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -39,3 +41,24 @@ test('snapshots asked of a program that re-execs itself all along: every one is 
   expect(listed.length).toBe(SNAPSHOTS);
   expect((await numactlx(['verify', backing])).exitCode).toBe(0);
 }, 300_000);
+
+test('a program that blocks SIGURG: its snapshots are taken at its next trapped call', async () => {
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  // Blocked before anything else runs; then a trapped mmap (anonymous, private) every 5 ms.
+  const program = 'import signal, time, mmap\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGURG})\n' +
+    'while True:\n    m = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); m.close(); time.sleep(0.005)\n';
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--', 'python3', '-c', program], { env, reject: false });
+  try {
+    await waitFor('the session to answer', async () => (await numactlx(['status', String(session.pid)], { env })).exitCode === 0, 20_000, 20);
+    for (let i = 1; i <= 3; i++) {
+      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env, timeout: 20_000 });
+      expect({ snapshot: i, exit: r.exitCode, timedOut: r.timedOut, stderr: r.stderr }).toEqual({ snapshot: i, exit: 0, timedOut: false, stderr: '' });
+    }
+  } finally {
+    session.kill('SIGTERM');
+    await session;
+  }
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+}, 120_000);
