@@ -32,6 +32,8 @@ export type PendingSyscall = { kind: 'mmap'; len: bigint } | { kind: 'brk' } | {
 
 export class Thread {
   pending: PendingSyscall | undefined;
+  /** In an execve since its seccomp stop, until its exec event (or any other stop: it failed). */
+  execEntered = false;
   /**
    * The address the kernel clears (and FUTEX_WAKEs) when this thread exits: clone's
    * child_tid with CLONE_CHILD_CLEARTID (pthread's tid word, which pthread_join waits on).
@@ -68,6 +70,12 @@ export class Tasks {
    * for them (stop-threads.ts).
    */
   readonly unhandled = new Set<number>();
+
+  /** Whether a thread is between its exec and that exec's set-up (its new image not followed yet). */
+  midExec(): boolean {
+    for (const t of this.threads.values()) if (t.execEntered || t.pending?.kind === 'exec') return true;
+    return false;
+  }
 
   /** The vfork between `child` and its parent is over (the child exec'd or ended). */
   endVfork(child: Thread | undefined): void {

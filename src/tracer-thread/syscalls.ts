@@ -160,6 +160,7 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
       // frozen page is copied before any write to it). A freeze between here and the
       // exec is handled by the tracer (Tracer.freeze leaves the old image out).
       ctx.engine.exitStop(proc.pid, false);
+      thread.execEntered = true;
       return 'cont';
     default:
       return 'cont';

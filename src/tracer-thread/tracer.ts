@@ -99,8 +99,8 @@ export class Tracer implements FreezeHost, EvictHost {
         this.killAll();
       }
       // A request whose ring brought no stop (the process was exiting, or blocks SIGURG in
-      // every thread) is taken at any thread's next stop: later requests merge into it.
-      if ((this.doorbellMayBeLost || this.setup.doorbell?.pending) && this.tasks.procs.size > 0) {
+      // every thread) is taken at a later stop — none mid-exec: a freeze leaves that image out.
+      if ((this.doorbellMayBeLost || this.setup.doorbell?.pending) && this.tasks.procs.size > 0 && !this.tasks.midExec()) {
         this.doorbellMayBeLost = false;
         this.answerDoorbell();
       }
@@ -182,6 +182,7 @@ export class Tracer implements FreezeHost, EvictHost {
       adoptOrphans(this.tasks, this.setup.policy);
       return;
     }
+    if (event !== PTRACE_EVENT.EXEC) thread.execEntered = false; // any other stop: out of its execve
     switch (event) {
       case PTRACE_EVENT.SECCOMP: {
         const how = onSeccompStop(thread, this.ctx);
@@ -272,10 +273,9 @@ export class Tracer implements FreezeHost, EvictHost {
   }
 
   private spawnedIfMain(proc: Proc): void {
-    if (proc.pid === this.mainPid && !this.spawned) {
-      this.spawned = true;
-      this.setup.post({ type: 'spawned', pid: proc.pid });
-    }
+    if (proc.pid !== this.mainPid || this.spawned) return;
+    this.spawned = true;
+    this.setup.post({ type: 'spawned', pid: proc.pid });
   }
 
   private onGone(tid: number, status: number): void {
