@@ -82,7 +82,7 @@ const SI_TKILL = -6;
  * at its delivery stop) where rt_tgsigqueueinfo(2) lets one process send it to another —
  * a negative si_code other than SI_TKILL (sigqueue, timers, AIO, SIGIO) — so that the
  * receiver (or numactlx's own doorbell check) tells it from any other; tgkill(2) (si_code
- * SI_TKILL, the sender's pid) otherwise. Throws SysError on failure.
+ * SI_TKILL, numactlx's pid) otherwise. Throws SysError on failure.
  */
 export function resendSignal(tgid: number, tid: number, sig: number, info?: Buffer): void {
   const code = info?.readInt32LE(SI.code) ?? 0;

@@ -71,7 +71,7 @@ export class Tasks {
    */
   readonly unhandled = new Set<number>();
 
-  /** Whether a thread is between its exec and that exec's set-up (its new image not followed yet). */
+  /** Whether a thread is between its execve's seccomp stop and that exec's set-up (a freeze would leave its image out). */
   midExec(): boolean {
     for (const t of this.threads.values()) if (t.execEntered || t.pending?.kind === 'exec') return true;
     return false;
