@@ -32,7 +32,9 @@ const { SIGKILL } = os.constants.signals;
  * reported where it is waited for). Other errors throw.
  */
 export function killIfAlive(pid: number): void {
-  if ((killRaw(pid, SIGKILL) as number) === -1 && lastErrno() !== ESRCH) throw new SysError('kill', lastErrno());
+  if ((killRaw(pid, SIGKILL) as number) !== -1) return;
+  const errno = lastErrno();
+  if (errno !== ESRCH) throw new SysError('kill', errno);
 }
 
 const tgkillRaw = libc.func('int tgkill(int tgid, int tid, int sig)');

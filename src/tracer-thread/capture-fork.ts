@@ -90,9 +90,12 @@ export class CaptureForks {
     if (this.fresh.length === 0) return;
     const parents = new Set(this.fresh.splice(0).map((c) => this.ended.get(c)).filter((p): p is number => p !== undefined && host.tasks.procs.has(p)));
     if (parents.size === 0) return;
-    const picked = new Set<number>();
-    const oneEach = (t: Thread): boolean => parents.has(t.proc.pid) && !picked.has(t.proc.pid) && picked.add(t.proc.pid).size > 0;
-    const stash = stopThreads(host, 0, oneEach);
+    const picked = new Set<number>(); // one thread of each parent
+    const stash = stopThreads(host, 0, (t: Thread) => {
+      if (!parents.has(t.proc.pid) || picked.has(t.proc.pid)) return false;
+      picked.add(t.proc.pid);
+      return true;
+    });
     try {
       this.reap(host.tasks, stash, parents);
     } finally {

@@ -45,7 +45,6 @@ export class Tracer implements FreezeHost, EvictHost {
   private spawned = false;
   private exitSnapshotTaken = false;
   private untrappedSaid = false; // a process ran without a userfaultfd, and the user was told (once)
-  private doorbellMayBeLost = false; // a process has ended: the doorbell may have rung it in vain (see run)
   private ending = false; // the main thread ended the session (doorbell.requestEnd): every process is killed
   /** How each new mm gets its userfaultfd. */
   private readonly uffdSource: UffdSource;
@@ -100,10 +99,7 @@ export class Tracer implements FreezeHost, EvictHost {
       }
       // A request whose ring brought no stop (the process was exiting, or blocks SIGURG in
       // every thread) is taken at a later stop — none mid-exec: a freeze leaves that image out.
-      if ((this.doorbellMayBeLost || this.setup.doorbell?.pending) && this.tasks.procs.size > 0 && !this.tasks.midExec()) {
-        this.doorbellMayBeLost = false;
-        this.answerDoorbell();
-      }
+      if (this.setup.doorbell?.pending && this.tasks.procs.size > 0 && !this.tasks.midExec()) this.answerDoorbell();
       // [eviction] A request whose SIGURG was lost (one already pending swallows it).
       if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(0);
       this.captures?.reapNow(this);
@@ -294,7 +290,6 @@ export class Tracer implements FreezeHost, EvictHost {
     if (tasks.held.size > 0) adoptOrphans(tasks, this.setup.policy);
     // Ring another traced process from now on, if any is left.
     this.setup.doorbell?.publishPid(tasks.procs.keys().next().value ?? 0);
-    this.doorbellMayBeLost = true;
   }
 }
 
