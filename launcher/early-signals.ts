@@ -18,15 +18,16 @@ import os from 'node:os';
 export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM',
   'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGWINCH', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
   'SIGVTALRM', 'SIGPROF', 'SIGXCPU', 'SIGXFSZ', 'SIGPWR', 'SIGURG', 'SIGIO', 'SIGPIPE', 'SIGABRT',
-  'SIGSYS'].filter((name) => name !== 'SIGPROF' || !profiled()) as NodeJS.Signals[];
+  'SIGSYS'].filter((name) => name !== 'SIGPROF' || !underV8Profiler()) as NodeJS.Signals[];
 
 /**
- * numactlx itself runs under V8's CPU profiler (`node --cpu-prof bin/numactlx.js …`): the
- * profiler samples every thread with SIGPROF, which a listener here would take over (and
- * forwarded, kill the program); it is left to the profiler.
+ * numactlx itself runs under one of V8's profilers (`node --cpu-prof bin/numactlx.js …`).
+ * The CPU profiler samples every thread with SIGPROF, which a listener here would take over
+ * (and, forwarded, kill the program): it is left to the profiler. Each profiler writes its
+ * file in Node's exit teardown, which main's exit then keeps.
  */
-function profiled(): boolean {
-  return process.execArgv.some((arg) => arg.startsWith('--cpu-prof') || arg.startsWith('--prof'));
+export function underV8Profiler(): boolean {
+  return process.execArgv.some((arg) => /^--(cpu-prof|heap-prof|prof)/.test(arg));
 }
 
 const held = new Map<NodeJS.Signals, { count: number; listener: () => void }>();

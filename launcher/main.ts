@@ -17,7 +17,7 @@ import { inheritedDispositions, programEnv, readInherited, type Inherited } from
 import { resolveProgram } from './resolve-program.js';
 import { USAGE } from './usage.js';
 import { loadVerb, PLANNED_VERBS } from './verbs/index.js';
-import { releaseHeld } from './early-signals.js';
+import { releaseHeld, underV8Profiler } from './early-signals.js';
 import { endOnOutputError } from './ending.js';
 import { markStdoutClosed, OutputError, printErr, printOut } from './output.js';
 import { setSignalDisposition } from '../src/sys/signal.js';
@@ -126,10 +126,15 @@ export function main(argv: string[]): void {
   // written synchronously by then (stdout/stderr are files, pipes or terminals).
   // Early workers no session took end first (early-workers.ts): exiting while one still
   // loads koffi would abort Node.
-  run(argv).then((code) => endUnused().then(() => exitNow(code)), (err) => {
+  run(argv).then((code) => endUnused().then(() => leave(code)), (err) => {
     printErr(`numactlx: internal error: ${describeError(err)}\n`);
-    void endUnused().then(() => exitNow(1));
+    void endUnused().then(() => leave(1));
   });
+}
+
+/** numactlx's exit: exitNow, or Node's own exit under V8's profilers, which write their files in it. */
+function leave(code: number): never {
+  return underV8Profiler() ? process.exit(code) : exitNow(code);
 }
 
 /**
@@ -140,5 +145,5 @@ export function main(argv: string[]): void {
 function onStray(err: Error): void {
   printErr(`numactlx: internal error: ${describeError(err)}\n`);
   if (debugging()) printErr(`${err.stack ?? ''}\n`);
-  void endUnused().then(() => exitNow(1));
+  void endUnused().then(() => leave(1));
 }

@@ -1,7 +1,7 @@
 // numactlx's own files that it opens at run time — its worker threads' entry modules and
 // package.json — found from this module's URL, wherever it runs from: tsc's output
 // (dist/launcher/own-files.js) or the bundle (dist/bundle/, build/bundle.mjs), where every
-// entry module sits beside the chunk that holds this one. The bundler defines
+// entry module sits beside the others. The bundler defines
 // NUMACTLX_BUNDLE; tsc's output never sees it defined (test/package/pack.test.ts runs the
 // bundle alone).
 declare const NUMACTLX_BUNDLE: true | undefined;

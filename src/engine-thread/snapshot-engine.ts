@@ -170,6 +170,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   prepareStep(): boolean {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
+      if (this.options.extraPages) this.extras.warm();
       const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices,
         this.options.capture) : prepareSteps(this.engine);
       this.phase = { kind: 'preparing', steps };

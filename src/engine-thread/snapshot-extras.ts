@@ -78,7 +78,14 @@ export class ExtraPages {
   private held: Array<{ mm: Mm; part: MmPart }> = [];
   private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
 
-  constructor(private readonly engine: Engine, private readonly remote: RemoteCopier) {
+  constructor(private readonly engine: Engine, private readonly remote: RemoteCopier) {}
+
+  /**
+   * In a prepare, with the program running: the staging buffer's first pages written
+   * (reserve), not in the pause. Not at the engine's start: 4 MiB of first writes take
+   * ≈ 10 ms here, on a session's start-up path (docs/BENCHMARKS.md §5f).
+   */
+  warm(): void {
     this.reserve(STAGING_FIRST / PAGE);
   }
 

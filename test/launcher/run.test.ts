@@ -123,6 +123,19 @@ test('a session ends with nothing left behind: no control socket, no process, th
   expect((await numactlx(['verify', backing])).exitCode).toBe(0);
 });
 
+// Under V8's profilers numactlx exits through Node's own exit, where they write their
+// files (launcher/main.ts leave): one CPU profile per thread — main, engine, tracer.
+test('node --cpu-prof bin/numactlx.js profiles a session: a profile for each of its three threads', async () => {
+  const dir = tmpDir();
+  const backing = path.join(tmpDir(), 'node3.img');
+  const r = await execa('node', ['--cpu-prof', '--cpu-prof-dir', dir, path.join(ROOT, 'bin/numactlx.js'),
+    `--remap=3,${backing},size=64m`, '--membind=3', '--', 'sh', '-c', 'exit 4'], { reject: false });
+  expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 4, stderr: '' });
+  const profiles = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  expect(profiles.length).toBe(3);
+  for (const f of profiles) expect((JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { samples: unknown[] }).samples.length).toBeGreaterThan(0);
+});
+
 test('--version prints the package version, --help the usage on stdout', async () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const v = await numactlx(['--version']);
