@@ -5,6 +5,10 @@
 // si_value = COOKIE), suppresses the signal — the program never sees it — and freezes.
 // The same shared memory carries the threads' registers from the tracer to the engine.
 //
+// A ring unanswered after NUDGE_MS rings again with SIGSTOP and the same cookie (nudge):
+// a program that blocks SIGURG in every thread, or takes it with sigwaitinfo or a
+// signalfd, would give no stop while it sleeps.
+//
 // The end of the session (its backing lost) goes the same way: a flag, and SIGKILL to the
 // process the doorbell rings (nothing can catch it, and the tracer's waitpid returns at
 // once); the tracer then kills every other process of the program.
@@ -28,6 +32,16 @@ export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY
 /** SIGURG: ignored by default, so a ring that arrives untraced does no harm. */
 export const DOORBELL_SIGNAL = os.constants.signals.SIGURG;
 export const COOKIE = 0x6e756d61; // "numa"
+/**
+ * The second ring's signal: SIGSTOP can be neither blocked, caught, ignored nor waited
+ * for, so the process stops for the tracer at once, wherever it sleeps; the tracer
+ * recognises the cookie and suppresses it like SIGURG, and no group stop happens
+ * (ptrace(2): a signal suppressed at its delivery stop). Its one side effect: a stop
+ * signal, when sent, discards a SIGCONT still pending in the process (signal(7)).
+ */
+export const DOORBELL_NUDGE_SIGNAL = os.constants.signals.SIGSTOP;
+/** How long a ring may go unanswered before the nudge (then again as long as it is): a ring is answered in a few ms. */
+export const NUDGE_MS = 500;
 /** ctl index: 1 once the main thread asked for the end of the session. */
 const END = 5;
 
@@ -59,7 +73,25 @@ export class Doorbell {
     if (pid <= 0) return Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1;
     // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
     sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
+    this.nudgeWhileUnanswered(id);
     return true;
+  }
+
+  /**
+   * Main thread: rings request `id` again with DOORBELL_NUDGE_SIGNAL every NUDGE_MS for as
+   * long as it waits to be taken. A nudge that crosses the tracer's take is a doorbell
+   * stop with nothing to take: suppressed, nothing else.
+   */
+  private nudgeWhileUnanswered(id: number): void {
+    const timer = setInterval(() => {
+      if (Atomics.load(this.ctl, 0) !== 1 || Atomics.load(this.ctl, 1) !== id) {
+        clearInterval(timer);
+        return;
+      }
+      const pid = Atomics.load(this.ctl, 4);
+      if (pid > 0) sigqueueFast(pid, DOORBELL_NUDGE_SIGNAL, COOKIE);
+    }, NUDGE_MS);
+    timer.unref();
   }
 
   /**

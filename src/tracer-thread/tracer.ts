@@ -14,7 +14,7 @@ import {
 } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
-import { DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
+import { DOORBELL_NUDGE_SIGNAL, DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
 import type { TracerSetup } from './tracer-setup.js';
 import { isDoorbellStop, startSeized } from './start-program.js';
 import { onExecStop, type UffdSource, type UserfaultfdRefused } from './exec-setup.js';
@@ -220,10 +220,10 @@ export class Tracer implements FreezeHost, EvictHost {
       thread.pending = undefined;
       return cont(tid);
     }
-    // The doorbell: our own SIGURG, recognised by its siginfo, never delivered. [eviction]
+    // The doorbell: our own SIGURG (or SIGSTOP: its nudge), recognised by its siginfo, never delivered. [eviction]
     // Also the engine's eviction ring (one SIGURG may stand for both): that request first,
     // with this thread stopped already (serve resumes it).
-    if (sig === DOORBELL_SIGNAL && isDoorbellStop(tid)) {
+    if ((sig === DOORBELL_SIGNAL || sig === DOORBELL_NUDGE_SIGNAL) && isDoorbellStop(tid)) {
       try {
         if (!this.evictions?.serve(tid)) cont(tid);
       } finally {

@@ -7,12 +7,14 @@
 // set-up). A program that re-execs itself without pause is in an exec set-up ≈ a tenth of
 // the time: before the fix, one of the first six snapshots hung in each of three tries.
 // A ring that brings no stop at all (the program blocks SIGURG in every thread) is taken at
-// the next stop of any thread (tracer.ts run).
+// the next stop of any thread (tracer.ts run); an idle program that blocks SIGURG, or takes
+// it with sigwaitinfo, gives no stop: NUDGE_MS (0.5 s) later the ring comes again as a
+// SIGSTOP with the cookie (channels/doorbell.ts nudge), which the tracer suppresses.
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
-import { waitFor } from '../helpers/proc.js';
+import { procState, waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 afterAll(removeTmpDirs);
@@ -55,6 +57,37 @@ test('a program that blocks SIGURG: its snapshots are taken at its next trapped 
     for (let i = 1; i <= 3; i++) {
       const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env, timeout: 20_000 });
       expect({ snapshot: i, exit: r.exitCode, timedOut: r.timedOut, stderr: r.stderr }).toEqual({ snapshot: i, exit: 0, timedOut: false, stderr: '' });
+    }
+  } finally {
+    session.kill('SIGTERM');
+    await session;
+  }
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+}, 120_000);
+
+// Python sleeps in clock_nanosleep and appends a tick to a file every 0.2 s: no trapped call,
+// no stop. `takes` also waits for SIGURG with sigwaitinfo — it takes the SIGURG itself.
+test.each([
+  ['blocks SIGURG and sleeps', 'while True:\n    time.sleep(0.2); tick()\n'],
+  ['takes SIGURG with sigwaitinfo', 'while True:\n    signal.sigtimedwait({signal.SIGURG}, 0.2); tick()\n'],
+])('an idle program that %s: each snapshot is taken by the nudge, and the program runs on, never stopped', async (_what, loop) => {
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const ticks = path.join(dir, 'ticks');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  const program = 'import os, signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGURG})\n' +
+    `def tick():\n    with open(${JSON.stringify(ticks)}, 'a') as f: f.write(str(os.getpid()) + '\\n')\n` + loop;
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', '--', 'python3', '-c', program], { env, reject: false });
+  const count = (): string[] => (fs.existsSync(ticks) ? fs.readFileSync(ticks, 'utf8').trim().split('\n') : []);
+  try {
+    await waitFor('the program to tick', () => count().length > 0, 20_000, 20);
+    const pid = Number(count()[0]);
+    for (let i = 1; i <= 3; i++) {
+      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env, timeout: 20_000 });
+      expect({ snapshot: i, exit: r.exitCode, timedOut: r.timedOut, stderr: r.stderr }).toEqual({ snapshot: i, exit: 0, timedOut: false, stderr: '' });
+      const before = count().length;
+      await waitFor('the program to tick again', () => count().length > before, 10_000, 20);
+      expect(procState(pid)).not.toMatch(/^[Tt]$/);
     }
   } finally {
     session.kill('SIGTERM');
