@@ -170,10 +170,9 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   prepareStep(): boolean {
     if (this.prepareWanted && this.phase.kind === 'idle' && !this.active) {
       this.prepareWanted = false;
-      if (this.options.extraPages) this.extras.warm();
       const steps = this.async ? precopySteps(this.engine, this.copier, this.scanner, this.precopy ??= new Precopy(this.engine), this.slices,
         this.options.capture) : prepareSteps(this.engine);
-      this.phase = { kind: 'preparing', steps };
+      this.phase = { kind: 'preparing', steps: this.options.extraPages ? this.extras.warmBefore(steps) : steps };
     }
     if (this.phase.kind !== 'preparing') return false;
     if (!this.phase.steps.next().done) return false;

@@ -11,16 +11,14 @@
 //   and pages of trapped ranges a policy placed in ordinary memory (interleave,
 //   preferred fallback: PLACED_REAL in the table, and present now);
 // - shared anonymous memory and shmem (MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V
-//   shared memory, /dev/shm, memfd): every present page. Shared mappings of regular
-//   files are the file's and are left out, as the kernel's core dumps leave them.
+//   shared memory, /dev/shm, memfd): every present page (shared mappings of regular
+//   files are the file's, left out as the kernel's core dumps leave them).
 //
-// In the pause they are only read, into a staging buffer of this process that stays
-// mapped between snapshots (no page of it is new); frames of the first virtual node's
-// backing are taken and written at the commit, after the program runs again. They are
-// not tracked between snapshots (no write protection): every snapshot reads them again,
-// their frames are the snapshot's alone, and the next snapshot's map does not inherit
-// them. Their count and the part of the pause they took are in the first node's record
-// (stats extra_pages, extra_ms).
+// In the pause they are only read, into a staging buffer that stays mapped between
+// snapshots (no page of it is new); frames of the first virtual node's backing are taken
+// and written at the commit, the program running. Not tracked between snapshots (no write
+// protection), they are read again by every snapshot, their frames its own. Their count
+// and the part of the pause they took are in the first node's record (extra_pages, extra_ms).
 //
 // Held by a capture fork (snapshot-capture.ts), a process's private pages are the fork's
 // too: only its shared ones (and pages a trapped range placed in ordinary memory, which the
@@ -45,8 +43,8 @@ const EXTRA_SLOT = 0;
 const STORE_STEP = 64;
 /** The staging buffer's bound; beyond it a snapshot fails rather than hold the program longer. */
 const STAGING_MAX = 256 << 20;
-/** Its size at the start (written through then): a program's library data is 1–4 MiB. */
-const STAGING_FIRST = 4 << 20;
+/** Its size from the first prepare on (a program's library data is 1–4 MiB), written through WARM_STEP bytes a step then. */
+const [STAGING_FIRST, WARM_STEP] = [4 << 20, 256 << 10];
 const PAGEMAP_RUN = 512;
 /** pagemap entry bits, in the upper u32: 63 present, 62 swapped, 61 file page or shared anonymous. */
 const HAS_PAGE = 0xc000_0000;
@@ -81,12 +79,21 @@ export class ExtraPages {
   constructor(private readonly engine: Engine, private readonly remote: RemoteCopier) {}
 
   /**
-   * In a prepare, with the program running: the staging buffer's first pages written
-   * (reserve), not in the pause. Not at the engine's start: 4 MiB of first writes take
-   * ≈ 10 ms here, on a session's start-up path (docs/BENCHMARKS.md §5f).
+   * `prepare` after steps that make the staging buffer STAGING_FIRST long, every page written,
+   * so that the pause takes no first writes — not at the engine's start, where 4 MiB of them
+   * (≈ 10 ms here) delayed a session's start (docs/BENCHMARKS.md §5f). Closed early, it leaves the buffer be.
    */
-  warm(): void {
-    this.reserve(STAGING_FIRST / PAGE);
+  *warmBefore(prepare: Generator<void, void>): Generator<void, void> {
+    if (this.staging.length < STAGING_FIRST) {
+      const bigger = Buffer.alloc(STAGING_FIRST);
+      for (let off = 0; off < STAGING_FIRST; off += WARM_STEP) {
+        bigger.fill(1, off, off + WARM_STEP);
+        yield;
+      }
+      this.staging.copy(bigger, 0, 0, this.used * PAGE);
+      [this.staging, this.stagingAddr] = [bigger, Number(bufferAddress(bigger))];
+    }
+    yield* prepare; // return() goes on to it: its finally blocks run
   }
 
   /**
@@ -268,11 +275,10 @@ export class ExtraPages {
     if (this.staging.length >= pages * PAGE) return;
     const bigger = Buffer.alloc(Math.min(STAGING_MAX, Math.max(pages * PAGE, this.staging.length * 2)));
     this.staging.copy(bigger, 0, 0, this.used * PAGE);
-    // Every page written now, not in a pause: a large Buffer is fresh mmap'd memory, and
-    // a first write to a page costs a fault (≈ 10 µs on these hypervisors) in the pause.
+    // Every page written now, not in a later pause: a large Buffer is fresh mmap'd memory,
+    // and a first write to a page costs a fault (≈ 10 µs on these hypervisors).
     bigger.fill(1, this.used * PAGE);
-    this.staging = bigger;
-    this.stagingAddr = Number(bufferAddress(bigger));
+    [this.staging, this.stagingAddr] = [bigger, Number(bufferAddress(bigger))];
   }
 
   /** process_vm_readv of `addrs` into the staging buffer from page `first` on; the pages read. */
