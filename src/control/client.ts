@@ -45,6 +45,11 @@ export function request<Op extends string>(session: SessionRef, op: Op, params?:
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const who = `session ${session.numactlx_pid}`;
   const id = 1;
+  // Stopped with its program (job control): it cannot answer until it is continued.
+  if (processState(session.numactlx_pid) === 'T') {
+    return Promise.reject(new ControlError(`${who} is stopped, as its program is (Ctrl-Z, SIGSTOP): ` +
+      `continue it (fg, or kill -CONT ${session.numactlx_pid}) and ask again`));
+  }
   return new Promise<Result<Op>>((resolve, reject) => {
     const socket = net.createConnection(session.socket);
     let settled = false;
@@ -85,6 +90,15 @@ export function request<Op extends string>(session: SessionRef, op: Op, params?:
       }
     });
   });
+}
+
+/** The state letter of /proc/PID/stat, or undefined (gone, hidden). */
+function processState(pid: number): string | undefined {
+  try {
+    return readProcStat(pid).state;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a process with this pid exists (another user's counts; a zombie does not). */

@@ -108,6 +108,33 @@ describe.each(MODES)('%s', (_name, mode) => {
   });
 });
 
+// A session stopped with its program cannot answer its control socket: a verb says so at
+// once, in one line, instead of waiting out its timeout; continued, it answers again.
+test('a verb asked of a session stopped with its program says so; continued, the snapshot is taken', async () => {
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir() };
+  const backing = path.join(tmpDir(), 'node3.img');
+  const child = execa(NUMACTLX, [`--remap=3,${backing},size=64m`, '--membind=3', 'sleep', '30'], { env, reject: false });
+  const pid = child.pid!;
+  const cleanUp = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 30000);
+  try {
+    const program = await waitFor('the program', () => childrenOf(pid).find((p) => exeOf(p).endsWith('/sleep')), 20_000);
+    await waitFor('the session to answer', async () => (await numactlx(['status', String(pid)], { env })).exitCode === 0, 20_000, 20);
+    process.kill(program, 'SIGSTOP');
+    await waitFor('numactlx stopped', () => procState(pid) === 'T');
+    const refused = await numactlx(['snapshot', '--wait', String(pid)], { env });
+    expect({ exit: refused.exitCode, stderr: refused.stderr }).toEqual({ exit: 1,
+      stderr: `numactlx: snapshot: session ${pid} is stopped, as its program is (Ctrl-Z, SIGSTOP): continue it (fg, or kill -CONT ${pid}) and ask again` });
+    process.kill(pid, 'SIGCONT');
+    await waitFor('numactlx running again', () => procState(pid) !== 'T');
+    const taken = await numactlx(['snapshot', '--wait', String(pid)], { env });
+    expect({ exit: taken.exitCode, stderr: taken.stderr }).toEqual({ exit: 0, stderr: '' });
+  } finally {
+    clearTimeout(cleanUp);
+    child.kill('SIGTERM');
+    await child;
+  }
+}, 60_000);
+
 // numactlx ends with _exit once it has closed what it opened (src/sys/process.ts exitNow):
 // nothing is left behind — no control socket, no process — and the backing verifies.
 test('a session ends with nothing left behind: no control socket, no process, the backing whole', async () => {
