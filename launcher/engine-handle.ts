@@ -13,18 +13,11 @@ import { CHANNEL_BYTES } from '../src/channels/tracer-engine.js';
 import { EVICT_CHANNEL_BYTES } from '../src/channels/evict-request.js';
 import { MainMailbox, MainRequest } from '../src/channels/engine-mailbox.js';
 import { onEngineEvent, type EngineStart } from '../src/channels/engine-messages.js';
-import { checksumWorkerLoaded, type ChecksumShared } from '../src/channels/checksum-ring.js';
+import { askWorkerToStop, type ChecksumShared } from '../src/channels/checksum-ring.js';
 import type { SessionStats } from '../src/channels/session-stats.js';
 import type { VirtualNode } from '../policy/remap.js';
 import type { KernelFeatures } from '../src/kerndat/features.js';
 
-/**
- * How long the end of a session waits for a checksum worker still loading (≈ 50–300 ms
- * here): a guard against a worker that never loads, not a deadline — terminating one that
- * is loading koffi aborts numactlx, and under emulation (the 6.1 guest, TCG) a worker's
- * start-up takes seconds (10 s was the bound until stop 22).
- */
-const CHECKSUM_LOAD_WAIT_MS = 120_000;
 
 export class EngineHandle {
   readonly channel = new SharedArrayBuffer(CHANNEL_BYTES);
@@ -38,7 +31,7 @@ export class EngineHandle {
   private readonly mailbox: MainMailbox;
   private worker!: Worker;
   /** CRC32 of snapshot frames, off the engine thread (src/channels/checksum-ring.ts). */
-  private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean; ended: Promise<void> } | undefined;
+  private checksumWorker: { worker: Worker; shared: ChecksumShared; exited: boolean } | undefined;
   /** The ring the checksum worker reads, from the engine's 'ready' (the worker starts later). */
   private checksumShared: ChecksumShared | undefined;
   private statsWaiters: Array<(s: SessionStats) => void> = [];
@@ -66,7 +59,8 @@ export class EngineHandle {
     this.closed = new Promise((resolve) => this.worker.once('exit', () => {
       // The engine stops the checksum worker before it unmaps the backings; if the engine
       // died instead, nothing else will.
-      void this.endChecksumWorker().then(resolve);
+      this.stopChecksumWorker();
+      resolve();
     }));
     let ready = false;
     let gotClosed!: () => void;
@@ -120,11 +114,10 @@ export class EngineHandle {
 
   private startChecksumWorker(shared: ChecksumShared): void {
     const worker = startWorker(CHECKSUM_WORKER, shared);
-    let ended!: () => void;
-    const handle = { worker, shared, exited: false, ended: new Promise<void>((resolve) => { ended = resolve; }) };
+    const handle = { worker, shared, exited: false };
     this.checksumWorker = handle;
     worker.unref();
-    worker.once('exit', () => { handle.exited = true; ended(); });
+    worker.once('exit', () => { handle.exited = true; });
     // A failed checksum worker costs speed, not data: the engine computes the CRCs itself.
     worker.on('error', (err) => {
       if (process.env.NUMACTLX_DEBUG === '1') fs.writeSync(2, `numactlx: checksum worker failed: ${err.message}\n`);
@@ -132,14 +125,13 @@ export class EngineHandle {
   }
 
   /**
-   * Terminates the checksum worker once it has loaded (checksumWorkerSettled): a short
-   * program can end while it still loads koffi, and terminating it then aborts numactlx.
+   * Asks the checksum worker to stop (askWorkerToStop), without waiting for its end: it
+   * is never terminated, and numactlx's _exit ends it. A worker still loading stops at
+   * its loop's first turn, before it reads a frame.
    */
-  private async endChecksumWorker(): Promise<void> {
+  private stopChecksumWorker(): void {
     const handle = this.checksumWorker;
-    if (!handle) return;
-    if (!handle.exited) await Promise.race([handle.ended, checksumWorkerLoaded(handle.shared, CHECKSUM_LOAD_WAIT_MS)]);
-    if (!handle.exited) await handle.worker.terminate();
+    if (handle && !handle.exited) askWorkerToStop(handle.shared);
   }
 
   /** --keep: deletes the oldest unlabelled snapshots beyond `keep`; resolves to the ids. */
@@ -182,10 +174,10 @@ export class EngineHandle {
     const final = new Promise<SessionStats>((resolve) => this.statsWaiters.push(resolve));
     this.mailbox.post(MainRequest.Shutdown);
     const stats = await Promise.race([final, this.closed.then(() => this.lastStats)]);
-    // Not the worker's exit: an isolate's teardown took 13 ms here, and process.exit ends
-    // it anyway. The checksum worker is, as ever, let finish loading before it is ended.
+    // Not the workers' exits: an isolate's teardown took 13 ms here, and numactlx's _exit
+    // ends them anyway.
     await Promise.race([this.closedMessage, this.closed]);
-    await this.endChecksumWorker();
+    this.stopChecksumWorker();
     return stats;
   }
 }

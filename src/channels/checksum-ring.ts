@@ -201,7 +201,6 @@ export class ChecksumRingReader {
     this.tail = Atomics.load(this.ctl, TAIL);
     this.synced = Atomics.load(this.ctl, SYNC_DONE);
     Atomics.store(this.ctl, ALIVE, 1);
-    Atomics.notify(this.ctl, ALIVE); // the main thread may wait for it (checksumWorkerLoaded)
   }
 
   get stopRequested(): boolean {
@@ -278,16 +277,15 @@ function markUnreadable(ctl: Int32Array, slot: number): void {
 }
 
 /**
- * Main thread: resolves once the worker has loaded (it sets ALIVE as it begins) or ended,
- * or after `ms`. Only then may it be terminated: a worker terminated while it still loads
- * koffi aborts the whole process (`FATAL ERROR: … napi_throw`), which a program shorter
- * than the worker's start-up made happen at the session's end.
+ * Main thread, at the session's end: asks the worker to stop (the engine asks too, before
+ * it unmaps the backings — unless it died first). A worker still loading sees it at its
+ * loop's first turn and ends by itself. It is never terminated: a worker terminated
+ * inside a koffi call — loading koffi, or any call once it runs — aborts the whole
+ * process (`FATAL ERROR: … napi_throw`; the 6.1 guest's kill9 group, once in four runs on
+ * stop 29's build), and numactlx's _exit ends it anyway.
  */
-export async function checksumWorkerLoaded(shared: ChecksumShared, ms: number): Promise<void> {
+export function askWorkerToStop(shared: ChecksumShared): void {
   const ctl = new Int32Array(shared.ctl, 0, CTL_SLOTS);
-  if (Atomics.load(ctl, STOPPED) === 1) return;
-  // Atomics.waitAsync: in Node 20 (V8), not in this TypeScript's ES2022 lib.
-  const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
-  const wait = waitAsync(ctl, ALIVE, 0, ms);
-  if (wait.async) await wait.value;
+  Atomics.store(ctl, STOP, 1);
+  Atomics.notify(ctl, HEAD);
 }
