@@ -37,22 +37,27 @@ const common = {
 const at = (file) => path.join(dist, file);
 // The main thread's graph in three modules: numactlx.js, the entry, small, so that it
 // starts the workers (early-workers.ts) before main's 350 KB are compiled; early.js, the
-// state the entry sets up and main uses (the signals held, the workers started), one
-// instance for both; main.js, the rest. Modules early.js holds are imported from it.
+// state the entry sets up and main uses (the signals held, the workers started) and every
+// module it needs; main.js, the rest. Every module early.js holds is imported from it, so
+// each has one instance in the thread.
 const EARLY = ['early-signals.js', 'early-workers.js'].map((f) => at(`launcher/${f}`));
-const shared = (also = {}) => ({
+const reExports = (files) => ({ contents: files.map((f) => `export * from ${JSON.stringify(f)};`).join('\n'), resolveDir: dist, sourcefile: 'early.js' });
+const probe = await build({ ...common, stdin: reExports(EARLY), write: false, metafile: true, outdir: undefined, outfile: path.join(outdir, 'early.js') });
+const inEarly = Object.keys(probe.metafile.inputs).map((f) => path.resolve(root, f))
+  .filter((f) => f.startsWith(dist) && fs.existsSync(f)); // not the stdin module itself
+const fromEarly = (also = {}) => ({
   name: 'numactlx-main-split',
   setup(b) {
     b.onResolve({ filter: /\.js$/ }, (args) => {
       const file = path.resolve(args.resolveDir, args.path);
-      if (EARLY.includes(file)) return { path: './early.js', external: true };
+      if (inEarly.includes(file)) return { path: './early.js', external: true };
       if (also[file]) return { path: also[file], external: true };
       return undefined;
     });
   },
 });
-await build({ ...common, stdin: { contents: EARLY.map((f) => `export * from ${JSON.stringify(f)};`).join('\n'), resolveDir: dist, sourcefile: 'early.js' }, outfile: path.join(outdir, 'early.js'), outdir: undefined });
-await build({ ...common, entryPoints: { numactlx: at('launcher/entry.js') }, plugins: [shared({ [at('launcher/main.js')]: './main.js' })] });
-await build({ ...common, entryPoints: { main: at('launcher/main.js') }, plugins: [shared()] });
+await build({ ...common, stdin: reExports(inEarly), outfile: path.join(outdir, 'early.js'), outdir: undefined });
+await build({ ...common, entryPoints: { numactlx: at('launcher/entry.js') }, plugins: [fromEarly({ [at('launcher/main.js')]: './main.js' })] });
+await build({ ...common, entryPoints: { main: at('launcher/main.js') }, plugins: [fromEarly()] });
 // Each worker's graph one module.
 await build({ ...common, entryPoints: Object.fromEntries(Object.entries(WORKER_ENTRIES).map(([name, file]) => [name, at(file)])) });
