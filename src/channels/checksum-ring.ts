@@ -281,7 +281,7 @@ function markUnreadable(ctl: Int32Array, slot: number): void {
  * it unmaps the backings — unless it died first). A worker still loading sees it at its
  * loop's first turn and ends by itself. It is never terminated: a worker terminated
  * inside a koffi call — loading koffi, or any call once it runs — aborts the whole
- * process (`FATAL ERROR: … napi_throw`; the 6.1 guest's kill9 group, once in four runs on
+ * process (`FATAL ERROR: … napi_throw`; the 6.1 guest's kill9 group, once in three runs on
  * stop 29's build), and numactlx's _exit ends it anyway.
  */
 export function askWorkerToStop(shared: ChecksumShared): void {
