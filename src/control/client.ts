@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { checkRuntimeDir, pidOfSocketName, sessionDirs, socketPath } from './paths.js';
-import { readProcStat } from '../sys/procfs.js';
+import { procState, readProcStat } from '../sys/procfs.js';
 import {
   ControlError, encodeLine, LineSplitter, parseResponse, type OpName, type Ops, type SessionInfo,
 } from './protocol.js';
@@ -46,7 +46,7 @@ export function request<Op extends string>(session: SessionRef, op: Op, params?:
   const who = `session ${session.numactlx_pid}`;
   const id = 1;
   // Stopped with its program (job control): it cannot answer until it is continued.
-  if (processState(session.numactlx_pid) === 'T') {
+  if (procState(session.numactlx_pid) === 'T') {
     return Promise.reject(new ControlError(`${who} is stopped, as its program is (Ctrl-Z, SIGSTOP): ` +
       `continue it (fg, or kill -CONT ${session.numactlx_pid}) and ask again`));
   }
@@ -90,15 +90,6 @@ export function request<Op extends string>(session: SessionRef, op: Op, params?:
       }
     });
   });
-}
-
-/** The state letter of /proc/PID/stat, or undefined (gone, hidden). */
-function processState(pid: number): string | undefined {
-  try {
-    return readProcStat(pid).state;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Whether a process with this pid exists (another user's counts; a zombie does not). */

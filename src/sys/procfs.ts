@@ -77,16 +77,20 @@ export function commandOf(pid: number): string[] {
   }
 }
 
+/** The state letter of /proc/PID/stat (R, S, T, Z, …), or undefined: gone, or /proc hidden. */
+export function procState(pid: number | string): string | undefined {
+  try {
+    return readProcStat(pid).state;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Thread tid is past its exit (gone, a zombie or dead): the kernel's writes at its exit
  * (clear_child_tid, in mm_release) are done — they come before exit_notify makes it a zombie.
  */
 export function threadEnded(tid: number): boolean {
-  let state: string;
-  try {
-    state = readProcStat(tid).state;
-  } catch {
-    return true;
-  }
-  return state === 'Z' || state === 'X';
+  const state = procState(tid);
+  return state === undefined || state === 'Z' || state === 'X';
 }

@@ -1,15 +1,8 @@
 // Reading process state from /proc, and waiting for it.
 import fs from 'node:fs';
-import { readProcStat } from '../../src/sys/procfs.js';
+import { procState } from '../../src/sys/procfs.js';
 
-/** The state letter of /proc/PID/stat (R, S, T, Z…), or undefined once it is gone. */
-export function procState(pid: number): string | undefined {
-  try {
-    return readProcStat(pid).state;
-  } catch {
-    return undefined;
-  }
-}
+export { procState };
 
 /** Direct children of a process (all its threads'). */
 export function childrenOf(pid: number): number[] {
@@ -68,8 +61,7 @@ export function describeTree(pid: number): string {
     try { tids = fs.readdirSync(`/proc/${p}/task`); } catch { return; }
     for (const tid of tids) {
       const base = `/proc/${p}/task/${tid}`;
-      let state = '?';
-      try { state = readProcStat(`${p}/task/${tid}`).state; } catch { /* gone */ }
+      const state = procState(`${p}/task/${tid}`) ?? '?';
       lines.push(`${p}/${tid} ${read(`${base}/comm`)} ${state} ${read(`${base}/wchan`)} syscall ${read(`${base}/syscall`).split(' ')[0]}`);
     }
     try { for (const c of childrenOf(p)) visit(c); } catch { /* gone */ }
