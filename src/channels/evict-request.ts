@@ -18,9 +18,7 @@
 // recognises the cookie (si_code SI_QUEUE, si_pid = numactlx, si_value = EVICT_COOKIE),
 // never delivers it, and takes the request. A SIGURG does not queue behind another one
 // (a standard signal is pending once), so the tracer also looks at the request at every
-// SIGURG of ours, whichever cookie, and the engine rings again when nobody took it —
-// with SIGSTOP and the same cookie (the doorbell's nudge, doorbell.ts): a program that
-// blocks SIGURG in every thread, or takes it with sigwaitinfo, gives no stop for it.
+// SIGURG of ours, whichever cookie, and the engine rings again when nobody took it.
 //
 // Protocol: engine post() (state 1) and ring(); tracer take() (state 2) — then, while the
 // mm's threads are stopped, the synchronous TracerOps EvictRanges (the engine writes the
@@ -37,7 +35,7 @@
 // RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
 import { sigqueueFast } from '../sys/signal.js';
-import { DOORBELL_NUDGE_SIGNAL, DOORBELL_SIGNAL } from './doorbell.js';
+import { DOORBELL_SIGNAL } from './doorbell.js';
 
 export const EVICT_SIGNAL = DOORBELL_SIGNAL;
 export const EVICT_COOKIE = 0x65766963; // "evic"
@@ -58,10 +56,6 @@ const TAKEN = 2;
 export class EvictChannel {
   private readonly ctl: Int32Array;
   private readonly ranges: Float64Array;
-  /** The posted request has been rung once: a ring again is a nudge. */
-  private rung = false;
-  /** A request has needed its nudge: the program does not stop for SIGURG, and later requests nudge at once. */
-  private nudgeFirst = false;
 
   constructor(readonly sab: SharedArrayBuffer) {
     this.ctl = new Int32Array(sab, 0, 3 + MAX_PIDS);
@@ -75,21 +69,13 @@ export class EvictChannel {
     for (let i = 0; i < n; i++) this.ctl[2 + i] = pids[i];
     Atomics.store(this.ctl, 1, n);
     Atomics.store(this.ctl, 0, REQUESTED);
-    this.rung = false;
   }
 
-  /**
-   * Queues the SIGURG (the request's first ring; then SIGSTOP, the nudge, and for every
-   * later request once one needed it) to the first of the request's processes still
-   * there: 0, or -ESRCH when none is.
-   */
+  /** Queues the SIGURG to the first of the request's processes still there: 0, or -ESRCH when none is. */
   ring(): number {
     const n = Atomics.load(this.ctl, 1);
-    if (this.rung) this.nudgeFirst = true;
-    const sig = this.nudgeFirst ? DOORBELL_NUDGE_SIGNAL : EVICT_SIGNAL;
-    this.rung = true;
     for (let i = 0; i < n; i++) {
-      const r = sigqueueFast(this.ctl[2 + i], sig, EVICT_COOKIE);
+      const r = sigqueueFast(this.ctl[2 + i], EVICT_SIGNAL, EVICT_COOKIE);
       if (r !== -ESRCH) return r;
     }
     return -ESRCH;
