@@ -18,7 +18,7 @@
 // session; label bytes at 64; registers at REGS_OFFSET: per thread tgid u32, tid u32,
 // then user_regs_struct.
 import os from 'node:os';
-import { killIfAlive, sigqueueFast } from '../sys/signal.js';
+import { killFast, killIfAlive, sigqueueFast } from '../sys/signal.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
@@ -35,9 +35,17 @@ export const COOKIE = 0x6e756d61; // "numa"
 /**
  * The second ring's signal: SIGSTOP can be neither blocked, caught, ignored nor waited
  * for, so the process stops for the tracer at once, wherever it sleeps; the tracer
- * recognises the cookie and suppresses it like SIGURG, and no group stop happens
- * (ptrace(2): a signal suppressed at its delivery stop). Its one side effect: a stop
- * signal, when sent, discards a SIGCONT still pending in the process (signal(7)).
+ * recognises it and suppresses it like SIGURG, and no group stop happens (ptrace(2): a
+ * signal suppressed at its delivery stop). Its one side effect: a stop signal, when
+ * sent, discards a SIGCONT still pending in the process (signal(7)).
+ *
+ * Sent by kill(2), not sigqueue: a sigqueue'd signal over the receiver's
+ * RLIMIT_SIGPENDING (its own limit, or its user's queued signals) arrives without its
+ * siginfo, and a SIGSTOP the tracer cannot recognise is a real stop — the program and
+ * numactlx with it stopped for good (seen: `prlimit --sigpending=0` and a program that
+ * blocks SIGURG). A kill's siginfo is always queued (killFast). It carries no cookie:
+ * SIGSTOP with SI_USER from numactlx's own pid is the nudge, as numactlx never sends the
+ * program a SIGSTOP otherwise (it forwards catchable signals only).
  */
 export const DOORBELL_NUDGE_SIGNAL = os.constants.signals.SIGSTOP;
 /** How long a ring may go unanswered before the nudge (then again as long as it is): a ring is answered in a few ms. */
@@ -89,7 +97,7 @@ export class Doorbell {
         return;
       }
       const pid = Atomics.load(this.ctl, 4);
-      if (pid > 0) sigqueueFast(pid, DOORBELL_NUDGE_SIGNAL, COOKIE);
+      if (pid > 0) killFast(pid, DOORBELL_NUDGE_SIGNAL);
     }, NUDGE_MS);
     timer.unref();
   }

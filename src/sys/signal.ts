@@ -7,6 +7,8 @@ import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
 export const SI_QUEUE = -1;
+/** siginfo_t.si_code of a signal sent by kill(2). */
+export const SI_USER = 0;
 /** SIGBUS si_code values (<asm-generic/siginfo.h>). */
 export const BUS_CODE = { ADRERR: 2, MCEERR_AR: 4 } as const;
 
@@ -22,6 +24,16 @@ const killRaw = libc.func('int kill(int pid, int sig)');
 /** kill(2). Throws SysError('kill', errno) on failure (ESRCH when the process is gone). */
 export function kill(pid: number, sig: number): void {
   check('kill', killRaw(pid, sig) as number);
+}
+
+/**
+ * kill(2): 0 or -errno, no exception. Its siginfo (SI_USER, si_pid, si_uid) always reaches
+ * the receiver: the kernel queues a non-real-time signal with si_code ≥ 0 past the
+ * receiver's RLIMIT_SIGPENDING, where a sigqueue'd one over the limit arrives as SI_USER
+ * with si_pid 0, its value lost (kernel/signal.c __send_signal_locked, "override_rlimit").
+ */
+export function killFast(pid: number, sig: number): number {
+  return (killRaw(pid, sig) as number) === -1 ? -lastErrno() : 0;
 }
 
 const { ESRCH } = os.constants.errno;

@@ -17,6 +17,7 @@ import { resendSignal } from '../sys/signal.js';
 import { SysError } from '../sys/libc.js';
 import os from 'node:os';
 import { eventMessage, isEsrch, TaskGone, taskStatus } from './task-gone.js';
+import { ourSignal } from './start-program.js';
 
 const { SIGTRAP } = os.constants.signals;
 /** The exec stop's extra trap, a seccomp stop, a leftover interrupt: on top of the step that runs the call. */
@@ -74,7 +75,15 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
         continue;
       }
       if (event !== 0) throw new InjectionError(`injected syscall ${nr} in thread ${tid}: unexpected ptrace event ${event}`);
-      if (sig !== SIGTRAP) { arrived.push({ sig, info: siginfoOf(tid) }); continue; }
+      if (sig !== SIGTRAP) {
+        // numactlx's nudge (doorbell.ts) is not sent again: resent by tgkill it would be a
+        // SIGSTOP the tracer cannot tell from a user's (the kernel forges no SI_USER for
+        // another process). It only wakes the tracer, awake here; a request still untaken
+        // is taken at a later stop, or nudged again NUDGE_MS later.
+        const info = siginfoOf(tid);
+        if (!(info && ourSignal(info) === 'nudge')) arrived.push({ sig, info });
+        continue;
+      }
       const now = getRegs(tid);
       if (readReg(now, 'rip') === rip + 2n) return BigInt.asIntN(64, readReg(now, 'rax'));
     }

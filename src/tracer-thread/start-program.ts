@@ -8,11 +8,11 @@
 // backing held data. posix_spawn can reset a signal to its default but not make it
 // ignored: signals that must arrive ignored (nohup, `cmd &`) are set by the shell.
 import os from 'node:os';
-import { getSiginfo, PTRACE_O, seize, siginfoHead } from '../sys/ptrace.js';
-import { kill, killIfAlive, SI_QUEUE } from '../sys/signal.js';
+import { getSiginfo, PTRACE_O, seize, SIGINFO_OFFSET, siginfoHead } from '../sys/ptrace.js';
+import { kill, killIfAlive, SI_QUEUE, SI_USER } from '../sys/signal.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, WIFSTOPPED, WUNTRACED, __WALL } from '../sys/wait.js';
-import { COOKIE } from '../channels/doorbell.js';
+import { COOKIE, DOORBELL_NUDGE_SIGNAL } from '../channels/doorbell.js';
 import { EVICT_COOKIE } from '../channels/evict-request.js';
 import { taskStatus } from './task-gone.js';
 import { ForeignTracerError, isEperm } from './limits.js';
@@ -55,13 +55,22 @@ export function startSeized(start: ProgramStart): number {
 }
 
 /**
- * `tid`'s signal-delivery stop is numactlx's doorbell: a SI_QUEUE signal from this process
- * with its cookie — the snapshot doorbell's, or the engine's eviction ring's (--max-resident).
+ * What numactlx's own signal at a delivery stop is, from its siginfo: a 'ring' (a SI_QUEUE
+ * SIGURG from this process with its cookie — the snapshot doorbell's or the engine's
+ * eviction ring's, --max-resident), a 'nudge' (SIGSTOP sent by kill(2) from this process,
+ * doorbell.ts), or undefined: the program's own.
  */
+export function ourSignal(info: Buffer): 'ring' | 'nudge' | undefined {
+  const { signo, code } = siginfoHead(info);
+  if (info.readInt32LE(SIGINFO_OFFSET.pid) !== process.pid) return undefined;
+  // si_value shares its offset with SIGCHLD's si_status (x86_64).
+  const cookie = info.readInt32LE(SIGINFO_OFFSET.status);
+  if (code === SI_QUEUE && (cookie === COOKIE || cookie === EVICT_COOKIE)) return 'ring';
+  if (code === SI_USER && signo === DOORBELL_NUDGE_SIGNAL) return 'nudge';
+  return undefined;
+}
+
+/** `tid`'s signal-delivery stop is numactlx's doorbell (ourSignal). */
 export function isDoorbellStop(tid: number): boolean {
-  const info = getSiginfo(tid);
-  const head = siginfoHead(info);
-  // si_pid at offset 16 and si_value at offset 24 of a SI_QUEUE siginfo (x86_64).
-  const cookie = info.readInt32LE(24);
-  return head.code === SI_QUEUE && info.readInt32LE(16) === process.pid && (cookie === COOKIE || cookie === EVICT_COOKIE);
+  return ourSignal(getSiginfo(tid)) !== undefined;
 }

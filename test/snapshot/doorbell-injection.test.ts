@@ -70,6 +70,11 @@ test('a program that blocks SIGURG: its snapshots are taken at its next trapped 
 test.each([
   ['blocks SIGURG and sleeps', 'while True:\n    time.sleep(0.2); tick()\n'],
   ['takes SIGURG with sigwaitinfo', 'while True:\n    signal.sigtimedwait({signal.SIGURG}, 0.2); tick()\n'],
+  // Over RLIMIT_SIGPENDING a sigqueue'd signal arrives without its siginfo: a nudge sent
+  // that way was a SIGSTOP of the user's, and the program and numactlx stayed stopped.
+  ['blocks SIGURG and sleeps, no queued signal allowed (RLIMIT_SIGPENDING 0)',
+    'import resource\nresource.setrlimit(resource.RLIMIT_SIGPENDING, (0, resource.getrlimit(resource.RLIMIT_SIGPENDING)[1]))\n' +
+    'while True:\n    time.sleep(0.2); tick()\n'],
 ])('an idle program that %s: each snapshot is taken by the nudge, and the program runs on, never stopped', async (_what, loop) => {
   const dir = tmpDir();
   const backing = path.join(dir, 'node3.img');
