@@ -19,6 +19,13 @@
 // never delivers it, and takes the request. A SIGURG does not queue behind another one
 // (a standard signal is pending once), so the tracer also looks at the request at every
 // SIGURG of ours, whichever cookie, and the engine rings again when nobody took it.
+// Rung again, it nudges (the doorbell's SIGSTOP sent by kill, doorbell.ts) when SIGURG
+// cannot bring a stop — every thread blocks it, or it is no longer pending (a thread took
+// it with sigwaitinfo or a signalfd) — or when the request has waited NUDGE_MS: a program
+// that blocks SIGURG and makes no trapped call kept no --max-resident limit at all. A
+// program whose SIGURG is merely not delivered yet (its threads wait for a CPU) is not
+// sent SIGSTOP: it would stop no sooner. Once a nudge was needed, a request to a process
+// whose threads all block SIGURG nudges at its first ring.
 //
 // Protocol: engine post() (state 1) and ring(); tracer take() (state 2) — then, while the
 // mm's threads are stopped, the synchronous TracerOps EvictRanges (the engine writes the
@@ -34,8 +41,9 @@
 // the pids of the mm (the first is rung), [STOPPING] the flag; Float64 from
 // RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
-import { sigqueueFast } from '../sys/signal.js';
-import { DOORBELL_SIGNAL } from './doorbell.js';
+import { killFast, sigqueueFast } from '../sys/signal.js';
+import { signalState } from '../sys/procfs.js';
+import { DOORBELL_NUDGE_SIGNAL, DOORBELL_SIGNAL, NUDGE_MS } from './doorbell.js';
 
 export const EVICT_SIGNAL = DOORBELL_SIGNAL;
 export const EVICT_COOKIE = 0x65766963; // "evic"
@@ -56,6 +64,11 @@ const TAKEN = 2;
 export class EvictChannel {
   private readonly ctl: Int32Array;
   private readonly ranges: Float64Array;
+  /** When the request in hand was posted, and whether it has been rung since (a ring again may nudge). */
+  private postedAt = 0;
+  private rung = false;
+  /** A nudge has been needed: the first ring looks at the program's signal mask from now on. */
+  private nudged = false;
 
   constructor(readonly sab: SharedArrayBuffer) {
     this.ctl = new Int32Array(sab, 0, 3 + MAX_PIDS);
@@ -69,16 +82,36 @@ export class EvictChannel {
     for (let i = 0; i < n; i++) this.ctl[2 + i] = pids[i];
     Atomics.store(this.ctl, 1, n);
     Atomics.store(this.ctl, 0, REQUESTED);
+    this.postedAt = performance.now();
+    this.rung = false;
   }
 
-  /** Queues the SIGURG to the first of the request's processes still there: 0, or -ESRCH when none is. */
+  /**
+   * Queues the SIGURG — or, rung again, the nudge where SIGURG cannot stop the program
+   * (see the header) — to the first of the request's processes still there: 0, or
+   * -ESRCH when none is.
+   */
   ring(): number {
     const n = Atomics.load(this.ctl, 1);
+    const again = this.rung;
+    this.rung = true;
     for (let i = 0; i < n; i++) {
-      const r = sigqueueFast(this.ctl[2 + i], EVICT_SIGNAL, EVICT_COOKIE);
+      const pid = this.ctl[2 + i];
+      const r = this.nudgeNow(pid, again) ? killFast(pid, DOORBELL_NUDGE_SIGNAL) : sigqueueFast(pid, EVICT_SIGNAL, EVICT_COOKIE);
       if (r !== -ESRCH) return r;
     }
     return -ESRCH;
+  }
+
+  /** Whether this ring of `pid` is the nudge (see the header). */
+  private nudgeNow(pid: number, again: boolean): boolean {
+    if (!again && !this.nudged) return false;
+    const state = signalState(pid, EVICT_SIGNAL);
+    if (!state) return false; // gone: ESRCH either way
+    const nudge = again ? performance.now() - this.postedAt >= NUDGE_MS || !state.pending || state.blockedEverywhere
+      : state.blockedEverywhere;
+    this.nudged ||= nudge;
+    return nudge;
   }
 
   /** ring(); when none of the request's processes is left, the request is taken back: false then (nobody will take it). */
