@@ -19,6 +19,7 @@
 // then user_regs_struct.
 import os from 'node:os';
 import { killFast, killIfAlive, sigqueueFast } from '../sys/signal.js';
+import { signalState } from '../sys/procfs.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
@@ -50,6 +51,8 @@ export const COOKIE = 0x6e756d61; // "numa"
 export const DOORBELL_NUDGE_SIGNAL = os.constants.signals.SIGSTOP;
 /** How long a ring may go unanswered before the nudge (then again as long as it is): a ring is answered in a few ms. */
 export const NUDGE_MS = 500;
+/** How often an unanswered ring looks whether SIGURG can still stop the program (signalState). */
+const LOOK_MS = 50;
 /** ctl index: 1 once the main thread asked for the end of the session. */
 const END = 5;
 
@@ -80,25 +83,40 @@ export class Doorbell {
     // Withdrawn only if still pending: the tracer may have taken it since it was posted.
     if (pid <= 0) return Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1;
     // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
-    sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
-    this.nudgeWhileUnanswered(id);
+    // A process whose every thread blocks SIGURG gets the nudge at once: SIGURG would bring
+    // no stop, and would stay pending in it, for its own sigwaitinfo to take one day.
+    const nudged = signalState(pid, DOORBELL_SIGNAL, true)?.blockedEverywhere === true;
+    if (nudged) killFast(pid, DOORBELL_NUDGE_SIGNAL);
+    else sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
+    this.nudgeWhileUnanswered(id, nudged);
     return true;
   }
 
   /**
-   * Main thread: rings request `id` again with DOORBELL_NUDGE_SIGNAL every NUDGE_MS for as
-   * long as it waits to be taken. A nudge that crosses the tracer's take is a doorbell
-   * stop with nothing to take: suppressed, nothing else.
+   * Main thread: while request `id` waits to be taken, rings it again with
+   * DOORBELL_NUDGE_SIGNAL — as soon as SIGURG cannot stop the program (blocked in every
+   * thread, or no longer pending: taken by sigwaitinfo or a signalfd, which give the
+   * tracer no stop), else after NUDGE_MS; then every NUDGE_MS. A nudge that crosses the
+   * tracer's take is a doorbell stop with nothing to take: suppressed, nothing else.
    */
-  private nudgeWhileUnanswered(id: number): void {
+  private nudgeWhileUnanswered(id: number, nudged: boolean): void {
+    let last = nudged ? performance.now() : undefined;
+    const rungAt = performance.now();
     const timer = setInterval(() => {
       if (Atomics.load(this.ctl, 0) !== 1 || Atomics.load(this.ctl, 1) !== id) {
         clearInterval(timer);
         return;
       }
       const pid = Atomics.load(this.ctl, 4);
-      if (pid > 0) killFast(pid, DOORBELL_NUDGE_SIGNAL);
-    }, NUDGE_MS);
+      const now = performance.now();
+      if (pid <= 0 || (last !== undefined && now - last < NUDGE_MS)) return;
+      if (last === undefined && now - rungAt < NUDGE_MS) {
+        const state = signalState(pid, DOORBELL_SIGNAL);
+        if (!state || (state.pending && !state.blockedEverywhere)) return; // it may still come
+      }
+      killFast(pid, DOORBELL_NUDGE_SIGNAL);
+      last = now;
+    }, LOOK_MS);
     timer.unref();
   }
 

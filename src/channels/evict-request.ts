@@ -106,7 +106,7 @@ export class EvictChannel {
   /** Whether this ring of `pid` is the nudge (see the header). */
   private nudgeNow(pid: number, again: boolean): boolean {
     if (!again && !this.nudged) return false;
-    const state = signalState(pid, EVICT_SIGNAL);
+    const state = signalState(pid, EVICT_SIGNAL, !again);
     if (!state) return false; // gone: ESRCH either way
     const nudge = again ? performance.now() - this.postedAt >= NUDGE_MS || !state.pending || state.blockedEverywhere
       : state.blockedEverywhere;

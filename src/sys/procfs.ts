@@ -103,10 +103,11 @@ export interface SignalState {
 
 /**
  * Signal `sig` in process `pid` (/proc/PID/task/TID/status: SigPnd, ShdPnd, SigBlk), or
- * undefined when the process is gone. Kernel quirk: a thread inside sigwaitinfo shows
- * the signals it waits for as unblocked, and takes them with no ptrace stop.
+ * undefined when the process is gone. `blockedOnly`: stop at the first thread that does
+ * not block it (`pending` is then not known). Kernel quirk: a thread inside sigwaitinfo
+ * shows the signals it waits for as unblocked, and takes them with no ptrace stop.
  */
-export function signalState(pid: number, sig: number): SignalState | undefined {
+export function signalState(pid: number, sig: number, blockedOnly = false): SignalState | undefined {
   const bit = 1n << BigInt(sig - 1);
   let tids: string[];
   try {
@@ -124,7 +125,10 @@ export function signalState(pid: number, sig: number): SignalState | undefined {
     }
     const mask = (name: string): bigint => BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)`, 'm').exec(status)?.[1] ?? '0'}`);
     if ((mask('SigPnd') | mask('ShdPnd')) & bit) state.pending = true;
-    if (!(mask('SigBlk') & bit)) state.blockedEverywhere = false;
+    if (!(mask('SigBlk') & bit)) {
+      state.blockedEverywhere = false;
+      if (blockedOnly) break;
+    }
   }
   return state;
 }
