@@ -11,6 +11,7 @@ import { takePending, type CopyTarget, type MmPart } from './snapshot.js';
 import { notInFork } from './snapshot-capture.js'; // a capture fork lacking a page (MADV_WIPEONFORK)
 import type { Engine, Mm } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
+import { notReadableMessage } from '../sys/procfs.js';
 
 /** Pages per copy step between looks at the uffds: 64 KiB, ≈ 30 µs of process_vm_readv here (a frozen write's longest wait). */
 const COPY_BATCH_PAGES = 16;
@@ -246,12 +247,10 @@ export class FrozenPageCopier {
     }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);
     if (DEBUG && copied < m) fs.writeSync(2, `numactlx-engine: copier: process_vm_readv of pid ${part.reader}: ${n} (${m} pages)\n`);
-    // Short: a page the program let go of (lost to this snapshot), or a frame past the
-    // end of a truncated backing (the snapshot fails, and the session ends).
-    if (copied < m) {
-      const lost = this.noteMedium();
-      if (lost) run.failed ??= lost;
-    }
+    // Short: a page the program let go of (lost to this snapshot), a frame past the end of
+    // a truncated backing (the snapshot fails, and the session ends), or a process made
+    // non-dumpable since the freeze (EPERM: the snapshot fails, saying so).
+    if (copied < m) run.failed ??= this.noteMedium() ?? notReadableMessage(part.reader, -n);
     for (let i = 0; i < m; i++) {
       const addr = dest[i];
       const slot = slots[i];

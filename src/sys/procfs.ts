@@ -1,7 +1,10 @@
 // What /proc says of a task: its executable and command line (the engine's statistics,
 // status, ps — a vanished process reads as nothing), /proc/PID/stat and /proc/PID/smaps,
-// parsed here only.
+// parsed here only. A process that numactlx may not read (non-dumpable) is said so.
 import fs from 'node:fs';
+import os from 'node:os';
+
+const { EACCES, EPERM } = os.constants.errno;
 
 /** /proc/PID/stat, parsed: its state (field 3) and any field by proc(5)'s number. */
 export interface ProcStat {
@@ -25,9 +28,24 @@ export function readProcStat(pid: number | string): ProcStat {
 export function mapsText(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
+  } catch (err) {
+    const denied = notReadableMessage(pid, -((err as NodeJS.ErrnoException).errno ?? 0));
+    if (denied) throw new Error(denied);
     return '';
   }
+}
+
+/**
+ * Why numactlx may not read process `pid`'s memory, when `errno` (positive) of a read of
+ * it (maps, pagemap, process_vm_readv) is EACCES or EPERM; else undefined. The kernel's
+ * check is ptrace's read access, which a tracer without CAP_SYS_PTRACE loses when its
+ * tracee makes itself non-dumpable (being its tracer does not exempt it).
+ */
+export function notReadableMessage(pid: number, errno: number): string | undefined {
+  const code = errno === EACCES ? 'EACCES' : errno === EPERM ? 'EPERM' : undefined;
+  if (!code) return undefined;
+  return `process ${pid} does not let numactlx read its memory (${code}): it made itself non-dumpable ` +
+    '(prctl PR_SET_DUMPABLE 0); run numactlx as root, or with CAP_SYS_PTRACE';
 }
 
 /** One VMA of /proc/PID/smaps: its [start, end), whether it holds memory (Rss or Swap), its VmFlags. */

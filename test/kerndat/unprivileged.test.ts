@@ -74,6 +74,20 @@ test('with read-write access to /dev/userfaultfd: a program that forks and execs
   expect({ exit: verify.exitCode, err: verify.stderr }).toEqual({ exit: 0, err: '' });
 }, 120000);
 
+// A program that makes itself non-dumpable (ssh-agent, gpg-agent do) takes away ptrace's
+// read access, which numactlx's reads of it (maps, pagemap, process_vm_readv) need unless
+// it has CAP_SYS_PTRACE; being its tracer does not exempt it. The snapshot used to fail
+// with "no process of the session is running" while the program ran on.
+test('with read-write access to /dev/userfaultfd, a program that makes itself non-dumpable: its snapshot fails with one line saying why, the program is unharmed', async () => {
+  const dir = theirDir();
+  const backing = path.join(dir, 'n3.img');
+  const program = 'import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0\n' +
+    'buf = bytearray(4 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("sum", sum(buf[::4096]))\n';
+  const r = await asUser([`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-on-exit', '--', 'python3', '-c', program], 0o600, dir);
+  expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `sum ${7 * 1024}` });
+  expect(String(r.stderr)).toMatch(/^numactlx: snapshot 1: process \d+ does not let numactlx read its memory \(EACCES\): it made itself non-dumpable \(prctl PR_SET_DUMPABLE 0\); run numactlx as root, or with CAP_SYS_PTRACE$/);
+}, 120000);
+
 test('without access to /dev/userfaultfd: one line says what is missing, before the program starts', async () => {
   const dir = theirDir();
   const marker = path.join(dir, 'ran');
