@@ -22,6 +22,7 @@
 // A fault on a node at its limit waits until a round has made room, and places at most the
 // room left (eviction-waits.ts has those rules, and their exceptions).
 import fs from 'node:fs';
+import os from 'node:os';
 import { wakeFast } from '../sys/userfaultfd-fast.js';
 import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
 import { ResidentSet } from './resident-set.js';
@@ -45,6 +46,7 @@ const STUCK_MS = 10;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const { EPERM } = os.constants.errno;
 
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
@@ -192,6 +194,7 @@ export class Evictor implements EvictionHooks {
     const r = this.round;
     if (!r) return;
     this.round = undefined;
+    if (bytes === -EPERM) r.mm.eviction.refused = true; // the tracer does not drop from it: see evict-stop.ts
     if (r.phase !== 'dropping') {
       r.abandon();
       return;

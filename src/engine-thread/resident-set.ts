@@ -50,7 +50,7 @@ export class ResidentSet {
       const mm = this.order[this.mmAt];
       const key = this.keys[this.keyAt];
       const c = mm.table.chunkArrays(key);
-      if (c === undefined || mm.pids.size === 0) {
+      if (c === undefined || mm.pids.size === 0 || mm.eviction.refused) {
         budget--;
         this.keyAt++;
         this.pageAt = 0;

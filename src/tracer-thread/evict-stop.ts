@@ -41,11 +41,11 @@ import type { EvictChannel } from '../channels/evict-request.js';
 import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
-import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
+import { hasOwnSeccompFilter, isEsrch, stillStopped, TaskGone } from './task-gone.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
-const { ESRCH } = os.constants.errno;
+const { EPERM, ESRCH } = os.constants.errno;
 /** iovecs per process_madvise: 1 KiB of the code page. */
 const IOV_BATCH = 64;
 const IOVEC_SIZE = 16;
@@ -62,6 +62,8 @@ export interface EvictHost extends StopHost {
 }
 
 export class EvictStopper {
+  private saidSandboxed = false;
+
   constructor(private readonly host: EvictHost, private readonly engine: EngineClient,
     private readonly channel: EvictChannel) {}
 
@@ -97,7 +99,7 @@ export class EvictStopper {
         const t1 = process.hrtime.bigint();
         const n = this.engine.evictRanges(pid, this.keepRanges(inj, stoppedTid, stash));
         const t2 = process.hrtime.bigint();
-        bytes = n > 0 ? this.drop(inj, n) : 0;
+        bytes = n > 0 ? (this.sandboxed(pid) ? -EPERM : this.drop(inj, n)) : 0;
         if (DEBUG) {
           fs.writeSync(2, `numactlx-tracer: eviction stop of ${procs.size} process(es): stop ${ms(t0, t1)} ms, ` +
             `choose ${ms(t1, t2)} ms, drop ${n} ranges ${ms(t2)} ms\n`);
@@ -164,6 +166,22 @@ export class EvictStopper {
     return interruptedThread(this.host.tasks, stash, procs);
   }
 
+
+  /**
+   * Process `pid` runs under a seccomp filter of its own (task-gone.ts hasOwnSeccompFilter):
+   * no drop is injected into it — its filter could kill it for the process_madvise (a
+   * whitelist sandbox did: SIGSYS, "Bad system call"). The engine then passes its address
+   * space by (EvictDone -EPERM), and the node may go over its limit. Said once a session.
+   */
+  private sandboxed(pid: number): boolean {
+    if (!hasOwnSeccompFilter(pid)) return false;
+    if (!this.saidSandboxed) {
+      fs.writeSync(2, `numactlx: process ${pid} runs under a seccomp filter of its own: numactlx does not inject the call that ` +
+        'drops its pages (its filter could kill it for that call), so --max-resident is not kept for its memory (said once)\n');
+    }
+    this.saidSandboxed = true;
+    return true;
+  }
 
   /** Drops the engine's `n` ranges in thread `tid`; returns the bytes dropped. */
   private drop(tid: number, n: number): number {
