@@ -21,6 +21,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
 import { readProcStat } from '../sys/procfs.js';
+import { hasOwnSeccompFilter } from './task-gone.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -62,8 +63,9 @@ const REFUSED = new Set([EPERM, EMFILE, ENFILE, ENOMEM]);
 
 /** The program's process cannot have a userfaultfd: its memory stays ordinary memory. */
 export class UserfaultfdRefused extends Error {
-  constructor(readonly pid: number, readonly errno: number) {
-    super(`userfaultfd in pid ${pid} failed: ${errnoName(errno)}`);
+  /** `reason`: why numactlx did not try (the message says it instead of the errno). */
+  constructor(readonly pid: number, readonly errno: number, readonly reason?: string) {
+    super(`userfaultfd in pid ${pid} failed: ${reason ?? errnoName(errno)}`);
     this.name = 'UserfaultfdRefused';
   }
 }
@@ -102,6 +104,9 @@ function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
  * caller owns. If the program dies on the way, nothing of it is left open here.
  */
 export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
+  // Its calls are injected into the process: a seccomp filter of its own (a sandbox
+  // wrapper's, inherited across its exec) killed it for them (SIGSYS). Not tried there.
+  if (hasOwnSeccompFilter(pid)) throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one');
   const remoteFd = makeRemoteUserfaultfd(pid, source);
   let fd = -1;
   const pidfd = pidfdOpen(pid);

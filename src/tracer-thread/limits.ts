@@ -31,10 +31,10 @@ function uidOf(pid: number): string {
 }
 
 /** The line for a process that runs without a userfaultfd (`errno` from userfaultfd(2)). */
-export function untrappedMessage(pid: number, errno: number): string {
-  const why = errnoName(errno) === 'EPERM'
+export function untrappedMessage(pid: number, errno: number, reason?: string): string {
+  const why = reason ?? (errnoName(errno) === 'EPERM'
     ? `it runs as uid ${uidOf(pid)}, and vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM`
-    : errnoName(errno);
+    : errnoName(errno));
   return `numactlx: ${commOf(pid, 'a process')} (pid ${pid}) cannot have a userfaultfd (${why}): its memory is ` +
     'ordinary memory, not on a virtual node, and not in snapshots (said once)';
 }

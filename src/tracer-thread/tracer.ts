@@ -264,7 +264,7 @@ export class Tracer implements FreezeHost, EvictHost {
 
   /** A process runs on without a userfaultfd, its memory ordinary memory: said once a session. */
   private sayUntrapped(err: UserfaultfdRefused): void {
-    if (!this.untrappedSaid) fs.writeSync(2, `${untrappedMessage(err.pid, err.errno)}\n`);
+    if (!this.untrappedSaid) fs.writeSync(2, `${untrappedMessage(err.pid, err.errno, err.reason)}\n`);
     this.untrappedSaid = true;
   }
 

@@ -71,18 +71,6 @@ test.each([
   expect(ev.evictions).toBeGreaterThan(64 * MIB / 4096 * 3 / 4);
 }, 300000);
 
-// A program in a whitelist seccomp sandbox: the process_madvise that drops its pages,
-// injected into it, was a call its filter kills for (SIGSYS, "Bad system call": exit 159).
-// numactlx injects no drop into a process with a filter of its own: it says so once, and
-// the node goes over its limit.
-test('a program in a seccomp sandbox that kills for unknown calls: it runs to its end, every page right, and one line says its limit is not kept', async () => {
-  const bin = await compileFixture('sandboxed');
-  const { result, stats } = await onVirtualNode([bin, '32'], { size: '256m,resident=8m' });
-  expect({ exit: result.exitCode, signal: result.signal, out: result.stdout }).toEqual({ exit: 0, signal: undefined, out: `sandboxed ok ${(8192 / 256) * (255 * 256 / 2)}` });
-  expect(result.stderr).toMatch(/^numactlx: process \d+ runs under a seccomp filter of its own: numactlx does not inject the call that drops its pages \(its filter could kill it for that call\), so --max-resident is not kept for its memory \(said once\)$/);
-  expect(node3(stats).eviction!.evictions).toBe(0);
-}, 300000);
-
 test('python3 with 64 MiB of data under resident=16m: every chunk checked in random order, twice, and rewritten', async () => {
   const { result, stats } = await onVirtualNode(['/usr/bin/python3', path.join(ROOT, 'test/fixtures/python_evict.py'), '64', '3', '2'],
     { size: '512m,resident=16m' });
