@@ -14,7 +14,7 @@ export function isEperm(err: unknown): boolean {
   return err instanceof SysError && err.code === 'EPERM';
 }
 
-function commOf(pid: number, unknown: string): string {
+export function commOf(pid: number, unknown: string): string {
   try {
     return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {

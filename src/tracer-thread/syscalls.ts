@@ -25,6 +25,7 @@ import type { PagePolicy } from '../../policy/placement.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { readRemote, writeRemote } from './remote.js';
 import { refusePtrace, type PtraceRefusals } from './ptrace-calls.js';
+import { noteOwnUserfaultfd } from './own-userfaultfd.js';
 import { registerRange } from './register.js';
 import type { Proc, Thread } from './state.js';
 import { PAGE_SIZE } from '../sys/page.js';
@@ -43,6 +44,8 @@ export interface SyscallContext {
   allowedReal: readonly number[];
   /** The program's ptrace calls on itself (ptrace-calls.ts). */
   ptrace: PtraceRefusals;
+  /** The commands told that their own userfaultfd cannot have the node's memory (own-userfaultfd.ts). */
+  userfaultfdTold: Set<string>;
 }
 
 export type Resume = 'cont' | 'syscall';
@@ -152,6 +155,9 @@ export function onSeccompStop(thread: Thread, ctx: SyscallContext): Resume {
       return getMempolicy(tid, proc, regs, arg, ctx);
     case SYS.ptrace:
       if (refusePtrace(proc.pid, Number(arg(0)), Number(BigInt.asIntN(32, arg(1))), ctx.ptrace)) skip(tid, regs, -BigInt(EPERM));
+      return 'cont';
+    case SYS.userfaultfd:
+      noteOwnUserfaultfd(proc.pid, ctx.userfaultfdTold);
       return 'cont';
     case SYS.execve:
     case SYS.execveat:

@@ -60,6 +60,7 @@ export class Tracer implements FreezeHost, EvictHost {
     this.ctx = {
       engine: setup.engine, virtualNodes: new Set(setup.virtualNodes), allowedReal: setup.allowedReal,
       ptrace: { isTraced: (tid) => this.tasks.threads.has(tid) || this.tasks.held.has(tid), told: new Set() },
+      userfaultfdTold: new Set(),
     };
     this.uffdSource = has(setup.features, 'USERFAULTFD') ? 'syscall' : 'device';
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined

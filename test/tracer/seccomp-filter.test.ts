@@ -19,5 +19,7 @@ test('the kernel runs the filter as numactlx means it: brk(0) and unrelated call
     'mmap(shared anonymous) ok',
     'getpid ok',
     'set_mempolicy trapped',
+    'userfaultfd trapped',
+    'ptrace(PTRACE_TRACEME) trapped',
   ]);
 });
