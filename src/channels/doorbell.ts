@@ -34,7 +34,8 @@ export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY
 export const DOORBELL_SIGNAL = os.constants.signals.SIGURG;
 export const COOKIE = 0x6e756d61; // "numa"
 /**
- * The second ring's signal: SIGSTOP can be neither blocked, caught, ignored nor waited
+ * The nudge's signal (a ring where SIGURG cannot stop the program, or still unanswered
+ * after NUDGE_MS): SIGSTOP can be neither blocked, caught, ignored nor waited
  * for, so the process stops for the tracer at once, wherever it sleeps; the tracer
  * recognises it and suppresses it like SIGURG, and no group stop happens (ptrace(2): a
  * signal suppressed at its delivery stop). Its one side effect: a stop signal, when
