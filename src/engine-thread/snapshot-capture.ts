@@ -31,7 +31,7 @@ import os from 'node:os';
 import { closeFd } from '../sys/eventfd.js';
 import { pidfdOpen, pidfdSendSignal } from '../sys/pidfd.js';
 import { killIfAlive } from '../sys/signal.js';
-import { mapsText, readSmaps } from '../sys/procfs.js';
+import { hasOwnSeccompFilter, mapsText, readSmaps } from '../sys/procfs.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
 import type { SnapshotRun, MmPart } from './snapshot.js';
@@ -41,6 +41,7 @@ import type { EventStats } from '../channels/session-stats.js';
 const { ENOENT } = os.constants.errno;
 const { SIGKILL } = os.constants.signals;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+const SANDBOXED = 'it runs under a seccomp filter of its own, which could kill it for the clone';
 
 /**
  * Why a fork of pid would not hold its memory, from its smaps' VmFlags (undefined: it
@@ -55,6 +56,8 @@ export function forkWouldLack(pid: number): string | undefined {
     return undefined; // gone: the freeze leaves it out
   }
   if (flags.includes('dc')) return 'a mapping of it is not in its forks (MADV_DONTFORK)';
+  // The capture fork is a clone injected into it: a sandbox's filter killed it for that (SIGSYS).
+  if (hasOwnSeccompFilter(pid)) return SANDBOXED;
   if (flags.includes('wf')) return 'a mapping of it is empty in its forks (MADV_WIPEONFORK)';
   return undefined;
 }
@@ -88,11 +91,18 @@ export class HeldForks {
 
   /** The pid of the next process to fork (its mm now expects the fork's event), or 0 when none is left. */
   next(): number {
-    const w = this.wanted.shift();
-    if (!w) return 0;
-    w.mm.captureFork = 0;
-    this.expected = w;
-    return w.pid;
+    for (let w = this.wanted.shift(); w; w = this.wanted.shift()) {
+      if (!hasOwnSeccompFilter(w.pid)) {
+        w.mm.captureFork = 0;
+        this.expected = w;
+        return w.pid;
+      }
+      // A freeze with no prepare before it (forkWouldLack looks there): no clone injected.
+      w.mm.noCapture = SANDBOXED;
+      this.events.capture_fallbacks = (this.events.capture_fallbacks ?? 0) + 1;
+      this.copyNow(w.mm, w.pid);
+    }
+    return 0;
   }
 
   /** The tracer made pid's fork `child` (or could not: -errno). 0, or -ENOENT if pid's fork was not asked for. */

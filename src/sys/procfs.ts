@@ -150,3 +150,27 @@ export function signalState(pid: number, sig: number, blockedOnly = false): Sign
   }
   return state;
 }
+
+/** How many seccomp filters task `pid` runs under (/proc/PID/status Seccomp_filters), or undefined when it is gone. */
+function seccompFilters(pid: number): number | undefined {
+  try {
+    const m = /^Seccomp_filters:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return undefined;
+  }
+}
+
+let inheritedFilters: number | undefined;
+
+/**
+ * Whether process `pid` of the program runs under a seccomp filter of its own (a sandbox:
+ * bubblewrap, systemd's SystemCallFilter=, Chrome's): more filters than numactlx's own
+ * (inherited at the spawn) and the one numactlx installs. Such a filter may kill the
+ * process for a call numactlx injects (SECCOMP_RET_KILL_PROCESS for process_madvise, say),
+ * and only root could read it to know (PTRACE_SECCOMP_GET_FILTER). False when it is gone.
+ */
+export function hasOwnSeccompFilter(pid: number): boolean {
+  inheritedFilters ??= seccompFilters(process.pid) ?? 0;
+  return (seccompFilters(pid) ?? 0) > inheritedFilters + 1;
+}

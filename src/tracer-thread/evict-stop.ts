@@ -41,7 +41,8 @@ import type { EvictChannel } from '../channels/evict-request.js';
 import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
-import { hasOwnSeccompFilter, isEsrch, stillStopped, TaskGone } from './task-gone.js';
+import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
+import { hasOwnSeccompFilter } from '../sys/procfs.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
@@ -168,7 +169,7 @@ export class EvictStopper {
 
 
   /**
-   * Process `pid` runs under a seccomp filter of its own (task-gone.ts hasOwnSeccompFilter):
+   * Process `pid` runs under a seccomp filter of its own (src/sys/procfs.ts hasOwnSeccompFilter):
    * no drop is injected into it — its filter could kill it for the process_madvise (a
    * whitelist sandbox did: SIGSYS, "Bad system call"). The engine then passes its address
    * space by (EvictDone -EPERM), and the node may go over its limit. Said once a session.

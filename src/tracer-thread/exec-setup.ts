@@ -20,8 +20,7 @@ import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
-import { readProcStat } from '../sys/procfs.js';
-import { hasOwnSeccompFilter } from './task-gone.js';
+import { hasOwnSeccompFilter, readProcStat } from '../sys/procfs.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;

@@ -82,8 +82,6 @@ export interface TaskStatus {
   tracerPid: number;
   /** The seccomp mode (2: a filter is installed). */
   seccomp: number;
-  /** How many seccomp filters the task runs under (numactlx's, and any of its own). */
-  seccompFilters: number;
 }
 
 /** A task's /proc/TID/status fields the tracer uses; undefined once it is reaped. */
@@ -95,23 +93,7 @@ export function taskStatus(tid: number): TaskStatus | undefined {
     return undefined;
   }
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? -1);
-  return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp'),
-    seccompFilters: Math.max(field('Seccomp_filters'), 0) };
-}
-
-let inherited: number | undefined;
-
-/**
- * Whether process `pid` runs under a seccomp filter of its own (a sandbox: bubblewrap,
- * systemd's SystemCallFilter=, Chrome's): more filters than numactlx's own (inherited at
- * the spawn) and the one numactlx installs. Such a filter may kill the process for a call
- * numactlx injects (SECCOMP_RET_KILL_PROCESS for process_madvise, say), and only root could
- * read it to know (PTRACE_SECCOMP_GET_FILTER). False when it is gone.
- */
-export function hasOwnSeccompFilter(pid: number): boolean {
-  inherited ??= taskStatus(process.pid)?.seccompFilters ?? 0;
-  const st = taskStatus(pid);
-  return st !== undefined && st.seccompFilters > inherited + 1;
+  return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp') };
 }
 
 /**
