@@ -95,6 +95,15 @@ export function commandOf(pid: number): string[] {
   }
 }
 
+/** /proc/PID/comm (the command's name, as ps shows it), or `unknown` when it is gone. */
+export function commOf(pid: number, unknown: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return unknown;
+  }
+}
+
 /** The state letter of /proc/PID/stat (R, S, T, Z, …), or undefined: gone, or /proc hidden. */
 export function procState(pid: number | string): string | undefined {
   try {

@@ -9,17 +9,10 @@
 //   left): it runs on with ordinary memory, and the user is told once.
 import fs from 'node:fs';
 import { errnoName, SysError } from '../sys/libc.js';
+import { commOf } from '../sys/procfs.js';
 
 export function isEperm(err: unknown): boolean {
   return err instanceof SysError && err.code === 'EPERM';
-}
-
-export function commOf(pid: number, unknown: string): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return unknown;
-  }
 }
 
 function uidOf(pid: number): string {

@@ -7,7 +7,7 @@
 // untouched (its other ranges register as usual), and the program's user reads one line
 // on stderr, once per command. A userfaultfd made by opening /dev/userfaultfd is not seen.
 import fs from 'node:fs';
-import { commOf } from './limits.js';
+import { commOf } from '../sys/procfs.js';
 
 /** The one line a program's first userfaultfd(2) prints. */
 export function ownUserfaultfdMessage(comm: string, pid: number): string {

@@ -9,16 +9,9 @@
 // task outside the program is the kernel's to judge: it runs untouched.
 import fs from 'node:fs';
 import { PTRACE } from '../sys/ptrace.js';
+import { commOf } from '../sys/procfs.js';
 
 const NAMES = new Map<number, string>([[PTRACE.TRACEME, 'PTRACE_TRACEME'], [PTRACE.ATTACH, 'PTRACE_ATTACH'], [PTRACE.SEIZE, 'PTRACE_SEIZE']]);
-
-function commOf(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return 'a process';
-  }
-}
 
 /** The one line a refused call prints. */
 export function ptraceRefusalMessage(comm: string, pid: number, request: number, target: number): string {
@@ -41,7 +34,7 @@ export interface PtraceRefusals {
  */
 export function refusePtrace(pid: number, request: number, target: number, refusals: PtraceRefusals): boolean {
   if (request !== PTRACE.TRACEME && !refusals.isTraced(target)) return false;
-  const comm = commOf(pid);
+  const comm = commOf(pid, 'a process');
   if (!refusals.told.has(comm)) {
     refusals.told.add(comm);
     fs.writeSync(2, `${ptraceRefusalMessage(comm, pid, request, target)}\n`);
