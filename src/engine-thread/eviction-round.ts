@@ -29,6 +29,8 @@ export class EvictionRound {
   requestedAt = 0;
   /** [start, end) runs being dropped, ascending (from markEvicted on). */
   runs: number[] = [];
+  /** Pages marked EVICTED at the stop (markEvicted), until done() reconciles the drop. */
+  droppingPages = 0;
   /** Victims written back so far. */
   private next = 0;
   private readonly frames = new Int32Array(MAX_IOV);
@@ -155,6 +157,7 @@ export class EvictionRound {
         continue;
       }
       mm.table.setFlags(addr, (flags & ~(VICTIM | REF | BACK)) | EVICTED);
+      this.droppingPages++;
       mm.resident--;
       mm.eviction.evicted++;
       node.pages_resident--;

@@ -9,7 +9,7 @@ import type { EvictionRound } from './eviction-round.js';
 import type { Mm } from './engine.js';
 
 /** A fault waits this long at most, then is served one page past the limit: a thread faulting inside
- * the kernel takes no signal until served, and the kernel may give it the round's SIGURG. */
+ * the kernel cannot stop until served, and the round's stop waits for it. */
 const MAX_WAIT_MS = 50;
 
 export class FaultWaits {

@@ -43,6 +43,8 @@ const MIN_BATCH = 64;
 const MAX_BATCH = 8192;
 /** A sweep that found no victim: the node is let over its limit this long before the next try. */
 const STUCK_MS = 10;
+/** The longest a node stays let over its limit after rounds in a row that dropped nothing. */
+const MAX_STUCK_MS = 1000;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
@@ -60,7 +62,11 @@ export class Evictor implements EvictionHooks {
   constructor(private readonly engine: Engine, limits: number[], private readonly channel: EvictChannel,
     private readonly checksums: ChecksumQueue) {
     this.sets = limits.map((limit, slot) => (limit > 0 ? new ResidentSet(slot, limit) : undefined));
-    this.waits = new FaultWaits(limits, (slot) => engine.nodeStats[slot].pages_resident, channel, this.stats);
+    // A drop's victims count as resident until it is reconciled: a page it could not drop
+    // (mlock'd) is resident again then, and a fault served meanwhile must not place a
+    // window the node has no room for.
+    this.waits = new FaultWaits(limits, (slot) => engine.nodeStats[slot].pages_resident
+      + (this.round?.slot === slot && this.round.phase === 'dropping' ? this.round.droppingPages : 0), channel, this.stats);
     limits.forEach((limit, slot) => { if (limit > 0) engine.nodeStats[slot].eviction = newEvictionStats(limit); });
     this.refaulter = new Refaulter(engine, Math.max(1, engine.faultAheadPages));
     // Attached after the snapshot engine, around its write-fault handler: a write is first
@@ -119,8 +125,8 @@ export class Evictor implements EvictionHooks {
       r.requestedAt = performance.now();
       this.ring(r);
     } else if (r.phase === 'requested' && performance.now() - r.rungAt > RERING_MS && !this.channel.taken) {
-      // Not taken: a SIGURG of the program pending swallowed ours, or it blocks SIGURG in
-      // every thread (the tracer then takes the request at its next stop of any kind).
+      // Not taken: the ring was lost (the waker was being started again), or the tracer is
+      // busy (a long injection, a thread that cannot stop while it faults in the kernel).
       // Meanwhile faults must not wait for room that may not come: the node goes over.
       if (performance.now() - r.requestedAt > STALL_MS) this.waits.letOver(r.slot, STALL_MS);
       this.ring(r);
@@ -190,7 +196,10 @@ export class Evictor implements EvictionHooks {
   /** The drop is done (the threads are still stopped): the table is made to match it. */
   done(pid: number, bytes: number, pauseMs: number): void {
     this.channel.finish();
-    this.waits.roundEnded();
+    // Room was made: every fault still waiting starts its wait anew. Not after a drop that
+    // freed nothing (mlock'd pages: MADV_DONTNEED refuses them): a fault the stop cut short
+    // would otherwise never reach its longest wait, round after round, and its thread spin.
+    if (bytes > 0) this.waits.roundEnded();
     const r = this.round;
     if (!r) return;
     this.round = undefined;
@@ -200,11 +209,14 @@ export class Evictor implements EvictionHooks {
       return;
     }
     const left = this.engine.mms.has(r.mm.uffd) ? r.reconcile(pid) : 0;
-    // Nothing could go. Once: maybe only what the stop keeps (the stack tops and rseq area a
-    // turn of the hand over an address space ended with): the next round takes others. Twice
-    // in a row: the node may stay over its limit rather than hold faults forever.
-    this.emptyRounds[r.slot] = r.runs.length === 0 ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
-    if (this.emptyRounds[r.slot] > 1) this.waits.letOver(r.slot, STUCK_MS);
+    // Nothing could go (no range, or none the kernel would drop: mlock'd). Once: maybe only
+    // what the stop keeps (the stack tops and rseq area a turn of the hand over an address
+    // space ended with): the next round takes others. Twice in a row: the node may stay over
+    // its limit rather than hold faults for ever — for longer each time it happens again
+    // (STUCK_MS doubled, up to MAX_STUCK_MS), as each round stops the program.
+    const empty = r.runs.length === 0 || bytes <= 0;
+    const emptyRounds = this.emptyRounds[r.slot] = empty ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
+    if (emptyRounds > 1) this.waits.letOver(r.slot, Math.min(MAX_STUCK_MS, STUCK_MS * 2 ** Math.min(emptyRounds - 2, 10)));
     const stats = this.stats(r.slot);
     stats.rounds++;
     stats.evict_ms += performance.now() - r.startedAt;
