@@ -1,25 +1,19 @@
 // How a snapshot request reaches the tracer, which sits in waitpid(2): the main thread
-// writes the request into shared memory, then queues SIGURG with a cookie to a traced
-// process. The tracee stops for it (a traced task stops even for a signal it ignores),
-// the tracer recognises the cookie in the siginfo (si_code SI_QUEUE, si_pid = numactlx,
-// si_value = COOKIE), suppresses the signal — the program never sees it — and freezes.
+// writes the request into shared memory, then wakes the tracer through its waker process
+// (tracer-wake.ts) — no signal goes to the program. The tracer takes the request after the
+// waker's stop and freezes (every thread interrupted with PTRACE_INTERRUPT, freeze.ts).
 // The same shared memory carries the threads' registers from the tracer to the engine.
 //
-// A ring unanswered after NUDGE_MS rings again with SIGSTOP and the same cookie (nudge):
-// a program that blocks SIGURG in every thread, or takes it with sigwaitinfo or a
-// signalfd, would give no stop while it sleeps.
-//
 // The end of the session (its backing lost) goes the same way: a flag, and SIGKILL to the
-// process the doorbell rings (nothing can catch it, and the tracer's waitpid returns at
-// once); the tracer then kills every other process of the program.
+// program's process published here (nothing can catch it, and the tracer's waitpid
+// returns at once); the tracer then kills every other process of the program.
 //
 // Layout: Int32 [0] state (0 idle, 1 requested), [1] snapshot id, [2] label length,
-// [3] thread count, [4] the pid to ring (published by the tracer), [5] 1: end the
-// session; label bytes at 64; registers at REGS_OFFSET: per thread tgid u32, tid u32,
-// then user_regs_struct.
-import os from 'node:os';
-import { killFast, killIfAlive, sigqueueFast } from '../sys/signal.js';
-import { signalState } from '../sys/procfs.js';
+// [3] thread count, [4] a pid of the program (published by the tracer; 0 when none is
+// left), [5] 1: end the session, [6] the waker's pid; label bytes at 64; registers at
+// REGS_OFFSET: per thread tgid u32, tid u32, then user_regs_struct.
+import { killIfAlive } from '../sys/signal.js';
+import { RERING_MS, wakeTracer } from './tracer-wake.js';
 import { USER_REGS_SIZE } from '../sys/arch/index.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 
@@ -30,32 +24,10 @@ const REGS_OFFSET = LABEL_OFFSET + LABEL_MAX;
 const REG_ENTRY = 8 + USER_REGS_SIZE;
 export const MAX_THREADS = Math.floor((DOORBELL_BYTES - REGS_OFFSET) / REG_ENTRY);
 
-/** SIGURG: ignored by default, so a ring that arrives untraced does no harm. */
-export const DOORBELL_SIGNAL = os.constants.signals.SIGURG;
-export const COOKIE = 0x6e756d61; // "numa"
-/**
- * The nudge's signal (a ring where SIGURG cannot stop the program, or still unanswered
- * after NUDGE_MS): SIGSTOP can be neither blocked, caught, ignored nor waited
- * for, so the process stops for the tracer at once, wherever it sleeps; the tracer
- * recognises it and suppresses it like SIGURG, and no group stop happens (ptrace(2): a
- * signal suppressed at its delivery stop). Its one side effect: a stop signal, when
- * sent, discards a SIGCONT still pending in the process (signal(7)).
- *
- * Sent by kill(2), not sigqueue: a sigqueue'd signal over the receiver's
- * RLIMIT_SIGPENDING (its own limit, or its user's queued signals) arrives without its
- * siginfo, and a SIGSTOP the tracer cannot recognise is a real stop — the program and
- * numactlx with it stopped for good (seen: `prlimit --sigpending=0` and a program that
- * blocks SIGURG). A kill's siginfo is always queued (killFast). It carries no cookie:
- * SIGSTOP with SI_USER from numactlx's own pid is the nudge, as numactlx never sends the
- * program a SIGSTOP otherwise (it forwards catchable signals only).
- */
-export const DOORBELL_NUDGE_SIGNAL = os.constants.signals.SIGSTOP;
-/** How long a ring may go unanswered before the nudge (then again as long as it is): a ring is answered in a few ms. */
-export const NUDGE_MS = 500;
-/** How often an unanswered ring looks whether SIGURG can still stop the program (signalState). */
-const LOOK_MS = 50;
 /** ctl index: 1 once the main thread asked for the end of the session. */
 const END = 5;
+/** ctl index: the waker's pid. */
+const WAKER = 6;
 
 export class Doorbell {
   private readonly ctl: Int32Array;
@@ -83,47 +55,23 @@ export class Doorbell {
     const pid = Atomics.load(this.ctl, 4);
     // Withdrawn only if still pending: the tracer may have taken it since it was posted.
     if (pid <= 0) return Atomics.compareExchange(this.ctl, 0, 1, 0) !== 1;
-    // ESRCH: the process just ended; the tracer may still take the request at an exit stop.
-    // A process whose every thread blocks SIGURG gets the nudge at once: SIGURG would bring
-    // no stop, and would stay pending in it, for its own sigwaitinfo to take one day.
-    const nudged = signalState(pid, DOORBELL_SIGNAL, true)?.blockedEverywhere === true;
-    if (nudged) killFast(pid, DOORBELL_NUDGE_SIGNAL);
-    else sigqueueFast(pid, DOORBELL_SIGNAL, COOKIE);
-    this.nudgeWhileUnanswered(id, nudged);
+    wakeTracer(Atomics.load(this.ctl, WAKER));
+    this.ringWhileUntaken(id);
     return true;
   }
 
-  /**
-   * Main thread: while request `id` waits to be taken, rings it again with
-   * DOORBELL_NUDGE_SIGNAL — as soon as SIGURG cannot stop the program (blocked in every
-   * thread, or no longer pending: taken by sigwaitinfo or a signalfd, which give the
-   * tracer no stop), else after NUDGE_MS; then every NUDGE_MS. A nudge that crosses the
-   * tracer's take is a doorbell stop with nothing to take: suppressed, nothing else.
-   */
-  private nudgeWhileUnanswered(id: number, nudged: boolean): void {
-    let last = nudged ? performance.now() : undefined;
-    const rungAt = performance.now();
+  /** Main thread: rings again every RERING_MS while request `id` waits to be taken. */
+  private ringWhileUntaken(id: number): void {
     const timer = setInterval(() => {
-      if (Atomics.load(this.ctl, 0) !== 1 || Atomics.load(this.ctl, 1) !== id) {
-        clearInterval(timer);
-        return;
-      }
-      const pid = Atomics.load(this.ctl, 4);
-      const now = performance.now();
-      if (pid <= 0 || (last !== undefined && now - last < NUDGE_MS)) return;
-      if (last === undefined && now - rungAt < NUDGE_MS) {
-        const state = signalState(pid, DOORBELL_SIGNAL);
-        if (!state || (state.pending && !state.blockedEverywhere)) return; // it may still come
-      }
-      killFast(pid, DOORBELL_NUDGE_SIGNAL);
-      last = now;
-    }, LOOK_MS);
+      if (Atomics.load(this.ctl, 0) !== 1 || Atomics.load(this.ctl, 1) !== id) clearInterval(timer);
+      else wakeTracer(Atomics.load(this.ctl, WAKER));
+    }, RERING_MS);
     timer.unref();
   }
 
   /**
-   * Main thread: the session must end now (a backing was lost under it). The process
-   * the doorbell rings is killed here; the tracer kills the others (endRequested).
+   * Main thread: the session must end now (a backing was lost under it). The program's
+   * process published here is killed; the tracer kills the others (endRequested).
    */
   requestEnd(): void {
     Atomics.store(this.ctl, END, 1);
@@ -163,9 +111,14 @@ export class Doorbell {
     }
   }
 
-  /** Tracer: which process the main thread should ring. */
+  /** Tracer: a process of the program (the one requestEnd kills), 0 when none is left. */
   publishPid(pid: number): void {
     Atomics.store(this.ctl, 4, pid);
+  }
+
+  /** Tracer: the waker's pid (0 while there is none). */
+  publishWaker(pid: number): void {
+    Atomics.store(this.ctl, WAKER, pid);
   }
 
   /** Tracer: the stopped threads' registers, for the engine. */

@@ -13,19 +13,10 @@
 // of that address space and injects process_madvise(PIDFD_SELF, …, MADV_DONTNEED) into
 // one of them.
 //
-// The tracer sits in waitpid(2): the engine wakes it as the doorbell does (doorbell.ts) —
-// SIGURG queued with a cookie to a process of the mm. The tracee stops for it, the tracer
-// recognises the cookie (si_code SI_QUEUE, si_pid = numactlx, si_value = EVICT_COOKIE),
-// never delivers it, and takes the request. A SIGURG does not queue behind another one
-// (a standard signal is pending once), so the tracer also looks at the request at every
-// SIGURG of ours, whichever cookie, and the engine rings again when nobody took it.
-// Rung again, it nudges (the doorbell's SIGSTOP sent by kill, doorbell.ts) when SIGURG
-// cannot bring a stop — every thread blocks it, or it is no longer pending (a thread took
-// it with sigwaitinfo or a signalfd) — or when the request has waited NUDGE_MS: a program
-// that blocks SIGURG and makes no trapped call kept no --max-resident limit at all. A
-// program whose SIGURG is merely not delivered yet (its threads wait for a CPU) is not
-// sent SIGSTOP: it would stop no sooner. Once a nudge was needed, a request to a process
-// whose threads all block SIGURG nudges at its first ring.
+// The tracer sits in waitpid(2): the engine wakes it as the doorbell does (through the
+// waker, tracer-wake.ts: no signal to the program), and rings again every RERING_MS while
+// the request is not taken (a request is taken at the tracer's next look after any stop;
+// the waker may be being started again).
 //
 // Protocol: engine post() (state 1) and ring(); tracer take() (state 2) — then, while the
 // mm's threads are stopped, the synchronous TracerOps EvictRanges (the engine writes the
@@ -38,20 +29,16 @@
 // its fault is served, and the stop, which makes the room, waits for it.
 //
 // Layout: Int32 [0] state (0 idle, 1 requested, 2 taken), [1] pid count, [2..2+MAX_PIDS)
-// the pids of the mm (the first is rung), [STOPPING] the flag; Float64 from
+// the pids of the mm, [STOPPING] the flag, [WAKER] the waker's pid; Float64 from
 // RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
-import { killFast, sigqueueFast } from '../sys/signal.js';
-import { signalState } from '../sys/procfs.js';
-import { DOORBELL_NUDGE_SIGNAL, DOORBELL_SIGNAL, NUDGE_MS } from './doorbell.js';
+import { exists, wakeTracer } from './tracer-wake.js';
 
-export const EVICT_SIGNAL = DOORBELL_SIGNAL;
-export const EVICT_COOKIE = 0x65766963; // "evic"
-/** A request not taken this long is rung again (a SIGURG of the program already pending swallowed ours). */
-export const RERING_MS = 50;
+export { RERING_MS } from './tracer-wake.js';
 const MAX_PIDS = 61;
 const STOPPING = 2 + MAX_PIDS;
-const RANGES_OFFSET = 256;
+const WAKER = STOPPING + 1;
+const RANGES_OFFSET = 512;
 /** Ranges one stop can drop (the engine merges its victims into at most this many). */
 export const MAX_RANGES = 8192;
 export const EVICT_CHANNEL_BYTES = RANGES_OFFSET + MAX_RANGES * 16;
@@ -64,14 +51,8 @@ const TAKEN = 2;
 export class EvictChannel {
   private readonly ctl: Int32Array;
   private readonly ranges: Float64Array;
-  /** When the request in hand was posted, and whether it has been rung since (a ring again may nudge). */
-  private postedAt = 0;
-  private rung = false;
-  /** A nudge has been needed: the first ring looks at the program's signal mask from now on. */
-  private nudged = false;
-
   constructor(readonly sab: SharedArrayBuffer) {
-    this.ctl = new Int32Array(sab, 0, 3 + MAX_PIDS);
+    this.ctl = new Int32Array(sab, 0, WAKER + 1);
     this.ranges = new Float64Array(sab, RANGES_OFFSET, MAX_RANGES * 2);
   }
 
@@ -82,36 +63,20 @@ export class EvictChannel {
     for (let i = 0; i < n; i++) this.ctl[2 + i] = pids[i];
     Atomics.store(this.ctl, 1, n);
     Atomics.store(this.ctl, 0, REQUESTED);
-    this.postedAt = performance.now();
-    this.rung = false;
   }
 
   /**
-   * Queues the SIGURG — or, rung again, the nudge where SIGURG cannot stop the program
-   * (see the header) — to the first of the request's processes still there: 0, or
-   * -ESRCH when none is.
+   * Wakes the tracer for the request: 0, or -ESRCH when none of its processes is left. A
+   * ring the waker could not take (it is being started again) is rung again by the caller.
    */
   ring(): number {
     const n = Atomics.load(this.ctl, 1);
-    const again = this.rung;
-    this.rung = true;
     for (let i = 0; i < n; i++) {
-      const pid = this.ctl[2 + i];
-      const r = this.nudgeNow(pid, again) ? killFast(pid, DOORBELL_NUDGE_SIGNAL) : sigqueueFast(pid, EVICT_SIGNAL, EVICT_COOKIE);
-      if (r !== -ESRCH) return r;
+      if (!exists(this.ctl[2 + i])) continue;
+      wakeTracer(Atomics.load(this.ctl, WAKER));
+      return 0;
     }
     return -ESRCH;
-  }
-
-  /** Whether this ring of `pid` is the nudge (see the header). */
-  private nudgeNow(pid: number, again: boolean): boolean {
-    if (!again && !this.nudged) return false;
-    const state = signalState(pid, EVICT_SIGNAL, !again);
-    if (!state) return false; // gone: ESRCH either way
-    const nudge = again ? performance.now() - this.postedAt >= NUDGE_MS || !state.pending || state.blockedEverywhere
-      : state.blockedEverywhere;
-    this.nudged ||= nudge;
-    return nudge;
   }
 
   /** ring(); when none of the request's processes is left, the request is taken back: false then (nobody will take it). */
@@ -164,6 +129,11 @@ export class EvictChannel {
   take(): number[] | undefined {
     if (Atomics.compareExchange(this.ctl, 0, REQUESTED, TAKEN) !== REQUESTED) return undefined;
     return this.pids();
+  }
+
+  /** The waker's pid (0 while there is none). */
+  publishWaker(pid: number): void {
+    Atomics.store(this.ctl, WAKER, pid);
   }
 
   /** Sets the stopping flag (stop-threads.ts, around its wait for the threads to stop). */

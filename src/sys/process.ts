@@ -74,3 +74,10 @@ export function hasCapability(bit: number): boolean {
   const m = /^CapEff:\s*([0-9a-f]+)/m.exec(status);
   return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(bit)) & 1n) === 1n;
 }
+
+const gettidRaw = libc.func('int gettid(void)');
+
+/** gettid(2): the calling thread's id (what /proc/PID/status shows as TracerPid for a tracee of this thread). */
+export function gettid(): number {
+  return gettidRaw() as number;
+}

@@ -122,44 +122,6 @@ export function threadEnded(tid: number): boolean {
   return state === undefined || state === 'Z' || state === 'X';
 }
 
-/** A signal's state in a process: pending for it or one of its threads, blocked by every thread. */
-export interface SignalState {
-  pending: boolean;
-  blockedEverywhere: boolean;
-}
-
-/**
- * Signal `sig` in process `pid` (/proc/PID/task/TID/status: SigPnd, ShdPnd, SigBlk), or
- * undefined when the process is gone. `blockedOnly`: stop at the first thread that does
- * not block it (`pending` is then not known). Kernel quirk: a thread inside sigwaitinfo
- * shows the signals it waits for as unblocked, and takes them with no ptrace stop.
- */
-export function signalState(pid: number, sig: number, blockedOnly = false): SignalState | undefined {
-  const bit = 1n << BigInt(sig - 1);
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return undefined;
-  }
-  const state = { pending: false, blockedEverywhere: true };
-  for (const tid of tids) {
-    let status: string;
-    try {
-      status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-    } catch {
-      continue; // ended meanwhile
-    }
-    const mask = (name: string): bigint => BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)`, 'm').exec(status)?.[1] ?? '0'}`);
-    if ((mask('SigPnd') | mask('ShdPnd')) & bit) state.pending = true;
-    if (!(mask('SigBlk') & bit)) {
-      state.blockedEverywhere = false;
-      if (blockedOnly) break;
-    }
-  }
-  return state;
-}
-
 /** How many seccomp filters task `pid` runs under (/proc/PID/status Seccomp_filters), or undefined when it is gone. */
 function seccompFilters(pid: number): number | undefined {
   try {

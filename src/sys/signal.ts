@@ -56,18 +56,6 @@ export function tgkill(tgid: number, tid: number, sig: number): void {
   check('tgkill', tgkillRaw(tgid, tid, sig) as number);
 }
 
-// union sigval is passed by value; on x86_64 a one-word union travels in a register like
-// the intptr_t declared here (its sival_int is the low 32 bits).
-const sigqueueRaw = libc.func('int sigqueue(int pid, int sig, intptr_t value)');
-
-/**
- * sigqueue(3): `sig` with `value` as si_value (si_code SI_QUEUE, si_pid = this process)
- * to process `pid`. 0 or -errno, no exception (-ESRCH when the process is gone).
- */
-export function sigqueueFast(pid: number, sig: number, value: number): number {
-  return (sigqueueRaw(pid, sig, value) as number) === -1 ? -lastErrno() : 0;
-}
-
 const rtTgsigqueueinfoRaw = bindSyscall(['int', 'int', 'int', 'void *']);
 const getuidRaw = libc.func('unsigned int getuid(void)');
 const queued = Buffer.alloc(SIGINFO_SIZE);

@@ -28,6 +28,7 @@ const attrDestroy = libc.func('int posix_spawnattr_destroy(void *attr)');
 const attrSetflags = libc.func('int posix_spawnattr_setflags(void *attr, short flags)');
 const attrSetsigmask = libc.func('int posix_spawnattr_setsigmask(void *attr, const void *set)');
 const attrSetsigdefault = libc.func('int posix_spawnattr_setsigdefault(void *attr, const void *set)');
+const attrSetpgroup = libc.func('int posix_spawnattr_setpgroup(void *attr, int pgroup)');
 const actionsInit = libc.func('int posix_spawn_file_actions_init(void *actions)');
 const actionsDestroy = libc.func('int posix_spawn_file_actions_destroy(void *actions)');
 const actionsAdddup2 = libc.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)');
@@ -43,6 +44,8 @@ export interface SpawnOptions {
   defaultSignals?: Iterable<number>;
   /** The child's signal mask (empty when omitted). */
   signalMask?: Iterable<number>;
+  /** The child leads a process group of its own: the terminal's Ctrl-C and Ctrl-Z do not reach it. */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -64,8 +67,10 @@ export function spawnProgram(opts: SpawnOptions): number {
     const sigdef = sigset(opts.defaultSignals ?? []);
     checkErrnoResult('posix_spawnattr_setsigmask', attrSetsigmask(attr, sigmask) as number);
     checkErrnoResult('posix_spawnattr_setsigdefault', attrSetsigdefault(attr, sigdef) as number);
+    if (opts.ownProcessGroup) checkErrnoResult('posix_spawnattr_setpgroup', attrSetpgroup(attr, 0) as number);
+    const group = opts.ownProcessGroup ? POSIX_SPAWN_SETPGROUP : 0;
     checkErrnoResult('posix_spawnattr_setflags',
-      attrSetflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) as number);
+      attrSetflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | group) as number);
 
     const pid = new Int32Array(1);
     const env = opts.env ?? Object.entries(process.env).map(([k, v]) => `${k}=${v}`);

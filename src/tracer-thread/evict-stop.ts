@@ -34,7 +34,7 @@ import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
-import { cont, getRegs, getRseqArea, readReg } from '../sys/ptrace.js';
+import { getRegs, getRseqArea, readReg } from '../sys/ptrace.js';
 import type { WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { EvictChannel } from '../channels/evict-request.js';
@@ -78,12 +78,8 @@ export class EvictStopper {
     return this.channel.pending;
   }
 
-  /**
-   * Takes the eviction request, if any, and carries it out. `stoppedTid`: a thread in the
-   * signal-delivery stop of our SIGURG (0 if none), resumed here when the request was
-   * taken (the signal is not delivered). Returns whether a request was taken.
-   */
-  serve(stoppedTid: number): boolean {
+  /** Takes the eviction request, if any, and carries it out. Returns whether a request was taken. */
+  serve(): boolean {
     const pids = this.channel.take();
     if (!pids) return false;
     const t0 = process.hrtime.bigint();
@@ -93,12 +89,12 @@ export class EvictStopper {
     let pid = pids[0];
     let inj: number | undefined;
     try {
-      stash = stopThreads(this.host, stoppedTid, (thread) => procs.has(thread.proc.pid));
-      inj = this.injectable(procs, stoppedTid, stash);
+      stash = stopThreads(this.host, 0, (thread) => procs.has(thread.proc.pid));
+      inj = interruptedThread(this.host.tasks, stash, procs);
       if (inj !== undefined) {
         pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
         const t1 = process.hrtime.bigint();
-        const n = this.engine.evictRanges(pid, this.keepRanges(inj, stoppedTid, stash));
+        const n = this.engine.evictRanges(pid, this.keepRanges(inj, stash));
         const t2 = process.hrtime.bigint();
         bytes = n > 0 ? (this.sandboxed(pid) ? -EPERM : this.drop(inj, n)) : 0;
         if (DEBUG) {
@@ -116,24 +112,15 @@ export class EvictStopper {
       }
     } finally {
       // The engine learns what was dropped (its pagemap check counts the rest resident)
-      // before any thread runs again. The thread at our SIGURG goes first: a stop handled
-      // next may start a freeze, which must not find it still stopped (it would wait for
-      // a stop the kernel does not report twice).
+      // before any thread runs again.
       this.engine.evictDone(pid, bytes, Number(process.hrtime.bigint() - t0) / 1e6);
-      if (stoppedTid !== 0) {
-        try {
-          cont(stoppedTid);
-        } catch (err) {
-          if (!isEsrch(err)) throw err;
-        }
-      }
       handleStops(this.host, stash);
     }
     return true;
   }
 
   /** What the engine must keep ([start, end) pairs): see the header. */
-  private keepRanges(inj: number, stoppedTid: number, stash: Map<number, number>): number[] {
+  private keepRanges(inj: number, stash: Map<number, number>): number[] {
     const keep: number[] = [];
     const add = (start: bigint, end: bigint): void => {
       keep.push(Number(start & ~(PAGE - 1n)), Number((end + PAGE - 1n) & ~(PAGE - 1n)));
@@ -145,8 +132,8 @@ export class EvictStopper {
       // no rseq (a kernel before 5.13, or none registered)
     }
     // Threads whose stops are still to be handled (an outer freeze's or eviction's) are stopped too.
-    for (const tid of [stoppedTid, ...stash.keys(), ...this.host.tasks.unhandled]) {
-      if (tid === 0 || keep.length >= 1000) continue;
+    for (const tid of [...stash.keys(), ...this.host.tasks.unhandled]) {
+      if (keep.length >= 1000) continue;
       try {
         const rsp = readReg(getRegs(tid), 'rsp');
         add(rsp - STACK_KEEP, rsp + STACK_KEEP);
@@ -156,17 +143,6 @@ export class EvictStopper {
     }
     return keep;
   }
-
-  /**
-   * A thread to inject into: the one at our SIGURG's delivery stop, else one stopped by
-   * PTRACE_INTERRUPT (not a seccomp, exec or job-control stop, whose handling is pending).
-   */
-  private injectable(procs: Set<number>, stoppedTid: number, stash: Map<number, number>): number | undefined {
-    const thread = this.host.tasks.threads.get(stoppedTid);
-    if (thread && procs.has(thread.proc.pid)) return stoppedTid;
-    return interruptedThread(this.host.tasks, stash, procs);
-  }
-
 
   /**
    * Process `pid` runs under a seccomp filter of its own (src/sys/procfs.ts hasOwnSeccompFilter):

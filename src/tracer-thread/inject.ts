@@ -17,7 +17,6 @@ import { resendSignal } from '../sys/signal.js';
 import { SysError } from '../sys/libc.js';
 import os from 'node:os';
 import { eventMessage, isEsrch, TaskGone, taskStatus } from './task-gone.js';
-import { ourSignal } from './start-program.js';
 
 const { SIGTRAP } = os.constants.signals;
 /** The exec stop's extra trap, a seccomp stop, a leftover interrupt: on top of the step that runs the call. */
@@ -76,12 +75,7 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
       }
       if (event !== 0) throw new InjectionError(`injected syscall ${nr} in thread ${tid}: unexpected ptrace event ${event}`);
       if (sig !== SIGTRAP) {
-        // numactlx's nudge (doorbell.ts) is not sent again: resent by tgkill it would be a
-        // SIGSTOP the tracer cannot tell from a user's (the kernel forges no SI_USER for
-        // another process). It only wakes the tracer, awake here; a request still untaken
-        // is taken at a later stop, or nudged again NUDGE_MS later.
-        const info = siginfoOf(tid);
-        if (!(info && ourSignal(info) === 'nudge')) arrived.push({ sig, info });
+        arrived.push({ sig, info: siginfoOf(tid) });
         continue;
       }
       const now = getRegs(tid);
@@ -115,9 +109,8 @@ function siginfoOf(tid: number): Buffer | undefined {
  * (the injected call must not be interrupted), and not lost either — a SIGSTOP from a
  * shell during an exec's setup was, and the program never stopped. Sent again to the
  * thread, they are pending when the tracer resumes it and stop it again for delivery.
- * Sent again with their siginfo where the kernel allows it (resendSignal): a snapshot's
- * doorbell (a sigqueue'd SIGURG) that came as SI_TKILL was taken for the program's own
- * signal and its snapshot waited for ever.
+ * Sent again with their siginfo where the kernel allows it (resendSignal): a sigqueue'd
+ * signal comes back as one, with its value.
  */
 function requeue(tid: number, signals: Arrived[]): void {
   if (signals.length === 0) return;

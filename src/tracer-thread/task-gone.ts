@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import { cont, getEventMsg, getSiginfo, siginfoHead } from '../sys/ptrace.js';
 import { SysError } from '../sys/libc.js';
+import { gettid } from '../sys/process.js';
 import type { Tasks } from './state.js';
 
 /** The task ended while the tracer worked on it. */
@@ -94,6 +95,18 @@ export function taskStatus(tid: number): TaskStatus | undefined {
   }
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? -1);
   return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp') };
+}
+
+/**
+ * Whether processes are on the books and none of them is traced by this thread any more:
+ * they all ended unseen (a bookkeeping error of numactlx's). One /proc read as long as
+ * the first process on the books is traced.
+ */
+export function noneTraced(tasks: Tasks): boolean {
+  if (tasks.procs.size === 0) return false;
+  const self = gettid();
+  for (const pid of tasks.procs.keys()) if (taskStatus(pid)?.tracerPid === self) return false;
+  return true;
 }
 
 /**

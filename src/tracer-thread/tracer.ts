@@ -14,9 +14,10 @@ import {
 } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
-import { DOORBELL_NUDGE_SIGNAL, DOORBELL_SIGNAL, type Doorbell } from '../channels/doorbell.js';
+import type { Doorbell } from '../channels/doorbell.js';
 import type { TracerSetup } from './tracer-setup.js';
-import { isDoorbellStop, startSeized } from './start-program.js';
+import { startSeized } from './start-program.js';
+import { Waker } from './waker.js';
 import { onExecStop, type UffdSource, type UserfaultfdRefused } from './exec-setup.js';
 import { has } from '../kerndat/features.js';
 import { freeze, type FreezeHost } from './freeze.js';
@@ -25,7 +26,7 @@ import { adoptOrphans, onCreatorEvent, type ForkWithoutEvent } from './new-tasks
 import { onSeccompStop, onSyscallExit, type SyscallContext } from './syscalls.js';
 import { Proc, Tasks } from './state.js';
 import { forgetUffd } from './register.js';
-import { eventMessage, isEsrch, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
+import { eventMessage, isEsrch, noneTraced, stillStopped, TaskGone, untracedLeft } from './task-gone.js';
 import { untrappedMessage } from './limits.js';
 import { EvictStopper, type EvictHost } from './evict-stop.js';
 import { CaptureForks } from './capture-fork.js';
@@ -54,6 +55,8 @@ export class Tracer implements FreezeHost, EvictHost {
   private readonly evictions: EvictStopper | undefined;
   /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks that hold snapshots' images (capture-fork.ts). */
   readonly captures: CaptureForks | undefined;
+  /** The process whose stops wake this loop for the doorbell's and the engine's requests (waker.ts). */
+  private readonly waker: Waker;
 
   constructor(private readonly setup: TracerSetup) {
     this.engine = setup.engine;
@@ -67,6 +70,10 @@ export class Tracer implements FreezeHost, EvictHost {
       : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
     if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);
     if (setup.capture === 'fork') this.captures = new CaptureForks(setup.engine, (r) => this.later(r));
+    this.waker = new Waker((pid) => {
+      setup.doorbell?.publishWaker(pid);
+      setup.evict?.publishWaker(pid);
+    });
   }
 
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
@@ -77,6 +84,7 @@ export class Tracer implements FreezeHost, EvictHost {
     const proc = new Proc(pid);
     proc.policy = this.setup.policy;
     this.tasks.addProc(proc);
+    this.waker.start();
     return pid;
   }
 
@@ -85,7 +93,7 @@ export class Tracer implements FreezeHost, EvictHost {
     while (this.tasks.procs.size > 0) {
       const next = this.replay.shift() ?? waitAnyChild(__WALL);
       if (!next) {
-        // No task is traced any more: those still on the books ended unseen.
+        // No task is traced any more (the waker retired: noneTraced): those still on the books ended unseen.
         for (const pid of untracedLeft(this.tasks, this.mainPid, this.mainStatus)) this.setup.engine.leaveMm(pid);
         if (this.mainStatus === undefined) throw new Error(`the program's end was not seen (pid ${this.mainPid})`);
         break;
@@ -98,13 +106,13 @@ export class Tracer implements FreezeHost, EvictHost {
         this.ending = true;
         this.killAll();
       }
-      // A request whose ring brought no stop (the process was exiting, or blocks SIGURG in
-      // every thread) is taken at a later stop — none mid-exec: a freeze leaves that image out.
+      // Requests are taken here, after any event (the waker's stop is the ring: waker.ts) —
+      // a snapshot's not while a process is mid-exec (a freeze leaves that image out): at a later event.
       if (this.setup.doorbell?.pending && this.tasks.procs.size > 0 && !this.tasks.midExec()) this.answerDoorbell();
-      // [eviction] A request whose SIGURG was lost (one already pending swallows it).
-      if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(0);
+      if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(); // [eviction]
       this.captures?.reapNow(this);
     }
+    this.waker.retire();
     // Every process has ended. A request rung before the last one went (publishPid(0)
     // comes first, so a later ring sees no pid and fails at once) is answered here;
     // unanswered, the snapshot queue — and the session's end — would wait for ever.
@@ -162,8 +170,8 @@ export class Tracer implements FreezeHost, EvictHost {
     this.replay.push(r);
   }
 
-  /** A capture fork's status (capture-fork.ts): not the program's. */
-  notProgram = (tid: number, status: number): boolean => this.captures?.take(tid, status) ?? false;
+  /** The waker's status (waker.ts), or a capture fork's (capture-fork.ts): not the program's. */
+  notProgram = (tid: number, status: number): boolean => this.waker.take(tid, status) || (this.captures?.take(tid, status) ?? false);
 
   private onStatus(tid: number, status: number): void {
     if (this.notProgram(tid, status)) return;
@@ -220,17 +228,6 @@ export class Tracer implements FreezeHost, EvictHost {
       else onSyscallExit(thread, this.ctx);
       thread.pending = undefined;
       return cont(tid);
-    }
-    // The doorbell: our own SIGURG (or SIGSTOP: its nudge), recognised by its siginfo, never delivered. [eviction]
-    // Also the engine's eviction ring (one SIGURG may stand for both): that request first,
-    // with this thread stopped already (serve resumes it).
-    if ((sig === DOORBELL_SIGNAL || sig === DOORBELL_NUDGE_SIGNAL) && isDoorbellStop(tid)) {
-      try {
-        if (!this.evictions?.serve(tid)) cont(tid);
-      } finally {
-        this.answerDoorbell(); // rung at a thread that died since: answered all the same
-      }
-      return;
     }
     if (sig === SIGBUS) asPoisonSigbus(tid);
     // A signal-delivery stop: deliver the signal unchanged.
@@ -289,8 +286,10 @@ export class Tracer implements FreezeHost, EvictHost {
     if (tid === this.mainPid) this.mainStatus = status;
     // Children it created whose fork event it never reported are orphans now.
     if (tasks.held.size > 0) adoptOrphans(tasks, this.setup.policy);
-    // Ring another traced process from now on, if any is left.
+    // Another traced process for requestEnd to kill from now on, if any is left.
     this.setup.doorbell?.publishPid(tasks.procs.keys().next().value ?? 0);
+    // None of those left traced: the loop's waitpid must say ECHILD (untracedLeft), not wait for the waker.
+    if (noneTraced(tasks)) this.waker.retire();
   }
 }
 

@@ -145,7 +145,7 @@ describe('Doorbell (main → tracer → engine)', () => {
     // Withdrawn: a tracer at an exit stop, or at the end of its run, must not answer it too.
     expect(bell.take()).toBeUndefined();
     expect(bell.waitRequest(0)).toBeUndefined();
-    // SIGURG to this process: ignored by default, as by a program that was not traced.
+    // No waker published: nothing is sent, the request waits to be taken.
     bell.publishPid(process.pid);
     expect(bell.ring(6, 'before-upgrade')).toBe(true);
     expect(bell.take()).toEqual({ id: 6, label: 'before-upgrade' });

@@ -51,16 +51,16 @@ test.each([
   expect(node3(stats).pages_resident).toBe(0); // the program has ended
 }, 300000);
 
-// evict_pattern makes no trapped call while it walks its pages, so only a signal stop can
-// run a round: a program that blocks SIGURG (the mask survives execve), or takes it with
-// sigwait in a thread, gives none for the rounds' SIGURG. Before the nudge (the ring again
-// as a SIGSTOP, src/channels/evict-request.ts) no round ran: hwm_kb 67,164 of a 16 MiB
-// limit, rounds 0.
+// evict_pattern makes no trapped call while it walks its pages, so only the ring's stop can
+// run a round. When the ring was a SIGURG to the program, a program that blocks SIGURG (the
+// mask survives execve), or takes it with sigwait in a thread, gave none: before stop 30's
+// nudge no round ran (hwm_kb 67,164 of a 16 MiB limit, rounds 0). The ring now wakes the
+// tracer through its waker (src/channels/tracer-wake.ts), whatever the program's signals.
 test.each([
   ['blocks SIGURG', (bin: string) => ['/usr/bin/python3', '-c',
     'import os, signal, sys\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGURG})\nos.execv(sys.argv[1], sys.argv[1:])\n', bin], {}],
   ['takes SIGURG with sigwait in a thread', (bin: string) => [bin], { EVICT_PATTERN_SIGWAIT: '1' }],
-])('a program that %s: its rounds still run (the nudge), RSS within the limit', async (_what, command, env) => {
+])('a program that %s: its rounds still run, RSS within the limit', async (_what, command, env) => {
   const bin = await compileFixture('evict_pattern');
   const { result, stats } = await onVirtualNode([...command(bin), 'seq', '64m', '7', '2'], { size: '256m,resident=16m', options: { env } });
   expect(result.stderr).toBe('');

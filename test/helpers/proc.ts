@@ -4,8 +4,17 @@ import { procState } from '../../src/sys/procfs.js';
 
 export { procState };
 
-/** Direct children of a process (all its threads'). */
-export function childrenOf(pid: number): number[] {
+/** numactlx's waker (src/tracer-thread/waker.ts): a `sleep infinity` child of numactlx's, not the program's. */
+export function isWaker(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('numactlx-waker\0');
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of a process (all its threads'), numactlx's waker left out unless `withWaker`. */
+export function childrenOf(pid: number, withWaker = false): number[] {
   const out: number[] = [];
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -15,7 +24,7 @@ export function childrenOf(pid: number): number[] {
       // thread gone
     }
   }
-  return out;
+  return withWaker ? out : out.filter((p) => !isWaker(p));
 }
 
 /**

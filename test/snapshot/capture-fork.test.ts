@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
-import { waitFor } from '../helpers/proc.js';
+import { childrenOf as childrenOfAllThreads, isWaker, waitFor } from '../helpers/proc.js';
 import { RawSnapshot } from '../helpers/raw-export.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import type { SessionStats } from '../../src/channels/session-stats.js';
@@ -144,20 +144,10 @@ async function wrongPages(s: Session, id: number, want: (p: number) => number): 
   return wrong;
 }
 
-/** The children of every thread of `pid`, from /proc. */
-function childrenOfAllThreads(pid: number): number[] {
-  return fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-    } catch {
-      return []; // a thread ended meanwhile
-    }
-  });
-}
 
 /** The children of `pid` and their states, from /proc. */
 function childrenOf(pid: number): Array<{ pid: number; state: string }> {
-  const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number).filter((k) => !isWaker(k));
   return kids.map((k) => {
     try {
       return { pid: k, state: /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${k}/status`, 'utf8'))![1] };

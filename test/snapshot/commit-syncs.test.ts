@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NUMACTLX, numactlx } from '../helpers/numactlx.js';
-import { waitFor } from '../helpers/proc.js';
+import { childrenOf, waitFor } from '../helpers/proc.js';
 import { needTool } from '../helpers/tools.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
@@ -67,13 +67,7 @@ test('a snapshot\'s commit makes no fsync or msync on the thread that serves fau
   try {
     await waitFor('the program to be ready', () => out.includes('ready'), 30_000);
     const nxPid = session.pid!;
-    const program = Number(fs.readdirSync(`/proc/${nxPid}/task`).flatMap((t) => {
-      try {
-        return fs.readFileSync(`/proc/${nxPid}/task/${t}/children`, 'utf8').trim().split(/\s+/);
-      } catch {
-        return [];
-      }
-    }).find((p) => p !== ''));
+    const program = childrenOf(nxPid)[0];
     expect(program).toBeGreaterThan(0);
     let found: { engine: number; syncsBy: Map<number, number> } | undefined;
     const seen: string[] = [];

@@ -1,15 +1,14 @@
-// A snapshot's doorbell (a sigqueue'd SIGURG to the program's first process) that arrives
-// while the tracer runs an injected call in that process — its exec set-up, an eviction's
-// or a capture fork's call — is sent again once the call is done (inject.ts requeue). It
-// must come back as the doorbell: sent again as a plain tgkill, it was taken for the
-// program's own SIGURG, and that snapshot, and every later one merged into it, waited for
-// ever (found by triggers-report.test.ts, whose first cron tick fell in the program's exec
-// set-up). A program that re-execs itself without pause is in an exec set-up ≈ a tenth of
-// the time: before the fix, one of the first six snapshots hung in each of three tries.
-// A ring that brings no stop at all (the program blocks SIGURG in every thread) is taken at
-// the next stop of any thread (tracer.ts run); an idle program that blocks SIGURG, or takes
-// it with sigwaitinfo, gives no stop: NUDGE_MS (0.5 s) later the ring comes again as a
-// SIGSTOP with the cookie (channels/doorbell.ts nudge), which the tracer suppresses.
+// Snapshots asked while the tracer is busy elsewhere, or of programs that give no event of
+// their own. Until stop 31 the doorbell was a sigqueue'd SIGURG to the program's first
+// process; one that arrived while the tracer ran an injected call in that process — its exec
+// set-up, an eviction's or a capture fork's call — was sent again as a plain tgkill, taken
+// for the program's own SIGURG, and that snapshot, and every later one merged into it,
+// waited for ever (found by triggers-report.test.ts, whose first cron tick fell in the
+// program's exec set-up). A program that re-execs itself without pause is in an exec set-up
+// ≈ a tenth of the time: before that fix, one of the first six snapshots hung in each of
+// three tries. Programs that block SIGURG, take it with sigwaitinfo, or may queue no signal
+// gave no stop for it. The ring now wakes the tracer through its waker
+// (src/channels/tracer-wake.ts): these programs must still have every snapshot taken.
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -70,12 +69,12 @@ test('a program that blocks SIGURG: its snapshots are taken at its next trapped 
 test.each([
   ['blocks SIGURG and sleeps', 'while True:\n    time.sleep(0.2); tick()\n'],
   ['takes SIGURG with sigwaitinfo', 'while True:\n    signal.sigtimedwait({signal.SIGURG}, 0.2); tick()\n'],
-  // Over RLIMIT_SIGPENDING a sigqueue'd signal arrives without its siginfo: a nudge sent
-  // that way was a SIGSTOP of the user's, and the program and numactlx stayed stopped.
+  // Over RLIMIT_SIGPENDING a sigqueue'd signal arrives without its siginfo: stop 30's nudge
+  // sent that way was a SIGSTOP of the user's, and the program and numactlx stayed stopped.
   ['blocks SIGURG and sleeps, no queued signal allowed (RLIMIT_SIGPENDING 0)',
     'import resource\nresource.setrlimit(resource.RLIMIT_SIGPENDING, (0, resource.getrlimit(resource.RLIMIT_SIGPENDING)[1]))\n' +
     'while True:\n    time.sleep(0.2); tick()\n'],
-])('an idle program that %s: each snapshot is taken by the nudge, and the program runs on, never stopped, no SIGURG left pending', async (_what, loop) => {
+])('an idle program that %s: each snapshot is taken, and the program runs on, never stopped, no SIGURG left pending', async (_what, loop) => {
   const dir = tmpDir();
   const backing = path.join(dir, 'node3.img');
   const ticks = path.join(dir, 'ticks');
@@ -94,8 +93,7 @@ test.each([
       const before = count().length;
       await waitFor('the program to tick again', () => count().length > before, 10_000, 20);
       expect(procState(pid)).not.toMatch(/^[Tt]$/);
-      // A program that blocks SIGURG is nudged at once, never sent the SIGURG its own
-      // sigwaitinfo could take one day.
+      // Never sent a SIGURG its own sigwaitinfo could take one day.
       expect({ snapshot: i, sigurgPending: count().at(-1)!.split(' ')[1] }).toEqual({ snapshot: i, sigurgPending: '0' });
     }
   } finally {
