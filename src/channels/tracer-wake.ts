@@ -3,7 +3,7 @@
 // evict-request.ts) — without a signal to the program.
 //
 // The tracer follows one process of its own besides the program: the waker
-// (src/tracer-thread/waker.ts, `sleep infinity` seized with ptrace). WAKE_SIGNAL sent to it
+// (src/tracer-thread/waker.ts, `cat` of a pipe, seized with ptrace). WAKE_SIGNAL sent to it
 // by kill(2) gives the tracer a signal-delivery stop of the waker: its waitpid returns, it
 // suppresses the signal and looks at every request posted. A request is always posted
 // before the signal is sent, and looked at after the stop is read, so a signal merged into

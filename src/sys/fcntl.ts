@@ -125,3 +125,12 @@ export function pwrite(fd: number, buf: Uint8Array, offset: bigint): void {
     done += n;
   }
 }
+
+const pipe2Raw = libc.func('int pipe2(_Out_ int *fds, int flags)');
+
+/** pipe2(2) with O_CLOEXEC: [read end, write end]. */
+export function pipeCloexec(): [number, number] {
+  const fds = new Int32Array(2);
+  check('pipe2', pipe2Raw(fds, O_CLOEXEC) as number);
+  return [fds[0], fds[1]];
+}

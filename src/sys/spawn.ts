@@ -9,6 +9,7 @@
 // launcher hands numactl's placement to the program.
 import { libc, checkErrnoResult } from './libc.js';
 import { sigset } from './signal.js';
+import { O_WRONLY } from './fcntl.js';
 
 // Opaque glibc types: posix_spawnattr_t is 336 bytes, posix_spawn_file_actions_t 80
 // bytes on x86_64; allocate with room to spare, the library only writes inside them.
@@ -32,6 +33,8 @@ const attrSetpgroup = libc.func('int posix_spawnattr_setpgroup(void *attr, int p
 const actionsInit = libc.func('int posix_spawn_file_actions_init(void *actions)');
 const actionsDestroy = libc.func('int posix_spawn_file_actions_destroy(void *actions)');
 const actionsAdddup2 = libc.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)');
+const actionsAddopen = libc.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, unsigned int mode)');
+const actionsAddclosefrom = libc.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)');
 
 export interface SpawnOptions {
   /** Path, or a name searched in PATH when `searchPath` is set. */
@@ -46,6 +49,12 @@ export interface SpawnOptions {
   signalMask?: Iterable<number>;
   /** The child leads a process group of its own: the terminal's Ctrl-C and Ctrl-Z do not reach it. */
   ownProcessGroup?: boolean;
+  /**
+   * The child's standard input is this descriptor, its output and error /dev/null, and it
+   * has no other descriptor (glibc 2.34's addclosefrom_np) — none of numactlx's, which its
+   * callers wait on (a pipe kept open by a child outlives numactlx for them).
+   */
+  detachedStdin?: number;
 }
 
 /**
@@ -60,8 +69,16 @@ export function spawnProgram(opts: SpawnOptions): number {
   try {
     // Node opens fds 0–2 with O_CLOEXEC: dup2(fd, fd) in the child clears the flag
     // (glibc special-cases equal fds to do exactly that), or the program loses its stdio.
-    for (const fd of [0, 1, 2]) {
-      checkErrnoResult('posix_spawn_file_actions_adddup2', actionsAdddup2(actions, fd, fd) as number);
+    if (opts.detachedStdin === undefined) {
+      for (const fd of [0, 1, 2]) {
+        checkErrnoResult('posix_spawn_file_actions_adddup2', actionsAdddup2(actions, fd, fd) as number);
+      }
+    } else {
+      checkErrnoResult('posix_spawn_file_actions_adddup2', actionsAdddup2(actions, opts.detachedStdin, 0) as number);
+      for (const fd of [1, 2]) {
+        checkErrnoResult('posix_spawn_file_actions_addopen', actionsAddopen(actions, fd, '/dev/null', O_WRONLY, 0) as number);
+      }
+      checkErrnoResult('posix_spawn_file_actions_addclosefrom_np', actionsAddclosefrom(actions, 3) as number);
     }
     const sigmask = sigset(opts.signalMask ?? []);
     const sigdef = sigset(opts.defaultSignals ?? []);

@@ -2,22 +2,31 @@
 // in shared memory can end the tracer's waitpid(2) without a signal to the program
 // (src/channels/tracer-wake.ts says how it is rung).
 //
-// It is `sleep infinity` (argv[0] "numactlx-waker"), spawned by the tracer thread in a
-// process group of its own (the terminal's Ctrl-C and Ctrl-Z are the program's), seized
-// with PTRACE_O_EXITKILL: numactlx's death kills it. Every stop it reports is a signal
+// It is `cat` (argv[0] "numactlx-waker") reading a pipe whose only write end numactlx holds
+// (close-on-exec: no program inherits it), its output /dev/null and no other descriptor,
+// spawned by the tracer thread in a process group of its own (the terminal's Ctrl-C and
+// Ctrl-Z are the program's), then seized. However numactlx ends — even killed between the
+// spawn and the seize, before PTRACE_O_EXITKILL applies — the pipe's write end closes and
+// the waker ends at its EOF: it never outlives numactlx, nor keeps a descriptor of its (a
+// `sleep infinity` killed in that window lived on, holding numactlx's stdout, and the
+// caller waiting for that pipe's end waited for ever). Every stop it reports is a signal
 // sent to it, suppressed here. Killed by someone else, it is started again and its new pid
 // published; a ring sent meanwhile is lost, so the ringers ring again while their request
 // waits (doorbell.ts, eviction.ts).
 import { cont, PTRACE_O, seize } from '../sys/ptrace.js';
+import { closeFd } from '../sys/eventfd.js';
+import { pipeCloexec } from '../sys/fcntl.js';
 import { killIfAlive } from '../sys/signal.js';
 import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, WIFSTOPPED, __WALL } from '../sys/wait.js';
 
-const SLEEP = '/bin/sleep';
+const CAT = '/bin/cat';
 
 export class Waker {
   private pid = 0;
   private retired = false;
+  /** The write end of the waker's standard input: open while numactlx lives (see the header). */
+  private lifeline = -1;
 
   /** `publish`: tells the ringers the waker's pid (0: none now). */
   constructor(private readonly publish: (pid: number) => void) {}
@@ -25,11 +34,17 @@ export class Waker {
   /** Starts the waker. Throws with the step that failed (no process is left behind). */
   start(): void {
     let pid: number;
+    const [readEnd, writeEnd] = pipeCloexec();
     try {
-      pid = spawnProgram({ file: SLEEP, argv: ['numactlx-waker', 'infinity'], env: [], ownProcessGroup: true });
+      pid = spawnProgram({ file: CAT, argv: ['numactlx-waker'], env: [], ownProcessGroup: true, detachedStdin: readEnd });
     } catch (err) {
-      throw new Error(`cannot start its waker process (${SLEEP}): ${(err as Error).message}`, { cause: err });
+      closeFd(writeEnd);
+      throw new Error(`cannot start its waker process (${CAT}): ${(err as Error).message}`, { cause: err });
+    } finally {
+      closeFd(readEnd);
     }
+    if (this.lifeline >= 0) closeFd(this.lifeline); // the waker before, killed by someone
+    this.lifeline = writeEnd;
     try {
       seize(pid, PTRACE_O.EXITKILL);
     } catch (err) {
@@ -66,6 +81,8 @@ export class Waker {
     this.pid = 0;
     this.publish(0);
     killIfAlive(pid);
+    closeFd(this.lifeline);
+    this.lifeline = -1;
     // Its stops (a ring) come before its death: read until it is gone.
     for (;;) {
       try {

@@ -4,7 +4,7 @@ import { procState } from '../../src/sys/procfs.js';
 
 export { procState };
 
-/** numactlx's waker (src/tracer-thread/waker.ts): a `sleep infinity` child of numactlx's, not the program's. */
+/** numactlx's waker (src/tracer-thread/waker.ts): a `cat` child of numactlx's, not the program's. */
 export function isWaker(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('numactlx-waker\0');
