@@ -19,7 +19,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { poisonFast, wakeFast } from '../sys/userfaultfd-fast.js';
-import { signalsInMask, tgsigqueueinfoFast } from '../sys/signal.js';
+import { tgsigqueueinfoFast } from '../sys/signal.js';
+import { readProcStatus } from '../sys/procfs.js';
 import { PAGE } from './page-table.js';
 import type { Mm } from './mm.js';
 import type { EngineCore } from './engine-core.js';
@@ -33,15 +34,10 @@ export type SigbusOutcome = 'sent' | 'retry' | 'fallback';
 
 /** The faulting thread's process and whether a queued SIGBUS would be delivered to it. */
 function threadState(tid: number): { tgid: number; deliverable: boolean } | undefined {
-  let status: string;
-  try {
-    status = fs.readFileSync(`/proc/${tid}/status`, 'utf8');
-  } catch {
-    return undefined; // gone
-  }
-  const field = (name: string): string => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status)?.[1] ?? '0';
-  const blocked = signalsInMask(field('SigBlk')).includes(SIGBUS) || signalsInMask(field('SigIgn')).includes(SIGBUS);
-  return { tgid: Number(field('Tgid')), deliverable: !blocked };
+  const st = readProcStatus(tid);
+  if (!st) return undefined; // gone
+  const bit = 1n << BigInt(SIGBUS - 1);
+  return { tgid: st.num('Tgid'), deliverable: ((st.mask('SigBlk') | st.mask('SigIgn')) & bit) === 0n };
 }
 
 /** Gives the thread `tid` faulting at page `addr` of `mm` its SIGBUS (see the header comment). */

@@ -2,7 +2,7 @@
 // action, getrlimit(2)/setrlimit(2) (core dumps; the open-file limit Node raises at
 // start-up), and raise(3), used on the way out or into an exec; _exit(2); and what it may
 // do (capabilities, RLIMIT_NICE: src/engine-thread/background-priority.ts).
-import fs from 'node:fs';
+import { readProcStatus } from './procfs.js';
 import { libc, check } from './libc.js';
 
 const signalRaw = libc.func('void *signal(int sig, void *handler)');
@@ -65,14 +65,8 @@ export function raiseSignal(sigset: Buffer, sig: number): void {
 
 /** Whether this process has capability `bit` (<linux/capability.h>: CAP_SYS_PTRACE 19, CAP_SYS_NICE 23) in its effective set. */
 export function hasCapability(bit: number): boolean {
-  let status = '';
-  try {
-    status = fs.readFileSync('/proc/self/status', 'utf8');
-  } catch {
-    return false;
-  }
-  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(status);
-  return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(bit)) & 1n) === 1n;
+  const st = readProcStatus('self');
+  return st !== undefined && ((st.mask('CapEff') >> BigInt(bit)) & 1n) === 1n;
 }
 
 const gettidRaw = libc.func('int gettid(void)');

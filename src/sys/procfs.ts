@@ -1,6 +1,6 @@
 // What /proc says of a task: its executable and command line (the engine's statistics,
-// status, ps — a vanished process reads as nothing), /proc/PID/stat and /proc/PID/smaps,
-// parsed here only. A process that numactlx may not read (non-dumpable) is said so.
+// status, ps — a vanished process reads as nothing), /proc/PID/stat, /proc/PID/status and
+// /proc/PID/smaps, parsed here only. A process that numactlx may not read (non-dumpable) is said so.
 import fs from 'node:fs';
 import os from 'node:os';
 
@@ -122,14 +122,44 @@ export function threadEnded(tid: number): boolean {
   return state === undefined || state === 'Z' || state === 'X';
 }
 
-/** How many seccomp filters task `pid` runs under (/proc/PID/status Seccomp_filters), or undefined when it is gone. */
-function seccompFilters(pid: number): number | undefined {
+/** /proc/PID/status, parsed: a field's value as the kernel writes it (after its tab), or undefined where it has none. */
+export interface ProcStatus {
+  field(name: string): string | undefined;
+  /** A number field (Tgid, TracerPid, Seccomp_filters…); `absent` where the kernel has no such line. */
+  num(name: string, absent?: number): number;
+  /** A hex signal or capability mask field (SigBlk, SigIgn, CapEff), 0n where absent. */
+  mask(name: string): bigint;
+}
+
+/**
+ * /proc/PID/status — or, `pid` a path below /proc ('self', 'PID/task/TID'), that task's;
+ * undefined when it is gone (or unreadable).
+ */
+export function readProcStatus(pid: number | string): ProcStatus | undefined {
+  let text: string;
   try {
-    const m = /^Seccomp_filters:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
+    text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
     return undefined;
   }
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return {
+    field: (name) => fields.get(name),
+    num: (name, absent = -1) => {
+      const v = fields.get(name);
+      return v === undefined ? absent : Number.parseInt(v, 10);
+    },
+    mask: (name) => BigInt(`0x${fields.get(name) || '0'}`),
+  };
+}
+
+/** How many seccomp filters task `pid` runs under (Seccomp_filters), or undefined when it is gone. */
+function seccompFilters(pid: number): number | undefined {
+  return readProcStatus(pid)?.num('Seccomp_filters', 0);
 }
 
 let inheritedFilters: number | undefined;

@@ -7,20 +7,16 @@
 // - A process of the program that cannot have a userfaultfd (it dropped root: with
 //   vm.unprivileged_userfaultfd = 0 creating one needs CAP_SYS_PTRACE; or it has no fd
 //   left): it runs on with ordinary memory, and the user is told once.
-import fs from 'node:fs';
 import { errnoName, SysError } from '../sys/libc.js';
-import { commOf } from '../sys/procfs.js';
+import { commOf, readProcStatus } from '../sys/procfs.js';
 
 export function isEperm(err: unknown): boolean {
   return err instanceof SysError && err.code === 'EPERM';
 }
 
+/** The effective uid of `pid` (the second of Uid's four), '?' when it is gone. */
 function uidOf(pid: number): string {
-  try {
-    return /^Uid:\s+\d+\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-  } catch {
-    return '?';
-  }
+  return readProcStatus(pid)?.field('Uid')?.split(/\s+/)[1] ?? '?';
 }
 
 /** The line for a process that runs without a userfaultfd (`errno` from userfaultfd(2)). */

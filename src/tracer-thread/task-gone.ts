@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import { cont, getEventMsg, getSiginfo, siginfoHead } from '../sys/ptrace.js';
 import { SysError } from '../sys/libc.js';
 import { gettid } from '../sys/process.js';
+import { readProcStatus } from '../sys/procfs.js';
 import type { Tasks } from './state.js';
 
 /** The task ended while the tracer worked on it. */
@@ -87,14 +88,8 @@ export interface TaskStatus {
 
 /** A task's /proc/TID/status fields the tracer uses; undefined once it is reaped. */
 export function taskStatus(tid: number): TaskStatus | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${tid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? -1);
-  return { tgid: field('Tgid'), ppid: field('PPid'), tracerPid: field('TracerPid'), seccomp: field('Seccomp') };
+  const st = readProcStatus(tid);
+  return st && { tgid: st.num('Tgid'), ppid: st.num('PPid'), tracerPid: st.num('TracerPid'), seccomp: st.num('Seccomp') };
 }
 
 /**
