@@ -34,7 +34,18 @@ const actionsInit = libc.func('int posix_spawn_file_actions_init(void *actions)'
 const actionsDestroy = libc.func('int posix_spawn_file_actions_destroy(void *actions)');
 const actionsAdddup2 = libc.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)');
 const actionsAddopen = libc.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int oflag, unsigned int mode)');
-const actionsAddclosefrom = libc.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)');
+// glibc 2.34+: bound at first use, so that numactlx still loads with an older glibc.
+let actionsAddclosefrom: ((actions: Buffer, from: number) => unknown) | null | undefined;
+function addCloseFrom(actions: Buffer, from: number): void {
+  if (actionsAddclosefrom === undefined) {
+    try {
+      actionsAddclosefrom = libc.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)');
+    } catch {
+      actionsAddclosefrom = null; // the child keeps the descriptors numactlx has without close-on-exec
+    }
+  }
+  if (actionsAddclosefrom) checkErrnoResult('posix_spawn_file_actions_addclosefrom_np', actionsAddclosefrom(actions, from) as number);
+}
 
 export interface SpawnOptions {
   /** Path, or a name searched in PATH when `searchPath` is set. */
@@ -51,7 +62,7 @@ export interface SpawnOptions {
   ownProcessGroup?: boolean;
   /**
    * The child's standard input is this descriptor, its output and error /dev/null, and it
-   * has no other descriptor (glibc 2.34's addclosefrom_np) — none of numactlx's, which its
+   * has no other descriptor (glibc 2.34's addclosefrom_np; older, those without close-on-exec) — none of numactlx's, which its
    * callers wait on (a pipe kept open by a child outlives numactlx for them).
    */
   detachedStdin?: number;
@@ -78,7 +89,7 @@ export function spawnProgram(opts: SpawnOptions): number {
       for (const fd of [1, 2]) {
         checkErrnoResult('posix_spawn_file_actions_addopen', actionsAddopen(actions, fd, '/dev/null', O_WRONLY, 0) as number);
       }
-      checkErrnoResult('posix_spawn_file_actions_addclosefrom_np', actionsAddclosefrom(actions, 3) as number);
+      addCloseFrom(actions, 3);
     }
     const sigmask = sigset(opts.signalMask ?? []);
     const sigdef = sigset(opts.defaultSignals ?? []);
