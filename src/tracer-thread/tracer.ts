@@ -110,6 +110,7 @@ export class Tracer implements FreezeHost, EvictHost {
       // a snapshot's not while a process is mid-exec (a freeze leaves that image out): at a later event.
       if (this.setup.doorbell?.pending && this.tasks.procs.size > 0 && !this.tasks.midExec()) this.answerDoorbell();
       if (this.evictions?.pending && this.tasks.procs.size > 0) this.evictions.serve(); // [eviction]
+      this.waker.revive();
       this.captures?.reapNow(this);
     }
     this.waker.retire();

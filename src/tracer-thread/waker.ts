@@ -13,6 +13,7 @@
 // sent to it, suppressed here. Killed by someone else, it is started again and its new pid
 // published; a ring sent meanwhile is lost, so the ringers ring again while their request
 // waits (doorbell.ts, eviction.ts).
+import fs from 'node:fs';
 import { cont, PTRACE_O, seize } from '../sys/ptrace.js';
 import { closeFd } from '../sys/eventfd.js';
 import { pipeCloexec } from '../sys/fcntl.js';
@@ -21,10 +22,14 @@ import { spawnProgram } from '../sys/spawn.js';
 import { waitpid, WIFSTOPPED, __WALL } from '../sys/wait.js';
 
 const CAT = '/bin/cat';
+/** A waker that could not be started again is tried again this long after (revive). */
+const RETRY_MS = 1000;
 
 export class Waker {
   private pid = 0;
   private retired = false;
+  private failedAt = Number.NEGATIVE_INFINITY;
+  private saidFailed = false;
   /** The write end of the waker's standard input: open while numactlx lives (see the header). */
   private lifeline = -1;
 
@@ -50,7 +55,7 @@ export class Waker {
     } catch (err) {
       killIfAlive(pid);
       try { waitpid(pid, __WALL); } catch { /* reaped */ }
-      throw err;
+      throw new Error(`cannot follow its waker process: ${(err as Error).message}`, { cause: err });
     }
     this.pid = pid;
     this.publish(pid);
@@ -69,8 +74,27 @@ export class Waker {
     }
     this.pid = 0;
     this.publish(0);
-    if (!this.retired) this.start();
+    this.revive();
     return true;
+  }
+
+  /**
+   * Starts the waker again if it is gone (killed by someone) and not retired. Where that
+   * fails (RLIMIT_NPROC reached, say) the session goes on: said once, and tried again at the
+   * tracer's later events, at most once a second; requests wait for the program's next event
+   * meanwhile. Never throws: this runs inside other stops' handling.
+   */
+  revive(): void {
+    if (this.pid !== 0 || this.retired || performance.now() - this.failedAt < RETRY_MS) return;
+    try {
+      this.start();
+    } catch (err) {
+      this.failedAt = performance.now();
+      if (!this.saidFailed) {
+        fs.writeSync(2, `numactlx: ${(err as Error).message}: until it can, a snapshot or eviction round asked waits for an event of the program (a call it makes, a signal, a thread's end)\n`);
+      }
+      this.saidFailed = true;
+    }
   }
 
   /** The session's program has ended (or its books are wrong): the waker goes, reaped here. */
