@@ -29,7 +29,8 @@
 // its fault is served, and the stop, which makes the room, waits for it.
 //
 // Layout: Int32 [0] state (0 idle, 1 requested, 2 taken), [1] pid count, [2..2+MAX_PIDS)
-// the pids of the mm, [STOPPING] the flag, [WAKER] the waker's pid; Float64 from
+// the pids of the mm, [STOPPING] the flag, [WAKER] the waker's pid, [DROPS] 1 for an
+// eviction's stop (pages are dropped), 0 for a pre-copy slice's; Float64 from
 // RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
 import { exists, wakeTracer } from './tracer-wake.js';
@@ -38,6 +39,7 @@ export { RERING_MS } from './tracer-wake.js';
 const MAX_PIDS = 61;
 const STOPPING = 2 + MAX_PIDS;
 const WAKER = STOPPING + 1;
+const DROPS = WAKER + 1;
 const RANGES_OFFSET = 512;
 /** Ranges one stop can drop (the engine merges its victims into at most this many). */
 export const MAX_RANGES = 8192;
@@ -52,13 +54,17 @@ export class EvictChannel {
   private readonly ctl: Int32Array;
   private readonly ranges: Float64Array;
   constructor(readonly sab: SharedArrayBuffer) {
-    this.ctl = new Int32Array(sab, 0, WAKER + 1);
+    this.ctl = new Int32Array(sab, 0, DROPS + 1);
     this.ranges = new Float64Array(sab, RANGES_OFFSET, MAX_RANGES * 2);
   }
 
   // ---- engine -------------------------------------------------------------------------
-  /** Posts a request to stop the processes `pids` (one mm's); ring() then wakes the tracer. */
-  post(pids: number[]): void {
+  /**
+   * Posts a request to stop the processes `pids` (one mm's); ring() then wakes the tracer.
+   * `drops`: pages will be dropped from them (an eviction), not a pre-copy slice.
+   */
+  post(pids: number[], drops: boolean): void {
+    Atomics.store(this.ctl, DROPS, drops ? 1 : 0);
     const n = Math.min(pids.length, MAX_PIDS);
     for (let i = 0; i < n; i++) this.ctl[2 + i] = pids[i];
     Atomics.store(this.ctl, 1, n);
@@ -123,6 +129,11 @@ export class EvictChannel {
   /** A request is waiting to be taken. */
   get pending(): boolean {
     return Atomics.load(this.ctl, 0) === REQUESTED;
+  }
+
+  /** Whether the request taken drops pages (an eviction's), not a pre-copy slice's. */
+  get drops(): boolean {
+    return Atomics.load(this.ctl, DROPS) === 1;
   }
 
   /** Takes the waiting request: the pids to stop, or undefined. */

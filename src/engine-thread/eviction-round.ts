@@ -11,7 +11,7 @@ import { noteFresh } from './evicted-pages.js';
 import type { Engine, Mm } from './engine.js';
 import type { EvictionStats } from '../channels/session-stats.js';
 
-const { ESRCH } = os.constants.errno;
+const { EACCES, EPERM, ESRCH } = os.constants.errno;
 /** Victims written back per step between fault service (~50–100 µs of process_vm_readv). */
 const WRITE_STEP = 64;
 const PAGEMAP_RUN = 512;
@@ -29,6 +29,8 @@ export class EvictionRound {
   requestedAt = 0;
   /** [start, end) runs being dropped, ascending (from markEvicted on). */
   runs: number[] = [];
+  /** A write-back refused (EPERM, EACCES: the process made itself non-dumpable): its pid and errno. */
+  unreadable: { pid: number; errno: number } | undefined;
   /** Pages marked EVICTED at the stop (markEvicted), until done() reconciles the drop. */
   droppingPages = 0;
   /** Victims written back so far. */
@@ -101,6 +103,7 @@ export class EvictionRound {
     let n = -ESRCH;
     for (const pid of mm.pids) {
       n = remote.run(pid);
+      if (n === -EPERM || n === -EACCES) this.unreadable = { pid, errno: -n };
       if (n !== -ESRCH) break;
     }
     const copied = n < 0 ? 0 : Math.floor(n / PAGE);

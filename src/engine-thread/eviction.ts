@@ -10,7 +10,8 @@
 //    frame (process_vm_readv; a new frame when a snapshot holds the old one) and becomes
 //    clean and FRESH; a clean victim has its content in its frame already and is not
 //    written. A write to a victim from here on is a write-protect fault, which takes it
-//    out of the round (REF: it is in use);
+//    out of the round (REF: it is in use). A process that refuses the read (non-dumpable)
+//    is passed by from then on (refuse), as one whose drop the tracer refuses (a sandbox);
 // 3. stop (the tracer, src/tracer-thread/evict-stop.ts, asked through
 //    src/channels/evict-request.ts): every thread of the mm stops; the engine reads what
 //    is queued on the uffd, keeps the victims still clean, marks them EVICTED and hands the
@@ -23,6 +24,7 @@
 // room left (eviction-waits.ts has those rules, and their exceptions).
 import fs from 'node:fs';
 import os from 'node:os';
+import { notReadableMessage } from '../sys/procfs.js';
 import { wakeFast } from '../sys/userfaultfd-fast.js';
 import { EVICTED, PAGE, REF, VICTIM } from './page-table.js';
 import { ResidentSet } from './resident-set.js';
@@ -41,9 +43,8 @@ import type { EvictionStats } from '../channels/session-stats.js';
 /** A round's victims: an eighth of the limit, within these bounds (pages). */
 const MIN_BATCH = 64;
 const MAX_BATCH = 8192;
-/** A sweep that found no victim: the node is let over its limit this long before the next try. */
+/** A sweep that found no victim: the node is let over its limit this long before the next try (at most MAX_STUCK_MS). */
 const STUCK_MS = 10;
-/** The longest a node stays let over its limit after rounds in a row that dropped nothing. */
 const MAX_STUCK_MS = 1000;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
@@ -53,6 +54,7 @@ const { EPERM } = os.constants.errno;
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
   private readonly waits: FaultWaits;
+  private saidUnreadable = false;
   private readonly emptyRounds: number[] = []; // per slot: the rounds in a row whose stop dropped nothing
   private readonly refaulter: Refaulter;
   private readonly remote = new RemoteCopier();
@@ -62,9 +64,8 @@ export class Evictor implements EvictionHooks {
   constructor(private readonly engine: Engine, limits: number[], private readonly channel: EvictChannel,
     private readonly checksums: ChecksumQueue) {
     this.sets = limits.map((limit, slot) => (limit > 0 ? new ResidentSet(slot, limit) : undefined));
-    // A drop's victims count as resident until it is reconciled: a page it could not drop
-    // (mlock'd) is resident again then, and a fault served meanwhile must not place a
-    // window the node has no room for.
+    // A drop's victims count as resident until it is reconciled (a page it could not drop,
+    // mlock'd, is resident again then): a fault served meanwhile places no window past the limit.
     this.waits = new FaultWaits(limits, (slot) => engine.nodeStats[slot].pages_resident
       + (this.round?.slot === slot && this.round.phase === 'dropping' ? this.round.droppingPages : 0), channel, this.stats);
     limits.forEach((limit, slot) => { if (limit > 0) engine.nodeStats[slot].eviction = newEvictionStats(limit); });
@@ -112,7 +113,9 @@ export class Evictor implements EvictionHooks {
       return; // else taken: EvictDone ends it
     }
     if (r.phase === 'writing') {
-      if (!r.writeStep(this.remote)) return;
+      const done = r.writeStep(this.remote);
+      if (r.unreadable) return this.refuse(r, r.unreadable.pid, r.unreadable.errno);
+      if (!done) return;
       if (!r.hasVictims()) {
         // None left to drop (written to since, or no free frame to write one back to).
         this.round = undefined;
@@ -120,7 +123,7 @@ export class Evictor implements EvictionHooks {
         return;
       }
       // Every victim written back: the tracer stops the mm for the drop.
-      this.channel.post([...r.mm.pids]);
+      this.channel.post([...r.mm.pids], true);
       r.phase = 'requested';
       r.requestedAt = performance.now();
       this.ring(r);
@@ -131,6 +134,15 @@ export class Evictor implements EvictionHooks {
       if (performance.now() - r.requestedAt > STALL_MS) this.waits.letOver(r.slot, STALL_MS);
       this.ring(r);
     }
+  }
+
+  /** Nothing of r's mm can be written back (non-dumpable: notReadableMessage): its rounds pass it by. Said once. */
+  private refuse(r: EvictionRound, pid: number, errno: number): void {
+    r.mm.eviction.refused = true;
+    r.abandon();
+    this.round = undefined;
+    if (!this.saidUnreadable) fs.writeSync(2, `numactlx: ${notReadableMessage(pid, errno)}: it keeps no --max-resident limit\n`);
+    this.saidUnreadable = true;
   }
 
   private ring(r: EvictionRound): void {

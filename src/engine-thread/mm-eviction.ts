@@ -8,6 +8,6 @@ export class MmEviction {
   /** The end of the last refault's run and the read-ahead window now (refault.ts), in pages. */
   lastEnd = -1;
   window = 1;
-  /** The tracer refused to drop pages from it (a seccomp filter of its own): rounds pass it by. */
+  /** Its pages cannot be dropped (a seccomp filter of its own) or written back (non-dumpable): rounds pass it by. */
   refused = false;
 }

@@ -65,7 +65,7 @@ export class StopSlices {
   request(pids: number[], work: () => void): boolean {
     this.work = work;
     this.abandoned = false;
-    this.channel.post(pids);
+    this.channel.post(pids, false);
     this.state = 'requested';
     this.requestedAt = performance.now();
     return this.ring();

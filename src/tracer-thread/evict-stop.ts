@@ -34,7 +34,8 @@ import { PIDFD_SELF_THREAD } from '../sys/pidfd.js';
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { MADV_DONTNEED } from '../sys/mman.js';
-import { getRegs, getRseqArea, readReg } from '../sys/ptrace.js';
+import { getRegs, getRseqArea, peekData, readReg } from '../sys/ptrace.js';
+import { SysError } from '../sys/libc.js';
 import type { WaitResult } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { EvictChannel } from '../channels/evict-request.js';
@@ -42,7 +43,7 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
-import { hasOwnSeccompFilter } from '../sys/procfs.js';
+import { hasOwnSeccompFilter, notReadableMessage } from '../sys/procfs.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
@@ -64,6 +65,7 @@ export interface EvictHost extends StopHost {
 
 export class EvictStopper {
   private saidSandboxed = false;
+  private saidUnreadable = false;
 
   constructor(private readonly host: EvictHost, private readonly engine: EngineClient,
     private readonly channel: EvictChannel) {}
@@ -93,13 +95,17 @@ export class EvictStopper {
       inj = interruptedThread(this.host.tasks, stash, procs);
       if (inj !== undefined) {
         pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
-        const t1 = process.hrtime.bigint();
-        const n = this.engine.evictRanges(pid, this.keepRanges(inj, stash));
-        const t2 = process.hrtime.bigint();
-        bytes = n > 0 ? (this.sandboxed(pid) ? -EPERM : this.drop(inj, n)) : 0;
-        if (DEBUG) {
-          fs.writeSync(2, `numactlx-tracer: eviction stop of ${procs.size} process(es): stop ${ms(t0, t1)} ms, ` +
-            `choose ${ms(t1, t2)} ms, drop ${n} ranges ${ms(t2)} ms\n`);
+        if (this.channel.drops && (this.sandboxed(pid) || !this.readable(pid, inj))) {
+          bytes = -EPERM; // before the engine marks anything: its rounds pass this mm by
+        } else {
+          const t1 = process.hrtime.bigint();
+          const n = this.engine.evictRanges(pid, this.keepRanges(inj, stash));
+          const t2 = process.hrtime.bigint();
+          bytes = n > 0 ? this.drop(inj, n) : 0;
+          if (DEBUG) {
+            fs.writeSync(2, `numactlx-tracer: eviction stop of ${procs.size} process(es): stop ${ms(t0, t1)} ms, ` +
+              `choose ${ms(t1, t2)} ms, drop ${n} ranges ${ms(t2)} ms\n`);
+          }
         }
       }
     } catch (err) {
@@ -142,6 +148,25 @@ export class EvictStopper {
       }
     }
     return keep;
+  }
+
+  /**
+   * Whether the tracer may read thread `tid`'s memory, as an injection must (it saves the
+   * word it overwrites): not a process that made itself non-dumpable, unless numactlx has
+   * CAP_SYS_PTRACE — PTRACE_PEEKDATA then fails with EIO, being its tracer does not exempt
+   * it, and the injection used to end the session ("the tracer failed and killed the
+   * program"). No drop is injected into it then: said once a session.
+   */
+  private readable(pid: number, tid: number): boolean {
+    try {
+      peekData(tid, readReg(getRegs(tid), 'rip'));
+      return true;
+    } catch (err) {
+      if (!(err instanceof SysError && (err.code === 'EIO' || err.code === 'EPERM' || err.code === 'EACCES'))) throw err;
+      if (!this.saidUnreadable) fs.writeSync(2, `numactlx: ${notReadableMessage(pid, EPERM)}: it keeps no --max-resident limit\n`);
+      this.saidUnreadable = true;
+      return false;
+    }
   }
 
   /**

@@ -12,7 +12,7 @@ import { errnoName, SysError } from '../sys/libc.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, USERFAULTFD_IOC_NEW } from '../sys/userfaultfd-uapi.js';
 import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
-import { injectChecked, injectSyscall } from './inject.js';
+import { injectChecked, injectSyscall, NotReadable } from './inject.js';
 import { anonymousPrivate, readMaps } from './maps.js';
 import { writeRemote } from './remote.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
@@ -106,7 +106,17 @@ export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): nu
   // Its calls are injected into the process: a seccomp filter of its own (a sandbox
   // wrapper's, inherited across its exec) killed it for them (SIGSYS). Not tried there.
   if (hasOwnSeccompFilter(pid)) throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one');
-  const remoteFd = makeRemoteUserfaultfd(pid, source);
+  let remoteFd: bigint;
+  try {
+    remoteFd = makeRemoteUserfaultfd(pid, source);
+  } catch (err) {
+    // An injection's PTRACE_PEEKDATA (EIO), or /proc/PID/mem of the device's path (EACCES).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof NotReadable || code === 'EACCES' || code === 'EPERM') {
+      throw new UserfaultfdRefused(pid, EPERM, 'it made itself non-dumpable with prctl(PR_SET_DUMPABLE, 0), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it');
+    }
+    throw err;
+  }
   let fd = -1;
   const pidfd = pidfdOpen(pid);
   try {

@@ -29,6 +29,18 @@ export class InjectionError extends Error {
   }
 }
 
+/**
+ * Nothing was injected: the thread's memory cannot be read (PTRACE_PEEKDATA: EIO) — its
+ * process made itself non-dumpable and numactlx has no CAP_SYS_PTRACE; being its tracer
+ * does not exempt it. The thread is untouched.
+ */
+export class NotReadable extends InjectionError {
+  constructor(readonly tid: number, options?: { cause?: unknown }) {
+    super(`thread ${tid}'s memory cannot be read (PTRACE_PEEKDATA: EIO)`, options);
+    this.name = 'NotReadable';
+  }
+}
+
 /** A ptrace event the injected call itself causes (its clone's PTRACE_EVENT_CLONE), and who is told its message. */
 export interface ExpectedEvent {
   event: number;
@@ -45,7 +57,13 @@ export function injectSyscall(tid: number, nr: number, args: readonly bigint[], 
   const arrived: Arrived[] = [];
   const saved = getRegs(tid);
   const rip = readReg(saved, 'rip');
-  const word = peekData(tid, rip);
+  let word: bigint;
+  try {
+    word = peekData(tid, rip);
+  } catch (err) {
+    if (err instanceof SysError && err.code === 'EIO') throw new NotReadable(tid, { cause: err });
+    throw err;
+  }
   pokeData(tid, rip, (word & ~0xffffn) | 0x050fn); // little-endian: bytes 0f 05
   try {
     const regs = Buffer.from(saved);

@@ -88,6 +88,38 @@ test('with read-write access to /dev/userfaultfd, a program that makes itself no
   expect(String(r.stderr)).toMatch(/^numactlx: snapshot 1: process \d+ does not let numactlx read its memory \(EACCES\): it made itself non-dumpable \(prctl PR_SET_DUMPABLE 0\); run numactlx as root, or with CAP_SYS_PTRACE$/);
 }, 120000);
 
+// Under --max-resident, eviction writes each page back with process_vm_readv and drops it
+// by a call injected into the program (which saves the word it overwrites with
+// PTRACE_PEEKDATA): reads a non-dumpable program refuses a non-root numactlx. The drop's
+// PEEKDATA failed with EIO and ended the session: "the tracer failed and killed the program".
+test('with read-write access to /dev/userfaultfd, a non-dumpable program under --max-resident: one line says it keeps no limit, it runs to its end, its memory right', async () => {
+  const dir = theirDir();
+  const backing = path.join(dir, 'n3.img');
+  const stats = path.join(dir, 'stats.json');
+  const program = 'import ctypes\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0\n' +
+    'buf = bytearray(32 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("sum", sum(buf[::4096]))\n';
+  const r = await asUser([`--remap=3,${backing},size=256m,resident=4m`, '--membind=3', '--stats', stats, '--', 'python3', '-c', program], 0o600, dir);
+  expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `sum ${7 * 8192}` });
+  expect(String(r.stderr)).toMatch(/^numactlx: process \d+ does not let numactlx read its memory \(EPERM\): it made itself non-dumpable \(prctl PR_SET_DUMPABLE 0\); run numactlx as root, or with CAP_SYS_PTRACE: it keeps no --max-resident limit$/);
+  // Its 32 MiB stayed in its memory, as said (rounds before its prctl, in python's start, ran).
+  const node = (JSON.parse(fs.readFileSync(stats, 'utf8')) as { nodes: Array<{ node: number; eviction: { peak_resident_pages: number } }> }).nodes.find((n) => n.node === 3)!;
+  expect(node.eviction.peak_resident_pages).toBeGreaterThan(8192);
+}, 120000);
+
+// Without UFFD_EVENT_FORK (Linux before 4.11, or disabled) the tracer makes a forked child's
+// userfaultfd by calls injected into it, which read its memory: a non-dumpable parent's
+// child refuses that too, and the session used to end at its fork.
+test('with read-write access to /dev/userfaultfd and no EVENT_FORK, a non-dumpable program that forks: its child runs untrapped, said once, both right', async () => {
+  const dir = theirDir();
+  const backing = path.join(dir, 'n3.img');
+  const program = 'import ctypes, os\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0\n' +
+    'pid = os.fork()\nif pid == 0:\n    b = bytearray(8 << 20)\n    for i in range(0, len(b), 4096): b[i] = 3\n    os._exit(0 if sum(b[::4096]) == 3 * 2048 else 1)\n' +
+    'st = os.waitpid(pid, 0)[1]\nbuf = bytearray(4 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("child", st, "sum", sum(buf[::4096]))\n';
+  const r = await asUser([`--remap=3,${backing},size=64m`, '--membind=3', '--', 'python3', '-c', program], 0o600, dir, { NUMACTLX_DISABLE_FEATURES: 'EVENT_FORK' });
+  expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `child 0 sum ${7 * 1024}` });
+  expect(String(r.stderr)).toMatch(/^numactlx: python3 \(pid \d+\) cannot have a userfaultfd \(it made itself non-dumpable with prctl\(PR_SET_DUMPABLE, 0\), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it\): its memory is ordinary memory, not on a virtual node, and not in snapshots \(said once\)$/);
+}, 120000);
+
 test('without access to /dev/userfaultfd: one line says what is missing, before the program starts', async () => {
   const dir = theirDir();
   const marker = path.join(dir, 'ran');
