@@ -39,13 +39,14 @@ export function mapsText(pid: number): string {
  * Why numactlx may not read process `pid`'s memory, when `errno` (positive) of a read of
  * it (maps, pagemap, process_vm_readv) is EACCES or EPERM; else undefined. The kernel's
  * check is ptrace's read access, which a tracer without CAP_SYS_PTRACE loses when its
- * tracee makes itself non-dumpable (being its tracer does not exempt it).
+ * tracee is not dumpable (being its tracer does not exempt it): it made itself so, or it
+ * exec'd a program file its user may not read (the kernel's would_dump).
  */
 export function notReadableMessage(pid: number, errno: number): string | undefined {
   const code = errno === EACCES ? 'EACCES' : errno === EPERM ? 'EPERM' : undefined;
   if (!code) return undefined;
-  return `process ${pid} does not let numactlx read its memory (${code}): it made itself non-dumpable ` +
-    '(prctl PR_SET_DUMPABLE 0); run numactlx as root, or with CAP_SYS_PTRACE';
+  return `process ${pid} does not let numactlx read its memory (${code}): it is not dumpable (prctl PR_SET_DUMPABLE 0, ` +
+    'or an exec of a program file the user may not read); run numactlx as root, or with CAP_SYS_PTRACE';
 }
 
 /** One VMA of /proc/PID/smaps: its [start, end), whether it holds memory (Rss or Swap), its VmFlags. */

@@ -113,7 +113,7 @@ export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): nu
     // An injection's PTRACE_PEEKDATA (EIO), or /proc/PID/mem of the device's path (EACCES).
     const code = (err as NodeJS.ErrnoException).code;
     if (err instanceof NotReadable || code === 'EACCES' || code === 'EPERM') {
-      throw new UserfaultfdRefused(pid, EPERM, 'it made itself non-dumpable with prctl(PR_SET_DUMPABLE, 0), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it');
+      throw new UserfaultfdRefused(pid, EPERM, 'it is not dumpable (prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it');
     }
     throw err;
   }

@@ -85,7 +85,7 @@ test('with read-write access to /dev/userfaultfd, a program that makes itself no
     'buf = bytearray(4 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("sum", sum(buf[::4096]))\n';
   const r = await asUser([`--remap=3,${backing},size=64m`, '--membind=3', '--snapshot-on-exit', '--', 'python3', '-c', program], 0o600, dir);
   expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `sum ${7 * 1024}` });
-  expect(String(r.stderr)).toMatch(/^numactlx: snapshot 1: process \d+ does not let numactlx read its memory \(EACCES\): it made itself non-dumpable \(prctl PR_SET_DUMPABLE 0\); run numactlx as root, or with CAP_SYS_PTRACE$/);
+  expect(String(r.stderr)).toMatch(/^numactlx: snapshot 1: process \d+ does not let numactlx read its memory \(EACCES\): it is not dumpable \(prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read\); run numactlx as root, or with CAP_SYS_PTRACE$/);
 }, 120000);
 
 // Under --max-resident, eviction writes each page back with process_vm_readv and drops it
@@ -100,7 +100,7 @@ test('with read-write access to /dev/userfaultfd, a non-dumpable program under -
     'buf = bytearray(32 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("sum", sum(buf[::4096]))\n';
   const r = await asUser([`--remap=3,${backing},size=256m,resident=4m`, '--membind=3', '--stats', stats, '--', 'python3', '-c', program], 0o600, dir);
   expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `sum ${7 * 8192}` });
-  expect(String(r.stderr)).toMatch(/^numactlx: process \d+ does not let numactlx read its memory \(EPERM\): it made itself non-dumpable \(prctl PR_SET_DUMPABLE 0\); run numactlx as root, or with CAP_SYS_PTRACE: it keeps no --max-resident limit$/);
+  expect(String(r.stderr)).toMatch(/^numactlx: process \d+ does not let numactlx read its memory \(EPERM\): it is not dumpable \(prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read\); run numactlx as root, or with CAP_SYS_PTRACE: it keeps no --max-resident limit$/);
   // Its 32 MiB stayed in its memory, as said (rounds before its prctl, in python's start, ran).
   const node = (JSON.parse(fs.readFileSync(stats, 'utf8')) as { nodes: Array<{ node: number; eviction: { peak_resident_pages: number } }> }).nodes.find((n) => n.node === 3)!;
   expect(node.eviction.peak_resident_pages).toBeGreaterThan(8192);
@@ -117,7 +117,20 @@ test('with read-write access to /dev/userfaultfd and no EVENT_FORK, a non-dumpab
     'st = os.waitpid(pid, 0)[1]\nbuf = bytearray(4 << 20)\nfor i in range(0, len(buf), 4096): buf[i] = 7\nprint("child", st, "sum", sum(buf[::4096]))\n';
   const r = await asUser([`--remap=3,${backing},size=64m`, '--membind=3', '--', 'python3', '-c', program], 0o600, dir, { NUMACTLX_DISABLE_FEATURES: 'EVENT_FORK' });
   expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `child 0 sum ${7 * 1024}` });
-  expect(String(r.stderr)).toMatch(/^numactlx: python3 \(pid \d+\) cannot have a userfaultfd \(it made itself non-dumpable with prctl\(PR_SET_DUMPABLE, 0\), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it\): its memory is ordinary memory, not on a virtual node, and not in snapshots \(said once\)$/);
+  expect(String(r.stderr)).toMatch(/^numactlx: python3 \(pid \d+\) cannot have a userfaultfd \(it is not dumpable \(prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read\), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it\): its memory is ordinary memory, not on a virtual node, and not in snapshots \(said once\)$/);
+}, 120000);
+
+// A program file the user may run but not read (mode 0711) makes its process non-dumpable at
+// its exec (the kernel's would_dump): the exec's set-up cannot inject its calls either.
+test('with read-write access to /dev/userfaultfd, a program the user may run but not read: it runs untrapped, said once, its result right', async () => {
+  const dir = theirDir();
+  const bin = path.join(tmpDir(), 'hidden');
+  fs.chmodSync(path.dirname(bin), 0o755);
+  fs.copyFileSync('/bin/echo', bin);
+  fs.chmodSync(bin, 0o711); // root's: the other user may run it, not read it
+  const r = await asUser([`--remap=3,${path.join(dir, 'n3.img')},size=64m`, '--membind=3', '--', 'sh', '-c', `${bin} hello; echo done`], 0o600, dir);
+  expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: 'hello\ndone' });
+  expect(String(r.stderr)).toMatch(/^numactlx: hidden \(pid \d+\) cannot have a userfaultfd \(it is not dumpable/);
 }, 120000);
 
 test('without access to /dev/userfaultfd: one line says what is missing, before the program starts', async () => {
