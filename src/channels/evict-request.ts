@@ -33,7 +33,8 @@
 // eviction's stop (pages are dropped), 0 for a pre-copy slice's; Float64 from
 // RANGES_OFFSET: [start, length] pairs (addresses below 2^47: exact as doubles).
 import os from 'node:os';
-import { exists, wakeTracer } from './tracer-wake.js';
+import { processExists } from '../sys/signal.js';
+import { wakeTracer } from './tracer-wake.js';
 
 export { RERING_MS } from './tracer-wake.js';
 const MAX_PIDS = 61;
@@ -78,7 +79,7 @@ export class EvictChannel {
   ring(): number {
     const n = Atomics.load(this.ctl, 1);
     for (let i = 0; i < n; i++) {
-      if (!exists(this.ctl[2 + i])) continue;
+      if (!processExists(this.ctl[2 + i])) continue;
       wakeTracer(Atomics.load(this.ctl, WAKER));
       return 0;
     }

@@ -16,7 +16,7 @@
 import os from 'node:os';
 import { killFast } from '../sys/signal.js';
 
-export const WAKE_SIGNAL = os.constants.signals.SIGURG;
+const WAKE_SIGNAL = os.constants.signals.SIGURG;
 /** A request not taken this long is rung again (a ring the waker could not take: it was being started again). */
 export const RERING_MS = 50;
 const { ESRCH } = os.constants.errno;
@@ -27,9 +27,4 @@ const { ESRCH } = os.constants.errno;
  */
 export function wakeTracer(pid: number): number {
   return pid > 0 ? killFast(pid, WAKE_SIGNAL) : -ESRCH;
-}
-
-/** Whether process `pid` exists (kill(pid, 0)). */
-export function exists(pid: number): boolean {
-  return pid > 0 && killFast(pid, 0) !== -ESRCH;
 }

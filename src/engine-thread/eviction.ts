@@ -11,7 +11,7 @@
 //    clean and FRESH; a clean victim has its content in its frame already and is not
 //    written. A write to a victim from here on is a write-protect fault, which takes it
 //    out of the round (REF: it is in use). A process that refuses the read (non-dumpable)
-//    is passed by from then on (refuse), as one whose drop the tracer refuses (a sandbox);
+//    is passed by from then on (unreadable), as one whose drop the tracer refuses (a sandbox);
 // 3. stop (the tracer, src/tracer-thread/evict-stop.ts, asked through
 //    src/channels/evict-request.ts): every thread of the mm stops; the engine reads what
 //    is queued on the uffd, keeps the victims still clean, marks them EVICTED and hands the
@@ -49,7 +49,7 @@ const MAX_STUCK_MS = 1000;
 /** A request the tracer has not taken this long: faults stop waiting for it (the node goes over its limit). */
 const STALL_MS = 500;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
-const { EPERM } = os.constants.errno;
+const { EACCES, EPERM } = os.constants.errno;
 
 export class Evictor implements EvictionHooks {
   private readonly sets: Array<ResidentSet | undefined>;
@@ -114,7 +114,11 @@ export class Evictor implements EvictionHooks {
     }
     if (r.phase === 'writing') {
       const done = r.writeStep(this.remote);
-      if (r.unreadable) return this.refuse(r, r.unreadable.pid, r.unreadable.errno);
+      if (r.unreadable) { // nothing of it can be written back: its rounds pass it by
+        r.abandon();
+        this.round = undefined;
+        return this.unreadable(r.mm, r.unreadable.pid, r.unreadable.errno);
+      }
       if (!done) return;
       if (!r.hasVictims()) {
         // None left to drop (written to since, or no free frame to write one back to).
@@ -136,11 +140,9 @@ export class Evictor implements EvictionHooks {
     }
   }
 
-  /** Nothing of r's mm can be written back (non-dumpable: notReadableMessage): its rounds pass it by. Said once. */
-  private refuse(r: EvictionRound, pid: number, errno: number): void {
-    r.mm.eviction.refused = true;
-    r.abandon();
-    this.round = undefined;
+  /** pid's memory may not be read (write-back EPERM, or the tracer's drop -EACCES): mm is passed by, said once a session. */
+  private unreadable(mm: Mm, pid: number, errno: number): void {
+    mm.eviction.refused = true;
     if (!this.saidUnreadable) fs.writeSync(2, `numactlx: ${notReadableMessage(pid, errno)}: it keeps no --max-resident limit\n`);
     this.saidUnreadable = true;
   }
@@ -215,19 +217,17 @@ export class Evictor implements EvictionHooks {
     const r = this.round;
     if (!r) return;
     this.round = undefined;
-    if (bytes === -EPERM) r.mm.eviction.refused = true; // the tracer does not drop from it: see evict-stop.ts
+    if (bytes === -EPERM) r.mm.eviction.refused = true; // a sandbox: the tracer does not drop from it (evict-stop.ts)
+    if (bytes === -EACCES) this.unreadable(r.mm, pid, EPERM); // non-dumpable: nothing can be injected (evict-stop.ts)
     if (r.phase !== 'dropping') {
       r.abandon();
       return;
     }
     const left = this.engine.mms.has(r.mm.uffd) ? r.reconcile(pid) : 0;
-    // Nothing could go (no range, or none the kernel would drop: mlock'd). Once: maybe only
-    // what the stop keeps (the stack tops and rseq area a turn of the hand over an address
-    // space ended with): the next round takes others. Twice in a row: the node may stay over
-    // its limit rather than hold faults for ever — for longer each time it happens again
-    // (STUCK_MS doubled, up to MAX_STUCK_MS), as each round stops the program.
-    const empty = r.runs.length === 0 || bytes <= 0;
-    const emptyRounds = this.emptyRounds[r.slot] = empty ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
+    // Nothing could go (no range, or none the kernel would drop: mlock'd). Once: maybe only what
+    // the stop keeps (stack tops, rseq area): the next round takes others. Twice in a row: the
+    // node stays over its limit rather than hold faults for ever, longer each time (a round stops the program).
+    const emptyRounds = this.emptyRounds[r.slot] = bytes <= 0 ? (this.emptyRounds[r.slot] ?? 0) + 1 : 0;
     if (emptyRounds > 1) this.waits.letOver(r.slot, Math.min(MAX_STUCK_MS, STUCK_MS * 2 ** Math.min(emptyRounds - 2, 10)));
     const stats = this.stats(r.slot);
     stats.rounds++;

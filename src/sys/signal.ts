@@ -7,8 +7,6 @@ import { SYS } from './arch/index.js';
 
 /** siginfo_t.si_code of a signal sent by sigqueue(3) (<asm-generic/siginfo.h>). */
 export const SI_QUEUE = -1;
-/** siginfo_t.si_code of a signal sent by kill(2). */
-export const SI_USER = 0;
 /** SIGBUS si_code values (<asm-generic/siginfo.h>). */
 export const BUS_CODE = { ADRERR: 2, MCEERR_AR: 4 } as const;
 
@@ -26,14 +24,14 @@ export function kill(pid: number, sig: number): void {
   check('kill', killRaw(pid, sig) as number);
 }
 
-/**
- * kill(2): 0 or -errno, no exception. Its siginfo (SI_USER, si_pid, si_uid) always reaches
- * the receiver: the kernel queues a non-real-time signal with si_code ≥ 0 past the
- * receiver's RLIMIT_SIGPENDING, where a sigqueue'd one over the limit arrives as SI_USER
- * with si_pid 0, its value lost (kernel/signal.c __send_signal_locked, "override_rlimit").
- */
+/** kill(2): 0 or -errno, no exception. */
 export function killFast(pid: number, sig: number): number {
   return (killRaw(pid, sig) as number) === -1 ? -lastErrno() : 0;
+}
+
+/** Whether process `pid` exists (kill(pid, 0) is not ESRCH: it may be another user's, or a zombie). */
+export function processExists(pid: number): boolean {
+  return pid > 0 && killFast(pid, 0) !== -os.constants.errno.ESRCH;
 }
 
 const { ESRCH } = os.constants.errno;

@@ -43,11 +43,11 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
-import { hasOwnSeccompFilter, notReadableMessage } from '../sys/procfs.js';
+import { hasOwnSeccompFilter } from '../sys/procfs.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
-const { EPERM, ESRCH } = os.constants.errno;
+const { EACCES, EPERM, ESRCH } = os.constants.errno;
 /** iovecs per process_madvise: 1 KiB of the code page. */
 const IOV_BATCH = 64;
 const IOVEC_SIZE = 16;
@@ -65,7 +65,6 @@ export interface EvictHost extends StopHost {
 
 export class EvictStopper {
   private saidSandboxed = false;
-  private saidUnreadable = false;
 
   constructor(private readonly host: EvictHost, private readonly engine: EngineClient,
     private readonly channel: EvictChannel) {}
@@ -95,8 +94,10 @@ export class EvictStopper {
       inj = interruptedThread(this.host.tasks, stash, procs);
       if (inj !== undefined) {
         pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
-        if (this.channel.drops && (this.sandboxed(pid) || !this.readable(pid, inj))) {
+        if (this.channel.drops && this.sandboxed(pid)) {
           bytes = -EPERM; // before the engine marks anything: its rounds pass this mm by
+        } else if (this.channel.drops && !readable(inj)) {
+          bytes = -EACCES; // the same, said by the engine (eviction.ts)
         } else {
           const t1 = process.hrtime.bigint();
           const n = this.engine.evictRanges(pid, this.keepRanges(inj, stash));
@@ -148,25 +149,6 @@ export class EvictStopper {
       }
     }
     return keep;
-  }
-
-  /**
-   * Whether the tracer may read thread `tid`'s memory, as an injection must (it saves the
-   * word it overwrites): not a process that made itself non-dumpable, unless numactlx has
-   * CAP_SYS_PTRACE — PTRACE_PEEKDATA then fails with EIO, being its tracer does not exempt
-   * it, and the injection used to end the session ("the tracer failed and killed the
-   * program"). No drop is injected into it then: said once a session.
-   */
-  private readable(pid: number, tid: number): boolean {
-    try {
-      peekData(tid, readReg(getRegs(tid), 'rip'));
-      return true;
-    } catch (err) {
-      if (!(err instanceof SysError && (err.code === 'EIO' || err.code === 'EPERM' || err.code === 'EACCES'))) throw err;
-      if (!this.saidUnreadable) fs.writeSync(2, `numactlx: ${notReadableMessage(pid, EPERM)}: it keeps no --max-resident limit\n`);
-      this.saidUnreadable = true;
-      return false;
-    }
   }
 
   /**
@@ -240,6 +222,23 @@ function restoreCode(tid: number, addr: bigint, saved: Buffer): void {
     writeRemote(tid, addr, saved);
   } catch (err) {
     if (isEsrch(err) || !stillStopped(tid)) return;
+    throw err;
+  }
+}
+
+/**
+ * Whether the tracer may read thread `tid`'s memory, as an injection must (it saves the word
+ * it overwrites): not a process that is not dumpable, unless numactlx has CAP_SYS_PTRACE —
+ * PTRACE_PEEKDATA then fails with EIO (inject.ts NotReadable), being its tracer does not
+ * exempt it, and the injection used to end the session ("the tracer failed and killed the
+ * program").
+ */
+function readable(tid: number): boolean {
+  try {
+    peekData(tid, readReg(getRegs(tid), 'rip'));
+    return true;
+  } catch (err) {
+    if (err instanceof SysError && (err.code === 'EIO' || err.code === 'EPERM' || err.code === 'EACCES')) return false;
     throw err;
   }
 }
