@@ -159,7 +159,7 @@ export function setUpExec(proc: Proc, source: UffdSource): { uffd: number } {
     installFilter(proc.pid);
     proc.filtered = true;
   }
-  proc.brk = breakAtExec(proc.pid);
+  proc.brk = proc.startBrk = breakAtExec(proc.pid);
   return { uffd: takeUserfaultfd(proc.pid, source) };
 }
 

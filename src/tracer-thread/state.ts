@@ -7,6 +7,8 @@ export class Proc {
   policy: PagePolicy | undefined;
   /** The program break, to register brk growth. */
   brk = 0n;
+  /** Where the break started (its lowest value: the kernel refuses a brk below it); 0n: unknown. */
+  startBrk = 0n;
   /** The memory-trap seccomp filter is installed (inherited across fork and exec). */
   filtered = false;
   /** Seen exec at least once under numactlx (the first exec is the program's). */
@@ -23,6 +25,7 @@ export class Proc {
   inheritFrom(parent: Proc): void {
     this.policy = parent.policy;
     this.brk = parent.brk;
+    this.startBrk = parent.startBrk;
     this.filtered = parent.filtered;
     this.execed = parent.execed;
   }
