@@ -169,8 +169,8 @@ let inheritedFilters: number | undefined;
  * Whether process `pid` of the program runs under a seccomp filter of its own (a sandbox:
  * bubblewrap, systemd's SystemCallFilter=, Chrome's): more filters than numactlx's own
  * (inherited at the spawn) and the one numactlx installs. Such a filter may kill the
- * process for a call numactlx injects (SECCOMP_RET_KILL_PROCESS for process_madvise, say),
- * and only root could read it to know (PTRACE_SECCOMP_GET_FILTER). False when it is gone.
+ * process for a call numactlx injects (SECCOMP_RET_KILL_PROCESS for process_madvise, say);
+ * src/tracer-thread/filter-verdict.ts reads and runs it where it may (root). False when it is gone.
  */
 export function hasOwnSeccompFilter(pid: number): boolean {
   inheritedFilters ??= seccompFilters(process.pid) ?? 0;

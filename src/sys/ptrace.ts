@@ -5,8 +5,13 @@
 // The tracer is a thread, not a process: every call for a tracee must come from the
 // thread that seized it (the tracer worker), synchronously — never through koffi's
 // `.async`, which runs on the libuv pool.
+import os from 'node:os';
 import { koffi, libc, SysError, clearErrno, toU64 } from './libc.js';
 import { arch, type UserRegName } from './arch/index.js';
+
+const { ENOENT } = os.constants.errno;
+/** sizeof(struct sock_filter). */
+const SOCK_FILTER_BYTES = 8;
 
 /** Size of `struct user_regs_struct`, what GETREGS/SETREGS transfer. */
 export const USER_REGS_SIZE = arch.USER_REGS_SIZE;
@@ -213,4 +218,21 @@ export function siginfoHead(info: Buffer): SiginfoHead {
     errno: info.readInt32LE(SIGINFO_OFFSET.errno),
     code: info.readInt32LE(SIGINFO_OFFSET.code),
   };
+}
+
+/**
+ * PTRACE_SECCOMP_GET_FILTER: the instructions (struct sock_filter[]) of seccomp filter
+ * `index` of stopped tracee `tid` — 0 is the one installed last —, or undefined past the
+ * first (ENOENT). Needs CAP_SYS_ADMIN and a caller under no seccomp filter (EACCES), a
+ * kernel with CONFIG_CHECKPOINT_RESTORE (EIO without it).
+ */
+export function seccompFilter(tid: number, index: number): Buffer | undefined {
+  const len = Number(ptraceInt(PTRACE.SECCOMP_GET_FILTER, tid, index, 0));
+  if (len === -1) {
+    if (koffi.errno() === ENOENT) return undefined;
+    fail('SECCOMP_GET_FILTER');
+  }
+  const out = Buffer.alloc(len * SOCK_FILTER_BYTES);
+  if (Number(ptraceBuf(PTRACE.SECCOMP_GET_FILTER, tid, index, out)) === -1) fail('SECCOMP_GET_FILTER');
+  return out;
 }

@@ -44,12 +44,18 @@ import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
 import { hasOwnSeccompFilter } from '../sys/procfs.js';
+import { filterVerdict, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
 const { EACCES, EPERM, ESRCH } = os.constants.errno;
 /** iovecs per process_madvise: 1 KiB of the code page. */
 const IOV_BATCH = 64;
+/** The calls a drop injects (drop below), as a filter sees them (addresses and lengths vary: 0). */
+const DROP_CALLS: FilteredCall[] = [
+  { nr: SYS.process_madvise, args: [BigInt(PIDFD_SELF_THREAD), 0n, 1n, BigInt(MADV_DONTNEED), 0n] },
+  { nr: SYS.madvise, args: [0n, 0n, BigInt(MADV_DONTNEED)] },
+];
 const IOVEC_SIZE = 16;
 const PAGE = 4096n;
 /** Kept around each stopped thread's stack pointer: the red zone and the frames above it. */
@@ -94,7 +100,7 @@ export class EvictStopper {
       inj = interruptedThread(this.host.tasks, stash, procs);
       if (inj !== undefined) {
         pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
-        if (this.channel.drops && this.sandboxed(pid)) {
+        if (this.channel.drops && this.sandboxed(pid, inj)) {
           bytes = -EPERM; // before the engine marks anything: its rounds pass this mm by
         } else if (this.channel.drops && !readable(inj)) {
           bytes = -EACCES; // the same, said by the engine (eviction.ts)
@@ -152,16 +158,19 @@ export class EvictStopper {
   }
 
   /**
-   * Process `pid` runs under a seccomp filter of its own (src/sys/procfs.ts hasOwnSeccompFilter):
+   * Process `pid` runs under a seccomp filter of its own (src/sys/procfs.ts hasOwnSeccompFilter)
+   * that would refuse the drop's calls, or that numactlx may not read (filter-verdict.ts):
    * no drop is injected into it — its filter could kill it for the process_madvise (a
    * whitelist sandbox did: SIGSYS, "Bad system call"). The engine then passes its address
    * space by (EvictDone -EPERM), and the node may go over its limit. Said once a session.
    */
-  private sandboxed(pid: number): boolean {
-    if (!hasOwnSeccompFilter(pid)) return false;
+  private sandboxed(pid: number, tid: number): boolean {
+    const verdict = hasOwnSeccompFilter(pid) ? filterVerdict(tid, DROP_CALLS) : 'allow';
+    if (verdict === 'allow') return false;
     if (!this.saidSandboxed) {
       fs.writeSync(2, `numactlx: process ${pid} runs under a seccomp filter of its own: numactlx does not inject the call that ` +
-        'drops its pages (its filter could kill it for that call), so --max-resident is not kept for its memory (said once)\n');
+        `drops its pages (its filter could kill it for that call${verdict === 'unknown' ? `; ${UNREADABLE_FILTER}` : ''}), ` +
+        'so --max-resident is not kept for its memory (said once)\n');
     }
     this.saidSandboxed = true;
     return true;

@@ -21,6 +21,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
 import { hasOwnSeccompFilter, readProcStat } from '../sys/procfs.js';
+import { filterVerdict, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -98,14 +99,28 @@ function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
   }
 }
 
+/** The calls makeRemoteUserfaultfd injects, as a filter sees them (descriptors and addresses unknown yet: 0). */
+function userfaultfdCalls(source: UffdSource): FilteredCall[] {
+  const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
+  const close = { nr: SYS.close, args: [0n] };
+  if (source === 'syscall') return [{ nr: SYS.userfaultfd, args: [flags] }, close];
+  return [{ nr: SYS.openat, args: [AT_FDCWD, 0n, BigInt(O_RDWR | O_CLOEXEC)] },
+    { nr: SYS.ioctl, args: [0n, BigInt(USERFAULTFD_IOC_NEW), flags] }, close];
+}
+
 /**
  * Creates a userfaultfd in `pid` and returns numactlx's duplicate of it, which the
  * caller owns. If the program dies on the way, nothing of it is left open here.
  */
 export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
   // Its calls are injected into the process: a seccomp filter of its own (a sandbox
-  // wrapper's, inherited across its exec) killed it for them (SIGSYS). Not tried there.
-  if (hasOwnSeccompFilter(pid)) throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one');
+  // wrapper's, inherited across its exec) killed it for them (SIGSYS). Made only where
+  // every filter is read and lets them run (filter-verdict.ts).
+  const verdict = hasOwnSeccompFilter(pid) ? filterVerdict(pid, userfaultfdCalls(source)) : 'allow';
+  if (verdict !== 'allow') {
+    throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one' +
+      (verdict === 'unknown' ? `; ${UNREADABLE_FILTER}` : ''));
+  }
   let remoteFd: bigint;
   try {
     remoteFd = makeRemoteUserfaultfd(pid, source);

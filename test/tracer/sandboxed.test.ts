@@ -1,7 +1,8 @@
 // Programs in a seccomp sandbox of their own (bubblewrap, systemd's SystemCallFilter=,
 // Chrome's renderers): a whitelist filter that kills the process for any other call
 // (SECCOMP_RET_KILL_PROCESS, SIGSYS). numactlx makes calls inside the program (injected
-// with ptrace): into such a process it makes none, and says what that costs, once.
+// with ptrace): it runs the program's filters on them first (as root), and into a process
+// whose filter would refuse them it makes none, and says what that costs, once.
 import path from 'node:path';
 import { execa } from 'execa';
 import { compileFixture } from '../helpers/fixtures.js';
@@ -60,3 +61,38 @@ test('snapshots held by a fork, of a sandboxed program: the snapshot commits and
   expect({ exit: verify.exitCode, out: verify.stdout }).toEqual({ exit: 0, out: expect.stringMatching(/: 1 snapshot, \d+ pages, \d+ frames: clean$/) });
   expect(Number(/(\d+) pages/.exec(verify.stdout)![1])).toBeGreaterThanOrEqual(8192); // the program's 32 MiB
 }, 120000);
+
+// A deny-list sandbox (systemd's SystemCallFilter=~@mount …, made by libseccomp): it kills
+// for a few calls and lets the rest run, the calls numactlx injects among them. As root,
+// numactlx reads the program's filters (PTRACE_SECCOMP_GET_FILTER) and runs them on those
+// calls (src/tracer-thread/filter-verdict.ts): they are made, and the program keeps its
+// limit and its place on the node.
+const DENY_NOTE = 'these tests need libseccomp-dev (seccomp.h, -lseccomp) for the fixture';
+const denylist = (): Promise<string> => compileFixture('sandboxed_denylist', ['-lseccomp']).catch((err: Error) => {
+  throw new Error(`${DENY_NOTE}: ${err.message}`);
+});
+
+test('a program in a deny-list sandbox that lets numactlx\'s calls run: its pages are evicted under --max-resident, nothing said, every page right', async () => {
+  const { result, stats } = await onVirtualNode([await denylist(), '32'], { size: '256m,resident=8m' });
+  expect({ exit: result.exitCode, signal: result.signal, out: result.stdout, err: result.stderr })
+    .toEqual({ exit: 0, signal: undefined, out: `sandboxed_denylist ok ${sumOf(32)}`, err: '' });
+  // 32 MiB written twice through an 8 MiB limit: most pages went to the backing and came back.
+  expect(node3(stats).eviction!.evictions).toBeGreaterThan(4096);
+  expect(node3(stats).eviction!.peak_resident_pages).toBeLessThanOrEqual(2048 + 1024);
+}, 300000);
+
+test('a program exec\'d by a deny-list sandbox wrapper: its userfaultfd is made, its pages are on the node, nothing said', async () => {
+  const { result, stats } = await onVirtualNode([await denylist(), '32', 'exec'], { size: '256m' });
+  expect({ exit: result.exitCode, signal: result.signal, out: result.stdout, err: result.stderr })
+    .toEqual({ exit: 0, signal: undefined, out: `sandboxed_denylist ok ${sumOf(32)}`, err: '' });
+  expect(node3(stats).pages_placed).toBeGreaterThanOrEqual(8192); // the program's 32 MiB
+}, 120000);
+
+// The filter looks at an argument: madvise and process_madvise are killed for only with
+// MADV_DONTNEED, the advice of the drop. Run on the drop's own arguments, it refuses it.
+test('a deny-list sandbox that kills for MADV_DONTNEED: no drop is injected, one line says the limit is not kept, every page right', async () => {
+  const { result, stats } = await onVirtualNode([await denylist(), '32', 'dontneed'], { size: '256m,resident=8m' });
+  expect({ exit: result.exitCode, signal: result.signal, out: result.stdout }).toEqual({ exit: 0, signal: undefined, out: `sandboxed_denylist ok ${sumOf(32)}` });
+  expect(result.stderr).toMatch(/^numactlx: process \d+ runs under a seccomp filter of its own: numactlx does not inject the call that drops its pages \(its filter could kill it for that call\), so --max-resident is not kept for its memory \(said once\)$/);
+  expect(node3(stats).eviction!.evictions).toBe(0);
+}, 300000);
