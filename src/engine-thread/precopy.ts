@@ -49,6 +49,7 @@ import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
 import { forkWouldLack } from './snapshot-capture.js';
+import type { SmapsVma } from '../sys/procfs.js';
 
 /** Pre-copy passes at most. */
 const PASSES = 4;
@@ -126,7 +127,9 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
   slicer?: StopSlices, capture = false): Generator<void, void> {
   const t0 = performance.now();
-  yield* adoptUntracked(engine);
+  // The smaps a first prepare reads to adopt pages are the ones forkWouldLack looks at: read once.
+  const smapsRead = new Map<Mm, { pid: number; vmas: SmapsVma[] }>();
+  yield* adoptUntracked(engine, capture ? (mm, pid, vmas) => smapsRead.set(mm, { pid, vmas }) : undefined);
   // With capture forks, only the mms a fork cannot hold (Mm.noCapture, looked for now:
   // snapshot-capture.ts) are pre-copied. The others' written pages are read and reset now,
   // the program running: the freeze's own read-and-reset then finds only what was written
@@ -135,7 +138,8 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   if (capture) {
     for (const mm of freezable(engine)) {
       const pid = livePid(mm);
-      if (pid !== undefined) mm.noCapture = forkWouldLack(pid);
+      const read = smapsRead.get(mm);
+      if (pid !== undefined) mm.noCapture = forkWouldLack(pid, read?.pid === pid ? read.vmas : undefined);
       yield;
     }
   }

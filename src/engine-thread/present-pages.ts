@@ -26,6 +26,9 @@ import type { Mm } from './mm.js';
 const PAGEMAP_RUN = 512;
 const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
 
+/** Told of the smaps read for an mm, so that a later look in the same prepare need not read them again. */
+export type SmapsSeen = (mm: Mm, pid: number, vmas: SmapsVma[]) => void;
+
 /**
  * Adopts mm's untracked present pages, a pagemap run (PAGEMAP_RUN pages) a step: the
  * engine serves faults between steps (in one piece, a 256 MiB range took 28 ms of pagemap
@@ -33,7 +36,7 @@ const pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
  * the prepare), it gives back the ranges it did not reach, for the next prepare. Returns
  * how many pages it adopted.
  */
-export function* adoptPresentSteps(e: EngineCore, mm: Mm): Generator<void, number> {
+export function* adoptPresentSteps(e: EngineCore, mm: Mm, seen?: SmapsSeen): Generator<void, number> {
   const untracked = mm.untracked;
   mm.untracked = [];
   const pid = [...mm.pids].find((p) => !mm.exited.has(p));
@@ -42,6 +45,7 @@ export function* adoptPresentSteps(e: EngineCore, mm: Mm): Generator<void, numbe
   let fd: number;
   try {
     vmas = readSmaps(pid);
+    seen?.(mm, pid, vmas);
     fd = openPagemap(pid);
   } catch {
     return 0; // gone: its mm closes when the tracer reports it

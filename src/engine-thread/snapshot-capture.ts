@@ -31,7 +31,7 @@ import os from 'node:os';
 import { closeFd } from '../sys/eventfd.js';
 import { pidfdOpen, pidfdSendSignal } from '../sys/pidfd.js';
 import { killIfAlive } from '../sys/signal.js';
-import { hasOwnSeccompFilter, mapsText, readSmaps } from '../sys/procfs.js';
+import { hasOwnSeccompFilter, mapsText, readSmaps, type SmapsVma } from '../sys/procfs.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
 import type { SnapshotRun, MmPart } from './snapshot.js';
@@ -46,12 +46,13 @@ const SANDBOXED = 'it runs under a seccomp filter of its own, which could kill i
 /**
  * Why a fork of pid would not hold its memory, from its smaps' VmFlags (undefined: it
  * would). Read at the prepare, the program running, in one engine turn: 2.7–3.8 ms for a
- * redis-server holding 100 MiB here (its faults on new pages wait that long; its writes do not).
+ * redis-server holding 100 MiB here (its faults on new pages wait that long; its writes do
+ * not) — unless the prepare read them already (`vmas`: a first prepare, adopting pages).
  */
-export function forkWouldLack(pid: number): string | undefined {
+export function forkWouldLack(pid: number, vmas?: SmapsVma[]): string | undefined {
   let flags: string[];
   try {
-    flags = readSmaps(pid).flatMap((v) => v.flags);
+    flags = (vmas ?? readSmaps(pid)).flatMap((v) => v.flags);
   } catch {
     return undefined; // gone: the freeze leaves it out
   }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { DIRTY, PAGE } from './page-table.js';
 import type { Engine, Mm } from './engine.js';
-import { adoptPresentSteps } from './present-pages.js';
+import { adoptPresentSteps, type SmapsSeen } from './present-pages.js';
 
 /** Pages write-protected per prepare step (about 50 µs of UFFDIO_WRITEPROTECT). */
 const PREPARE_STEP_PAGES = 1024;
@@ -55,11 +55,14 @@ export function* prepareSteps(engine: Engine): Generator<void, void> {
   if (DEBUG) fs.writeSync(2, `numactlx-engine: prepare ${ms(t0).toFixed(2)} ms, ${adopted} pages adopted, staged per pass ${passes.join(' ')}\n`);
 }
 
-/** Pages the program had before their range was registered join the snapshot as new, in steps; returns how many. */
-export function* adoptUntracked(engine: Engine): Generator<void, number> {
+/**
+ * Pages the program had before their range was registered join the snapshot as new, in
+ * steps; returns how many. `seen` is told of each smaps read on the way.
+ */
+export function* adoptUntracked(engine: Engine, seen?: SmapsSeen): Generator<void, number> {
   let adopted = 0;
   for (const mm of freezable(engine)) {
-    if (mm.untracked.length > 0 && engine.mms.has(mm.uffd)) adopted += yield* adoptPresentSteps(engine, mm);
+    if (mm.untracked.length > 0 && engine.mms.has(mm.uffd)) adopted += yield* adoptPresentSteps(engine, mm, seen);
   }
   return adopted;
 }
