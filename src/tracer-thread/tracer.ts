@@ -9,7 +9,7 @@ import { cont, contSyscall, listen, PTRACE_EVENT } from '../sys/ptrace.js';
 import { killIfAlive } from '../sys/signal.js';
 import { asPoisonSigbus } from './full-node.js';
 import {
-  waitAnyChild, WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
+  WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP,
   WPTRACEEVENT, __WALL, type WaitResult,
 } from '../sys/wait.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
@@ -91,16 +91,17 @@ export class Tracer implements FreezeHost, EvictHost {
   /** Follows the program until every traced process has ended; posts how the main one ended. */
   run(): void {
     while (this.tasks.procs.size > 0) {
-      const next = this.replay.shift() ?? waitAnyChild(__WALL);
+      const next = this.replay.shift() ?? this.waker.next(() => !!(this.setup.doorbell?.pending || this.evictions?.pending));
       if (!next) {
         // No task is traced any more (the waker retired: noneTraced): those still on the books ended unseen.
         for (const pid of untracedLeft(this.tasks, this.mainPid, this.mainStatus)) this.setup.engine.leaveMm(pid);
         if (this.mainStatus === undefined) throw new Error(`the program's end was not seen (pid ${this.mainPid})`);
         break;
       }
-      const { pid: tid, status } = next;
-      this.tasks.unhandled.delete(tid);
-      this.handle(tid, status);
+      if (next !== 'idle') { // 'idle': no event, but a request to look at (no waker: waker.ts next)
+        this.tasks.unhandled.delete(next.pid);
+        this.handle(next.pid, next.status);
+      }
       if (!this.ending && this.setup.doorbell?.endRequested) {
         // The session's backing is lost: the program cannot keep its memory on it.
         this.ending = true;

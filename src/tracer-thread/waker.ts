@@ -12,18 +12,21 @@
 // caller waiting for that pipe's end waited for ever). Every stop it reports is a signal
 // sent to it, suppressed here. Killed by someone else, it is started again and its new pid
 // published; a ring sent meanwhile is lost, so the ringers ring again while their request
-// waits (doorbell.ts, eviction.ts).
+// waits (doorbell.ts, eviction.ts). Where it cannot be started again (RLIMIT_NPROC), the
+// tracer's wait polls for requests instead (next), until it can.
 import fs from 'node:fs';
 import { cont, PTRACE_O, seize } from '../sys/ptrace.js';
 import { closeFd } from '../sys/eventfd.js';
 import { pipeCloexec } from '../sys/fcntl.js';
 import { killIfAlive } from '../sys/signal.js';
 import { spawnProgram } from '../sys/spawn.js';
-import { waitpid, WIFSTOPPED, __WALL } from '../sys/wait.js';
+import { waitAnyChild, waitpid, WIFSTOPPED, WNOHANG, __WALL, type WaitResult } from '../sys/wait.js';
 
 const CAT = '/bin/cat';
 /** A waker that could not be started again is tried again this long after (revive). */
 const RETRY_MS = 1000;
+/** Without a waker, the tracer's wait looks for requests this often (next). */
+const POLL_MS = 10;
 
 export class Waker {
   private pid = 0;
@@ -32,6 +35,9 @@ export class Waker {
   private saidFailed = false;
   /** The write end of the waker's standard input: open while numactlx lives (see the header). */
   private lifeline = -1;
+
+  /** What the tracer's wait sleeps on between polls (nothing wakes it: a timed nap). */
+  private readonly nap = new Int32Array(new SharedArrayBuffer(4));
 
   /** `publish`: tells the ringers the waker's pid (0: none now). */
   constructor(private readonly publish: (pid: number) => void) {}
@@ -61,6 +67,24 @@ export class Waker {
     this.publish(pid);
   }
 
+  /**
+   * The tracer's next status: waitpid(-1) blocking while the waker runs (a ring ends it) or
+   * is retired. While it is down (killed, not started again), waitpid polls every POLL_MS,
+   * and 'idle' comes back once `requested()` says a request is posted, or after RETRY_MS
+   * (revive tries again) — never twice within POLL_MS, so a request that must wait (an exec
+   * in progress) costs no spin. undefined: ECHILD.
+   */
+  next(requested: () => boolean): WaitResult | 'idle' | undefined {
+    if (this.pid !== 0 || this.retired) return waitAnyChild(__WALL);
+    const until = performance.now() + RETRY_MS;
+    for (let napped = false; ; napped = true) {
+      const r = waitAnyChild(__WALL | WNOHANG);
+      if (r === undefined || r.pid !== 0) return r;
+      if (napped && (requested() || performance.now() >= until)) return 'idle';
+      Atomics.wait(this.nap, 0, 0, POLL_MS);
+    }
+  }
+
   /** A status read by a waitpid: true when it is the waker's (handled here). */
   take(tid: number, status: number): boolean {
     if (tid !== this.pid || tid === 0) return false;
@@ -81,8 +105,8 @@ export class Waker {
   /**
    * Starts the waker again if it is gone (killed by someone) and not retired. Where that
    * fails (RLIMIT_NPROC reached, say) the session goes on: said once, and tried again at the
-   * tracer's later events, at most once a second; requests wait for the program's next event
-   * meanwhile. Never throws: this runs inside other stops' handling.
+   * tracer's later events, at most once a second; the tracer's wait polls for requests
+   * meanwhile (next). Never throws: this runs inside other stops' handling.
    */
   revive(): void {
     if (this.pid !== 0 || this.retired || performance.now() - this.failedAt < RETRY_MS) return;
@@ -91,7 +115,7 @@ export class Waker {
     } catch (err) {
       this.failedAt = performance.now();
       if (!this.saidFailed) {
-        fs.writeSync(2, `numactlx: ${(err as Error).message}: until it can, a snapshot or eviction round asked waits for an event of the program (a call it makes, a signal, a thread's end)\n`);
+        fs.writeSync(2, `numactlx: ${(err as Error).message}: until it can, numactlx looks for snapshot and eviction requests every ${POLL_MS} ms (tried again each second)\n`);
       }
       this.saidFailed = true;
     }

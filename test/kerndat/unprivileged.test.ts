@@ -6,9 +6,10 @@
 // device that the test made theirs, so the machine's own device is left alone.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa, type Result } from 'execa';
+import { execa, execaSync } from 'execa';
 import { compileFixture } from '../helpers/fixtures.js';
 import { NUMACTLX } from '../helpers/numactlx.js';
+import { childrenOf, isWaker, waitFor } from '../helpers/proc.js';
 import { otherUser, OTHER_USER, type OtherUser } from '../helpers/other-user.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 
@@ -33,19 +34,20 @@ function theirDir(): string {
 
 /**
  * Runs `numactlx ARGS` as the other user, with /dev/userfaultfd theirs at `mode` (0600:
- * read-write; 0: no access) in a private mount namespace.
+ * read-write; 0: no access) in a private mount namespace; under `wrapper` (a command that
+ * execs the rest: prlimit) if given. The subprocess, which resolves to its result.
  */
-async function asUser(args: string[], mode: number, cwd: string, env: Record<string, string> = {}): Promise<Result> {
+function asUser(args: string[], mode: number, cwd: string, env: Record<string, string> = {}, wrapper: string[] = []) {
   const node = path.join(tmpDir(), 'userfaultfd');
-  const r = await execa('mknod', ['-m', mode.toString(8), node, 'c', String(device.major), String(device.minor)], { reject: false });
+  const r = execaSync('mknod', ['-m', mode.toString(8), node, 'c', String(device.major), String(device.minor)], { reject: false });
   if (r.exitCode !== 0) throw new Error(`mknod of a /dev/userfaultfd node failed: ${r.stderr}`);
   fs.chownSync(node, other.uid, other.gid);
   fs.chmodSync(path.dirname(node), 0o755);
   return execa('unshare', ['-m', '--', 'sh', '-c', 'mount --bind "$1" /dev/userfaultfd && u=$2 && shift 2 && exec runuser -u "$u" -- "$@"',
-    'sh', node, OTHER_USER, NUMACTLX, ...args], {
+    'sh', node, OTHER_USER, ...wrapper, NUMACTLX, ...args], {
     reject: false, stdin: 'ignore', cwd, extendEnv: false,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', LANG: 'C.UTF-8', NUMACTLX_RUNTIME_DIR: cwd, ...env },
-  }) as Promise<Result>;
+  });
 }
 
 test('with read-write access to /dev/userfaultfd: doctor says ok (EVENT_FORK degraded), exit 0', async () => {
@@ -166,4 +168,66 @@ test('without CAP_SYS_NICE or an RLIMIT_NICE to come back: snapshot steps run at
   expect(String(r.stderr)).toContain("numactlx-engine: snapshot steps at numactlx's priority (nice 0): raising it back would need CAP_SYS_NICE or RLIMIT_NICE\n");
   const verify = await asUser(['verify', backing], 0o600, dir);
   expect({ exit: verify.exitCode, err: verify.stderr }).toEqual({ exit: 0, err: '' });
+}, 120000);
+
+// The waker (src/tracer-thread/waker.ts) killed while the user is over numactlx's
+// RLIMIT_NPROC (root is exempt from it; the user's processes count, numactlx's threads
+// among them): it cannot be started again. The session goes on — said once —, the
+// tracer looks for requests every 10 ms meanwhile, so a snapshot of a program that only
+// sleeps still commits, and once the user is under the limit, a new waker is started.
+test('with read-write access to /dev/userfaultfd, the waker killed over RLIMIT_NPROC: said once, a snapshot of a sleeping program still commits, a new waker once under the limit', async () => {
+  const dir = theirDir();
+  const [fill, stop] = [path.join(dir, 'fill'), path.join(dir, 'stop')];
+  // The program lifts its own limit, and on `fill` forks 80 sleepers (the user then over
+  // numactlx's 64) until `fill` is gone; otherwise it sleeps: no event of it wakes the tracer.
+  const program = [
+    'import os, resource, time',
+    'hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]',
+    'resource.setrlimit(resource.RLIMIT_NPROC, (hard, hard))',
+    'print(os.getppid(), flush=True)',
+    'kids = []',
+    `while not os.path.exists(${JSON.stringify(stop)}):`,
+    `    if os.path.exists(${JSON.stringify(fill)}) and not kids:`,
+    '        r, w = os.pipe()',
+    '        for _ in range(80):',
+    '            pid = os.fork()',
+    '            if pid == 0: os.close(w); os.read(r, 1); os._exit(0)',
+    '            kids.append(pid)',
+    '        os.close(r); print("full", flush=True)',
+    `    if kids and not os.path.exists(${JSON.stringify(fill)}):`,
+    '        os.close(w); [os.waitpid(k, 0) for k in kids]; kids = []; print("emptied", flush=True)',
+    '    time.sleep(0.01)',
+    'print("done")',
+  ].join('\n');
+  const session = asUser([`--remap=3,${path.join(dir, 'n3.img')},size=1g`, '--membind=3', '--', 'python3', '-c', program], 0o600, dir, {},
+    ['prlimit', '--nproc=64:', '--']);
+  let out = '';
+  let err = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  session.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    const nx = await waitFor('the program\'s first line (numactlx\'s pid)', () => /^(\d+)\n/.exec(out)?.[1], 30_000, 20);
+    const wakerOf = (): number | undefined => childrenOf(Number(nx), true).find(isWaker);
+    // A first snapshot starts every thread numactlx has (the checksum worker): none is made over the limit.
+    expect((await asUser(['snapshot', '--wait', nx], 0o600, dir)).exitCode).toBe(0);
+    const first = await waitFor('the waker', wakerOf, 20_000, 20);
+    fs.writeFileSync(fill, '');
+    await waitFor('the program\'s 80 sleepers', () => (out.includes('full') ? true : undefined), 30_000, 20);
+    process.kill(first, 'SIGKILL');
+    await waitFor('the line saying the waker cannot be started', () => (err.includes('waker') ? true : undefined), 20_000, 20);
+    const snap = await asUser(['snapshot', '--wait', nx], 0o600, dir);
+    expect({ exit: snap.exitCode, err: snap.stderr, waker: wakerOf() }).toEqual({ exit: 0, err: '', waker: undefined });
+    fs.rmSync(fill);
+    await waitFor('the sleepers to end', () => (out.includes('emptied') ? true : undefined), 30_000, 20);
+    const second = await waitFor('a new waker', wakerOf, 20_000, 20);
+    expect(second).not.toBe(first);
+    fs.writeFileSync(stop, '');
+    const r = await session;
+    expect({ exit: r.exitCode, out: r.stdout }).toEqual({ exit: 0, out: `${nx}\nfull\nemptied\ndone` });
+    expect(String(r.stderr)).toMatch(/^numactlx: cannot start its waker process \(\/bin\/cat\): posix_spawn failed: (EAGAIN|EWOULDBLOCK): until it can, numactlx looks for snapshot and eviction requests every 10 ms \(tried again each second\)$/);
+  } finally {
+    fs.writeFileSync(stop, '');
+    session.kill('SIGKILL');
+    await session.catch(() => undefined);
+  }
 }, 120000);
