@@ -125,11 +125,14 @@ export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): nu
   try {
     remoteFd = makeRemoteUserfaultfd(pid, source);
   } catch (err) {
-    // An injection's PTRACE_PEEKDATA (EIO), or /proc/PID/mem of the device's path (EACCES).
-    const code = (err as NodeJS.ErrnoException).code;
-    if (err instanceof NotReadable || code === 'EACCES' || code === 'EPERM') {
+    // Its memory refused to numactlx: an injection's PTRACE_PEEKDATA (EIO: NotReadable), or
+    // the write of the device's path through /proc/PID/mem (EACCES).
+    const e = err as NodeJS.ErrnoException;
+    if (err instanceof NotReadable || (e.path === `/proc/${pid}/mem` && (e.code === 'EACCES' || e.code === 'EPERM'))) {
       throw new UserfaultfdRefused(pid, EPERM, 'it is not dumpable (prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it');
     }
+    // A call made in it refused (the open of /dev/userfaultfd with the program's credentials).
+    if (err instanceof SysError && (err.code === 'EACCES' || err.code === 'EPERM')) throw new UserfaultfdRefused(pid, err.errno, err.message);
     throw err;
   }
   let fd = -1;

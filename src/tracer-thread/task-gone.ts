@@ -97,9 +97,11 @@ export function taskStatus(tid: number): TaskStatus | undefined {
  * they all ended unseen (a bookkeeping error of numactlx's). One /proc read as long as
  * the first process on the books is traced.
  */
+let tracerTid = 0; // this thread's (the tracer's) tid, asked once
+
 export function noneTraced(tasks: Tasks): boolean {
   if (tasks.procs.size === 0) return false;
-  const self = gettid();
+  const self = tracerTid ||= gettid();
   for (const pid of tasks.procs.keys()) if (taskStatus(pid)?.tracerPid === self) return false;
   return true;
 }
