@@ -54,6 +54,9 @@ mkdir -p "$share/bin"
 for f in memhold pagecheck; do
   gcc -O2 -Wall -Wextra -Werror -o "$share/bin/$f" "$here/fixtures/$f.c" || { echo "run-suite: cannot compile $f.c"; exit 1; }
 done
+# The host suite's deny-list sandbox (libseccomp-dev): the guest's root is the host's, libseccomp.so with it.
+gcc -O2 -Wall -Wextra -Werror -o "$share/bin/sandboxed_denylist" "$here/../fixtures/sandboxed_denylist.c" -lseccomp ||
+  { echo "run-suite: cannot compile sandboxed_denylist.c (apt-get install libseccomp-dev)"; exit 1; }
 results=$share/results.jsonl
 : > "$results"
 rm -f "$share/persist-state.json"

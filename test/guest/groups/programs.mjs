@@ -1,8 +1,9 @@
 // Group "programs": numactlx doctor, and real programs with all their memory on virtual
 // node 3 — python3 and redis-server — on each backing, their results checked against the
-// same program run without numactlx, and the node's statistics showing the memory there.
+// same program run without numactlx, and the node's statistics showing the memory there;
+// a program in a deny-list seccomp sandbox keeping its --max-resident limit on 6.1.
 import { Group, assert } from '../lib/harness.mjs';
-import { NUMACTLX, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
+import { NUMACTLX, SANDBOXED, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
@@ -81,6 +82,18 @@ for (const b of backings()) {
     assert(used > 10 << 20, `redis used_memory is ${used}: the keys did not take memory`);
     assert(node.pages_placed * 4096 >= used, `node 3 got ${node.pages_placed} pages (${node.pages_placed * 4096} bytes), less than redis's used_memory ${used}`);
     assert(node.pages_fallback === 0, `${node.pages_fallback} pages fell back to ordinary memory under --membind=3`);
+  });
+
+  // numactlx (root) reads the program's filters and runs them on the drop it injects
+  // (src/tracer-thread/filter-verdict.ts): PTRACE_SECCOMP_GET_FILTER on this kernel too.
+  await g.check(t('a program in a deny-list seccomp sandbox keeps its --max-resident limit: pages evicted, nothing said'), async () => {
+    const stats = `/tmp/sandboxed-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap},resident=8m`, '--membind=3', '--stats', stats, '--', SANDBOXED, '32']);
+    assert(r.code === 0 && r.stdout.trim() === `sandboxed_denylist ok ${32 * 32640}`,
+      `numactlx … sandboxed_denylist 32: exit status ${r.code}${r.signal ? ` (${r.signal})` : ''}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+    assert(r.stderr === '', `numactlx said: ${why(r.stderr)}`);
+    const ev = readStats(stats).nodes[0].eviction;
+    assert(ev && ev.evictions > 4096, `${ev?.evictions} pages evicted: 32 MiB written twice through an 8 MiB limit evicts more than 4,096`);
   });
 }
 
