@@ -16,15 +16,13 @@ const mtime = (file: string): number | undefined => {
   }
 };
 
-// The header the fixtures share (`#include "fixture.h"`): a change to it rebuilds them.
-const HEADER = path.join(FIXTURES, 'fixture.h');
 
 /**
  * Compiles test/fixtures/NAME.c with `cc -O2 -Wall` (plus -pthread when it includes
  * <pthread.h>, plus `extraFlags` after the source, so libraries such as -lnuma link)
  * and returns the binary's path, test/fixtures/bin/NAME. Recompiles only when the
- * source (or fixture.h, when the source includes it) is newer than the binary or the
- * flags differ from the last build's.
+ * source (or a header of this directory it includes: fixture.h, sandbox_workload.h) is
+ * newer than the binary or the flags differ from the last build's.
  */
 export async function compileFixture(name: string, extraFlags: readonly string[] = []): Promise<string> {
   const source = path.join(FIXTURES, `${name}.c`);
@@ -36,8 +34,9 @@ export async function compileFixture(name: string, extraFlags: readonly string[]
   const flagsLine = ['-O2', '-Wall', ...after].join(' ');
 
   const built = mtime(binary);
-  const usesHeader = /#\s*include\s*"fixture\.h"/.test(text);
-  const sourceTime = Math.max(mtime(source) ?? Infinity, usesHeader ? (mtime(HEADER) ?? Infinity) : 0);
+  // The headers of this directory it includes (`#include "x.h"`): a change to one rebuilds it.
+  const headers = [...text.matchAll(/#\s*include\s*"([^"]+)"/g)].map((m) => path.join(FIXTURES, m[1]));
+  const sourceTime = Math.max(mtime(source) ?? Infinity, ...headers.map((h) => mtime(h) ?? Infinity));
   const sameFlags = fs.existsSync(flagsFile) && fs.readFileSync(flagsFile, 'utf8') === flagsLine;
   if (built !== undefined && built >= sourceTime && sameFlags) return binary;
 
