@@ -43,8 +43,7 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
-import { hasOwnSeccompFilter } from '../sys/procfs.js';
-import { filterVerdict, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
+import { passFilters, resumeFilters, UNREADABLE_FILTER, type FilteredCall, type FilterPass } from './filter-verdict.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);
@@ -95,12 +94,15 @@ export class EvictStopper {
     let bytes = -ESRCH;
     let pid = pids[0];
     let inj: number | undefined;
+    let pass: FilterPass = 'none';
     try {
       stash = stopThreads(this.host, 0, (thread) => procs.has(thread.proc.pid));
       inj = interruptedThread(this.host.tasks, stash, procs);
       if (inj !== undefined) {
         pid = this.host.tasks.threads.get(inj)?.proc.pid ?? pid;
-        if (this.channel.drops && this.sandboxed(pid, inj)) {
+        if (this.channel.drops) pass = passFilters(pid, inj, DROP_CALLS);
+        if (pass === 'refused' || pass === 'unreadable') {
+          this.saySandboxed(pid, pass);
           bytes = -EPERM; // before the engine marks anything: its rounds pass this mm by
         } else if (this.channel.drops && !readable(inj)) {
           bytes = -EACCES; // the same, said by the engine (eviction.ts)
@@ -124,6 +126,8 @@ export class EvictStopper {
         throw err;
       }
     } finally {
+      // The thread's own filters back before it runs its own code (filter-verdict.ts).
+      if (pass === 'suspended' && inj !== undefined) resumeFilters(inj);
       // The engine learns what was dropped (its pagemap check counts the rest resident)
       // before any thread runs again.
       this.engine.evictDone(pid, bytes, Number(process.hrtime.bigint() - t0) / 1e6);
@@ -159,21 +163,19 @@ export class EvictStopper {
 
   /**
    * Process `pid` runs under a seccomp filter of its own (src/sys/procfs.ts hasOwnSeccompFilter)
-   * that would refuse the drop's calls, or that numactlx may not read (filter-verdict.ts):
-   * no drop is injected into it — its filter could kill it for the process_madvise (a
-   * whitelist sandbox did: SIGSYS, "Bad system call"). The engine then passes its address
-   * space by (EvictDone -EPERM), and the node may go over its limit. Said once a session.
+   * that would refuse the drop's calls and cannot be suspended, or that numactlx may not read
+   * (filter-verdict.ts): no drop is injected into it — its filter could kill it for the
+   * process_madvise (a whitelist sandbox did: SIGSYS, "Bad system call"). The engine then
+   * passes its address space by (EvictDone -EPERM), and the node may go over its limit. Said
+   * once a session.
    */
-  private sandboxed(pid: number, tid: number): boolean {
-    const verdict = hasOwnSeccompFilter(pid) ? filterVerdict(tid, DROP_CALLS) : 'allow';
-    if (verdict === 'allow') return false;
+  private saySandboxed(pid: number, pass: FilterPass): void {
     if (!this.saidSandboxed) {
       fs.writeSync(2, `numactlx: process ${pid} runs under a seccomp filter of its own: numactlx does not inject the call that ` +
-        `drops its pages (its filter could kill it for that call${verdict === 'unknown' ? `; ${UNREADABLE_FILTER}` : ''}), ` +
+        `drops its pages (its filter could kill it for that call${pass === 'unreadable' ? `; ${UNREADABLE_FILTER}` : ''}), ` +
         'so --max-resident is not kept for its memory (said once)\n');
     }
     this.saidSandboxed = true;
-    return true;
   }
 
   /** Drops the engine's `n` ranges in thread `tid`; returns the bytes dropped. */

@@ -20,8 +20,8 @@ import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
-import { hasOwnSeccompFilter, readProcStat } from '../sys/procfs.js';
-import { filterVerdict, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
+import { readProcStat } from '../sys/procfs.js';
+import { passFilters, resumeFilters, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;
@@ -114,13 +114,22 @@ function userfaultfdCalls(source: UffdSource): FilteredCall[] {
  */
 export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
   // Its calls are injected into the process: a seccomp filter of its own (a sandbox
-  // wrapper's, inherited across its exec) killed it for them (SIGSYS). Made only where
-  // every filter is read and lets them run (filter-verdict.ts).
-  const verdict = hasOwnSeccompFilter(pid) ? filterVerdict(pid, userfaultfdCalls(source)) : 'allow';
-  if (verdict !== 'allow') {
+  // wrapper's, inherited across its exec) killed it for them (SIGSYS). Made where every
+  // filter lets them run, or past them (filter-verdict.ts); not made where they cannot be read.
+  const pass = passFilters(pid, pid, userfaultfdCalls(source));
+  if (pass === 'refused' || pass === 'unreadable') {
     throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one' +
-      (verdict === 'unknown' ? `; ${UNREADABLE_FILTER}` : ''));
+      (pass === 'unreadable' ? `; ${UNREADABLE_FILTER}` : ''));
   }
+  try {
+    return makeUserfaultfdIn(pid, source);
+  } finally {
+    if (pass === 'suspended') resumeFilters(pid);
+  }
+}
+
+/** takeUserfaultfd's calls, made in `pid` (stopped). */
+function makeUserfaultfdIn(pid: number, source: UffdSource): number {
   let remoteFd: bigint;
   try {
     remoteFd = makeRemoteUserfaultfd(pid, source);

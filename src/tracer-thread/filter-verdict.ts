@@ -1,4 +1,5 @@
-// Whether a program's own seccomp filters let the calls numactlx injects into it run.
+// Whether a program's own seccomp filters let the calls numactlx injects into it run, and
+// how those calls get past filters that would not.
 //
 // numactlx makes calls inside the program with ptrace (its userfaultfd at an exec, the
 // drop of an eviction round). A sandbox's filter (bubblewrap, systemd's
@@ -7,19 +8,27 @@
 // read the filters (PTRACE_SECCOMP_GET_FILTER: root, and numactlx itself under no filter),
 // each one is run here on the calls about to be injected, as the kernel would run it
 // (classic BPF over struct seccomp_data, the checks of kernel/seccomp.c
-// seccomp_check_filter): the calls are made only if every filter says ALLOW or LOG. Where
-// they cannot be read, a process with a filter of its own gets none (the caller says so).
+// seccomp_check_filter): where every filter says ALLOW or LOG the calls are made as they
+// are. Where one would not (a whitelist without process_madvise), the injected calls alone
+// are let past them, CRIU's way: PTRACE_O_SUSPEND_SECCOMP set on the stopped thread for
+// those calls, its options put back before it runs its own code again — the program's own
+// calls stay filtered. Where they cannot be read (not root), a process with a filter of its
+// own gets none (the caller says so).
 //
 // Filters only accumulate (none is ever removed), so a verdict holds until the process
 // installs another; the callers ask at each injection, which costs a few ptrace calls.
 import { AUDIT_ARCH } from '../sys/arch/index.js';
-import { getRegs, readReg, seccompFilter } from '../sys/ptrace.js';
+import { getRegs, PTRACE_O, readReg, seccompFilter, setOptions } from '../sys/ptrace.js';
+import { hasOwnSeccompFilter } from '../sys/procfs.js';
 import {
   BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_DIV, BPF_IMM, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET,
   BPF_LD, BPF_LDX, BPF_LEN, BPF_LSH, BPF_MEM, BPF_MISC, BPF_MOD, BPF_MUL, BPF_NEG, BPF_OR, BPF_RET, BPF_RSH, BPF_ST,
   BPF_STX, BPF_SUB, BPF_TAX, BPF_TXA, BPF_W, BPF_X, BPF_XOR, SECCOMP_RET, SECCOMP_RET_ACTION_FULL,
 } from '../sys/seccomp.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
+import { TRACEE_OPTIONS } from './start-program.js';
+import { isEsrch } from './task-gone.js';
+import { killIfAlive } from '../sys/signal.js';
 
 /** One call as a filter sees it (struct seccomp_data, without arch and instruction pointer). */
 export interface FilteredCall {
@@ -175,5 +184,42 @@ export function filterVerdict(tid: number, calls: FilteredCall[]): FilterVerdict
     }
   } catch {
     return 'unknown';
+  }
+}
+
+/** How injected calls get past a process's own filters (passFilters). */
+export type FilterPass = 'none' | 'suspended' | 'refused' | 'unreadable';
+
+/**
+ * Before calls are injected into stopped thread `tid` of process `pid`: 'none' when
+ * nothing stands in their way (no filter of its own, or every filter lets `calls` run);
+ * 'suspended' when a filter would not and the thread's filters are suspended now
+ * (PTRACE_O_SUSPEND_SECCOMP: the caller calls resumeFilters before the thread runs its own
+ * code again); 'refused' when they would not and cannot be suspended; 'unreadable' when
+ * they cannot be read (UNREADABLE_FILTER says why).
+ */
+export function passFilters(pid: number, tid: number, calls: FilteredCall[]): FilterPass {
+  if (!hasOwnSeccompFilter(pid)) return 'none';
+  const verdict = filterVerdict(tid, calls);
+  if (verdict === 'allow') return 'none';
+  if (verdict === 'unknown') return 'unreadable';
+  try {
+    setOptions(tid, TRACEE_OPTIONS | PTRACE_O.SUSPEND_SECCOMP);
+    return 'suspended';
+  } catch {
+    return 'refused';
+  }
+}
+
+/**
+ * Thread `tid`'s filters apply again (after passFilters said 'suspended'). Nothing if it
+ * is gone; if they cannot be put back on a live thread, its process is killed rather than
+ * left to run past its sandbox.
+ */
+export function resumeFilters(tid: number): void {
+  try {
+    setOptions(tid, TRACEE_OPTIONS);
+  } catch (err) {
+    if (!isEsrch(err)) killIfAlive(tid);
   }
 }

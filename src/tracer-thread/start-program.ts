@@ -16,7 +16,8 @@ import { ForeignTracerError, isEperm } from './limits.js';
 
 const { SIGCONT } = os.constants.signals;
 
-const OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
+/** The options of every task of the program (children inherit them at their fork or clone). */
+export const TRACEE_OPTIONS = PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEEXEC | PTRACE_O.TRACECLONE | PTRACE_O.TRACEFORK
   | PTRACE_O.TRACEVFORK | PTRACE_O.TRACESECCOMP | PTRACE_O.TRACEEXIT | PTRACE_O.EXITKILL;
 
 export interface ProgramStart {
@@ -37,7 +38,7 @@ export function startSeized(start: ProgramStart): number {
   const { status } = waitpid(pid, WUNTRACED);
   if (!WIFSTOPPED(status)) throw new Error(`the start-up shell ended before the program started (status ${status})`);
   try {
-    seize(pid, OPTIONS);
+    seize(pid, TRACEE_OPTIONS);
   } catch (err) {
     // Nothing may be left behind: the stopped shell would outlive numactlx, and a
     // tracer following it (strace -f) would wait for it for ever.
