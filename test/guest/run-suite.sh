@@ -54,7 +54,10 @@ mkdir -p "$share/bin"
 for f in memhold pagecheck; do
   gcc -O2 -Wall -Wextra -Werror -o "$share/bin/$f" "$here/fixtures/$f.c" || { echo "run-suite: cannot compile $f.c"; exit 1; }
 done
-# The host suite's deny-list sandbox (libseccomp-dev): the guest's root is the host's, libseccomp.so with it.
+# The host suite's sandboxes: a whitelist, and a deny-list (libseccomp-dev: the guest's root is
+# the host's, libseccomp.so with it).
+gcc -O2 -Wall -Wextra -Werror -o "$share/bin/sandboxed" "$here/../fixtures/sandboxed.c" ||
+  { echo "run-suite: cannot compile sandboxed.c"; exit 1; }
 gcc -O2 -Wall -Wextra -Werror -o "$share/bin/sandboxed_denylist" "$here/../fixtures/sandboxed_denylist.c" -lseccomp ||
   { echo "run-suite: cannot compile sandboxed_denylist.c (apt-get install libseccomp-dev)"; exit 1; }
 results=$share/results.jsonl

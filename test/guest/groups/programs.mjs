@@ -1,9 +1,9 @@
 // Group "programs": numactlx doctor, and real programs with all their memory on virtual
 // node 3 — python3 and redis-server — on each backing, their results checked against the
 // same program run without numactlx, and the node's statistics showing the memory there;
-// a program in a deny-list seccomp sandbox keeping its --max-resident limit on 6.1.
+// programs in seccomp sandboxes (a deny-list, a whitelist) keeping their --max-resident limit on 6.1.
 import { Group, assert } from '../lib/harness.mjs';
-import { NUMACTLX, SANDBOXED, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
+import { NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
@@ -85,16 +85,19 @@ for (const b of backings()) {
   });
 
   // numactlx (root) reads the program's filters and runs them on the drop it injects
-  // (src/tracer-thread/filter-verdict.ts): PTRACE_SECCOMP_GET_FILTER on this kernel too.
-  await g.check(t('a program in a deny-list seccomp sandbox keeps its --max-resident limit: pages evicted, nothing said'), async () => {
-    const stats = `/tmp/sandboxed-${b.name}.json`;
-    const r = await run(NUMACTLX, [`--remap=${b.remap},resident=8m`, '--membind=3', '--stats', stats, '--', SANDBOXED, '32']);
-    assert(r.code === 0 && r.stdout.trim() === `sandboxed_denylist ok ${32 * 32640}`,
-      `numactlx … sandboxed_denylist 32: exit status ${r.code}${r.signal ? ` (${r.signal})` : ''}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
-    assert(r.stderr === '', `numactlx said: ${why(r.stderr)}`);
-    const ev = readStats(stats).nodes[0].eviction;
-    assert(ev && ev.evictions > 4096, `${ev?.evictions} pages evicted: 32 MiB written twice through an 8 MiB limit evicts more than 4,096`);
-  });
+  // (src/tracer-thread/filter-verdict.ts): PTRACE_SECCOMP_GET_FILTER on this kernel too; a
+  // whitelist would refuse it, and the drop is made past it (PTRACE_O_SUSPEND_SECCOMP).
+  for (const [kind, bin, name] of [['deny-list', SANDBOXED_DENYLIST, 'sandboxed_denylist'], ['whitelist', SANDBOXED, 'sandboxed']]) {
+    await g.check(t(`a program in a ${kind} seccomp sandbox keeps its --max-resident limit: pages evicted, nothing said`), async () => {
+      const stats = `/tmp/${name}-${b.name}.json`;
+      const r = await run(NUMACTLX, [`--remap=${b.remap},resident=8m`, '--membind=3', '--stats', stats, '--', bin, '32']);
+      assert(r.code === 0 && r.stdout.trim() === `${name} ok ${32 * 32640}`,
+        `numactlx … ${name} 32: exit status ${r.code}${r.signal ? ` (${r.signal})` : ''}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+      assert(r.stderr === '', `numactlx said: ${why(r.stderr)}`);
+      const ev = readStats(stats).nodes[0].eviction;
+      assert(ev && ev.evictions > 4096, `${ev?.evictions} pages evicted: 32 MiB written twice through an 8 MiB limit evicts more than 4,096`);
+    });
+  }
 }
 
 process.exitCode = await g.end();

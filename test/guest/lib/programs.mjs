@@ -12,7 +12,8 @@ export const NUMACTLX = path.join(PROJECT, 'bin/numactlx');
 export const BIN = process.env.GUEST_BIN ?? path.join(process.env.GUEST_SHARE ?? '.', 'bin');
 export const MEMHOLD = path.join(BIN, 'memhold');
 export const PAGECHECK = path.join(BIN, 'pagecheck');
-export const SANDBOXED = path.join(BIN, 'sandboxed_denylist');
+export const SANDBOXED = path.join(BIN, 'sandboxed');
+export const SANDBOXED_DENYLIST = path.join(BIN, 'sandboxed_denylist');
 
 /**
  * The two backings of node 3: the devdax device, and a file on the guest's ext4 disk (it
