@@ -155,8 +155,11 @@ function actionOf(program: Buffer, data: Buffer): number {
   }
 }
 
+/** numactlx's own filter as the kernel hands it back (encoded once): skipped, as a call it traps stops in numactlx itself (inject.ts). */
+let ownFilter: Buffer | undefined;
+
 /** What the filters say of a set of calls: all run; one would not; or they cannot be read or run. */
-export type FilterVerdict = 'allow' | 'refuse' | 'unknown';
+type FilterVerdict = 'allow' | 'refuse' | 'unknown';
 
 /** Said after "its filter could kill it for …" when the verdict is unknown. */
 export const UNREADABLE_FILTER = 'only root may read the filter to know';
@@ -167,9 +170,9 @@ export const UNREADABLE_FILTER = 'only root may read the filter to know';
  * 'refuse' when one would not; 'unknown' when the filters cannot be read or run (not
  * root, numactlx itself under a filter, a kernel without PTRACE_SECCOMP_GET_FILTER).
  */
-export function filterVerdict(tid: number, calls: FilteredCall[]): FilterVerdict {
+function filterVerdict(tid: number, calls: FilteredCall[]): FilterVerdict {
   let ip: bigint;
-  const ours = memoryTrapFilter();
+  const ours = ownFilter ??= memoryTrapFilter();
   try {
     // The injected syscall instruction is put at the thread's rip (inject.ts): the kernel sees rip + 2.
     ip = readReg(getRegs(tid), 'rip') + 2n;
