@@ -76,6 +76,9 @@ export class Tracer implements FreezeHost, EvictHost {
     });
   }
 
+  /** Whether a snapshot or an eviction round is posted (asked by the waker's polling wait). */
+  private readonly requested = (): boolean => !!(this.setup.doorbell?.pending || this.evictions?.pending);
+
   /** Spawns and seizes the program; returns its pid. Throws with the step that failed. */
   start(): number {
     const pid = startSeized(this.setup);
@@ -91,7 +94,7 @@ export class Tracer implements FreezeHost, EvictHost {
   /** Follows the program until every traced process has ended; posts how the main one ended. */
   run(): void {
     while (this.tasks.procs.size > 0) {
-      const next = this.replay.shift() ?? this.waker.next(() => !!(this.setup.doorbell?.pending || this.evictions?.pending));
+      const next = this.replay.shift() ?? this.waker.next(this.requested);
       if (!next) {
         // No task is traced any more (the waker retired: noneTraced): those still on the books ended unseen.
         for (const pid of untracedLeft(this.tasks, this.mainPid, this.mainStatus)) this.setup.engine.leaveMm(pid);
