@@ -195,9 +195,14 @@ export class EngineClient {
     return { policy: { mode: a[0], nodes: Array.from(a.subarray(2, 2 + n)) }, node: a[2 + n] };
   }
 
-  forked(parentPid: number, childPid: number): number {
+  /**
+   * parentPid forked childPid (its UFFD_EVENT_FORK has been read): noted, not waited for,
+   * unless the engine reads program memory or a snapshot is active (tracer-notes.ts).
+   */
+  forked(parentPid: number, childPid: number): void {
+    if (this.channel.notes.putForked(parentPid, childPid)) return;
     this.put([parentPid, childPid]);
-    return this.channel.call(TracerOp.Forked);
+    this.channel.call(TracerOp.Forked);
   }
 
   forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {

@@ -7,7 +7,13 @@
 //   from any thread of numactlx) before resuming the thread: its policy;
 // - Exited: a process is at its last thread's exit stop while no snapshot is active
 //   (with one, ExitStop is a command: its frozen pages are copied while they exist);
-// - LeftMm: a process has ended (it is reaped): the engine lets go of its mm.
+// - LeftMm: a process has ended (it is reaped): the engine lets go of its mm;
+// - Forked: a process forked a child, whose pid names the mm the engine made at the
+//   parent's UFFD_EVENT_FORK (only while `busy` is clear, as Exited). The child runs
+//   before the engine has read it: a fault of the child is read after the note was
+//   written, so the child is named before its fault is handled. The note can come
+//   while the engine has read the FORK message but not handled it yet (the read lets
+//   the forker go on): the name then waits in the parent's mm for it (uffd-events.ts).
 //
 // Why a note may wait (engine-worker.ts, uffd-events.ts applyNoted): a noted range
 // waits in its mm until the engine next reads that mm's uffd, and is applied right after
@@ -61,11 +67,13 @@ export enum NoteKind {
   Registered = 1,
   Exited = 2,
   LeftMm = 3,
+  Forked = 4,
 }
 
 export type Note =
   | { kind: NoteKind.Registered; pid: number; start: number; len: number; policy: PagePolicy }
-  | { kind: NoteKind.Exited | NoteKind.LeftMm; pid: number };
+  | { kind: NoteKind.Exited | NoteKind.LeftMm; pid: number }
+  | { kind: NoteKind.Forked; pid: number; child: number };
 
 export class TracerNotes {
   private readonly ctl: Int32Array;
@@ -114,11 +122,23 @@ export class TracerNotes {
    */
   putEnd(kind: NoteKind.Exited | NoteKind.LeftMm, pid: number): boolean {
     if (kind === NoteKind.Exited && Atomics.load(this.ctl, BUSY) !== 0) return false;
+    return this.putPids(kind, pid, 0);
+  }
+
+  /** Tracer: notes that `pid` forked `child` (only while `busy` is clear); false when it must be a command. */
+  putForked(pid: number, child: number): boolean {
+    if (Atomics.load(this.ctl, BUSY) !== 0) return false;
+    return this.putPids(NoteKind.Forked, pid, child);
+  }
+
+  /** A note of one or two pids; false if the ring is full. */
+  private putPids(kind: NoteKind, pid: number, other: number): boolean {
     const tail = Atomics.load(this.ctl, TAIL);
     if (((tail - Atomics.load(this.ctl, HEAD)) | 0) >= NOTES) return false;
     const at = (tail & (NOTES - 1)) * NOTE_F64;
     this.slots[at] = kind;
     this.slots[at + 1] = pid;
+    this.slots[at + 2] = other;
     Atomics.store(this.ctl, TAIL, (tail + 1) | 0);
     return true;
   }
@@ -152,9 +172,11 @@ export class TracerNotes {
     for (; head !== tail; head = (head + 1) | 0) {
       const at = (head & (NOTES - 1)) * NOTE_F64;
       const kind = s[at] as NoteKind;
-      const note: Note = kind === NoteKind.Registered
-        ? { kind, pid: s[at + 1], start: s[at + 2], len: s[at + 3], policy: { mode: s[at + 4], nodes: Array.from(s.subarray(at + 6, at + 6 + s[at + 5])) } }
-        : { kind, pid: s[at + 1] };
+      let note: Note;
+      if (kind === NoteKind.Registered) {
+        note = { kind, pid: s[at + 1], start: s[at + 2], len: s[at + 3], policy: { mode: s[at + 4], nodes: Array.from(s.subarray(at + 6, at + 6 + s[at + 5])) } };
+      } else if (kind === NoteKind.Forked) note = { kind, pid: s[at + 1], child: s[at + 2] };
+      else note = { kind, pid: s[at + 1] };
       // Freed one by one: a note applied is never read again, even if `apply` throws.
       Atomics.store(this.ctl, HEAD, (head + 1) | 0);
       apply(note);

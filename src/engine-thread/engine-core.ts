@@ -82,6 +82,8 @@ export interface EngineCore extends NodeRoom {
   fault(mm: Mm, addr: number, isRetry: boolean, tid: number): void;
   /** The mm's uffd failed: forget it and every process on it. */
   leaveAll(mm: Mm): void;
+  /** childPid is on the forked mm `child` from now on (engine.ts). */
+  claimFork(child: Mm, childPid: number): void;
   /** Gives back what a page held: its frame and its place on the node (`flags`: EVICTED counts). */
   release(entry: number, node: number, flags?: number): void;
 }

@@ -32,8 +32,7 @@ import { BackgroundPriority } from './background-priority.js';
 import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
-import { queueNote } from './register-range.js';
-import { NoteKind, type Note } from '../channels/tracer-notes.js';
+import { NoteReader } from './note-reader.js';
 import { workerStart } from '../channels/worker-start.js';
 
 const start = await workerStart<EngineStart>();
@@ -138,31 +137,13 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   // Asynchronous tracking has no eviction (it forces synchronous): the channel's stops are pre-copy slices.
   if (start.evict && !evictor && start.dirtyTracking === 'async') snaps.slices = new StopSlices(new EvictChannel(start.evict), start.pausePages);
   const channel = new TracerChannelServer(start.channel);
-  // Notes (tracer-notes.ts): a range waits in its mm for the next read of the mm's uffd
-  // (register-range.ts); the ends of processes are applied between uffd reads and
-  // commands (leaveMm closes a uffd). Before a command or reading program memory, the mms
-  // with a range noted since their uffd was last read (withNotes, not every mm) are read.
-  const ended: Note[] = [];
-  const withNotes = new Set<Mm>();
-  engine.readNotes = () => channel.notes.drain((n) => {
-    if (n.kind !== NoteKind.Registered) ended.push(n);
-    else {
-      const mm = engine.mmOf(n.pid);
-      queueNote(mm, n);
-      if (mm) withNotes.add(mm);
-    }
+  const notes = new NoteReader(channel.notes, {
+    mmOf: (pid) => engine.mmOf(pid), isOpen: (mm) => engine.mms.get(mm.uffd) === mm, service: (mm) => engine.service(mm),
+    forked: (parent, child) => engine.forked(parent, child), leaveMm: (pid) => engine.leaveMm(pid),
+    exited: (pid) => snaps.flushProcess(pid, true),
   });
-  const readNotes = (): void => {
-    engine.readNotes();
-    for (const mm of withNotes) {
-      withNotes.delete(mm);
-      if (mm.noted.length > 0 && engine.mms.get(mm.uffd) === mm) engine.service(mm);
-    }
-    for (const n of ended.splice(0)) {
-      if (n.kind === NoteKind.Exited) snaps.flushProcess(n.pid, true);
-      else engine.leaveMm(n.pid);
-    }
-  };
+  engine.readNotes = () => notes.drain();
+  const readNotes = (): void => notes.apply();
   // Snapshot and eviction work reads program memory: the tracer must not register ranges
   // meanwhile that the engine has not seen, nor note a process's end without a copy.
   const guardReads = (): void => {

@@ -11,15 +11,14 @@ import os from 'node:os';
 import { bufferAddress } from '../sys/mman.js';
 import { closeFd } from '../sys/eventfd.js';
 import { keepPresentPages } from './fork-pages.js';
-import { registerFast } from '../sys/userfaultfd-fast.js';
 import { UFFD_MSG_SIZE } from '../sys/userfaultfd-uapi.js';
 import { EVICTED, PAGE, PAGES_PER_CHUNK, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { forkChild, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { forkWithoutEvent } from './fork-child.js';
 import { registerRange } from './register-range.js';
-import { REGISTER_MODE } from '../channels/tracer-notes.js';
 import { type PagePolicy } from './ranges.js';
 export { Mm, type FrameStore, type NodeCatalog, type VirtualNodeRuntime } from './mm.js';
 import type { EventStats, NodeStats, ProcessStats, SessionStats } from '../channels/session-stats.js';
@@ -119,7 +118,7 @@ export class Engine implements EngineCore {
     return mm ? registerRange(this, mm, start, len, policy) : -ESRCH;
   }
 
-  /** Applies the ranges the tracer registered itself and noted (engine-worker.ts sets it: noted-ranges.ts). */
+  /** Takes the tracer's notes (engine-worker.ts sets it: note-reader.ts drain). */
   readNotes: () => void = () => undefined;
 
   setRangePolicy(pid: number, start: number, len: number, policy: PagePolicy): number {
@@ -150,17 +149,23 @@ export class Engine implements EngineCore {
     if (mm) mm.policy = policy;
   }
 
-  /** The tracer saw pid fork child: the oldest unclaimed FORK uffd of pid's mm is the child's. */
+  /**
+   * The tracer saw pid fork child: the oldest unclaimed FORK uffd of pid's mm is the
+   * child's. A noted fork (tracer-notes.ts) read before its FORK is handled waits for it
+   * (onFork); a fork with no FORK read (nothing of the parent registered) names nothing.
+   */
   forked(parentPid: number, childPid: number): number {
     const parent = this.byPid.get(parentPid);
-    const child = parent?.unclaimedForks.shift();
-    if (!parent || !child) return -ENOENT;
-    this.claim(child, childPid);
+    if (!parent) return -ENOENT;
+    const child = parent.unclaimedForks.shift();
+    if (child) this.claimFork(child, childPid);
+    else if (parent.forksUnhandled > parent.namedForks.length) parent.namedForks.push(childPid);
+    else return -ENOENT;
     return 0;
   }
 
   /** childPid is on the forked mm `child` from now on; child's pages are checked against its pagemap. */
-  private claim(child: Mm, childPid: number): void {
+  claimFork(child: Mm, childPid: number): void {
     this.leaveMm(childPid);
     child.ownerPid = childPid;
     child.pids.add(childPid);
@@ -168,28 +173,11 @@ export class Engine implements EngineCore {
     keepPresentPages(this, child, childPid);
   }
 
-  /**
-   * A fork no userfaultfd reported (no UFFD_FEATURE_EVENT_FORK: it needs CAP_SYS_PTRACE).
-   * At fork the kernel dropped the child's registrations (dup_userfaultfd): its memory is
-   * plain anonymous memory, its inherited pages present and writable. The tracer made it
-   * `uffd` while it is stopped before its first instruction; the child gets what
-   * UFFD_EVENT_FORK would have given it, and its ranges are registered on `uffd`.
-   */
+  /** A fork the kernel did not report: the tracer made the child `uffd` (fork-child.ts forkWithoutEvent). */
   forkedWithUffd(parentPid: number, childPid: number, uffd: number): number {
-    const parent = this.byPid.get(parentPid);
-    // Events the parent caused before the fork (munmap, mremap) change what the child has.
-    if (parent) readMessages(this, parent);
-    if (!parent || !this.mms.has(parent.uffd)) {
-      closeFd(uffd);
-      return -ENOENT;
-    }
-    this.leaveMm(childPid);
-    const child = forkChild(this, parent, uffd);
-    this.events.fork++;
-    for (const r of [...child.ranges.all()]) {
-      if (registerFast(uffd, r.start, r.end - r.start, REGISTER_MODE) < 0) child.ranges.remove(r.start, r.end); // gone before the fork
-    }
-    this.claim(child, childPid);
+    const child = forkWithoutEvent(this, this.byPid.get(parentPid), uffd);
+    if (!child) return -ENOENT;
+    this.claimFork(child, childPid);
     return 0;
   }
 

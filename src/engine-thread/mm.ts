@@ -63,6 +63,10 @@ export class Mm {
   resident = 0;
   /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
   readonly unclaimedForks: Mm[] = [];
+  /** FORK messages read from the uffd and not handled yet (uffd-events.ts service). */
+  forksUnhandled = 0;
+  /** Children's pids the tracer named before their FORK message was handled (FIFO; engine.ts forked). */
+  readonly namedForks: number[] = [];
   /**
    * A snapshot's capture fork (snapshot-capture.ts): -1 none expected; 0 expected (the
    * next UFFD_EVENT_FORK of this mm is the capture's); > 0 the capture child's uffd.

@@ -6,9 +6,8 @@ import { readFd } from '../sys/eventfd.js';
 import { UFFD_EVENT, UFFD_MSG_OFFSET, UFFD_MSG_SIZE, UFFD_PAGEFAULT_FLAG } from '../sys/userfaultfd-uapi.js';
 import { PAGE, PENDING } from './page-table.js';
 import { countOut, remapFlags } from './evicted-pages.js';
-import { copyParentPages } from './fork-pages.js';
-import { Mm } from './mm.js';
-import { PageMap } from './page-map.js';
+import type { Mm } from './mm.js';
+import { forkChild } from './fork-child.js';
 import { getU64 } from './u64.js';
 import type { EngineCore } from './engine-core.js';
 import { eventPieces, notePredropped } from './reused-addresses.js';
@@ -23,6 +22,8 @@ export const MSGS_PER_READ = 64;
 export function service(e: EngineCore, mm: Mm): void {
   for (;;) {
     const n = readFd(mm.uffd, e.msgBuf, e.msgBuf.byteLength);
+    const count = n > 0 ? n / UFFD_MSG_SIZE : 0;
+    mm.forksUnhandled = countForks(e, count);
     // Ranges the tracer registered before resuming a thread whose fault may be in this
     // batch: known before the batch is handled (tracer-notes.ts, register-range.ts).
     e.readNotes();
@@ -33,10 +34,19 @@ export function service(e: EngineCore, mm: Mm): void {
       e.leaveAll(mm);
       return;
     }
-    const count = n / UFFD_MSG_SIZE;
     for (let i = 0; i < count; i++) handleMsg(e, mm, i * UFFD_MSG_SIZE);
+    // Each FORK of the batch took its name, if one came (onFork): none can be left over.
+    mm.forksUnhandled = 0;
+    mm.namedForks.length = 0;
     if (count < MSGS_PER_READ) break;
   }
+}
+
+/** How many of the first `count` messages in e.msgBuf are UFFD_EVENT_FORKs. */
+function countForks(e: EngineCore, count: number): number {
+  let forks = 0;
+  for (let i = 0; i < count; i++) if (e.msgView.getUint8(i * UFFD_MSG_SIZE + UFFD_MSG_OFFSET.event) === UFFD_EVENT.FORK) forks++;
+  return forks;
 }
 
 function handleMsg(e: EngineCore, mm: Mm, off: number): void {
@@ -165,40 +175,19 @@ export function applyNoted(e: EngineCore, mm: Mm): void {
 }
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
+  parent.forksUnhandled--;
   if (parent.captureFork === 0) {
     parent.captureFork = ufd; // a snapshot's capture fork (snapshot-capture.ts), not the program's
     return;
   }
   e.events.fork++;
-  parent.unclaimedForks.push(forkChild(e, parent, ufd));
+  const child = forkChild(e, parent, ufd);
+  // Named already when the tracer's note came between the read of this FORK and now.
+  const pid = parent.namedForks.shift();
+  if (pid === undefined) parent.unclaimedForks.push(child);
+  else e.claimFork(child, pid);
 }
 
-/**
- * The mm of a child forked from `parent`, on userfaultfd `ufd` (from UFFD_EVENT_FORK, or
- * made by the tracer where the kernel has no fork event): the parent's ranges and policy,
- * and its pages. A virtual page shares its parent's home frame (one more reference): a
- * fork charges the node nothing, as a real node's copy-on-write does not; the snapshot
- * that first copies one of the two pages gives it a frame of its own (a frame with
- * more than one reference is never written in place: snapshot-copy.ts). A page clean in
- * the parent (its frame holds its content, write-protected) stays clean in the child if
- * the kernel kept the protection on the child's copy; fork-pages.ts checks that against
- * the child's pagemap and makes the others DIRTY. Joins the engine's poll list.
- */
-export function forkChild(e: EngineCore, parent: Mm, ufd: number): Mm {
-  const child = new Mm(ufd, parent.exe);
-  child.command = parent.command;
-  for (const r of parent.ranges.all()) child.ranges.add(r.start, r.end, r.policy);
-  child.policy = parent.policy;
-  // The child has a copy of every page the parent had, tracked or not.
-  child.untracked = parent.untracked.map(([a, b]) => [a, b]);
-  // Its clean pages are the parent's last snapshot's (same frames, same content): its
-  // first snapshot starts from that map, less what the parent dropped since.
-  child.snap = parent.snap.derive(parent.drops, [], new PageMap());
-  copyParentPages(e, parent, child);
-  e.mms.set(ufd, child);
-  e.pollListChanged();
-  return child;
-}
 
 function onRemap(e: EngineCore, mm: Mm, from: number, to: number, len: number): void {
   e.snapshot.leaving(mm, from, from + len);

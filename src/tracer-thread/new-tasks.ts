@@ -124,8 +124,10 @@ function giveForkedChildUffd(tasks: Tasks, engine: EngineClient, parent: Proc, p
 /**
  * A creator's PTRACE_EVENT_FORK, _VFORK or _CLONE stop: follows the new task and resumes
  * the creator. A forker goes on before the engine checks its child's pages (≈ 3 ms for
- * 160 MiB, fork-pages.ts): only the child, held at its first stop, waits for that. A new
- * process made while the session is `ending` is killed (a thread goes with its process).
+ * 160 MiB, fork-pages.ts). The child, held at its first stop, goes on once the fork is
+ * noted for the engine (tracer-notes.ts); it waits for the check only while the engine
+ * reads program memory or a snapshot is active. A new process made while the session
+ * is `ending` is killed (a thread goes with its process).
  */
 export function onCreatorEvent(tasks: Tasks, engine: EngineClient, creator: Thread, event: number, ending: boolean,
   withoutEvent?: ForkWithoutEvent): void {
