@@ -31,17 +31,26 @@ import os from 'node:os';
 import { closeFd } from '../sys/eventfd.js';
 import { pidfdOpen, pidfdSendSignal } from '../sys/pidfd.js';
 import { killIfAlive } from '../sys/signal.js';
-import { hasOwnSeccompFilter, mapsText, readSmaps, type SmapsVma } from '../sys/procfs.js';
+import { hasOwnSeccompFilter, mapsText, mayReadSeccompFilters, readSmaps, type SmapsVma } from '../sys/procfs.js';
 import { COPYING, DIRTY, PAGE, PENDING } from './page-table.js';
 import { MAX_IOV } from './remote-copy.js';
 import type { SnapshotRun, MmPart } from './snapshot.js';
 import type { Mm } from './mm.js';
 import type { EventStats } from '../channels/session-stats.js';
 
-const { ENOENT } = os.constants.errno;
+const { ENOENT, EPERM } = os.constants.errno;
 const { SIGKILL } = os.constants.signals;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const SANDBOXED = 'it runs under a seccomp filter of its own, which could kill it for the clone';
+
+/**
+ * Whether pid's filters keep its capture fork from being made. Where numactlx may read
+ * them (root) the tracer runs them on the clone, and makes it past one that would refuse
+ * it (capture-fork.ts); otherwise a filter could kill the process for it (SIGSYS).
+ */
+function sandboxed(pid: number): boolean {
+  return !mayReadSeccompFilters() && hasOwnSeccompFilter(pid);
+}
 
 /**
  * Why a fork of pid would not hold its memory, from its smaps' VmFlags (undefined: it
@@ -58,7 +67,7 @@ export function forkWouldLack(pid: number, vmas?: SmapsVma[]): string | undefine
   }
   if (flags.includes('dc')) return 'a mapping of it is not in its forks (MADV_DONTFORK)';
   // The capture fork is a clone injected into it: a sandbox's filter killed it for that (SIGSYS).
-  if (hasOwnSeccompFilter(pid)) return SANDBOXED;
+  if (sandboxed(pid)) return SANDBOXED;
   if (flags.includes('wf')) return 'a mapping of it is empty in its forks (MADV_WIPEONFORK)';
   return undefined;
 }
@@ -93,7 +102,7 @@ export class HeldForks {
   /** The pid of the next process to fork (its mm now expects the fork's event), or 0 when none is left. */
   next(): number {
     for (let w = this.wanted.shift(); w; w = this.wanted.shift()) {
-      if (!hasOwnSeccompFilter(w.pid)) {
+      if (!sandboxed(w.pid)) {
         w.mm.captureFork = 0;
         this.expected = w;
         return w.pid;
@@ -128,8 +137,10 @@ export class HeldForks {
       killIfAlive(child);
       if (problem) mm.noCapture = problem;
       if (DEBUG) fs.writeSync(2, `numactlx-engine: capture fork of pid ${pid} not kept: ${problem ?? 'no pidfd'}\n`);
-    } else if (DEBUG) {
-      fs.writeSync(2, `numactlx-engine: no capture fork of pid ${pid}: ${child}\n`);
+    } else {
+      // EPERM: a filter of pid's would refuse the clone and could not be suspended for it.
+      if (child === -EPERM) mm.noCapture = SANDBOXED;
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: no capture fork of pid ${pid}: ${child}\n`);
     }
     this.events.capture_fallbacks = (this.events.capture_fallbacks ?? 0) + 1;
     this.copyNow(mm, pid);

@@ -176,3 +176,19 @@ export function hasOwnSeccompFilter(pid: number): boolean {
   inheritedFilters ??= seccompFilters(process.pid) ?? 0;
   return (seccompFilters(pid) ?? 0) > inheritedFilters + 1;
 }
+
+/** CAP_SYS_ADMIN's bit in CapEff (<linux/capability.h>). */
+const CAP_SYS_ADMIN = 21;
+let filtersReadable: boolean | undefined;
+
+/**
+ * Whether numactlx may read its tracees' seccomp filters (PTRACE_SECCOMP_GET_FILTER,
+ * kernel/seccomp.c seccomp_get_filter): CAP_SYS_ADMIN, and no filter of its own.
+ */
+export function mayReadSeccompFilters(): boolean {
+  if (filtersReadable === undefined) {
+    const st = readProcStatus('self');
+    filtersReadable = st !== undefined && st.num('Seccomp', 0) === 0 && ((st.mask('CapEff') >> BigInt(CAP_SYS_ADMIN)) & 1n) === 1n;
+  }
+  return filtersReadable;
+}

@@ -26,7 +26,11 @@
 //   untraced per tracing thread), the capture forks die with it. So a process's exit stop has
 //   the engine read what the fork holds of it (SnapshotEngine.flushProcess) before the tracer
 //   may be gone; PTRACE_O_TRACEEXIT is inherited too: a killed child stops at its exit event,
-//   and is resumed to end.
+//   and is resumed to end;
+// - a process in a seccomp sandbox of its own gets the clone and the wait4 as the calls of
+//   an eviction's drop: its filters run on them, and they are made past a filter that
+//   would refuse them (filter-verdict.ts; the engine asks for no such fork where the
+//   filters cannot be read).
 import os from 'node:os';
 import { SYS } from '../sys/arch/index.js';
 import { PTRACE_EVENT } from '../sys/ptrace.js';
@@ -38,8 +42,9 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { contUnlessGone, isEsrch, stillStopped, TaskGone, taskStatus } from './task-gone.js';
 import type { Tasks, Thread } from './state.js';
+import { passFilters, resumeFilters } from './filter-verdict.js';
 
-const { ECHILD, EINVAL, EIO, ESRCH } = os.constants.errno;
+const { ECHILD, EINVAL, EIO, EPERM, ESRCH } = os.constants.errno;
 
 export class CaptureForks {
   /** Live capture children → the pid of the process they were forked from. */
@@ -112,7 +117,7 @@ export class CaptureForks {
       }
       if (!parents.has(parent)) continue;
       const tid = interruptedThread(tasks, stash, new Set([parent]));
-      const r = tid === undefined ? undefined : this.inject(tid, SYS.wait4, [BigInt(child), 0n, BigInt(__WALL | WNOHANG), 0n]);
+      const r = tid === undefined ? undefined : this.injectPast(parent, tid, SYS.wait4, [BigInt(child), 0n, BigInt(__WALL | WNOHANG), 0n]);
       if (r === child || r === -ECHILD) this.ended.delete(child);
     }
   }
@@ -143,13 +148,30 @@ export class CaptureForks {
       child = c;
       this.live.set(c, pid);
     };
-    const clone = (flags: bigint): number | undefined => this.inject(tid, SYS.clone, [flags, 0n, 0n, 0n, 0n], { event: PTRACE_EVENT.CLONE, seen });
+    const clone = (flags: bigint): number | undefined => this.injectPast(pid, tid, SYS.clone, [flags, 0n, 0n, 0n, 0n], { event: PTRACE_EVENT.CLONE, seen });
     const ours = taskStatus(pid)?.ppid === process.pid;
     let r = clone(ours ? CLONE_PARENT | CLONE_FILES : CLONE_FILES);
     if (ours && r === -EINVAL) r = clone(CLONE_FILES); // an init of a pid namespace cannot CLONE_PARENT
     if (r !== undefined && r > 0) return r;
     if (child > 0) this.kill(child); // made, but its parent is gone: not a capture
     return r ?? -EIO;
+  }
+
+  /**
+   * inject, past the process's own seccomp filters where they would refuse the call
+   * (filter-verdict.ts; suspended for this call alone); -EPERM where they would and
+   * cannot be suspended, or cannot be read. A capture child made while its parent's
+   * filters were suspended inherits the suspension (its ptrace options are its
+   * creator's), but never runs an instruction of its own.
+   */
+  private injectPast(pid: number, tid: number, nr: number, args: bigint[], expected?: Parameters<typeof injectSyscall>[3]): number | undefined {
+    const pass = passFilters(pid, tid, [{ nr, args }]);
+    if (pass === 'refused' || pass === 'unreadable') return -EPERM;
+    try {
+      return this.inject(tid, nr, args, expected);
+    } finally {
+      if (pass === 'suspended') resumeFilters(tid);
+    }
   }
 
   /** injectSyscall; undefined when the thread died or left its stop (its death is the loop's). */

@@ -43,7 +43,8 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { readRemote, writeRemote } from './remote.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { isEsrch, stillStopped, TaskGone } from './task-gone.js';
-import { passFilters, resumeFilters, UNREADABLE_FILTER, type FilteredCall, type FilterPass } from './filter-verdict.js';
+import { passFilters, resumeFilters, UNREADABLE_FILTER, type FilterPass } from './filter-verdict.js';
+import type { FilteredCall } from './seccomp-bpf.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 const ms = (from: bigint, to: bigint = process.hrtime.bigint()): string => (Number(to - from) / 1e6).toFixed(2);

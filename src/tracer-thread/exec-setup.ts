@@ -21,7 +21,8 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
 import { readProcStat } from '../sys/procfs.js';
-import { passFilters, resumeFilters, UNREADABLE_FILTER, type FilteredCall } from './filter-verdict.js';
+import { passFilters, resumeFilters, UNREADABLE_FILTER } from './filter-verdict.js';
+import type { FilteredCall } from './seccomp-bpf.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
 const AT_FDCWD = -100n;

@@ -1,8 +1,8 @@
 // The classic-BPF run of a program's seccomp filters on the calls numactlx injects
-// (src/tracer-thread/filter-verdict.ts). Pure logic: the kernel's own verdicts on real
+// (src/tracer-thread/seccomp-bpf.ts). Pure logic: the kernel's own verdicts on real
 // filters are in sandboxed.test.ts (a libseccomp deny-list) and seccomp-filter.test.ts
 // (numactlx's filter, whose kernel verdicts the first test here repeats).
-import { runFilter, seccompData, type FilteredCall } from '../../src/tracer-thread/filter-verdict.js';
+import { runFilter, seccompData, type FilteredCall } from '../../src/tracer-thread/seccomp-bpf.js';
 import { memoryTrapFilter } from '../../src/tracer-thread/seccomp-filter.js';
 import { SYS } from '../../src/sys/arch/index.js';
 import {
