@@ -200,7 +200,7 @@ export class EngineClient {
    * unless the engine reads program memory or a snapshot is active (tracer-notes.ts).
    */
   forked(parentPid: number, childPid: number): void {
-    if (this.channel.notes.putForked(parentPid, childPid)) return;
+    if (this.channel.notes.putChild(NoteKind.Forked, parentPid, childPid)) return;
     this.put([parentPid, childPid]);
     this.channel.call(TracerOp.Forked);
   }
@@ -210,9 +210,11 @@ export class EngineClient {
     return this.channel.call(TracerOp.ForkedWithUffd);
   }
 
-  sharesMm(parentPid: number, childPid: number): number {
+  /** childPid (vfork, CLONE_VM) is on parentPid's mm: noted, as forked. */
+  sharesMm(parentPid: number, childPid: number): void {
+    if (this.channel.notes.putChild(NoteKind.SharesMm, parentPid, childPid)) return;
     this.put([parentPid, childPid]);
-    return this.channel.call(TracerOp.SharesMm);
+    this.channel.call(TracerOp.SharesMm);
   }
 
   /** Freezes for snapshot `id`; returns the pages frozen (or -errno). */

@@ -13,7 +13,8 @@
 //   before the engine has read it: a fault of the child is read after the note was
 //   written, so the child is named before its fault is handled. The note can come
 //   while the engine has read the FORK message but not handled it yet (the read lets
-//   the forker go on): the name then waits in the parent's mm for it (uffd-events.ts).
+//   the forker go on): the name then waits in the parent's mm for it (uffd-events.ts);
+// - SharesMm: a vfork or CLONE_VM child is on its creator's mm (only while `busy` is clear).
 //
 // Why a note may wait (engine-worker.ts, uffd-events.ts applyNoted): a noted range
 // waits in its mm until the engine next reads that mm's uffd, and is applied right after
@@ -68,12 +69,13 @@ export enum NoteKind {
   Exited = 2,
   LeftMm = 3,
   Forked = 4,
+  SharesMm = 5,
 }
 
 export type Note =
   | { kind: NoteKind.Registered; pid: number; start: number; len: number; policy: PagePolicy }
   | { kind: NoteKind.Exited | NoteKind.LeftMm; pid: number }
-  | { kind: NoteKind.Forked; pid: number; child: number };
+  | { kind: NoteKind.Forked | NoteKind.SharesMm; pid: number; child: number };
 
 export class TracerNotes {
   private readonly ctl: Int32Array;
@@ -125,10 +127,13 @@ export class TracerNotes {
     return this.putPids(kind, pid, 0);
   }
 
-  /** Tracer: notes that `pid` forked `child` (only while `busy` is clear); false when it must be a command. */
-  putForked(pid: number, child: number): boolean {
+  /**
+   * Tracer: notes that `pid` forked `child` (Forked), or made `child` on its mm (SharesMm),
+   * only while `busy` is clear; false when it must be a command.
+   */
+  putChild(kind: NoteKind.Forked | NoteKind.SharesMm, pid: number, child: number): boolean {
     if (Atomics.load(this.ctl, BUSY) !== 0) return false;
-    return this.putPids(NoteKind.Forked, pid, child);
+    return this.putPids(kind, pid, child);
   }
 
   /** A note of one or two pids; false if the ring is full. */
@@ -175,7 +180,7 @@ export class TracerNotes {
       let note: Note;
       if (kind === NoteKind.Registered) {
         note = { kind, pid: s[at + 1], start: s[at + 2], len: s[at + 3], policy: { mode: s[at + 4], nodes: Array.from(s.subarray(at + 6, at + 6 + s[at + 5])) } };
-      } else if (kind === NoteKind.Forked) note = { kind, pid: s[at + 1], child: s[at + 2] };
+      } else if (kind === NoteKind.Forked || kind === NoteKind.SharesMm) note = { kind, pid: s[at + 1], child: s[at + 2] };
       else note = { kind, pid: s[at + 1] };
       // Freed one by one: a note applied is never read again, even if `apply` throws.
       Atomics.store(this.ctl, HEAD, (head + 1) | 0);

@@ -139,7 +139,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const channel = new TracerChannelServer(start.channel);
   const notes = new NoteReader(channel.notes, {
     mmOf: (pid) => engine.mmOf(pid), isOpen: (mm) => engine.mms.get(mm.uffd) === mm, service: (mm) => engine.service(mm),
-    forked: (parent, child) => engine.forked(parent, child), leaveMm: (pid) => engine.leaveMm(pid),
+    forked: (parent, child) => engine.forked(parent, child), sharesMm: (parent, child) => engine.sharesMm(parent, child),
+    leaveMm: (pid) => engine.leaveMm(pid),
     exited: (pid) => snaps.flushProcess(pid, true),
   });
   engine.readNotes = () => notes.drain();

@@ -181,9 +181,11 @@ export class Engine implements EngineCore {
     return 0;
   }
 
+  /** childPid is on parentPid's mm (vfork, CLONE_VM); a stale mm of a reused pid is left first. */
   sharesMm(parentPid: number, childPid: number): void {
     const mm = this.byPid.get(parentPid);
     if (!mm) return;
+    if (this.byPid.get(childPid) !== mm) this.leaveMm(childPid);
     mm.pids.add(childPid);
     this.byPid.set(childPid, mm);
   }

@@ -3,8 +3,8 @@
 // - Registered: the range waits in its mm for the next read of the mm's uffd
 //   (register-range.ts); the mm is remembered, so that `apply` reads it before a command
 //   or a read of program memory (only the mms with a range noted since, not every mm);
-// - Forked: the child is named at once (its fault may be in the batch being read: the
-//   drain runs between a uffd read and its handling, uffd-events.ts service);
+// - Forked, SharesMm: the child is named at once (its fault may be in the batch being
+//   read: the drain runs between a uffd read and its handling, uffd-events.ts service);
 // - Exited, LeftMm: applied by `apply`, between uffd reads and commands (leaving an mm
 //   closes a uffd), and only to the mm the pid had when the note was read: a fork noted
 //   after an end may have named a new mm with the same pid, reused.
@@ -19,6 +19,7 @@ export interface NoteTarget {
   isOpen(mm: Mm): boolean;
   service(mm: Mm): void;
   forked(parentPid: number, childPid: number): number;
+  sharesMm(parentPid: number, childPid: number): void;
   leaveMm(pid: number): void;
   /** A process at its last thread's exit stop (snapshot-engine.ts). */
   exited(pid: number): void;
@@ -41,6 +42,7 @@ export class NoteReader {
     const t = this.target;
     this.notes.drain((n) => {
       if (n.kind === NoteKind.Forked) t.forked(n.pid, n.child);
+      else if (n.kind === NoteKind.SharesMm) t.sharesMm(n.pid, n.child);
       else if (n.kind !== NoteKind.Registered) this.ended.push({ kind: n.kind, pid: n.pid, mm: t.mmOf(n.pid) });
       else {
         const mm = t.mmOf(n.pid);

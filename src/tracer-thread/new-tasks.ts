@@ -37,17 +37,20 @@ export interface NewTask {
 }
 
 /**
- * What a PTRACE_EVENT_CLONE created, from the clone arguments in the creator's
+ * What a PTRACE_EVENT_FORK or _CLONE created, from the clone arguments in the creator's
  * registers: clone(flags, stack, parent_tid, child_tid, tls) in rdi, rsi, rdx, r10, r8;
- * clone3(struct clone_args *) with flags at +0 and child_tid at +16.
+ * clone3(struct clone_args *) with flags at +0 and child_tid at +16. The event says
+ * only how the child will tell its end: a clone with exit signal SIGCHLD is reported as
+ * a FORK whatever its flags, so clone(CLONE_VM | SIGCHLD) — a process on its creator's
+ * mm, running on — is one, and so would a thread made with SIGCHLD be.
  */
 export function cloneKind(parentTid: number, event: number): NewTask {
-  if (event === PTRACE_EVENT.FORK) return { kind: 'fork', clearChildTid: 0n };
   // CLONE_VFORK, whatever the other flags, is reported as PTRACE_EVENT_VFORK.
   if (event === PTRACE_EVENT.VFORK) return { kind: 'shares-mm', clearChildTid: 0n, vfork: true };
   const regs = getRegs(parentTid);
   const nr = Number(readReg(regs, 'orig_rax'));
-  let flags = CLONE_VM | CLONE_THREAD;
+  // fork(2) itself has no flags; a CLONE event from neither call is taken for a thread.
+  let flags = event === PTRACE_EVENT.FORK ? 0n : CLONE_VM | CLONE_THREAD;
   let childTid = 0n;
   if (nr === SYS.clone3) {
     const args = readRemote(parentTid, readReg(regs, 'rdi'), 24);

@@ -35,3 +35,16 @@ test('children forked on one CPU, some with an ended child\'s pid: each one\'s o
   }
   expect(node3(stats).pages_fallback).toBe(0);
 }, 120000);
+
+// A CLONE_VM child (what vfork's and posix_spawn's children are until they exec) is named
+// on its parent's mm by a note too: what it maps is registered under its name.
+test('children on their parent\'s mm (clone CLONE_VM) map fresh memory: every page of it is on the node', async () => {
+  const bin = await compileFixture('clone_vm');
+  const children = 8;
+  const pages = 512;
+  const { result, stats } = await onVirtualNode([bin, String(children), String(pages * PAGE)], { size: '64m' });
+  expect({ exit: result.exitCode, out: result.stdout, err: result.stderr }).toEqual({ exit: 0, out: `clone_vm ok ${children}`, err: '' });
+  // Each child's mapping stays (the mm is the parent's): children × pages distinct pages.
+  expect(node3(stats).pages_placed).toBeGreaterThanOrEqual(children * pages);
+  expect(node3(stats).pages_fallback).toBe(0);
+}, 120000);

@@ -20,6 +20,10 @@ function harness() {
       byPid.set(child, new Mm(-1, `child-${child}`));
       return 0;
     },
+    sharesMm: (parent, child) => {
+      calls.push(`shares ${parent} ${child}`);
+      byPid.set(child, byPid.get(parent)!);
+    },
     leaveMm: (pid) => { calls.push(`leave ${pid} ${byPid.get(pid)?.exe}`); byPid.delete(pid); },
     exited: (pid) => { calls.push(`exited ${pid}`); },
   };
@@ -32,7 +36,7 @@ test('an end noted before a fork that reuses its pid leaves the new child named'
   byPid.set(11, new Mm(-1, 'old-11'));
   expect(notes.putEnd(NoteKind.Exited, 11)).toBe(true);
   expect(notes.putEnd(NoteKind.LeftMm, 11)).toBe(true);
-  expect(notes.putForked(10, 11)).toBe(true);
+  expect(notes.putChild(NoteKind.Forked, 10, 11)).toBe(true);
   reader.apply();
   // The fork was named in the drain; the old process's ends were for another mm.
   expect(calls).toEqual(['forked 10 11']);
@@ -45,7 +49,7 @@ test('ends of a pid that kept its mm are applied, in order, after the drain', ()
   byPid.set(12, new Mm(-1, 'other'));
   notes.putEnd(NoteKind.Exited, 12);
   notes.putEnd(NoteKind.LeftMm, 12);
-  notes.putForked(10, 13);
+  notes.putChild(NoteKind.Forked, 10, 13);
   reader.drain();
   expect(calls).toEqual(['forked 10 13']);
   reader.apply();
@@ -55,7 +59,7 @@ test('ends of a pid that kept its mm are applied, in order, after the drain', ()
 test('a range noted after a fork is queued in the child\'s mm, which apply reads', () => {
   const { notes, byPid, calls, reader } = harness();
   byPid.set(10, new Mm(-1, 'parent'));
-  notes.putForked(10, 14);
+  notes.putChild(NoteKind.Forked, 10, 14);
   expect(notes.begin(policy)).toBe(true);
   notes.put(14, 0x10000, 0x4000, policy);
   notes.end();
@@ -65,10 +69,23 @@ test('a range noted after a fork is queued in the child\'s mm, which apply reads
   expect(calls).toEqual(['forked 10 14', 'service child-14']);
 });
 
+test('a vfork child noted on its parent\'s mm: a range it maps next is queued there', () => {
+  const { notes, byPid, calls, reader } = harness();
+  const parent = new Mm(-1, 'parent');
+  byPid.set(10, parent);
+  notes.putChild(NoteKind.SharesMm, 10, 16);
+  expect(notes.begin(policy)).toBe(true);
+  notes.put(16, 0x20000, 0x1000, policy);
+  notes.end();
+  reader.apply();
+  expect(calls).toEqual(['shares 10 16', 'service parent']);
+});
+
 test('no fork is noted while the engine reads program memory: the tracer asks instead', () => {
   const { notes } = harness();
   notes.setBusy(true, () => undefined);
-  expect(notes.putForked(10, 15)).toBe(false);
+  expect(notes.putChild(NoteKind.Forked, 10, 15)).toBe(false);
+  expect(notes.putChild(NoteKind.SharesMm, 10, 15)).toBe(false);
   notes.setBusy(false, () => undefined);
-  expect(notes.putForked(10, 15)).toBe(true);
+  expect(notes.putChild(NoteKind.Forked, 10, 15)).toBe(true);
 });
