@@ -79,6 +79,15 @@ export function readSmaps(pid: number): SmapsVma[] {
 }
 
 /** The program pid runs (its /proc/PID/exe), or '' when it is gone. */
+/** The user namespace of `pid` (/proc/PID/ns/user's link, "user:[N]"), '' when it is gone. */
+export function userNamespaceOf(pid: number | 'self'): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/user`);
+  } catch {
+    return '';
+  }
+}
+
 export function exeOf(pid: number): string {
   try {
     return fs.readlinkSync(`/proc/${pid}/exe`);

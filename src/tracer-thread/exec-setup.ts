@@ -22,6 +22,7 @@ import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
 import { readProcStat } from '../sys/procfs.js';
 import { passFilters, resumeFilters, UNREADABLE_FILTER } from './filter-verdict.js';
+import { userfaultfdRefusal } from './limits.js';
 import type { FilteredCall } from './seccomp-bpf.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
@@ -51,8 +52,14 @@ export function installFilter(pid: number): void {
   if (ret < 0n) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER) in the program', Number(-ret));
 }
 
-/** Where the program's userfaultfd comes from (src/kerndat/features.ts: USERFAULTFD, USERFAULTFD_DEVICE). */
-export type UffdSource = 'syscall' | 'device';
+/** How one userfaultfd is made in the program: userfaultfd(2), or /dev/userfaultfd. */
+type UffdWay = 'syscall' | 'device';
+
+/**
+ * Where the program's userfaultfd comes from (src/kerndat/features.ts: USERFAULTFD,
+ * USERFAULTFD_DEVICE); 'syscall-or-device': the device where the call is refused EPERM.
+ */
+export type UffdSource = UffdWay | 'syscall-or-device';
 
 const { EMFILE, ENFILE, ENOMEM, EPERM } = os.constants.errno;
 /**
@@ -85,7 +92,7 @@ function uffdOrRefused(pid: number, what: string, ret: bigint): bigint {
  * /dev/userfaultfd, which the program opens with the user's own access to it. The
  * device's path goes below the stack (past the red zone), like the seccomp filter.
  */
-function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
+function makeRemoteUserfaultfd(pid: number, source: UffdWay): bigint {
   const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
   if (source === 'syscall') return uffdOrRefused(pid, 'userfaultfd in the program', injectSyscall(pid, SYS.userfaultfd, [flags]));
   const rsp = readReg(getRegs(pid), 'rsp');
@@ -101,7 +108,7 @@ function makeRemoteUserfaultfd(pid: number, source: UffdSource): bigint {
 }
 
 /** The calls makeRemoteUserfaultfd injects, as a filter sees them (descriptors and addresses unknown yet: 0). */
-function userfaultfdCalls(source: UffdSource): FilteredCall[] {
+function userfaultfdCalls(source: UffdWay): FilteredCall[] {
   const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
   const close = { nr: SYS.close, args: [0n] };
   if (source === 'syscall') return [{ nr: SYS.userfaultfd, args: [flags] }, close];
@@ -114,6 +121,26 @@ function userfaultfdCalls(source: UffdSource): FilteredCall[] {
  * caller owns. If the program dies on the way, nothing of it is left open here.
  */
 export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
+  if (source !== 'syscall-or-device') return takeUserfaultfdBy(pid, source);
+  try {
+    return takeUserfaultfdBy(pid, 'syscall');
+  } catch (err) {
+    // userfaultfd(2) asks for CAP_SYS_PTRACE in the initial user namespace: a process in
+    // a user namespace of its own (bwrap --unshare-user, unshare -U, a container) is
+    // refused it even as that namespace's root, as is one that dropped root. The device
+    // asks for access to its file, with the process's own credentials.
+    if (!(err instanceof UserfaultfdRefused) || err.errno !== EPERM || err.reason !== undefined) throw err;
+    try {
+      return takeUserfaultfdBy(pid, 'device');
+    } catch (deviceErr) {
+      if (!(deviceErr instanceof UserfaultfdRefused)) throw deviceErr;
+      throw new UserfaultfdRefused(pid, EPERM, `${userfaultfdRefusal(pid, EPERM)}; /dev/userfaultfd: ${deviceErr.reason ?? errnoName(deviceErr.errno)}`);
+    }
+  }
+}
+
+/** takeUserfaultfd one way. */
+function takeUserfaultfdBy(pid: number, source: UffdWay): number {
   // Its calls are injected into the process: a seccomp filter of its own (a sandbox
   // wrapper's, inherited across its exec) killed it for them (SIGSYS). Made where every
   // filter lets them run, or past them (filter-verdict.ts); not made where they cannot be read.
@@ -130,7 +157,7 @@ export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): nu
 }
 
 /** takeUserfaultfd's calls, made in `pid` (stopped). */
-function makeUserfaultfdIn(pid: number, source: UffdSource): number {
+function makeUserfaultfdIn(pid: number, source: UffdWay): number {
   let remoteFd: bigint;
   try {
     remoteFd = makeRemoteUserfaultfd(pid, source);

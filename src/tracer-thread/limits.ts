@@ -4,11 +4,12 @@
 //   follows numactlx's children attaches to the program before numactlx can, and Linux
 //   gives a task one tracer, so numactlx's PTRACE_SEIZE fails with EPERM. numactlx then
 //   stops at once, with one line that names the other tracer, and leaves nothing behind.
-// - A process of the program that cannot have a userfaultfd (it dropped root: with
-//   vm.unprivileged_userfaultfd = 0 creating one needs CAP_SYS_PTRACE; or it has no fd
-//   left): it runs on with ordinary memory, and the user is told once.
+// - A process of the program that cannot have a userfaultfd (it dropped root, or runs in a
+//   user namespace of its own: with vm.unprivileged_userfaultfd = 0 userfaultfd(2) needs
+//   CAP_SYS_PTRACE, and /dev/userfaultfd, tried next, access to the device file; or it has
+//   no fd left): it runs on with ordinary memory, and the user is told once.
 import { errnoName, SysError } from '../sys/libc.js';
-import { commOf, readProcStatus } from '../sys/procfs.js';
+import { commOf, readProcStatus, userNamespaceOf } from '../sys/procfs.js';
 
 export function isEperm(err: unknown): boolean {
   return err instanceof SysError && err.code === 'EPERM';
@@ -19,11 +20,19 @@ function uidOf(pid: number): string {
   return readProcStatus(pid)?.field('Uid')?.split(/\s+/)[1] ?? '?';
 }
 
+/** Why userfaultfd(2) answered `errno` in `pid`. */
+export function userfaultfdRefusal(pid: number, errno: number): string {
+  if (errnoName(errno) !== 'EPERM') return errnoName(errno);
+  const ns = userNamespaceOf(pid);
+  if (ns !== '' && ns !== userNamespaceOf('self')) {
+    return 'it runs in a user namespace of its own, and vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE in the initial one: EPERM';
+  }
+  return `it runs as uid ${uidOf(pid)}, and vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM`;
+}
+
 /** The line for a process that runs without a userfaultfd (`errno` from userfaultfd(2)). */
 export function untrappedMessage(pid: number, errno: number, reason?: string): string {
-  const why = reason ?? (errnoName(errno) === 'EPERM'
-    ? `it runs as uid ${uidOf(pid)}, and vm.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM`
-    : errnoName(errno));
+  const why = reason ?? userfaultfdRefusal(pid, errno);
   return `numactlx: ${commOf(pid, 'a process')} (pid ${pid}) cannot have a userfaultfd (${why}): its memory is ` +
     'ordinary memory, not on a virtual node, and not in snapshots (said once)';
 }

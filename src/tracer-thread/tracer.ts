@@ -65,7 +65,7 @@ export class Tracer implements FreezeHost, EvictHost {
       ptrace: { isTraced: (tid) => this.tasks.threads.has(tid) || this.tasks.held.has(tid), told: new Set() },
       userfaultfdTold: new Set(),
     };
-    this.uffdSource = has(setup.features, 'USERFAULTFD') ? 'syscall' : 'device';
+    this.uffdSource = !has(setup.features, 'USERFAULTFD') ? 'device' : has(setup.features, 'USERFAULTFD_DEVICE') ? 'syscall-or-device' : 'syscall';
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined
       : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
     if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);

@@ -12,8 +12,8 @@ import { removeTmpDirs } from '../helpers/tmp.js';
 afterAll(removeTmpDirs);
 
 const PYTHON = '/usr/bin/python3';
-/** The one line numactlx may say: a child that dropped root runs with ordinary memory. */
-const UNTRAPPED = /^numactlx: \S+ \(pid \d+\) cannot have a userfaultfd \(it runs as uid \d+, and vm\.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM\): its memory is ordinary memory, not on a virtual node, and not in snapshots \(said once\)$/;
+/** The one line numactlx may say: a child that dropped root runs with ordinary memory (the device refused too). */
+const UNTRAPPED = /^numactlx: \S+ \(pid \d+\) cannot have a userfaultfd \(it runs as uid \d+, and vm\.unprivileged_userfaultfd = 0 asks for CAP_SYS_PTRACE: EPERM(; \/dev\/userfaultfd: .*)?\): its memory is ordinary memory, not on a virtual node, and not in snapshots \(said once\)$/;
 
 beforeAll(async () => {
   const probe = await execa(PYTHON, ['-c', 'import sys, test.support, test.test_subprocess; print("%d.%d" % sys.version_info[:2])'], { reject: false });
