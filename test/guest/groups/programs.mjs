@@ -1,9 +1,11 @@
 // Group "programs": numactlx doctor, and real programs with all their memory on virtual
 // node 3 — python3 and redis-server — on each backing, their results checked against the
 // same program run without numactlx, and the node's statistics showing the memory there;
-// programs in seccomp sandboxes (a deny-list, a whitelist) keeping their --max-resident limit on 6.1.
+// programs in seccomp sandboxes (a deny-list, a whitelist) keeping their --max-resident limit on 6.1;
+// processes on their parent's mm (clone CLONE_VM), in a user namespace of their own, and
+// touching a reservation sparsely, with their memory on the node.
 import { Group, assert } from '../lib/harness.mjs';
-import { NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
+import { CLONE_VM, NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, SPARSE_TOUCH, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
@@ -82,6 +84,35 @@ for (const b of backings()) {
     assert(used > 10 << 20, `redis used_memory is ${used}: the keys did not take memory`);
     assert(node.pages_placed * 4096 >= used, `node 3 got ${node.pages_placed} pages (${node.pages_placed * 4096} bytes), less than redis's used_memory ${used}`);
     assert(node.pages_fallback === 0, `${node.pages_fallback} pages fell back to ordinary memory under --membind=3`);
+  });
+
+  // A clone with exit signal SIGCHLD is reported as a fork whatever its flags: a CLONE_VM
+  // child's mappings are trapped on its parent's mm (src/tracer-thread/new-tasks.ts cloneKind).
+  await g.check(t('children on their parent\'s mm (clone CLONE_VM) map fresh memory: every page on node 3'), async () => {
+    const stats = `/tmp/clone_vm-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--', CLONE_VM, '8', '2m']);
+    assert(r.code === 0 && r.stdout.trim() === 'clone_vm ok 8', `numactlx … clone_vm 8 2m: exit status ${r.code}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+    const node = readStats(stats).nodes[0];
+    assert(node.pages_placed >= 8 * 512, `node 3 got ${node.pages_placed} pages, fewer than the children's 8 × 512`);
+  });
+
+  // userfaultfd(2) is refused EPERM in a user namespace of its own: /dev/userfaultfd instead.
+  await g.check(t('python3 in a user namespace of its own (unshare -U -r): its memory on node 3, nothing said'), async () => {
+    const stats = `/tmp/userns-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--', 'unshare', '-U', '-r', '/usr/bin/python3', '-c', PYTHON]);
+    assert(r.code === 0 && r.stdout === native.stdout, `numactlx … unshare -U -r python3: exit status ${r.code}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+    assert(r.stderr === '', `numactlx said: ${why(r.stderr)}`);
+    const node = readStats(stats).nodes[0];
+    assert(node.pages_placed * 4096 >= 24 << 20, `node 3 got ${node.pages_placed} pages, fewer than python3's 24 MiB bytearray`);
+  });
+
+  // Fault-ahead grows with what is placed next to a fault (src/engine-thread/fault-ahead.ts).
+  await g.check(t('1,024 pages touched one per 256 MiB of a 256 GiB reservation: 16 pages placed a touch at most, no SIGBUS'), async () => {
+    const stats = `/tmp/sparse-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--', SPARSE_TOUCH, '256g', '256m']);
+    assert(r.code === 0 && r.stdout.trim() === 'sparse_touch ok 1024', `numactlx … sparse_touch: exit status ${r.code}${r.signal ? ` (${r.signal})` : ''}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+    const node = readStats(stats).nodes[0];
+    assert(node.pages_placed < 1024 * 16 + 4096, `node 3 got ${node.pages_placed} pages for 1,024 touched`);
   });
 
   // numactlx (root) reads the program's filters and runs them on the drop it injects
