@@ -16,8 +16,10 @@ test('1,024 pages touched one per 256 MiB of a 256 GiB reservation, on a 256 MiB
   expect({ exit: result.exitCode, signal: result.signal, out: result.stdout, err: result.stderr })
     .toEqual({ exit: 0, signal: undefined, out: 'sparse_touch ok 1024', err: '' });
   expect(node3(stats).sigbus).toBe(0);
-  // 16 pages a touch (the first run) at most, besides the program's own start.
-  expect(node3(stats).pages_placed).toBeLessThan(1024 * 16 + 4096);
+  // Two pages touched each time (the page written, the next one read as zero): a first run
+  // (16 pages) for each at most — two when they straddle a 64 KiB block (the mapping's
+  // address is random) —, besides the program's own start. A fixed window: 256 each.
+  expect(node3(stats).pages_placed).toBeLessThan(1024 * 32 + 4096);
 }, 120000);
 
 test('100 idle Python threads: their stacks hold tens of pages each on the node, not a fault-ahead window each', async () => {
