@@ -16,7 +16,7 @@ import { EVICTED, PAGE, PAGES_PER_CHUNK, PLACED_REAL } from './page-table.js';
 import { Mm, type VirtualNodeRuntime } from './mm.js';
 import type { EngineCore, EvictionHooks, RetryFault, SnapshotHooks } from './engine-core.js';
 import * as faults from './fault-service.js';
-import { MSGS_PER_READ, service as readMessages } from './uffd-events.js';
+import { forksInBatch, MSGS_PER_READ, service as readMessages } from './uffd-events.js';
 import { forkWithoutEvent } from './fork-child.js';
 import { registerRange } from './register-range.js';
 import { type PagePolicy } from './ranges.js';
@@ -159,7 +159,7 @@ export class Engine implements EngineCore {
     if (!parent) return -ENOENT;
     const child = parent.unclaimedForks.shift();
     if (child) this.claimFork(child, childPid);
-    else if (parent.forksUnhandled > parent.namedForks.length) parent.namedForks.push(childPid);
+    else if (forksInBatch(this, parent) > parent.namedForks.length) parent.namedForks.push(childPid);
     else return -ENOENT;
     return 0;
   }

@@ -4,9 +4,9 @@
 // Fault service: every queued message is read per wake-up; a missing fault is answered
 // with one UFFDIO_COPY of zeros covering the run of absent pages around it, in a window
 // that grows with what is placed next to it up to --fault-ahead (fault-ahead.ts), inside
-// the range (the copy also wakes every thread waiting in it). Never-written pages must read as zeros (ld.so's .bss depends on it); only pages
-// that hold data in a frame would be served from the frame, and no page does before
-// snapshots or eviction exist.
+// the range (the copy also wakes every thread waiting in it). Never-written pages must
+// read as zeros (ld.so's .bss depends on it); only pages that hold data in a frame would
+// be served from the frame, and no page does before snapshots or eviction exist.
 //
 // Kernel facts the handling follows (userfaultfd(2), Documentation/admin-guide/mm/
 // userfaultfd.rst, and what QEMU, CRIU and Firecracker do):

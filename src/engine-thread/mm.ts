@@ -63,8 +63,8 @@ export class Mm {
   resident = 0;
   /** uffds of forked children whose pid the tracer has not named yet (FIFO). */
   readonly unclaimedForks: Mm[] = [];
-  /** FORK messages read from the uffd and not handled yet (uffd-events.ts service). */
-  forksUnhandled = 0;
+  /** Messages of this uffd in the engine's buffer, read and not handled yet (uffd-events.ts service). */
+  batchUnhandled = 0;
   /** Children's pids the tracer named before their FORK message was handled (FIFO; engine.ts forked). */
   readonly namedForks: number[] = [];
   /**

@@ -23,10 +23,12 @@ export function service(e: EngineCore, mm: Mm): void {
   for (;;) {
     const n = readFd(mm.uffd, e.msgBuf, e.msgBuf.byteLength);
     const count = n > 0 ? n / UFFD_MSG_SIZE : 0;
-    mm.forksUnhandled = countForks(e, count);
     // Ranges the tracer registered before resuming a thread whose fault may be in this
-    // batch: known before the batch is handled (tracer-notes.ts, register-range.ts).
+    // batch: known before the batch is handled (tracer-notes.ts, register-range.ts). A
+    // fork noted meanwhile may be for a FORK of this batch (forksInBatch).
+    mm.batchUnhandled = count;
     e.readNotes();
+    mm.batchUnhandled = 0;
     applyNoted(e, mm);
     if (n <= 0) {
       if (n === -EAGAIN || n === 0) break;
@@ -36,16 +38,19 @@ export function service(e: EngineCore, mm: Mm): void {
     }
     for (let i = 0; i < count; i++) handleMsg(e, mm, i * UFFD_MSG_SIZE);
     // Each FORK of the batch took its name, if one came (onFork): none can be left over.
-    mm.forksUnhandled = 0;
     mm.namedForks.length = 0;
     if (count < MSGS_PER_READ) break;
   }
 }
 
-/** How many of the first `count` messages in e.msgBuf are UFFD_EVENT_FORKs. */
-function countForks(e: EngineCore, count: number): number {
+/**
+ * The UFFD_EVENT_FORKs of mm read into e.msgBuf and not handled yet: only while the notes
+ * are read between a read of mm's uffd and its handling (service), 0 otherwise. Counted
+ * when a noted fork finds no child to name, not for every batch.
+ */
+export function forksInBatch(e: EngineCore, mm: Mm): number {
   let forks = 0;
-  for (let i = 0; i < count; i++) if (e.msgView.getUint8(i * UFFD_MSG_SIZE + UFFD_MSG_OFFSET.event) === UFFD_EVENT.FORK) forks++;
+  for (let i = 0; i < mm.batchUnhandled; i++) if (e.msgView.getUint8(i * UFFD_MSG_SIZE + UFFD_MSG_OFFSET.event) === UFFD_EVENT.FORK) forks++;
   return forks;
 }
 
@@ -175,7 +180,6 @@ export function applyNoted(e: EngineCore, mm: Mm): void {
 }
 
 function onFork(e: EngineCore, parent: Mm, ufd: number): void {
-  parent.forksUnhandled--;
   if (parent.captureFork === 0) {
     parent.captureFork = ufd; // a snapshot's capture fork (snapshot-capture.ts), not the program's
     return;

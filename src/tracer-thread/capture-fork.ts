@@ -42,7 +42,7 @@ import { InjectionError, injectSyscall } from './inject.js';
 import { handleStops, interruptedThread, stopThreads, type StopHost } from './stop-threads.js';
 import { contUnlessGone, isEsrch, stillStopped, TaskGone, taskStatus } from './task-gone.js';
 import type { Tasks, Thread } from './state.js';
-import { passFilters, resumeFilters } from './filter-verdict.js';
+import { injectPastFilters } from './filter-verdict.js';
 
 const { ECHILD, EINVAL, EIO, EPERM, ESRCH } = os.constants.errno;
 
@@ -165,13 +165,8 @@ export class CaptureForks {
    * creator's), but never runs an instruction of its own.
    */
   private injectPast(pid: number, tid: number, nr: number, args: bigint[], expected?: Parameters<typeof injectSyscall>[3]): number | undefined {
-    const pass = passFilters(pid, tid, [{ nr, args }]);
-    if (pass === 'refused' || pass === 'unreadable') return -EPERM;
-    try {
-      return this.inject(tid, nr, args, expected);
-    } finally {
-      if (pass === 'suspended') resumeFilters(tid);
-    }
+    const r = injectPastFilters(pid, tid, [{ nr, args }], () => this.inject(tid, nr, args, expected));
+    return r === 'refused' || r === 'unreadable' ? -EPERM : r;
   }
 
   /** injectSyscall; undefined when the thread died or left its stop (its death is the loop's). */

@@ -21,7 +21,7 @@ import type { EngineClient } from '../channels/tracer-engine.js';
 import { forgetUffd, registerRange } from './register.js';
 import { dupCloexec } from '../sys/fcntl.js';
 import { readProcStat } from '../sys/procfs.js';
-import { passFilters, resumeFilters, UNREADABLE_FILTER } from './filter-verdict.js';
+import { injectPastFilters, UNREADABLE_FILTER } from './filter-verdict.js';
 import { userfaultfdRefusal } from './limits.js';
 import type { FilteredCall } from './seccomp-bpf.js';
 
@@ -144,16 +144,10 @@ function takeUserfaultfdBy(pid: number, source: UffdWay): number {
   // Its calls are injected into the process: a seccomp filter of its own (a sandbox
   // wrapper's, inherited across its exec) killed it for them (SIGSYS). Made where every
   // filter lets them run, or past them (filter-verdict.ts); not made where they cannot be read.
-  const pass = passFilters(pid, pid, userfaultfdCalls(source));
-  if (pass === 'refused' || pass === 'unreadable') {
-    throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one' +
-      (pass === 'unreadable' ? `; ${UNREADABLE_FILTER}` : ''));
-  }
-  try {
-    return makeUserfaultfdIn(pid, source);
-  } finally {
-    if (pass === 'suspended') resumeFilters(pid);
-  }
+  const fd = injectPastFilters(pid, pid, userfaultfdCalls(source), () => makeUserfaultfdIn(pid, source));
+  if (typeof fd === 'number') return fd;
+  throw new UserfaultfdRefused(pid, EPERM, 'it runs under a seccomp filter of its own, which could kill it for the calls that make one' +
+    (fd === 'unreadable' ? `; ${UNREADABLE_FILTER}` : ''));
 }
 
 /** takeUserfaultfd's calls, made in `pid` (stopped). */

@@ -86,6 +86,21 @@ export function passFilters(pid: number, tid: number, calls: FilteredCall[]): Fi
 }
 
 /**
+ * Runs `inject` (calls made in stopped thread `tid` of `pid`, as `calls` says) past the
+ * process's own filters where they would refuse them, and puts them back after; the
+ * refusal instead where the calls cannot be made (passFilters).
+ */
+export function injectPastFilters<T>(pid: number, tid: number, calls: FilteredCall[], inject: () => T): T | 'refused' | 'unreadable' {
+  const pass = passFilters(pid, tid, calls);
+  if (pass === 'refused' || pass === 'unreadable') return pass;
+  try {
+    return inject();
+  } finally {
+    if (pass === 'suspended') resumeFilters(tid);
+  }
+}
+
+/**
  * Thread `tid`'s filters apply again (after passFilters said 'suspended'). Nothing if it
  * is gone; if they cannot be put back on a live thread, its process is killed rather than
  * left to run past its sandbox.
