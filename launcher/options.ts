@@ -75,7 +75,7 @@ export interface LaunchPlan {
   policyGiven: boolean;
   cpuCompress: boolean;
   program: string[];
-  /** The most pages served per missing fault on a virtual node (--fault-ahead SIZE; src/engine-thread/fault-ahead.ts). */
+  /** Pages served per missing fault on a virtual node (--fault-ahead SIZE). */
   faultAheadPages: number;
   /** --stats FILE: JSON statistics written when the program has ended. */
   statsFile?: string;
