@@ -75,7 +75,7 @@ export interface LaunchPlan {
   policyGiven: boolean;
   cpuCompress: boolean;
   program: string[];
-  /** Pages served per missing fault on a virtual node (--fault-ahead SIZE). */
+  /** The most pages served per missing fault on a virtual node (--fault-ahead SIZE; src/engine-thread/fault-ahead.ts). */
   faultAheadPages: number;
   /** --stats FILE: JSON statistics written when the program has ended. */
   statsFile?: string;

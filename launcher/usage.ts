@@ -35,7 +35,7 @@ the old --cpubind argument is deprecated; use --cpunodebind or --physcpubind ins
   resident=SIZE: at most SIZE of the node's pages in the program's memory; past it,
   pages are evicted to PATH and come back on the next access (--max-resident SIZE: the
   same for every virtual node without its own; 2m at least, the node's size at most).
---fault-ahead SIZE: pages served per fault on a virtual node (4k..2m, default 1m).
+--fault-ahead SIZE: the most pages served per fault on a virtual node (4k..2m, default 1m).
 --stats FILE: the virtual nodes' statistics as JSON when the program has ended.
 Snapshots of the virtual nodes (need --remap):
   --schedule CRON: take one on a cron schedule ('*/5 * * * *'; 6 fields: seconds first).

@@ -2,11 +2,11 @@
 // functions over the engine's state (engine-core.ts); the engine (engine.ts) calls them.
 //
 // Fault service: every queued message is read per wake-up; a missing fault is answered
-// with one UFFDIO_COPY of zeros covering the run of absent pages around it, up to the
-// fault-ahead window, inside the range (the copy also wakes every thread waiting in
-// it). Never-written pages must read as zeros (ld.so's .bss depends on it); only pages
-// that hold data in a frame would be served from the frame, and no page does before
-// snapshots or eviction exist.
+// with one UFFDIO_COPY of zeros covering the run of absent pages around it, in a window
+// that grows with what is placed next to it up to --fault-ahead (fault-ahead.ts), inside
+// the range (the copy also wakes every thread waiting in it). Never-written pages must
+// read as zeros (ld.so's .bss depends on it); only pages that hold data in a frame would
+// be served from the frame, and no page does before snapshots or eviction exist.
 //
 // Kernel facts the handling follows (userfaultfd(2), Documentation/admin-guide/mm/
 // userfaultfd.rst, and what QEMU, CRIU and Firecracker do):
@@ -28,6 +28,7 @@ import { vmaAround } from './vma.js';
 import type { EngineCore } from './engine-core.js';
 import { sigbus, type SigbusOutcome } from './sigbus.js';
 import { clipRun } from './recently-removed.js';
+import { aheadWindow } from './fault-ahead.js';
 import { zappedUnseen } from './page-presence.js';
 
 const { EEXIST, EAGAIN, ENOENT } = os.constants.errno;
@@ -66,9 +67,7 @@ export function fault(e: EngineCore, mm: Mm, addr: number, isRetry: boolean, tid
     if (!isRetry) e.events.growth++; range = adoptGrowth(e, mm, addr); // a retry's range may be unmapped since
     if (!range) { serveZero(e, mm, addr, [TO_REAL], [-1]); return; }
   }
-  const window = e.faultAheadPages * PAGE;
-  const winStart = Math.max(range.start, addr - (addr % window));
-  const winEnd = Math.min(range.end, winStart + window);
+  const [winStart, winEnd] = aheadWindow(addr, range.start, range.end, e.faultAheadPages, (a) => mm.table.get(a) !== ABSENT);
   let lo = addr;
   while (lo - PAGE >= winStart && mm.table.get(lo - PAGE) === ABSENT) lo -= PAGE;
   let hi = addr + PAGE;

@@ -2,9 +2,10 @@
 // node 3 — python3 and redis-server — on each backing, their results checked against the
 // same program run without numactlx, and the node's statistics showing the memory there;
 // programs in seccomp sandboxes (a deny-list, a whitelist) keeping their --max-resident limit on 6.1;
-// processes on their parent's mm (clone CLONE_VM) with their memory on the node.
+// processes on their parent's mm (clone CLONE_VM) and a reservation touched sparsely, with
+// their memory on the node.
 import { Group, assert } from '../lib/harness.mjs';
-import { CLONE_VM, NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
+import { CLONE_VM, NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, SPARSE_TOUCH, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
@@ -97,6 +98,17 @@ for (const b of backings()) {
 
   // (A user namespace of its own is checked on the host only, test/tracer/credentials.test.ts:
   // `unshare -U -r true` fails with EPERM in this guest without numactlx.)
+
+  // Fault-ahead grows with what is placed next to a fault (src/engine-thread/fault-ahead.ts).
+  // Two pages touched each time (the one written, the next read as zero): a 16-page first run
+  // each, two when they straddle a 64 KiB block.
+  await g.check(t('1,024 pages touched one per 256 MiB of a 256 GiB reservation: 32 pages placed a touch at most, no SIGBUS'), async () => {
+    const stats = `/tmp/sparse-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--', SPARSE_TOUCH, '256g', '256m']);
+    assert(r.code === 0 && r.stdout.trim() === 'sparse_touch ok 1024', `numactlx … sparse_touch: exit status ${r.code}${r.signal ? ` (${r.signal})` : ''}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
+    const node = readStats(stats).nodes[0];
+    assert(node.pages_placed < 1024 * 32 + 4096, `node 3 got ${node.pages_placed} pages for 1,024 touched`);
+  });
 
   // numactlx (root) reads the program's filters and runs them on the drop it injects
   // (src/tracer-thread/filter-verdict.ts): PTRACE_SECCOMP_GET_FILTER on this kernel too; a
