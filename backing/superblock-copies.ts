@@ -86,6 +86,7 @@ export function examineSuperblocks(slots: Uint8Array, framesOf?: (sb: Superblock
   };
 }
 
+/** By slot name. Not localeCompare: its first call builds ICU's collator, ≈ 10 ms of every session's start. */
 function ordered(copies: SuperblockCopy[]): SuperblockCopy[] {
-  return copies.sort((a, b) => a.slot.localeCompare(b.slot));
+  return copies.sort((a, b) => (a.slot < b.slot ? -1 : a.slot > b.slot ? 1 : 0));
 }
