@@ -1,7 +1,7 @@
 // The virtual-node table of a launch: every --remap=NODE,PATH[,size=…][,resident=…], and
 // --max-resident SIZE, the resident limit of every virtual node that sets none of its own.
 import type { OptionEvent } from './argv.js';
-import { UsageError } from './errors.js';
+import { SetupError, UsageError } from './errors.js';
 import { parseSize } from '../policy/size.js';
 import { buildVirtualNodes, parseRemap, type RemapSpec, type VirtualNode } from '../policy/remap.js';
 import type { Topology } from '../policy/topology.js';
@@ -27,9 +27,11 @@ export function virtualNodeTable(events: OptionEvent[], topo: Topology): Virtual
       throw new UsageError(`invalid --remap '${e.value}': ${(err as Error).message}`, { cause: err });
     }
   });
+  // What the options say is well-formed from here: a backing that is missing, foreign or
+  // corrupt, or a size its device refuses, is one line without the usage text.
   try {
     return buildVirtualNodes(remaps, topo, maxResident);
   } catch (err) {
-    throw new UsageError(`invalid --remap: ${(err as Error).message}`, { cause: err });
+    throw new SetupError(`invalid --remap: ${(err as Error).message}`, { cause: err });
   }
 }
