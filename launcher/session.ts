@@ -10,6 +10,7 @@ import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
 import { runProgram, StartedTracer, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
+import { FreezeWaiters, ProgramStart } from './freeze-waiters.js';
 import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
@@ -32,34 +33,6 @@ import { sessionFeatures } from '../src/kerndat/probe.js';
  * was truncated under it — as a QEMU whose guest memory file is truncated dies of SIGBUS.
  */
 export const BACKING_LOST_STATUS = 128 + os.constants.signals.SIGBUS;
-
-/** Snapshot ids the tracer has frozen, and what waits for them. */
-class FreezeWaiters {
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-
-  wait(id: number): Promise<void> {
-    const frozen = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    // A take() that could not ring leaves its waiter here unawaited; failAll must not
-    // make that an unhandled rejection (which ends Node).
-    frozen.catch(() => undefined);
-    return frozen;
-  }
-
-  frozen(id: number): void {
-    this.waiting.get(id)?.resolve();
-    this.waiting.delete(id);
-  }
-
-  failed(id: number, message: string): void {
-    this.waiting.get(id)?.reject(new SnapshotError(message));
-    this.waiting.delete(id);
-  }
-
-  /** The tracer has ended: what it has not answered, it never will. */
-  failAll(message: string): void {
-    for (const id of [...this.waiting.keys()]) this.failed(id, message);
-  }
-}
 
 /** Runs the program on its virtual nodes; resolves with how it ended. */
 export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pausePages: number, start: Omit<TracerStart, 'traced' | 'gate'>): Promise<ProgramEnd> {
@@ -113,7 +86,9 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
   /** The schedule whose tick started snapshot id (a copy that fails later is its failure). */
   const tickOf = new Map<number, ScheduleTally>();
   const prepareMs = new Map<number, number>();
+  const programStart = new ProgramStart();
   const take = async (label: string | null): Promise<SnapshotOutcome> => {
+    await programStart.reached;
     const t0 = performance.now();
     engine.startChecksums();
     await engine.prepare();
@@ -234,6 +209,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     end = await runProgram(tracer, {
       onSpawned: (pid) => {
         programPid = pid;
+        programStart.reach();
         // The checksum worker loads after a second (or at the first snapshot): a short
         // program never waits for it, nor shares the CPUs with its loading.
         setTimeout(() => engine.startChecksums(), 1000).unref();
@@ -254,6 +230,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     // backings. A failing step is one line, never the exit status: that is the program's.
     schedules?.stop();
     ending = true;
+    programStart.reach(); // requests waiting for a program that never started fail now
     freezes.failAll('no process of the session is running');
     queue.close();
     await Promise.race([queue.drain().catch(() => undefined), engine.ended]);

@@ -60,9 +60,10 @@ gcc -O2 -Wall -Wextra -Werror -o "$share/bin/sandboxed" "$here/../fixtures/sandb
   { echo "run-suite: cannot compile sandboxed.c"; exit 1; }
 gcc -O2 -Wall -Wextra -Werror -o "$share/bin/sandboxed_denylist" "$here/../fixtures/sandboxed_denylist.c" -lseccomp ||
   { echo "run-suite: cannot compile sandboxed_denylist.c (apt-get install libseccomp-dev)"; exit 1; }
-# The host suite's processes on their parent's mm, and sparse touches (fault-ahead).
-for f in clone_vm sparse_touch; do
-  gcc -O2 -Wall -Wextra -Werror -o "$share/bin/$f" "$here/../fixtures/$f.c" || { echo "run-suite: cannot compile $f.c"; exit 1; }
+# The host suite's processes on their parent's mm, sparse touches (fault-ahead), and
+# threads forking at once.
+for f in clone_vm sparse_touch fork_race; do
+  gcc -O2 -Wall -Wextra -Werror -pthread -o "$share/bin/$f" "$here/../fixtures/$f.c" || { echo "run-suite: cannot compile $f.c"; exit 1; }
 done
 results=$share/results.jsonl
 : > "$results"

@@ -5,7 +5,7 @@
 // processes on their parent's mm (clone CLONE_VM) and a reservation touched sparsely, with
 // their memory on the node.
 import { Group, assert } from '../lib/harness.mjs';
-import { CLONE_VM, NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, SPARSE_TOUCH, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
+import { CLONE_VM, FORK_RACE, NUMACTLX, SANDBOXED, SANDBOXED_DENYLIST, SPARSE_TOUCH, Session, backings, prepareFreshBackings, readStats, run, why } from '../lib/programs.mjs';
 
 const g = new Group('programs');
 
@@ -94,6 +94,21 @@ for (const b of backings()) {
     assert(r.code === 0 && r.stdout.trim() === 'clone_vm ok 8', `numactlx … clone_vm 8 2m: exit status ${r.code}, printed ${JSON.stringify(r.stdout)}: ${why(r.stderr)}`);
     const node = readStats(stats).nodes[0];
     assert(node.pages_placed >= 8 * 512, `node 3 got ${node.pages_placed} pages, fewer than the children's 8 × 512`);
+  });
+
+  // Threads of one process forking at once: each child's mm is named with its own pid (the
+  // engine names FORKs in the order the tracer's notes come). Child i makes 16 × (i + 1)
+  // faults of its own; a child named with a sibling's pid has them counted under that pid.
+  await g.check(t('4 threads forking at once, 20 rounds: each child\'s own faults are counted under its pid'), async () => {
+    const stats = `/tmp/fork_race-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--', FORK_RACE, '4', '20']);
+    assert(r.code === 0 && r.stdout.includes('fork_race ok 80'), `numactlx … fork_race 4 20: exit status ${r.code}, printed ${JSON.stringify(r.stdout.slice(-200))}: ${why(r.stderr)}`);
+    const processes = readStats(stats).processes;
+    const wrong = [...r.stdout.matchAll(/^child (\d+) (\d+)$/gm)].flatMap(([, pid, touches]) => {
+      const faults = processes.filter((p) => p.pid === Number(pid)).reduce((n, p) => n + p.faults, 0);
+      return faults >= Number(touches) && faults < Number(touches) + 16 ? [] : [`child ${pid}: ${faults} faults, its own ${touches}`];
+    });
+    assert(wrong.length === 0, wrong.slice(0, 5).join('; '));
   });
 
   // (A user namespace of its own is checked on the host only, test/tracer/credentials.test.ts:

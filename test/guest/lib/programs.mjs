@@ -16,6 +16,7 @@ export const SANDBOXED = path.join(BIN, 'sandboxed');
 export const SANDBOXED_DENYLIST = path.join(BIN, 'sandboxed_denylist');
 export const CLONE_VM = path.join(BIN, 'clone_vm');
 export const SPARSE_TOUCH = path.join(BIN, 'sparse_touch');
+export const FORK_RACE = path.join(BIN, 'fork_race');
 
 /**
  * The two backings of node 3: the devdax device, and a file on the guest's ext4 disk (it
