@@ -29,6 +29,8 @@ import { Evictor } from './eviction.js';
 import { StopSlices } from './precopy-slices.js';
 import { TurnTimer } from './turn-timer.js';
 import { BackgroundPriority } from './background-priority.js';
+import { raiseToService } from '../sys/thread-priority.js';
+import { threadNice } from '../sys/sched.js';
 import { exeOf } from '../sys/procfs.js';
 import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
@@ -163,7 +165,10 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   let order: Mm[] = [];
   let faultTurns = 0;
   const turn = new TurnTimer();
-  const background = new BackgroundPriority(start.dirtyTracking);
+  // Fault service above the program where numactlx may (thread-priority.ts); snapshot steps at or below numactlx's own.
+  const base = threadNice();
+  raiseToService();
+  const background = new BackgroundPriority(start.dirtyTracking, undefined, undefined, base);
   /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
   let pruning: Generator<void, number[]> | undefined;
   for (;;) {

@@ -15,6 +15,7 @@
 //
 // Invariant: no other thread calls waitpid for the program (libuv never sees it: it
 // was not spawned through child_process), so every state change arrives here.
+import { raiseToService } from '../sys/thread-priority.js';
 import { isMainThread } from 'node:worker_threads';
 import { PlacementError, takePlacement } from '../placement/take-placement.js';
 import { postToMain as post, TracerGate, type TracedSetup, type TracerStart } from '../channels/tracer-messages.js';
@@ -60,6 +61,9 @@ function runTraced(start: TracerStart, traced: TracedSetup): void {
     fail(`starting '${start.program[0]}' under ptrace`, err);
     return;
   }
+  // Above the program from here, where numactlx may: it started at numactlx's own nice,
+  // which a fork inherits (src/sys/thread-priority.ts).
+  raiseToService();
   try {
     tracer.run();
   } catch (err) {

@@ -56,8 +56,9 @@ test('during a snapshot the engine thread takes its steps at the lower priority 
   const bin = await compileFixture('pattern');
   const s = startSession([bin, 'hold', '512m', '11'], { size: '1g', env: { NUMACTLX_SNAPSHOT_NICE: '7', NUMACTLX_DEBUG: '1' } });
   await s.waitOut(/^ready 0x/m);
-  expect(s.err()).toContain('numactlx-engine: snapshot steps at nice 7, fault service at 0\n');
-  expect(threadNices(s.pid).filter((n) => n !== 0)).toEqual([]); // no snapshot yet
+  expect(s.err()).toContain('numactlx-engine: snapshot steps at nice 7, fault service at -20\n');
+  // No snapshot yet: fault service (the tracer, the engine) at -20 (root: src/sys/thread-priority.ts), the rest at 0.
+  expect(threadNices(s.pid).filter((n) => n !== 0)).toEqual([-20, -20]);
   let done = false;
   const snap = numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env }).finally(() => { done = true; });
   // While it runs: at some sample, one thread low (the engine in a step), never another nice.
@@ -72,8 +73,8 @@ test('during a snapshot the engine thread takes its steps at the lower priority 
   const r = await snap;
   expect({ exit: r.exitCode, err: r.stderr }).toEqual({ exit: 0, err: '' });
   expect(mostLow).toBe(1);
-  expect([...seen].sort((a, b) => a - b)).toEqual([0, 7]);
-  expect(threadNices(s.pid).filter((n) => n !== 0)).toEqual([]); // back at numactlx's priority
+  expect([...seen].sort((a, b) => a - b)).toEqual([-20, 0, 7]);
+  expect(threadNices(s.pid).filter((n) => n !== 0)).toEqual([-20, -20]); // fault service back above the program
   s.closeInput();
   const end = await s.done;
   expect(end.exitCode).toBe(0);
@@ -108,16 +109,36 @@ test('the lower priority lasts the first 2 s of a stretch of snapshot work: a bu
   }
 });
 
+test('with fault service above numactlx\'s priority (root), the steps run below it in their grace and at numactlx\'s after, never above', () => {
+  const own = threadNice();
+  let clock = 0;
+  expect(setThreadNice(own - 5)).toBe(0); // fault service, as the engine raises itself (root)
+  const bp = new BackgroundPriority('async', 3, () => clock, own);
+  try {
+    bp.lowerFor(true);
+    expect(threadNice()).toBe(own + 3);
+    bp.restore();
+    expect(threadNice()).toBe(own - 5);
+    clock = 2001;
+    bp.lowerFor(true);
+    expect(threadNice()).toBe(own);
+    bp.restore();
+    expect(threadNice()).toBe(own - 5);
+  } finally {
+    setThreadNice(own);
+  }
+});
+
 test.each([
   ['NUMACTLX_SNAPSHOT_NICE unset', {}, ''],
   ['NUMACTLX_SNAPSHOT_NICE=0', { NUMACTLX_SNAPSHOT_NICE: '0' }, ''],
   // A writer waits on a synchronous copy: slowing it down would slow the writer.
-  ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync', NUMACTLX_SNAPSHOT_NICE: '10' }, ': synchronous dirty tracking (writes wait on the copy)'],
-])('%s: every thread stays at numactlx\'s priority through a snapshot', async (_what, env, why) => {
+  ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync', NUMACTLX_SNAPSHOT_NICE: '10' }, ' (NUMACTLX_SNAPSHOT_NICE not used: synchronous dirty tracking, writes wait on the copy)'],
+])('%s: the snapshot steps at numactlx\'s priority, never below it, fault service above it', async (_what, env, why) => {
   const bin = await compileFixture('pattern');
   const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { ...env, NUMACTLX_DEBUG: '1' } });
   await s.waitOut(/^ready 0x/m);
-  expect(s.err()).toContain(`numactlx-engine: snapshot steps at numactlx's priority (nice 0)${why}\n`);
+  expect(s.err()).toContain(`numactlx-engine: snapshot steps at nice 0${why}, fault service at -20\n`);
   let done = false;
   const snap = numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env }).finally(() => { done = true; });
   const seen = new Set<number>();
@@ -126,7 +147,7 @@ test.each([
     await new Promise((resolve) => setTimeout(resolve, 2)); // a sampling interval, not a wait for an event
   }
   expect((await snap).exitCode).toBe(0);
-  expect([...seen]).toEqual([0]);
+  expect([...seen].sort((a, b) => a - b)).toEqual([-20, 0]);
   s.closeInput();
   expect((await s.done).exitCode).toBe(0);
 }, 120000);
