@@ -8,7 +8,8 @@
 #
 # With a COMMAND (e.g. -- sh -c 'for i in $(seq 200); do /bin/true; done': what a shell
 # script starting programs pays per process), it runs instead of /bin/true, and the third
-# variant is COMMAND without numactlx ("plain") instead of `node -e 0`.
+# variant is COMMAND without numactlx ("plain") instead of `node -e 0`. NODE_SIZE: the node's
+# size (default 64m).
 set -eu
 old=$1; new=$2; n=10
 shift 2
@@ -21,8 +22,8 @@ for pin in unpinned pinned; do
   for _ in $(seq 1 "$n"); do
     for v in before after "$base"; do
       case $v in
-        before) cmd=("$old" "--remap=3,$dir/before.img,size=64m" --membind=3 -- "${command[@]}") ;;
-        after) cmd=("$new" "--remap=3,$dir/after.img,size=64m" --membind=3 -- "${command[@]}") ;;
+        before) cmd=("$old" "--remap=3,$dir/before.img,size=${NODE_SIZE:-64m}" --membind=3 -- "${command[@]}") ;;
+        after) cmd=("$new" "--remap=3,$dir/after.img,size=${NODE_SIZE:-64m}" --membind=3 -- "${command[@]}") ;;
         node) cmd=(node -e 0) ;;
         plain) cmd=("${command[@]}") ;;
       esac
