@@ -10,7 +10,7 @@ import { EngineHandle } from './engine-handle.js';
 import type { LaunchPlan } from './options.js';
 import { runProgram, StartedTracer, type ProgramEnd } from './run-program.js';
 import { takeHeld } from './early-signals.js';
-import { FreezeWaiters, ProgramStart } from './freeze-waiters.js';
+import { FreezeWaiters, NO_PROCESS, ProgramStart } from './freeze-waiters.js';
 import { TriggerTally, type ScheduleTally } from '../src/snapshot/tally.js';
 import { startControlServer } from '../src/control/server.js';
 import { eventfd, EFD_CLOEXEC, EFD_NONBLOCK } from '../src/sys/eventfd.js';
@@ -107,7 +107,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     durable.catch(() => undefined); // the queue observes it; never an unhandled rejection
     const frozen = freezes.wait(id);
     try {
-      if (!doorbell.ring(id, label)) throw new SnapshotError('no process of the session is running', { label });
+      if (!doorbell.ring(id, label)) throw new SnapshotError(NO_PROCESS, { label });
       await frozen;
     } catch (err) {
       stopListening(); // never frozen: no outcome will come
@@ -120,7 +120,9 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     keep: settings?.keep,
     prune: settings?.keep === undefined ? undefined : (keep) => engine.prune(keep),
     onEvent: (ev) => {
-      if (ev.type === 'failed' && !lostBacking) {
+      // Asked for by ticks alone and found no process left: the program ended as they came (tally.tickAtEnd).
+      const atEnd = ev.type === 'failed' && ev.sources.every((s) => s === 'cron') && ev.error.message.endsWith(NO_PROCESS);
+      if (ev.type === 'failed' && !lostBacking && !atEnd) {
         const what = ev.id && !ev.error.message.startsWith(`snapshot ${ev.id}`) ? `snapshot ${ev.id}: ` : '';
         fs.writeSync(2, `numactlx: ${what}${ev.error.message}\n`);
       }
@@ -139,7 +141,10 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
         }
         tally.snapshot({ id, label, prepare_ms: round(prepareMs.get(id) ?? 0), pause_ms: stats.pause_ms, copy_ms: stats.copy_ms, lost_pages: lost });
       }
-      if (ev.type === 'failed' && ev.id !== null && tickOf.has(ev.id)) tally.tickFailed(tickOf.get(ev.id)!);
+      if (ev.type === 'failed' && ev.id !== null && tickOf.has(ev.id)) {
+        if (atEnd) tally.tickAtEnd(tickOf.get(ev.id)!);
+        else tally.tickFailed(tickOf.get(ev.id)!);
+      }
       if (ev.type === 'durable' || ev.type === 'failed') {
         const id = ev.type === 'durable' ? ev.done.id : ev.id ?? -1;
         prepareMs.delete(id);
@@ -154,10 +159,12 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
   const onTick = (expr: string, label: string | null): void => {
     const merged = queue.isWaiting(label);
     const counted = tally.tick(expr, label, merged);
-    void askSnapshot('cron', label).then((answer) => {
+    void queue.request({ source: 'cron', label }).then((answer) => {
+      if (!merged) tickOf.set(answer.id, counted);
+    }, (err: Error) => {
       if (merged) return; // counted as merged, whatever that snapshot comes to
-      if (answer === false) tally.tickFailed(counted); // refused, or failed before its freeze
-      else tickOf.set((answer as { id: number }).id, counted);
+      if (err.message.endsWith(NO_PROCESS)) tally.tickAtEnd(counted); // the program ended as it came
+      else tally.tickFailed(counted); // refused, or failed before its freeze
     });
   };
 
@@ -231,7 +238,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     schedules?.stop();
     ending = true;
     programStart.reach(); // requests waiting for a program that never started fail now
-    freezes.failAll('no process of the session is running');
+    freezes.failAll(NO_PROCESS);
     queue.close();
     await Promise.race([queue.drain().catch(() => undefined), engine.ended]);
     await control.close();

@@ -16,8 +16,10 @@ export interface ScheduleTally {
   merged: number;
   /** Ticks node-cron reported as missed. */
   missed: number;
-  /** Ticks whose snapshot failed or was refused (the program had ended, the node was full). */
+  /** Ticks whose snapshot failed or was refused (the node was full, the backing lost). */
   failed: number;
+  /** Ticks that came as the program ended: nothing was left to freeze (not failures: the schedule ends with the program). */
+  ended: number;
 }
 
 export interface SnapshotTimes {
@@ -42,7 +44,7 @@ export class TriggerTally {
     const key = `${expr}\0${label ?? ''}`;
     let t = this.schedules.get(key);
     if (!t) {
-      t = { expr, label, ticks: 0, taken: 0, merged: 0, missed: 0, failed: 0 };
+      t = { expr, label, ticks: 0, taken: 0, merged: 0, missed: 0, failed: 0, ended: 0 };
       this.schedules.set(key, t);
     }
     return t;
@@ -61,6 +63,16 @@ export class TriggerTally {
   tickFailed(t: ScheduleTally): void {
     t.taken--;
     t.failed++;
+  }
+
+  /**
+   * The tick's snapshot found no process left to freeze: the program ended as it was
+   * taken. The schedule ends with the program: not a failure to report, there was
+   * nothing left to snapshot (counted, not summed up at the end).
+   */
+  tickAtEnd(t: ScheduleTally): void {
+    t.taken--;
+    t.ended++;
   }
 
   /** A tick node-cron missed. */
