@@ -11,6 +11,7 @@ import { NUMACTLX } from '../helpers/numactlx.js';
 import { childrenOf, waitFor } from '../helpers/proc.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { readProcStat } from '../../src/sys/procfs.js';
+import { hasCapability } from '../../src/sys/process.js';
 
 afterAll(removeTmpDirs);
 
@@ -20,6 +21,7 @@ function threadNices(pid: number): number[] {
 }
 
 test('started at nice 5: the program and numactlx\'s other threads at 5, the tracer and the engine at -20', async () => {
+  if (!hasCapability(23)) throw new Error('this test needs CAP_SYS_NICE (numactlx raises its threads with it; without it: unprivileged.test.ts)');
   const dir = tmpDir();
   // The program says it runs only after its first instruction, which the tracer lets it
   // reach after raising itself; the engine raises itself before it is ready.
