@@ -2,9 +2,6 @@
 // start, then the freeze of their snapshot.
 import { SnapshotError } from '../src/snapshot/queue-api.js';
 
-/** Why a snapshot fails when no process of the program is left to freeze (the tracer's and the engine's words too). */
-export const NO_PROCESS = 'no process of the session is running';
-
 /**
  * The program's spawn, which a snapshot request waits for. The control socket is up and
  * the schedules run a few milliseconds before the program has a pid: a request then (a

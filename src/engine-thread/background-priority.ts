@@ -29,9 +29,8 @@ export class BackgroundPriority {
   /** The steps' during their grace: NUMACTLX_SNAPSHOT_NICE steps below numactlx's. */
   private readonly low: number;
   private usable: boolean;
-  private lowered = false;
-  /** The nice the steps run at while lowered. */
-  private at = 0;
+  /** The nice the thread runs at now: `own`, or a step's while lowered. */
+  private at = this.own;
   /** When the current stretch of snapshot work began (performance.now()), or -1. */
   private since = -1;
 
@@ -65,20 +64,20 @@ export class BackgroundPriority {
     if (!this.usable) return;
     if (this.since < 0) this.since = this.now();
     const want = this.now() - this.since <= GRACE_MS ? this.low : this.base;
-    if (this.lowered ? want === this.at : want === this.own) return;
+    if (want === this.at) return;
     if (want === this.own) return this.restore();
-    this.lowered = setThreadNice(want) === 0;
-    this.at = want;
+    if (setThreadNice(want) === 0) this.at = want;
   }
 
   /** After them: numactlx's priority again. */
   restore(): void {
-    if (!this.lowered) return;
-    this.lowered = false;
+    if (this.at === this.own) return;
+    const low = this.at;
+    this.at = this.own;
     const r = setThreadNice(this.own);
     if (r === 0) return;
     // Not expected (the capability was checked); the thread stays low, so no more lowering.
     this.usable = false;
-    fs.writeSync(2, `numactlx: the engine thread could not take its priority back (nice ${this.own}, errno ${-r}): fault service runs at nice ${this.low}\n`);
+    fs.writeSync(2, `numactlx: the engine thread could not take its priority back (nice ${this.own}, errno ${-r}): fault service runs at nice ${low}\n`);
   }
 }

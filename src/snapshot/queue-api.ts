@@ -4,6 +4,13 @@
 // is rejected with (a failed snapshot, or a refused request).
 import type { SnapshotStats } from './types.js';
 
+/**
+ * Why a snapshot fails when no process of the program is left to freeze: the tracer's,
+ * the engine's and the session's word, which the session recognises (a tick as the
+ * program ends is not a failure: launcher/session.ts).
+ */
+export const NO_PROCESS = 'no process of the session is running';
+
 /** Who asked: the snapshot signal, the control socket, a cron schedule, the program's end. */
 export type SnapshotSource = 'signal' | 'socket' | 'cron' | 'exit';
 
