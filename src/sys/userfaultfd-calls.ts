@@ -32,14 +32,23 @@ export function userfaultfd(flags: number): number {
  * The device fd is closed before returning; the caller owns the new fd.
  */
 export function userfaultfdFromDevice(flags: number, path = '/dev/userfaultfd'): number {
-  const dev = openRaw(path, O_RDWR | O_CLOEXEC) as number;
-  if (dev === -1) throw new SysError(`open(${path})`, koffi.errno());
+  const dev = openUserfaultfdDevice(path);
   try {
     // The flags travel by value in the ioctl's argument.
     return ioctlValue('USERFAULTFD_IOC_NEW', dev, USERFAULTFD_IOC_NEW, flags);
   } finally {
     closeRaw(dev);
   }
+}
+
+/**
+ * /dev/userfaultfd opened (close-on-exec) with this process's access to it. The caller owns
+ * the fd: USERFAULTFD_IOC_NEW on it makes a userfaultfd for the mm of whoever calls it.
+ */
+export function openUserfaultfdDevice(path = '/dev/userfaultfd'): number {
+  const dev = openRaw(path, O_RDWR | O_CLOEXEC) as number;
+  if (dev === -1) throw new SysError(`open(${path})`, koffi.errno());
+  return dev;
 }
 
 /** A failed range ioctl, with the bytes done before it stopped (EAGAIN leaves a part done). */

@@ -23,6 +23,7 @@ import { dupCloexec } from '../sys/fcntl.js';
 import { readProcStat } from '../sys/procfs.js';
 import { injectPastFilters, UNREADABLE_FILTER } from './filter-verdict.js';
 import { userfaultfdRefusal } from './limits.js';
+import { handDevice, HAND_OVER_CALLS } from './handed-device.js';
 import type { FilteredCall } from './seccomp-bpf.js';
 
 const SECCOMP_SET_MODE_FILTER = 1n;
@@ -52,14 +53,17 @@ export function installFilter(pid: number): void {
   if (ret < 0n) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER) in the program', Number(-ret));
 }
 
-/** How one userfaultfd is made in the program: userfaultfd(2), or /dev/userfaultfd. */
-type UffdWay = 'syscall' | 'device';
+/**
+ * How one userfaultfd is made in the program: userfaultfd(2); /dev/userfaultfd opened with
+ * its own access; or the device opened with numactlx's and handed to it (handed-device.ts).
+ */
+type UffdWay = 'syscall' | 'device' | 'handed';
 
 /**
  * Where the program's userfaultfd comes from (src/kerndat/features.ts: USERFAULTFD,
  * USERFAULTFD_DEVICE); 'syscall-or-device': the device where the call is refused EPERM.
  */
-export type UffdSource = UffdWay | 'syscall-or-device';
+export type UffdSource = 'syscall' | 'device' | 'syscall-or-device';
 
 const { EMFILE, ENFILE, ENOMEM, EPERM } = os.constants.errno;
 /**
@@ -71,8 +75,11 @@ const REFUSED = new Set([EPERM, EMFILE, ENFILE, ENOMEM]);
 
 /** The program's process cannot have a userfaultfd: its memory stays ordinary memory. */
 export class UserfaultfdRefused extends Error {
-  /** `reason`: why numactlx did not try (the message says it instead of the errno). */
-  constructor(readonly pid: number, readonly errno: number, readonly reason?: string) {
+  /**
+   * `reason`: why numactlx did not try (the message says it instead of the errno).
+   * `byAccess`: refused for the process's credentials, which another way may not ask for.
+   */
+  constructor(readonly pid: number, readonly errno: number, readonly reason?: string, readonly byAccess = false) {
     super(`userfaultfd in pid ${pid} failed: ${reason ?? errnoName(errno)}`);
     this.name = 'UserfaultfdRefused';
   }
@@ -82,7 +89,7 @@ export class UserfaultfdRefused extends Error {
 function uffdOrRefused(pid: number, what: string, ret: bigint): bigint {
   if (ret >= 0n || ret <= -4096n) return ret;
   const errno = Number(-ret);
-  if (REFUSED.has(errno)) throw new UserfaultfdRefused(pid, errno);
+  if (REFUSED.has(errno)) throw new UserfaultfdRefused(pid, errno, undefined, errno === EPERM);
   throw new SysError(what, errno);
 }
 
@@ -95,10 +102,7 @@ function uffdOrRefused(pid: number, what: string, ret: bigint): bigint {
 function makeRemoteUserfaultfd(pid: number, source: UffdWay): bigint {
   const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
   if (source === 'syscall') return uffdOrRefused(pid, 'userfaultfd in the program', injectSyscall(pid, SYS.userfaultfd, [flags]));
-  const rsp = readReg(getRegs(pid), 'rsp');
-  const pathAddr = (rsp - RED_ZONE - BigInt(USERFAULTFD_DEVICE.byteLength)) & ~15n;
-  writeRemote(pid, pathAddr, USERFAULTFD_DEVICE);
-  const dev = injectChecked(pid, 'open(/dev/userfaultfd) in the program', SYS.openat, [AT_FDCWD, pathAddr, BigInt(O_RDWR | O_CLOEXEC)]);
+  const dev = source === 'handed' ? handDevice(pid) : openDeviceIn(pid);
   try {
     return uffdOrRefused(pid, 'ioctl(USERFAULTFD_IOC_NEW) in the program',
       injectSyscall(pid, SYS.ioctl, [dev, BigInt(USERFAULTFD_IOC_NEW), flags]));
@@ -107,36 +111,62 @@ function makeRemoteUserfaultfd(pid: number, source: UffdWay): bigint {
   }
 }
 
+/** /dev/userfaultfd opened in `pid` with its own access: its descriptor there. */
+function openDeviceIn(pid: number): bigint {
+  const rsp = readReg(getRegs(pid), 'rsp');
+  const pathAddr = (rsp - RED_ZONE - BigInt(USERFAULTFD_DEVICE.byteLength)) & ~15n;
+  writeRemote(pid, pathAddr, USERFAULTFD_DEVICE);
+  return injectChecked(pid, 'open(/dev/userfaultfd) in the program', SYS.openat, [AT_FDCWD, pathAddr, BigInt(O_RDWR | O_CLOEXEC)]);
+}
+
 /** The calls makeRemoteUserfaultfd injects, as a filter sees them (descriptors and addresses unknown yet: 0). */
 function userfaultfdCalls(source: UffdWay): FilteredCall[] {
   const flags = BigInt(O_CLOEXEC | O_NONBLOCK);
   const close = { nr: SYS.close, args: [0n] };
   if (source === 'syscall') return [{ nr: SYS.userfaultfd, args: [flags] }, close];
-  return [{ nr: SYS.openat, args: [AT_FDCWD, 0n, BigInt(O_RDWR | O_CLOEXEC)] },
-    { nr: SYS.ioctl, args: [0n, BigInt(USERFAULTFD_IOC_NEW), flags] }, close];
+  const ioctl = { nr: SYS.ioctl, args: [0n, BigInt(USERFAULTFD_IOC_NEW), flags] };
+  if (source === 'handed') return [...HAND_OVER_CALLS, ioctl, close];
+  return [{ nr: SYS.openat, args: [AT_FDCWD, 0n, BigInt(O_RDWR | O_CLOEXEC)] }, ioctl, close];
+}
+
+/** The ways tried for a source, in order: each next one only if the one before was refused for the process's credentials. */
+const WAYS: Record<UffdSource, readonly UffdWay[]> = {
+  syscall: ['syscall'],
+  device: ['device', 'handed'],
+  'syscall-or-device': ['syscall', 'device', 'handed'],
+};
+
+/** What a refusal of `way` says in the line of a process left untrapped. */
+function refusalOf(pid: number, way: UffdWay, err: UserfaultfdRefused): string {
+  const why = err.reason ?? (way === 'syscall' ? userfaultfdRefusal(pid, err.errno) : errnoName(err.errno));
+  return way === 'syscall' ? why : way === 'device' ? `/dev/userfaultfd: ${why}` : `numactlx's own /dev/userfaultfd: ${why}`;
 }
 
 /**
  * Creates a userfaultfd in `pid` and returns numactlx's duplicate of it, which the
  * caller owns. If the program dies on the way, nothing of it is left open here.
+ *
+ * userfaultfd(2) asks for CAP_SYS_PTRACE in the initial user namespace: a process in a
+ * user namespace of its own (bwrap --unshare-user, unshare -U, a container) is refused it
+ * even as that namespace's root, as is one that dropped root. The device asks for access
+ * to its file, with the process's own credentials: the first has it, the second may not;
+ * then numactlx opens the device with its own and hands it over (handed-device.ts).
  */
 export function takeUserfaultfd(pid: number, source: UffdSource = 'syscall'): number {
-  if (source !== 'syscall-or-device') return takeUserfaultfdBy(pid, source);
-  try {
-    return takeUserfaultfdBy(pid, 'syscall');
-  } catch (err) {
-    // userfaultfd(2) asks for CAP_SYS_PTRACE in the initial user namespace: a process in
-    // a user namespace of its own (bwrap --unshare-user, unshare -U, a container) is
-    // refused it even as that namespace's root, as is one that dropped root. The device
-    // asks for access to its file, with the process's own credentials.
-    if (!(err instanceof UserfaultfdRefused) || err.errno !== EPERM || err.reason !== undefined) throw err;
+  const ways = WAYS[source];
+  if (ways.length === 1) return takeUserfaultfdBy(pid, ways[0]);
+  const refusals: string[] = [];
+  for (const [i, way] of ways.entries()) {
     try {
-      return takeUserfaultfdBy(pid, 'device');
-    } catch (deviceErr) {
-      if (!(deviceErr instanceof UserfaultfdRefused)) throw deviceErr;
-      throw new UserfaultfdRefused(pid, EPERM, `${userfaultfdRefusal(pid, EPERM)}; /dev/userfaultfd: ${deviceErr.reason ?? errnoName(deviceErr.errno)}`);
+      return takeUserfaultfdBy(pid, way);
+    } catch (err) {
+      if (!(err instanceof UserfaultfdRefused)) throw err;
+      if (!err.byAccess && i === 0) throw err; // no other way would do better: said as it is
+      refusals.push(refusalOf(pid, way, err));
+      if (!err.byAccess || i === ways.length - 1) throw new UserfaultfdRefused(pid, err.errno, refusals.join('; '));
     }
   }
+  throw new Error('unreachable: the last way throws');
 }
 
 /** takeUserfaultfd one way. */
@@ -162,8 +192,10 @@ function makeUserfaultfdIn(pid: number, source: UffdWay): number {
     if (err instanceof NotReadable || (e.path === `/proc/${pid}/mem` && (e.code === 'EACCES' || e.code === 'EPERM'))) {
       throw new UserfaultfdRefused(pid, EPERM, 'it is not dumpable (prctl PR_SET_DUMPABLE 0, or an exec of a program file the user may not read), and numactlx without CAP_SYS_PTRACE cannot make the calls that make one in it');
     }
-    // A call made in it refused (the open of /dev/userfaultfd with the program's credentials).
-    if (err instanceof SysError && (err.code === 'EACCES' || err.code === 'EPERM')) throw new UserfaultfdRefused(pid, err.errno, err.message);
+    // A call made in it refused (the open of /dev/userfaultfd with the program's credentials,
+    // or numactlx's own open of it for the hand-over), or the process out of descriptors.
+    if (err instanceof SysError && (err.code === 'EACCES' || err.code === 'EPERM')) throw new UserfaultfdRefused(pid, err.errno, err.message, true);
+    if (err instanceof SysError && REFUSED.has(err.errno)) throw new UserfaultfdRefused(pid, err.errno, err.message);
     throw err;
   }
   let fd = -1;

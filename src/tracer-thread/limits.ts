@@ -4,10 +4,11 @@
 //   follows numactlx's children attaches to the program before numactlx can, and Linux
 //   gives a task one tracer, so numactlx's PTRACE_SEIZE fails with EPERM. numactlx then
 //   stops at once, with one line that names the other tracer, and leaves nothing behind.
-// - A process of the program that cannot have a userfaultfd (it dropped root, or runs in a
-//   user namespace of its own: with vm.unprivileged_userfaultfd = 0 userfaultfd(2) needs
-//   CAP_SYS_PTRACE, and /dev/userfaultfd, tried next, access to the device file; or it has
-//   no fd left): it runs on with ordinary memory, and the user is told once.
+// - A process of the program that cannot have a userfaultfd (with
+//   vm.unprivileged_userfaultfd = 0 userfaultfd(2) needs CAP_SYS_PTRACE; /dev/userfaultfd,
+//   tried next, access to the device file, first the process's own, then numactlx's, handed
+//   over — a kernel before 6.1 has no device; or it has no fd left): it runs on with
+//   ordinary memory, and the user is told once.
 import { errnoName, SysError } from '../sys/libc.js';
 import { commOf, readProcStatus, userNamespaceOf } from '../sys/procfs.js';
 

@@ -31,6 +31,7 @@ import * as fcntl from '../../src/sys/fcntl.js';
 import * as netdb from '../../src/sys/netdb.js';
 import * as rtnetlink from '../../src/sys/rtnetlink.js';
 import * as processSys from '../../src/sys/process.js';
+import * as socket from '../../src/sys/socket.js';
 import { patternPage } from '../helpers/pattern.js';
 
 type Value = number | bigint;
@@ -153,6 +154,18 @@ for (const k of ['AF_NETLINK', 'SOCK_RAW', 'SOCK_CLOEXEC', 'NETLINK_ROUTE', 'RTM
 }
 c('sizeof(struct rtmsg)', 'sizeof(struct rtmsg)', rtnetlink.RTMSG_LEN);
 c('sizeof(struct sockaddr_nl)', 'sizeof(struct sockaddr_nl)', rtnetlink.SOCKADDR_NL_LEN);
+// The descriptor hand-over (socket.ts fdMessage, handed-device.ts).
+for (const k of ['AF_UNIX', 'SOCK_DGRAM', 'SOCK_CLOEXEC', 'SCM_RIGHTS', 'MSG_CMSG_CLOEXEC', 'MSG_CTRUNC', 'SOL_SOCKET', 'SO_PEERCRED'] as const) c(k, k, socket[k]);
+const FM = socket.FD_MESSAGE;
+for (const f of ['name', 'namelen', 'iov', 'iovlen', 'control', 'controllen', 'flags'] as const) off('struct msghdr', `msg_${f}`, FM.msghdr[f]);
+c('sizeof(struct msghdr)', 'sizeof(struct msghdr)', FM.msghdr.size);
+c('sizeof(struct iovec) (fdMessage)', 'sizeof(struct iovec)', FM.iovec.size);
+off('struct cmsghdr', 'cmsg_len', FM.cmsg.len);
+off('struct cmsghdr', 'cmsg_level', FM.cmsg.level);
+off('struct cmsghdr', 'cmsg_type', FM.cmsg.type);
+c('CMSG_LEN(sizeof(int))', 'CMSG_LEN(sizeof(int))', FM.cmsg.lenOfOne);
+c('CMSG_SPACE(sizeof(int))', 'CMSG_SPACE(sizeof(int))', FM.cmsg.space);
+c('CMSG_DATA offset', '({ struct cmsghdr h; (unsigned long)((char *)CMSG_DATA(&h) - (char *)&h); })', FM.cmsg.fd);
 off('struct sockaddr_in', 'sin_addr', netdb.SIN_ADDR_OFFSET);
 off('struct sockaddr_in6', 'sin6_addr', netdb.SIN6_ADDR_OFFSET);
 

@@ -111,6 +111,18 @@ for (const b of backings()) {
     assert(wrong.length === 0, wrong.slice(0, 5).join('; '));
   });
 
+  // A process that dropped root may open neither userfaultfd(2) nor /dev/userfaultfd:
+  // numactlx hands it the device (src/tracer-thread/handed-device.ts).
+  await g.check(t('python3 that dropped root (setpriv --reuid 65534): its memory on node 3, nothing said'), async () => {
+    const stats = `/tmp/python-dropped-${b.name}.json`;
+    const r = await run(NUMACTLX, [`--remap=${b.remap}`, '--membind=3', '--stats', stats, '--',
+      'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/python3', '-c', PYTHON]);
+    assert(r.code === 0 && r.stderr === '', `numactlx … setpriv … python3: exit status ${r.code}: ${why(r.stderr)}`);
+    assert(r.stdout === native.stdout, `python3 printed ${JSON.stringify(r.stdout)}, without numactlx ${JSON.stringify(native.stdout)}`);
+    const node = readStats(stats).nodes[0];
+    assert(node.pages_placed * 4096 >= 24 << 20, `node 3 got ${node.pages_placed} pages, fewer than python3's 24 MiB bytearray`);
+  });
+
   // (A user namespace of its own is checked on the host only, test/tracer/credentials.test.ts:
   // `unshare -U -r true` fails with EPERM in this guest without numactlx.)
 
