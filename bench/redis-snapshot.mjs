@@ -77,14 +77,19 @@ async function startServer(nx, pin, dir, extraEnv = {}) {
   fs.mkdirSync(env.NUMACTLX_RUNTIME_DIR, { recursive: true, mode: 0o700 });
   let argv = nx ? [opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=4g`, '--membind=3', '--', ...server] : server;
   if (pin !== undefined) argv = ['taskset', '-c', String(pin), ...argv];
-  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => { err += d; });
+  // Its stderr goes to a file, not a pipe: this script waits in spawnSync (redis-cli) with
+  // its event loop stopped, and a pipe nobody reads fills (64 KiB) — numactlx's NUMACTLX_DEBUG
+  // lines then block its engine thread in write(2), and with it redis (DEBUG POPULATE hung).
+  const errPath = path.join(dir, 'server.stderr');
+  const errFd = fs.openSync(errPath, 'w', 0o600);
+  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', errFd] });
+  fs.closeSync(errFd);
+  const err = () => fs.readFileSync(errPath, 'utf8');
   const end = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   for (let waited = 0; !ping(); waited += 50) {
     if (child.exitCode !== null || child.signalCode !== null || waited > 30_000) {
       child.kill('SIGKILL');
-      throw new Error(`${argv.join(' ')} did not answer PING: ${err}`);
+      throw new Error(`${argv.join(' ')} did not answer PING: ${err()}`);
     }
     await sleep(50);
   }
@@ -92,7 +97,7 @@ async function startServer(nx, pin, dir, extraEnv = {}) {
   cli('debug', 'populate', String(KEYS), 'key', opt.value);
   const fillMs = performance.now() - t0;
   const redisPid = Number(/process_id:(\d+)/.exec(cli('info', 'server').stdout)?.[1]);
-  return { child, end, redisPid, env, fillMs, err: () => err };
+  return { child, end, redisPid, env, fillMs, err };
 }
 
 async function stopServer(s) {
