@@ -82,7 +82,7 @@ export class EngineHandle {
             resolve();
             break;
           case 'snapshot-done': this.snapshots.emit('done', ev.snapshot); break;
-          case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message); break;
+          case 'snapshot-failed': this.snapshots.emit('failed', ev.id, ev.message, ev.noProcess === true); break;
           case 'pruned': this.snapshots.emit('pruned', ev.ids, ev.error); break;
           case 'prepared': this.snapshots.emit('prepared'); break;
           case 'backing-lost': this.snapshots.emit('backing-lost', ev.message, ev.found); break;

@@ -1,6 +1,6 @@
 // What the session's snapshot requests wait for on the tracer's side: the program's
 // start, then the freeze of their snapshot.
-import { SnapshotError } from '../src/snapshot/queue-api.js';
+import { NO_PROCESS, SnapshotError } from '../src/snapshot/queue-api.js';
 
 /**
  * The program's spawn, which a snapshot request waits for. The control socket is up and
@@ -31,13 +31,14 @@ export class FreezeWaiters {
     this.waiting.delete(id);
   }
 
-  failed(id: number, message: string): void {
-    this.waiting.get(id)?.reject(new SnapshotError(message));
+  /** The tracer found no process to freeze for `id`. */
+  failed(id: number): void {
+    this.waiting.get(id)?.reject(new SnapshotError(NO_PROCESS, { noProcess: true }));
     this.waiting.delete(id);
   }
 
-  /** The tracer has ended: what it has not answered, it never will. */
-  failAll(message: string): void {
-    for (const id of [...this.waiting.keys()]) this.failed(id, message);
+  /** The tracer has ended: what it has not answered, it never will (no process is left). */
+  failAll(): void {
+    for (const id of [...this.waiting.keys()]) this.failed(id);
   }
 }

@@ -99,7 +99,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     let stopListening = (): void => undefined;
     const durable = new Promise<SnapshotDone>((resolve, reject) => {
       const done = (s: SnapshotSummary): void => { if (s.id === id) { stopListening(); resolve(s); } };
-      const failed = (fid: number, message: string): void => { if (fid === id) { stopListening(); reject(new SnapshotError(message, { id, label })); } };
+      const failed = (fid: number, message: string, noProcess: boolean): void => { if (fid === id) { stopListening(); reject(new SnapshotError(message, { id, label, noProcess })); } };
       stopListening = (): void => { engine.snapshots.off('done', done); engine.snapshots.off('failed', failed); };
       engine.snapshots.on('done', done);
       engine.snapshots.on('failed', failed);
@@ -107,7 +107,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     durable.catch(() => undefined); // the queue observes it; never an unhandled rejection
     const frozen = freezes.wait(id);
     try {
-      if (!doorbell.ring(id, label)) throw new SnapshotError(NO_PROCESS, { label });
+      if (!doorbell.ring(id, label)) throw new SnapshotError(NO_PROCESS, { label, noProcess: true });
       await frozen;
     } catch (err) {
       stopListening(); // never frozen: no outcome will come
@@ -121,7 +121,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     prune: settings?.keep === undefined ? undefined : (keep) => engine.prune(keep),
     onEvent: (ev) => {
       // Asked for by ticks alone and found no process left: the program ended as they came (tally.tickAtEnd).
-      const atEnd = ev.type === 'failed' && ev.sources.every((s) => s === 'cron') && ev.error.message.endsWith(NO_PROCESS);
+      const atEnd = ev.type === 'failed' && ev.sources.every((s) => s === 'cron') && ev.error.noProcess;
       if (ev.type === 'failed' && !lostBacking && !atEnd) {
         const what = ev.id && !ev.error.message.startsWith(`snapshot ${ev.id}`) ? `snapshot ${ev.id}: ` : '';
         fs.writeSync(2, `numactlx: ${what}${ev.error.message}\n`);
@@ -163,7 +163,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
       if (!merged) tickOf.set(answer.id, counted);
     }, (err: Error) => {
       if (merged) return; // counted as merged, whatever that snapshot comes to
-      if (err.message.endsWith(NO_PROCESS)) tally.tickAtEnd(counted); // the program ended as it came
+      if (err instanceof SnapshotError && err.noProcess) tally.tickAtEnd(counted); // the program ended as it came
       else tally.tickFailed(counted); // refused, or failed before its freeze
     });
   };
@@ -225,7 +225,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
       },
       onEvent: (ev: TracerEvent) => {
         if (ev.type === 'frozen') freezes.frozen(ev.id);
-        else if (ev.type === 'freeze-failed') freezes.failed(ev.id, ev.message);
+        else if (ev.type === 'freeze-failed') freezes.failed(ev.id);
         else if (ev.type === 'exit-snapshot') askSnapshot('exit');
       },
       notForwarded: snapshotSignal ? [snapshotSignal] : [],
@@ -238,7 +238,7 @@ export async function runOnVirtualNodes(plan: LaunchPlan, topo: Topology, pauseP
     schedules?.stop();
     ending = true;
     programStart.reach(); // requests waiting for a program that never started fail now
-    freezes.failAll(NO_PROCESS);
+    freezes.failAll();
     queue.close();
     await Promise.race([queue.drain().catch(() => undefined), engine.ended]);
     await control.close();

@@ -44,7 +44,8 @@ export interface SnapshotSummary {
 export type EngineEvent =
   | { type: 'ready'; nextId: number; checksums: ChecksumShared }
   | { type: 'snapshot-done'; snapshot: SnapshotSummary }
-  | { type: 'snapshot-failed'; id: number; message: string }
+  /** `noProcess`: every process had ended by the freeze (NO_PROCESS). */
+  | { type: 'snapshot-failed'; id: number; message: string; noProcess?: boolean }
   | { type: 'pruned'; ids: number[]; error?: string }
   | { type: 'prepared' }
   /**

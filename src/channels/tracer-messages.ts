@@ -53,8 +53,8 @@ export type TracerEvent =
   /** The tracer's loop threw (it killed the program): what, and where (shown with NUMACTLX_DEBUG=1). */
   | { type: 'tracer-failed'; message: string; stack?: string }
   | { type: 'frozen'; id: number; pause_ms: number; pages: number }
-  /** A snapshot request the tracer took with no process left to freeze. */
-  | { type: 'freeze-failed'; id: number; message: string }
+  /** A snapshot request the tracer took with no process left to freeze (NO_PROCESS). */
+  | { type: 'freeze-failed'; id: number }
   | { type: 'exit-snapshot' };
 
 /**

@@ -16,7 +16,7 @@ import type { SnapshotHooks } from './engine-core.js';
 import type { Engine } from './engine.js';
 import type { ChecksumQueue } from '../channels/checksum-ring.js';
 import type { ThreadRegs } from '../snapshot/types.js';
-import { NO_PROCESS } from '../snapshot/queue-api.js';
+import { NO_PROCESS, SnapshotError } from '../snapshot/queue-api.js';
 import { prepareSteps } from './snapshot-prepare.js';
 import { freeze } from './snapshot-freeze.js';
 import { FrozenPageCopier } from './snapshot-copy.js';
@@ -201,7 +201,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       : freeze(this.engine, req, threads, tgidOf);
     // Every process left out (ended before or during the freeze: a tick racing the
     // program's exit): a record with no process would be a snapshot of nothing.
-    if (run.parts.size === 0) throw new Error(NO_PROCESS);
+    if (run.parts.size === 0) throw new SnapshotError(NO_PROCESS, { noProcess: true });
     this.phase = { kind: 'copying', run };
     if (this.options.capture) {
       this.forks = new HeldForks(run, (mm, pid) => {

@@ -14,6 +14,7 @@ import type { SnapshotEngine } from './snapshot-engine.js';
 import type { Evictor } from './eviction.js';
 import { commandOf, exeOf } from '../sys/procfs.js';
 import type { PagePolicy } from './ranges.js';
+import { SnapshotError } from '../snapshot/queue-api.js';
 
 const { EINVAL, EIO, ENOENT, ESRCH } = os.constants.errno;
 
@@ -51,7 +52,7 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
           (tid) => tgid.get(tid) ?? tid);
       } catch (err) {
         c.tellLost();
-        c.post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message });
+        c.post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message, noProcess: err instanceof SnapshotError && err.noProcess });
         return -EIO;
       }
     }

@@ -6,8 +6,9 @@ import type { SnapshotStats } from './types.js';
 
 /**
  * Why a snapshot fails when no process of the program is left to freeze: the tracer's,
- * the engine's and the session's word, which the session recognises (a tick as the
- * program ends is not a failure: launcher/session.ts).
+ * the engine's and the session's word. The failure carries it as a flag too
+ * (SnapshotError.noProcess, `noProcess` on the threads' messages), which the session
+ * reads: a tick as the program ends is not a failure (launcher/session.ts).
  */
 export const NO_PROCESS = 'no process of the session is running';
 
@@ -79,12 +80,15 @@ export class SnapshotError extends Error {
   /** The snapshot's id when it was known (the freeze succeeded, the commit did not). */
   readonly id: number | null;
   readonly label: string | null;
+  /** No process of the program was left to freeze (NO_PROCESS), here or in the error it wraps. */
+  readonly noProcess: boolean;
 
-  constructor(message: string, options: { id?: number | null; label?: string | null; cause?: unknown } = {}) {
+  constructor(message: string, options: { id?: number | null; label?: string | null; cause?: unknown; noProcess?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.name = 'SnapshotError';
     this.id = options.id ?? null;
     this.label = options.label ?? null;
+    this.noProcess = options.noProcess ?? (options.cause instanceof SnapshotError && options.cause.noProcess);
   }
 }
 

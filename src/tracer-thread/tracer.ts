@@ -9,7 +9,6 @@ import { cont, contSyscall, listen, PTRACE_EVENT } from '../sys/ptrace.js';
 import { killIfAlive } from '../sys/signal.js';
 import { asPoisonSigbus } from './full-node.js';
 import { WIFEXITED, WIFSIGNALED, WIFSTOPPED, WEXITSTATUS, WSTOPSIG, WTERMSIG, WCOREDUMP, WPTRACEEVENT, __WALL, type WaitResult } from '../sys/wait.js';
-import { NO_PROCESS } from '../snapshot/queue-api.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
 import type { TracerEvent } from '../channels/tracer-messages.js';
 import type { Doorbell } from '../channels/doorbell.js';
@@ -120,7 +119,7 @@ export class Tracer implements FreezeHost, EvictHost {
     // comes first, so a later ring sees no pid and fails at once) is answered here;
     // unanswered, the snapshot queue — and the session's end — would wait for ever.
     const pending = this.setup.doorbell?.take();
-    if (pending) this.setup.post({ type: 'freeze-failed', id: pending.id, message: NO_PROCESS });
+    if (pending) this.setup.post({ type: 'freeze-failed', id: pending.id });
     const s = this.mainStatus ?? 0;
     if (WIFSIGNALED(s)) this.setup.post({ type: 'killed', signal: WTERMSIG(s), core: WCOREDUMP(s) });
     else this.setup.post({ type: 'exited', code: WEXITSTATUS(s) });

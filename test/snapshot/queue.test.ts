@@ -4,7 +4,7 @@ import { jest } from '@jest/globals';
 import { SnapshotQueue, snapshotOp } from '../../src/snapshot/queue.js';
 import { prng, testSeed } from '../helpers/random.js';
 import {
-  SnapshotError, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent, type SnapshotOutcome, type SnapshotQueueOptions,
+  NO_PROCESS, SnapshotError, type SnapshotAnswer, type SnapshotDone, type SnapshotEvent, type SnapshotOutcome, type SnapshotQueueOptions,
 } from '../../src/snapshot/queue-api.js';
 
 interface Deferred<T> {
@@ -220,6 +220,30 @@ test('a failed commit: the id was answered, the waiters for durability get the r
   await turns();
   expect(next.value).toEqual(engine.last.done());
   expect(prune).toHaveBeenCalledWith(2);
+});
+
+// The session tells a tick that found the program gone from a failure by this flag, which
+// must survive the queue's wrapping, at the freeze and at the commit.
+test('a failure for want of a process keeps its noProcess flag through the queue; another failure has none', async () => {
+  const { engine, queue, events } = setup();
+  const atFreeze = track(queue.request({ source: 'cron' }));
+  await turns();
+  engine.last.taken.reject(new SnapshotError(NO_PROCESS, { noProcess: true }));
+  await turns();
+  expect({ message: atFreeze.error?.message, noProcess: atFreeze.error?.noProcess }).toEqual({ message: NO_PROCESS, noProcess: true });
+  const atCommit = track(queue.request({ source: 'cron', wait: true }));
+  await turns();
+  engine.last.freeze();
+  await turns();
+  engine.last.durable.reject(new SnapshotError(NO_PROCESS, { id: 2, noProcess: true }));
+  await turns();
+  expect(atCommit.error?.noProcess).toBe(true);
+  const other = track(queue.request({ source: 'cron' }));
+  await turns();
+  engine.last.taken.reject(new Error(`ESRCH: ${NO_PROCESS}`)); // the words alone are not the flag
+  await turns();
+  expect(other.error?.noProcess).toBe(false);
+  expect(events.filter((e) => e.type === 'failed').map((e) => e.type === 'failed' && e.error.noProcess)).toEqual([true, true, false]);
 });
 
 test('a take() that throws synchronously is an answer too', async () => {
