@@ -20,14 +20,8 @@ const MIN_STEP_PAGES = 16;
 /** 1 MiB: ≈ 0.5 ms into mapped frames. */
 const MAX_STEP_PAGES = 256;
 
-/** How many pages a step copies, told how long each took. */
-export interface StepSizer {
-  readonly pages: number;
-  measured(pages: number, ms: number): void;
-}
-
 /** Pages per step, from the last steps' speed (an average weighted to the latest). */
-export class CopyStepSizer implements StepSizer {
+export class CopyStepSizer {
   private msPerPage = 0;
 
   get pages(): number {
@@ -47,17 +41,6 @@ export class CopyStepSizer implements StepSizer {
 const engineSizer = new CopyStepSizer();
 
 /**
- * The steps of a copy made while the program is stopped (a pre-copy slice), which must end
- * by its deadline: the deadline is looked at between steps, and a step's cost per page can
- * jump a hundredfold without warning (fresh frames: 100–190 µs a page against 1–2 µs),
- * past what an average of the last steps foresees — 256 pages took 25–49 ms, stopping
- * redis-server for 28 ms slices of 6 (docs/BENCHMARKS.md §5m). At most STOPPED_STEP_PAGES
- * a step, a slice ends at most ≈ 6 ms late. Their speed is not the running copy's.
- */
-const STOPPED_STEP_PAGES = 32;
-export const STOPPED_STEPS: StepSizer = { pages: STOPPED_STEP_PAGES, measured: () => undefined };
-
-/**
  * Copies every DIRTY page of mm into part's frames; with `yielding`, a step at a time
  * (CopyStepSizer), so a chunk's pages may wait in the batch across a yield: copied then
  * only if still in the table and DIRTY (the program may have discarded one meanwhile).
@@ -65,7 +48,7 @@ export const STOPPED_STEPS: StepSizer = { pages: STOPPED_STEP_PAGES, measured: (
  * freeze. Returns how many pages were copied.
  */
 export function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: MmPart, yielding: boolean,
-  alive: () => boolean, sizer: StepSizer = engineSizer): Generator<void, number> {
+  alive: () => boolean, sizer = engineSizer): Generator<void, number> {
   let batch: number[] = [];
   // Without yields: a chunk adds up to PAGES_PER_CHUNK pages, and a batch stays below
   // MAX_IOV (one process_vm_readv).
@@ -105,13 +88,10 @@ export function* copyDirty(copier: FrozenPageCopier, target: CopyTarget, mm: Mm,
   }
 }
 
-/**
- * Copies mm's DIRTY pages until none is left, `deadline` has passed or mm is gone (a copy
- * cut short leaves the rest DIRTY). `sizer`: STOPPED_STEPS while the program is stopped.
- */
+/** Copies mm's DIRTY pages until none is left, `deadline` has passed or mm is gone (a copy cut short leaves the rest DIRTY). */
 export function* copyUntil(copier: FrozenPageCopier, target: CopyTarget, mm: Mm, part: MmPart, deadline: number,
-  yielding: boolean, alive: () => boolean, sizer: StepSizer = engineSizer): Generator<void, void> {
-  const steps = copyDirty(copier, target, mm, part, true, alive, sizer);
+  yielding: boolean, alive: () => boolean): Generator<void, void> {
+  const steps = copyDirty(copier, target, mm, part, true, alive);
   try {
     while (!steps.next().done && performance.now() < deadline) if (yielding) yield;
   } finally {

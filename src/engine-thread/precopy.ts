@@ -38,7 +38,7 @@ import fs from 'node:fs';
 import { closeFd } from '../sys/eventfd.js';
 import { openPagemap } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
-import { copyDirty, copyUntil, STOPPED_STEPS } from './precopy-copy.js';
+import { copyDirty, copyUntil } from './precopy-copy.js';
 import { drain } from '../../backing/steps.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
@@ -217,7 +217,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
       const part = partFor(mm);
       if (!part) return -1;
       drain(scanMm(scanner, mm, part.reader, Number.POSITIVE_INFINITY, false));
-      drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false, () => true, STOPPED_STEPS));
+      drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false, () => true));
       return mm.table.dirtyCount();
     },
     running: function* (mm, until) {

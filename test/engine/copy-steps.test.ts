@@ -1,7 +1,7 @@
 // How big a step of the pre-copy is (src/engine-thread/precopy-copy.ts CopyStepSizer), and
 // what a step left undone when the copy is closed: pure logic. A step should last about 2 ms whatever a page costs, so that a fault waits
 // at most that long for the copy.
-import { CopyStepSizer, copyDirty, copyUntil, STOPPED_STEPS } from '../../src/engine-thread/precopy-copy.js';
+import { CopyStepSizer, copyDirty } from '../../src/engine-thread/precopy-copy.js';
 import { DIRTY, PAGE, PageTable } from '../../src/engine-thread/page-table.js';
 import type { Mm } from '../../src/engine-thread/engine.js';
 import type { CopyTarget, MmPart } from '../../src/engine-thread/snapshot.js';
@@ -69,43 +69,5 @@ describe('copyDirty stopped inside a chunk', () => {
     while (!steps.next().done) { /* the rest */ }
     expect(copied).not.toContain(gone);
     expect(copied).toHaveLength(99);
-  });
-});
-
-// A slice copies with the program stopped until its deadline, looked at between steps: a
-// step's pages must be few whatever the running copy's sizer has learnt (fast mapped frames
-// let it grow to 256), or one step of fresh frames overshoots the slice by tens of ms.
-describe('a copy with the program stopped (a slice)', () => {
-  const BASE = 0x7f1000000000;
-  function dirtyMm(pages: number): { mm: Mm; batches: number[]; copier: FrozenPageCopier } {
-    const table = new PageTable();
-    for (let i = 0; i < pages; i++) table.set(BASE + i * PAGE, i + 1, 0, DIRTY);
-    const batches: number[] = [];
-    const copier = {
-      copyPresent: (m: Mm, _t: CopyTarget, _p: MmPart, addrs: number[]) => {
-        batches.push(addrs.length);
-        for (const a of addrs) m.table.setFlags(a, 0);
-      },
-    } as unknown as FrozenPageCopier;
-    return { mm: { table } as unknown as Mm, batches, copier };
-  }
-  const drain = (g: Generator<void, void>): void => { while (!g.next().done) { /* steps */ } };
-
-  test(`steps of at most ${STOPPED_STEPS.pages} pages, where the running copy's grew to 256`, () => {
-    // The running copy's sizer, taught by fast steps (this copier takes no time).
-    const warm = dirtyMm(4096);
-    drain(copyUntil(warm.copier, {} as CopyTarget, warm.mm, {} as MmPart, Number.POSITIVE_INFINITY, false, () => true));
-    expect(Math.max(...warm.batches)).toBe(256);
-    const stopped = dirtyMm(4096);
-    drain(copyUntil(stopped.copier, {} as CopyTarget, stopped.mm, {} as MmPart, Number.POSITIVE_INFINITY, false, () => true, STOPPED_STEPS));
-    expect(Math.max(...stopped.batches)).toBeLessThanOrEqual(STOPPED_STEPS.pages);
-    expect(stopped.batches.reduce((a, b) => a + b, 0)).toBe(4096);
-  });
-
-  test('a deadline already past: one step, the rest left DIRTY for the next slice or the pause', () => {
-    const { mm, batches, copier } = dirtyMm(1000);
-    drain(copyUntil(copier, {} as CopyTarget, mm, {} as MmPart, performance.now() - 1, false, () => true, STOPPED_STEPS));
-    expect(batches).toEqual([STOPPED_STEPS.pages]);
-    expect(mm.table.dirtyCount()).toBe(1000 - STOPPED_STEPS.pages);
   });
 });
