@@ -78,24 +78,6 @@ export class FrameAllocator {
     return f;
   }
 
-  /**
-   * The frames alloc would hand out next, at most `n`, in its order (the free stack's top
-   * first, then fresh ones), with space reserved for them as alloc would: to warm them
-   * before they are needed (warm-frames.ts). Fewer where the node is full.
-   */
-  upcoming(n: number): number[] {
-    const out: number[] = [];
-    for (let i = this.freeTop - 1; i >= 0 && out.length < n; i--) {
-      if (!this.reserveThrough(this.freeStack[i])) return out;
-      out.push(this.freeStack[i]);
-    }
-    for (let f = this.next; f < this.frameCount && out.length < n; f++) {
-      if (!this.reserveThrough(f)) return out;
-      out.push(f);
-    }
-    return out;
-  }
-
   free(f: number): void {
     if (!Number.isInteger(f) || f < 0 || f >= this.next || !this.inUse.has(f)) {
       throw new RangeError(`freeFrame(${f}): frame ${f} is not allocated`);

@@ -85,7 +85,9 @@ export class BackingStore {
   }
 
   /** The superblock in force (a copy). */
-  get superblock(): Superblock { return { ...this.sb }; }
+  get superblock(): Superblock {
+    return { ...this.sb };
+  }
 
   /**
    * The other superblock copy, when it passes its checks and describes the same frames:
@@ -204,11 +206,6 @@ export class BackingStore {
   claimFrames(frames: Iterable<number>): void {
     this.ensureOpen();
     this.frames.claim(frames);
-  }
-
-  /** The next frames allocFrame would hand out, at most `n` (FrameAllocator.upcoming). */
-  upcomingFrames(n: number): number[] {
-    return this.frames.upcoming(n);
   }
 
   /** The ENOSPC that made the node full, while allocFrame keeps reporting it. */

@@ -19,8 +19,6 @@ export interface FrameStore {
   allocFrame(): number;
   freeFrame(frame: number): void;
   frameAddr(frame: number): number;
-  /** The next frames allocFrame would hand out (BackingStore; a test's store may lack it). */
-  upcomingFrames?(n: number): number[];
   sync(): void;
   /** The backing deleted or truncated under the session, as one sentence (BackingStore). */
   mediumProblem(): string | undefined;

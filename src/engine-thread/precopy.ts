@@ -39,7 +39,6 @@ import { closeFd } from '../sys/eventfd.js';
 import { openPagemap } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import { copyDirty, copyUntil } from './precopy-copy.js';
-import { warmFrames, type WarmableFrames } from '../../backing/warm-frames.js';
 import { drain } from '../../backing/steps.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
@@ -182,10 +181,6 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
-  // The frames the slices and the pause will copy into (as many as the last pass wrote),
-  // mapped while the program runs: a fresh one costs up to 190 µs at its first touch.
-  const warm = state.passes.at(-1) ?? 0;
-  for (const { store, kind } of engine.nodes) if (store.upcomingFrames) yield* warmFrames(store as WarmableFrames, kind, warm);
   const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf) : '';
   if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
 }

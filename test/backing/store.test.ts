@@ -6,7 +6,6 @@ import { inspectBacking, type BackingTarget } from '../../backing/inspect.js';
 import { BackingError, BackingStore } from '../../backing/store.js';
 import { encodeSuperblock, decodeSuperblock, SLOT_SIZE, type Superblock } from '../../backing/format.js';
 import { copyToAddress } from '../../src/sys/mman.js';
-import { warmFrames } from '../../backing/warm-frames.js';
 import { ROOT } from '../helpers/numactlx.js';
 import { patternPage } from '../helpers/pattern.js';
 import { removeTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -273,27 +272,6 @@ describe('the lock', () => {
   });
 });
 
-/** Rss of this process's mapping that holds `addr`, in KiB (/proc/self/smaps). */
-function residentKiB(addr: bigint): number {
-  const lines = fs.readFileSync('/proc/self/smaps', 'utf8').split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(lines[i]);
-    if (!m || addr < BigInt(`0x${m[1]}`) || addr >= BigInt(`0x${m[2]}`)) continue;
-    for (let j = i + 1; j < lines.length && !/^[0-9a-f]+-/.test(lines[j]); j++) {
-      const rss = /^Rss:\s+(\d+) kB/.exec(lines[j]);
-      if (rss) return Number(rss[1]);
-    }
-  }
-  throw new Error(`no mapping holds 0x${addr.toString(16)}`);
-}
-
-function drainCount(steps: Generator<void, number>): number {
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
-}
-
 describe('frames', () => {
   test('allocation hands out exactly frameCount frames, then -1; freed frames come back', () => {
     const store = openBacking(path.join(dir, 'frames.img'), 4n * MiB);
@@ -313,28 +291,6 @@ describe('frames', () => {
     expect(store.framesInUse).toBe(store.frameCount - 2);
     expect([store.allocFrame(), store.allocFrame(), store.allocFrame()]).toEqual([3, 17, -1]);
     expect(store.noSpace).toBeUndefined();
-  });
-
-  // warm-frames.ts maps the frames a copy will take next, with the program running: they
-  // must be the ones allocFrame then hands out, mapped (resident), their bytes and the
-  // allocator's books untouched.
-  test('upcomingFrames names what allocFrame hands out next; warmFrames maps them and changes nothing else', () => {
-    const store = openBacking(path.join(dir, 'warm.img'), 8n * MiB);
-    const taken = Array.from({ length: 8 }, () => store.allocFrame());
-    copyToAddress(store.frameAddress(taken[5]), patternPage(7));
-    store.freeFrame(taken[2]);
-    store.freeFrame(taken[5]);
-    const upcoming = store.upcomingFrames(64);
-    expect(upcoming.slice(0, 3)).toEqual([taken[5], taken[2], 8]); // the free stack's top first, then fresh ones
-    expect(upcoming).toHaveLength(64);
-    const rssBefore = residentKiB(store.frameBase);
-    expect(drainCount(warmFrames(store, 'file', 64))).toBe(64);
-    expect(residentKiB(store.frameBase) - rssBefore).toBeGreaterThanOrEqual(62 * 4); // the two freed were mapped already
-    expect(store.framesInUse).toBe(6);
-    expect(Buffer.from(store.frameView(taken[5])).equals(patternPage(7))).toBe(true);
-    expect(store.frameView(40).every((b) => b === 0)).toBe(true);
-    expect(Array.from({ length: 64 }, () => store.allocFrame())).toEqual(upcoming);
-    expect(drainCount(warmFrames(store, 'dax', 8))).toBe(0); // a device: nothing to map
   });
 
   test.each<[string, (s: BackingStore) => void]>([
