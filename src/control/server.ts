@@ -67,8 +67,8 @@ async function clearStaleSocket(path: string): Promise<void> {
   fs.rmSync(path, { force: true });
 }
 
-/** Binds and listens on `path` with the socket file created 0600. */
-function listen(server: net.Server, path: string): Promise<void> {
+/** Binds and listens on `bindPath` with the socket file created 0600; errors name `path`. */
+function listen(server: net.Server, bindPath: string, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       reject(new ControlError(`control socket ${path}: listen failed: ${errnoOf(err) ?? oneLine(err)}`, { cause: err }));
@@ -80,7 +80,7 @@ function listen(server: net.Server, path: string): Promise<void> {
     // the mode certain either way.
     const old = process.umask(0o177);
     try {
-      server.listen(path, () => {
+      server.listen(bindPath, () => {
         server.off('error', onError);
         resolve();
       });
@@ -173,8 +173,16 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     });
   });
 
-  await listen(server, path);
-  fs.chmodSync(path, 0o600);
+  // Bound and listening under a name no client looks for, then renamed into place (a unix
+  // socket is reached through its inode: renamed, it listens on): a client that sees
+  // `<pid>.sock` can connect. Bound at that name, the file appeared between bind(2) and
+  // listen(2), and a client quick off the mark was refused (ECONNREFUSED; seen by
+  // test/snapshot/early-request.test.ts, which connects as soon as the file is there).
+  const bound = path.replace(/\.sock$/, '.new');
+  fs.rmSync(bound, { force: true }); // one a killed session of this pid left
+  await listen(server, bound, path);
+  fs.chmodSync(bound, 0o600);
+  fs.renameSync(bound, path);
   server.unref();
   // A failed accept (EMFILE) is emitted here; the session must not die of it, and the
   // client that was not accepted sees its own error.

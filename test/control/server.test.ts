@@ -86,6 +86,22 @@ test('the socket is DIR/PID.sock, mode 0600, in a directory created 0700; the um
   }
 });
 
+// The socket is bound and listening as PID.new, then renamed to PID.sock: a client that
+// sees PID.sock can connect (bound at PID.sock, the file was there before listen(2), and a
+// client quick off the mark was refused). One left by a killed session is replaced.
+test('the socket appears as PID.sock only listening: PID.new is its bound name, a stale one replaced, none left', async () => {
+  const dir = tmpDir();
+  fs.chmodSync(dir, 0o700);
+  const stale = path.join(dir, `${process.pid}.new`);
+  fs.writeFileSync(stale, 'left by a killed session');
+  const server = await start(dir);
+  expect(fs.readdirSync(dir)).toEqual([`${process.pid}.sock`]);
+  const c = await connect(server.path);
+  c.send('{"id":1,"op":"hello"}\n');
+  expect(await c.next()).toMatchObject({ id: 1, ok: true });
+  c.socket.destroy();
+});
+
 test('hello answers the session info with the socket filled in; status adds the stats', async () => {
   const server = await start(tmpDir());
   const c = await connect(server.path);
