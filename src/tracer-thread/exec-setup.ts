@@ -10,11 +10,10 @@ import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import { closeFd } from '../sys/eventfd.js';
 import { errnoName, SysError } from '../sys/libc.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, USERFAULTFD_IOC_NEW } from '../sys/userfaultfd-uapi.js';
-import { getRegs, readReg } from '../sys/ptrace.js';
 import { encodeFprog } from '../sys/seccomp.js';
 import { injectChecked, injectSyscall, NotReadable } from './inject.js';
 import { anonymousPrivate, readMaps } from './maps.js';
-import { writeRemote } from './remote.js';
+import { belowStack, writeRemote } from './remote.js';
 import { memoryTrapFilter } from './seccomp-filter.js';
 import type { Proc, Tasks, Thread } from './state.js';
 import type { EngineClient } from '../channels/tracer-engine.js';
@@ -31,15 +30,12 @@ const AT_FDCWD = -100n;
 const USERFAULTFD_DEVICE = Buffer.from('/dev/userfaultfd\0');
 const PR_SET_NO_NEW_PRIVS = 38n;
 const EACCES = 13n;
-/** The x86_64 ABI's red zone below rsp, which leaf code may use: never write there. */
-const RED_ZONE = 128n;
 
 const FILTER = memoryTrapFilter();
 
 /** Installs the memory-trap filter in `pid` (stopped): program and fprog go below its stack. */
 export function installFilter(pid: number): void {
-  const rsp = readReg(getRegs(pid), 'rsp');
-  const progAddr = (rsp - RED_ZONE - BigInt(FILTER.byteLength)) & ~15n;
+  const progAddr = belowStack(pid, FILTER.byteLength);
   const fprogAddr = (progAddr - 16n) & ~15n;
   writeRemote(pid, progAddr, FILTER);
   writeRemote(pid, fprogAddr, encodeFprog(FILTER.byteLength / 8, progAddr));
@@ -113,8 +109,7 @@ function makeRemoteUserfaultfd(pid: number, source: UffdWay): bigint {
 
 /** /dev/userfaultfd opened in `pid` with its own access: its descriptor there. */
 function openDeviceIn(pid: number): bigint {
-  const rsp = readReg(getRegs(pid), 'rsp');
-  const pathAddr = (rsp - RED_ZONE - BigInt(USERFAULTFD_DEVICE.byteLength)) & ~15n;
+  const pathAddr = belowStack(pid, USERFAULTFD_DEVICE.byteLength);
   writeRemote(pid, pathAddr, USERFAULTFD_DEVICE);
   return injectChecked(pid, 'open(/dev/userfaultfd) in the program', SYS.openat, [AT_FDCWD, pathAddr, BigInt(O_RDWR | O_CLOEXEC)]);
 }

@@ -15,18 +15,15 @@
 import { SYS } from '../sys/arch/index.js';
 import { closeFd } from '../sys/eventfd.js';
 import { SysError } from '../sys/libc.js';
-import { getRegs, readReg } from '../sys/ptrace.js';
 import { pidfdGetfd, pidfdOpen } from '../sys/pidfd.js';
 import {
   AF_UNIX, FD_MESSAGE, fdMessage, MSG_CMSG_CLOEXEC, receivedFd, sendFd, SOCK_CLOEXEC, SOCK_DGRAM,
 } from '../sys/socket.js';
 import { openUserfaultfdDevice } from '../sys/userfaultfd-calls.js';
 import { injectSyscall } from './inject.js';
-import { readRemote, writeRemote } from './remote.js';
+import { belowStack, readRemote, writeRemote } from './remote.js';
 import type { FilteredCall } from './seccomp-bpf.js';
 
-/** The x86_64 ABI's red zone below rsp, which leaf code may use: never written. */
-const RED_ZONE = 128n;
 /** The socketpair's two ints, after the message. */
 const PAIR_SIZE = 8;
 
@@ -53,8 +50,7 @@ function injected(pid: number, what: string, nr: number, args: bigint[]): bigint
 export function handDevice(pid: number): bigint {
   const device = openUserfaultfdDevice();
   try {
-    const rsp = readReg(getRegs(pid), 'rsp');
-    const base = (rsp - RED_ZONE - BigInt(FD_MESSAGE.size + PAIR_SIZE)) & ~15n;
+    const base = belowStack(pid, FD_MESSAGE.size + PAIR_SIZE);
     const pairAddr = base + BigInt(FD_MESSAGE.size);
     writeRemote(pid, base, Buffer.concat([fdMessage(base), Buffer.alloc(PAIR_SIZE)]));
     injected(pid, 'socketpair', SYS.socketpair, [BigInt(AF_UNIX), BigInt(SOCK_DGRAM | SOCK_CLOEXEC), 0n, pairAddr]);
