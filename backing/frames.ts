@@ -60,6 +60,23 @@ export class FrameAllocator {
     return this.used;
   }
 
+  /** Frames [0, handedOut) were handed out at least once (in use or on the free stack). */
+  get handedOut(): number {
+    return this.next;
+  }
+
+  /**
+   * Reserves space ahead of the frames handed out, through frame `count` − 1 (at most the
+   * last frame), for frames about to be warmed (frame-warmer.ts); returns how many frames
+   * from 0 have space now. Quiet: a full medium or any other failure stops it without
+   * error and without marking the node full — the allocation that needs the frame finds out.
+   */
+  reserveAhead(count: number): number {
+    const last = Math.min(count, this.frameCount) - 1;
+    while (last >= this.reserved && this.reserve(true));
+    return Math.min(this.reserved, this.frameCount);
+  }
+
   /** A free frame, or -1 when the node is full (no free frame, or no space on the medium). */
   alloc(): number {
     let f: number;
@@ -146,10 +163,11 @@ export class FrameAllocator {
    * Reserves the next chunk of frames with fallocate(mode 0), so that a write through the
    * mapping never meets a full filesystem (which is a SIGBUS, not an errno). On ENOSPC
    * it tries a single frame (not on hugetlbfs, whose unit is the huge page), then
-   * reports the node full and waits NO_SPACE_RETRY_MS before trying again.
+   * reports the node full and waits NO_SPACE_RETRY_MS before trying again. `quiet`
+   * (reserveAhead): any failure is only false.
    */
-  private reserve(): boolean {
-    if (performance.now() - this.noSpaceAt < NO_SPACE_RETRY_MS) return false;
+  private reserve(quiet = false): boolean {
+    if (performance.now() - this.noSpaceAt < NO_SPACE_RETRY_MS || (quiet && this.fd < 0)) return false;
     const start = this.reserved;
     const offset = Number(this.dataOffset) + start * FRAME_SIZE; // < 2^53: exact
     const count = Math.min(this.reserveFrames, this.frameCount - start);
@@ -164,6 +182,7 @@ export class FrameAllocator {
       this.noSpaceError = undefined;
       return true;
     }
+    if (quiet) return false;
     const error = new SysError('fallocate', errno);
     if (errno === ENOSPC) {
       this.noSpaceAt = performance.now();

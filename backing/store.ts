@@ -85,9 +85,7 @@ export class BackingStore {
   }
 
   /** The superblock in force (a copy). */
-  get superblock(): Superblock {
-    return { ...this.sb };
-  }
+  get superblock(): Superblock { return { ...this.sb }; }
 
   /**
    * The other superblock copy, when it passes its checks and describes the same frames:
@@ -110,8 +108,15 @@ export class BackingStore {
     return this.sb.size;
   }
 
-  get framesInUse(): number {
-    return this.frames.inUseCount;
+  get framesInUse(): number { return this.frames.inUseCount; }
+
+  /** Frames handed out at least once (FrameAllocator.handedOut). */
+  get framesHandedOut(): number { return this.frames.handedOut; }
+
+  /** Space reserved quietly through frame `count` − 1 (FrameAllocator.reserveAhead); the frames from 0 with space. */
+  reserveFramesAhead(count: number): number {
+    this.ensureOpen();
+    return this.frames.reserveAhead(count);
   }
 
   /**
@@ -191,13 +196,9 @@ export class BackingStore {
   }
 
   /** A free frame, or -1 when the node is full (no free frame, or no space on the medium). */
-  allocFrame(): number {
-    return this.frames.alloc();
-  }
+  allocFrame(): number { return this.frames.alloc(); }
 
-  freeFrame(f: number): void {
-    this.frames.free(f);
-  }
+  freeFrame(f: number): void { this.frames.free(f); }
 
   /**
    * Marks frames in use before the first allocFrame: those the committed snapshot
@@ -209,9 +210,7 @@ export class BackingStore {
   }
 
   /** The ENOSPC that made the node full, while allocFrame keeps reporting it. */
-  get noSpace(): SysError | undefined {
-    return this.frames.noSpace;
-  }
+  get noSpace(): SysError | undefined { return this.frames.noSpace; }
 
   /** Forgets a remembered ENOSPC: the next allocFrame tries to reserve space again at once. */
   retrySpace(): void {

@@ -29,6 +29,7 @@ import { endUnused } from './early-workers.js';
 import { PACKAGE_JSON } from './own-files.js';
 import { PAUSE_PAGES_ENV, pausePages } from '../src/snapshot/pause-limit.js';
 import { SNAPSHOT_NICE_ENV, snapshotNice } from '../src/snapshot/background-nice.js';
+import { WARM_FRAMES_ENV, warmFrames } from '../src/snapshot/warm-frames.js';
 
 export const VERSION = JSON.parse(fs.readFileSync(PACKAGE_JSON, 'utf8')).version as string;
 
@@ -51,9 +52,10 @@ async function launch(plan: LaunchPlan, topo: Topology, inherited: Inherited): P
   // No virtual node: numactl's semantics, the program replaces numactlx (same pid).
   if (placement.virtualNodes.length === 0) return execProgram({ kernelPolicy: policy, cpus: placement.cpus, program: plan.program }, inherited);
   // A virtual node: the session (engine, tracer, control socket), loaded only for it. A bad
-  // NUMACTLX_PAUSE_PAGES or NUMACTLX_SNAPSHOT_NICE is one line before anything starts.
+  // NUMACTLX_PAUSE_PAGES, NUMACTLX_SNAPSHOT_NICE or NUMACTLX_WARM_FRAMES is one line before anything starts.
   const pauseLimit = pausePages(process.env[PAUSE_PAGES_ENV]);
   snapshotNice(process.env[SNAPSHOT_NICE_ENV]); // read again by the workers
+  warmFrames(process.env[WARM_FRAMES_ENV]); // read again by the engine worker
   const { runOnVirtualNodes } = await import('./session.js');
   const { dieBySignal } = await import('./ending.js');
   const end = await runOnVirtualNodes(plan, topo, pauseLimit, {

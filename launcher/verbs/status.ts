@@ -45,6 +45,9 @@ export function formatStatus(r: StatusReply): string {
     ]));
   }
   for (const n of stats.nodes) if (n.eviction) out.push(evictionLine(n.node, n.eviction));
+  for (const n of stats.nodes) {
+    if (n.frames_warmed !== undefined) out.push(`node ${n.node}: ${formatPages(n.frames_warmed)} of frames read ahead of snapshots (${formatPages(n.frames_in_use)} in use)\n`);
+  }
   out.push('\n');
   if (stats.processes.length === 0) {
     out.push('no processes\n');

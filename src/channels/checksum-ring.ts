@@ -29,6 +29,7 @@
 import type { SyncTarget } from '../../backing/durability.js';
 import { FRAME_BATCH } from '../../backing/frame-copy.js';
 import { crcOne, FrameCrcs } from '../../backing/frame-crcs.js';
+import { warmGoalsBuffer } from './warm-goals.js';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -50,8 +51,11 @@ export const RING = 1 << 20;
 export interface ChecksumShared {
   ctl: SharedArrayBuffer;
   crcs: SharedArrayBuffer[];
-  /** Per slot: the address of frame 0 in this process, the frame count, and what syncing it takes. */
-  nodes: Array<{ frameBase: number; frameCount: number; sync: SyncTarget }>;
+  /** Per slot: the address of frame 0 in this process, the frame count, what syncing it
+   *  takes, and where its frame 0 is in the file when its frames are warmed (a regular file). */
+  nodes: Array<{ frameBase: number; frameCount: number; sync: SyncTarget; warm?: { dataOffset: number } }>;
+  /** Frame warming's goals (warm-goals.ts). */
+  warm: SharedArrayBuffer;
 }
 
 export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
@@ -59,6 +63,7 @@ export function checksumShared(nodes: ChecksumShared['nodes']): ChecksumShared {
     ctl: new SharedArrayBuffer(4 * (CTL_SLOTS + 2 * RING)),
     crcs: nodes.map((n) => new SharedArrayBuffer(4 * n.frameCount)),
     nodes,
+    warm: warmGoalsBuffer(nodes.length),
   };
 }
 
@@ -263,6 +268,9 @@ export class ChecksumRingReader {
     Atomics.store(this.ctl, TAIL, this.tail);
     Atomics.notify(this.ctl, TAIL);
   }
+
+  /** Entries queued and not taken (no wait). */
+  get queued(): number { return Atomics.load(this.ctl, HEAD) - this.tail; }
 
   /** The worker no longer reads the frames. */
   stopped(): void {

@@ -21,6 +21,9 @@ export interface NodeStats {
   /** Faults answered with SIGBUS because a --membind node was full. */
   sigbus: number;
   frames_in_use: number;
+  /** Frames read once in idle time, from frame 0, before a snapshot's copy writes them (a
+   *  regular file's node, NUMACTLX_WARM_FRAMES not 0, no --max-resident: src/engine-thread/frame-warming.ts). */
+  frames_warmed?: number;
   /** --max-resident: present when the node has a resident limit. */
   eviction?: EvictionStats;
 }

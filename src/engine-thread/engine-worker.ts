@@ -36,6 +36,8 @@ import { has } from '../kerndat/features.js';
 import { runCommand, type CommandContext } from './tracer-commands.js';
 import { NoteReader } from './note-reader.js';
 import { workerStart } from '../channels/worker-start.js';
+import { FrameWarming } from './frame-warming.js';
+import { WARM_FRAMES_ENV, warmFrames } from '../snapshot/warm-frames.js';
 
 const start = await workerStart<EngineStart>();
 const doorbell = new Doorbell(start.doorbell);
@@ -100,12 +102,13 @@ function tellLost(snaps: SnapshotEngine): void {
 }
 
 /** One step of the snapshot's commit; tells the main thread when it is done or failed. */
-function commitStep(snaps: SnapshotEngine, finishNow = false): void {
+function commitStep(snaps: SnapshotEngine, finishNow = false, warming?: FrameWarming): void {
   const id = snaps.currentId; // before the step: a failing step may end the snapshot
   try {
     const result = finishNow ? snaps.finishNow() : snaps.commitStep();
     if (!result) return;
     const r = result.records[0];
+    warming?.took(result.records.map((rec) => rec.stats.new_pages));
     post({ type: 'snapshot-done', snapshot: { id: result.id, label: r?.label ?? null, time: r?.time ?? new Date().toISOString(), stats: sumStats(result.records), lost_pages: result.lostPages } });
   } catch (err) {
     // A catalog frame that could not be written or read back (BackingError 'lost').
@@ -160,7 +163,11 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   };
   const mailbox = new MainMailbox(start.mailbox);
   const slices = snaps.slices;
-  const stats = () => ({ ...engine.stats(exeOf), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs } } : {}) });
+  const warming = new FrameWarming(stores, checksums.shared.warm, warmFrames(process.env[WARM_FRAMES_ENV]) && !evictor);
+  const stats = () => {
+    const s = engine.stats(exeOf);
+    return { ...s, nodes: warming.report(s.nodes), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs } } : {}) };
+  };
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
   let faultTurns = 0;
@@ -172,6 +179,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   /** --keep's deletion under way (MainRequest.Prune), a step per turn. */
   let pruning: Generator<void, number[]> | undefined;
   for (;;) {
+    // Before the poll, which may block: the goals are those of the frames handed out by now.
+    warming.turn(snaps.busy || snaps.active || pruning !== undefined);
     if (engine.takePollListChanged()) {
       order = [...engine.mms.values()];
       fds = Buffer.alloc(POLLFD_SIZE * (order.length + 1));
@@ -259,7 +268,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     if (snaps.active) {
       snaps.step(streak ? STREAK_STEP_PAGES : undefined);
       tellLost(snaps); // found by the copy: the session ends without waiting for the commit
-      commitStep(snaps);
+      commitStep(snaps, false, warming);
     }
     background.restore();
     turn.end('copy, commit');
@@ -274,7 +283,8 @@ if (opened) {
     catalog: new SnapshotCatalog(stores[i], opened[i].loaded),
     refs: opened[i].loaded.refs,
   })), start.faultAheadPages, has(start.features, 'POISON'), start.dirtyTracking);
-  const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget() }))));
+  const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget(),
+    warm: s.kind === 'file' ? { dataOffset: Number(s.superblock.dataOffset) } : undefined }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
     loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);

@@ -91,6 +91,30 @@ describe('tmpfs', () => {
     expect(store.frameView(first[10]!)[0]).toBe((first[10]! % 251) + 1);
   });
 
+  // Frame warming reserves space ahead of the frames handed out (frames.ts reserveAhead):
+  // on a full medium it gets what it can, says nothing and leaves the node not full —
+  // the frames reserved are handed out as before, and an allocation past them finds out.
+  test('space reserved ahead for warming stops quietly where the medium is full', async () => {
+    const dir = await mount('tmpfs', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs']);
+    const file = path.join(dir, 'n.img');
+    const store = openBacking(file, 64n * MiB);
+    expect(store.framesHandedOut).toBe(0);
+    const twoMiB = store.reserveFramesAhead(512);
+    expect(twoMiB).toBe(512);
+    expect(fs.statSync(file).blocks * 512).toBeGreaterThanOrEqual(2 << 20);
+
+    const got = store.reserveFramesAhead(16384); // 64 MiB asked of 4 MiB
+    expect(got).toBeGreaterThan(512);
+    expect(got * 4096).toBeLessThan(4 << 20);
+    expect(store.noSpace).toBeUndefined();
+    expect(store.framesHandedOut).toBe(0);
+
+    const frames = fillNode(store);
+    expect(frames.length).toBeGreaterThanOrEqual(got);
+    expect(store.framesHandedOut).toBe(frames.length);
+    expect(store.noSpace).toMatchObject({ syscall: 'fallocate', code: 'ENOSPC' });
+  });
+
   test('creating a backing on a full tmpfs fails with ENOSPC and leaves nothing behind', async () => {
     const dir = await mount('tmpfs', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs']);
     const empty = path.join(dir, 'empty.img');
