@@ -3,13 +3,15 @@
  * two ways the copier could (src/engine-thread/remote-copy.ts uses the first), on a fresh
  * fallocated file as a new backing's frames are:
  *
- *   frame_write mapping|pwrite SIZE_MIB FILE
+ *   frame_write mapping|pwrite|warmed SIZE_MIB FILE
  *
  *   mapping  MAP_SHARED mapping; per 1 MiB batch MADV_POPULATE_WRITE, then memcpy into it
  *            (the copier: process_vm_readv into the mapping after the populate)
  *   pwrite   pwrite(2) of each 1 MiB batch from a buffer (tried in stop 24, 6c18875, reverted)
+ *   warmed   as mapping, after a pread(2) of the whole file in 128 KiB calls, timed apart
+ *            (the checksum worker's idle-time warming: backing/frame-warmer.ts)
  *
- * Then fsync. Prints one line: fill ms, µs a page, fsync ms. The file is removed.
+ * Then fsync. Prints one line: [warm ms,] fill ms, µs a page, fsync ms. The file is removed.
  * Memory the guest freed goes back to the host ≈ 2 s later and is slow to touch again
  * (BENCHMARKS "Oddities"): sleep a few seconds before each run, or the first run pays for
  * the second's pages; alternate the two ways.
@@ -27,8 +29,8 @@
 #define BATCH (256 * 4096)
 
 int main(int argc, char **argv) {
-  if (argc != 4 || (strcmp(argv[1], "mapping") && strcmp(argv[1], "pwrite"))) {
-    fprintf(stderr, "usage: frame_write mapping|pwrite SIZE_MIB FILE\n");
+  if (argc != 4 || (strcmp(argv[1], "mapping") && strcmp(argv[1], "pwrite") && strcmp(argv[1], "warmed"))) {
+    fprintf(stderr, "usage: frame_write mapping|pwrite|warmed SIZE_MIB FILE\n");
     return 2;
   }
   size_t size = (size_t)atoi(argv[2]) << 20;
@@ -39,6 +41,14 @@ int main(int argc, char **argv) {
   memset(src, 7, BATCH);
   char *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) { perror("frame_write: mmap"); return 1; }
+  double warm_ms = -1;
+  if (strcmp(argv[1], "warmed") == 0) {
+    static char chunk[128 << 10];
+    double w0 = now_ms();
+    for (size_t off = 0; off < size; off += sizeof chunk)
+      if (pread(fd, chunk, sizeof chunk, (off_t)off) != (ssize_t)sizeof chunk) { perror("frame_write: pread"); return 1; }
+    warm_ms = now_ms() - w0;
+  }
   double t0 = now_ms();
   for (size_t off = 0; off < size; off += BATCH) {
     if (by_pwrite) {
@@ -51,6 +61,7 @@ int main(int argc, char **argv) {
   double t1 = now_ms();
   if (fsync(fd)) { perror("frame_write: fsync"); return 1; }
   double t2 = now_ms();
+  if (warm_ms >= 0) printf("warm %.0f ms (%.2f us a page), ", warm_ms, warm_ms * 1e3 / (double)(size / 4096));
   printf("%s %zu MiB: fill %.0f ms (%.2f us a page), fsync %.0f ms\n", argv[1], size >> 20, t1 - t0,
          (t1 - t0) * 1e3 / (double)(size / 4096), t2 - t1);
   unlink(argv[3]);
