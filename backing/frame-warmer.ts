@@ -16,16 +16,30 @@
 // SIGBUS. Regular files only: a device has no page cache, and tmpfs and hugetlbfs read a
 // fallocated page as zeros without filling it.
 import { FRAME_SIZE } from './format.js';
-import { pread } from '../src/sys/fcntl.js';
+import type { SyncTarget } from './durability.js';
+import { close, O_CLOEXEC, O_RDONLY, open, posixFadvise, POSIX_FADV_RANDOM, pread } from '../src/sys/fcntl.js';
+import { MADV_RANDOM, madviseFast } from '../src/sys/mman.js';
 
 /** Frames read per step (128 KiB): ≈ 0.3 ms at the average price, between looks at other work. */
 export const WARM_STEP_FRAMES = 32;
 
 export class FrameWarmer {
   private readonly buf = new ArrayBuffer(WARM_STEP_FRAMES * FRAME_SIZE);
+  private fd: number;
 
-  /** Over the frames from byte `dataOffset` of the file `fd` (open while this is used). */
-  constructor(private readonly fd: number, private readonly dataOffset: number) {}
+  /**
+   * Over the frames from byte `dataOffset` of the file `fd` is open on (open while this is
+   * made): opens the file again, read-only, as a description of its own (throws when it cannot).
+   */
+  constructor(fd: number, private readonly dataOffset: number) {
+    this.fd = open(`/proc/self/fd/${fd}`, O_RDONLY | O_CLOEXEC);
+    posixFadvise(this.fd, 0, 0, POSIX_FADV_RANDOM); // advice: a failure only costs speed
+  }
+
+  close(): void {
+    if (this.fd >= 0) close(this.fd);
+    this.fd = -1;
+  }
 
   /**
    * Reads frames [from, from + count), at most WARM_STEP_FRAMES; returns how many were
@@ -33,7 +47,7 @@ export class FrameWarmer {
    */
   read(from: number, count: number): number {
     const n = Math.min(count, WARM_STEP_FRAMES);
-    if (n <= 0) return 0;
+    if (n <= 0 || this.fd < 0) return 0;
     try {
       const got = pread(this.fd, new Uint8Array(this.buf, 0, n * FRAME_SIZE), BigInt(this.dataOffset + from * FRAME_SIZE));
       return Math.floor(got / FRAME_SIZE);
@@ -41,4 +55,16 @@ export class FrameWarmer {
       return 0;
     }
   }
+}
+
+/**
+ * The engine's faults on a file backing's frames (its copies into them) fill one page each,
+ * without readahead: a fault that reads ahead fills a large folio and zero-fills it in one
+ * stretch nothing preempts — 30–40 ms on this VM, stalling whatever else shares the CPU, the
+ * program among them — where one page at a time cost 3.9 µs a page instead of 9.6 and held
+ * the CPU at most 5 ms (docs/BENCHMARKS.md §5n). Only the session's engine: a verb reading a
+ * cold backing from disk wants readahead. Advice: a failure only costs that.
+ */
+export function faultPagesOneByOne(frames: SyncTarget): void {
+  if (frames.kind === 'file') madviseFast(frames.frameBase, frames.mapLength, MADV_RANDOM);
 }

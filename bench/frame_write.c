@@ -3,13 +3,16 @@
  * two ways the copier could (src/engine-thread/remote-copy.ts uses the first), on a fresh
  * fallocated file as a new backing's frames are:
  *
- *   frame_write mapping|pwrite|warmed SIZE_MIB FILE
+ *   frame_write mapping|random|warmed|pwrite SIZE_MIB FILE
  *
  *   mapping  MAP_SHARED mapping; per 1 MiB batch MADV_POPULATE_WRITE, then memcpy into it
- *            (the copier: process_vm_readv into the mapping after the populate)
+ *            (the copier before stop 36: process_vm_readv into the mapping after the populate)
+ *   random   the same with MADV_RANDOM on the mapping: faults fill one page each, no
+ *            readahead, no large folio (the engine since stop 36: faultPagesOneByOne)
+ *   warmed   as random, after a pread(2) of the whole file in 128 KiB calls through a second
+ *            open of it with POSIX_FADV_RANDOM, timed apart (the checksum worker's idle-time
+ *            warming: backing/frame-warmer.ts)
  *   pwrite   pwrite(2) of each 1 MiB batch from a buffer (tried in stop 24, 6c18875, reverted)
- *   warmed   as mapping, after a pread(2) of the whole file in 128 KiB calls, timed apart
- *            (the checksum worker's idle-time warming: backing/frame-warmer.ts)
  *
  * Then fsync. Prints one line: [warm ms,] fill ms, µs a page, fsync ms. The file is removed.
  * Memory the guest freed goes back to the host ≈ 2 s later and is slow to touch again
@@ -29,8 +32,8 @@
 #define BATCH (256 * 4096)
 
 int main(int argc, char **argv) {
-  if (argc != 4 || (strcmp(argv[1], "mapping") && strcmp(argv[1], "pwrite") && strcmp(argv[1], "warmed"))) {
-    fprintf(stderr, "usage: frame_write mapping|pwrite|warmed SIZE_MIB FILE\n");
+  if (argc != 4 || (strcmp(argv[1], "mapping") && strcmp(argv[1], "random") && strcmp(argv[1], "warmed") && strcmp(argv[1], "pwrite"))) {
+    fprintf(stderr, "usage: frame_write mapping|random|warmed|pwrite SIZE_MIB FILE\n");
     return 2;
   }
   size_t size = (size_t)atoi(argv[2]) << 20;
@@ -44,11 +47,16 @@ int main(int argc, char **argv) {
   double warm_ms = -1;
   if (strcmp(argv[1], "warmed") == 0) {
     static char chunk[128 << 10];
+    int rfd = open(argv[3], O_RDONLY);
+    if (rfd < 0) { perror("frame_write: open"); return 1; }
+    posix_fadvise(rfd, 0, 0, POSIX_FADV_RANDOM);
     double w0 = now_ms();
     for (size_t off = 0; off < size; off += sizeof chunk)
-      if (pread(fd, chunk, sizeof chunk, (off_t)off) != (ssize_t)sizeof chunk) { perror("frame_write: pread"); return 1; }
+      if (pread(rfd, chunk, sizeof chunk, (off_t)off) != (ssize_t)sizeof chunk) { perror("frame_write: pread"); return 1; }
     warm_ms = now_ms() - w0;
+    close(rfd);
   }
+  if (strcmp(argv[1], "random") == 0 || strcmp(argv[1], "warmed") == 0) madvise(map, size, MADV_RANDOM);
   double t0 = now_ms();
   for (size_t off = 0; off < size; off += BATCH) {
     if (by_pwrite) {

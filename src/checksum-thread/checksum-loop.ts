@@ -32,6 +32,7 @@ export function runChecksumLoop(shared: ChecksumShared): void {
     }
   } finally {
     warming.rest();
+    warming.close();
     ring.stopped();
   }
 }

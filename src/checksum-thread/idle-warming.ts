@@ -23,7 +23,7 @@ export class IdleWarming {
   constructor(shared: ChecksumShared) {
     this.work = new WarmWork(shared.warm);
     const allowed = mayTakeNice(this.own);
-    this.warmers = shared.nodes.map((n) => (allowed && n.warm ? new FrameWarmer(n.sync.fd, n.warm.dataOffset) : undefined));
+    this.warmers = shared.nodes.map((n) => (allowed && n.warm ? openWarmer(n.sync.fd, n.warm.dataOffset) : undefined));
     this.usable = this.warmers.map((w) => w !== undefined);
   }
 
@@ -39,10 +39,24 @@ export class IdleWarming {
     return true;
   }
 
+  /** The worker stops: the warmers' descriptors are closed. */
+  close(): void {
+    for (const w of this.warmers) w?.close();
+  }
+
   /** Back at the worker's own priority (before a CRC, a sync or a sleep). */
   rest(): void {
     if (!this.lowered) return;
     this.lowered = false;
     if (setThreadNice(this.own) !== 0) this.usable.fill(false); // not expected: mayTakeNice said it could
+  }
+}
+
+/** A node's warmer, or none where its file cannot be opened again (it is then not warmed). */
+function openWarmer(fd: number, dataOffset: number): FrameWarmer | undefined {
+  try {
+    return new FrameWarmer(fd, dataOffset);
+  } catch {
+    return undefined;
   }
 }

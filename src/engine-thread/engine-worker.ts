@@ -37,6 +37,7 @@ import { runCommand, type CommandContext } from './tracer-commands.js';
 import { NoteReader } from './note-reader.js';
 import { workerStart } from '../channels/worker-start.js';
 import { FrameWarming } from './frame-warming.js';
+import { faultPagesOneByOne } from '../../backing/frame-warmer.js';
 import { WARM_FRAMES_ENV, warmFrames } from '../snapshot/warm-frames.js';
 
 const start = await workerStart<EngineStart>();
@@ -76,6 +77,7 @@ function openStores(): OpenNode[] | undefined {
     for (const n of start.nodes) {
       const store = BackingStore.open(n.target);
       stores.push(store);
+      faultPagesOneByOne(store.syncTarget());
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
       if (store.durabilityNote) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.durabilityNote}\n`);
       const loaded = loadCatalog(store);

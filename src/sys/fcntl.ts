@@ -56,6 +56,15 @@ const fsyncRaw = libc.func('fsync', 'int', ['int']);
 const fdatasyncRaw = libc.func('fdatasync', 'int', ['int']);
 const preadRaw = libc.func('pread', 'int64_t', ['int', 'void *', 'size_t', 'int64_t']);
 const pwriteRaw = libc.func('pwrite', 'int64_t', ['int', 'const void *', 'size_t', 'int64_t']);
+const posixFadviseRaw = libc.func('posix_fadvise', 'int', ['int', 'int64_t', 'int64_t', 'int']);
+
+/** posix_fadvise(2) advice: no readahead on this open file (and reads fill single pages). */
+export const POSIX_FADV_RANDOM = 1;
+
+/** posix_fadvise(2) on [offset, offset + len) of `fd` (len 0: to the end); returns 0 or the errno (it does not set errno). */
+export function posixFadvise(fd: number, offset: number, len: number, advice: number): number {
+  return posixFadviseRaw(fd, offset, len, advice) as number;
+}
 
 /** open(2); returns the new descriptor (O_CLOEXEC is the caller's to pass). */
 export function open(path: string, flags: number, mode = 0): number {

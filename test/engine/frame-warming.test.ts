@@ -44,6 +44,15 @@ async function cachedPages(file: string): Promise<number> {
   return Number(String(r.stdout).trim());
 }
 
+/** The VmFlags of `pid`'s mapping of `file` (/proc/PID/smaps). */
+function vmFlags(pid: number, file: string): string[] {
+  const lines = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n');
+  const at = lines.findIndex((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l) && l.endsWith(` ${file}`));
+  if (at < 0) throw new Error(`numactlx ${pid} has no mapping of ${file}`);
+  const flags = lines.slice(at + 1).find((l) => l.startsWith('VmFlags:'));
+  return flags ? flags.slice('VmFlags:'.length).trim().split(/\s+/) : [];
+}
+
 function node3(s: LiveSession): Promise<NodeStats> {
   return s.status().then((r) => r.stats.nodes[0]);
 }
@@ -63,6 +72,8 @@ test('the program\'s frames are read into the page cache in idle time, then as m
   });
   expect(first.frames_warmed).toBeLessThan(first.frames_in_use + 1024);
   expect(await cachedPages(s.backing)).toBeGreaterThanOrEqual(first.frames_warmed!);
+  // The engine's mapping of the frames faults one page at a time (MADV_RANDOM: smaps' `rr`).
+  expect(vmFlags(s.pid, s.backing)).toContain('rr');
   const human = await numactlx(['status', String(s.pid)], { env: s.env });
   expect(human.stdout).toMatch(/^node 3: [\d.]+M of frames read ahead of snapshots \([\d.]+M in use\)$/m);
 
