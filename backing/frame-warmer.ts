@@ -1,26 +1,33 @@
-// Frames read once, in idle time, before a copy writes them ("warmed").
+// Frames read once, in idle time, before a copy writes them ("warmed"), and how the
+// engine's own mapping of them faults.
 //
 // Why: a frame of a file backing that was never written is space fallocate reserved (an
 // unwritten extent). The first touch of such a frame — a snapshot's copy writing it
-// through the mapping — makes its page-cache page and zero-fills it (ext4:
-// zero_user_segments under page_cache_ra_order), and on a VM whose host backs guest
-// memory lazily that fill is the host's first touch of the memory: 7–8 µs a page on
-// average here and up to 190 µs, where a frame whose page is cached takes 0.5 µs
-// (docs/BENCHMARKS.md §5n). A snapshot ends copying with the program stopped (the
-// pre-copy's slices, the pause): redis-server's slowest requests were those copies into
-// fresh frames (§5m).
+// through the mapping — makes its page-cache page and zero-fills it, and a snapshot ends
+// copying with the program stopped (the pre-copy's slices, the pause). Read beforehand,
+// a frame costs the copy 2.6–2.8 µs instead of 3.8–3.9 (one page per fault, below), and
+// the page cache is filled off the snapshot's path (docs/BENCHMARKS.md §5n).
 //
 // pread(2), not the mapping: it fills the same page-cache pages, clean (nothing is
 // written, and reclaim may take them back), takes no lock of numactlx's address space, and
 // a file truncated under the session makes it return short where the mapping would raise
 // SIGBUS. Regular files only: a device has no page cache, and tmpfs and hugetlbfs read a
 // fallocated page as zeros without filling it.
+//
+// One page at a time, both ways (kernel quirk): ext4's readahead fills large folios and
+// zero-fills each in one stretch that nothing preempts. On this VM's lazily backed memory
+// that held a CPU for up to 38 ms at a time against a thread at nice -20 (the program's,
+// numactlx's fault service) — stop 35's `memset` under `zero_user_segments` ←
+// `page_cache_ra_order` — where one page at a time never held it 6 ms and cost 1.4 µs a
+// page to read instead of 9 (bench/frame-stall.sh). So the warmer reads through a
+// description of its own with POSIX_FADV_RANDOM, and the engine's mapping is MADV_RANDOM
+// (faultPagesOneByOne).
 import { FRAME_SIZE } from './format.js';
 import type { SyncTarget } from './durability.js';
 import { close, O_CLOEXEC, O_RDONLY, open, posixFadvise, POSIX_FADV_RANDOM, pread } from '../src/sys/fcntl.js';
 import { MADV_RANDOM, madviseFast } from '../src/sys/mman.js';
 
-/** Frames read per step (128 KiB): ≈ 0.3 ms at the average price, between looks at other work. */
+/** Frames read per step (128 KiB): ≈ 50 µs of fresh frames, between looks at other work. */
 export const WARM_STEP_FRAMES = 32;
 
 export class FrameWarmer {

@@ -45,7 +45,7 @@ export class FrameWarming {
     this.asked = stores.map(() => 0);
   }
 
-  /** At the end of each engine loop turn: `busy` while a snapshot or a deletion is under way. */
+  /** Before each poll of the engine loop: `busy` while a snapshot or a deletion is under way. */
   turn(busy: boolean): void {
     if (busy) {
       if (this.before) return;
