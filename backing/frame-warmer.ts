@@ -69,8 +69,9 @@ export class FrameWarmer {
  * without readahead: a fault that reads ahead fills a large folio and zero-fills it in one
  * stretch nothing preempts — 30–40 ms on this VM, stalling whatever else shares the CPU, the
  * program among them — where one page at a time cost 3.9 µs a page instead of 9.6 and held
- * the CPU at most 5 ms (docs/BENCHMARKS.md §5n). Only the session's engine: a verb reading a
- * cold backing from disk wants readahead. Advice: a failure only costs that.
+ * the CPU at most 5 ms (docs/BENCHMARKS.md §5n). Only the session's engine, and not on a
+ * node with a resident limit: a verb reading a cold backing from disk, and eviction's
+ * refaults reading frames back, want readahead. Advice: a failure only costs that.
  */
 export function faultPagesOneByOne(frames: SyncTarget): void {
   if (frames.kind === 'file') madviseFast(frames.frameBase, frames.mapLength, MADV_RANDOM);

@@ -77,7 +77,7 @@ function openStores(): OpenNode[] | undefined {
     for (const n of start.nodes) {
       const store = BackingStore.open(n.target);
       stores.push(store);
-      faultPagesOneByOne(store.syncTarget());
+      if (!n.maxResidentPages) faultPagesOneByOne(store.syncTarget()); // eviction reads frames back: readahead kept
       if (store.superblockDamage) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.superblockDamage}\n`);
       if (store.durabilityNote) fs.writeSync(2, `numactlx: ${n.target.path}: ${store.durabilityNote}\n`);
       const loaded = loadCatalog(store);
