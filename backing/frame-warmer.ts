@@ -27,6 +27,11 @@ import type { SyncTarget } from './durability.js';
 import { close, O_CLOEXEC, O_RDONLY, open, posixFadvise, POSIX_FADV_RANDOM, pread } from '../src/sys/fcntl.js';
 import { MADV_RANDOM, madviseFast } from '../src/sys/mman.js';
 
+/** Whether a backing of `kind` is warmed and faulted one page at a time: a regular file (the header says why only it). */
+export function warmable(kind: string): boolean {
+  return kind === 'file';
+}
+
 /** Frames read per step (128 KiB): ≈ 50 µs of fresh frames, between looks at other work. */
 export const WARM_STEP_FRAMES = 32;
 
@@ -74,5 +79,5 @@ export class FrameWarmer {
  * refaults reading frames back, want readahead. Advice: a failure only costs that.
  */
 export function faultPagesOneByOne(frames: SyncTarget): void {
-  if (frames.kind === 'file') madviseFast(frames.frameBase, frames.mapLength, MADV_RANDOM);
+  if (warmable(frames.kind)) madviseFast(frames.frameBase, frames.mapLength, MADV_RANDOM);
 }

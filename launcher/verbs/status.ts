@@ -44,8 +44,8 @@ export function formatStatus(r: StatusReply): string {
         String(n.sigbus)]),
     ]));
   }
-  for (const n of stats.nodes) if (n.eviction) out.push(evictionLine(n.node, n.eviction));
   for (const n of stats.nodes) {
+    if (n.eviction) out.push(evictionLine(n.node, n.eviction));
     if (n.frames_warmed !== undefined) out.push(`node ${n.node}: ${formatPages(n.frames_warmed)} of frames read ahead of snapshots (${formatPages(n.frames_in_use)} in use)\n`);
   }
   out.push('\n');

@@ -37,7 +37,7 @@ import { runCommand, type CommandContext } from './tracer-commands.js';
 import { NoteReader } from './note-reader.js';
 import { workerStart } from '../channels/worker-start.js';
 import { FrameWarming } from './frame-warming.js';
-import { faultPagesOneByOne } from '../../backing/frame-warmer.js';
+import { faultPagesOneByOne, warmable } from '../../backing/frame-warmer.js';
 import { WARM_FRAMES_ENV, warmFrames } from '../snapshot/warm-frames.js';
 
 const start = await workerStart<EngineStart>();
@@ -286,7 +286,7 @@ if (opened) {
     refs: opened[i].loaded.refs,
   })), start.faultAheadPages, has(start.features, 'POISON'), start.dirtyTracking);
   const checksums = new ChecksumQueue(checksumShared(stores.map((s) => ({ frameBase: Number(s.frameBase), frameCount: s.frameCount, sync: s.syncTarget(),
-    warm: s.kind === 'file' ? { dataOffset: Number(s.superblock.dataOffset) } : undefined }))));
+    warm: warmable(s.kind) ? { dataOffset: Number(s.superblock.dataOffset) } : undefined }))));
   post({ type: 'ready', nextId: Math.max(1, ...opened.map((o) => o.loaded.catalog.nextId)), checksums: checksums.shared });
   try {
     loop(engine, stores, checksums, opened[0]?.loaded.snapshots.map((r) => ({ id: r.id, label: r.label })) ?? []);

@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import { WarmGoals } from '../channels/warm-goals.js';
 import type { NodeStats } from '../channels/session-stats.js';
+import { warmable } from '../../backing/frame-warmer.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
 
@@ -29,6 +30,8 @@ export class FrameWarming {
   private readonly goals: WarmGoals;
   /** Per slot: warmed at all. */
   private readonly on: boolean[];
+  /** Some slot is: otherwise a turn does nothing (it runs before every poll, faults' too). */
+  private readonly any: boolean;
   /** Per slot: frames to warm past those handed out: what the last snapshot copied or took. */
   private readonly ahead: number[];
   /** Per slot: pages the snapshot just committed copied (took), until the turn that ends its work. */
@@ -40,13 +43,15 @@ export class FrameWarming {
 
   constructor(private readonly stores: readonly WarmableStore[], buffer: SharedArrayBuffer, enabled: boolean) {
     this.goals = new WarmGoals(buffer);
-    this.on = stores.map((s) => enabled && s.kind === 'file');
+    this.on = stores.map((s) => enabled && warmable(s.kind));
+    this.any = this.on.includes(true);
     this.ahead = stores.map(() => 0);
     this.asked = stores.map(() => 0);
   }
 
   /** Before each poll of the engine loop: `busy` while a snapshot or a deletion is under way. */
   turn(busy: boolean): void {
+    if (!this.any) return;
     if (busy) {
       if (this.before) return;
       if (DEBUG) this.say();
