@@ -39,6 +39,19 @@ function resolveLong(name: string, specs: readonly OptionSpec[]): OptionSpec {
   throw new UsageError(`unrecognized option '--${name}'`);
 }
 
+/**
+ * An option's value given as the next argument. getopt would take a `--` there as the
+ * value (`--stats -- prog` wrote statistics to a file named `--`); here it ends the
+ * options, as whoever typed it meant, and the option lacks its value.
+ */
+function separateValue(argv: readonly string[], i: number, spelled: string): string {
+  // getopt's own words: "option '--stats' requires an argument", "option requires an argument -- 'm'".
+  const missing = spelled.startsWith('--') ? `option '${spelled}' requires an argument` : `option requires an argument -- '${spelled.slice(1)}'`;
+  if (i >= argv.length) throw new UsageError(missing);
+  if (argv[i] === '--') throw new UsageError(`${missing} ('--' ends the options)`);
+  return argv[i];
+}
+
 /** Splits argv into ordered option events and the program. */
 export function splitArgv(argv: readonly string[], specs: readonly OptionSpec[]): SplitArgv {
   const events: OptionEvent[] = [];
@@ -56,8 +69,7 @@ export function splitArgv(argv: readonly string[], specs: readonly OptionSpec[])
       } else if (eq >= 0) {
         events.push({ name: spec.long, value: arg.slice(eq + 1), spelled });
       } else {
-        if (i + 1 >= argv.length) throw new UsageError(`option '${spelled}' requires an argument`);
-        events.push({ name: spec.long, value: argv[++i], spelled });
+        events.push({ name: spec.long, value: separateValue(argv, ++i, spelled), spelled });
       }
       continue;
     }
@@ -72,8 +84,7 @@ export function splitArgv(argv: readonly string[], specs: readonly OptionSpec[])
         }
         const rest = arg.slice(j + 1);
         if (rest !== '') events.push({ name: spec.long, value: rest, spelled });
-        else if (i + 1 < argv.length) events.push({ name: spec.long, value: argv[++i], spelled });
-        else throw new UsageError(`option requires an argument -- '${spec.short}'`);
+        else events.push({ name: spec.long, value: separateValue(argv, ++i, spelled), spelled });
         break;
       }
       continue;

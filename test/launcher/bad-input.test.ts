@@ -35,6 +35,9 @@ const cases: Case[] = [
   { name: 'unknown short option', args: ['-Z', ...program], error: /^numactlx: invalid option -- 'Z'$/m, usage: true },
   { name: 'ambiguous abbreviation', args: ['--pre=0', ...program], error: /^numactlx: option '--pre' is ambiguous; possibilities: '--preferred' '--preferred-many'$/m, usage: true },
   { name: 'missing option value', args: ['--membind'], error: /^numactlx: option '--membind' requires an argument$/m, usage: true },
+  // getopt would take `--` as the value: `--stats -- prog` wrote a file named `--`.
+  { name: "'--' as a long option's value", args: ['--stats', '--', ...program], error: /^numactlx: option '--stats' requires an argument \('--' ends the options\)$/m, usage: true },
+  { name: "'--' as a short option's value", args: ['-m', '--', ...program], error: /^numactlx: option requires an argument -- 'm' \('--' ends the options\)$/m, usage: true },
   { name: 'value on a flag', args: ['--show=1'], error: /^numactlx: option '--show' doesn't allow an argument$/m, usage: true },
   { name: 'bad node list', args: ['-m', '0-x', ...program], error: /^numactlx: invalid node list '0-x' for -m: unparseable node description 'x'$/m, usage: true },
   { name: 'node that does not exist', args: ['--membind=7', ...program], error: /^numactlx: invalid node list '7' for --membind: node 7 is out of range \(nodes available: 0\)$/m, usage: true },
