@@ -37,7 +37,11 @@ export enum TracerOp {
   SetProcessPolicy = 7,
   /** pid, addr → args: mode, nnodes, nodes…, then the page's node (-1 ordinary memory). */
   QueryAddress = 8,
-  /** id: every thread is stopped (registers in the doorbell); freeze for snapshot id. */
+  /**
+   * id: every thread is stopped (registers in the doorbell); freeze for snapshot id. → args[0]:
+   * how many mms capture forks are to hold (CaptureNext; with NUMACTLX_SNAPSHOT_CAPTURE=auto
+   * mostly none, and the tracer then asks nothing more in the pause).
+   */
   Freeze = 9,
   /** ms: the pause the tracer measured for the snapshot being copied. */
   SetPause = 10,
@@ -70,7 +74,7 @@ export enum TracerOp {
    */
   DupUffd = 16,
   /**
-   * A freeze with NUMACTLX_SNAPSHOT_CAPTURE=fork, after Freeze: the pid of a process whose
+   * A freeze with NUMACTLX_SNAPSHOT_CAPTURE=fork|auto, after Freeze: the pid of a process whose
    * mm has pages to copy and no capture fork yet, or 0. The engine then expects that
    * mm's next UFFD_EVENT_FORK to be the capture's (snapshot-capture.ts).
    */
@@ -217,10 +221,11 @@ export class EngineClient {
     this.channel.call(TracerOp.SharesMm);
   }
 
-  /** Freezes for snapshot `id`; returns the pages frozen (or -errno). */
-  freeze(id: number): number {
+  /** Freezes for snapshot `id`; returns the pages frozen (or -errno) and how many capture forks are wanted. */
+  freeze(id: number): { frozen: number; forks: number } {
     this.put([id]);
-    return this.channel.call(TracerOp.Freeze);
+    const frozen = this.channel.call(TracerOp.Freeze);
+    return { frozen, forks: frozen >= 0 ? this.channel.args[0] : 0 };
   }
 
   /** The next process to fork for the freeze's capture (0: none left). */

@@ -136,7 +136,7 @@ function pruneStep(snaps: SnapshotEngine, pruning: Generator<void, number[]>): G
 
 function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   existing: Array<{ id: number; label: string | null }>): void {
-  const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture === 'fork' });
+  const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture === 'precopy' ? false : start.capture });
   // [eviction] After the snapshot engine: it wraps the write-fault handler that one set.
   const limits = start.nodes.map((n) => n.maxResidentPages ?? 0);
   const evictor = start.evict && limits.some((l) => l > 0)
@@ -168,7 +168,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const warming = new FrameWarming(stores, checksums.shared.warm, warmFrames(process.env[WARM_FRAMES_ENV]) && !evictor);
   const stats = () => {
     const s = engine.stats(exeOf);
-    return { ...s, nodes: warming.report(s.nodes), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs } } : {}) };
+    return { ...s, nodes: warming.report(s.nodes), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled } } : {}) };
   };
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];

@@ -74,6 +74,8 @@ export class Mm {
   captureFork = -1;
   /** Why this mm's snapshots cannot be held by a fork (they are pre-copied), once found. */
   noCapture: string | undefined;
+  /** NUMACTLX_SNAPSHOT_CAPTURE=auto: the next freeze holds this mm by a fork (snapshot-capture.ts holdUnconverged). */
+  holdByFork = false;
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
   /**

@@ -8,7 +8,8 @@
 // and the copy goes on meanwhile as in a pass. The stops make progress that a pass with
 // the program running cannot: nothing is written while they copy. Slices go on until the
 // DIRTY set fits in the pause (StopSlices.pausePages); the program runs less between slices while
-// they make little progress (from FIRST_RUN_MS down to MIN_RUN_MS).
+// they make little progress (from FIRST_RUN_MS down to MIN_RUN_MS), and stop when they make
+// none (STALL_SLICES): then the pause copies what is left, as it would after any number of them.
 //
 // Why: with asynchronous dirty tracking no write fault reaches numactlx, so what a
 // pre-copy leaves is copied in the pause — a program writing 64 random pages a turn of
@@ -33,6 +34,14 @@ const FIRST_RUN_MS = 24;
 const MIN_RUN_MS = 16;
 /** A request not taken this long: no more slices (the freeze takes what is left). */
 const GIVE_UP_MS = 1000;
+/**
+ * Slices that did not bring what is left a tenth below the least seen so far: the program
+ * writes faster than slices copy, and slices stop (the freeze takes what is left). stress-ng's
+ * two 1 GiB rewriters took all MAX_SLICES, 4.6 s of stops in 19 s, and then a pause of 270 ms
+ * that copied what they had left, as much as before the first slice (docs/BENCHMARKS.md §5o).
+ */
+const STALL_SLICES = 16;
+const PROGRESS = 0.1;
 
 type Poll = 'done' | 'waiting' | 'failed';
 
@@ -46,6 +55,8 @@ export class StopSlices {
   /** Slices taken, and their total stop time (ms, the tracer's count), for NUMACTLX_DEBUG. */
   count = 0;
   stopMs = 0;
+  /** Prepares whose slices stopped for making no progress (STALL_SLICES). */
+  stalled = 0;
   /** Waiting for a slice or between two: the engine loop may block in poll (1 ms at a time). */
   waiting = false;
 
@@ -139,6 +150,8 @@ export function* sliceUntilSmall(slicer: StopSlices, mms: () => Mm[], left: Map<
   work: SliceWork): Generator<void, void> {
   let runMs = FIRST_RUN_MS;
   const total = (): number => [...left.values()].reduce((a, b) => a + b, 0);
+  let least = total();
+  let sinceLeast = 0;
   try {
     for (let n = 0; n < MAX_SLICES && total() > slicer.pausePages; n++) {
       const live = mms();
@@ -164,6 +177,13 @@ export function* sliceUntilSmall(slicer: StopSlices, mms: () => Mm[], left: Map<
       // Little progress (a tenth of the set): the program writes nearly as fast as it is copied; it runs less.
       if (before - after < before / 10) runMs = Math.max(MIN_RUN_MS, runMs / 2);
       if (total() <= slicer.pausePages) return;
+      if (total() < least * (1 - PROGRESS)) {
+        least = total();
+        sinceLeast = 0;
+      } else if (++sinceLeast >= STALL_SLICES) {
+        slicer.stalled++;
+        return;
+      }
       // The program runs; the copy goes on meanwhile, as in a pass.
       yield* work.running(mm, performance.now() + runMs);
     }

@@ -48,7 +48,7 @@ import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
-import { forkWouldLack } from './snapshot-capture.js';
+import { forkWouldLack, holdUnconverged } from './snapshot-capture.js';
 import type { SmapsVma } from '../sys/procfs.js';
 
 /** Pre-copy passes at most. */
@@ -123,10 +123,18 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
   return written;
 }
 
+/**
+ * Which mms a snapshot's fork holds (snapshot-capture.ts): 'fork' every mm a fork can hold;
+ * 'auto' those whose pre-copy slices could not converge (Mm.holdByFork); false none.
+ */
+export type HeldBy = 'fork' | 'auto' | false;
+
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer?: StopSlices, capture = false): Generator<void, void> {
+  slicer?: StopSlices, held: HeldBy = false): Generator<void, void> {
   const t0 = performance.now();
+  const capture = held === 'fork';
+  for (const mm of freezable(engine)) mm.holdByFork = false;
   // The smaps a first prepare reads to adopt pages are the ones forkWouldLack looks at: read once.
   const smapsRead = new Map<Mm, { pid: number; vmas: SmapsVma[] }>();
   yield* adoptUntracked(engine, capture ? (mm, pid, vmas) => smapsRead.set(mm, { pid, vmas }) : undefined);
@@ -181,7 +189,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
-  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf) : '';
+  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf, held === 'auto') : '';
   if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
 }
 
@@ -192,7 +200,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
  * stop made it 61 ms long. Returns a note for NUMACTLX_DEBUG.
  */
 function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer: StopSlices, mmsOf: () => Mm[]): Generator<void, string> {
+  slicer: StopSlices, mmsOf: () => Mm[], holdLeft: boolean): Generator<void, string> {
   const left = new Map<Mm, number>();
   if ((state.passes.at(-1) ?? 0) <= slicer.pausePages) return '';
   for (const mm of mmsOf()) {
@@ -202,7 +210,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     left.set(mm, mm.table.dirtyCount());
   }
   const found = [...left.values()].reduce((a, b) => a + b, 0);
-  const [count, stopMs] = [slicer.count, slicer.stopMs];
+  const [count, stopMs, stalled] = [slicer.count, slicer.stopMs, slicer.stalled];
   const partFor = (mm: Mm): MmPart | undefined => {
     const pid = livePid(mm);
     if (pid === undefined || !engine.mms.has(mm.uffd)) return undefined;
@@ -226,8 +234,11 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     },
   });
   const n = slicer.count - count;
-  return n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms`;
+  const held = holdLeft ? holdUnconverged(left, slicer.pausePages, livePid) : '';
+  return held + (n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms` +
+    (slicer.stalled > stalled ? ', no progress: the rest in the pause' : ''));
 }
+
 
 /** mm's DIRTY pages become PENDING, listed as part's runs for the copier (snapshot-copy.ts); returns how many. */
 function stageWritten(mm: Mm, part: MmPart): number {
@@ -243,7 +254,7 @@ function stageWritten(mm: Mm, part: MmPart): number {
  * pages were copied in the pause.
  */
 export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number, capture = false): { run: SnapshotRun; frozen: number } {
+  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number, held: HeldBy = false): { run: SnapshotRun; frozen: number } {
   const run = new SnapshotRun(req);
   run.failed = state.failed;
   const mms = freezable(engine);
@@ -272,7 +283,9 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
     const t1 = performance.now();
     // Held by a fork (snapshot-capture.ts): the written pages are staged, copied out of the fork later.
-    const copied = capture && !mm.noCapture ? stageWritten(mm, part) : drain(copyDirty(copier, run, mm, part, false, () => true));
+    const byFork = !mm.noCapture && (held === 'fork' || (held === 'auto' && mm.holdByFork));
+    mm.holdByFork = false;
+    const copied = byFork ? stageWritten(mm, part) : drain(copyDirty(copier, run, mm, part, false, () => true));
     if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, copy ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
     frozen += copied;
     run.parts.set(mm, part);

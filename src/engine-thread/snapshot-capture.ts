@@ -72,6 +72,26 @@ export function forkWouldLack(pid: number, vmas?: SmapsVma[]): string | undefine
   return undefined;
 }
 
+/**
+ * NUMACTLX_SNAPSHOT_CAPTURE=auto: pre-copy slices ended with more `left` than the pause may
+ * copy (the program writes faster than it is copied: precopy-slices.ts). The mms with pages
+ * left are held by a fork in the freeze, where a fork can hold them (forkWouldLack, read now,
+ * the program running), instead of having them copied in the pause. Returns a note for
+ * NUMACTLX_DEBUG.
+ */
+export function holdUnconverged(left: Map<Mm, number>, pausePages: number, livePid: (mm: Mm) => number | undefined): string {
+  if ([...left.values()].reduce((a, b) => a + b, 0) <= pausePages) return '';
+  const held: number[] = [];
+  for (const [mm, pages] of left) {
+    const pid = livePid(mm);
+    if (pages === 0 || pid === undefined) continue;
+    mm.noCapture = forkWouldLack(pid);
+    mm.holdByFork = mm.noCapture === undefined;
+    if (mm.holdByFork) held.push(pid);
+  }
+  return held.length > 0 ? `; held by a fork: ${held.join(' ')}` : '';
+}
+
 /** Why a snapshot of an mm cannot be held by its fork `child`, from their maps; undefined if it can. */
 export function notHeldBy(parentMaps: string, child: number): string | undefined {
   const childMaps = mapsText(child);
@@ -94,6 +114,11 @@ export class HeldForks {
     private readonly events: EventStats) {
     this.wanted = [...run.parts].filter(([mm, part]) => part.left > 0 && !mm.noCapture).map(([mm, part]) => ({ mm, pid: part.reader }));
     this.asked = new Set(this.wanted.map((w) => w.mm));
+  }
+
+  /** How many mms are left for the tracer to fork (TracerOp.Freeze tells it). */
+  get wantedCount(): number {
+    return this.wanted.length;
   }
 
   /** Whether a fork is asked to hold mm's part (it may still fail to: `copyNow` then). */

@@ -23,7 +23,7 @@ import { FrozenPageCopier } from './snapshot-copy.js';
 import { finishSteps, syncOnWorker, type CommitContext, type CommittedSnapshot, type SnapshotResult } from './snapshot-commit.js';
 import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
-import { freezeAsync, Precopy, precopySteps } from './precopy.js';
+import { freezeAsync, Precopy, precopySteps, type HeldBy } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
 import { copyBeforeDrop, HeldForks } from './snapshot-capture.js';
 
@@ -60,7 +60,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   private readonly async: boolean;
   private readonly scanner = new DirtyScanner();
   private precopy: Precopy | undefined;
-  /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks holding the snapshot being copied (snapshot-capture.ts). */
+  /** NUMACTLX_SNAPSHOT_CAPTURE=fork|auto: the forks holding the snapshot being copied (snapshot-capture.ts). */
   forks: HeldForks | undefined;
 
   /** Committed snapshots of the backings, oldest first (for --keep). */
@@ -70,10 +70,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   /**
    * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts); off only where the
-   * "program" is this very process (test/engine/engine-unit.test.ts). `capture`: NUMACTLX_SNAPSHOT_CAPTURE=fork.
+   * "program" is this very process (test/engine/engine-unit.test.ts). `capture`: which mms a fork holds (precopy.ts HeldBy).
    */
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
-    existing: CommittedSnapshot[] = [], private readonly options = { extraPages: true, capture: false }) {
+    existing: CommittedSnapshot[] = [], private readonly options: { extraPages: boolean; capture?: HeldBy } = { extraPages: true }) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote,
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);

@@ -48,8 +48,9 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
       const tgid = new Map(threads.map((t) => [t.tid, t.tgid]));
       const label = doorbell.label();
       try {
-        return snaps.freeze({ id: a[0], label, program: c.program }, threads,
-          (tid) => tgid.get(tid) ?? tid);
+        const frozen = snaps.freeze({ id: a[0], label, program: c.program }, threads, (tid) => tgid.get(tid) ?? tid);
+        a[0] = snaps.forks?.wantedCount ?? 0;
+        return frozen;
       } catch (err) {
         c.tellLost();
         c.post({ type: 'snapshot-failed', id: a[0], message: (err as Error).message, noProcess: err instanceof SnapshotError && err.noProcess });

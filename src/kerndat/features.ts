@@ -234,17 +234,21 @@ export function chooseDirtyTracking(features: KernelFeatures, value: string | un
  *   written pages are copied out of it afterwards (Redis BGSAVE's way, without its child
  *   running). Needs UFFD_FEATURE_EVENT_FORK (the child's userfaultfd is the engine's to close).
  * - 'precopy': the written pages are copied before and in the freeze (precopy.ts).
- * With synchronous tracking neither applies: snapshots are copy-before-write.
+ * - 'auto': pre-copy, and an address space whose pre-copy slices could not bring what it
+ *   left down to what the pause may copy (a program writing faster than it is copied) is
+ *   held by a fork in that freeze instead of being copied in the pause (precopy-slices.ts).
+ *   Needs what 'fork' needs; 'precopy' where that is missing.
+ * With synchronous tracking none applies: snapshots are copy-before-write.
  */
-export type SnapshotCapture = 'fork' | 'precopy';
+export type SnapshotCapture = 'fork' | 'precopy' | 'auto';
 
 export const SNAPSHOT_CAPTURE_ENV = 'NUMACTLX_SNAPSHOT_CAPTURE';
 
 /** The capture a session uses; throws the one line (without `numactlx: `) for a bad or impossible value. */
 export function chooseCapture(features: KernelFeatures, tracking: DirtyTracking, value: string | undefined): SnapshotCapture {
   const asked = value === undefined || value === '' ? undefined : value.toLowerCase();
-  if (asked !== undefined && asked !== 'fork' && asked !== 'precopy') {
-    throw new Error(`${SNAPSHOT_CAPTURE_ENV}: unknown value '${value}' (known: fork, precopy)`);
+  if (asked !== undefined && asked !== 'fork' && asked !== 'precopy' && asked !== 'auto') {
+    throw new Error(`${SNAPSHOT_CAPTURE_ENV}: unknown value '${value}' (known: auto, fork, precopy)`);
   }
   const possible = tracking === 'async' && has(features, 'EVENT_FORK');
   if (asked === 'fork' && !possible) {
@@ -256,5 +260,9 @@ export function chooseCapture(features: KernelFeatures, tracking: DirtyTracking,
   return asked ?? DEFAULT_CAPTURE;
 }
 
-/** Measured before it became the default or not: docs/BENCHMARKS.md "Snapshots held by a fork". */
-const DEFAULT_CAPTURE: SnapshotCapture = 'precopy';
+/**
+ * A fork for every snapshot lengthens every pause by the fork (docs/BENCHMARKS.md "Snapshots
+ * held by a fork"); one only where pre-copy cannot converge replaces a pause that would copy
+ * all the program rewrote (§5o).
+ */
+const DEFAULT_CAPTURE: SnapshotCapture = 'auto';

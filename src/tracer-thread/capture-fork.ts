@@ -77,13 +77,16 @@ export class CaptureForks {
 
   /**
    * In a freeze, after the engine's (every thread stopped, `stash` their stops): makes the
-   * capture forks the engine asks for, then reaps the children of earlier snapshots.
+   * capture forks the engine asks for (`wanted`, Freeze's answer: none asked, no round trip
+   * to the engine in the pause), then reaps the children of earlier snapshots.
    */
-  inFreeze(tasks: Tasks, stash: Map<number, number>): void {
-    for (let pid = this.engine.captureNext(); pid > 0; pid = this.engine.captureNext()) {
-      this.engine.captured(pid, this.fork(tasks, stash, pid));
+  inFreeze(tasks: Tasks, stash: Map<number, number>, wanted: number): void {
+    if (wanted > 0) {
+      for (let pid = this.engine.captureNext(); pid > 0; pid = this.engine.captureNext()) {
+        this.engine.captured(pid, this.fork(tasks, stash, pid));
+      }
     }
-    this.reap(tasks, stash, new Set(this.ended.values()));
+    if (this.ended.size > 0) this.reap(tasks, stash, new Set(this.ended.values()));
   }
 
   /**

@@ -48,9 +48,9 @@ export function freeze(host: FreezeHost, id: number, stoppedTid = 0): void {
   }
   host.doorbell.writeThreads(regs);
   const tRegs = process.hrtime.bigint();
-  const frozen = engine.freeze(id);
+  const { frozen, forks } = engine.freeze(id);
   const tFrozen = process.hrtime.bigint();
-  if (frozen >= 0) host.captures?.inFreeze(tasks, stash);
+  if (frozen >= 0) host.captures?.inFreeze(tasks, stash, forks);
   const tEngine = process.hrtime.bigint();
   handleStops(host, stash);
   const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6;

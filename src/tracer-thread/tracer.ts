@@ -50,7 +50,7 @@ export class Tracer implements FreezeHost, EvictHost {
   private readonly forkWithoutEvent: ForkWithoutEvent | undefined;
   /** --max-resident: stops an address space for the engine's drops (evict-stop.ts). */
   private readonly evictions: EvictStopper | undefined;
-  /** NUMACTLX_SNAPSHOT_CAPTURE=fork: the forks that hold snapshots' images (capture-fork.ts). */
+  /** NUMACTLX_SNAPSHOT_CAPTURE=fork|auto: the forks that hold snapshots' images (capture-fork.ts). */
   readonly captures: CaptureForks | undefined;
   /** The process whose stops wake this loop for the doorbell's and the engine's requests (waker.ts). */
   private readonly waker: Waker;
@@ -66,7 +66,7 @@ export class Tracer implements FreezeHost, EvictHost {
     this.forkWithoutEvent = has(setup.features, 'EVENT_FORK') ? undefined
       : { source: this.uffdSource, replay: (r) => this.later(r), refused: (err) => this.sayUntrapped(err) };
     if (setup.evict) this.evictions = new EvictStopper(this, setup.engine, setup.evict);
-    if (setup.capture === 'fork') this.captures = new CaptureForks(setup.engine, (r) => this.later(r));
+    if (setup.capture === 'fork' || setup.capture === 'auto') this.captures = new CaptureForks(setup.engine, (r) => this.later(r));
     this.waker = new Waker((pid) => {
       setup.doorbell?.publishWaker(pid);
       setup.evict?.publishWaker(pid);

@@ -283,7 +283,7 @@ test.each(['wf', 'dc'])('the program toggling %s on its mapping all along: every
 }, 180000);
 
 test.each([
-  [{ NUMACTLX_SNAPSHOT_CAPTURE: 'cow' }, "numactlx: NUMACTLX_SNAPSHOT_CAPTURE: unknown value 'cow' (known: fork, precopy)"],
+  [{ NUMACTLX_SNAPSHOT_CAPTURE: 'cow' }, "numactlx: NUMACTLX_SNAPSHOT_CAPTURE: unknown value 'cow' (known: auto, fork, precopy)"],
   [{ NUMACTLX_SNAPSHOT_CAPTURE: 'fork', NUMACTLX_DIRTY_TRACKING: 'sync' },
     'numactlx: NUMACTLX_SNAPSHOT_CAPTURE=fork: it needs asynchronous dirty tracking (WP_ASYNC and PAGEMAP_SCAN, Linux 6.7), and this session tracks synchronously; unset NUMACTLX_SNAPSHOT_CAPTURE or set it to precopy'],
 ])('%j: one line, exit 1, nothing started', async (env, line) => {

@@ -20,32 +20,33 @@ import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterAll(removeTmpDirs);
 
-const PAGES = 16384; // 64 MiB, a power of two
+const PAGES_DEFAULT = 16384; // 64 MiB, a power of two
+const PAGES = PAGES_DEFAULT;
 const PAGE = 4096;
 
-/** The modular inverse of odd `a` modulo PAGES (Newton's iteration; Numbers stay below 2^40). */
-function inverse(a: number): number {
-  let inv = a % PAGES;
-  for (let i = 0; i < 6; i++) inv = (inv * ((2 + PAGES * PAGES - ((a % PAGES) * inv) % PAGES) % PAGES)) % PAGES;
+/** The modular inverse of odd `a` modulo `pages` (Newton's iteration; Numbers stay below 2^40). */
+function inverse(a: number, pages: number): number {
+  let inv = a % pages;
+  for (let i = 0; i < 6; i++) inv = (inv * ((2 + pages * pages - ((a % pages) * inv) % pages) % pages)) % pages;
   return inv;
 }
 
-/** Checks that snapshot `snap` is one cut of the writes; returns the cut. */
-function checkCut(snap: RawSnapshot, seed: number, region: number, committed: number): number {
+/** Checks that snapshot `snap` is one cut of the writes of a region of `pages` pages; returns the cut. */
+function checkCut(snap: RawSnapshot, seed: number, region: number, committed: number, pages = PAGES_DEFAULT): number {
   const cut = Number(snap.word(committed) ?? 0n);
   expect(Number.isSafeInteger(cut)).toBe(true);
-  const a = (2 * seed + 1) % PAGES;
-  const b = Math.floor(seed / 128) % PAGES;
-  const inv = inverse(a);
-  expect((a * inv) % PAGES).toBe(1);
-  const pageOf = (seq: number): number => (((seq % PAGES) * a) % PAGES + b) % PAGES;
+  const a = (2 * seed + 1) % pages;
+  const b = Math.floor(seed / 128) % pages;
+  const inv = inverse(a, pages);
+  expect((a * inv) % pages).toBe(1);
+  const pageOf = (seq: number): number => (((seq % pages) * a) % pages + b) % pages;
   const progress = BigInt(cut + 1);
   const inProgressPage = pageOf(cut + 1);
   const wrong: string[] = [];
-  for (let p = 0; p < PAGES; p++) {
-    // The last seq <= cut with seq * a + b = p (mod PAGES): seq = r (mod PAGES).
-    const r = (((p - b + PAGES) % PAGES) * inv) % PAGES;
-    let last = cut - (((cut - r) % PAGES) + PAGES) % PAGES;
+  for (let p = 0; p < pages; p++) {
+    // The last seq <= cut with seq * a + b = p (mod pages): seq = r (mod pages).
+    const r = (((p - b + pages) % pages) * inv) % pages;
+    let last = cut - (((cut - r) % pages) + pages) % pages;
     if (last < 1) last = 0;
     const want = BigInt(last);
     const first = snap.word(region + p * PAGE) ?? 0n;
@@ -124,6 +125,56 @@ describe.each([
     expect(cuts[0]).toBeGreaterThan(0);
     for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
     expect(done).toBeGreaterThan(cuts[cuts.length - 1]);
+  }, 180000);
+});
+
+// A writer rewriting 256 MiB at full speed: no pass and no slice can bring what it leaves down
+// to what the pause may copy (a slice copies ≈ 6 ms of it, the program rewrites all of it between
+// two). Slices stop once they make no progress (precopy-slices.ts STALL_SLICES) instead of going
+// on to MAX_SLICES (400: seconds of stops for nothing); by default (NUMACTLX_SNAPSHOT_CAPTURE=auto)
+// what is left is then held by a fork made in the freeze, with 'precopy' copied in the pause.
+// A prepare may still converge (the writer short of CPU between two slices: two vCPUs): snapshots
+// are taken until two have stalled.
+describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (NUMACTLX_SNAPSHOT_CAPTURE=%s)', (capture) => {
+  test('slices stop when they make no progress; every snapshot is still one cut of its writes', async () => {
+    const BIG = 65536;
+    const bin = await compileFixture('fast_oracle');
+    const dir = tmpDir();
+    const backing = path.join(dir, 'node3.img');
+    const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', ...(capture === 'auto' ? {} : { NUMACTLX_SNAPSHOT_CAPTURE: capture }) };
+    const seed = testSeed(`precopy stall ${capture}`);
+    const session = execa(NUMACTLX, [`--remap=3,${backing},size=2g`, '--membind=3', '--', bin, String(BIG), String(seed)],
+      { env, reject: false, buffer: false, stdin: 'pipe' });
+    const killer = setTimeout(() => session.kill('SIGKILL'), 170000);
+    let out = '';
+    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('the writer to start', () => out.includes('ready'), 20000);
+    const [, region, , committed] = out.split('\n')[0].split(' ');
+    // Every page of the region written once: from then on each pass finds all of it again.
+    await waitFor('the writer to touch its whole region', async () => (await stats(session.pid!, env)).nodes[0].pages_placed >= BIG, 30000, 50);
+    const ids: number[] = [];
+    let s = await stats(session.pid!, env);
+    while ((s.precopy_slices?.stalled ?? 0) < 2 && ids.length < 8) {
+      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+      expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
+      ids.push(JSON.parse(String(r.stdout)).id);
+      s = await stats(session.pid!, env);
+    }
+    session.stdin!.end();
+    const r = await session;
+    clearTimeout(killer);
+    expect(r.exitCode).toBe(0);
+    process.stdout.write(`writer faster than slices (${capture}): ${ids.length} snapshots, ${JSON.stringify(s.precopy_slices)}\n`);
+    // Two prepares stalled, each after a few dozen slices at most (400 before).
+    expect(s.precopy_slices?.stalled).toBe(2);
+    expect(s.precopy_slices!.slices).toBeLessThan(100 * ids.length);
+    // auto: the one process held by a fork in each freeze after a stall; precopy: none.
+    expect({ forks: s.events.capture_forks ?? 0, fallbacks: s.events.capture_fallbacks ?? 0 })
+      .toEqual({ forks: capture === 'auto' ? 2 : 0, fallbacks: 0 });
+    expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+    const cuts: number[] = [];
+    for (const id of ids) cuts.push(checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed), BIG));
+    for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
   }, 180000);
 });
 
