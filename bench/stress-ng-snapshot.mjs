@@ -12,7 +12,7 @@
 // a count that grows with the work done.
 //
 //   node bench/stress-ng-snapshot.mjs [--seconds 40] [--every 8] [--vm 2] [--vm-bytes 1G]
-//        [--vm-method all] [--reps 1] [--numactlx PATH] [--dir /var/tmp/numactlx-stress-bench] [--json FILE]
+//        [--vm-method all] [--reps 1] [--numactlx PATH] [--baseline PATH] [--dir /var/tmp/numactlx-stress-bench] [--json FILE]
 //
 // Variants, side by side in each repetition (order rotated):
 //   plain      stress-ng --vm 2 --vm-bytes 1G --vm-keep --verify -t 40s --metrics-brief
@@ -21,6 +21,7 @@
 //              cron schedule), --stats FILE: the snapshots taken, merged, missed
 //   nx-sync    numactlx with NUMACTLX_DIRTY_TRACKING=sync (Linux 6.1's write faults)
 //   nx-fork    numactlx with NUMACTLX_SNAPSHOT_CAPTURE=fork (each image held by a fork)
+//   baseline   numactlx as 'numactlx', another build (--baseline PATH: bench/snapshot.sh COMMIT)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,7 @@ const { values: opt } = parseArgs({
     'vm-method': { type: 'string', default: 'all' },
     reps: { type: 'string', default: '1' },
     numactlx: { type: 'string', default: path.join(repo, 'bin/numactlx') },
+    baseline: { type: 'string' },
     dir: { type: 'string', default: '/var/tmp/numactlx-stress-bench' },
     variants: { type: 'string', default: 'plain,nx-quiet,numactlx,nx-sync' },
     json: { type: 'string', default: '/tmp/numactlx-stress-ng-bench.json' },
@@ -56,7 +58,7 @@ async function runOne(variant) {
   const env = { ...process.env, NUMACTLX_RUNTIME_DIR: dir };
   if (variant === 'nx-sync') env.NUMACTLX_DIRTY_TRACKING = 'sync';
   if (variant === 'nx-fork') env.NUMACTLX_SNAPSHOT_CAPTURE = 'fork';
-  const nx = [opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=8g`, '--membind=3', '--keep', '2', '--stats', stats];
+  const nx = [variant === 'baseline' ? opt.baseline : opt.numactlx, `--remap=3,${path.join(dir, 'node3.img')},size=8g`, '--membind=3', '--keep', '2', '--stats', stats];
   const argv = variant === 'plain' ? stress
     : variant === 'nx-quiet' ? [...nx, '--', ...stress]
       : [...nx, '--schedule', `*/${opt.every} * * * * *`, '--', ...stress];
@@ -73,6 +75,8 @@ async function runOne(variant) {
       run.triggers = s.triggers?.schedules;
       run.snapshots = s.triggers?.recent;
       run.dirty_tracking = s.dirty_tracking;
+      run.slices = s.precopy_slices;
+      run.captureForks = s.events?.capture_forks ?? 0;
     }
     return run;
   } finally {
@@ -84,7 +88,8 @@ async function main() {
   fs.mkdirSync(opt.dir, { recursive: true });
   const head = `numactlx ${numactlxCommit(opt.numactlx)}, Linux ${os.release()}, ${os.cpus().length} CPUs, ${runSync(['stress-ng', '--version']).stdout.trim()}, vm method ${opt['vm-method']}`;
   log(head);
-  const variants = opt.variants.split(',');
+  const variants = [...opt.variants.split(','), ...(opt.baseline ? ['baseline'] : [])];
+  if (opt.baseline) log(`baseline: numactlx ${numactlxCommit(opt.baseline)} with the same snapshots`);
   const runs = [];
   for (let rep = 0; rep < Number(opt.reps); rep++) {
     for (const v of rotate(variants, rep)) {
@@ -92,7 +97,7 @@ async function main() {
       const run = { ...(await runOne(v)), load, rep };
       runs.push(run);
       const t = run.triggers?.[0];
-      log(`rep ${rep + 1} ${v}: ${run.bogo} bogo ops, exit ${run.status ?? run.signal}, verify failures ${run.verifyErrors}${t ? `; schedule: ${t.ticks} ticks, ${t.taken} snapshots, ${t.merged} merged, ${t.missed} missed, ${t.failed} failed; pause/copy ms ${(run.snapshots ?? []).map((x) => `${fmt(x.pause_ms, 1)}/${fmt(x.copy_ms, 0)}`).join(' ')}` : ''} (load ${load})${run.tail.length ? `\n  ${run.tail.join('\n  ')}` : ''}`);
+      log(`rep ${rep + 1} ${v}: ${run.bogo} bogo ops, exit ${run.status ?? run.signal}, verify failures ${run.verifyErrors}${t ? `; schedule: ${t.ticks} ticks, ${t.taken} snapshots, ${t.merged} merged, ${t.missed} missed, ${t.failed} failed; pause/copy ms ${(run.snapshots ?? []).map((x) => `${fmt(x.pause_ms, 1)}/${fmt(x.copy_ms, 0)}`).join(' ')}` : ''}${run.slices ? `; slices ${run.slices.slices} (${fmt(run.slices.stopped_ms, 0)} ms stopped, ${run.slices.stalled ?? '-'} stalled)` : ''}${run.captureForks ? `, capture forks ${run.captureForks}` : ''} (load ${load})${run.tail.length ? `\n  ${run.tail.join('\n  ')}` : ''}`);
     }
   }
   fs.writeFileSync(opt.json, JSON.stringify({ head, runs }, null, 1));

@@ -40,7 +40,7 @@ const GIVE_UP_MS = 1000;
  * two 1 GiB rewriters took all MAX_SLICES, 4.6 s of stops in 19 s, and then a pause of 270 ms
  * that copied what they had left, as much as before the first slice (docs/BENCHMARKS.md §5o).
  */
-const STALL_SLICES = 16;
+const STALL_SLICES = 8;
 const PROGRESS = 0.1;
 
 type Poll = 'done' | 'waiting' | 'failed';

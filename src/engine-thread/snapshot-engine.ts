@@ -5,9 +5,8 @@
 // loop advances one step at a time, so that a faulting thread never waits behind more
 // than one step (COPY_BATCH_PAGES, PREPARE_STEP_PAGES, COMMIT_STEP_CHUNKS).
 //
-// This module is the coordinator: it holds the phase a snapshot is in and moves it
-// along; each phase is its own module (snapshot-prepare.ts, snapshot-freeze.ts,
-// snapshot-copy.ts, snapshot-commit.ts), and --keep is snapshot-retention.ts.
+// This module is the coordinator: it holds the phase a snapshot is in and moves it along; each
+// phase is its own module (snapshot-prepare/-freeze/-copy/-commit.ts), --keep snapshot-retention.ts.
 import { RemoteCopier } from './remote-copy.js';
 import { ExtraPages } from './snapshot-extras.js';
 import type { SnapshotRequest, SnapshotRun } from './snapshot.js';
@@ -25,7 +24,7 @@ import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
 import { freezeAsync, Precopy, precopySteps, type HeldBy } from './precopy.js';
 import type { StopSlices } from './precopy-slices.js';
-import { copyBeforeDrop, HeldForks } from './snapshot-capture.js';
+import { copyBeforeDrop, HeldForks, readable } from './snapshot-capture.js';
 
 export type { SnapshotResult } from './snapshot-commit.js';
 
@@ -96,7 +95,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   }
 
   leaving(mm: Mm, start: number, end: number): void {
-    if (this.forks) copyBeforeDrop(this.copier, this.copying, mm, start, end);
+    if (readable(this.forks)) copyBeforeDrop(this.copier, this.copying, mm, start, end);
   }
 
   /** --keep N: deletes the oldest unlabelled snapshots beyond N (a frame nothing holds is freed); syncs on the checksum worker. */
@@ -230,13 +229,14 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       const lost = this.noteUnreadable(`while snapshot ${run.req.id} was being copied`);
       if (lost) run.failed = lost;
     }
+    readable(this.forks);
     return this.copier.step(pages);
   }
 
   /** Copies every frozen page of pid's mm now (the process is about to lose its memory). */
   flushProcess(pid: number, exiting: boolean): void {
+    const mm = readable(this.forks) && this.engine.mmOf(pid);
     this.copier.flushProcess(pid, exiting);
-    const mm = this.forks && this.engine.mmOf(pid);
     if (mm && this.copying) this.copying.extraPages += this.extras.readHeld(this.copying, mm); // before its fork goes with it
   }
 
@@ -263,7 +263,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     if (this.phase.kind !== 'committing') {
       const run = this.copying;
       if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
-      if (this.forks) run.extraPages += this.extras.readHeld(run); // the private pages outside the nodes, out of the forks
+      if (readable(this.forks)) run.extraPages += this.extras.readHeld(run); // the private pages outside the nodes, out of the forks
       this.forks?.release(); // every page is copied: the capture forks are let go
       this.forks = undefined;
       // Caught here, the snapshot fails with the reason instead of being committed into
