@@ -229,7 +229,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       const lost = this.noteUnreadable(`while snapshot ${run.req.id} was being copied`);
       if (lost) run.failed = lost;
     }
-    readable(this.forks);
+    if (run?.pauseKnown) readable(this.forks); // the copier reads nothing before: the forks' uffds are closed out of the pause
     return this.copier.step(pages);
   }
 
