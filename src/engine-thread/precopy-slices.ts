@@ -9,7 +9,8 @@
 // the program running cannot: nothing is written while they copy. Slices go on until the
 // DIRTY set fits in the pause (StopSlices.pausePages); the program runs less between slices while
 // they make little progress (from FIRST_RUN_MS down to MIN_RUN_MS), and stop when they make
-// none (STALL_SLICES): then the pause copies what is left, as it would after any number of them.
+// none (STALL_SLICES): the freeze then takes what is left, as it would after any number of them
+// (a fork holds it with NUMACTLX_SNAPSHOT_CAPTURE=auto: snapshot-capture.ts holdUnconverged).
 //
 // Why: with asynchronous dirty tracking no write fault reaches numactlx, so what a
 // pre-copy leaves is copied in the pause — a program writing 64 random pages a turn of

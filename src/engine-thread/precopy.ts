@@ -17,7 +17,9 @@
 // every DIRTY page is copied now, in the pause; then what the freeze does in either mode
 // (the pages no virtual node holds: snapshot-extras.ts; /proc/PID/maps; the registers).
 // The program resumes with nothing left to copy: no write-protect fault, no
-// copy-before-write; the commit follows as in the synchronous mode.
+// copy-before-write; the commit follows as in the synchronous mode. (Unless a fork holds the
+// image: every freeze with NUMACTLX_SNAPSHOT_CAPTURE=fork, one after slices that could not
+// converge with =auto, the default: snapshot-capture.ts.)
 //
 // Why the snapshot is the freeze's instant: a page's frame in this snapshot is either a
 // copy made in the pause (its content at the freeze), or a pre-copy made after a scan
@@ -236,9 +238,8 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
   const n = slicer.count - count;
   const held = holdLeft ? holdUnconverged(left, slicer.pausePages, livePid) : '';
   return held + (n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms` +
-    (slicer.stalled > stalled ? ', no progress: the rest in the pause' : ''));
+    (slicer.stalled > stalled ? ', no progress' : ''));
 }
-
 
 /** mm's DIRTY pages become PENDING, listed as part's runs for the copier (snapshot-copy.ts); returns how many. */
 function stageWritten(mm: Mm, part: MmPart): number {
@@ -286,7 +287,7 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     const byFork = !mm.noCapture && (held === 'fork' || (held === 'auto' && mm.holdByFork));
     mm.holdByFork = false;
     const copied = byFork ? stageWritten(mm, part) : drain(copyDirty(copier, run, mm, part, false, () => true));
-    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, copy ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, ${byFork ? 'stage' : 'copy'} ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
     frozen += copied;
     run.parts.set(mm, part);
   }
