@@ -2,6 +2,7 @@
 // the engine thread; the main thread only receives copies.
 
 import type { TriggerTally } from '../snapshot/tally.js';
+import type { SnapshotCapture } from '../kerndat/features.js';
 
 export interface NodeStats {
   node: number;
@@ -101,6 +102,8 @@ export interface SessionStats {
   fault_ahead_pages_window: number;
   /** How written pages are tracked: by write faults numactlx serves ('sync'), or by the kernel ('async', Linux 6.7). */
   dirty_tracking: 'sync' | 'async';
+  /** How an asynchronously tracked snapshot holds its image (NUMACTLX_SNAPSHOT_CAPTURE; src/kerndat/features.ts). */
+  snapshot_capture?: SnapshotCapture;
   /** Snapshots being taken and waiting (numactlx status; absent in --stats). */
   snapshots?: {
     running: { id: number | null; label: string | null } | null;

@@ -168,7 +168,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const warming = new FrameWarming(stores, checksums.shared.warm, warmFrames(process.env[WARM_FRAMES_ENV]) && !evictor);
   const stats = () => {
     const s = engine.stats(exeOf);
-    return { ...s, nodes: warming.report(s.nodes), ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled } } : {}) };
+    return { ...s, nodes: warming.report(s.nodes), snapshot_capture: start.capture, ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled } } : {}) };
   };
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
