@@ -136,7 +136,7 @@ function pruneStep(snaps: SnapshotEngine, pruning: Generator<void, number[]>): G
 
 function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   existing: Array<{ id: number; label: string | null }>): void {
-  const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture === 'precopy' ? false : start.capture });
+  const snaps = new SnapshotEngine(engine, checksums, existing, { extraPages: true, capture: start.capture });
   // [eviction] After the snapshot engine: it wraps the write-fault handler that one set.
   const limits = start.nodes.map((n) => n.maxResidentPages ?? 0);
   const evictor = start.evict && limits.some((l) => l > 0)

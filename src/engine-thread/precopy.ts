@@ -52,6 +52,7 @@ import type { ThreadRegs } from '../snapshot/types.js';
 import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
 import { forkWouldLack, holdUnconverged } from './snapshot-capture.js';
 import type { SmapsVma } from '../sys/procfs.js';
+import type { SnapshotCapture } from '../kerndat/features.js';
 
 /** Pre-copy passes at most. */
 const PASSES = 4;
@@ -125,15 +126,9 @@ function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yield
   return written;
 }
 
-/**
- * Which mms a snapshot's fork holds (snapshot-capture.ts): 'fork' every mm a fork can hold;
- * 'auto' those whose pre-copy slices could not converge (Mm.holdByFork); false none.
- */
-export type HeldBy = 'fork' | 'auto' | false;
-
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer?: StopSlices, held: HeldBy = false): Generator<void, void> {
+  slicer?: StopSlices, held: SnapshotCapture = 'precopy'): Generator<void, void> {
   const t0 = performance.now();
   const capture = held === 'fork';
   for (const mm of freezable(engine)) mm.holdByFork = false;
@@ -255,7 +250,7 @@ function stageWritten(mm: Mm, part: MmPart): number {
  * pages were copied in the pause.
  */
 export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number, held: HeldBy = false): { run: SnapshotRun; frozen: number } {
+  req: SnapshotRequest, threads: ThreadRegs[], tgidOf: (tid: number) => number, held: SnapshotCapture = 'precopy'): { run: SnapshotRun; frozen: number } {
   const run = new SnapshotRun(req);
   run.failed = state.failed;
   const mms = freezable(engine);

@@ -1,9 +1,8 @@
-// Driving a snapshot through the engine: prepare (the program runs), freeze (called
-// while the tracer holds every thread stopped), copy in small batches between fault
-// service, write faults on frozen pages, then sync and commit in steps. The page states
-// and the invariants are in snapshot.ts. Every long phase is a generator the engine
-// loop advances one step at a time, so that a faulting thread never waits behind more
-// than one step (COPY_BATCH_PAGES, PREPARE_STEP_PAGES, COMMIT_STEP_CHUNKS).
+// Driving a snapshot through the engine: prepare (the program runs), freeze (called while the
+// tracer holds every thread stopped), copy in small batches between fault service, write faults
+// on frozen pages, then sync and commit in steps. The page states and the invariants are in
+// snapshot.ts. Every long phase is a generator the engine loop advances one step at a time, so
+// that a faulting thread never waits behind more than one step (COPY_BATCH_PAGES, …).
 //
 // This module is the coordinator: it holds the phase a snapshot is in and moves it along; each
 // phase is its own module (snapshot-prepare/-freeze/-copy/-commit.ts), --keep snapshot-retention.ts.
@@ -22,7 +21,8 @@ import { FrozenPageCopier } from './snapshot-copy.js';
 import { finishSteps, syncOnWorker, type CommitContext, type CommittedSnapshot, type SnapshotResult } from './snapshot-commit.js';
 import { pruneSteps } from './snapshot-retention.js';
 import { DirtyScanner } from './dirty-scan.js';
-import { freezeAsync, Precopy, precopySteps, type HeldBy } from './precopy.js';
+import { freezeAsync, Precopy, precopySteps } from './precopy.js';
+import type { SnapshotCapture } from '../kerndat/features.js';
 import type { StopSlices } from './precopy-slices.js';
 import { copyBeforeDrop, HeldForks, readable } from './snapshot-capture.js';
 
@@ -69,10 +69,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   /**
    * `extraPages`: read the pages no virtual node holds in the freeze (snapshot-extras.ts); off only where the
-   * "program" is this very process (test/engine/engine-unit.test.ts). `capture`: which mms a fork holds (precopy.ts HeldBy).
+   * "program" is this very process (test/engine/engine-unit.test.ts). `capture`: NUMACTLX_SNAPSHOT_CAPTURE (src/kerndat/features.ts).
    */
   constructor(readonly engine: Engine, readonly checksums: ChecksumQueue,
-    existing: CommittedSnapshot[] = [], private readonly options: { extraPages: boolean; capture?: HeldBy } = { extraPages: true }) {
+    existing: CommittedSnapshot[] = [], private readonly options: { extraPages: boolean; capture?: SnapshotCapture } = { extraPages: true }) {
     this.copier = new FrozenPageCopier(engine, checksums, this.remote,
       () => this.noteMedium(`while snapshot ${this.currentId} was being copied`));
     this.committed = [...existing].sort((a, b) => a.id - b.id);
@@ -202,7 +202,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     // program's exit): a record with no process would be a snapshot of nothing.
     if (run.parts.size === 0) throw new SnapshotError(NO_PROCESS, { noProcess: true });
     this.phase = { kind: 'copying', run };
-    if (this.options.capture) {
+    if (this.options.capture === 'fork' || this.options.capture === 'auto') {
       this.forks = new HeldForks(run, (mm, pid) => {
         this.copier.flushProcess(pid, false);
         run.extraPages += this.extras.readNow(run, mm);

@@ -81,10 +81,11 @@ export class CaptureForks {
    * to the engine in the pause), then reaps the children of earlier snapshots.
    */
   inFreeze(tasks: Tasks, stash: Map<number, number>, wanted: number): void {
-    if (wanted > 0) {
-      for (let pid = this.engine.captureNext(); pid > 0; pid = this.engine.captureNext()) {
-        this.engine.captured(pid, this.fork(tasks, stash, pid));
-      }
+    // Each CaptureNext takes at least one of the `wanted` mms: no call more than that (a round trip in the pause).
+    for (let n = 0; n < wanted; n++) {
+      const pid = this.engine.captureNext();
+      if (pid <= 0) break;
+      this.engine.captured(pid, this.fork(tasks, stash, pid));
     }
     if (this.ended.size > 0) this.reap(tasks, stash, new Set(this.ended.values()));
   }
