@@ -76,6 +76,8 @@ export class Mm {
   noCapture: string | undefined;
   /** NUMACTLX_SNAPSHOT_CAPTURE=auto: the next freeze holds this mm by a fork (snapshot-capture.ts holdUnconverged). */
   holdByFork = false;
+  /** Prepares left that hold this mm by a fork without passes (snapshot-capture.ts holdAhead). */
+  holdAhead = 0;
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
   /**

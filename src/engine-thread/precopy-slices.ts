@@ -58,6 +58,8 @@ export class StopSlices {
   stopMs = 0;
   /** Prepares whose slices stopped for making no progress (STALL_SLICES). */
   stalled = 0;
+  /** Prepares that took no slice: their last pass found nearly all it copied written again (precopy.ts SATURATED). */
+  skipped = 0;
   /** Waiting for a slice or between two: the engine loop may block in poll (1 ms at a time). */
   waiting = false;
 

@@ -18,8 +18,7 @@
 // (the pages no virtual node holds: snapshot-extras.ts; /proc/PID/maps; the registers).
 // The program resumes with nothing left to copy: no write-protect fault, no
 // copy-before-write; the commit follows as in the synchronous mode. (Unless a fork holds the
-// image: every freeze with NUMACTLX_SNAPSHOT_CAPTURE=fork, one after slices that could not
-// converge with =auto, the default: snapshot-capture.ts.)
+// image: always with =fork; with =auto, the default, where pre-copy cannot converge: snapshot-capture.ts.)
 //
 // Why the snapshot is the freeze's instant: a page's frame in this snapshot is either a
 // copy made in the pause (its content at the freeze), or a pre-copy made after a scan
@@ -50,7 +49,7 @@ import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
 import type { ThreadRegs } from '../snapshot/types.js';
 import { SLICE_MS, sliceUntilSmall, type StopSlices } from './precopy-slices.js';
-import { forkWouldLack, holdUnconverged } from './snapshot-capture.js';
+import { forkWouldLack, holdAhead, holdUnconverged } from './snapshot-capture.js';
 import type { SmapsVma } from '../sys/procfs.js';
 import type { SnapshotCapture } from '../kerndat/features.js';
 
@@ -60,6 +59,10 @@ const PASSES = 4;
 const SMALL = 4096;
 /** A pass that finds more than this share of what the pass before copied is not made: the freeze takes it. */
 const SHRINK = 0.7;
+// A look finding this share of the last pass's copy written again: no slice (nor, under auto, a pass
+// for a few prepares: snapshot-capture.ts holdAhead). A dirty set grows ever more slowly, so in a
+// slice's ≥ 16 ms run a writer dirties ≥ 16 ms × seen/pass: a 6 ms slice gains nothing unless it copies 2.4× faster.
+const SATURATED = 0.9;
 /** Bytes scanned per step of a pass (≈ 4 ms of PAGEMAP_SCAN when all written). */
 const SCAN_STEP = 32 << 20;
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
@@ -131,15 +134,16 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   slicer?: StopSlices, held: SnapshotCapture = 'precopy'): Generator<void, void> {
   const t0 = performance.now();
   const capture = held === 'fork';
-  for (const mm of freezable(engine)) mm.holdByFork = false;
+  for (const mm of freezable(engine)) mm.holdByFork = held === 'auto' && holdAhead(mm, livePid(mm));
+  const ahead = freezable(engine).filter((m) => m.holdByFork).map((m) => livePid(m));
+  if (slicer && ahead.length > 0) slicer.skipped++;
   // The smaps a first prepare reads to adopt pages are the ones forkWouldLack looks at: read once.
   const smapsRead = new Map<Mm, { pid: number; vmas: SmapsVma[] }>();
   yield* adoptUntracked(engine, capture ? (mm, pid, vmas) => smapsRead.set(mm, { pid, vmas }) : undefined);
-  // With capture forks, only the mms a fork cannot hold (Mm.noCapture, looked for now:
-  // snapshot-capture.ts) are pre-copied. The others' written pages are read and reset now,
-  // the program running: the freeze's own read-and-reset then finds only what was written
-  // since (a 1M-key redis-server: 2–3 ms in the pause instead of 11–20).
-  const precopied = (mm: Mm): boolean => !capture || mm.noCapture !== undefined;
+  // Pre-copied: the mms no fork holds (Mm.noCapture; looked for now with =fork: snapshot-capture.ts).
+  // The others' written pages are read and reset now, the program running: the freeze's own then
+  // finds only what was written since (a 1M-key redis-server: 2–3 ms in the pause instead of 11–20).
+  const precopied = (mm: Mm): boolean => !(capture || mm.holdByFork) || mm.noCapture !== undefined;
   if (capture) {
     for (const mm of freezable(engine)) {
       const pid = livePid(mm);
@@ -153,7 +157,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     const pid = livePid(mm);
     if (pid !== undefined) yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
   }
-  let before = Number.POSITIVE_INFINITY;
+  let [before, saturated] = [Number.POSITIVE_INFINITY, false];
   for (let pass = 0; pass < PASSES; pass++) {
     // After the first pass, what was written is looked at before it is reset: a pass that
     // would not shrink the set stops here, and the program is not made to take a
@@ -166,6 +170,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
       }
       if (seen > before * SHRINK) {
         state.passes.push(seen);
+        saturated = seen >= before * SATURATED;
         break;
       }
     }
@@ -186,7 +191,8 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
-  const sliced = slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf, held === 'auto') : '';
+  const sliced = (slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf, held === 'auto', saturated) : '') +
+    (ahead.length > 0 ? `; held by a fork without passes: ${ahead.join(' ')}` : '');
   if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
 }
 
@@ -194,10 +200,11 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
  * What the passes left, copied in slices with the program stopped, and between them with
  * it running, until it fits in the pause (precopy-slices.ts). Its written pages are read
  * and reset first with the program running: a reset of 200,000 written pages in the first
- * stop made it 61 ms long. Returns a note for NUMACTLX_DEBUG.
+ * stop made it 61 ms long. None is taken when the last pass's look found it `saturated`
+ * (SATURATED; unless NUMACTLX_PAUSE_PAGES=0 asks for slices). Returns a note for NUMACTLX_DEBUG.
  */
 function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
-  slicer: StopSlices, mmsOf: () => Mm[], holdLeft: boolean): Generator<void, string> {
+  slicer: StopSlices, mmsOf: () => Mm[], holdLeft: boolean, saturated: boolean): Generator<void, string> {
   const left = new Map<Mm, number>();
   if ((state.passes.at(-1) ?? 0) <= slicer.pausePages) return '';
   for (const mm of mmsOf()) {
@@ -215,7 +222,9 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     part.reader = pid;
     return part;
   };
-  yield* sliceUntilSmall(slicer, () => mmsOf(), left, {
+  const skip = saturated && slicer.pausePages > 0 && found > slicer.pausePages;
+  if (skip) slicer.skipped++;
+  else yield* sliceUntilSmall(slicer, () => mmsOf(), left, {
     stopped: (mm) => {
       // The program is stopped: what was queued first, then a scan of mm and a copy of SLICE_MS.
       engine.service(mm);
@@ -231,8 +240,8 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     },
   });
   const n = slicer.count - count;
-  const held = holdLeft ? holdUnconverged(left, slicer.pausePages, livePid) : '';
-  return held + (n === 0 ? `; left ${found}, no slice` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms` +
+  const held = holdLeft ? holdUnconverged(left, slicer.pausePages, livePid, skip) : '';
+  return held + (n === 0 ? `; left ${found}, no slice${skip ? ' (rewritten as fast as copied)' : ''}` : `; left ${found}, ${n} slices, stopped ${(slicer.stopMs - stopMs).toFixed(1)} ms` +
     (slicer.stalled > stalled ? ', no progress' : ''));
 }
 

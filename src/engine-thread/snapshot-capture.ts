@@ -82,7 +82,8 @@ export function forkWouldLack(pid: number, vmas?: SmapsVma[]): string | undefine
  * the program running), instead of having them copied in the pause. Returns a note for
  * NUMACTLX_DEBUG.
  */
-export function holdUnconverged(left: Map<Mm, number>, pausePages: number, livePid: (mm: Mm) => number | undefined): string {
+export function holdUnconverged(left: Map<Mm, number>, pausePages: number, livePid: (mm: Mm) => number | undefined,
+  saturated: boolean): string {
   if ([...left.values()].reduce((a, b) => a + b, 0) <= pausePages) return '';
   const held: number[] = [];
   for (const [mm, pages] of left) {
@@ -91,8 +92,25 @@ export function holdUnconverged(left: Map<Mm, number>, pausePages: number, liveP
     mm.noCapture = forkWouldLack(pid);
     mm.holdByFork = mm.noCapture === undefined;
     if (mm.holdByFork) held.push(pid);
+    mm.holdAhead = mm.holdByFork && saturated ? HOLD_AHEAD : 0;
   }
   return held.length > 0 ? `; held by a fork: ${held.join(' ')}` : '';
+}
+
+/**
+ * Prepares after a saturated one (its last pass found nearly all it copied written again:
+ * precopy.ts SATURATED) that hold the mm by a fork without any pass; the next one measures
+ * again. Such passes copy what the program rewrites before the freeze: a 1 GiB random writer
+ * pinned with numactlx spent 3 s in them per snapshot.
+ */
+const HOLD_AHEAD = 3;
+
+/** At a prepare's start (auto): whether mm is held by a fork without passes (Mm.holdAhead), where a fork can hold it. */
+export function holdAhead(mm: Mm, pid: number | undefined): boolean {
+  if (mm.holdAhead <= 0 || pid === undefined) return false;
+  mm.holdAhead--;
+  mm.noCapture = forkWouldLack(pid);
+  return mm.noCapture === undefined;
 }
 
 /** Why a snapshot of an mm cannot be held by its fork `child`, from their maps; undefined if it can. */
