@@ -204,6 +204,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     for (let i = 0; i < order.length; i++) {
       const revents = fds.readInt16LE((i + 1) * POLLFD_SIZE + 6);
       if (revents === 0) continue;
+      if (!served) background.restore(); // faults (and commands, below) at fault service's priority
       served = true;
       const mm = order[i];
       if (engine.mms.get(mm.uffd) !== mm) continue; // closed (its fd number may be reused already)
@@ -215,7 +216,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       readNotes();
       const op = channel.pending();
       if (op !== 0) {
-        background.restore(); // a command (a freeze, a slice's stop) at fault service's priority, busy or not
+        background.restore();
         const result = runCommand(commands, op, channel.args);
         guardReads(); // before the answer: a Freeze has just made a snapshot active
         channel.reply(result);
@@ -273,9 +274,8 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps, false, warming);
     }
-    // Back to fault service's priority before a poll that may block (and for a command), not every
-    // turn: a nice changed 16,000 times a second while a snapshot copied let the engine keep a shared
-    // CPU (EEVDF keeps lag across a reweight): a pinned writer got none for 0.3–1.9 s (BENCHMARKS §5p).
+    // Back to fault service's priority before a poll that may block, not every turn: changed 16,000 times a second while a
+    // snapshot copied, the nice let the engine keep a CPU from a pinned writer for 0.3–1.9 s (BENCHMARKS §5p).
     if (!snaps.busy && pruning === undefined) background.restore();
     turn.end('copy, commit');
   }
