@@ -2,9 +2,9 @@
 // and the commit between fault service, --keep's deletions): NUMACTLX_SNAPSHOT_NICE steps
 // below numactlx's own (src/snapshot/background-nice.ts says why) for a snapshot's first
 // GRACE_MS, then numactlx's own, so that it finishes however busy the program: never above
-// the program's, though commands, the freeze and fault service between snapshots run above
-// it where they may (src/sys/thread-priority.ts): the engine comes back to that for a command
-// and before a poll that may block, not on every turn (engine-worker.ts says why). The
+// the program's, though fault service, commands and the freeze run above it where they
+// may (src/sys/thread-priority.ts): the engine comes back to that when faults or a command
+// arrive and before a poll that may block, not on every turn (engine-worker.ts says why). The
 // NUMACTLX_SNAPSHOT_NICE steps with asynchronous dirty tracking only: with synchronous
 // tracking a writer waits on the copy (copy-before-write), and a copy slowed down is more
 // write faults for it — stress-ng rewriting 2 GiB did 0.33× its work alone with these
