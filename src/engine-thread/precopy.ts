@@ -53,15 +53,14 @@ import { forkWouldLack, holdAhead, holdUnconverged } from './snapshot-capture.js
 import type { SmapsVma } from '../sys/procfs.js';
 import type { SnapshotCapture } from '../kerndat/features.js';
 
-/** Pre-copy passes at most. */
-const PASSES = 4;
+const PASSES = 4; // pre-copy passes at most
 /** A pass that found at most this many written pages is copied, and is the last (16 MiB: a few ms in the pause). */
 const SMALL = 4096;
 /** A pass that finds more than this share of what the pass before copied is not made: the freeze takes it. */
 const SHRINK = 0.7;
-// A look finding this share of the last pass's copy written again: no slice (nor, under auto, a pass
-// for a few prepares: snapshot-capture.ts holdAhead). A dirty set grows ever more slowly, so in a
-// slice's ≥ 16 ms run a writer dirties ≥ 16 ms × seen/pass: a 6 ms slice gains nothing unless it copies 2.4× faster.
+// A look finding this share of the last pass's copy written again: no slice (nor, under auto, a pass for a few prepares:
+// holdAhead). A dirty set grows ever more slowly: in a ≥ 16 ms run a writer dirties ≥ 16 ms × seen/pass, so a 6 ms slice
+// gains only by copying 2.4× faster than the pass did.
 const SATURATED = 0.9;
 /** Bytes scanned per step of a pass (≈ 4 ms of PAGEMAP_SCAN when all written). */
 const SCAN_STEP = 32 << 20;
@@ -135,8 +134,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   const t0 = performance.now();
   const capture = held === 'fork';
   for (const mm of freezable(engine)) mm.holdByFork = held === 'auto' && holdAhead(mm, livePid(mm));
-  const ahead = freezable(engine).filter((m) => m.holdByFork).map((m) => livePid(m));
-  if (slicer && ahead.length > 0) slicer.skipped++;
+  const ahead = freezable(engine).filter((m) => m.holdByFork).map(livePid);
   // The smaps a first prepare reads to adopt pages are the ones forkWouldLack looks at: read once.
   const smapsRead = new Map<Mm, { pid: number; vmas: SmapsVma[] }>();
   yield* adoptUntracked(engine, capture ? (mm, pid, vmas) => smapsRead.set(mm, { pid, vmas }) : undefined);
@@ -191,8 +189,10 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     if (pass > 0 && written <= SMALL) break;
     before = copied;
   }
+  const skips = slicer?.skipped ?? 0;
   const sliced = (slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf, held === 'auto', saturated) : '') +
     (ahead.length > 0 ? `; held by a fork without passes: ${ahead.join(' ')}` : '');
+  if (slicer && ahead.length > 0 && slicer.skipped === skips) slicer.skipped++; // one count a prepare
   if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
 }
 
@@ -200,8 +200,8 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
  * What the passes left, copied in slices with the program stopped, and between them with
  * it running, until it fits in the pause (precopy-slices.ts). Its written pages are read
  * and reset first with the program running: a reset of 200,000 written pages in the first
- * stop made it 61 ms long. None is taken when the last pass's look found it `saturated`
- * (SATURATED; unless NUMACTLX_PAUSE_PAGES=0 asks for slices). Returns a note for NUMACTLX_DEBUG.
+ * stop made it 61 ms long. None when the last look was `saturated` (SATURATED; unless
+ * NUMACTLX_PAUSE_PAGES=0 asks for slices). Returns a note for NUMACTLX_DEBUG.
  */
 function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
   slicer: StopSlices, mmsOf: () => Mm[], holdLeft: boolean, saturated: boolean): Generator<void, string> {
