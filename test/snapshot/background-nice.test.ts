@@ -15,6 +15,11 @@ import { setThreadNice, threadNice } from '../../src/sys/sched.js';
 import { readProcStat } from '../../src/sys/procfs.js';
 
 afterEach(killSessions);
+
+// The checksum worker reads a file backing's frames at nice 19 when it has nothing else to do
+// (src/checksum-thread/idle-warming.ts): not a snapshot step, and when it runs depends on the
+// timing. Off here, so that what is sampled is the engine's and fault service's priorities.
+const NO_WARMING = { NUMACTLX_WARM_FRAMES: '0' };
 afterAll(removeTmpDirs);
 
 /** The nice value of each thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
@@ -54,7 +59,7 @@ test('a bad NUMACTLX_SNAPSHOT_NICE is one line before the program starts, and no
 
 test('during a snapshot the engine thread takes its steps at the lower priority and is back at numactlx\'s after it', async () => {
   const bin = await compileFixture('pattern');
-  const s = startSession([bin, 'hold', '512m', '11'], { size: '1g', env: { NUMACTLX_SNAPSHOT_NICE: '7', NUMACTLX_DEBUG: '1' } });
+  const s = startSession([bin, 'hold', '512m', '11'], { size: '1g', env: { ...NO_WARMING, NUMACTLX_SNAPSHOT_NICE: '7', NUMACTLX_DEBUG: '1' } });
   await s.waitOut(/^ready 0x/m);
   expect(s.err()).toContain('numactlx-engine: snapshot steps at nice 7, fault service at -20\n');
   // No snapshot yet: fault service (the tracer, the engine) at -20 (root: src/sys/thread-priority.ts), the rest at 0.
@@ -136,7 +141,7 @@ test.each([
   ['synchronous dirty tracking', { NUMACTLX_DIRTY_TRACKING: 'sync', NUMACTLX_SNAPSHOT_NICE: '10' }, ' (NUMACTLX_SNAPSHOT_NICE not used: synchronous dirty tracking, writes wait on the copy)'],
 ])('%s: the snapshot steps at numactlx\'s priority, never below it, fault service above it', async (_what, env, why) => {
   const bin = await compileFixture('pattern');
-  const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { ...env, NUMACTLX_DEBUG: '1' } });
+  const s = startSession([bin, 'hold', '128m', '12'], { size: '256m', env: { ...NO_WARMING, ...env, NUMACTLX_DEBUG: '1' } });
   await s.waitOut(/^ready 0x/m);
   expect(s.err()).toContain(`numactlx-engine: snapshot steps at nice 0${why}, fault service at -20\n`);
   let done = false;
