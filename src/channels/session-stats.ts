@@ -104,6 +104,8 @@ export interface SessionStats {
   dirty_tracking: 'sync' | 'async';
   /** How an asynchronously tracked snapshot holds its image (NUMACTLX_SNAPSHOT_CAPTURE; src/kerndat/features.ts). */
   snapshot_capture?: SnapshotCapture;
+  /** How many times the engine thread changed its nice: snapshot steps lowered, faults and commands raised (src/engine-thread/background-priority.ts). */
+  engine_nice_changes?: number;
   /** Snapshots being taken and waiting (numactlx status; absent in --stats). */
   snapshots?: {
     running: { id: number | null; label: string | null } | null;

@@ -4,7 +4,10 @@
 // GRACE_MS, then numactlx's own, so that it finishes however busy the program: never above
 // the program's, though fault service, commands and the freeze run above it where they
 // may (src/sys/thread-priority.ts): the engine comes back to that when faults or a command
-// arrive and before a poll that may block, not on every turn (engine-worker.ts says why). The
+// arrive (serve) and before a poll that may block (endTurn), not at the end of every turn:
+// changed twice a turn (16,000 times a second while a held copy ran without a fault), the
+// nice let the engine keep a CPU from a writer pinned with it for 0.3–1.9 s (BENCHMARKS
+// §5p; `engine_nice_changes` in --stats counts the changes). The
 // NUMACTLX_SNAPSHOT_NICE steps with asynchronous dirty tracking only: with synchronous
 // tracking a writer waits on the copy (copy-before-write), and a copy slowed down is more
 // write faults for it — stress-ng rewriting 2 GiB did 0.33× its work alone with these
@@ -34,6 +37,8 @@ export class BackgroundPriority {
   private at = this.own;
   /** When the current stretch of snapshot work began (performance.now()), or -1. */
   private since = -1;
+  /** How many times the thread's nice was changed (--stats: engine_nice_changes). */
+  changes = 0;
 
   /**
    * `base`: numactlx's own nice (the program's), where the steps run after their grace;
@@ -67,16 +72,35 @@ export class BackgroundPriority {
     const want = this.now() - this.since <= GRACE_MS ? this.low : this.base;
     if (want === this.at) return;
     if (want === this.own) return this.restore();
-    if (setThreadNice(want) === 0) this.at = want;
+    if (setThreadNice(want) !== 0) return;
+    this.at = want;
+    this.changes++;
   }
 
-  /** After them: numactlx's priority again. */
+  /** Faults or a command came in: served at fault service's priority. */
+  serve(): void {
+    this.restore();
+  }
+
+  /**
+   * A loop turn ends. `pending`: snapshot or --keep work goes on at the next turn, whose
+   * poll does not block; the thread stays where its step left it until faults or a
+   * command come. Without it the poll may block: fault service's priority for what wakes it.
+   */
+  endTurn(pending: boolean): void {
+    if (!pending) this.restore();
+  }
+
+  /** Fault service's priority again. */
   restore(): void {
     if (this.at === this.own) return;
     const low = this.at;
     this.at = this.own;
     const r = setThreadNice(this.own);
-    if (r === 0) return;
+    if (r === 0) {
+      this.changes++;
+      return;
+    }
     // Not expected (the capability was checked); the thread stays low, so no more lowering.
     this.usable = false;
     fs.writeSync(2, `numactlx: the engine thread could not take its priority back (nice ${this.own}, errno ${-r}): fault service runs at nice ${low}\n`);

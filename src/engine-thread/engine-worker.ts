@@ -168,7 +168,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const warming = new FrameWarming(stores, checksums.shared.warm, warmFrames(process.env[WARM_FRAMES_ENV]) && !evictor);
   const stats = () => {
     const s = engine.stats(exeOf);
-    return { ...s, nodes: warming.report(s.nodes), snapshot_capture: start.capture, ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled, skipped: slices.skipped } } : {}) };
+    return { ...s, nodes: warming.report(s.nodes), snapshot_capture: start.capture, engine_nice_changes: background.changes, ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled, skipped: slices.skipped } } : {}) };
   };
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];
@@ -204,7 +204,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
     for (let i = 0; i < order.length; i++) {
       const revents = fds.readInt16LE((i + 1) * POLLFD_SIZE + 6);
       if (revents === 0) continue;
-      if (!served) background.restore(); // faults (and commands, below) at fault service's priority
+      if (!served) background.serve();
       served = true;
       const mm = order[i];
       if (engine.mms.get(mm.uffd) !== mm) continue; // closed (its fd number may be reused already)
@@ -216,7 +216,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       readNotes();
       const op = channel.pending();
       if (op !== 0) {
-        background.restore();
+        background.serve();
         const result = runCommand(commands, op, channel.args);
         guardReads(); // before the answer: a Freeze has just made a snapshot active
         channel.reply(result);
@@ -274,9 +274,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
       tellLost(snaps); // found by the copy: the session ends without waiting for the commit
       commitStep(snaps, false, warming);
     }
-    // Back to fault service's priority before a poll that may block, not every turn: changed 16,000 times a second while a
-    // snapshot copied, the nice let the engine keep a CPU from a pinned writer for 0.3–1.9 s (BENCHMARKS §5p).
-    if (!snaps.busy && pruning === undefined) background.restore();
+    background.endTurn(snaps.busy || pruning !== undefined);
     turn.end('copy, commit');
   }
 }

@@ -13,6 +13,7 @@ import { DEFAULT_SNAPSHOT_NICE, snapshotNice } from '../../src/snapshot/backgrou
 import { BackgroundPriority } from '../../src/engine-thread/background-priority.js';
 import { setThreadNice, threadNice } from '../../src/sys/sched.js';
 import { readProcStat } from '../../src/sys/procfs.js';
+import type { SessionStats } from '../../src/channels/session-stats.js';
 
 afterEach(killSessions);
 
@@ -155,4 +156,27 @@ test.each([
   expect([...seen].sort((a, b) => a - b)).toEqual([-20, 0]);
   s.closeInput();
   expect((await s.done).exitCode).toBe(0);
+}, 120000);
+
+// The engine comes back to fault service's priority for faults, commands and a poll that may
+// block, not at every turn's end: changed twice a turn, the nice let it keep a CPU from a
+// writer pinned with it for 0.3–1.9 s (BENCHMARKS §5p). Two snapshots of a program that
+// writes nothing, their copies held by a fork (the copy in many small steps): ≈ 20 changes
+// in all; at every turn's end it was 19,806.
+test('the engine changes its nice a few times a snapshot, not at every step of its copy', async () => {
+  const bin = await compileFixture('pattern');
+  const s = startSession([bin, 'hold', '512m', '13'], { size: '1g', env: { ...NO_WARMING, NUMACTLX_SNAPSHOT_CAPTURE: 'fork' } });
+  await s.waitOut(/^ready 0x/m);
+  for (let i = 0; i < 2; i++) {
+    const r = await numactlx(['snapshot', String(s.pid), '--wait'], { env: s.env });
+    expect({ exit: r.exitCode, err: r.stderr }).toEqual({ exit: 0, err: '' });
+  }
+  const st = await numactlx(['status', String(s.pid), '--json'], { env: s.env });
+  expect(st.exitCode).toBe(0);
+  const changes = (JSON.parse(String(st.stdout)) as { stats: SessionStats }).stats.engine_nice_changes;
+  expect(changes).toBeGreaterThanOrEqual(4); // lowered for each copy and back: the priority is in use
+  expect(changes).toBeLessThanOrEqual(60);
+  s.closeInput();
+  expect((await s.done).exitCode).toBe(0);
+  expect(s.out()).toMatch(/^pattern ok 536870912 /m);
 }, 120000);
