@@ -23,6 +23,11 @@
  *            pauses); release the writer; process_vm_readv of the written pages from the
  *            child into DUMPFILE (mapped shared, MADV_POPULATE_WRITE per batch of 256
  *            pages, as numactlx's frames); msync + fsync; SIGKILL the child.
+ *   late     capture, with the read-and-reset out of the pause (numactlx's held-staging.ts):
+ *            hold the writer; fork; release it; then the written pages from the child's
+ *            pagemap (PAGEMAP_SCAN, read only: its ptes are the freeze's while its uffd is
+ *            open), the program's reset, and the pages the program wrote since the fork (the
+ *            present pages pagemap no longer shows shared: bit 56, exclusive), on stderr.
  *   bgsave   fork; the child write()s the whole memory to DUMPFILE, fsyncs and exits; the
  *            controller waits for it (Redis BGSAVE).
  * Prints one line of figures (key=value): pause and fork ms, request→durable ms, the
@@ -63,6 +68,8 @@ static uint32_t *bins;
 static uint64_t *gaps;
 static size_t nbins;
 static uint64_t t0;
+static int late;                 /* variant late: the fork's uffd is kept open until its child is scanned */
+static volatile int fork_ufd = -1;
 
 /* The writer: 64 random pages a turn; turns and the longest gap per 10 ms bin. */
 static void *writer(void *arg) {
@@ -97,13 +104,16 @@ static void *monitor(void *arg) {
     if (poll(&p, 1, 100) <= 0) continue;
     struct uffd_msg m;
     if (read(uffd, &m, sizeof m) != sizeof m) continue;
-    if (m.event == UFFD_EVENT_FORK) close((int)m.arg.fork.ufd);
+    if (m.event != UFFD_EVENT_FORK) continue;
+    if (late) fork_ufd = (int)m.arg.fork.ufd; /* closing it clears the child's uffd-wp bits */
+    else close((int)m.arg.fork.ufd);
   }
   return NULL;
 }
 
 /* PAGEMAP_SCAN over the memory: written pages into `out` (addresses), reset if asked. */
 static size_t scan_written(int pagemap, int reset, uint64_t *out, size_t max) {
+  if (pagemap < 0) die("pagemap");
   struct page_region regions[1024];
   size_t n = 0;
   uint64_t start = (uint64_t)mem, end = start + size;
@@ -125,12 +135,13 @@ static size_t scan_written(int pagemap, int reset, uint64_t *out, size_t max) {
 
 int main(int argc, char **argv) {
   if (argc != 5) {
-    fprintf(stderr, "usage: fork_capture SIZE capture|bgsave SECONDS DUMPFILE\n");
+    fprintf(stderr, "usage: fork_capture SIZE capture|late|bgsave SECONDS DUMPFILE\n");
     return 2;
   }
   size = parse_size(argv[1]);
   pages = size / PAGE;
-  int capture = strcmp(argv[2], "capture") == 0;
+  late = strcmp(argv[2], "late") == 0;
+  int capture = late || strcmp(argv[2], "capture") == 0;
   double seconds = atof(argv[3]);
   nbins = (size_t)(seconds * 1e9 / BIN_NS) + 1;
   bins = calloc(nbins, sizeof *bins);
@@ -178,13 +189,36 @@ int main(int argc, char **argv) {
   if (capture) {
     hold = 1;
     while (!holding) __asm__ volatile("pause");
-    nwritten = scan_written(pagemap, 1, written, pages);
+    if (!late) nwritten = scan_written(pagemap, 1, written, pages);
     t_fork0 = now_ns();
     child = fork();
     if (child == 0) { for (;;) pause(); }
     t_fork1 = now_ns();
     hold = 0;
     t_resume = now_ns();
+    if (late) {
+      /* The cut's written pages from the child, which never runs; then the program's reset,
+       * and the pages it wrote between the cut and the reset: its copy-on-write made them
+       * exclusive (pagemap bit 56) while the child shares the rest. */
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/pagemap", (int)child);
+      int cpm = open(path, O_RDONLY);
+      while (fork_ufd < 0) __asm__ volatile("pause");
+      nwritten = scan_written(cpm, 0, written, pages);
+      close(cpm);
+      close(fork_ufd);
+      uint64_t t_scan = now_ns();
+      uint64_t *again = calloc(pages, sizeof *again);
+      size_t reset = scan_written(pagemap, 1, again, pages);
+      uint64_t t_reset = now_ns();
+      uint64_t *pm = malloc(pages * 8);
+      if (pread(pagemap, pm, pages * 8, (off_t)((uint64_t)mem / PAGE * 8)) != (ssize_t)(pages * 8)) die("pagemap read");
+      size_t exclusive = 0;
+      for (size_t i = 0; i < pages; i++) if (pm[i] & (1ull << 56)) exclusive++;
+      fprintf(stderr, "late: child scan %.1f ms (%zu written), reset %.1f ms (%zu), exclusive read %.1f ms: %zu pages written after the cut\n",
+              (t_scan - t_resume) / 1e6, nwritten, (t_reset - t_scan) / 1e6, reset, (now_ns() - t_reset) / 1e6, exclusive);
+      free(pm); free(again);
+    }
     struct iovec local[BATCH], remote[BATCH];
     for (size_t i = 0; i < nwritten; i += BATCH) {
       size_t n = nwritten - i < BATCH ? nwritten - i : BATCH;

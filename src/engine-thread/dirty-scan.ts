@@ -57,14 +57,7 @@ export class DirtyScanner {
    * the error are kept (WrittenPageScanner). A process gone: nothing.
    */
   scan(fd: number, mm: Mm, start: number, end: number, reset = true): number {
-    const runs = this.runs;
-    runs.length = 0;
-    let r = this.scanner.scan(fd, start, end, runs, true, reset);
-    if (r === -EPERM) {
-      if (DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)}: a VMA without async write protection; skipped\n`);
-      r = this.scanner.scan(fd, start, end, runs, false, reset);
-    }
-    if (r < 0 && DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)} failed: errno ${-r}\n`);
+    const runs = this.scanRuns(fd, start, end, reset);
     let n = 0;
     const table = mm.table;
     for (let i = 0; i < runs.length; i += 2) {
@@ -76,5 +69,22 @@ export class DirtyScanner {
       }
     }
     return n;
+  }
+
+  /** Read-and-reset of [start, end) as scan's, the table left alone: the written pages as [start, end) runs (scratch). */
+  resetRuns(fd: number, start: number, end: number): number[] {
+    return this.scanRuns(fd, start, end, true);
+  }
+
+  private scanRuns(fd: number, start: number, end: number, reset: boolean): number[] {
+    const runs = this.runs;
+    runs.length = 0;
+    let r = this.scanner.scan(fd, start, end, runs, true, reset);
+    if (r === -EPERM) {
+      if (DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)}: a VMA without async write protection; skipped\n`);
+      r = this.scanner.scan(fd, start, end, runs, false, reset);
+    }
+    if (r < 0 && DEBUG) fs.writeSync(2, `numactlx-engine: PAGEMAP_SCAN 0x${start.toString(16)}-0x${end.toString(16)} failed: errno ${-r}\n`);
+    return runs;
   }
 }

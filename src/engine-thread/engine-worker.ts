@@ -162,6 +162,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   };
   const commands: CommandContext = {
     engine, snaps, evictor, doorbell, program: start.program, features: FEATURES, tellLost: () => tellLost(snaps), post, afterAnswer: [],
+    lowerForSteps: () => background.lowerFor(true),
   };
   const mailbox = new MainMailbox(start.mailbox);
   const slices = snaps.slices;

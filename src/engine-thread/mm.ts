@@ -78,6 +78,8 @@ export class Mm {
   holdByFork = false;
   /** Prepares left that hold this mm by a fork without passes (snapshot-capture.ts holdAhead). */
   holdAhead = 0;
+  /** Pages written after a held snapshot's freeze, found by its reset: DIRTY at the next prepare or freeze (held-staging.ts). */
+  carryDirty: number[] = [];
   /** Policy of implicit growth (mremap in place) when no neighbour range says. */
   policy: PagePolicy | undefined;
   /**

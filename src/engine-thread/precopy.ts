@@ -43,7 +43,8 @@ import { copyDirty, copyUntil } from './precopy-copy.js';
 import { drain } from '../../backing/steps.js';
 import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotRequest } from './snapshot.js';
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
-import { readerOf, stageDirty } from './snapshot-freeze.js';
+import { readerOf } from './snapshot-freeze.js';
+import { applyCarried } from './held-staging.js';
 import type { DirtyScanner } from './dirty-scan.js';
 import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
@@ -133,7 +134,10 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   slicer?: StopSlices, held: SnapshotCapture = 'precopy'): Generator<void, void> {
   const t0 = performance.now();
   const capture = held === 'fork';
-  for (const mm of freezable(engine)) mm.holdByFork = held === 'auto' && holdAhead(mm, livePid(mm));
+  for (const mm of freezable(engine)) {
+    applyCarried(mm);
+    mm.holdByFork = held === 'auto' && holdAhead(mm, livePid(mm));
+  }
   const ahead = freezable(engine).filter((m) => m.holdByFork).map(livePid);
   // The smaps a first prepare reads to adopt pages are the ones forkWouldLack looks at: read once.
   const smapsRead = new Map<Mm, { pid: number; vmas: SmapsVma[] }>();
@@ -245,14 +249,6 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
     (slicer.stalled > stalled ? ', no progress' : ''));
 }
 
-/** mm's DIRTY pages become PENDING, listed as part's runs for the copier (snapshot-copy.ts); returns how many. */
-function stageWritten(mm: Mm, part: MmPart): number {
-  const runs: number[] = [];
-  const count = stageDirty(mm, runs);
-  Object.assign(part, { runs, run: 0, next: runs.length > 0 ? runs[0] : 0, left: count });
-  return count;
-}
-
 /**
  * The freeze of a pre-copy snapshot (every thread stopped): the last read-and-reset and
  * the copy of what it found, per mm; returns the run (nothing left to copy) and how many
@@ -284,14 +280,16 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     Object.assign(part, { pid: mm.ownerPid || pid, exe: mm.exe, command: mm.command, maps, threads: mmThreads, reader,
       prev: mm.snap, drops: mm.drops, lost: new Set<number>() });
     mm.drops = [];
-    const t0 = performance.now();
-    drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
-    const t1 = performance.now();
-    // Held by a fork (snapshot-capture.ts): the written pages are staged, copied out of the fork later.
+    // Held by a fork (snapshot-capture.ts): nothing read now, the written pages are staged out of the fork after the pause (held-staging.ts).
     const byFork = !mm.noCapture && (held === 'fork' || (held === 'auto' && mm.holdByFork));
     mm.holdByFork = false;
-    const copied = byFork ? stageWritten(mm, part) : drain(copyDirty(copier, run, mm, part, false, () => true));
-    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: scan ${(t1 - t0).toFixed(2)} ms, ${byFork ? 'stage' : 'copy'} ${copied} pages ${(performance.now() - t1).toFixed(2)} ms\n`);
+    applyCarried(mm);
+    const t0 = performance.now();
+    if (!byFork) drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
+    const t1 = performance.now();
+    part.unstaged = byFork;
+    const copied = byFork ? 0 : drain(copyDirty(copier, run, mm, part, false, () => true));
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: freeze pid ${pid}: ${byFork ? 'held, staged after the pause' : `scan ${(t1 - t0).toFixed(2)} ms, copy ${copied} pages ${(performance.now() - t1).toFixed(2)} ms`}\n`);
     frozen += copied;
     run.parts.set(mm, part);
   }

@@ -2,13 +2,12 @@
 // by src/kerndat/features.ts chooseCapture; the tracer's part is
 // src/tracer-thread/capture-fork.ts).
 //
-// In the freeze each mm's written pages are read and reset (PAGEMAP_SCAN, as in every
-// asynchronous freeze) and staged PENDING instead of being copied in the pause (precopy.ts
-// stageWritten). Before any thread resumes, the tracer makes one process of each such mm
-// fork (captureNext, then captured): the child's memory is the freeze's image, kept by the
-// kernel's copy-on-write however the program writes on, and the copier (snapshot-copy.ts)
-// reads the staged pages out of the child as it reads a synchronous snapshot's frozen
-// pages. So there are no pre-copy passes, no page is copied twice, and no write of the
+// In the freeze nothing of such an mm is read or copied. Before any thread resumes, the tracer
+// makes one process of each such mm fork (captureNext, then captured): the child's memory is
+// the freeze's image, kept by the kernel's copy-on-write however the program writes on.
+// After the pause its written pages are found in the child and staged PENDING (held-staging.ts),
+// and the copier (snapshot-copy.ts) reads them out of the child as it reads a synchronous
+// snapshot's frozen pages. So there are no pre-copy passes, no page is copied twice, and no write of the
 // program waits on numactlx: what it pays is the fork, then the kernel's copy-on-write
 // faults (Redis BGSAVE's costs). Once every page is copied the children are killed.
 //
@@ -132,16 +131,24 @@ export class HeldForks {
   /** The capture children's uffds, closed after the pause (closeUffds). */
   private readonly uffds: number[] = [];
 
-  /** `copyNow`: copies an mm's staged pages in the pause, through the stopped program. */
+  /**
+   * `copyNow`: copies an mm's pages in the pause, through the stopped program; `stage`:
+   * stages the held parts out of their forks (held-staging.ts), before their uffds are closed.
+   */
   constructor(private readonly run: SnapshotRun, private readonly copyNow: (mm: Mm, pid: number) => void,
-    private readonly events: EventStats) {
-    this.wanted = [...run.parts].filter(([mm, part]) => part.left > 0 && !mm.noCapture).map(([mm, part]) => ({ mm, pid: part.reader }));
+    private readonly events: EventStats, private readonly stage: () => void) {
+    this.wanted = [...run.parts].filter(([mm, part]) => (part.left > 0 || part.unstaged) && !mm.noCapture).map(([mm, part]) => ({ mm, pid: part.reader }));
     this.asked = new Set(this.wanted.map((w) => w.mm));
   }
 
   /** How many mms are left for the tracer to fork (TracerOp.Freeze tells it). */
   get wantedCount(): number {
     return this.wanted.length;
+  }
+
+  /** Every fork asked for is made, or its part copied now: the held parts may be staged (held-staging.ts). */
+  get done(): boolean {
+    return this.wanted.length === 0 && !this.expected;
   }
 
   /** Whether a fork is asked to hold mm's part (it may still fail to: `copyNow` then). */
@@ -197,6 +204,7 @@ export class HeldForks {
 
   /** Closes the capture children's uffds: after the pause, before any read of a fork (readable; the header says why). */
   closeUffds(): void {
+    if (this.done) this.stage(); // the close clears the uffd-wp bits its staging reads
     for (const ufd of this.uffds.splice(0)) closeFd(ufd);
   }
 

@@ -3,9 +3,8 @@
 // on frozen pages, then sync and commit in steps. The page states and the invariants are in
 // snapshot.ts. Every long phase is a generator the engine loop advances one step at a time, so
 // that a faulting thread never waits behind more than one step (COPY_BATCH_PAGES, …).
-//
 // This module is the coordinator: it holds the phase a snapshot is in and moves it along; each
-// phase is its own module (snapshot-prepare/-freeze/-copy/-commit.ts), --keep snapshot-retention.ts.
+// phase is its own module (snapshot-prepare/-freeze/-copy/-commit.ts, held-staging.ts), --keep snapshot-retention.ts.
 import { RemoteCopier } from './remote-copy.js';
 import { ExtraPages } from './snapshot-extras.js';
 import type { SnapshotRequest, SnapshotRun } from './snapshot.js';
@@ -25,7 +24,7 @@ import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { SnapshotCapture } from '../kerndat/features.js';
 import type { StopSlices } from './precopy-slices.js';
 import { copyBeforeDrop, HeldForks, readable } from './snapshot-capture.js';
-
+import { stageFromProgram, stageHeldParts } from './held-staging.js';
 export type { SnapshotResult } from './snapshot-commit.js';
 
 /**
@@ -204,9 +203,10 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     this.phase = { kind: 'copying', run };
     if (this.options.capture === 'fork' || this.options.capture === 'auto') {
       this.forks = new HeldForks(run, (mm, pid) => {
+        stageFromProgram(this.scanner, mm, run.parts.get(mm)!, pid);
         this.copier.flushProcess(pid, false);
         run.extraPages += this.extras.readNow(run, mm);
-      }, this.engine.events);
+      }, this.engine.events, () => stageHeldParts(run, this.scanner));
     }
     const t0 = performance.now();
     run.extraPages = this.options.extraPages ? this.extras.read(run, this.forks?.wants) : 0;

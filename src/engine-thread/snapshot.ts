@@ -52,6 +52,8 @@ export interface MmPart {
    */
   reader: number;
   forked?: boolean;
+  /** Held by a fork: its written pages are staged out of the fork after the pause (held-staging.ts). */
+  unstaged?: boolean;
   /**
    * Pending pages as [start, end) runs, flattened: the staged runs, then the frozen ones
    * (each list ascending; a page may be in both). `run`/`next`: the copier's place.

@@ -11,6 +11,7 @@ import type { Doorbell } from '../channels/doorbell.js';
 import type { EngineEvent } from '../channels/engine-messages.js';
 import type { Engine } from './engine.js';
 import type { SnapshotEngine } from './snapshot-engine.js';
+import { readable } from './snapshot-capture.js';
 import type { Evictor } from './eviction.js';
 import { commandOf, exeOf } from '../sys/procfs.js';
 import type { PagePolicy } from './ranges.js';
@@ -33,6 +34,8 @@ export interface CommandContext {
   post(msg: EngineEvent): void;
   /** What a command leaves for after its answer (the caller runs it): the tracer waits for nothing of it. */
   afterAnswer: Array<() => void>;
+  /** The engine thread at the snapshot steps' priority (background-priority.ts). */
+  lowerForSteps(): void;
 }
 
 function policyAt(args: Float64Array, at: number): PagePolicy {
@@ -98,7 +101,12 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
     }
     case TracerOp.SharesMm: engine.sharesMm(a[0], a[1]); return 0;
     case TracerOp.CaptureNext: return snaps.forks?.next() ?? 0;
-    case TracerOp.Captured: return snaps.forks?.captured(a[0], a[1]) ?? -ENOENT;
+    case TracerOp.Captured: {
+      const r = snaps.forks?.captured(a[0], a[1]) ?? -ENOENT;
+      // The last fork made: its pages staged once answered, the program resuming (held-staging.ts), below fault service's priority.
+      if (snaps.forks?.done) c.afterAnswer.push(() => { c.lowerForSteps(); readable(snaps.forks); });
+      return r;
+    }
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
     case TracerOp.DupUffd: {
       const mm = engine.mmOf(a[0]);

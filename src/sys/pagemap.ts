@@ -139,6 +139,11 @@ export function pagemapUffdWp(buf: Buffer, i: number): boolean {
   return (buf.readUInt32LE(i * PM_ENTRY_BYTES + 4) & 0x0200_0000) !== 0;
 }
 
+/** Whether entry i of a buffer filled by readPagemapRun is a present page not mapped by this process alone (PM_ENTRY.PRESENT without EXCLUSIVE). */
+export function pagemapPresentShared(buf: Buffer, i: number): boolean {
+  return (buf.readUInt32LE(i * PM_ENTRY_BYTES + 4) & 0x8100_0000) === 0x8000_0000;
+}
+
 /** Whether entry i of a buffer filled by readPagemapRun maps a page (present or swapped). */
 export function pagemapHasPage(buf: Buffer, i: number): boolean {
   // PM_ENTRY.PRESENT (bit 63) and SWAPPED (bit 62): the high bits of the upper u32.

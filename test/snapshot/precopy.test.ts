@@ -190,6 +190,43 @@ describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (N
   }, 180000);
 });
 
+// A snapshot held by a fork resets the program's written pages after its pause, and a page the
+// program wrote between the freeze and that reset is found by the copy-on-write the fork gave it
+// (src/engine-thread/held-staging.ts): the next snapshot must hold it. A paced writer (a sweep of
+// its region takes 3.3 s) writes each page once in that window and not again before the next
+// snapshots; snapshots back to back, each checked against its cut.
+test('NUMACTLX_SNAPSHOT_CAPTURE=fork: what the program writes right after a freeze is in the next snapshot', async () => {
+  const bin = await compileFixture('fast_oracle');
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', NUMACTLX_SNAPSHOT_CAPTURE: 'fork' };
+  const seed = testSeed('held then carried');
+  const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'],
+    { env, reject: false, buffer: false, stdin: 'pipe' });
+  const killer = setTimeout(() => session.kill('SIGKILL'), 110000);
+  let out = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('the writer to start', () => out.includes('ready'), 20000);
+  const [, region, , committed] = out.split('\n')[0].split(' ');
+  const ids: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
+    expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
+    ids.push(JSON.parse(String(r.stdout)).id);
+  }
+  const s = await stats(session.pid!, env);
+  session.stdin!.end();
+  const r = await session;
+  clearTimeout(killer);
+  expect(r.exitCode).toBe(0);
+  expect(s.events.capture_forks).toBe(ids.length);
+  expect((await numactlx(['verify', backing])).exitCode).toBe(0);
+  const cuts: number[] = [];
+  for (const id of ids) cuts.push(checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed)));
+  process.stdout.write(`held snapshots of a paced writer: cuts ${cuts.join(' ')}\n`);
+  for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
+}, 120000);
+
 test('the program killed while its snapshot is pre-copied in slices: the requester is answered, numactlx ends as the program did', async () => {
   const bin = await compileFixture('fast_oracle');
   const seed = testSeed('precopy slices kill');
