@@ -1,10 +1,10 @@
 // A snapshot held by a fork (snapshot-capture.ts) takes its written pages out of the fork,
 // after the pause, not in it: the pause holds the fork alone, as Redis BGSAVE's does.
-// In the pause a held mm's pages were read-and-reset (PAGEMAP_SCAN) and staged: 20–25 ms of
-// a 60 ms pause for 1 GiB written (bench/fork_capture.c `capture` against `late`).
+// (Until stop 38 a held mm's pages were read-and-reset and staged in the pause: 20–25 ms of a
+// 60 ms pause for 1 GiB written; bench/fork_capture.c `capture` against `late`, BENCHMARKS §5q.)
 //
 // After the pause (stageHeldParts, before the engine reads any of the program's events
-// after it, so that the page table is still the freeze's):
+// after it, so that the page table is still the freeze's; 2 in steps after it, run.carry):
 // 1. The fork never runs: its ptes are the freeze's, uffd-wp bits included (a fork copies
 //    them while its uffd is open: HeldForks closes it only after this). A read-only scan of
 //    the fork's pagemap gives the pages written since the last reset, up to the freeze:
@@ -28,6 +28,8 @@ import type { Mm } from './mm.js';
 import type { MmPart, SnapshotRun } from './snapshot.js';
 
 const DEBUG = process.env.NUMACTLX_DEBUG === '1';
+/** Bytes of the program's ranges reset in one step (≈ 3 ms for 64 MiB written, pinned). */
+const CARRY_STEP = 64 << 20;
 /** Pagemap entries read at a time for the exclusive bit. */
 const ENTRIES = 4096;
 const entries = Buffer.alloc(ENTRIES * 8);
@@ -40,9 +42,14 @@ export function stageWritten(mm: Mm, part: MmPart): number {
   return count;
 }
 
-/** Every part of `run` left unstaged in the freeze, staged out of its fork (the header says how). */
+/**
+ * Every part of `run` left unstaged in the freeze, staged out of its fork (the header's 1: one
+ * engine turn, ≈ 25 ms for 1 GiB written); the programs' resets (its 2) are left to run.carry,
+ * stepped between fault service before the commit (≈ 100 ms for 1 GiB, the program running).
+ */
 export function stageHeldParts(run: SnapshotRun | undefined, scanner: DirtyScanner): void {
   if (!run) return;
+  const staged: Mm[] = [];
   for (const [mm, part] of run.parts) {
     if (!part.unstaged) continue;
     part.unstaged = false;
@@ -51,16 +58,36 @@ export function stageHeldParts(run: SnapshotRun | undefined, scanner: DirtyScann
       continue;
     }
     const t0 = performance.now();
-    const staged = scanPid(scanner, mm, part.reader, false) >= 0 ? stageWritten(mm, part) : -1;
-    if (staged < 0) {
+    const count = scanPid(scanner, mm, part.reader, false) >= 0 ? stageWritten(mm, part) : -1;
+    if (count < 0) {
       run.failed ??= `pid ${part.pid}: the fork that holds its image ended before its pages were read: nothing is lost, take it again`;
       continue;
     }
-    const t1 = performance.now();
-    const pid = mm.pids.values().next().value;
-    const carried = pid === undefined ? 0 : resetAndCarry(scanner, mm, pid);
-    if (DEBUG) fs.writeSync(2, `numactlx-engine: held pid ${part.pid}: staged ${staged} pages from its fork ${(t1 - t0).toFixed(2)} ms, ` +
-      `reset ${carried < 0 ? 'failed' : `with ${carried} written since the freeze`} ${(performance.now() - t1).toFixed(2)} ms\n`);
+    staged.push(mm);
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: held pid ${part.pid}: staged ${count} pages from its fork in ${(performance.now() - t0).toFixed(2)} ms\n`);
+  }
+  if (staged.length > 0) run.carry = carrySteps(scanner, staged);
+}
+
+/** One step of run.carry (snapshot-engine.ts step); the commit waits until there is none. */
+export function carryStep(run: SnapshotRun | undefined): void {
+  if (run?.carry?.next().done) run.carry = undefined;
+}
+
+/** The programs' resets, a span of CARRY_STEP bytes a step; what each wrote since the freeze to Mm.carryDirty. */
+function* carrySteps(scanner: DirtyScanner, mms: Mm[]): Generator<void, void> {
+  for (const mm of mms) {
+    const t0 = performance.now();
+    let [carried, steps] = [0, 0];
+    for (const [s, e] of scanner.spans(mm, CARRY_STEP)) {
+      const pid = mm.pids.values().next().value;
+      const n = pid === undefined ? -1 : resetAndCarry(scanner, mm, pid, s, e);
+      if (n < 0) break; // the program is gone: nothing to carry
+      carried += n;
+      steps++;
+      yield;
+    }
+    if (DEBUG) fs.writeSync(2, `numactlx-engine: held mm of pid ${mm.ownerPid}: reset in ${steps} steps over ${(performance.now() - t0).toFixed(1)} ms, ${carried} pages written since the freeze\n`);
   }
 }
 
@@ -103,8 +130,8 @@ function scanPid(scanner: DirtyScanner, mm: Mm, pid: number, reset: boolean): nu
   }
 }
 
-/** Resets the program's written pages; those it wrote since the freeze go to mm.carryDirty. How many, or -1. */
-function resetAndCarry(scanner: DirtyScanner, mm: Mm, pid: number): number {
+/** Resets [start, end) of the program's written pages; those it wrote since the freeze go to mm.carryDirty. How many, or -1. */
+function resetAndCarry(scanner: DirtyScanner, mm: Mm, pid: number, start: number, end: number): number {
   let fd: number;
   try {
     fd = openPagemap(pid);
@@ -114,19 +141,17 @@ function resetAndCarry(scanner: DirtyScanner, mm: Mm, pid: number): number {
   let carried = 0;
   try {
     const carry = mm.carryDirty;
-    for (const [s, e] of scanner.spans(mm)) {
-      const runs = scanner.resetRuns(fd, s, e);
-      for (let i = 0; i < runs.length; i += 2) {
-        for (let a = runs[i]; a < runs[i + 1]; a += ENTRIES * PAGE) {
-          const count = Math.min(ENTRIES, (runs[i + 1] - a) / PAGE);
-          const got = readPagemapRun(fd, a, count, entries);
-          for (let k = 0; k < count; k++) {
-            if (k < got && pagemapPresentShared(entries, k)) continue; // still the fork's: not written since
-            const page = a + k * PAGE;
-            if (carry.length > 0 && carry[carry.length - 1] === page) carry[carry.length - 1] = page + PAGE;
-            else carry.push(page, page + PAGE);
-            carried++;
-          }
+    const runs = scanner.resetRuns(fd, start, end);
+    for (let i = 0; i < runs.length; i += 2) {
+      for (let a = runs[i]; a < runs[i + 1]; a += ENTRIES * PAGE) {
+        const count = Math.min(ENTRIES, (runs[i + 1] - a) / PAGE);
+        const got = readPagemapRun(fd, a, count, entries);
+        for (let k = 0; k < count; k++) {
+          if (k < got && pagemapPresentShared(entries, k)) continue; // still the fork's: not written since
+          const page = a + k * PAGE;
+          if (carry.length > 0 && carry[carry.length - 1] === page) carry[carry.length - 1] = page + PAGE;
+          else carry.push(page, page + PAGE);
+          carried++;
         }
       }
     }

@@ -24,7 +24,7 @@ import { freezeAsync, Precopy, precopySteps } from './precopy.js';
 import type { SnapshotCapture } from '../kerndat/features.js';
 import type { StopSlices } from './precopy-slices.js';
 import { copyBeforeDrop, HeldForks, readable } from './snapshot-capture.js';
-import { stageFromProgram, stageHeldParts } from './held-staging.js';
+import { carryStep, stageFromProgram, stageHeldParts } from './held-staging.js';
 export type { SnapshotResult } from './snapshot-commit.js';
 
 /**
@@ -230,6 +230,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
       if (lost) run.failed = lost;
     }
     if (run?.pauseKnown) readable(this.forks); // the copier reads nothing before: the forks' uffds are closed out of the pause
+    carryStep(run);
     return this.copier.step(pages);
   }
 
@@ -242,11 +243,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
 
   setPause(ms: number): void { // the pause the tracer measured (interrupt to resume)
     const run = this.copying;
-    if (run) {
-      run.pauseMs = ms;
-      run.pauseKnown = true;
-      run.resumedAt = process.hrtime.bigint();
-    }
+    if (run) Object.assign(run, { pauseMs: ms, pauseKnown: true, resumedAt: process.hrtime.bigint() });
   }
 
   get copied(): boolean { // every frozen page is copied (the commit may still wait for the pause)
@@ -262,7 +259,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
   commitStep(): SnapshotResult | undefined {
     if (this.phase.kind !== 'committing') {
       const run = this.copying;
-      if (!run || !run.pauseKnown || run.remaining > 0) return undefined;
+      if (!run || !run.pauseKnown || run.remaining > 0 || run.carry) return undefined; // the forks live until the reset is done
       if (readable(this.forks)) run.extraPages += this.extras.readHeld(run); // the private pages outside the nodes, out of the forks
       this.forks?.release(); // every page is copied: the capture forks are let go
       this.forks = undefined;

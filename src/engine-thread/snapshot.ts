@@ -113,6 +113,8 @@ export class SnapshotRun implements CopyTarget {
   /** Pages copied in the freeze because no virtual node holds them, and the time that took. */
   extraPages = 0;
   extraMs = 0;
+  /** A held snapshot's reset of the program's written pages, in steps before the commit (held-staging.ts). */
+  carry: Generator<void, void> | undefined;
 
   constructor(readonly req: SnapshotRequest) {}
 
