@@ -146,6 +146,11 @@ export class HeldForks {
     return this.wanted.length;
   }
 
+  /** Stages the held parts (held-staging.ts) once every fork is made; their uffds are closed at the first read (readable). */
+  stageHeld(): void {
+    if (this.done) this.stage();
+  }
+
   /** Every fork asked for is made, or its part copied now: the held parts may be staged (held-staging.ts). */
   get done(): boolean {
     return this.wanted.length === 0 && !this.expected;
@@ -204,7 +209,7 @@ export class HeldForks {
 
   /** Closes the capture children's uffds: after the pause, before any read of a fork (readable; the header says why). */
   closeUffds(): void {
-    if (this.done) this.stage(); // the close clears the uffd-wp bits its staging reads
+    this.stageHeld(); // the close clears the uffd-wp bits the staging reads
     for (const ufd of this.uffds.splice(0)) closeFd(ufd);
   }
 

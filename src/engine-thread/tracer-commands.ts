@@ -11,7 +11,6 @@ import type { Doorbell } from '../channels/doorbell.js';
 import type { EngineEvent } from '../channels/engine-messages.js';
 import type { Engine } from './engine.js';
 import type { SnapshotEngine } from './snapshot-engine.js';
-import { readable } from './snapshot-capture.js';
 import type { Evictor } from './eviction.js';
 import { commandOf, exeOf } from '../sys/procfs.js';
 import type { PagePolicy } from './ranges.js';
@@ -104,7 +103,7 @@ export function runCommand(c: CommandContext, op: number, a: Float64Array): numb
     case TracerOp.Captured: {
       const r = snaps.forks?.captured(a[0], a[1]) ?? -ENOENT;
       // The last fork made: its pages staged once answered, the program resuming (held-staging.ts), below fault service's priority.
-      if (snaps.forks?.done) c.afterAnswer.push(() => { c.lowerForSteps(); readable(snaps.forks); });
+      if (snaps.forks?.done) c.afterAnswer.push(() => { c.lowerForSteps(); snaps.forks?.stageHeld(); });
       return r;
     }
     case TracerOp.LeaveMm: engine.leaveMm(a[0]); return 0;
