@@ -31,6 +31,28 @@ function inverse(a: number, pages: number): number {
   return inv;
 }
 
+/** numactlx running fast_oracle with `args`, killed after `killMs`; its region and counter once it is ready. */
+async function startOracle(args: string[], env: Record<string, string>, killMs: number) {
+  const session = execa(NUMACTLX, args, { env, reject: false, buffer: false, stdin: 'pipe' });
+  const killer = setTimeout(() => session.kill('SIGKILL'), killMs);
+  let out = '';
+  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  await waitFor('the writer to start', () => out.includes('ready'), 20000);
+  const [, region, , committed] = out.split('\n')[0].split(' ');
+  return { session, killer, region, committed, out: () => out };
+}
+
+/** `count` snapshots of session `pid`, one after the other, each answered; their ids. */
+async function takeSnapshots(pid: number, env: Record<string, string>, count: number): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = await numactlx(['snapshot', '--wait', '--json', String(pid)], { env });
+    expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
+    ids.push(JSON.parse(String(r.stdout)).id);
+  }
+  return ids;
+}
+
 /** Checks that snapshot `snap` is one cut of the writes of a region of `pages` pages; returns the cut. */
 function checkCut(snap: RawSnapshot, seed: number, region: number, committed: number, pages = PAGES_DEFAULT): number {
   const cut = Number(snap.word(committed) ?? 0n);
@@ -82,20 +104,9 @@ describe.each([
     const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: mode, ...(pausePages ? { NUMACTLX_PAUSE_PAGES: pausePages } : {}),
       ...(capture ? { NUMACTLX_SNAPSHOT_CAPTURE: capture } : {}) };
     const seed = testSeed(`precopy ${mode} ${pausePages} ${capture}`);
-    const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed)],
-      { env, reject: false, buffer: false, stdin: 'pipe' });
-    const killer = setTimeout(() => session.kill('SIGKILL'), 150000);
-    let out = '';
-    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor('the writer to start', () => out.includes('ready'), 20000);
-    const [, region, , committed] = out.split('\n')[0].split(' ');
+    const { session, killer, region, committed, out } = await startOracle([`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed)], env, 150000);
 
-    const ids: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
-      expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
-      ids.push(JSON.parse(String(r.stdout)).id);
-    }
+    const ids = await takeSnapshots(session.pid!, env, 3);
     const s = await stats(session.pid!, env);
     expect(s.dirty_tracking).toBe(mode);
     // The capture asked for, or the one a session gets by default: 'auto' with async tracking
@@ -116,7 +127,7 @@ describe.each([
     const r = await session;
     clearTimeout(killer);
     expect(r.exitCode).toBe(0);
-    const done = Number(/fast_oracle done (\d+)/.exec(out)?.[1]);
+    const done = Number(/fast_oracle done (\d+)/.exec(out())?.[1]);
     expect((await numactlx(['verify', backing])).exitCode).toBe(0);
 
     const cuts: number[] = [];
@@ -149,13 +160,7 @@ describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (N
     const backing = path.join(dir, 'node3.img');
     const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', ...(capture === 'auto' ? {} : { NUMACTLX_SNAPSHOT_CAPTURE: capture }) };
     const seed = testSeed(`precopy stall ${capture}`);
-    const session = execa(NUMACTLX, [`--remap=3,${backing},size=2g`, '--membind=3', '--keep', '2', '--', bin, String(BIG), String(seed)],
-      { env, reject: false, buffer: false, stdin: 'pipe' });
-    const killer = setTimeout(() => session.kill('SIGKILL'), 170000);
-    let out = '';
-    session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor('the writer to start', () => out.includes('ready'), 20000);
-    const [, region, , committed] = out.split('\n')[0].split(' ');
+    const { session, killer, region, committed } = await startOracle([`--remap=3,${backing},size=2g`, '--membind=3', '--keep', '2', '--', bin, String(BIG), String(seed)], env, 170000);
     // Every page of the region written once: from then on each pass finds all of it again.
     await waitFor('the writer to touch its whole region', async () => (await stats(session.pid!, env)).nodes[0].pages_placed >= BIG, 30000, 50);
     const ids: number[] = [];
@@ -201,19 +206,8 @@ test('NUMACTLX_SNAPSHOT_CAPTURE=fork: what the program writes right after a free
   const backing = path.join(dir, 'node3.img');
   const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', NUMACTLX_SNAPSHOT_CAPTURE: 'fork' };
   const seed = testSeed('held then carried');
-  const session = execa(NUMACTLX, [`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'],
-    { env, reject: false, buffer: false, stdin: 'pipe' });
-  const killer = setTimeout(() => session.kill('SIGKILL'), 110000);
-  let out = '';
-  session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  await waitFor('the writer to start', () => out.includes('ready'), 20000);
-  const [, region, , committed] = out.split('\n')[0].split(' ');
-  const ids: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const r = await numactlx(['snapshot', '--wait', '--json', String(session.pid)], { env });
-    expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: '' });
-    ids.push(JSON.parse(String(r.stdout)).id);
-  }
+  const { session, killer, region, committed } = await startOracle([`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'], env, 110000);
+  const ids = await takeSnapshots(session.pid!, env, 5);
   const s = await stats(session.pid!, env);
   session.stdin!.end();
   const r = await session;
