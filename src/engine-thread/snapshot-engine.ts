@@ -287,6 +287,7 @@ export class SnapshotEngine implements CommitContext, SnapshotHooks {
     const run = this.copying;
     if (run) {
       run.pauseKnown = true;
+      run.carry = undefined; // the program has ended: no next snapshot to carry its writes to
       while (this.step()) { /* copy what is left */ }
     }
     for (;;) {
