@@ -14,7 +14,8 @@
 // present-pages.ts).
 import fs from 'node:fs';
 import os from 'node:os';
-import { WrittenPageScanner } from '../sys/pagemap.js';
+import { closeFd } from '../sys/eventfd.js';
+import { openPagemap, WrittenPageScanner } from '../sys/pagemap.js';
 import { DIRTY, PAGE } from './page-table.js';
 import type { Mm } from './mm.js';
 
@@ -69,6 +70,30 @@ export class DirtyScanner {
       }
     }
     return n;
+  }
+
+  /**
+   * Read-and-reset (or read only) of mm's written pages through pid's pagemap, a span of
+   * `step` bytes at a time (yielding between them if asked); how many, or -1 when the
+   * pagemap cannot be opened (the process is gone: its mm closes when the tracer says so).
+   */
+  *scanProcess(mm: Mm, pid: number, step: number, yielding: boolean, reset = true): Generator<void, number> {
+    let fd: number;
+    try {
+      fd = openPagemap(pid);
+    } catch {
+      return -1;
+    }
+    let written = 0;
+    try {
+      for (const [s, e] of this.spans(mm, step)) {
+        written += this.scan(fd, mm, s, e, reset);
+        if (yielding) yield;
+      }
+    } finally {
+      closeFd(fd);
+    }
+    return written;
   }
 
   /** Read-and-reset of [start, end) as scan's, the table left alone: the written pages as [start, end) runs (scratch). */

@@ -23,6 +23,7 @@ import { closeFd } from '../sys/eventfd.js';
 import { openPagemap, pagemapPresentShared, readPagemapRun } from '../sys/pagemap.js';
 import { DIRTY, PAGE } from './page-table.js';
 import { stageDirty } from './snapshot-freeze.js';
+import { drain } from '../../backing/steps.js';
 import type { DirtyScanner } from './dirty-scan.js';
 import type { Mm } from './mm.js';
 import type { MmPart, SnapshotRun } from './snapshot.js';
@@ -58,7 +59,7 @@ export function stageHeldParts(run: SnapshotRun | undefined, scanner: DirtyScann
       continue;
     }
     const t0 = performance.now();
-    const count = scanPid(scanner, mm, part.reader, false) >= 0 ? stageWritten(mm, part) : -1;
+    const count = drain(scanner.scanProcess(mm, part.reader, Number.POSITIVE_INFINITY, false, false)) >= 0 ? stageWritten(mm, part) : -1;
     if (count < 0) {
       run.failed ??= `pid ${part.pid}: the fork that holds its image ended before its pages were read: nothing is lost, take it again`;
       continue;
@@ -78,14 +79,23 @@ export function carryStep(run: SnapshotRun | undefined): void {
 function* carrySteps(scanner: DirtyScanner, mms: Mm[]): Generator<void, void> {
   for (const mm of mms) {
     const t0 = performance.now();
+    const pid = mm.pids.values().next().value;
+    let fd: number;
+    try {
+      if (pid === undefined) continue;
+      fd = openPagemap(pid);
+    } catch {
+      continue; // the program is gone: nothing to carry
+    }
     let [carried, steps] = [0, 0];
-    for (const [s, e] of scanner.spans(mm, CARRY_STEP)) {
-      const pid = mm.pids.values().next().value;
-      const n = pid === undefined ? -1 : resetAndCarry(scanner, mm, pid, s, e);
-      if (n < 0) break; // the program is gone: nothing to carry
-      carried += n;
-      steps++;
-      yield;
+    try {
+      for (const [s, e] of scanner.spans(mm, CARRY_STEP)) {
+        carried += resetAndCarry(scanner, mm, fd, s, e);
+        steps++;
+        yield;
+      }
+    } finally {
+      closeFd(fd); // also when a session's end drops the steps (finishNow)
     }
     if (DEBUG) fs.writeSync(2, `numactlx-engine: held mm of pid ${mm.ownerPid}: reset in ${steps} steps over ${(performance.now() - t0).toFixed(1)} ms, ${carried} pages written since the freeze\n`);
   }
@@ -95,7 +105,7 @@ function* carrySteps(scanner: DirtyScanner, mms: Mm[]): Generator<void, void> {
 export function stageFromProgram(scanner: DirtyScanner, mm: Mm, part: MmPart, pid: number): void {
   if (!part.unstaged) return;
   part.unstaged = false;
-  scanPid(scanner, mm, pid, true);
+  drain(scanner.scanProcess(mm, pid, Number.POSITIVE_INFINITY, false));
   stageWritten(mm, part);
 }
 
@@ -113,50 +123,23 @@ export function applyCarried(mm: Mm): void {
   }
 }
 
-/** Scans mm's ranges through pid's pagemap, DIRTY marked; `reset` false: read only. -1 if pid is gone. */
-function scanPid(scanner: DirtyScanner, mm: Mm, pid: number, reset: boolean): number {
-  let fd: number;
-  try {
-    fd = openPagemap(pid);
-  } catch {
-    return -1;
-  }
-  try {
-    let n = 0;
-    for (const [s, e] of scanner.spans(mm)) n += scanner.scan(fd, mm, s, e, reset);
-    return n;
-  } finally {
-    closeFd(fd);
-  }
-}
-
-/** Resets [start, end) of the program's written pages; those it wrote since the freeze go to mm.carryDirty. How many, or -1. */
-function resetAndCarry(scanner: DirtyScanner, mm: Mm, pid: number, start: number, end: number): number {
-  let fd: number;
-  try {
-    fd = openPagemap(pid);
-  } catch {
-    return -1;
-  }
+/** Resets [start, end) of the program's written pages (`fd`: its pagemap); those it wrote since the freeze go to mm.carryDirty. How many. */
+function resetAndCarry(scanner: DirtyScanner, mm: Mm, fd: number, start: number, end: number): number {
   let carried = 0;
-  try {
-    const carry = mm.carryDirty;
-    const runs = scanner.resetRuns(fd, start, end);
-    for (let i = 0; i < runs.length; i += 2) {
-      for (let a = runs[i]; a < runs[i + 1]; a += ENTRIES * PAGE) {
-        const count = Math.min(ENTRIES, (runs[i + 1] - a) / PAGE);
-        const got = readPagemapRun(fd, a, count, entries);
-        for (let k = 0; k < count; k++) {
-          if (k < got && pagemapPresentShared(entries, k)) continue; // still the fork's: not written since
-          const page = a + k * PAGE;
-          if (carry.length > 0 && carry[carry.length - 1] === page) carry[carry.length - 1] = page + PAGE;
-          else carry.push(page, page + PAGE);
-          carried++;
-        }
+  const carry = mm.carryDirty;
+  const runs = scanner.resetRuns(fd, start, end);
+  for (let i = 0; i < runs.length; i += 2) {
+    for (let a = runs[i]; a < runs[i + 1]; a += ENTRIES * PAGE) {
+      const count = Math.min(ENTRIES, (runs[i + 1] - a) / PAGE);
+      const got = readPagemapRun(fd, a, count, entries);
+      for (let k = 0; k < count; k++) {
+        if (k < got && pagemapPresentShared(entries, k)) continue; // still the fork's: not written since
+        const page = a + k * PAGE;
+        if (carry.length > 0 && carry[carry.length - 1] === page) carry[carry.length - 1] = page + PAGE;
+        else carry.push(page, page + PAGE);
+        carried++;
       }
     }
-  } finally {
-    closeFd(fd);
   }
   return carried;
 }

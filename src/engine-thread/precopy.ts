@@ -36,8 +36,6 @@
 // released whole). Eviction (pages dropped by numactlx itself) goes through the same
 // REMOVE event, so it needs nothing more here.
 import fs from 'node:fs';
-import { closeFd } from '../sys/eventfd.js';
-import { openPagemap } from '../sys/pagemap.js';
 import { PAGE } from './page-table.js';
 import { copyDirty, copyUntil } from './precopy-copy.js';
 import { drain } from '../../backing/steps.js';
@@ -109,26 +107,6 @@ export class Precopy implements CopyTarget {
 /** A process of mm still running (the pagemap and the copies go through it). */
 const livePid = (mm: Mm): number | undefined => [...mm.pids].find((p) => !mm.exited.has(p));
 
-/** Read-and-reset (or read only) of mm's written pages, a step at a time; -1 when its pagemap cannot be opened. */
-function* scanMm(scanner: DirtyScanner, mm: Mm, pid: number, step: number, yielding: boolean, reset = true): Generator<void, number> {
-  let fd: number;
-  try {
-    fd = openPagemap(pid);
-  } catch {
-    return -1; // gone: its mm closes when the tracer reports it
-  }
-  let written = 0;
-  try {
-    for (const [s, e] of scanner.spans(mm, step)) {
-      written += scanner.scan(fd, mm, s, e, reset);
-      if (yielding) yield;
-    }
-  } finally {
-    closeFd(fd);
-  }
-  return written;
-}
-
 /** The prepare of a pre-copy snapshot, as steps for the engine loop (the header says what it does). */
 export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner, state: Precopy,
   slicer?: StopSlices, held: SnapshotCapture = 'precopy'): Generator<void, void> {
@@ -157,7 +135,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
   const mmsOf = (): Mm[] => freezable(engine).filter(precopied);
   for (const mm of freezable(engine).filter((m) => !precopied(m))) {
     const pid = livePid(mm);
-    if (pid !== undefined) yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
+    if (pid !== undefined) yield* scanner.scanProcess(mm, pid, SCAN_STEP, true);
   }
   let [before, saturated] = [Number.POSITIVE_INFINITY, false];
   for (let pass = 0; pass < PASSES; pass++) {
@@ -168,7 +146,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
       let seen = 0;
       for (const mm of mmsOf()) {
         const pid = livePid(mm);
-        if (pid !== undefined) seen += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true, false));
+        if (pid !== undefined) seen += Math.max(0, yield* scanner.scanProcess(mm, pid, SCAN_STEP, true, false));
       }
       if (seen > before * SHRINK) {
         state.passes.push(seen);
@@ -179,7 +157,7 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     let written = 0;
     for (const mm of mmsOf()) {
       const pid = livePid(mm);
-      if (pid !== undefined) written += Math.max(0, yield* scanMm(scanner, mm, pid, SCAN_STEP, true));
+      if (pid !== undefined) written += Math.max(0, yield* scanner.scanProcess(mm, pid, SCAN_STEP, true));
     }
     state.passes.push(written);
     let copied = 0;
@@ -214,7 +192,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
   for (const mm of mmsOf()) {
     const pid = livePid(mm);
     if (pid === undefined) continue;
-    yield* scanMm(scanner, mm, pid, SCAN_STEP, true);
+    yield* scanner.scanProcess(mm, pid, SCAN_STEP, true);
     left.set(mm, mm.table.dirtyCount());
   }
   const found = [...left.values()].reduce((a, b) => a + b, 0);
@@ -234,7 +212,7 @@ function* slices(engine: Engine, copier: FrozenPageCopier, scanner: DirtyScanner
       engine.service(mm);
       const part = partFor(mm);
       if (!part) return -1;
-      drain(scanMm(scanner, mm, part.reader, Number.POSITIVE_INFINITY, false));
+      drain(scanner.scanProcess(mm, part.reader, Number.POSITIVE_INFINITY, false));
       drain(copyUntil(copier, state, mm, part, performance.now() + SLICE_MS, false, () => true));
       return mm.table.dirtyCount();
     },
@@ -285,7 +263,7 @@ export function freezeAsync(engine: Engine, copier: FrozenPageCopier, scanner: D
     mm.holdByFork = false;
     applyCarried(mm);
     const t0 = performance.now();
-    if (!byFork) drain(scanMm(scanner, mm, reader, Number.POSITIVE_INFINITY, false));
+    if (!byFork) drain(scanner.scanProcess(mm, reader, Number.POSITIVE_INFINITY, false));
     const t1 = performance.now();
     part.unstaged = byFork;
     const copied = byFork ? 0 : drain(copyDirty(copier, run, mm, part, false, () => true));
