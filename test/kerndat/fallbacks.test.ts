@@ -61,10 +61,10 @@ for p in range(2048): b[p * ${PAGE}:p * ${PAGE} + 8] = p.to_bytes(8, 'little')
 pid = os.fork()
 if pid == 0:
     for p in range(2048): b[p * ${PAGE}:p * ${PAGE} + 8] = (1000000 + p).to_bytes(8, 'little')
-    print('child', os.getpid(), hex(addr), flush=True)
+    sys.stdout.write('child %d %s\\n' % (os.getpid(), hex(addr))); sys.stdout.flush()
     sys.stdin.readline()
     os._exit(0 if all(int.from_bytes(b[p * ${PAGE}:p * ${PAGE} + 8], 'little') == 1000000 + p for p in range(2048)) else 1)
-print('parent', os.getpid(), hex(addr), flush=True)
+sys.stdout.write('parent %d %s\\n' % (os.getpid(), hex(addr))); sys.stdout.flush()
 _, status = os.waitpid(pid, 0)
 ok = all(int.from_bytes(b[p * ${PAGE}:p * ${PAGE} + 8], 'little') == p for p in range(2048))
 print('done', status, ok, flush=True)
@@ -79,7 +79,9 @@ print('done', status, ok, flush=True)
     const killer = setTimeout(() => session.kill('SIGKILL'), 60000);
     let out = '';
     session.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor('parent and child', () => out.includes('child') && out.includes('parent'), 30000);
+    // One write() a line: parent and child print at once, and print() with PYTHONUNBUFFERED
+    // set (CI has it) writes each piece apart, so their lines could interleave.
+    await waitFor('parent and child', () => /^child .*\n/m.test(out) && /^parent .*\n/m.test(out), 30000);
     const at = (who: string): { pid: number; addr: number } => {
       const [, pid, addr] = new RegExp(`^${who} (\\d+) (0x[0-9a-f]+)$`, 'm').exec(out)!;
       return { pid: Number(pid), addr: Number(addr) };

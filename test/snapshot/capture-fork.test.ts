@@ -89,8 +89,11 @@ async function start(mode: string): Promise<Session> {
     { env, reject: false, buffer: false, stdin: 'pipe' });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  await waitFor('the program to be ready', () => /^ready /m.test(out), 20000);
-  const [, region, child] = /^ready (\d+) (\d+)/m.exec(out)!.map(Number);
+  // The whole line: with PYTHONUNBUFFERED set (CI has it) print() writes each of its
+  // pieces with a write() of its own, so 'ready ' can be read before the numbers.
+  const ready = /^ready (\d+) (\d+)\n/m;
+  await waitFor('the program to be ready', () => ready.test(out), 20000);
+  const [, region, child] = ready.exec(out)!.map(Number);
   const ask = async (line: string, answer: string): Promise<string> => {
     const from = out.length;
     proc.stdin!.write(`${line}\n`);
