@@ -115,9 +115,11 @@ export interface SessionStats {
    * Asynchronous tracking: the stops of the program that ended pre-copies which did not
    * converge (src/engine-thread/precopy-slices.ts), how many and their time in all; `stalled`:
    * the prepares whose slices stopped because they made no progress; `skipped`: the prepares
-   * that took none, their last pass having found nearly all it copied written again.
+   * that took none, their last pass having found nearly all it copied written again;
+   * `outrun`: the prepares whose first pass stopped early, the program having written again
+   * nearly all it had copied so far (src/engine-thread/precopy-probe.ts).
    */
-  precopy_slices?: { slices: number; stopped_ms: number; stalled: number; skipped: number };
+  precopy_slices?: { slices: number; stopped_ms: number; stalled: number; skipped: number; outrun: number };
   /** The snapshot being copied: pages frozen for it and pages still to copy (status). */
   copying?: { id: number; frozen_pages: number; pages_left: number };
   /** What each trigger came to, and the recent snapshots' phase times (status, --stats). */

@@ -96,6 +96,33 @@ export class DirtyScanner {
     return written;
   }
 
+  /**
+   * A read-only look at `windows` windows of `bytes` spread evenly over mm's spans, through
+   * `fd`, the table left alone: of the virtual-node pages not DIRTY there (copied since their
+   * last reset, or not written since), how many (`clean`) and how many of those the program
+   * has written again since (`rewritten`).
+   */
+  sampleRewritten(fd: number, mm: Mm, windows: number, bytes: number): { clean: number; rewritten: number } {
+    const spans = this.spans(mm);
+    const total = spans.reduce((n, [s, e]) => n + e - s, 0);
+    let [clean, rewritten] = [0, 0];
+    const table = mm.table;
+    for (let w = 0, span = 0, before = 0; w < windows && total > 0; w++) {
+      const at = Math.floor((total * (w + 0.5)) / windows / PAGE) * PAGE; // offset into the spans, laid end to end
+      while (before + spans[span][1] - spans[span][0] <= at) {
+        before += spans[span][1] - spans[span][0];
+        span++;
+      }
+      const start = spans[span][0] + at - before;
+      const end = Math.min(spans[span][1], start + bytes);
+      const isClean = (a: number): boolean => table.get(a) > 0 && (table.flagsOf(a) & DIRTY) === 0;
+      for (let a = start; a < end; a += PAGE) if (isClean(a)) clean++;
+      const runs = this.scanRuns(fd, start, end, false);
+      for (let i = 0; i < runs.length; i += 2) for (let a = runs[i]; a < runs[i + 1]; a += PAGE) if (isClean(a)) rewritten++;
+    }
+    return { clean, rewritten };
+  }
+
   /** Read-and-reset of [start, end) as scan's, the table left alone: the written pages as [start, end) runs (scratch). */
   resetRuns(fd: number, start: number, end: number): number[] {
     return this.scanRuns(fd, start, end, true);

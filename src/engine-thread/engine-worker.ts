@@ -169,7 +169,7 @@ function loop(engine: Engine, stores: BackingStore[], checksums: ChecksumQueue,
   const warming = new FrameWarming(stores, checksums.shared.warm, warmFrames(process.env[WARM_FRAMES_ENV]) && !evictor);
   const stats = () => {
     const s = engine.stats(exeOf);
-    return { ...s, nodes: warming.report(s.nodes), snapshot_capture: start.capture, engine_nice_changes: background.changes, ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled, skipped: slices.skipped } } : {}) };
+    return { ...s, nodes: warming.report(s.nodes), snapshot_capture: start.capture, engine_nice_changes: background.changes, ...(slices ? { precopy_slices: { slices: slices.count, stopped_ms: slices.stopMs, stalled: slices.stalled, skipped: slices.skipped, outrun: slices.outrun } } : {}) };
   };
   let fds = Buffer.alloc(POLLFD_SIZE);
   let order: Mm[] = [];

@@ -60,6 +60,8 @@ export class StopSlices {
   stalled = 0;
   /** Prepares that took no slice: their last pass found nearly all it copied written again (precopy.ts SATURATED). */
   skipped = 0;
+  /** Prepares whose first pass the program outran (precopy-probe.ts). */
+  outrun = 0;
   /** Waiting for a slice or between two: the engine loop may block in poll (1 ms at a time). */
   waiting = false;
 

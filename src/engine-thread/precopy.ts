@@ -11,7 +11,8 @@
 // written set shrinks (at most PASSES; it stops when what a pass found is at most SMALL,
 // or not below SHRINK of what the pass before copied — a program rewriting all its
 // memory faster than it is copied gains nothing from another pass; that is looked at
-// with a read-only scan first, so such a pass protects nothing again).
+// with a read-only scan first, so such a pass protects nothing again; under =auto a first
+// pass that the program outruns stops early: precopy-probe.ts).
 //
 // Freeze (freezeAsync, every thread stopped by the tracer): a last read-and-reset, and
 // every DIRTY page is copied now, in the pause; then what the freeze does in either mode
@@ -43,6 +44,7 @@ import { newPart, SnapshotRun, type CopyTarget, type MmPart, type SnapshotReques
 import { adoptUntracked, freezable } from './snapshot-prepare.js';
 import { readerOf } from './snapshot-freeze.js';
 import { applyCarried } from './held-staging.js';
+import { RewriteProbe } from './precopy-probe.js';
 import type { DirtyScanner } from './dirty-scan.js';
 import type { FrozenPageCopier } from './snapshot-copy.js';
 import type { Engine, Mm } from './engine.js';
@@ -137,7 +139,9 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
     const pid = livePid(mm);
     if (pid !== undefined) yield* scanner.scanProcess(mm, pid, SCAN_STEP, true);
   }
-  let [before, saturated] = [Number.POSITIVE_INFINITY, false];
+  let [before, saturated, outrun] = [Number.POSITIVE_INFINITY, false, ''];
+  // The pause copies what a pass leaves unless slices hold it by a fork: only then may a pass stop early.
+  const probing = held === 'auto' && slicer !== undefined && slicer.pausePages > 0;
   for (let pass = 0; pass < PASSES; pass++) {
     // After the first pass, what was written is looked at before it is reset: a pass that
     // would not shrink the set stops here, and the program is not made to take a
@@ -166,16 +170,23 @@ export function* precopySteps(engine: Engine, copier: FrozenPageCopier, scanner:
       if (pid === undefined || !engine.mms.has(mm.uffd)) continue;
       const part = state.partOf(mm, pid);
       part.reader = pid;
-      copied += yield* copyDirty(copier, state, mm, part, true, () => engine.mms.has(mm.uffd));
+      // A first pass the program outruns stops there, where a fork will hold what it leaves (precopy-probe.ts).
+      const probe = pass === 0 && probing ? new RewriteProbe(scanner, mm, pid) : undefined;
+      copied += yield* copyDirty(copier, state, mm, part, true, () => engine.mms.has(mm.uffd) && !probe?.outrun());
+      if (probe?.seen) {
+        [outrun, saturated] = [`; first pass outrun after ${copied} pages (${probe.seen})`, true];
+        slicer!.outrun++;
+      }
+      if (outrun) break;
     }
-    if (pass > 0 && written <= SMALL) break;
+    if (outrun || (pass > 0 && written <= SMALL)) break;
     before = copied;
   }
   const skips = slicer?.skipped ?? 0;
   const sliced = (slicer ? yield* slices(engine, copier, scanner, state, slicer, mmsOf, held === 'auto', saturated) : '') +
     (ahead.length > 0 ? `; held by a fork without passes: ${ahead.join(' ')}` : '');
   if (slicer && ahead.length > 0 && slicer.skipped === skips) slicer.skipped++; // one count a prepare
-  if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${sliced}\n`);
+  if (DEBUG) fs.writeSync(2, `numactlx-engine: pre-copy ${(performance.now() - t0).toFixed(1)} ms, written per pass ${state.passes.join(' ')}${outrun}${sliced}\n`);
 }
 
 /**

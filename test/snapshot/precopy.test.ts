@@ -185,6 +185,10 @@ describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (N
     const { stalled, skipped, slices } = s.precopy_slices!;
     expect({ unconverged: stalled + skipped >= 1, skippedSome: skipped >= 1, stalls }).toEqual({ unconverged: true, skippedSome: true, stalls });
     expect(slices).toBeLessThan(100 * ids.length);
+    // auto: a first pass the writer outruns stops early (precopy-probe.ts), at least the first
+    // prepare's (later ones are held without passes, then measure again); precopy: never cut.
+    if (capture === 'auto') expect(s.precopy_slices!.outrun).toBeGreaterThanOrEqual(1);
+    else expect(s.precopy_slices!.outrun).toBe(0);
     // auto: the one process held by a fork in each freeze of a prepare that did not converge; precopy: none.
     expect({ forks: s.events.capture_forks ?? 0, fallbacks: s.events.capture_fallbacks ?? 0 })
       .toEqual({ forks: capture === 'auto' ? stalled + skipped : 0, fallbacks: 0 });
@@ -194,6 +198,27 @@ describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (N
     for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
   }, 180000);
 });
+
+// The other side of precopy-probe.ts: a writer that rewrites a small share of its region while a
+// pass copies it (paced: one page every 200 µs, 16,384 pages) must not be taken for one that
+// outruns the pass: passes converge, no pass is cut short and no fork holds a snapshot.
+test('NUMACTLX_SNAPSHOT_CAPTURE=auto: a paced writer\'s first pass is not cut short, and no fork holds its snapshots', async () => {
+  const bin = await compileFixture('fast_oracle');
+  const dir = tmpDir();
+  const backing = path.join(dir, 'node3.img');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async' };
+  const seed = testSeed('paced under auto');
+  const { session, killer, region, committed } = await startOracle([`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'], env, 110000);
+  const ids = await takeSnapshots(session.pid!, env, 3);
+  const s = await stats(session.pid!, env);
+  session.stdin!.end();
+  const r = await session;
+  clearTimeout(killer);
+  expect(r.exitCode).toBe(0);
+  expect(s.snapshot_capture).toBe('auto');
+  expect({ outrun: s.precopy_slices?.outrun, forks: s.events.capture_forks ?? 0 }).toEqual({ outrun: 0, forks: 0 });
+  for (const id of ids) checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed));
+}, 120000);
 
 // A snapshot held by a fork resets the program's written pages after its pause, and a page the
 // program wrote between the freeze and that reset is found by the copy-on-write the fork gave it
