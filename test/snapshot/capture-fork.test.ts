@@ -55,6 +55,9 @@ for line in sys.stdin:
                 m.madvise(off)
         threading.Thread(target=flip, daemon=True).start()
         print('toggling', flush=True)
+    elif cmd[0] == 'unmap':
+        m.close()
+        print('unmapped', flush=True)
     elif cmd[0] == 'dontneed':
         m.madvise(mmap.MADV_DONTNEED)
         print('dropped', flush=True)
@@ -236,6 +239,24 @@ test('the program exits while its snapshot is copied out of the fork: the snapsh
   expect(await wrongPages(s, r.id!, (p) => p + 1)).toEqual([]);
   const listed = JSON.parse(String((await numactlx(['snapshots', s.backing, '--json'])).stdout)) as Array<{ extra_pages: number }>;
   expect(listed[0].extra_pages).toBeGreaterThan(50);
+}, 120000);
+
+// The engine hears of the munmap before the commit reads the fork's pages outside the nodes:
+// which VMAs those are is the freeze's answer, not the ranges left then (the whole mapping was
+// read again as memory outside the nodes; above 256 MiB that failed the snapshot: stress-ng's end).
+test('the program unmaps its node mapping while its snapshot is copied out of the fork: the snapshot is whole, the mapping not counted outside the nodes', async () => {
+  const s = await start('plain');
+  const asked = snapshot(s);
+  const left = await copyStarted(s);
+  await s.ask('unmap', 'unmapped');
+  const r = await asked;
+  expect({ exit: r.exit, lost: r.lost, stderr: r.stderr }).toEqual({ exit: 0, lost: 0, stderr: '' });
+  process.stdout.write(`capture-fork unmap: ${left} pages were left to copy when the unmap was sent\n`);
+  await end(s);
+  expect(await wrongPages(s, r.id!, (p) => p + 1)).toEqual([]);
+  const listed = JSON.parse(String((await numactlx(['snapshots', s.backing, '--json'])).stdout)) as Array<{ extra_pages: number }>;
+  expect(listed[0].extra_pages).toBeGreaterThan(50);
+  expect(listed[0].extra_pages).toBeLessThan(PAGES / 2);
 }, 120000);
 
 test('a MADV_DONTFORK mapping: the prepare finds it, so that mm is pre-copied (no fork made, nothing copied in the pause), and each snapshot is whole', async () => {
