@@ -29,7 +29,7 @@ import { BackingError, BackingStore } from './store.js';
 import { catalogPointer, encodeRoot } from './catalog-root-codec.js';
 import { encodeRecordSteps, ENCODE_STEP_PAGES } from './catalog-record-codec.js';
 import { drain } from './steps.js';
-import { CatalogCorruption, chainFrames, corruptCatalog, readRecord, writeChain, type DamagedRecord } from './catalog-image.js';
+import { CatalogCorruption, chainFrames, corruptCatalog, readRecord, writeChain, writeChainSteps, type DamagedRecord } from './catalog-image.js';
 import {
   storeReader, tidySpares, UnknownSnapshotError, type Catalog, type CatalogEntry, type LoadedCatalog,
 } from './catalog.js';
@@ -141,11 +141,13 @@ export function* commitSnapshotSteps(store: BackingStore, loaded: LoadedCatalog,
   const frames = allocFrames(store, chainFrames(data.length));
   if (frames === undefined) throw noFrame(store);
   const entry: CatalogEntry = { id: record.id, frame: frames[0], length: data.length, crc: zlib.crc32(data), frames };
+  let written = false;
   try {
-    writeChain((f, bytes) => store.writeFrame(f, bytes), data, frames);
-  } catch (err) {
-    for (const f of frames) store.freeFrame(f);
-    throw err;
+    yield* writeChainSteps((f, bytes) => store.writeFrame(f, bytes), data, frames);
+    written = true;
+  } finally {
+    // A write that threw, or steps closed between frames: the record's frames are free again.
+    if (!written) for (const f of frames) store.freeFrame(f);
   }
   const records = [...catalog.records, entry].sort((a, b) => a.id - b.id);
   yield* publishSteps(store, loaded, { records, nextId: Math.max(catalog.nextId, record.id + 1) }, frames, durable);

@@ -5,6 +5,7 @@
 // (catalog-source.ts). The layout is drawn in catalog.ts.
 import zlib from 'node:zlib';
 import { BackingError } from './errors.js';
+import { drain } from './steps.js';
 import { FRAME_SIZE } from './format.js';
 import { CatalogFormatError } from './catalog-bytes.js';
 import { decodeRecord } from './catalog-record-codec.js';
@@ -27,11 +28,20 @@ export interface FrameReader {
 
 /** Writes `data` into the chain `frames` (chainFrames(data.length) of them), a frame at a time with `write`. */
 export function writeChain(write: (frame: number, bytes: Buffer) => void, data: Buffer, frames: readonly number[]): void {
+  drain(writeChainSteps(write, data, frames));
+}
+
+/** Frames of a chain written per step of writeChainSteps (into fresh page-cache pages: ≈ 0.1 ms a frame here). */
+const CHAIN_STEP_FRAMES = 16;
+
+/** writeChain in steps of CHAIN_STEP_FRAMES frames (a snapshot record of 78 frames took one engine step of 9–11 ms). */
+export function* writeChainSteps(write: (frame: number, bytes: Buffer) => void, data: Buffer, frames: readonly number[]): Generator<void, void> {
   if (frames.length !== chainFrames(data.length)) {
     throw new RangeError(`writeChain: ${frames.length} frames for ${data.length} bytes`);
   }
   const frame = Buffer.alloc(FRAME_SIZE);
   for (let i = 0; i < frames.length; i++) {
+    if (i > 0 && i % CHAIN_STEP_FRAMES === 0) yield;
     frame.writeUInt32LE(i + 1 < frames.length ? frames[i + 1] + 1 : 0, 0);
     const n = data.copy(frame, 4, i * CHAIN_PAYLOAD, (i + 1) * CHAIN_PAYLOAD);
     frame.fill(0, 4 + n);
