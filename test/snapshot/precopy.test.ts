@@ -199,25 +199,36 @@ describe.each(['auto', 'precopy'] as const)('a writer faster than slices copy (N
   }, 180000);
 });
 
-// The other side of precopy-probe.ts: a writer that rewrites a small share of its region while a
-// pass copies it (paced: one page every 200 µs, 16,384 pages) must not be taken for one that
-// outruns the pass: passes converge, no pass is cut short and no fork holds a snapshot.
-test('NUMACTLX_SNAPSHOT_CAPTURE=auto: a paced writer\'s first pass is not cut short, and no fork holds its snapshots', async () => {
+/**
+ * fast_oracle paced at 200 µs a write (a sweep of its 16,384 pages takes 3.3 s) under `capture`
+ * ('' for the default), `count` snapshots back to back: the session's stats once they are
+ * taken, and each snapshot's cut, checked (the program ended cleanly first).
+ */
+async function pacedSnapshots(capture: string, count: number, seedLabel: string): Promise<{ s: SessionStats; cuts: number[]; backing: string }> {
   const bin = await compileFixture('fast_oracle');
   const dir = tmpDir();
   const backing = path.join(dir, 'node3.img');
-  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async' };
-  const seed = testSeed('paced under auto');
+  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', ...(capture ? { NUMACTLX_SNAPSHOT_CAPTURE: capture } : {}) };
+  const seed = testSeed(seedLabel);
   const { session, killer, region, committed } = await startOracle([`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'], env, 110000);
-  const ids = await takeSnapshots(session.pid!, env, 3);
+  const ids = await takeSnapshots(session.pid!, env, count);
   const s = await stats(session.pid!, env);
   session.stdin!.end();
   const r = await session;
   clearTimeout(killer);
   expect(r.exitCode).toBe(0);
+  const cuts: number[] = [];
+  for (const id of ids) cuts.push(checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed)));
+  return { s, cuts, backing };
+}
+
+// The other side of precopy-probe.ts: a writer that rewrites a small share of its region while a
+// pass copies it (paced: one page every 200 µs, 16,384 pages) must not be taken for one that
+// outruns the pass: passes converge, no pass is cut short and no fork holds a snapshot.
+test('NUMACTLX_SNAPSHOT_CAPTURE=auto: a paced writer\'s first pass is not cut short, and no fork holds its snapshots', async () => {
+  const { s } = await pacedSnapshots('', 3, 'paced under auto');
   expect(s.snapshot_capture).toBe('auto');
   expect({ outrun: s.precopy_slices?.outrun, forks: s.events.capture_forks ?? 0 }).toEqual({ outrun: 0, forks: 0 });
-  for (const id of ids) checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed));
 }, 120000);
 
 // A snapshot held by a fork resets the program's written pages after its pause, and a page the
@@ -226,22 +237,9 @@ test('NUMACTLX_SNAPSHOT_CAPTURE=auto: a paced writer\'s first pass is not cut sh
 // its region takes 3.3 s) writes each page once in that window and not again before the next
 // snapshots; snapshots back to back, each checked against its cut.
 test('NUMACTLX_SNAPSHOT_CAPTURE=fork: what the program writes right after a freeze is in the next snapshot', async () => {
-  const bin = await compileFixture('fast_oracle');
-  const dir = tmpDir();
-  const backing = path.join(dir, 'node3.img');
-  const env = { NUMACTLX_RUNTIME_DIR: tmpDir(), NUMACTLX_DIRTY_TRACKING: 'async', NUMACTLX_SNAPSHOT_CAPTURE: 'fork' };
-  const seed = testSeed('held then carried');
-  const { session, killer, region, committed } = await startOracle([`--remap=3,${backing},size=512m`, '--membind=3', '--', bin, String(PAGES), String(seed), '200000'], env, 110000);
-  const ids = await takeSnapshots(session.pid!, env, 5);
-  const s = await stats(session.pid!, env);
-  session.stdin!.end();
-  const r = await session;
-  clearTimeout(killer);
-  expect(r.exitCode).toBe(0);
-  expect(s.events.capture_forks).toBe(ids.length);
+  const { s, cuts, backing } = await pacedSnapshots('fork', 5, 'held then carried');
+  expect(s.events.capture_forks).toBe(cuts.length);
   expect((await numactlx(['verify', backing])).exitCode).toBe(0);
-  const cuts: number[] = [];
-  for (const id of ids) cuts.push(checkCut(await RawSnapshot.export(backing, id, dir), seed, Number(region), Number(committed)));
   process.stdout.write(`held snapshots of a paced writer: cuts ${cuts.join(' ')}\n`);
   for (let i = 1; i < cuts.length; i++) expect(cuts[i]).toBeGreaterThan(cuts[i - 1]);
 }, 120000);
