@@ -52,8 +52,10 @@ export function openStoreMedium<T>(target: BackingTarget, format: FormatRequest 
   let formattedEmpty = false;
   let damage: string | undefined;
   let formattedDevice = false;
+  let locked = false;
   try {
     lockOrExplain(path, fd, header);
+    locked = true;
     const stat = fs.fstatSync(fd);
     if (target.kind === 'dax' ? !stat.isCharacterDevice() : !stat.isFile()) {
       throw new BackingError(path, 'unsupported', `${path} changed type while it was being opened`);
@@ -101,10 +103,13 @@ export function openStoreMedium<T>(target: BackingTarget, format: FormatRequest 
     // Undo what this call did, each step on its own: remove the file it created (an
     // ENOSPC must not leave a half-made file), empty again the file it formatted, zero
     // again the superblocks a format wrote on a device (it held no data numactlx keeps).
+    // Only under the lock: a file this call created but another session locked first (it
+    // opened the path between the O_EXCL create and the flock) is that session's backing
+    // now — removing it ended that session with "deleted during the session" (backings.test.ts).
     const undo = [
       (): void => (formattedDevice ? header.write(0n, Buffer.alloc(2 * SLOT_SIZE)) : undefined),
       (): void => header.close(),
-      (): void => (created ? removeCreated(path, fd) : formattedEmpty ? ftruncate(fd, 0n) : undefined),
+      (): void => (!locked ? undefined : created ? removeCreated(path, fd) : formattedEmpty ? ftruncate(fd, 0n) : undefined),
       (): void => close(fd),
     ];
     for (const step of undo) {

@@ -70,6 +70,33 @@ test('two sessions creating one backing at once: one runs, the other is told the
   }
 }, 120_000);
 
+// The other order of that race, made certain: the session that created the file (O_EXCL)
+// is not the one that locks it first. strace delays the creator's flock(2); meanwhile
+// another process (flock(1) here, as a second session would) takes the lock. The creator
+// then gives up with "in use" — and must leave the file to the holder: it used to remove
+// the file it had created, and the session holding it ended at exit with "deleted during
+// the session", status 135 (seen once in CI's run of the test above).
+test('a session that created a backing but lost its lock leaves the file to the session that holds it', async () => {
+  const { NUMACTLX } = await import('../helpers/numactlx.js');
+  const { waitFor } = await import('../helpers/proc.js');
+  expect({ strace: (await execa('strace', ['-V'], { reject: false })).exitCode }).toEqual({ strace: 0 }); // apt: strace
+  const backing = path.join(tmpDir(), 'shared.img');
+  const creator = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=flock', '-e', 'inject=flock:delay_enter=3000000',
+    NUMACTLX, `--remap=3,${backing},size=64m`, '--membind=3', '--', 'true'], { reject: false, env: { NUMACTLX_RUNTIME_DIR: tmpDir() } });
+  await waitFor('the creator to create the file', () => fs.existsSync(backing), 20_000, 2);
+  const holder = execa('flock', ['--nonblock', backing, '-c', 'echo locked; read x'], { reject: false, stdin: 'pipe', buffer: false });
+  let said = '';
+  holder.stdout!.on('data', (d: Buffer) => { said += d.toString(); });
+  await waitFor('the other process to hold the lock', () => said.includes('locked\n') || holder.exitCode !== null, 10_000, 2);
+  expect({ said }).toEqual({ said: 'locked\n' }); // the lock was taken before the creator's delayed flock
+  const lost = await creator;
+  const stillThere = fs.existsSync(backing);
+  holder.stdin!.end();
+  await holder;
+  expect({ exit: lost.exitCode, stderr: String(lost.stderr) }).toEqual({ exit: 1, stderr: expect.stringMatching(/^numactlx: .*shared\.img is in use/) });
+  expect({ stillThere }).toEqual({ stillThere: true });
+}, 60_000);
+
 // Reliability issue, item 7: numactlx's memory grew with the node's size, not its use
 // (a Uint32Array per frame: `true` on a 4 TiB node took 4.3 GB and 20 s). The per-frame
 // tables are sparse now: a 15 TiB node (a sparse file) costs what a small one does.
