@@ -107,6 +107,7 @@ export class DirtyScanner {
     const total = spans.reduce((n, [s, e]) => n + e - s, 0);
     let [clean, rewritten] = [0, 0];
     const table = mm.table;
+    const isClean = (a: number): boolean => table.get(a) > 0 && (table.flagsOf(a) & DIRTY) === 0;
     for (let w = 0, span = 0, before = 0; w < windows && total > 0; w++) {
       const at = Math.floor((total * (w + 0.5)) / windows / PAGE) * PAGE; // offset into the spans, laid end to end
       while (before + spans[span][1] - spans[span][0] <= at) {
@@ -115,7 +116,6 @@ export class DirtyScanner {
       }
       const start = spans[span][0] + at - before;
       const end = Math.min(spans[span][1], start + bytes);
-      const isClean = (a: number): boolean => table.get(a) > 0 && (table.flagsOf(a) & DIRTY) === 0;
       for (let a = start; a < end; a += PAGE) if (isClean(a)) clean++;
       const runs = this.scanRuns(fd, start, end, false);
       for (let i = 0; i < runs.length; i += 2) for (let a = runs[i]; a < runs[i + 1]; a += PAGE) if (isClean(a)) rewritten++;

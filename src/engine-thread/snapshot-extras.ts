@@ -71,9 +71,8 @@ export class ExtraPages {
   private stagingAddr = 0;
   private used = 0;
   private staged: Staged[] = [];
-  /** The parts whose private extra pages a capture fork holds, to be read from it; their VMAs no trapped range
-   * covered at the freeze (a munmap heard of before the commit leaves mm.ranges, not the fork: stress-ng's 1 GiB
-   * read as memory outside the nodes failed its snapshots at its end). */
+  /** The parts whose private extra pages a capture fork holds, to be read from it, with their untrapped VMAs of the freeze
+   * (a munmap heard of before the commit leaves mm.ranges, not the fork: stress-ng's 1 GiB failed its last snapshot). */
   private held: Array<{ mm: Mm; part: MmPart; untrapped: Set<number> }> = [];
   private readonly pagemapBuf = Buffer.alloc(PAGEMAP_RUN * 8);
 
@@ -111,8 +110,9 @@ export class ExtraPages {
     for (const [mm, part] of run.parts) {
       const f0 = performance.now();
       const later = held(mm);
-      if (later) this.held.push({ mm, part, untrapped: new Set(vmasOf(part.maps).filter((v) => mm.ranges.slice(v.start, v.end).length === 0).map((v) => v.start)) });
-      const addrs = this.find(mm, part, later ? 'pause' : 'all');
+      const untrapped = new Set(vmasOf(part.maps).filter((v) => mm.ranges.slice(v.start, v.end).length === 0).map((v) => v.start));
+      if (later) this.held.push({ mm, part, untrapped });
+      const addrs = this.find(mm, part, later ? 'pause' : 'all', untrapped);
       findMs += performance.now() - f0;
       if (!this.stage(run, part, addrs)) break;
     }
@@ -217,8 +217,8 @@ export class ExtraPages {
     }
   }
 
-  /** The extra pages of one part, ascending (pagemap read while the program is stopped, or of its fork: `untrapped` as of the freeze). */
-  private find(mm: Mm, part: MmPart, which: Which, untrapped?: Set<number>): number[] {
+  /** The extra pages of one part, ascending (pagemap read while the program is stopped, or of its fork), `untrapped` its VMAs no trapped range covered at the freeze. */
+  private find(mm: Mm, part: MmPart, which: Which, untrapped: Set<number>): number[] {
     const out: number[] = [];
     let fd: number;
     try {
@@ -233,7 +233,7 @@ export class ExtraPages {
         // A trapped VMA: only its pages placed in ordinary memory. (Never a page the
         // table does not hold: reading a missing page of a trapped range would fault on
         // a userfaultfd that only this thread serves.)
-        if (untrapped ? !untrapped.has(v.start) : mm.ranges.slice(v.start, v.end).length > 0) {
+        if (!untrapped.has(v.start)) {
           if (which !== 'private') this.placedReal(mm, fd, v, out);
         } else if (which === 'all' || (which === 'pause') === (kind === 'present')) {
           this.scan(fd, v.start, v.end, kind, out);
